@@ -1,0 +1,62 @@
+/**
+ * The `*.prune.json` config as the engine sees it after validation against
+ * schemas/prune-config.schema.json. Paths here are already resolved to absolute paths.
+ */
+export type MethodName = 'l1' | 'goprune' | 'ssr' | 'dsp' | 'ispasp' | 'ocspruner';
+export const METHOD_NAMES: readonly MethodName[] = ['l1', 'goprune', 'ssr', 'dsp', 'ispasp', 'ocspruner'];
+
+export type Target =
+  | { flopsReduction: number }
+  | { paramsReduction: number }
+  | { channelRatio: number }
+  | { normThreshold: number };
+
+export type BackendName = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+
+export interface TrainConfig {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  momentum: number;
+  weightDecay: number;
+  optimizer: 'sgd' | 'adam';
+  schedule: 'constant' | 'step' | 'cosine';
+  /** For the step schedule: multiply the rate by `gamma` every `stepEpochs` epochs. */
+  stepEpochs?: number;
+  gamma?: number;
+  /** Cap on batches per epoch, for quick runs. */
+  maxStepsPerEpoch?: number;
+}
+
+export type DataConfig =
+  | { format: 'npy'; x: string; y: string; validationSplit?: number; seed?: number; xVal?: string; yVal?: string }
+  | { format: 'imagefolder'; path: string; validationSplit?: number; seed?: number; validationPath?: string }
+  | { format: 'builtin'; name: 'mnist' | 'fashion-mnist'; trainLimit?: number; testLimit?: number; seed?: number }
+  | { format: 'synthetic'; task?: 'classification'; samples: number; classes: number; validationSplit?: number; seed?: number; noise?: number };
+
+export interface PruneConfig {
+  /** Absolute path of the config file itself. */
+  configPath: string;
+  model: string;
+  method: MethodName;
+  target: Target;
+  output: string;
+  /** `global` ranks all groups together; `layer` removes the same fraction from every group. */
+  scope: 'global' | 'layer';
+  /** Layer names never pruned (their output channels are kept). */
+  exclude: string[];
+  data?: DataConfig;
+  train?: TrainConfig;
+  finetune?: TrainConfig;
+  backend: BackendName;
+  seed: number;
+  /** Method-specific sections, validated by the schema; each method reads its own. */
+  goprune?: Record<string, unknown>;
+  ssr?: Record<string, unknown>;
+  dsp?: Record<string, unknown>;
+  ispasp?: Record<string, unknown>;
+  ocspruner?: Record<string, unknown>;
+  l1?: Record<string, unknown>;
+  /** Latency measurement: repeated runs whose median is reported. */
+  latency: { runs: number; batchSize: number };
+}

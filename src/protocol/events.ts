@@ -1,0 +1,199 @@
+/**
+ * The typed stream a pruning session emits. The CLI's `--json` prints exactly these objects,
+ * one per line; the engine process sends them to the extension host, which forwards
+ * summaries to the webview. This module imports nothing so all three sides can share it.
+ */
+
+export type Phase = 'load' | 'evaluate' | 'train' | 'prune' | 'finetune' | 'save' | 'report';
+
+export interface CostSummary {
+  params: number;
+  /** Forward FLOPs for one sample; a multiply-add counts as 2. */
+  flops: number;
+}
+
+export interface LatencySummary {
+  /** Median milliseconds per forward pass of one batch. */
+  medianMs: number;
+  batchSize: number;
+  runs: number;
+  backend: string;
+}
+
+export interface ModelSummary extends CostSummary {
+  name: string;
+  layers: number;
+  prunableGroups: number;
+  prunableChannels: number;
+  inputShape: (number | null)[];
+  outputShape: (number | null)[];
+}
+
+/** Statistics of one layer that owns output channels (conv, dense, depthwise, separable). */
+export interface LayerStat {
+  name: string;
+  type: string;
+  status: 'prunable' | 'coupled' | 'blocked';
+  group?: number;
+  reason?: string;
+  /** Output channels in the dense model, and how many are kept (or would be, for live stats). */
+  channels: number;
+  kept: number;
+  /** Fraction of zero weights in the layer's kernel. */
+  sparsity: number;
+  params: number;
+  flops: number;
+  /** Histogram of per-channel group L2 norms: `counts[i]` norms fall in [edges[i], edges[i+1]). */
+  normHistogram?: { edges: number[]; counts: number[] };
+  zeroGroups?: number;
+}
+
+export interface StartEvent {
+  type: 'start';
+  sessionId: string;
+  method: string;
+  configPath?: string;
+  backend: string;
+  model: ModelSummary;
+  target: Record<string, number>;
+  dryRun?: boolean;
+}
+
+export interface PhaseEvent {
+  type: 'phase';
+  phase: Phase;
+  message?: string;
+}
+
+export interface LayersEvent {
+  type: 'layers';
+  phase: Phase;
+  /** Epoch or iteration these statistics were taken at (monotonic within a phase). */
+  step: number;
+  layers: LayerStat[];
+  totals: CostSummary & { keptChannels: number; prunableChannels: number; zeroGroups: number };
+}
+
+export interface StepEvent {
+  type: 'step';
+  phase: Phase;
+  epoch: number;
+  step: number;
+  stepsPerEpoch: number;
+  loss: number;
+  learningRate: number;
+  /** Estimated milliseconds until the phase ends. */
+  etaMs: number;
+  /** Overall progress of the session in [0, 1]. */
+  progress: number;
+}
+
+export interface EpochEvent {
+  type: 'epoch';
+  phase: Phase;
+  epoch: number;
+  epochs: number;
+  loss: number;
+  accuracy?: number;
+  valLoss?: number;
+  valAccuracy?: number;
+  /** Model FLOPs at the end of the epoch (changes while a method prunes inside training). */
+  flops?: number;
+  etaMs: number;
+  progress: number;
+}
+
+/** A method's own signal (stability score, residual norm, group assignments, ...). */
+export interface MethodSignalEvent {
+  type: 'signal';
+  method: string;
+  name: string;
+  step: number;
+  value: number;
+  /** Optional structured payload (e.g. per-group kept channels). */
+  detail?: Record<string, unknown>;
+}
+
+export interface WarningEvent {
+  type: 'warning';
+  message: string;
+}
+
+export interface LogEvent {
+  type: 'log';
+  level: 'debug' | 'info' | 'warn';
+  message: string;
+}
+
+export interface DoneEvent {
+  type: 'done';
+  sessionId: string;
+  method: string;
+  /** Path of the pruned model.json (absent for dry runs). */
+  output?: string;
+  report?: string;
+  before: CostSummary;
+  after: CostSummary;
+  accuracy?: { before: number; after: number };
+  latency?: { before: LatencySummary; after: LatencySummary; speedup: number };
+  /** Bytes of weight shards before and after. */
+  size?: { before: number; after: number };
+  channelsRemoved: number;
+  physicallyRemoved: boolean;
+  backend: string;
+  wallTimeMs: number;
+  dryRun?: boolean;
+}
+
+export interface ErrorEvent {
+  type: 'error';
+  message: string;
+  file?: string;
+  field?: string;
+  cancelled?: boolean;
+}
+
+export type EngineEvent =
+  | StartEvent
+  | PhaseEvent
+  | LayersEvent
+  | StepEvent
+  | EpochEvent
+  | MethodSignalEvent
+  | WarningEvent
+  | LogEvent
+  | DoneEvent
+  | ErrorEvent;
+
+export type EngineEventType = EngineEvent['type'];
+
+const EVENT_TYPES: ReadonlySet<string> = new Set<EngineEventType>([
+  'start', 'phase', 'layers', 'step', 'epoch', 'signal', 'warning', 'log', 'done', 'error',
+]);
+
+export function isEngineEvent(value: unknown): value is EngineEvent {
+  return typeof value === 'object' && value !== null && EVENT_TYPES.has((value as { type?: unknown }).type as string);
+}
+
+export function isTerminalEvent(event: EngineEvent): event is DoneEvent | ErrorEvent {
+  return event.type === 'done' || event.type === 'error';
+}
+
+/** Messages the parent (extension host or CLI) sends to an engine process. */
+export interface RunRequest {
+  type: 'run';
+  configPath: string;
+  /** Overrides applied on top of the config file (method variant, output folder, dry run). */
+  overrides?: { method?: string; output?: string; dryRun?: boolean; backend?: string };
+}
+
+export interface CancelRequest {
+  type: 'cancel';
+}
+
+export type EngineRequest = RunRequest | CancelRequest;
+
+export function isEngineRequest(value: unknown): value is EngineRequest {
+  const t = (value as { type?: unknown } | null)?.type;
+  return typeof value === 'object' && value !== null && (t === 'run' || t === 'cancel');
+}
