@@ -187,13 +187,19 @@ export interface RunRequest {
   overrides?: { method?: string; output?: string; dryRun?: boolean; backend?: string };
 }
 
+/** Analyse a model without training: emits `start`, one `layers` event and a dry-run `done`. */
+export interface AnalyzeRequest {
+  type: 'analyze';
+  modelPath: string;
+}
+
 export interface CancelRequest {
   type: 'cancel';
 }
 
-export type EngineRequest = RunRequest | CancelRequest;
+export type EngineRequest = RunRequest | AnalyzeRequest | CancelRequest;
 
 export function isEngineRequest(value: unknown): value is EngineRequest {
   const t = (value as { type?: unknown } | null)?.type;
-  return typeof value === 'object' && value !== null && (t === 'run' || t === 'cancel');
+  return typeof value === 'object' && value !== null && (t === 'run' || t === 'analyze' || t === 'cancel');
 }
