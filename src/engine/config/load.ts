@@ -1,0 +1,244 @@
+import { readFileSync, existsSync, statSync } from 'node:fs';
+import { dirname, resolve, basename } from 'node:path';
+import Ajv, { type ErrorObject } from 'ajv';
+import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import schema from '../../../schemas/prune-config.schema.json';
+import { UserError } from '../errors.js';
+import type { DataConfig, MethodName, PruneConfig, Target, TrainConfig, BackendName } from './types.js';
+import { METHOD_NAMES } from './types.js';
+
+/** What a config file may override when a session is started (method variants, dry runs). */
+export interface ConfigOverrides {
+  method?: string;
+  output?: string;
+  backend?: string;
+  dryRun?: boolean;
+}
+
+export interface ConfigProblem {
+  message: string;
+  /** JSON path of the offending value, e.g. ['target', 'flopsReduction']. Empty for the whole file. */
+  path: (string | number)[];
+  severity: 'error' | 'warning';
+}
+
+export const DEFAULT_TRAIN: TrainConfig = {
+  epochs: 1,
+  batchSize: 64,
+  learningRate: 0.01,
+  momentum: 0.9,
+  weightDecay: 0.0005,
+  optimizer: 'sgd',
+  schedule: 'cosine',
+  stepEpochs: 1,
+  gamma: 0.1,
+};
+
+const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
+const validateSchema = ajv.compile(schema);
+
+/** Validates config text against the schema. Used by the engine and by the editor's diagnostics. */
+export function validateConfigText(text: string): { value?: unknown; problems: ConfigProblem[] } {
+  const parseErrors: ParseError[] = [];
+  const value = parseJsonc(text, parseErrors, { allowTrailingComma: false, disallowComments: false });
+  if (parseErrors.length > 0) {
+    const first = parseErrors[0];
+    const { line, column } = lineAndColumn(text, first.offset);
+    return { problems: [{ message: `invalid JSON at line ${line}, column ${column}: ${printParseErrorCode(first.error)}`, path: [], severity: 'error' }] };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { problems: [{ message: 'a pruning config must be a JSON object with "model", "method", "target" and "output"', path: [], severity: 'error' }] };
+  }
+  if (validateSchema(value)) return { value, problems: [] };
+  return { value, problems: describeSchemaErrors(validateSchema.errors ?? [], value) };
+}
+
+function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset).split('\n');
+  return { line: before.length, column: before[before.length - 1].length + 1 };
+}
+
+function pathOf(error: ErrorObject): (string | number)[] {
+  return error.instancePath
+    .split('/')
+    .slice(1)
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((part) => (/^\d+$/.test(part) ? Number(part) : part));
+}
+
+const TARGET_KINDS = ['flopsReduction', 'paramsReduction', 'channelRatio', 'normThreshold'];
+
+/** Turns ajv's errors into one actionable message per offending field. */
+function describeSchemaErrors(errors: ErrorObject[], value: unknown): ConfigProblem[] {
+  const problems = new Map<string, ConfigProblem>();
+  const add = (path: (string | number)[], message: string) => {
+    const key = path.join('.');
+    if (!problems.has(key)) problems.set(key, { message, path, severity: 'error' });
+  };
+  const root = value as Record<string, unknown>;
+  for (const error of errors) {
+    const path = pathOf(error);
+    const field = path.join('.');
+    if (path[0] === 'target' && path.length <= 2) {
+      const target = root.target;
+      const kinds = target && typeof target === 'object' ? Object.keys(target) : [];
+      const known = kinds.filter((k) => TARGET_KINDS.includes(k));
+      if (known.length === 1 && kinds.length === 1) {
+        const kind = known[0];
+        const amount = (target as Record<string, unknown>)[kind];
+        const range = kind === 'normThreshold' ? 'a number ≥ 0' : 'a fraction between 0 and 1 (exclusive), e.g. 0.5';
+        add(['target', kind], `target.${kind} is ${JSON.stringify(amount)}; it must be ${range}`);
+      } else {
+        add(['target'], `target must have exactly one of ${TARGET_KINDS.join(', ')}, e.g. {"flopsReduction": 0.5}`);
+      }
+      continue;
+    }
+    if (path[0] === 'data' && path.length <= 1 && (error.keyword === 'oneOf' || error.keyword === 'required' || error.keyword === 'additionalProperties' || error.keyword === 'const')) {
+      const format = (root.data as Record<string, unknown> | undefined)?.format;
+      const formats = ['npy', 'imagefolder', 'builtin', 'synthetic'];
+      if (!formats.includes(format as string)) add(['data', 'format'], `data.format must be one of ${formats.join(', ')}`);
+      continue;
+    }
+    switch (error.keyword) {
+      case 'required':
+        add(path, `${field ? field + ': ' : ''}missing required field "${(error.params as { missingProperty: string }).missingProperty}"`);
+        break;
+      case 'additionalProperties': {
+        const extra = (error.params as { additionalProperty: string }).additionalProperty;
+        add([...path, extra], `unknown field "${field ? field + '.' : ''}${extra}"; remove it or check its spelling${suggestion(extra, error)}`);
+        break;
+      }
+      case 'enum':
+        add(path, `${field} must be one of ${((error.params as { allowedValues: unknown[] }).allowedValues).map((v) => JSON.stringify(v)).join(', ')}`);
+        break;
+      case 'type':
+        add(path, `${field} must be ${article((error.params as { type: string }).type)}`);
+        break;
+      case 'oneOf':
+      case 'if':
+        break;
+      default:
+        add(path, `${field || 'config'} ${error.message ?? 'is invalid'}`);
+    }
+  }
+  return [...problems.values()];
+}
+
+function article(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+function suggestion(name: string, error: ErrorObject): string {
+  const parentSchema = error.parentSchema as { properties?: Record<string, unknown> } | undefined;
+  const candidates = Object.keys(parentSchema?.properties ?? {});
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(name.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) { bestDistance = d; best = c; }
+  }
+  return best && bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean "${best}"?)` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length];
+}
+
+/** Reads, validates and resolves a `*.prune.json` file. Every failure is a UserError naming the file and field. */
+export function loadConfig(configPath: string, overrides: ConfigOverrides = {}): PruneConfig {
+  const file = resolve(configPath);
+  const shown = basename(file);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(code === 'ENOENT' ? 'config file not found' : `cannot read the config (${code ?? String(err)})`, { file });
+  }
+  const raw = parseConfig(text, file);
+  if (overrides.method !== undefined) raw.method = overrides.method;
+  if (overrides.backend !== undefined) raw.backend = overrides.backend;
+  if (overrides.output !== undefined) raw.output = overrides.output;
+  const { problems } = validateConfigText(JSON.stringify(raw));
+  if (problems.length > 0) {
+    const first = problems[0];
+    throw new UserError(first.message, { file, field: first.path.length ? first.path.join('.') : undefined, fix: fixFor(first) });
+  }
+  return resolveConfig(raw, file, shown);
+}
+
+function parseConfig(text: string, file: string): Record<string, unknown> {
+  const { value, problems } = validateConfigText(text);
+  if (value === undefined) throw new UserError(problems[0].message, { file });
+  return value as Record<string, unknown>;
+}
+
+function fixFor(problem: ConfigProblem): string | undefined {
+  if (problem.path[0] === 'method') return `Valid methods: ${METHOD_NAMES.join(', ')}`;
+  return undefined;
+}
+
+function resolveConfig(raw: Record<string, unknown>, file: string, shown: string): PruneConfig {
+  const base = dirname(file);
+  const at = (p: string) => resolve(base, p);
+  const model = at(raw.model as string);
+  if (!existsSync(model)) {
+    throw new UserError(`model file ${raw.model as string} does not exist (looked for ${model})`, { file, field: 'model', fix: 'Point "model" at a TF.js model.json, relative to this config' });
+  }
+  if (statSync(model).isDirectory()) {
+    throw new UserError(`"${raw.model as string}" is a folder`, { file, field: 'model', fix: 'Point "model" at the model.json file inside it' });
+  }
+  const output = at(raw.output as string);
+  if (resolve(output) === dirname(model)) {
+    throw new UserError('output is the model\'s own folder; PruneLens never overwrites the input model', { file, field: 'output', fix: 'Choose another folder, e.g. "pruned/"' });
+  }
+  const data = raw.data as DataConfig | undefined;
+  const seed = (raw.seed as number | undefined) ?? 1;
+  const hasData = data !== undefined;
+  const trainRaw = raw.train as Partial<TrainConfig> | undefined;
+  const finetuneRaw = raw.finetune as Partial<TrainConfig> | undefined;
+  const latency = raw.latency as { runs?: number; batchSize?: number } | undefined;
+  void shown;
+  return {
+    configPath: file,
+    model,
+    method: raw.method as MethodName,
+    target: raw.target as Target,
+    output,
+    scope: (raw.scope as 'global' | 'layer' | undefined) ?? 'global',
+    exclude: (raw.exclude as string[] | undefined) ?? [],
+    data: data ? resolveDataPaths(data, at) : undefined,
+    train: hasData ? { ...DEFAULT_TRAIN, ...trainRaw } : undefined,
+    finetune: hasData ? { ...DEFAULT_TRAIN, ...finetuneRaw } : undefined,
+    backend: (raw.backend as BackendName | undefined) ?? 'auto',
+    seed,
+    goprune: raw.goprune as Record<string, unknown> | undefined,
+    ssr: raw.ssr as Record<string, unknown> | undefined,
+    dsp: raw.dsp as Record<string, unknown> | undefined,
+    ispasp: raw.ispasp as Record<string, unknown> | undefined,
+    ocspruner: raw.ocspruner as Record<string, unknown> | undefined,
+    l1: raw.l1 as Record<string, unknown> | undefined,
+    latency: { runs: latency?.runs ?? 20, batchSize: latency?.batchSize ?? 1 },
+  };
+}
+
+function resolveDataPaths(data: DataConfig, at: (p: string) => string): DataConfig {
+  switch (data.format) {
+    case 'npy':
+      return { ...data, x: at(data.x), y: at(data.y), xVal: data.xVal ? at(data.xVal) : undefined, yVal: data.yVal ? at(data.yVal) : undefined };
+    case 'imagefolder':
+      return { ...data, path: at(data.path), validationPath: data.validationPath ? at(data.validationPath) : undefined };
+    default:
+      return data;
+  }
+}

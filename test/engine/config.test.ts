@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, validateConfigText } from '../../src/engine/config/index.js';
+import { UserError } from '../../src/engine/errors.js';
+
+function workspace(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'prunelens-config-'));
+  mkdirSync(join(dir, 'model'));
+  writeFileSync(join(dir, 'model', 'model.json'), '{}');
+  return dir;
+}
+
+function writeConfig(dir: string, config: unknown, name = 'run.prune.json'): string {
+  const path = join(dir, name);
+  writeFileSync(path, typeof config === 'string' ? config : JSON.stringify(config, null, 2));
+  return path;
+}
+
+const minimal = { model: 'model/model.json', method: 'l1', target: { flopsReduction: 0.5 }, output: 'pruned' };
+
+test('a minimal config resolves paths relative to the config file and applies defaults', () => {
+  const dir = workspace();
+  const config = loadConfig(writeConfig(dir, minimal));
+  assert.equal(config.model, join(dir, 'model', 'model.json'));
+  assert.equal(config.output, join(dir, 'pruned'));
+  assert.equal(config.scope, 'global');
+  assert.equal(config.backend, 'auto');
+  assert.deepEqual(config.target, { flopsReduction: 0.5 });
+  assert.equal(config.train, undefined, 'no training without data');
+});
+
+test('training sections get defaults when data is given', () => {
+  const dir = workspace();
+  const config = loadConfig(writeConfig(dir, { ...minimal, data: { format: 'synthetic', samples: 10, classes: 2 }, finetune: { epochs: 3 } }));
+  assert.equal(config.finetune?.epochs, 3);
+  assert.equal(config.finetune?.optimizer, 'sgd');
+  assert.equal(config.train?.epochs, 1);
+});
+
+function expectUserError(fn: () => unknown, ...fragments: string[]): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof UserError, `expected a UserError, got ${String(err)}`);
+    for (const f of fragments) assert.ok(err.message.includes(f), `"${err.message}" should mention "${f}"`);
+    assert.ok(!/\n\s+at /.test(err.message), 'no stack trace in the message');
+    return true;
+  });
+}
+
+test('bad configs give one line naming the file, the field and the fix', () => {
+  const dir = workspace();
+  expectUserError(() => loadConfig(writeConfig(dir, { ...minimal, method: 'magic' })), 'run.prune.json', 'method', 'goprune');
+  expectUserError(() => loadConfig(writeConfig(dir, { ...minimal, target: { flopsReduction: 1.5 } })), 'target.flopsReduction', '1.5', 'between 0 and 1');
+  expectUserError(() => loadConfig(writeConfig(dir, { ...minimal, target: { flopsReduction: 0.5, channelRatio: 0.2 } })), 'exactly one of');
+  expectUserError(() => loadConfig(writeConfig(dir, { ...minimal, outptu: 'x' })), 'outptu', 'did you mean "output"');
+  expectUserError(() => loadConfig(writeConfig(dir, { ...minimal, model: 'nope/model.json' })), 'model', 'does not exist');
+  expectUserError(() => loadConfig(writeConfig(dir, { ...minimal, output: 'model' })), 'output', 'never overwrites');
+  expectUserError(() => loadConfig(writeConfig(dir, '{ "model": ')), 'run.prune.json', 'invalid JSON at line 1');
+  expectUserError(() => loadConfig(join(dir, 'missing.prune.json')), 'missing.prune.json', 'not found');
+  expectUserError(() => loadConfig(writeConfig(dir, { ...minimal, data: { format: 'tfrecord' } })), 'data.format');
+  const { model: _model, ...noModel } = minimal;
+  void _model;
+  expectUserError(() => loadConfig(writeConfig(dir, noModel)), 'missing required field "model"');
+});
+
+test('overrides replace method and output (method variants)', () => {
+  const dir = workspace();
+  const config = loadConfig(writeConfig(dir, minimal), { method: 'goprune', output: join(dir, 'pruned-goprune') });
+  assert.equal(config.method, 'goprune');
+  assert.equal(config.output, join(dir, 'pruned-goprune'));
+});
+
+test('validateConfigText reports JSON paths for editor diagnostics', () => {
+  const { problems } = validateConfigText(JSON.stringify({ ...minimal, target: { paramsReduction: -1 }, scope: 'everywhere' }));
+  const paths = problems.map((p) => p.path.join('.')).sort();
+  assert.deepEqual(paths, ['scope', 'target.paramsReduction']);
+});
