@@ -1,0 +1,183 @@
+/**
+ * `prunelens` — the PruneLens engine on the command line.
+ *   prunelens analyze <model.json> [--json] [--exclude a,b]
+ *   prunelens prune <config.prune.json> [--json] [--method m] [--output dir] [--dry-run]
+ *   prunelens demo [--out dir] [--methods l1,goprune,...] [--quick]
+ */
+import { resolve } from 'node:path';
+import type { EngineEvent } from '../protocol/events.js';
+import { describeError } from '../engine/errors.js';
+import { formatCount, formatDuration, formatPercent, table } from './format.js';
+
+const USAGE = `Usage:
+  prunelens analyze <model.json> [--json] [--exclude layer1,layer2] [--backend auto|wasm|cpu|tensorflow]
+  prunelens prune <config.prune.json> [--json] [--method NAME] [--output DIR] [--dry-run]
+  prunelens demo [--out DIR] [--methods l1,goprune,...] [--quick]
+
+Options:
+  --json      machine-readable output (analyze: one JSON object; prune: one JSON event per line)
+  --help      show this help
+  --version   print the version`;
+
+interface ParsedArgs {
+  command?: string;
+  positional: string[];
+  flags: Map<string, string | true>;
+}
+
+function parseArgs(argv: string[]): ParsedArgs {
+  const flags = new Map<string, string | true>();
+  const positional: string[] = [];
+  const valued = new Set(['method', 'output', 'out', 'methods', 'exclude', 'backend']);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg.startsWith('--')) {
+      const [name, inline] = arg.slice(2).split('=', 2);
+      if (inline !== undefined) flags.set(name, inline);
+      else if (valued.has(name) && i + 1 < argv.length) flags.set(name, argv[++i]);
+      else flags.set(name, true);
+    } else positional.push(arg);
+  }
+  return { command: positional.shift(), positional, flags };
+}
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  const json = args.flags.has('json');
+  if (args.flags.has('version')) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    console.log(require('../../package.json').version);
+    return 0;
+  }
+  if (args.flags.has('help') || !args.command) {
+    console.log(USAGE);
+    return args.command || args.flags.has('help') ? 0 : 2;
+  }
+  try {
+    switch (args.command) {
+      case 'analyze':
+        return await analyzeCommand(args, json);
+      case 'prune':
+        return await pruneCommand(args, json);
+      case 'demo': {
+        const { runDemo } = await import('../engine/demo/demo.js');
+        const methods = typeof args.flags.get('methods') === 'string' ? String(args.flags.get('methods')).split(',') : undefined;
+        const out = typeof args.flags.get('out') === 'string' ? String(args.flags.get('out')) : undefined;
+        const result = await runDemo({ outDir: out, methods, quick: args.flags.has('quick'), log: (line) => console.log(line) });
+        return result.failures > 0 ? 1 : 0;
+      }
+      default:
+        throw new UsageError(`unknown command "${args.command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`prunelens: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    const message = describeError(err);
+    if (json) console.log(JSON.stringify({ type: 'error', message }));
+    else console.error(`prunelens: ${message}`);
+    return 1;
+  }
+}
+
+async function analyzeCommand(args: ParsedArgs, json: boolean): Promise<number> {
+  const modelPath = args.positional[0];
+  if (!modelPath) throw new UsageError('analyze needs the path of a model.json');
+  const { analyzeModelFile } = await import('../engine/session/analyze.js');
+  const exclude = typeof args.flags.get('exclude') === 'string' ? String(args.flags.get('exclude')).split(',') : [];
+  const backend = (args.flags.get('backend') as 'auto' | 'wasm' | 'cpu' | 'tensorflow' | undefined) ?? 'cpu';
+  const result = await analyzeModelFile(resolve(modelPath), backend, exclude);
+  if (json) {
+    const { graph: _graph, ...plain } = result;
+    void _graph;
+    console.log(JSON.stringify(plain));
+    return 0;
+  }
+  const rows = result.layers.map((l) => [l.name, l.type, formatCount(l.params), formatCount(l.flops), l.channels, l.status + (l.group !== undefined ? ` (group ${l.group})` : ''), l.reason ?? '']);
+  console.log(table(['layer', 'type', 'params', 'FLOPs', 'out ch', 'status', 'reason'], rows));
+  const prunable = result.groups.reduce((s, g) => s + g.channels, 0);
+  console.log(`\n${result.modelName}: ${formatCount(result.params)} params, ${formatCount(result.flops)} FLOPs per sample (a multiply-add counts as 2)`);
+  console.log(`${result.groups.length} prunable channel groups, ${prunable} prunable channels (${result.groups.filter((g) => g.coupled).length} coupled groups)`);
+  return 0;
+}
+
+async function pruneCommand(args: ParsedArgs, json: boolean): Promise<number> {
+  const configPath = args.positional[0];
+  if (!configPath) throw new UsageError('prune needs the path of a *.prune.json config');
+  const { loadConfig } = await import('../engine/config/index.js');
+  const { executeSession } = await import('../engine/session/session.js');
+  const output = typeof args.flags.get('output') === 'string' ? resolve(String(args.flags.get('output'))) : undefined;
+  const method = typeof args.flags.get('method') === 'string' ? String(args.flags.get('method')) : undefined;
+  const config = loadConfig(resolve(configPath), { method, output });
+  const abort = new AbortController();
+  const onSignal = () => {
+    if (!json) console.error('\nCancelling…');
+    abort.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const printer = json ? (e: EngineEvent) => console.log(JSON.stringify(e)) : humanPrinter();
+  const result = await executeSession(config, printer, { signal: abort.signal, dryRun: args.flags.has('dry-run') });
+  return result.type === 'done' ? 0 : result.cancelled ? 130 : 1;
+}
+
+/** Readable progress: phases, epochs, warnings and a final before/after table. */
+function humanPrinter(): (e: EngineEvent) => void {
+  let lastStepPrint = 0;
+  return (e) => {
+    switch (e.type) {
+      case 'start':
+        console.log(`${e.method} on ${e.model.name}: ${formatCount(e.model.params)} params, ${formatCount(e.model.flops)} FLOPs, ${e.model.prunableChannels} prunable channels in ${e.model.prunableGroups} groups; backend ${e.backend}`);
+        break;
+      case 'phase':
+        console.log(`» ${e.phase}${e.message ? `: ${e.message}` : ''}`);
+        break;
+      case 'step': {
+        const now = Date.now();
+        if (now - lastStepPrint > 2000 && process.stdout.isTTY) {
+          lastStepPrint = now;
+          process.stdout.write(`\r  epoch ${e.epoch + 1} step ${e.step + 1}/${e.stepsPerEpoch} loss ${e.loss.toFixed(4)} ETA ${formatDuration(e.etaMs)}   `);
+        }
+        break;
+      }
+      case 'epoch':
+        if (process.stdout.isTTY) process.stdout.write('\r');
+        console.log(`  ${e.phase} epoch ${e.epoch + 1}/${Math.ceil(e.epochs)}: loss ${e.loss.toFixed(4)}${e.valAccuracy !== undefined ? `, val top-1 ${formatPercent(e.valAccuracy)}` : ''}`);
+        break;
+      case 'signal':
+        if (e.step % 1 === 0) console.log(`  ${e.method} ${e.name} @${e.step}: ${Number.isInteger(e.value) ? e.value : e.value.toPrecision(4)}`);
+        break;
+      case 'warning':
+        console.log(`  warning: ${e.message}`);
+        break;
+      case 'done': {
+        const rows: string[][] = [
+          ['params', formatCount(e.before.params), formatCount(e.after.params), formatPercent(1 - e.after.params / e.before.params)],
+          ['FLOPs', formatCount(e.before.flops), formatCount(e.after.flops), formatPercent(1 - e.after.flops / e.before.flops)],
+        ];
+        if (e.accuracy) rows.push(['top-1', formatPercent(e.accuracy.before, 2), formatPercent(e.accuracy.after, 2), `${((e.accuracy.after - e.accuracy.before) * 100).toFixed(2)} pp`]);
+        if (e.latency) rows.push([`latency (${e.latency.after.backend}, batch ${e.latency.after.batchSize})`, `${e.latency.before.medianMs.toFixed(2)} ms`, `${e.latency.after.medianMs.toFixed(2)} ms`, `${e.latency.speedup.toFixed(2)}×`]);
+        if (e.size) rows.push(['weights', formatCount(e.size.before) + 'B', formatCount(e.size.after) + 'B', formatPercent(1 - e.size.after / e.size.before)]);
+        console.log('');
+        console.log(table(['', 'before', 'after', 'change'], rows));
+        console.log(e.dryRun
+          ? `\nDry run: ${e.channelsRemoved} channels would be removed; nothing was written.`
+          : `\n${e.channelsRemoved} channels physically removed. Pruned model: ${e.output}\nReport: ${e.report}\nWall time ${formatDuration(e.wallTimeMs)} on ${e.backend}.`);
+        break;
+      }
+      case 'error':
+        console.error(`prunelens: ${e.message}`);
+        break;
+      default:
+        break;
+    }
+  };
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err) => { console.error(`prunelens: ${describeError(err)}`); process.exitCode = 1; },
+);

@@ -1,0 +1,99 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { isEngineEvent, type DoneEvent, type EngineEvent, type ErrorEvent, type EngineRequest } from '../../protocol/events.js';
+
+export interface EngineRunOptions {
+  /** Path of the built engine entry (dist/engine.js). */
+  enginePath: string;
+  onEvent?: (event: EngineEvent) => void;
+  /** Extra Node flags, e.g. ['--max-old-space-size=4096']. */
+  execArgv?: string[];
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** How long a cancelled engine may take to stop before it is killed. */
+  cancelGraceMs?: number;
+}
+
+export interface EngineRun {
+  readonly pid: number | undefined;
+  /** Resolves with the terminal event; a crash or kill becomes an `error` event. Never rejects. */
+  readonly result: Promise<DoneEvent | ErrorEvent>;
+  cancel(): void;
+  kill(): void;
+}
+
+/** Starts an engine child process for one request (run or analyze). */
+export function startEngine(request: Exclude<EngineRequest, { type: 'cancel' }>, options: EngineRunOptions): EngineRun {
+  const stderrTail: string[] = [];
+  let child: ChildProcess;
+  let terminal: DoneEvent | ErrorEvent | undefined;
+  let cancelled = false;
+  let killTimer: NodeJS.Timeout | undefined;
+
+  const result = new Promise<DoneEvent | ErrorEvent>((resolve) => {
+    const settle = (event: DoneEvent | ErrorEvent) => {
+      if (killTimer) clearTimeout(killTimer);
+      resolve(event);
+    };
+    try {
+      child = fork(options.enginePath, [], {
+        cwd: options.cwd,
+        env: { ...process.env, ...options.env },
+        execArgv: options.execArgv ?? [],
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        serialization: 'json',
+      });
+    } catch (err) {
+      const event: ErrorEvent = { type: 'error', message: `Could not start the PruneLens engine: ${(err as Error).message}` };
+      options.onEvent?.(event);
+      settle(event);
+      return;
+    }
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      stderrTail.push(chunk);
+      while (stderrTail.join('').length > 8000) stderrTail.shift();
+    });
+    child.on('message', (message: unknown) => {
+      if (!isEngineEvent(message) || terminal) return;
+      if (message.type === 'done' || message.type === 'error') terminal = message;
+      options.onEvent?.(message);
+    });
+    child.on('error', (err) => {
+      if (terminal) return;
+      terminal = { type: 'error', message: `PruneLens engine failed: ${err.message}` };
+      options.onEvent?.(terminal);
+    });
+    child.on('exit', (code, signal) => {
+      if (!terminal) {
+        terminal = crashEvent(code, signal, stderrTail.join(''), cancelled);
+        options.onEvent?.(terminal);
+      }
+      settle(terminal);
+    });
+    child.send(request);
+  });
+
+  return {
+    get pid() { return child?.pid; },
+    result,
+    cancel() {
+      if (terminal || !child || child.exitCode !== null) return;
+      cancelled = true;
+      if (child.connected) child.send({ type: 'cancel' });
+      killTimer = setTimeout(() => child.kill('SIGKILL'), options.cancelGraceMs ?? 15000);
+    },
+    kill() {
+      if (child && child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+function crashEvent(code: number | null, signal: NodeJS.Signals | null, stderr: string, cancelled: boolean): ErrorEvent {
+  if (cancelled) return { type: 'error', message: 'Session cancelled', cancelled: true };
+  if (/heap out of memory|Allocation failed|ERR_WORKER_OUT_OF_MEMORY/i.test(stderr)) {
+    return { type: 'error', message: 'The PruneLens engine ran out of memory. Use a smaller batch size, a smaller calibration set, or raise the engine memory limit.' };
+  }
+  const how = signal ? `was killed (${signal})` : `exited with code ${code}`;
+  const lastLine = stderr.trim().split('\n').filter((l) => l.trim() && !/^\s+at /.test(l)).pop();
+  return { type: 'error', message: `The PruneLens engine ${how} before finishing${lastLine ? `: ${lastLine.slice(0, 300)}` : ''}` };
+}

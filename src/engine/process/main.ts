@@ -1,0 +1,68 @@
+/**
+ * Engine child process: receives one `run` or `analyze` request over the IPC channel,
+ * streams EngineEvents back and exits after the terminal event. A `cancel` request aborts
+ * the session within one training step; the session then removes its partial output.
+ */
+import { isEngineRequest, type EngineEvent, type EngineRequest } from '../../protocol/events.js';
+import { loadConfig } from '../config/index.js';
+import { executeSession } from '../session/session.js';
+import { analyzeToEvents } from '../session/analyze.js';
+import { describeError, UserError } from '../errors.js';
+
+const abort = new AbortController();
+let started = false;
+
+function send(event: EngineEvent): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.send || !process.connected) return resolve();
+    process.send(event, undefined, {}, () => resolve());
+  });
+}
+
+async function finish(code: number): Promise<void> {
+  // Let the IPC channel flush the terminal event before leaving.
+  if (process.connected) process.disconnect();
+  setImmediate(() => process.exit(code));
+}
+
+async function handle(request: EngineRequest): Promise<void> {
+  if (request.type === 'cancel') {
+    abort.abort();
+    return;
+  }
+  if (started) return;
+  started = true;
+  const pending: Promise<void>[] = [];
+  const emit = (event: EngineEvent) => { pending.push(send(event)); };
+  let ok = false;
+  try {
+    if (request.type === 'analyze') {
+      const result = await analyzeToEvents(request.modelPath, emit);
+      ok = result.type === 'done';
+    } else {
+      const config = loadConfig(request.configPath, { method: request.overrides?.method, output: request.overrides?.output, backend: request.overrides?.backend });
+      const result = await executeSession(config, emit, { signal: abort.signal, dryRun: request.overrides?.dryRun });
+      ok = result.type === 'done';
+    }
+  } catch (err) {
+    const event: EngineEvent = { type: 'error', message: describeError(err) };
+    if (err instanceof UserError) Object.assign(event, { file: err.file, field: err.field });
+    emit(event);
+  }
+  await Promise.all(pending);
+  await finish(ok ? 0 : 1);
+}
+
+process.on('message', (message: unknown) => {
+  if (isEngineRequest(message)) void handle(message);
+});
+
+process.on('disconnect', () => {
+  // The parent went away: stop work rather than run on unattended.
+  abort.abort();
+  setTimeout(() => process.exit(1), 5000).unref();
+});
+
+process.on('uncaughtException', (err) => {
+  void send({ type: 'error', message: describeError(err) }).then(() => finish(1));
+});

@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import type { BackendName } from '../config/types.js';
+import type { DoneEvent, EngineEvent, ErrorEvent } from '../../protocol/events.js';
+import { describeError, UserError } from '../errors.js';
+import { initBackend } from '../backend/index.js';
+import { loadModel } from '../io/index.js';
+import { analyzeModel } from '../graph/analyze.js';
+import { countCost, layerStats } from '../metrics/index.js';
+import type { ChannelGraph } from '../graph/types.js';
+import { summarizeModel } from './session.js';
+
+export interface AnalysisResult {
+  params: number;
+  flops: number;
+  layers: { name: string; type: string; params: number; flops: number; status: string; group?: number; reason?: string; channels: number }[];
+  groups: { id: number; members: string[]; channels: number; coupled: boolean }[];
+  graph: ChannelGraph;
+  backend: string;
+  modelName: string;
+}
+
+/** Loads and analyses a model: prunability of every layer and its channel groups. No training. */
+export async function analyzeModelFile(modelPath: string, backend: BackendName = 'auto', exclude: string[] = []): Promise<AnalysisResult> {
+  const usedBackend = await initBackend(backend);
+  const { model } = await loadModel(modelPath);
+  try {
+    const graph = analyzeModel(model, { exclude });
+    const cost = countCost(model);
+    return {
+      params: cost.params,
+      flops: cost.flops,
+      layers: graph.layers.map((l) => ({ name: l.name, type: l.type, params: l.params, flops: l.flops, status: l.status, group: l.group, reason: l.reason, channels: l.outChannels })),
+      groups: graph.groups.map((g) => ({ id: g.id, members: g.members, channels: g.channels, coupled: g.coupled })),
+      graph,
+      backend: usedBackend,
+      modelName: model.name,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The analysis as protocol events (for the panel): start, layers, and a dry-run done. */
+export async function analyzeToEvents(modelPath: string, emit: (e: EngineEvent) => void): Promise<DoneEvent | ErrorEvent> {
+  const startedAt = Date.now();
+  try {
+    const backend = await initBackend('auto');
+    const { model } = await loadModel(modelPath);
+    try {
+      const graph = analyzeModel(model);
+      const cost = countCost(model);
+      const sessionId = randomBytes(6).toString('hex');
+      emit({ type: 'start', sessionId, method: 'analyze', backend, model: summarizeModel(model, graph, cost), target: {}, dryRun: true });
+      const stats = layerStats(model, graph);
+      emit({ type: 'layers', phase: 'load', step: 0, layers: stats.layers, totals: stats.totals });
+      const done: DoneEvent = { type: 'done', sessionId, method: 'analyze', before: { params: cost.params, flops: cost.flops }, after: { params: cost.params, flops: cost.flops }, channelsRemoved: 0, physicallyRemoved: false, backend, wallTimeMs: Date.now() - startedAt, dryRun: true };
+      emit(done);
+      return done;
+    } finally {
+      model.dispose();
+    }
+  } catch (err) {
+    const error: ErrorEvent = { type: 'error', message: describeError(err) };
+    if (err instanceof UserError) { error.file = err.file; error.field = err.field; }
+    emit(error);
+    return error;
+  }
+}

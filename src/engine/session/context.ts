@@ -1,0 +1,81 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { PruneConfig, Target, TrainConfig } from '../config/types.js';
+import type { ChannelGraph } from '../graph/types.js';
+import type { EngineEvent, Phase } from '../../protocol/events.js';
+import type { Dataset, EvalResult, TrainHooks } from '../train/types.js';
+import type { MethodContext } from '../methods/types.js';
+import { CancelledError } from '../errors.js';
+import { trainModel, evaluateModel } from '../train/index.js';
+import { layerStats } from '../metrics/index.js';
+import { selectUnits } from '../prune/select.js';
+import { seededRandom } from '../util/random.js';
+import type { SessionProgress } from './progress.js';
+
+export interface MethodContextOptions {
+  config: PruneConfig;
+  model: tf.LayersModel;
+  graph: ChannelGraph;
+  data?: Dataset;
+  emit?: (event: EngineEvent) => void;
+  signal?: AbortSignal;
+  progress?: SessionProgress;
+  /** Minimum milliseconds between unforced `layers` events. */
+  layerStatsIntervalMs?: number;
+}
+
+/** Builds the context a pruning method runs in; the session and the tests use the same one. */
+export function createMethodContext(options: MethodContextOptions): MethodContext {
+  const { config, graph, data } = options;
+  const emit = options.emit ?? (() => undefined);
+  const signal = options.signal ?? new AbortController().signal;
+  const interval = options.layerStatsIntervalMs ?? 250;
+  let lastLayersAt = 0;
+
+  const checkCancelled = () => {
+    if (signal.aborted) throw new CancelledError();
+  };
+
+  const context: MethodContext = {
+    config,
+    model: options.model,
+    graph,
+    data,
+    random: seededRandom(config.seed),
+    emit,
+    checkCancelled,
+    signal,
+    async train(settings: TrainConfig, hooks: TrainHooks = {}, phase: Phase = 'train'): Promise<EvalResult | undefined> {
+      if (!data) return undefined;
+      checkCancelled();
+      options.progress?.enter(phase);
+      return trainModel(context.model, data, settings, hooks, {
+        seed: config.seed,
+        signal,
+        phase,
+        onStep: (s) => {
+          const fraction = (s.epoch + (s.step + 1) / s.stepsPerEpoch) / Math.max(settings.epochs, 1e-9);
+          emit({ type: 'step', phase, epoch: s.epoch, step: s.step, stepsPerEpoch: s.stepsPerEpoch, loss: s.loss, learningRate: s.learningRate, etaMs: s.etaMs, progress: options.progress?.within(fraction) ?? fraction });
+        },
+        onEpoch: (e) => {
+          emit({ type: 'epoch', phase, epoch: e.epoch, epochs: e.epochs, loss: e.loss, accuracy: e.accuracy, valLoss: e.valLoss, valAccuracy: e.valAccuracy, etaMs: e.etaMs, progress: options.progress?.value() ?? 0 });
+        },
+      });
+    },
+    async evaluate(): Promise<EvalResult | undefined> {
+      if (!data) return undefined;
+      checkCancelled();
+      return evaluateModel(context.model, data);
+    },
+    reportLayers(phase: Phase, step: number, force = false): void {
+      const now = Date.now();
+      if (!force && now - lastLayersAt < interval) return;
+      lastLayersAt = now;
+      const stats = layerStats(context.model, graph);
+      emit({ type: 'layers', phase, step, layers: stats.layers, totals: stats.totals });
+    },
+    selectUnits(scores: ArrayLike<number>, target?: Target): number[] {
+      return selectUnits(graph, context.model, scores, target ?? config.target, { scope: config.scope });
+    },
+  };
+  return context;
+}

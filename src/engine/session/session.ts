@@ -1,0 +1,229 @@
+import * as tf from '@tensorflow/tfjs';
+import { randomBytes } from 'node:crypto';
+import { join, relative } from 'node:path';
+import type { PruneConfig } from '../config/types.js';
+import type { DoneEvent, EngineEvent, ErrorEvent, LatencySummary, ModelSummary } from '../../protocol/events.js';
+import { CancelledError, UserError, describeError } from '../errors.js';
+import { initBackend } from '../backend/index.js';
+import { loadModel, saveModelAtomic, assertOutputSafe } from '../io/index.js';
+import { analyzeModel } from '../graph/analyze.js';
+import { removeUnits } from '../surgery/index.js';
+import { countCost, layerStats, measureLatency, unitNorms } from '../metrics/index.js';
+import { selectUnits } from '../prune/select.js';
+import { loadDataset } from '../data/index.js';
+import type { Dataset, EvalResult } from '../train/types.js';
+import { getMethod } from '../methods/index.js';
+import { createMethodContext } from './context.js';
+import { SessionProgress } from './progress.js';
+import { buildReport } from './report.js';
+import type { ChannelGraph } from '../graph/types.js';
+
+export interface SessionOptions {
+  signal?: AbortSignal;
+  /** Validate and plan without training or writing anything. */
+  dryRun?: boolean;
+  sessionId?: string;
+}
+
+/** Runs a config end to end and never throws: the last event emitted is `done` or `error`. */
+export async function executeSession(config: PruneConfig, emit: (event: EngineEvent) => void, options: SessionOptions = {}): Promise<DoneEvent | ErrorEvent> {
+  try {
+    const done = await runSession(config, emit, options);
+    emit(done);
+    return done;
+  } catch (err) {
+    const error: ErrorEvent = { type: 'error', message: describeError(err) };
+    if (err instanceof CancelledError) error.cancelled = true;
+    if (err instanceof UserError) {
+      error.file = err.file;
+      error.field = err.field;
+    }
+    emit(error);
+    return error;
+  }
+}
+
+export function summarizeModel(model: tf.LayersModel, graph: ChannelGraph, cost: { params: number; flops: number }): ModelSummary {
+  const input = model.inputs[0]?.shape ?? [];
+  const output = model.outputs[0]?.shape ?? [];
+  return {
+    name: model.name,
+    layers: model.layers.length,
+    params: cost.params,
+    flops: cost.flops,
+    prunableGroups: graph.groups.length,
+    prunableChannels: graph.units.length,
+    inputShape: [...input],
+    outputShape: [...output],
+  };
+}
+
+async function runSession(config: PruneConfig, emit: (event: EngineEvent) => void, options: SessionOptions): Promise<DoneEvent> {
+  const startedAt = Date.now();
+  const signal = options.signal ?? new AbortController().signal;
+  const sessionId = options.sessionId ?? randomBytes(6).toString('hex');
+  const checkCancelled = () => {
+    if (signal.aborted) throw new CancelledError();
+  };
+  const method = getMethod(config.method, config.configPath);
+  const trainEpochs = config.method === 'l1' ? 0 : config.train?.epochs ?? 0;
+  const finetuneEpochs = config.finetune?.epochs ?? 0;
+  const progress = new SessionProgress(options.dryRun ? 0 : trainEpochs, options.dryRun ? 0 : finetuneEpochs);
+
+  emit({ type: 'phase', phase: 'load', message: `Loading ${relative(process.cwd(), config.model) || config.model}` });
+  const backend = await initBackend(config.backend);
+  assertOutputSafe(config.model, config.output);
+  const loaded = await loadModel(config.model);
+  const model = loaded.model;
+  const disposables: tf.LayersModel[] = [model];
+  try {
+    const graph = analyzeModel(model, { exclude: config.exclude });
+    const costBefore = countCost(model);
+    emit({
+      type: 'start',
+      sessionId,
+      method: config.method,
+      configPath: config.configPath,
+      backend,
+      model: summarizeModel(model, graph, costBefore),
+      target: { ...config.target },
+      dryRun: options.dryRun,
+    });
+    if (graph.units.length === 0) {
+      throw new UserError('no prunable channels: every layer is blocked', { file: config.model, fix: 'Run `prunelens analyze` on the model to see why each layer is blocked' });
+    }
+
+    let data: Dataset | undefined;
+    if (config.data) {
+      const inputShape = (model.inputs[0].shape.slice(1) as number[]);
+      const outputShape = model.outputs[0].shape;
+      const classes = outputShape[outputShape.length - 1] as number;
+      data = await loadDataset(config.data, config.configPath, { inputShape, classes }, config.seed);
+    } else if (method.needsData) {
+      throw new UserError(`method "${config.method}" trains and needs data`, { file: config.configPath, field: 'data', fix: 'Add a "data" section, e.g. {"format": "builtin", "name": "mnist"}' });
+    }
+    checkCancelled();
+
+    const initialStats = layerStats(model, graph);
+    emit({ type: 'layers', phase: 'load', step: 0, layers: initialStats.layers, totals: initialStats.totals });
+
+    if (options.dryRun) return dryRun(config, model, graph, costBefore, backend, sessionId, startedAt, emit);
+
+    progress.enter('evaluate');
+    emit({ type: 'phase', phase: 'evaluate', message: data ? `Evaluating the dense model on ${data.validationSize} validation samples` : 'Measuring the dense model' });
+    const latencyBefore = await measureLatency(model, config.latency);
+    const accuracyBefore = data ? await evaluateModelChecked(model, data, checkCancelled) : undefined;
+
+    progress.enter('train');
+    emit({ type: 'phase', phase: 'train', message: `Running ${config.method}` });
+    const context = createMethodContext({ config, model, graph, data, emit, signal, progress });
+    const decision = await method.run(context);
+    checkCancelled();
+    if (context.model !== model) disposables.push(context.model);
+
+    progress.enter('prune');
+    emit({ type: 'phase', phase: 'prune', message: 'Removing channels physically' });
+    let pruned: tf.LayersModel;
+    let channelsRemoved: number;
+    const notes = [...(decision.notes ?? [])];
+    if (decision.kind === 'units') {
+      pruned = await removeUnits(context.model, graph, decision.remove);
+      channelsRemoved = decision.remove.length;
+    } else {
+      pruned = decision.model;
+      channelsRemoved = decision.channelsRemoved;
+    }
+    disposables.push(pruned);
+    const prunedGraph = analyzeModel(pruned, { exclude: config.exclude });
+    const afterStats = layerStats(pruned, prunedGraph);
+    emit({ type: 'layers', phase: 'prune', step: 0, layers: mergeKept(initialStats.layers, afterStats.layers), totals: afterStats.totals });
+    const costAfterPrune = countCost(pruned);
+    const flopsReduction = 1 - costAfterPrune.flops / costBefore.flops;
+    if ('flopsReduction' in config.target && Math.abs(flopsReduction - config.target.flopsReduction) > 0.02) {
+      emit({ type: 'warning', message: `FLOPs reduced by ${(flopsReduction * 100).toFixed(1)}%, target ${(config.target.flopsReduction * 100).toFixed(1)}%: the rest of the model is coupled or blocked` });
+    }
+
+    const history: EvalResult[] = [];
+    if (data && config.finetune && config.finetune.epochs > 0) {
+      emit({ type: 'phase', phase: 'finetune', message: `Fine-tuning for ${config.finetune.epochs} epoch(s)` });
+      const finetuneContext = createMethodContext({ config, model: pruned, graph: prunedGraph, data, emit, signal, progress });
+      const result = await finetuneContext.train(config.finetune, {}, 'finetune');
+      if (result) history.push(result);
+    }
+    checkCancelled();
+
+    progress.enter('evaluate');
+    const accuracyAfter = data ? await evaluateModelChecked(pruned, data, checkCancelled) : undefined;
+    const latencyAfter = await measureLatency(pruned, config.latency);
+    const costAfter = countCost(pruned);
+
+    progress.enter('save');
+    emit({ type: 'phase', phase: 'save', message: `Writing ${config.output}` });
+    checkCancelled();
+    const weightBytesAfter = pruned.weights.reduce((sum, w) => sum + w.shape.reduce((a, b) => a * (b ?? 1), 1) * 4, 0);
+    const done: DoneEvent = {
+      type: 'done',
+      sessionId,
+      method: config.method,
+      output: join(config.output, 'model.json'),
+      report: join(config.output, 'pruning-report.json'),
+      before: { params: costBefore.params, flops: costBefore.flops },
+      after: { params: costAfter.params, flops: costAfter.flops },
+      accuracy: accuracyBefore && accuracyAfter ? { before: accuracyBefore.accuracy, after: accuracyAfter.accuracy } : undefined,
+      latency: { before: latencyBefore, after: latencyAfter, speedup: speedup(latencyBefore, latencyAfter) },
+      size: { before: loaded.weightBytes, after: weightBytesAfter },
+      channelsRemoved,
+      physicallyRemoved: true,
+      backend,
+      wallTimeMs: Date.now() - startedAt,
+    };
+    const report = buildReport({ config, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, dataDescription: data?.description, history });
+    // The report is part of the same atomic write as the model: the folder is complete or absent.
+    await saveModelAtomic(pruned, config.output, { 'pruning-report.json': JSON.stringify(report, null, 2) + '\n' });
+    progress.enter('report');
+    return done;
+  } finally {
+    for (const m of new Set(disposables)) {
+      try { m.dispose(); } catch { /* already disposed */ }
+    }
+  }
+}
+
+async function evaluateModelChecked(model: tf.LayersModel, data: Dataset, checkCancelled: () => void): Promise<EvalResult> {
+  checkCancelled();
+  const { evaluateModel } = await import('../train/index.js');
+  return evaluateModel(model, data);
+}
+
+function speedup(before: LatencySummary, after: LatencySummary): number {
+  return after.medianMs > 0 ? before.medianMs / after.medianMs : 1;
+}
+
+/** Live bars show dense channels against what remains, keyed by layer name. */
+function mergeKept(before: import('../../protocol/events.js').LayerStat[], after: import('../../protocol/events.js').LayerStat[]) {
+  const afterByName = new Map(after.map((l) => [l.name, l]));
+  return before.map((l) => {
+    const a = afterByName.get(l.name);
+    return a ? { ...a, channels: l.channels, kept: a.channels } : { ...l, kept: 0 };
+  });
+}
+
+function dryRun(config: PruneConfig, model: tf.LayersModel, graph: ChannelGraph, costBefore: { params: number; flops: number }, backend: string, sessionId: string, startedAt: number, emit: (e: EngineEvent) => void): DoneEvent {
+  // A dry run plans with the magnitude criterion: it shows what the target means for this model without training.
+  const scores = unitNorms(model, graph, 'l1', true);
+  const remove = selectUnits(graph, model, scores, config.target, { scope: config.scope });
+  const stats = layerStats(model, graph, { removed: remove });
+  emit({ type: 'layers', phase: 'prune', step: 0, layers: stats.layers, totals: stats.totals });
+  return {
+    type: 'done',
+    sessionId,
+    method: config.method,
+    before: { params: costBefore.params, flops: costBefore.flops },
+    after: { params: stats.totals.params, flops: stats.totals.flops },
+    channelsRemoved: remove.length,
+    physicallyRemoved: false,
+    backend,
+    wallTimeMs: Date.now() - startedAt,
+    dryRun: true,
+  };
+}
