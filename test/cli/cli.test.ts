@@ -1,0 +1,98 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { makeWorkspace, tinyTrainingConfig, ensureBuilt } from '../helpers/fixtures.js';
+
+const cli = resolve('dist/cli.js');
+before(() => ensureBuilt());
+
+function prunelens(args: string[], cwd?: string) {
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', timeout: 180_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('analyze --json prints one object with params, flops, layers and groups', async () => {
+  const ws = await makeWorkspace();
+  const r = prunelens(['analyze', ws.modelPath, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const result = JSON.parse(r.stdout);
+  assert.ok(result.params > 0 && result.flops > 0);
+  const conv1 = result.layers.find((l: { name: string }) => l.name === 'conv1');
+  assert.equal(conv1.status, 'prunable');
+  assert.equal(typeof conv1.group, 'number');
+  const out = result.layers.find((l: { name: string }) => l.name === 'out');
+  assert.equal(out.status, 'blocked');
+  assert.match(out.reason, /output/);
+  for (const layer of result.layers) for (const key of ['name', 'type', 'params', 'flops', 'status']) assert.ok(key in layer, `layer has ${key}`);
+  assert.ok(result.groups.length >= 3 && result.groups.every((g: { id: number; members: string[]; channels: number }) => g.members.length > 0 && g.channels > 0));
+});
+
+test('analyze prints a readable table by default', async () => {
+  const ws = await makeWorkspace();
+  const r = prunelens(['analyze', ws.modelPath]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /layer\s+type\s+params\s+FLOPs/);
+  assert.match(r.stdout, /conv1\s+Conv2D/);
+  assert.match(r.stdout, /prunable channel groups/);
+});
+
+test('prune --json prints NDJSON events ending in done with output and before/after', async () => {
+  const ws = await makeWorkspace();
+  const config = ws.writeConfig(tinyTrainingConfig);
+  const r = prunelens(['prune', config, '--json']);
+  assert.equal(r.code, 0, r.stderr + r.stdout.slice(-500));
+  const lines = r.stdout.trim().split('\n');
+  const events = lines.map((l) => JSON.parse(l));
+  const done = events[events.length - 1];
+  assert.equal(done.type, 'done');
+  assert.equal(done.output, join(ws.dir, 'pruned', 'model.json'));
+  assert.ok(existsSync(done.output));
+  for (const side of ['before', 'after']) assert.ok(done[side].params > 0 && done[side].flops > 0);
+  assert.ok(done.after.flops < done.before.flops);
+  assert.ok(events.some((e) => e.type === 'start') && events.some((e) => e.type === 'layers'));
+});
+
+test('prune prints readable progress and a before/after table by default', async () => {
+  const ws = await makeWorkspace();
+  const r = prunelens(['prune', ws.writeConfig({ ...tinyTrainingConfig, finetune: { epochs: 0 } })]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /» prune/);
+  assert.match(r.stdout, /FLOPs\s+\S+\s+\S+\s+-?\d/);
+  assert.match(r.stdout, /channels physically removed/);
+});
+
+test('a failing prune exits non-zero with a one-line error', async () => {
+  const ws = await makeWorkspace();
+  const config = ws.writeConfig({ ...tinyTrainingConfig, target: { flopsReduction: 2 } });
+  const json = prunelens(['prune', config, '--json']);
+  assert.notEqual(json.code, 0);
+  const lines = json.stdout.trim().split('\n');
+  assert.equal(lines.length, 1);
+  const event = JSON.parse(lines[0]);
+  assert.equal(event.type, 'error');
+  assert.match(event.message, /tiny\.prune\.json: target\.flopsReduction/);
+
+  const human = prunelens(['prune', config]);
+  assert.notEqual(human.code, 0);
+  assert.equal(human.stderr.trim().split('\n').length, 1, human.stderr);
+  assert.doesNotMatch(human.stderr, /\s+at /);
+});
+
+test('a malformed model is one clear line from analyze', async () => {
+  const ws = await makeWorkspace();
+  const bad = join(ws.dir, 'bad.json');
+  writeFileSync(bad, '{"format": "graph-model", "modelTopology": {}}');
+  const r = prunelens(['analyze', bad]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /bad\.json/);
+  assert.match(r.stderr, /graph model/i);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+});
+
+test('unknown commands print usage and exit 2', () => {
+  const r = prunelens(['shrink']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /Usage:/);
+});
