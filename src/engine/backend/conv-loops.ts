@@ -1,0 +1,130 @@
+/**
+ * Plain typed-array loops for gradient kernels that some tfjs backends lack or
+ * implement with per-element TensorBuffer access. All layouts are NHWC.
+ */
+
+/** Geometry of one 2-D convolution, as computed by backend_util.computeConv2DInfo. */
+export interface ConvGeometry {
+  batchSize: number;
+  inHeight: number;
+  inWidth: number;
+  inChannels: number;
+  outHeight: number;
+  outWidth: number;
+  outChannels: number;
+  filterHeight: number;
+  filterWidth: number;
+  strideHeight: number;
+  strideWidth: number;
+  dilationHeight: number;
+  dilationWidth: number;
+  padInfo: { top: number; left: number };
+}
+
+/** dW[kh,kw,Ci,Co] of a regular convolution from x[N,H,W,Ci] and dy[N,Ho,Wo,Co]. */
+export function convFilterGradient(x: ArrayLike<number>, dy: ArrayLike<number>, g: ConvGeometry): Float32Array {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outHeight: ho, outWidth: wo, outChannels: co,
+    filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = g;
+  const top = g.padInfo.top, left = g.padInfo.left;
+  const out = new Float32Array(kh * kw * ci * co);
+  for (let b = 0; b < n; b++) {
+    for (let yr = 0; yr < ho; yr++) {
+      for (let yc = 0; yc < wo; yc++) {
+        const dyOff = ((b * ho + yr) * wo + yc) * co;
+        for (let r = 0; r < kh; r++) {
+          const xr = yr * sh + r * dh - top;
+          if (xr < 0 || xr >= h) continue;
+          for (let s = 0; s < kw; s++) {
+            const xc = yc * sw + s * dw - left;
+            if (xc < 0 || xc >= w) continue;
+            const xOff = ((b * h + xr) * w + xc) * ci;
+            const wOff = (r * kw + s) * ci * co;
+            for (let c = 0; c < ci; c++) {
+              const xv = x[xOff + c];
+              if (xv === 0) continue; // post-ReLU activations are often zero
+              const o = wOff + c * co;
+              for (let d = 0; d < co; d++) out[o + d] += xv * dy[dyOff + d];
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** dW[kh,kw,C,M] of a depthwise convolution (channel multiplier M) from x[N,H,W,C] and dy[N,Ho,Wo,C*M]. */
+export function depthwiseFilterGradient(x: ArrayLike<number>, dy: ArrayLike<number>, g: ConvGeometry): Float32Array {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, outChannels: co,
+    filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = g;
+  const m = co / c;
+  const top = g.padInfo.top, left = g.padInfo.left;
+  const out = new Float32Array(kh * kw * co);
+  for (let b = 0; b < n; b++) {
+    for (let yr = 0; yr < ho; yr++) {
+      for (let yc = 0; yc < wo; yc++) {
+        const dyOff = ((b * ho + yr) * wo + yc) * co;
+        for (let r = 0; r < kh; r++) {
+          const xr = yr * sh + r * dh - top;
+          if (xr < 0 || xr >= h) continue;
+          for (let s = 0; s < kw; s++) {
+            const xc = yc * sw + s * dw - left;
+            if (xc < 0 || xc >= w) continue;
+            const xOff = ((b * h + xr) * w + xc) * c;
+            const wOff = (r * kw + s) * co;
+            for (let ch = 0; ch < c; ch++) {
+              const xv = x[xOff + ch];
+              const base = ch * m;
+              for (let q = 0; q < m; q++) out[wOff + base + q] += xv * dy[dyOff + base + q];
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** dX[N,H,W,C] of a depthwise convolution from dy[N,Ho,Wo,C*M] and the filter [kh,kw,C,M]. */
+export function depthwiseInputGradient(dy: ArrayLike<number>, filter: ArrayLike<number>, g: ConvGeometry): Float32Array {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, outChannels: co,
+    filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = g;
+  const m = co / c;
+  const top = g.padInfo.top, left = g.padInfo.left;
+  const out = new Float32Array(n * h * w * c);
+  for (let b = 0; b < n; b++) {
+    for (let yr = 0; yr < ho; yr++) {
+      for (let yc = 0; yc < wo; yc++) {
+        const dyOff = ((b * ho + yr) * wo + yc) * co;
+        for (let r = 0; r < kh; r++) {
+          const xr = yr * sh + r * dh - top;
+          if (xr < 0 || xr >= h) continue;
+          for (let s = 0; s < kw; s++) {
+            const xc = yc * sw + s * dw - left;
+            if (xc < 0 || xc >= w) continue;
+            const xOff = ((b * h + xr) * w + xc) * c;
+            const wOff = (r * kw + s) * co;
+            for (let ch = 0; ch < c; ch++) {
+              const base = ch * m;
+              let acc = 0;
+              for (let q = 0; q < m; q++) acc += filter[wOff + base + q] * dy[dyOff + base + q];
+              out[xOff + ch] += acc;
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Sums rows of `x` (viewed as [ids.length, inner]) into `numSegments` buckets; ids outside the range are dropped. */
+export function unsortedSegmentSum(x: ArrayLike<number>, ids: ArrayLike<number>, numSegments: number, inner: number,
+  out: Float32Array | Int32Array): void {
+  for (let i = 0; i < ids.length; i++) {
+    const seg = ids[i];
+    if (seg < 0 || seg >= numSegments) continue;
+    const src = i * inner, dst = seg * inner;
+    for (let k = 0; k < inner; k++) out[dst + k] += x[src + k];
+  }
+}
