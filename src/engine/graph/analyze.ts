@@ -1,0 +1,425 @@
+import type * as tf from '@tensorflow/tfjs';
+import { UserError } from '../errors.js';
+import { countCost } from '../metrics/cost.js';
+import { layerWeights, walkModel, type TopoNode, type TopoTensor, type Topology } from './topology.js';
+import { UnionFind } from './union-find.js';
+import type { ChannelGraph, ChannelGroup, ChannelUnit, LayerInfo, LayerStatus, WeightSlice } from './types.js';
+
+/**
+ * Channel-group analysis (DepGraph-style, by union-find over channel atoms). Every channel
+ * of every tensor in the model is an atom; layers tie atoms together (pass-through layers,
+ * element-wise merges, concat and flatten index maps) and attach weight slices to them
+ * (producers' output filters, consumers' input slices, batch-norm vectors, depthwise channels).
+ * A class of tied atoms with a producer and no blocked atom is one prunable unit.
+ */
+
+type SliceRole = WeightSlice['role'];
+
+/** Layers whose output channels are created by a weight (kernel last axis + bias). */
+const PRODUCER_CLASSES = new Set(['Conv1D', 'Conv2D', 'Conv3D', 'Dense', 'SeparableConv1D', 'SeparableConv2D']);
+
+/** Channel-wise layers without weights: input channel c is output channel c. */
+const PASS_THROUGH_CLASSES = new Set([
+  'ReLU', 'LeakyReLU', 'ELU', 'ThresholdedReLU',
+  'Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout',
+  'MaxPooling1D', 'MaxPooling2D', 'MaxPooling3D', 'AveragePooling1D', 'AveragePooling2D', 'AveragePooling3D',
+  'GlobalAveragePooling1D', 'GlobalAveragePooling2D', 'GlobalMaxPooling1D', 'GlobalMaxPooling2D',
+  'ZeroPadding1D', 'ZeroPadding2D', 'Cropping1D', 'Cropping2D', 'UpSampling1D', 'UpSampling2D',
+  'Rescaling', 'CenterCrop', 'Resizing',
+]);
+
+const ELEMENTWISE_MERGE_CLASSES = new Set(['Add', 'Subtract', 'Multiply', 'Average', 'Maximum', 'Minimum']);
+
+/** Batch-norm weights that never decide importance or zero-ness (moving statistics). */
+export const STATISTIC_WEIGHTS: ReadonlySet<string> = new Set(['moving_mean', 'moving_variance']);
+
+const ROLE_ORDER: Record<SliceRole, number> = { producer: 0, depthwise: 1, norm: 2, consumer: 3 };
+
+interface SliceKey {
+  layer: string;
+  weight: string;
+  axis: number;
+  role: SliceRole;
+}
+
+class AtomSpace {
+  readonly base: number[] = [];
+  readonly tensorOfAtom: Int32Array;
+  readonly uf: UnionFind;
+  readonly total: number;
+  readonly sliceKeys: SliceKey[] = [];
+  private readonly sliceKeyIndex = new Map<string, number>();
+  /** Parallel arrays: atom, slice key, index along the key's axis. */
+  readonly sliceAtom: number[] = [];
+  readonly sliceKey: number[] = [];
+  readonly sliceIndex: number[] = [];
+  readonly blocks: { atom: number; reason: string }[] = [];
+
+  constructor(tensors: TopoTensor[]) {
+    let total = 0;
+    for (const t of tensors) {
+      this.base.push(total);
+      total += t.channels;
+    }
+    this.total = total;
+    this.tensorOfAtom = new Int32Array(total);
+    for (const t of tensors) this.tensorOfAtom.fill(t.id, this.base[t.id], this.base[t.id] + t.channels);
+    this.uf = new UnionFind(total);
+  }
+
+  atom(t: TopoTensor, c: number): number {
+    return this.base[t.id] + c;
+  }
+
+  union(a: TopoTensor, ca: number, b: TopoTensor, cb: number): void {
+    this.uf.union(this.atom(a, ca), this.atom(b, cb));
+  }
+
+  block(t: TopoTensor, reason: string): void {
+    for (let c = 0; c < t.channels; c++) this.blocks.push({ atom: this.atom(t, c), reason });
+  }
+
+  slice(t: TopoTensor, c: number, layer: string, weight: string, axis: number, role: SliceRole, index: number): void {
+    const k = `${layer}\u0000${weight}\u0000${axis}\u0000${role}`;
+    let key = this.sliceKeyIndex.get(k);
+    if (key === undefined) {
+      key = this.sliceKeys.length;
+      this.sliceKeys.push({ layer, weight, axis, role });
+      this.sliceKeyIndex.set(k, key);
+    }
+    this.sliceAtom.push(this.atom(t, c));
+    this.sliceKey.push(key);
+    this.sliceIndex.push(index);
+  }
+}
+
+function isChannelsFirst(config: Record<string, unknown>): boolean {
+  return config.dataFormat === 'channelsFirst';
+}
+
+function unsupportedReason(node: TopoNode): string {
+  return `${node.name} (${node.className}) is not supported, so the channels it touches are kept`;
+}
+
+/** Applies one node's channel rule: unions, weight slices, or blocks. */
+function applyNodeRule(space: AtomSpace, node: TopoNode): void {
+  const cls = node.className;
+  const config = node.layer.getConfig() as Record<string, unknown>;
+  const [input] = node.inputs;
+  const [output] = node.outputs;
+  const blockAll = (reason: string) => {
+    for (const t of node.inputs) space.block(t, reason);
+    for (const t of node.outputs) space.block(t, reason);
+  };
+  const passThrough = (from: TopoTensor, to: TopoTensor): boolean => {
+    if (from.channels !== to.channels || from.channels === 0) return false;
+    for (let c = 0; c < from.channels; c++) space.union(from, c, to, c);
+    return true;
+  };
+
+  if (cls === 'InputLayer') {
+    for (const t of node.outputs) space.block(t, 'model input');
+    return;
+  }
+  if (!input || !output || node.outputs.length !== 1 || output.channels === 0 || node.inputs.some((t) => t.channels === 0)) {
+    blockAll(unsupportedReason(node));
+    return;
+  }
+  if (isChannelsFirst(config)) {
+    blockAll(`${node.name} (${cls}) uses channels-first data, which is not supported`);
+    return;
+  }
+  const weights = layerWeights(node.layer);
+  const softmaxReason = `${node.name} (${cls}) applies softmax across channels, so its channels cannot be removed`;
+
+  if (PRODUCER_CLASSES.has(cls)) {
+    const separable = cls.startsWith('Separable');
+    if (separable) {
+      const dw = weights.get('depthwise_kernel');
+      const pw = weights.get('pointwise_kernel');
+      if (!dw || !pw || node.inputs.length !== 1) return blockAll(unsupportedReason(node));
+      const m = dw.shape[dw.shape.length - 1];
+      for (let c = 0; c < input.channels; c++) {
+        space.slice(input, c, node.name, 'depthwise_kernel', dw.shape.length - 2, 'consumer', c);
+        for (let j = 0; j < m; j++) space.slice(input, c, node.name, 'pointwise_kernel', pw.shape.length - 2, 'consumer', c * m + j);
+      }
+      for (let o = 0; o < output.channels; o++) {
+        space.slice(output, o, node.name, 'pointwise_kernel', pw.shape.length - 1, 'producer', o);
+        if (weights.has('bias')) space.slice(output, o, node.name, 'bias', 0, 'producer', o);
+      }
+    } else {
+      const kernel = weights.get('kernel');
+      if (!kernel || node.inputs.length !== 1) return blockAll(unsupportedReason(node));
+      const rank = kernel.shape.length;
+      for (let c = 0; c < input.channels; c++) space.slice(input, c, node.name, 'kernel', rank - 2, 'consumer', c);
+      for (let o = 0; o < output.channels; o++) {
+        space.slice(output, o, node.name, 'kernel', rank - 1, 'producer', o);
+        if (weights.has('bias')) space.slice(output, o, node.name, 'bias', 0, 'producer', o);
+      }
+    }
+    if (config.activation === 'softmax') space.block(output, softmaxReason);
+    return;
+  }
+
+  if (cls === 'DepthwiseConv2D') {
+    const dw = weights.get('depthwise_kernel');
+    if (!dw) return blockAll(unsupportedReason(node));
+    const m = dw.shape[3];
+    if (output.channels !== input.channels * m) return blockAll(unsupportedReason(node));
+    for (let c = 0; c < input.channels; c++) {
+      space.slice(input, c, node.name, 'depthwise_kernel', 2, 'depthwise', c);
+      for (let j = 0; j < m; j++) {
+        space.union(input, c, output, c * m + j);
+        if (weights.has('bias')) space.slice(output, c * m + j, node.name, 'bias', 0, 'depthwise', c * m + j);
+      }
+    }
+    if (config.activation === 'softmax') space.block(output, softmaxReason);
+    return;
+  }
+
+  if (cls === 'BatchNormalization') {
+    const axis = Number(config.axis ?? -1);
+    const rank = output.shape.length;
+    if (axis !== -1 && axis !== rank - 1) {
+      return blockAll(`${node.name} (BatchNormalization) normalizes axis ${axis}, not the channel axis`);
+    }
+    if (!passThrough(input, output)) return blockAll(unsupportedReason(node));
+    for (const name of ['gamma', 'beta', 'moving_mean', 'moving_variance']) {
+      if (!weights.has(name)) continue;
+      for (let c = 0; c < output.channels; c++) space.slice(output, c, node.name, name, 0, 'norm', c);
+    }
+    return;
+  }
+
+  if (cls === 'PReLU') {
+    if (!passThrough(input, output)) return blockAll(unsupportedReason(node));
+    const alpha = weights.get('alpha');
+    // A per-channel alpha is a member; an alpha shared across channels is not.
+    if (alpha && alpha.shape[alpha.shape.length - 1] === output.channels && output.channels > 1) {
+      for (let c = 0; c < output.channels; c++) space.slice(output, c, node.name, 'alpha', alpha.shape.length - 1, 'norm', c);
+    }
+    return;
+  }
+
+  if (cls === 'Activation' || cls === 'Softmax') {
+    const rank = output.shape.length;
+    const axis = Number(config.axis ?? -1);
+    const softmaxOnChannels = cls === 'Softmax' ? axis === -1 || axis === rank - 1 : config.activation === 'softmax';
+    if (softmaxOnChannels) return blockAll(softmaxReason);
+    if (!passThrough(input, output)) blockAll(unsupportedReason(node));
+    return;
+  }
+
+  if (PASS_THROUGH_CLASSES.has(cls)) {
+    if (node.inputs.length !== 1 || !passThrough(input, output)) blockAll(unsupportedReason(node));
+    return;
+  }
+
+  if (ELEMENTWISE_MERGE_CLASSES.has(cls)) {
+    if (node.inputs.some((t) => t.channels !== output.channels)) {
+      return blockAll(`${node.name} (${cls}) broadcasts inputs of different widths`);
+    }
+    for (const t of node.inputs) passThrough(t, output);
+    return;
+  }
+
+  if (cls === 'Concatenate') {
+    const rank = output.shape.length;
+    const axis = Number(config.axis ?? -1);
+    if (axis === -1 || axis === rank - 1) {
+      let offset = 0;
+      for (const t of node.inputs) {
+        for (let c = 0; c < t.channels; c++) space.union(t, c, output, offset + c);
+        offset += t.channels;
+      }
+      if (offset !== output.channels) blockAll(unsupportedReason(node));
+    } else {
+      for (const t of node.inputs) if (!passThrough(t, output)) return blockAll(unsupportedReason(node));
+    }
+    return;
+  }
+
+  if (cls === 'Flatten') {
+    const c = input.channels;
+    if (output.channels % c !== 0) return blockAll(unsupportedReason(node));
+    // NHWC flatten: feature f comes from channel f mod C.
+    for (let f = 0; f < output.channels; f++) space.union(input, f % c, output, f);
+    return;
+  }
+
+  blockAll(unsupportedReason(node));
+}
+
+/** Channel tensors that a channel-axis concat produces: groups through them are coupled. */
+function concatOutputs(topo: Topology): Set<number> {
+  const out = new Set<number>();
+  for (const node of topo.nodes) {
+    if (node.className === 'Concatenate' && node.inputs.length > 1) {
+      const axis = Number((node.layer.getConfig() as Record<string, unknown>).axis ?? -1);
+      if (axis === -1 || axis === node.outputs[0].shape.length - 1) out.add(node.outputs[0].id);
+    }
+  }
+  return out;
+}
+
+export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[] } = {}): ChannelGraph {
+  const topo = walkModel(model);
+  const space = new AtomSpace(topo.tensors);
+
+  for (const node of topo.nodes) applyNodeRule(space, node);
+  // Layers reused at several call sites share weights: tie their call sites channel by channel.
+  for (const [, nodes] of topo.nodesByLayer) {
+    if (nodes.length < 2 || nodes[0].layer.weights.length === 0) continue;
+    for (const n of nodes.slice(1)) {
+      [...n.inputs, ...n.outputs].forEach((t, i) => {
+        const first = [...nodes[0].inputs, ...nodes[0].outputs][i];
+        if (first && first.channels === t.channels) for (let c = 0; c < t.channels; c++) space.union(first, c, t, c);
+      });
+    }
+  }
+  for (const t of topo.inputs) space.block(t, 'model input');
+  for (const name of options.exclude ?? []) {
+    const nodes = topo.nodesByLayer.get(name);
+    if (!nodes) {
+      throw new UserError(`layer "${name}" is not in the model`, { field: 'exclude', fix: 'Use layer names as listed by `prunelens analyze`' });
+    }
+    for (const n of nodes) for (const t of n.outputs) space.block(t, 'excluded in config');
+  }
+  for (const t of topo.outputs) space.block(t, 'model outputs are never narrowed');
+
+  const { uf } = space;
+  const blockedReason = new Map<number, string>();
+  for (const b of space.blocks) {
+    const r = uf.find(b.atom);
+    if (!blockedReason.has(r)) blockedReason.set(r, b.reason);
+  }
+  const hasProducer = new Set<number>();
+  for (let i = 0; i < space.sliceAtom.length; i++) {
+    if (space.sliceKeys[space.sliceKey[i]].role === 'producer') hasProducer.add(uf.find(space.sliceAtom[i]));
+  }
+
+  // Each unit class: the tensors it spans and its first atom (lowest channel of its earliest tensor).
+  const classInfo = new Map<number, { tensors: number[]; firstAtom: number }>();
+  const rootOfAtom = new Int32Array(space.total);
+  for (let a = 0; a < space.total; a++) {
+    const r = uf.find(a);
+    rootOfAtom[a] = r;
+    if (!hasProducer.has(r) || blockedReason.has(r)) continue;
+    const t = space.tensorOfAtom[a];
+    const info = classInfo.get(r);
+    if (!info) classInfo.set(r, { tensors: [t], firstAtom: a });
+    else if (info.tensors[info.tensors.length - 1] !== t) info.tensors.push(t);
+  }
+
+  // Groups: unit classes that span the same set of tensors.
+  const byKey = new Map<string, number[]>();
+  for (const [root, info] of classInfo) {
+    const key = info.tensors.join(',');
+    const list = byKey.get(key);
+    if (list) list.push(root); else byKey.set(key, [root]);
+  }
+  const firstAtom = (root: number) => classInfo.get(root)!.firstAtom;
+  const groupRoots = [...byKey.values()]
+    .map((roots) => roots.sort((a, b) => firstAtom(a) - firstAtom(b)))
+    .sort((a, b) => firstAtom(a[0]) - firstAtom(b[0]));
+
+  // Slices per unit class, aggregated by (layer, weight, axis, role).
+  const unitOfRoot = new Map<number, number>();
+  const groups: ChannelGroup[] = [];
+  const units: ChannelUnit[] = [];
+  const concatTensors = concatOutputs(topo);
+  for (const roots of groupRoots) {
+    const groupId = groups.length;
+    const ids: number[] = [];
+    roots.forEach((root, index) => {
+      unitOfRoot.set(root, units.length);
+      ids.push(units.length);
+      units.push({ id: units.length, group: groupId, index, slices: [] });
+    });
+    const spans = classInfo.get(roots[0])!.tensors;
+    groups.push({ id: groupId, members: [], producers: [], consumers: [], channels: roots.length, units: ids, coupled: spans.some((t) => concatTensors.has(t)) });
+  }
+  const unitSlices = units.map(() => new Map<number, Set<number>>());
+  for (let i = 0; i < space.sliceAtom.length; i++) {
+    const u = unitOfRoot.get(rootOfAtom[space.sliceAtom[i]]);
+    if (u === undefined) continue;
+    const m = unitSlices[u];
+    const key = space.sliceKey[i];
+    let set = m.get(key);
+    if (!set) m.set(key, (set = new Set()));
+    set.add(space.sliceIndex[i]);
+  }
+  const layerOrder = new Map<string, number>();
+  topo.nodes.forEach((n, i) => { if (!layerOrder.has(n.name)) layerOrder.set(n.name, i); });
+  for (const unit of units) {
+    const entries = [...unitSlices[unit.id]].sort(([ka], [kb]) => {
+      const a = space.sliceKeys[ka];
+      const b = space.sliceKeys[kb];
+      return ROLE_ORDER[a.role] - ROLE_ORDER[b.role] || (layerOrder.get(a.layer)! - layerOrder.get(b.layer)!) || ka - kb;
+    });
+    unit.slices = entries.map(([k, set]) => ({ ...space.sliceKeys[k], indices: [...set].sort((x, y) => x - y) }));
+  }
+  for (const group of groups) {
+    const producers = new Set<string>();
+    const consumers = new Set<string>();
+    const others = new Set<string>();
+    for (const s of units[group.units[0]].slices) {
+      if (s.role === 'producer') producers.add(s.layer);
+      else if (s.role === 'consumer') consumers.add(s.layer);
+      else others.add(s.layer);
+    }
+    group.producers = [...producers];
+    group.consumers = [...consumers];
+    const rest = [...new Set([...others, ...consumers])].filter((l) => !producers.has(l)).sort((a, b) => layerOrder.get(a)! - layerOrder.get(b)!);
+    group.members = [...group.producers, ...rest];
+    if (producers.size > 1) group.coupled = true;
+  }
+
+  const layers = describeLayers(model, topo, space, rootOfAtom, blockedReason, unitOfRoot, units, groups);
+  return { layers, groups, units };
+}
+
+function describeLayers(
+  model: tf.LayersModel,
+  topo: Topology,
+  space: AtomSpace,
+  rootOfAtom: Int32Array,
+  blockedReason: Map<number, string>,
+  unitOfRoot: Map<number, number>,
+  units: ChannelUnit[],
+  groups: ChannelGroup[],
+): LayerInfo[] {
+  const cost = countCost(model, topo);
+  return model.layers.map((layer) => {
+    const type = layer.getClassName();
+    const c = cost.layers[layer.name];
+    const base = {
+      name: layer.name,
+      type,
+      outChannels: c.outChannels,
+      inChannels: c.inChannels,
+      params: c.params,
+      flops: c.flops,
+      ownsChannels: PRODUCER_CLASSES.has(type),
+    };
+    const node = topo.nodesByLayer.get(layer.name)?.[0];
+    if (type === 'InputLayer') return { ...base, status: 'blocked' as LayerStatus, reason: 'model input' };
+    const out = node?.outputs[0];
+    if (!out || out.channels === 0) return { ...base, status: 'blocked' as LayerStatus, reason: unsupportedReasonFor(layer.name, type) };
+    let firstReason: string | undefined;
+    for (let ch = 0; ch < out.channels; ch++) {
+      const root = rootOfAtom[space.atom(out, ch)];
+      const unit = unitOfRoot.get(root);
+      if (unit !== undefined) {
+        const group = groups[units[unit].group];
+        return { ...base, status: (group.coupled ? 'coupled' : 'prunable') as LayerStatus, group: group.id };
+      }
+      firstReason ??= blockedReason.get(root);
+    }
+    return { ...base, status: 'blocked' as LayerStatus, reason: firstReason ?? 'no layer creates these channels' };
+  });
+}
+
+function unsupportedReasonFor(name: string, type: string): string {
+  return `${name} (${type}) is not supported, so the channels it touches are kept`;
+}
