@@ -1,0 +1,63 @@
+import { realpathSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { UserError } from '../errors.js';
+
+/** True when `child` lies strictly inside `parent` (both absolute, already canonical). */
+export function isInside(child: string, parent: string): boolean {
+  const rel = relative(parent, child);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+}
+
+/**
+ * The real path of `path`, resolving symlinks in the part that exists; the missing tail is
+ * appended as written. Lets folders that do not exist yet be compared with real ones.
+ */
+export function canonicalPath(path: string): string {
+  let existing = resolve(path);
+  const missing: string[] = [];
+  for (;;) {
+    try {
+      const real = realpathSync.native(existing);
+      return missing.length ? join(real, ...missing.reverse()) : real;
+    } catch {
+      const parent = dirname(existing);
+      if (parent === existing) return resolve(path);
+      missing.push(basename(existing));
+      existing = parent;
+    }
+  }
+}
+
+function modelFolderOf(inputModelPath: string): string {
+  const resolved = resolve(inputModelPath);
+  try {
+    if (statSync(resolved).isDirectory()) return resolved;
+  } catch { /* a missing input is reported by loadModel; compare its folder anyway */ }
+  return dirname(resolved);
+}
+
+/**
+ * Refuses output folders that would overwrite the input model (its own folder, or a folder
+ * containing it, which replacing would delete), and, when a workspace is given, folders
+ * outside it or the workspace root itself.
+ */
+export function assertOutputSafe(inputModelPath: string, outDir: string, workspaceRoot?: string): void {
+  const modelDir = canonicalPath(modelFolderOf(inputModelPath));
+  const out = canonicalPath(outDir);
+  const suggestion = `Choose another output folder, e.g. ${basename(modelDir)}-pruned next to it`;
+  if (out === modelDir) {
+    throw new UserError(`output folder is the input model's own folder (${modelDir}); saving would overwrite the input model`, { file: outDir, fix: suggestion });
+  }
+  if (isInside(modelDir, out)) {
+    throw new UserError(`output folder contains the input model (${modelDir}); replacing it would delete the input model`, { file: outDir, fix: suggestion });
+  }
+  if (workspaceRoot !== undefined) {
+    const root = canonicalPath(workspaceRoot);
+    if (out === root) {
+      throw new UserError('output folder is the workspace root; saving replaces the whole output folder', { file: outDir, fix: 'Choose a subfolder of the workspace, e.g. pruned/' });
+    }
+    if (!isInside(out, root)) {
+      throw new UserError(`output folder is outside the workspace (${root})`, { file: outDir, fix: 'Choose an output folder inside the workspace' });
+    }
+  }
+}
