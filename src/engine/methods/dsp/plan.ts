@@ -1,0 +1,202 @@
+/**
+ * DSP pruning plans (algorithms.md §4.5): which input channels each learned filter group
+ * keeps, which filters go, and the bisection on the global cumulative-share threshold β
+ * that meets a FLOPs target.
+ */
+
+/** How one conv layer is rebuilt as per-group convolutions. */
+export interface GroupedConvPlan {
+  layer: string;
+  /** Group of each filter; -1 when the filter is removed (its output becomes an exact zero channel). */
+  groupOfFilter: number[];
+  /** Input channels each group reads, ascending. Empty for groups without filters. */
+  inputsOfGroup: number[][];
+}
+
+/** What the planner knows about one conv layer. */
+export interface PlanLayer {
+  name: string;
+  inChannels: number;
+  filters: number;
+  /** 2 · kh · kw · Hout · Wout: FLOPs of one (filter, input channel) pair. */
+  pairFlops: number;
+  /** Kernel energy Σ_{kh,kw} W² per (input c, filter j), at c · filters + j. */
+  energy: Float64Array;
+  /** Learned hard group of each filter; undefined for layers DSP does not regroup (they only lose dead filters). */
+  groupOf?: number[];
+  groups: number;
+  /** Whether whole filters may be pruned by energy (DSP's "fp" layers: outputs added into a residual stream). */
+  filterPruning: boolean;
+  /** Layer whose output channels are this layer's input channels and reach nothing else. */
+  privateProducer?: string;
+}
+
+/** Cumulative share of the ascending-sorted, normalised values; `order[i]` is the index with share `cumulative[i]`. */
+export function cumulativeShares(values: ArrayLike<number>): { order: number[]; cumulative: number[] } {
+  const order = Array.from({ length: values.length }, (_, i) => i).sort((a, b) => values[a] - values[b] || a - b);
+  const total = order.reduce((sum, i) => sum + values[i], 0);
+  const cumulative: number[] = [];
+  let running = 0;
+  for (const i of order) {
+    running += values[i];
+    cumulative.push(total > 0 ? running / total : 0);
+  }
+  return { order, cumulative };
+}
+
+/**
+ * Indices dropped by the cumulative-share rule: the longest ascending prefix whose share is
+ * below β, never all of them (the official code drops everything when nothing is below β).
+ */
+export function droppedByShare(shares: { order: number[]; cumulative: number[] }, beta: number): number[] {
+  let count = 0;
+  while (count < shares.order.length - 1 && shares.cumulative[count] < beta) count++;
+  return shares.order.slice(0, count);
+}
+
+interface PreparedLayer {
+  layer: PlanLayer;
+  groupShares: { order: number[]; cumulative: number[] }[];
+  filterShares?: { order: number[]; cumulative: number[] };
+}
+
+/** The per-layer rankings a plan at any β is read from. */
+export class DspPlanner {
+  private readonly prepared: PreparedLayer[];
+  private readonly byName: Map<string, PreparedLayer>;
+
+  constructor(layers: PlanLayer[]) {
+    this.prepared = layers.map((layer) => {
+      const groupShares: PreparedLayer['groupShares'] = [];
+      if (layer.groupOf) {
+        for (let g = 0; g < layer.groups; g++) {
+          const importance = new Float64Array(layer.inChannels);
+          layer.groupOf.forEach((group, j) => {
+            if (group !== g) return;
+            for (let c = 0; c < layer.inChannels; c++) importance[c] += layer.energy[c * layer.filters + j];
+          });
+          groupShares.push(cumulativeShares(importance));
+        }
+      }
+      let filterShares: PreparedLayer['filterShares'];
+      if (layer.filterPruning) {
+        const filterEnergy = new Float64Array(layer.filters);
+        for (let c = 0; c < layer.inChannels; c++) for (let j = 0; j < layer.filters; j++) filterEnergy[j] += layer.energy[c * layer.filters + j];
+        filterShares = cumulativeShares(filterEnergy);
+      }
+      return { layer, groupShares, filterShares };
+    });
+    this.byName = new Map(this.prepared.map((p) => [p.layer.name, p]));
+  }
+
+  /** Every β at which some plan changes, ascending, starting with one that drops nothing. */
+  breakpoints(): number[] {
+    const values = new Set<number>([0]);
+    for (const p of this.prepared) {
+      for (const s of p.groupShares) s.cumulative.forEach((v) => values.add(v));
+      p.filterShares?.cumulative.forEach((v) => values.add(v));
+    }
+    const sorted = [...values].sort((a, b) => a - b);
+    sorted.push(sorted[sorted.length - 1] + 1e-9);
+    return sorted;
+  }
+
+  /**
+   * Plans at threshold β, with dead structure removed: a filter whose output channel no
+   * group of its private consumer reads is dropped, repeatedly, until nothing changes.
+   * Layers whose plan equals the dense layer are left out.
+   */
+  plan(beta: number): GroupedConvPlan[] {
+    const plans = new Map<string, GroupedConvPlan>();
+    for (const { layer, groupShares, filterShares } of this.prepared) {
+      const groupOfFilter = layer.groupOf ? [...layer.groupOf] : new Array<number>(layer.filters).fill(0);
+      const groups = layer.groupOf ? layer.groups : 1;
+      if (filterShares) for (const j of droppedByShare(filterShares, beta)) groupOfFilter[j] = -1;
+      const inputsOfGroup: number[][] = [];
+      for (let g = 0; g < groups; g++) {
+        const dropped = new Set(layer.groupOf ? droppedByShare(groupShares[g], beta) : []);
+        inputsOfGroup.push(Array.from({ length: layer.inChannels }, (_, c) => c).filter((c) => !dropped.has(c)));
+      }
+      plans.set(layer.name, { layer: layer.name, groupOfFilter, inputsOfGroup });
+    }
+    this.removeDeadFilters(plans);
+    for (const [name, plan] of [...plans]) {
+      if (isDense(plan, this.byName.get(name)!.layer)) plans.delete(name);
+    }
+    return [...plans.values()];
+  }
+
+  private removeDeadFilters(plans: Map<string, GroupedConvPlan>): void {
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const { layer } of this.prepared) {
+        if (!layer.privateProducer) continue;
+        const producer = plans.get(layer.privateProducer);
+        if (!producer) continue;
+        const read = readChannels(plans.get(layer.name)!, layer.inChannels);
+        producer.groupOfFilter.forEach((g, j) => {
+          if (g >= 0 && !read[j]) {
+            producer.groupOfFilter[j] = -1;
+            changed = true;
+          }
+        });
+        // Never leave a producer with no filters: its consumer must still read something.
+        if (producer.groupOfFilter.every((g) => g < 0)) throw new Error(`plan removed every filter of ${producer.layer}`);
+      }
+    }
+  }
+
+  /** FLOPs of a layer under a plan (dense FLOPs when the plan leaves it out). */
+  layerFlops(name: string, plan?: GroupedConvPlan): number {
+    const layer = this.byName.get(name)!.layer;
+    if (!plan) return layer.pairFlops * layer.inChannels * layer.filters;
+    return layer.pairFlops * groupedPairs(plan);
+  }
+
+  /** FLOPs the plans save against the dense layers. */
+  savedFlops(plans: GroupedConvPlan[]): number {
+    return plans.reduce((sum, plan) => sum + this.layerFlops(plan.layer) - this.layerFlops(plan.layer, plan), 0);
+  }
+
+  /**
+   * Bisection over the breakpoints of β for the plan whose model FLOPs (dense FLOPs minus
+   * savings) is nearest to `targetFlops`. FLOPs fall monotonically as β grows.
+   */
+  bisect(denseFlops: number, targetFlops: number): { beta: number; plans: GroupedConvPlan[]; flops: number } {
+    const betas = this.breakpoints();
+    const flopsAt = (i: number) => denseFlops - this.savedFlops(this.plan(betas[i]));
+    let lo = 0;
+    let hi = betas.length - 1;
+    if (flopsAt(hi) >= targetFlops) lo = hi;
+    // Invariant: flopsAt(lo) >= target > flopsAt(hi).
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (flopsAt(mid) >= targetFlops) lo = mid;
+      else hi = mid;
+    }
+    const best = Math.abs(flopsAt(lo) - targetFlops) <= Math.abs(flopsAt(hi) - targetFlops) ? lo : hi;
+    const plans = this.plan(betas[best]);
+    return { beta: betas[best], plans, flops: denseFlops - this.savedFlops(plans) };
+  }
+}
+
+/** Σ_g (kept filters of g) · (inputs of g). */
+export function groupedPairs(plan: GroupedConvPlan): number {
+  const sizes = new Array<number>(plan.inputsOfGroup.length).fill(0);
+  for (const g of plan.groupOfFilter) if (g >= 0) sizes[g]++;
+  return sizes.reduce((sum, n, g) => sum + n * plan.inputsOfGroup[g].length, 0);
+}
+
+/** Which input channels some group with kept filters reads. */
+export function readChannels(plan: GroupedConvPlan, inChannels: number): boolean[] {
+  const read = new Array<boolean>(inChannels).fill(false);
+  const live = new Set(plan.groupOfFilter.filter((g) => g >= 0));
+  plan.inputsOfGroup.forEach((inputs, g) => {
+    if (live.has(g)) for (const c of inputs) read[c] = true;
+  });
+  return read;
+}
+
+function isDense(plan: GroupedConvPlan, layer: PlanLayer): boolean {
+  return plan.groupOfFilter.every((g) => g >= 0) && groupedPairs(plan) === layer.inChannels * layer.filters;
+}

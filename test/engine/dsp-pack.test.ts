@@ -1,0 +1,130 @@
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { buildDemoCnn } from '../../src/engine/demo/model.js';
+import { applyPlanMasks, buildPackedModel, contiguousRuns } from '../../src/engine/methods/dsp/pack.js';
+import { groupedPairs, type GroupedConvPlan } from '../../src/engine/methods/dsp/plan.js';
+import { layerFlops, modelFlops } from '../../src/engine/methods/dsp/flops.js';
+import { seededRandom } from '../../src/engine/util/random.js';
+
+before(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** A two-block residual network with BN, a strided 1×1 shortcut and a fused-activation conv. */
+function tinyResNet(seed: number): tf.LayersModel {
+  const init = (k: number) => tf.initializers.heNormal({ seed: seed * 10 + k });
+  const input = tf.input({ shape: [8, 8, 3], name: 'image' });
+  const conv = (name: string, filters: number, kernelSize: number, strides: number, k: number, activation: 'linear' | 'relu' = 'linear') =>
+    tf.layers.conv2d({ name, filters, kernelSize, strides, padding: 'same', kernelInitializer: init(k), activation, useBias: activation !== 'linear' });
+  const bn = (name: string) => tf.layers.batchNormalization({ name, betaInitializer: tf.initializers.randomNormal({ stddev: 0.3, seed: seed + name.length }), gammaInitializer: tf.initializers.randomUniform({ minval: 0.5, maxval: 1.5, seed }) });
+  const relu = (name: string) => tf.layers.reLU({ name });
+  const ap = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
+  let x = ap(relu('stem_relu'), ap(bn('stem_bn'), ap(conv('stem', 8, 3, 1, 1), input)));
+  let y = ap(relu('b1_relu_a'), ap(bn('b1_bn_a'), ap(conv('b1_conv_a', 8, 3, 1, 2), x)));
+  y = ap(bn('b1_bn_b'), ap(conv('b1_conv_b', 8, 3, 1, 3), y));
+  x = ap(relu('b1_relu'), ap(tf.layers.add({ name: 'b1_add' }), [x, y]));
+  const shortcut = ap(bn('b2_bn_sc'), ap(conv('b2_sc', 12, 1, 2, 4), x));
+  y = ap(conv('b2_conv_a', 12, 3, 2, 5, 'relu'), x);
+  y = ap(bn('b2_bn_b'), ap(conv('b2_conv_b', 12, 3, 1, 6), y));
+  x = ap(relu('b2_relu'), ap(tf.layers.add({ name: 'b2_add' }), [shortcut, y]));
+  x = ap(tf.layers.globalAveragePooling2d({ name: 'gap' }), x);
+  const output = ap(tf.layers.dense({ name: 'fc', units: 5, kernelInitializer: init(7) }), x);
+  return tf.model({ inputs: input, outputs: output });
+}
+
+/** A random plan: random groups, random kept inputs per group, some removed filters. */
+function randomPlan(model: tf.LayersModel, name: string, groups: number, random: () => number, removeFilters: boolean): GroupedConvPlan {
+  const [, , inChannels, filters] = model.getLayer(name).getWeights()[0].shape;
+  const groupOfFilter = Array.from({ length: filters }, () => Math.floor(random() * groups));
+  if (removeFilters) for (let j = 0; j < filters; j++) if (random() < 0.25) groupOfFilter[j] = -1;
+  if (groupOfFilter.every((g) => g < 0)) groupOfFilter[0] = 0;
+  const inputsOfGroup = Array.from({ length: groups }, () => {
+    const kept = Array.from({ length: inChannels }, (_, c) => c).filter(() => random() < 0.55);
+    return kept.length ? kept : [Math.floor(random() * inChannels)];
+  });
+  return { layer: name, groupOfFilter, inputsOfGroup };
+}
+
+function maxAbsDiff(a: tf.LayersModel, b: tf.LayersModel, x: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a.predict(x) as tf.Tensor, b.predict(x) as tf.Tensor))).dataSync()[0]);
+}
+
+function plannedFlops(model: tf.LayersModel, plans: GroupedConvPlan[]): number {
+  let flops = modelFlops(model);
+  for (const plan of plans) {
+    const layer = model.getLayer(plan.layer);
+    const [kh, kw, inChannels, filters] = layer.getWeights()[0].shape;
+    const pairFlops = layerFlops(layer) / (inChannels * filters);
+    assert.equal(pairFlops % (2 * kh * kw), 0);
+    flops -= pairFlops * (inChannels * filters - groupedPairs(plan));
+  }
+  return flops;
+}
+
+test('contiguous runs of ascending channel lists', () => {
+  assert.deepEqual(contiguousRuns([0, 1, 2, 5, 7, 8]), [[0, 3], [5, 6], [7, 9]]);
+  assert.deepEqual(contiguousRuns([4]), [[4, 5]]);
+});
+
+test('packed per-group convolutions equal the masked residual network, and FLOPs shrink as planned', async () => {
+  const model = tinyResNet(3);
+  const random = seededRandom(11);
+  const plans = [
+    randomPlan(model, 'b1_conv_a', 2, random, false),
+    randomPlan(model, 'b1_conv_b', 3, random, true),
+    randomPlan(model, 'b2_conv_a', 2, random, true),
+    randomPlan(model, 'b2_conv_b', 4, random, true),
+    randomPlan(model, 'stem', 1, random, true),
+  ];
+  const denseFlops = modelFlops(model);
+  const x0 = tf.randomNormal([4, 8, 8, 3], 0, 1, 'float32', 5);
+  const denseOut = (model.predict(x0) as tf.Tensor).clone();
+  applyPlanMasks(model, plans);
+  // The plans are not trivial: masking changes the outputs.
+  assert.ok(tf.tidy(() => tf.max(tf.abs(tf.sub(model.predict(x0) as tf.Tensor, denseOut))).dataSync()[0]) > 1e-2);
+  assert.ok(plans[1].groupOfFilter.some((g) => g < 0));
+  tf.dispose([x0, denseOut]);
+  const packed = await buildPackedModel(model, plans);
+  const x = tf.randomNormal([4, 8, 8, 3], 0, 1, 'float32', 5);
+  const diff = maxAbsDiff(model, packed, x);
+  assert.ok(diff <= 1e-5, `packed differs from masked by ${diff}`);
+  // Only Conv2D/Dense layers cost FLOPs; the channel gathers are permutes and crops.
+  const packedFlops = modelFlops(packed);
+  assert.equal(packedFlops, plannedFlops(tinyResNet(3), plans));
+  assert.ok(packedFlops < denseFlops);
+  for (const l of packed.layers) assert.ok(['InputLayer', 'Conv2D', 'BatchNormalization', 'ReLU', 'Add', 'GlobalAveragePooling2D', 'Dense', 'Permute', 'Cropping2D', 'Concatenate', 'ZeroPadding2D', 'Activation'].includes(l.getClassName()), l.getClassName());
+  // The removed b1_conv_b filters carry exact zeros into the residual stream.
+  const removed = plans[1].groupOfFilter.findIndex((g) => g < 0);
+  if (removed >= 0) {
+    const probe = tf.model({ inputs: packed.inputs, outputs: packed.getLayer('b1_bn_b').output as tf.SymbolicTensor });
+    const values = tf.tidy(() => (probe.predict(x) as tf.Tensor).gather([removed], 3).abs().max().dataSync()[0]);
+    assert.equal(values, 0);
+  }
+  tf.dispose(x);
+});
+
+test('packed model round-trips through TF.js layers serialisation (JSON + weights, and memory save/load)', async () => {
+  const model = buildDemoCnn({ inputShape: [8, 8, 1], classes: 4, seed: 2 });
+  const random = seededRandom(5);
+  const plans = [randomPlan(model, 'conv2', 2, random, true), randomPlan(model, 'conv3', 4, random, false)];
+  applyPlanMasks(model, plans);
+  const packed = await buildPackedModel(model, plans);
+  const x = tf.randomNormal([3, 8, 8, 1], 0, 1, 'float32', 9);
+  assert.ok(maxAbsDiff(model, packed, x) <= 1e-5);
+
+  const fromJson = (await tf.models.modelFromJSON(packed.toJSON(null, false) as Parameters<typeof tf.models.modelFromJSON>[0])) as tf.LayersModel;
+  fromJson.setWeights(packed.getWeights());
+  assert.ok(maxAbsDiff(packed, fromJson, x) <= 1e-6);
+
+  let artifacts: tf.io.ModelArtifacts | undefined;
+  await packed.save(tf.io.withSaveHandler(async (a) => {
+    artifacts = a;
+    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+  }));
+  const loaded = await tf.loadLayersModel(tf.io.fromMemory(artifacts!));
+  const diff = maxAbsDiff(model, loaded, x);
+  assert.ok(diff <= 1e-5, `loaded differs from masked by ${diff}`);
+  assert.equal(modelFlops(loaded), modelFlops(packed));
+  tf.dispose(x);
+});
