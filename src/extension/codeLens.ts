@@ -1,0 +1,55 @@
+import { findNodeAtLocation, parseTree } from 'jsonc-parser';
+import * as vscode from 'vscode';
+import { Commands, METHOD_INFO } from './constants.js';
+import type { SessionManager } from './sessions.js';
+
+/**
+ * Code lenses on `*.prune.json`: run / dry run / open last report at the top, and one
+ * "▶ <Method>" per method on the `method` line, which runs the same config with that method
+ * into its own output folder. While a session of the config runs, the top offers Stop instead.
+ */
+export class PruneConfigCodeLensProvider implements vscode.CodeLensProvider, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChangeCodeLenses = this.changed.event;
+  private readonly subscription: vscode.Disposable;
+
+  constructor(private readonly sessions: SessionManager) {
+    this.subscription = sessions.onDidChangeActive(() => this.changed.fire());
+  }
+
+  provideCodeLenses(document: vscode.TextDocument): vscode.CodeLens[] {
+    const top = new vscode.Range(0, 0, 0, 0);
+    const uri = document.uri;
+    const lenses: vscode.CodeLens[] = [];
+    if (this.sessions.isRunning(uri.fsPath)) {
+      lenses.push(new vscode.CodeLens(top, { title: '$(sync~spin) Running… ■ Stop', command: Commands.stopSession, arguments: [uri], tooltip: 'Cancel the running session; nothing is written' }));
+    } else {
+      lenses.push(
+        new vscode.CodeLens(top, { title: '▶ Run', command: Commands.runConfig, arguments: [uri], tooltip: 'Prune the model as this config says' }),
+        new vscode.CodeLens(top, { title: 'Dry run', command: Commands.dryRunConfig, arguments: [uri], tooltip: 'Analyse prunability and the target without training or writing' }),
+      );
+    }
+    lenses.push(new vscode.CodeLens(top, { title: 'Open last report', command: Commands.openLastReport, arguments: [uri], tooltip: 'Open pruning-report.json of the last finished run' }));
+
+    const root = parseTree(document.getText());
+    const methodNode = root && findNodeAtLocation(root, ['method']);
+    if (methodNode?.parent) {
+      const line = document.positionAt(methodNode.parent.offset).line;
+      const range = new vscode.Range(line, 0, line, 0);
+      for (const method of METHOD_INFO) {
+        lenses.push(new vscode.CodeLens(range, {
+          title: `▶ ${method.label}`,
+          command: Commands.runVariant,
+          arguments: [uri, method.id],
+          tooltip: `Run this config with ${method.label} (${method.description}); output goes to its own "-${method.id}" folder`,
+        }));
+      }
+    }
+    return lenses;
+  }
+
+  dispose(): void {
+    this.subscription.dispose();
+    this.changed.dispose();
+  }
+}

@@ -1,0 +1,42 @@
+/** Identifiers shared by package.json contributions, commands and tests. */
+export const EXTENSION_ID = 'prunelens.prunelens';
+
+export const Commands = {
+  pruneModel: 'prunelens.pruneModel',
+  analyzeModel: 'prunelens.analyzeModel',
+  runConfig: 'prunelens.runConfig',
+  dryRunConfig: 'prunelens.dryRunConfig',
+  runVariant: 'prunelens.runVariant',
+  openLastReport: 'prunelens.openLastReport',
+  openReport: 'prunelens.openReport',
+  stopSession: 'prunelens.stopSession',
+  rerun: 'prunelens.rerun',
+  showPanel: 'prunelens.showPanel',
+} as const;
+
+export const Views = {
+  container: 'prunelens',
+  session: 'prunelens.session',
+} as const;
+
+export const StorageKeys = {
+  runs: 'prunelens.runs',
+} as const;
+
+export const LOG_CHANNEL_NAME = 'PruneLens';
+export const DIAGNOSTIC_SOURCE = 'PruneLens';
+export const CONFIG_GLOB = '**/*.prune.json';
+
+/** Methods with the label and one-line description shown in pickers and code lenses. */
+export const METHOD_INFO: readonly { id: string; label: string; description: string }[] = [
+  { id: 'l1', label: 'L1', description: 'Magnitude baseline: remove the channel groups with the smallest L1 norm' },
+  { id: 'goprune', label: 'GoPrune', description: 'l2,p group sparsity by proximal alternating minimisation' },
+  { id: 'ssr', label: 'SSR', description: 'Structured sparsity regularisation solved by AULM' },
+  { id: 'dsp', label: 'DSP', description: 'Dynamic structure pruning with learned intra-channel groups' },
+  { id: 'ispasp', label: 'i-SpaSP', description: 'Iterative sparse structured pruning (CoSaMP-like support selection)' },
+  { id: 'ocspruner', label: 'OCSPruner', description: 'One-cycle pruning once a stability indicator settles' },
+];
+
+export function methodLabel(id: string): string {
+  return METHOD_INFO.find((m) => m.id === id)?.label ?? id;
+}

@@ -1,0 +1,46 @@
+import * as vscode from 'vscode';
+import type { EngineEvent } from '../protocol/events.js';
+import * as commands from './commands.js';
+import { Commands } from './constants.js';
+import { Ctx } from './ctx.js';
+import type { RunRecord } from './runStore.js';
+
+/** What the extension exports to other extensions and to its integration tests. */
+export interface PruneLensApi {
+  onDidEngineEvent: vscode.Event<{ runId: string; event: EngineEvent }>;
+  activeRuns(): RunRecord[];
+  runs(): RunRecord[];
+  /** Re-checks a config file now and returns its PruneLens diagnostics. */
+  checkConfig(uri: vscode.Uri): Promise<readonly vscode.Diagnostic[]>;
+}
+
+let ctx: Ctx | undefined;
+
+export function activate(context: vscode.ExtensionContext): PruneLensApi {
+  ctx = new Ctx(context, commands.handlePanelMessage);
+  context.subscriptions.push(ctx);
+
+  ctx.registerCommand(Commands.pruneModel, commands.pruneModel);
+  ctx.registerCommand(Commands.analyzeModel, commands.analyzeModel);
+  ctx.registerCommand(Commands.runConfig, commands.runConfig);
+  ctx.registerCommand(Commands.dryRunConfig, commands.dryRunConfig);
+  ctx.registerCommand(Commands.runVariant, commands.runVariant);
+  ctx.registerCommand(Commands.openReport, commands.openReport);
+  ctx.registerCommand(Commands.openLastReport, commands.openReport);
+  ctx.registerCommand(Commands.stopSession, commands.stopSession);
+  ctx.registerCommand(Commands.rerun, commands.rerun);
+  ctx.registerCommand(Commands.showPanel, commands.showPanel);
+
+  const current = ctx;
+  ctx.log.info(`PruneLens activated (VS Code ${vscode.version}, Node ${process.versions.node}, ${vscode.workspace.isTrusted ? 'trusted' : 'restricted'} workspace)`);
+  return {
+    onDidEngineEvent: current.sessions.onDidEvent,
+    activeRuns: () => current.sessions.activeRuns(),
+    runs: () => current.store.all(),
+    checkConfig: (uri) => current.diagnostics.check(uri),
+  };
+}
+
+export function deactivate(): void {
+  ctx = undefined;
+}

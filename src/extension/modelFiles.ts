@@ -1,0 +1,76 @@
+/**
+ * Cheap, tfjs-free reads of model and data files for the editor's diagnostics: a model's input
+ * shape from its model.json topology, an .npy array's shape from its header. vscode-free.
+ */
+import { open, readFile } from 'node:fs/promises';
+
+/** Input shape without the batch dimension, e.g. [28, 28, 1]; undefined when not found. */
+export async function readModelInputShape(modelJsonPath: string): Promise<(number | null)[] | undefined> {
+  const json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as Record<string, unknown>;
+  return inputShapeOfTopology(json.modelTopology);
+}
+
+/** Number of output units of the model's last layer (classes, for a classifier). */
+export async function readModelOutputUnits(modelJsonPath: string): Promise<number | undefined> {
+  const json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as Record<string, unknown>;
+  const layers = layersOf(json.modelTopology);
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const units = (layers[i].config as { units?: unknown } | undefined)?.units;
+    if (typeof units === 'number') return units;
+  }
+  return undefined;
+}
+
+interface LayerJson {
+  class_name?: string;
+  config?: Record<string, unknown>;
+}
+
+function layersOf(topology: unknown): LayerJson[] {
+  const t = topology as { model_config?: { config?: unknown }; config?: unknown } | undefined;
+  const config = (t?.model_config?.config ?? t?.config) as { layers?: unknown } | unknown[] | undefined;
+  if (Array.isArray(config)) return config as LayerJson[];
+  const layers = (config as { layers?: unknown } | undefined)?.layers;
+  return Array.isArray(layers) ? (layers as LayerJson[]) : [];
+}
+
+export function inputShapeOfTopology(topology: unknown): (number | null)[] | undefined {
+  for (const layer of layersOf(topology)) {
+    const c = layer.config ?? {};
+    const shape = (c.batch_input_shape ?? c.batchInputShape) as (number | null)[] | undefined;
+    if (Array.isArray(shape)) return shape.slice(1);
+    const inputShape = (c.input_shape ?? c.inputShape) as (number | null)[] | undefined;
+    if (Array.isArray(inputShape)) return inputShape;
+    if (layer.class_name === 'InputLayer') break;
+  }
+  return undefined;
+}
+
+/** Shape from a NumPy .npy header (format versions 1–3). */
+export async function readNpyShape(npyPath: string): Promise<number[]> {
+  const file = await open(npyPath, 'r');
+  try {
+    const head = Buffer.alloc(4096);
+    const { bytesRead } = await file.read(head, 0, head.length, 0);
+    if (bytesRead < 10 || head.toString('latin1', 0, 6) !== '\x93NUMPY') throw new Error('not a NumPy .npy file');
+    const major = head[6];
+    const headerLength = major === 1 ? head.readUInt16LE(8) : head.readUInt32LE(8);
+    const start = major === 1 ? 10 : 12;
+    const header = head.toString('latin1', start, Math.min(start + headerLength, bytesRead));
+    const match = /'shape'\s*:\s*\(([^)]*)\)/.exec(header);
+    if (!match) throw new Error('the .npy header has no shape');
+    return match[1].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  } finally {
+    await file.close();
+  }
+}
+
+/** Whether an input array shaped `[N, ...sample]` fits a model input (null dims match anything). */
+export function sampleShapeMatches(sample: number[], modelInput: (number | null)[]): boolean {
+  if (sample.length !== modelInput.length) return false;
+  return modelInput.every((d, i) => d === null || d === sample[i]);
+}
+
+export function formatShape(shape: readonly (number | null)[]): string {
+  return `[${shape.map((d) => (d === null ? '?' : String(d))).join(', ')}]`;
+}

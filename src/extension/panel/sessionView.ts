@@ -1,0 +1,91 @@
+import * as vscode from 'vscode';
+import { isWebviewMessage, type HostMessage, type WebviewMessage } from '../../protocol/webview.js';
+import { Views } from '../constants.js';
+import { createNonce, renderPanelHtml } from './html.js';
+
+export interface SessionViewSource {
+  /** The full state a freshly loaded panel needs (runs, the active run's events so far). */
+  snapshot(): HostMessage[];
+  handle(message: WebviewMessage): void | Promise<void>;
+}
+
+/**
+ * The PruneLens side panel (a WebviewView in its own activity-bar container).
+ * VS Code drops postMessage to hidden webviews, so nothing is posted while hidden; when the
+ * panel (re)loads it sends `ready` and receives a snapshot, and when it becomes visible again
+ * it receives a fresh snapshot too. Both are full replays, so receiving two is harmless.
+ */
+export class SessionViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
+  static readonly viewType = Views.session;
+  private view: vscode.WebviewView | undefined;
+  private ready = false;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  constructor(private readonly extensionUri: vscode.Uri, private readonly source: SessionViewSource, private readonly log: vscode.LogOutputChannel) {}
+
+  resolveWebviewView(view: vscode.WebviewView): void {
+    this.view = view;
+    this.ready = false;
+    const dist = vscode.Uri.joinPath(this.extensionUri, 'dist');
+    const media = vscode.Uri.joinPath(this.extensionUri, 'media');
+    const codicons = vscode.Uri.joinPath(this.extensionUri, 'node_modules', '@vscode', 'codicons', 'dist');
+    view.webview.options = { enableScripts: true, localResourceRoots: [dist, media, codicons] };
+    const webview = view.webview;
+    webview.html = renderPanelHtml({
+      cspSource: webview.cspSource,
+      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')).toString(),
+      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(media, 'panel.css')).toString(),
+      codiconsUri: webview.asWebviewUri(vscode.Uri.joinPath(codicons, 'codicon.css')).toString(),
+      nonce: createNonce(),
+    });
+    this.disposables.push(
+      webview.onDidReceiveMessage((message: unknown) => {
+        if (!isWebviewMessage(message)) {
+          this.log.warn('Ignored an unknown message from the panel', message);
+          return;
+        }
+        if (message.type === 'ready') {
+          this.ready = true;
+          this.sendSnapshot();
+          return;
+        }
+        void Promise.resolve(this.source.handle(message)).catch((err) => this.log.error('Panel action failed', err));
+      }),
+      view.onDidChangeVisibility(() => {
+        if (view.visible && this.ready) this.sendSnapshot();
+      }),
+      view.onDidDispose(() => {
+        if (this.view === view) this.view = undefined;
+        this.ready = false;
+      }),
+    );
+  }
+
+  get isVisible(): boolean {
+    return this.view?.visible ?? false;
+  }
+
+  /** Posts a message if the panel can receive it; otherwise the next snapshot carries the state. */
+  post(message: HostMessage): void {
+    if (!this.view || !this.ready || !this.view.visible) return;
+    void this.view.webview.postMessage(message);
+  }
+
+  /** Opens the panel (its container in the activity bar) and focuses it. */
+  async reveal(): Promise<void> {
+    if (this.view) {
+      this.view.show(true);
+      return;
+    }
+    await vscode.commands.executeCommand(`${Views.session}.focus`);
+  }
+
+  private sendSnapshot(): void {
+    if (!this.view) return;
+    for (const message of this.source.snapshot()) void this.view.webview.postMessage(message);
+  }
+
+  dispose(): void {
+    for (const d of this.disposables.splice(0)) d.dispose();
+  }
+}

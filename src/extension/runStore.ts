@@ -1,0 +1,72 @@
+import * as vscode from 'vscode';
+import type { EngineEvent } from '../protocol/events.js';
+import type { RunInfo } from '../protocol/webview.js';
+import { StorageKeys } from './constants.js';
+
+const MAX_REMEMBERED_RUNS = 50;
+/** Events kept per run for replay into a (re)loaded panel. */
+const MAX_EVENTS_PER_RUN = 400;
+
+export interface RunRecord extends RunInfo {
+  /** What the run was started with, so it can be run again. */
+  overrides?: { method?: string; output?: string; dryRun?: boolean };
+}
+
+/**
+ * Runs remembered per workspace (workspaceState) for the runs list and comparisons,
+ * plus a bounded in-memory event log per run for the panel's snapshot.
+ */
+export class RunStore implements vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<RunRecord>();
+  readonly onDidChange = this.changed.event;
+  private readonly eventLog = new Map<string, EngineEvent[]>();
+
+  constructor(private readonly state: vscode.Memento) {
+    // Runs that were still marked running belong to an earlier window: they did not finish.
+    const stale = this.all().filter((r) => r.status === 'running');
+    if (stale.length) {
+      void this.save(this.all().map((r) => (r.status === 'running' ? { ...r, status: 'error', error: 'Interrupted: the window was closed during the run' } : r)));
+    }
+  }
+
+  all(): RunRecord[] {
+    return this.state.get<RunRecord[]>(StorageKeys.runs, []);
+  }
+
+  get(runId: string): RunRecord | undefined {
+    return this.all().find((r) => r.runId === runId);
+  }
+
+  latestFor(configPath: string, predicate: (r: RunRecord) => boolean = () => true): RunRecord | undefined {
+    return this.all().filter((r) => r.configPath === configPath && predicate(r)).sort((a, b) => b.startedAt - a.startedAt)[0];
+  }
+
+  async upsert(run: RunRecord): Promise<void> {
+    const others = this.all().filter((r) => r.runId !== run.runId);
+    const runs = [...others, run].sort((a, b) => a.startedAt - b.startedAt).slice(-MAX_REMEMBERED_RUNS);
+    await this.save(runs);
+    this.changed.fire(run);
+  }
+
+  appendEvent(runId: string, event: EngineEvent): void {
+    let log = this.eventLog.get(runId);
+    if (!log) this.eventLog.set(runId, (log = []));
+    log.push(event);
+    if (log.length > MAX_EVENTS_PER_RUN) {
+      // Keep the run's opening events (start, first layers) and the most recent ones.
+      log.splice(20, log.length - MAX_EVENTS_PER_RUN);
+    }
+  }
+
+  eventsOf(runId: string): EngineEvent[] {
+    return this.eventLog.get(runId) ?? [];
+  }
+
+  private async save(runs: RunRecord[]): Promise<void> {
+    await this.state.update(StorageKeys.runs, runs);
+  }
+
+  dispose(): void {
+    this.changed.dispose();
+  }
+}

@@ -1,0 +1,358 @@
+import * as path from 'node:path';
+import { parse } from 'jsonc-parser';
+import * as vscode from 'vscode';
+import type { DoneEvent, EngineEvent, LayersEvent, StartEvent } from '../protocol/events.js';
+import type { HostMessage } from '../protocol/webview.js';
+import { Commands, methodLabel } from './constants.js';
+import { startEngine, type EngineRun } from '../engine/process/client.js';
+import { formatEta, formatPercent, formatReduction, newRunId } from './format.js';
+import type { RunRecord, RunStore } from './runStore.js';
+
+export interface SessionOverrides {
+  method?: string;
+  /** Absolute output folder (variants write next to the configured one). */
+  output?: string;
+  dryRun?: boolean;
+}
+
+export interface SessionHost {
+  enginePath: string;
+  log: vscode.LogOutputChannel;
+  store: RunStore;
+  post(message: HostMessage): void;
+  revealPanel(): Promise<void>;
+  memoryLimitMb(): number;
+}
+
+type EngineOutcome = Awaited<EngineRun['result']>;
+
+/** An engine child process whose events can be watched by several listeners. */
+interface WatchedEngine extends EngineRun {
+  onEvent(listener: (event: EngineEvent) => void): () => void;
+}
+
+interface ActiveSession {
+  run: RunRecord;
+  engine: WatchedEngine;
+  finished: Promise<RunRecord>;
+  progress: number;
+  etaMs?: number;
+  phase?: string;
+}
+
+export interface AnalysisResult {
+  modelPath: string;
+  start?: StartEvent;
+  layers?: LayersEvent;
+  outcome: EngineOutcome;
+}
+
+/**
+ * Starts, tracks and stops pruning sessions. One engine process per session, one session
+ * per config at a time; every event is logged, stored for the panel and forwarded to it.
+ */
+export class SessionManager implements vscode.Disposable {
+  private readonly active = new Map<string, ActiveSession>();
+  private readonly statusItem: vscode.StatusBarItem;
+  private readonly eventEmitter = new vscode.EventEmitter<{ runId: string; event: EngineEvent }>();
+  private readonly activeChanged = new vscode.EventEmitter<void>();
+  /** Fires for every engine event of every session (used by code lenses and the test API). */
+  readonly onDidEvent = this.eventEmitter.event;
+  readonly onDidChangeActive = this.activeChanged.event;
+  private lastAnalysis: HostMessage[] = [];
+
+  constructor(private readonly host: SessionHost) {
+    this.statusItem = vscode.window.createStatusBarItem('prunelens.session', vscode.StatusBarAlignment.Left, 50);
+    this.statusItem.name = 'PruneLens session';
+    this.statusItem.command = Commands.showPanel;
+  }
+
+  isRunning(configPath: string): boolean {
+    return this.active.has(configKey(configPath));
+  }
+
+  activeRuns(): RunRecord[] {
+    return [...this.active.values()].map((s) => s.run);
+  }
+
+  /**
+   * Starts a session for a config file and resolves with the finished run record
+   * (undefined when the start was refused).
+   */
+  async start(configPath: string, overrides: SessionOverrides = {}): Promise<RunRecord | undefined> {
+    if (!this.ensureTrusted()) return undefined;
+    const key = configKey(configPath);
+    const existing = this.active.get(key);
+    if (existing) {
+      const restart = 'Stop It and Start Again';
+      const choice = await vscode.window.showWarningMessage(
+        `A PruneLens session for ${path.basename(configPath)} is already running (${methodLabel(existing.run.method)}).`,
+        { modal: true },
+        restart,
+      );
+      if (choice !== restart) return undefined;
+      existing.engine.cancel();
+      await existing.finished;
+    }
+
+    const run: RunRecord = {
+      runId: newRunId(),
+      configPath,
+      method: overrides.method ?? (await readConfiguredMethod(configPath)) ?? 'unknown',
+      status: 'running',
+      startedAt: Date.now(),
+      overrides: Object.keys(overrides).length ? overrides : undefined,
+    };
+    const engine = this.startEngine({ type: 'run', configPath, overrides: stripUndefined(overrides) }, path.dirname(configPath));
+    const log = this.host.log;
+    log.info(`Session ${run.runId}: ${path.basename(configPath)} with ${methodLabel(run.method)}${overrides.dryRun ? ' (dry run)' : ''}, engine pid ${engine.pid}`);
+
+    let resolveFinished!: (run: RunRecord) => void;
+    const session: ActiveSession = { run, engine, progress: 0, finished: new Promise((r) => (resolveFinished = r)) };
+    this.active.set(key, session);
+    engine.onEvent((event) => this.onEngineEvent(session, event));
+    void this.showProgress(session);
+    await this.host.store.upsert(run);
+    this.host.post({ type: 'runs', runs: this.host.store.all(), activeRunId: run.runId });
+    this.activeChanged.fire();
+    this.updateStatus();
+    void this.host.revealPanel();
+
+    void engine.result.then(async (outcome) => {
+      const finished = this.finish(session, outcome);
+      this.active.delete(key);
+      await this.host.store.upsert(finished);
+      this.host.post({ type: 'runs', runs: this.host.store.all(), activeRunId: finished.runId });
+      this.activeChanged.fire();
+      this.updateStatus();
+      this.announce(finished);
+      resolveFinished(finished);
+    });
+    return session.finished;
+  }
+
+  /** Sessions train models and write files, so they only run in trusted workspaces. */
+  ensureTrusted(): boolean {
+    if (vscode.workspace.isTrusted) return true;
+    void vscode.window
+      .showErrorMessage(
+        'PruneLens runs pruning sessions only in trusted workspaces: a session trains the model and writes files. Analyze Model works without trust.',
+        'Manage Workspace Trust',
+      )
+      .then((choice) => choice && vscode.commands.executeCommand('workbench.trust.manage'));
+    return false;
+  }
+
+  /** Stops the session of a config (or the only/most recent one when none is given). */
+  stop(configPath?: string): boolean {
+    const session = configPath ? this.active.get(configKey(configPath)) : [...this.active.values()].pop();
+    if (!session) return false;
+    this.host.log.info(`Session ${session.run.runId}: cancel requested`);
+    session.engine.cancel();
+    return true;
+  }
+
+  stopRun(runId: string): boolean {
+    const session = [...this.active.values()].find((s) => s.run.runId === runId);
+    return session ? this.stop(session.run.configPath) : false;
+  }
+
+  /** Per-layer analysis of a model; allowed in untrusted workspaces (it only reads the model). */
+  async analyze(modelPath: string, options: { showInPanel: boolean }): Promise<AnalysisResult> {
+    const engine = this.startEngine({ type: 'analyze', modelPath }, path.dirname(modelPath));
+    const result: Partial<AnalysisResult> = { modelPath };
+    const messages: HostMessage[] = [];
+    engine.onEvent((event) => {
+      if (event.type === 'start') result.start = event;
+      if (event.type === 'layers') result.layers = event;
+      if (options.showInPanel) {
+        const message: HostMessage = { type: 'analysis', modelPath, event };
+        messages.push(message);
+        this.host.post(message);
+      }
+    });
+    if (options.showInPanel) {
+      this.lastAnalysis = messages;
+      void this.host.revealPanel();
+    }
+    result.outcome = await engine.result;
+    if (result.outcome.type === 'error') this.host.log.warn(`Analysis of ${modelPath} failed: ${result.outcome.message}`);
+    return result as AnalysisResult;
+  }
+
+  /** Forks the engine (never computing on the extension host's event loop). */
+  private startEngine(request: Parameters<typeof startEngine>[0], cwd: string): WatchedEngine {
+    const listeners = new Set<(event: EngineEvent) => void>();
+    const run = startEngine(request, {
+      enginePath: this.host.enginePath,
+      cwd,
+      execArgv: [`--max-old-space-size=${this.host.memoryLimitMb()}`],
+      // In desktop VS Code process.execPath is Electron; this makes the child plain Node.
+      env: { ELECTRON_RUN_AS_NODE: '1' },
+      onEvent: (event) => {
+        for (const listener of listeners) listener(event);
+      },
+    });
+    return Object.assign(run, {
+      onEvent(listener: (event: EngineEvent) => void) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    }) as WatchedEngine;
+  }
+
+  /** Everything a freshly loaded panel needs. */
+  snapshot(): HostMessage[] {
+    const runs = this.host.store.all();
+    const current = this.activeRuns().pop() ?? [...runs].sort((a, b) => b.startedAt - a.startedAt)[0];
+    const events = current ? this.host.store.eventsOf(current.runId).map((event) => ({ runId: current.runId, event })) : [];
+    return [{ type: 'snapshot', runs, activeRunId: current?.runId, events }, ...this.lastAnalysis];
+  }
+
+  private onEngineEvent(session: ActiveSession, event: EngineEvent): void {
+    const { run } = session;
+    this.host.store.appendEvent(run.runId, event);
+    this.host.post({ type: 'engineEvent', runId: run.runId, event });
+    this.eventEmitter.fire({ runId: run.runId, event });
+    const log = this.host.log;
+    switch (event.type) {
+      case 'start':
+        run.method = event.method;
+        log.info(`Session ${run.runId}: ${event.model.name}, ${event.model.params} params, ${event.model.flops} FLOPs, backend ${event.backend}`);
+        break;
+      case 'phase':
+        session.phase = event.phase;
+        log.info(`Session ${run.runId}: ${event.phase}${event.message ? ` — ${event.message}` : ''}`);
+        break;
+      case 'epoch':
+        session.progress = event.progress;
+        session.etaMs = event.etaMs;
+        log.info(`Session ${run.runId}: ${event.phase} epoch ${event.epoch}/${event.epochs} loss ${event.loss.toFixed(4)}${event.valAccuracy !== undefined ? ` val acc ${formatPercent(event.valAccuracy)}` : ''}`);
+        break;
+      case 'step':
+        session.progress = event.progress;
+        session.etaMs = event.etaMs;
+        log.trace(`Session ${run.runId}: ${event.phase} step ${event.step}/${event.stepsPerEpoch} loss ${event.loss.toFixed(4)}`);
+        break;
+      case 'layers':
+        log.debug(`Session ${run.runId}: ${event.phase} step ${event.step}: ${event.totals.keptChannels}/${event.totals.prunableChannels} channels kept, ${event.totals.flops} FLOPs`);
+        break;
+      case 'signal':
+        log.debug(`Session ${run.runId}: ${event.method} ${event.name} = ${event.value}`);
+        break;
+      case 'warning':
+        log.warn(`Session ${run.runId}: ${event.message}`);
+        break;
+      case 'log':
+        if (event.level === 'warn') log.warn(event.message);
+        else if (event.level === 'info') log.info(event.message);
+        else log.debug(event.message);
+        break;
+      case 'done':
+        log.info(`Session ${run.runId}: done in ${(event.wallTimeMs / 1000).toFixed(1)}s, FLOPs ${formatReduction(event.before.flops, event.after.flops)}, params ${formatReduction(event.before.params, event.after.params)}${event.output ? `, wrote ${event.output}` : ''}`);
+        break;
+      case 'error':
+        if (event.cancelled) log.info(`Session ${run.runId}: cancelled`);
+        else log.error(`Session ${run.runId}: ${event.message}`);
+        break;
+    }
+    this.updateStatus();
+  }
+
+  private finish(session: ActiveSession, outcome: EngineOutcome): RunRecord {
+    const run = session.run;
+    if (outcome.type === 'done') {
+      return { ...run, status: 'done', method: outcome.method || run.method, output: outcome.output, report: outcome.report, summary: outcome };
+    }
+    if (outcome.cancelled) return { ...run, status: 'cancelled' };
+    return { ...run, status: 'error', error: outcome.message };
+  }
+
+  private showProgress(session: ActiveSession): Thenable<void> {
+    const { run, engine } = session;
+    const title = `PruneLens: ${methodLabel(run.method)} on ${path.basename(run.configPath)}${run.overrides?.dryRun ? ' (dry run)' : ''}`;
+    return vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title, cancellable: true },
+      async (progress, token) => {
+        token.onCancellationRequested(() => this.stop(run.configPath));
+        let reported = 0;
+        const dispose = engine.onEvent((event) => {
+          if (event.type === 'phase') progress.report({ message: describePhase(session) });
+          if (event.type === 'step' || event.type === 'epoch') {
+            const percent = Math.max(0, Math.min(100, event.progress * 100));
+            progress.report({ increment: Math.max(0, percent - reported), message: describePhase(session) });
+            reported = Math.max(reported, percent);
+          }
+        });
+        await engine.result;
+        dispose();
+      },
+    );
+  }
+
+  private announce(run: RunRecord): void {
+    const file = path.basename(run.configPath);
+    if (run.status === 'done' && run.summary) {
+      const s: DoneEvent = run.summary;
+      const accuracy = s.accuracy ? `, accuracy ${formatPercent(s.accuracy.before)} → ${formatPercent(s.accuracy.after)}` : '';
+      const what = s.dryRun ? 'Dry run of' : 'Pruned';
+      const openReport = 'Open Report';
+      void vscode.window
+        .showInformationMessage(`${what} ${file} with ${methodLabel(s.method)}: FLOPs ${formatReduction(s.before.flops, s.after.flops)}, params ${formatReduction(s.before.params, s.after.params)}${accuracy}.`, ...(run.report ? [openReport] : []))
+        .then((choice) => choice === openReport && vscode.commands.executeCommand(Commands.openReport, run.runId));
+    } else if (run.status === 'cancelled') {
+      void vscode.window.showInformationMessage(`PruneLens session for ${file} cancelled; nothing was written.`);
+    } else if (run.status === 'error') {
+      const showLog = 'Show Log';
+      void vscode.window
+        .showErrorMessage(`PruneLens: ${run.error ?? 'the session failed'}`, showLog)
+        .then((choice) => choice === showLog && this.host.log.show(true));
+    }
+  }
+
+  private updateStatus(): void {
+    const sessions = [...this.active.values()];
+    if (sessions.length === 0) {
+      this.statusItem.hide();
+      return;
+    }
+    const s = sessions[sessions.length - 1];
+    const more = sessions.length > 1 ? ` (+${sessions.length - 1})` : '';
+    this.statusItem.text = `$(sync~spin) PruneLens ${methodLabel(s.run.method)} ${Math.round(s.progress * 100)}%${s.etaMs !== undefined ? ` · ETA ${formatEta(s.etaMs)}` : ''}${more}`;
+    this.statusItem.tooltip = `${path.basename(s.run.configPath)}: ${describePhase(s)}. Click to show the PruneLens panel.`;
+    this.statusItem.show();
+  }
+
+  dispose(): void {
+    for (const session of this.active.values()) session.engine.kill();
+    this.active.clear();
+    this.statusItem.dispose();
+    this.eventEmitter.dispose();
+    this.activeChanged.dispose();
+  }
+}
+
+function describePhase(session: ActiveSession): string {
+  const parts = [session.phase ?? 'starting', `${Math.round(session.progress * 100)}%`];
+  if (session.etaMs !== undefined) parts.push(`ETA ${formatEta(session.etaMs)}`);
+  return parts.join(' · ');
+}
+
+export function configKey(configPath: string): string {
+  return path.resolve(configPath);
+}
+
+function stripUndefined<T extends object>(value: T): T | undefined {
+  const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+  return entries.length ? (Object.fromEntries(entries) as T) : undefined;
+}
+
+async function readConfiguredMethod(configPath: string): Promise<string | undefined> {
+  try {
+    const bytes = await vscode.workspace.fs.readFile(vscode.Uri.file(configPath));
+    const value = parse(Buffer.from(bytes).toString('utf8')) as { method?: unknown } | undefined;
+    return typeof value?.method === 'string' ? value.method : undefined;
+  } catch {
+    return undefined;
+  }
+}
