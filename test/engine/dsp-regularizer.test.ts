@@ -165,7 +165,7 @@ test('Gumbel-softmax columns sum to one, sharpen as the temperature falls, and h
   for (const s of sums) assert.ok(Math.abs(s - 1) < 1e-6);
   const maxWarm = warm.max(0).mean().dataSync()[0];
   const maxCold = cold.max(0).mean().dataSync()[0];
-  assert.ok(maxCold > maxWarm && maxCold > 0.95);
+  assert.ok(maxCold > maxWarm && maxCold > 0.9);
   assert.deepEqual(hardGroups(logits.dataSync(), 3, 4), [0, 1, 2, 0]);
   tf.dispose([logits, noise, warm, cold]);
 });
