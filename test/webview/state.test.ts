@@ -1,0 +1,227 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { EngineEvent } from '../../src/protocol/events.js';
+import type { HostMessage, RunInfo } from '../../src/protocol/webview.js';
+import {
+  activeSummary,
+  activeView,
+  appendPoint,
+  emptySeries,
+  initialState,
+  MAX_RUN_VIEWS,
+  reduce,
+  restoreState,
+  runsOfConfig,
+  selectedLayerStat,
+  seriesPoints,
+  shownLayers,
+  type PanelAction,
+  type PanelState,
+} from '../../webview/state.js';
+import { analysisEvents, CONFIG_PATH, DONE, fullSession, layersEvent, sessionUntilFinetune } from './fixtures/session.js';
+
+function feed(state: PanelState, runId: string, events: EngineEvent[]): PanelState {
+  return events.reduce((s, event) => reduce(s, { type: 'engineEvent', runId, event }), state);
+}
+
+function run(runId: string, startedAt: number, extra: Partial<RunInfo> = {}): RunInfo {
+  return { runId, configPath: CONFIG_PATH, method: 'goprune', status: 'running', startedAt, ...extra };
+}
+
+test('a session stream builds the run view: model, latest layers, curves, signals, summary', () => {
+  const state = feed(initialState(), 'r1', fullSession());
+  const view = activeView(state)!;
+  assert.equal(state.activeRunId, 'r1');
+  assert.equal(view.method, 'goprune');
+  assert.equal(view.model?.params, 210_000);
+  // Latest layers event wins: the one taken after pruning.
+  assert.equal(view.layers?.phase, 'prune');
+  assert.deepEqual(view.layers?.layers.map((l) => l.kept), layersEvent('prune', 0, 0.8, 0.6).layers.map((l) => l.kept));
+  // 3 training epochs + 2 fine-tuning epochs continue one x axis.
+  assert.deepEqual(seriesPoints(view.curves.loss).map((p) => p.x), [1, 2, 3, 4, 5]);
+  assert.equal(seriesPoints(view.curves.flops).at(-1)?.y, DONE.after.flops);
+  // Step losses sit inside their epoch: the last step of epoch 1 lands on x = 1.
+  const steps = seriesPoints(view.curves.stepLoss);
+  assert.equal(steps.length, 12);
+  assert.deepEqual(steps.slice(0, 4).map((p) => p.x), [0.25, 0.5, 0.75, 1]);
+  assert.deepEqual(seriesPoints(view.signals.stability).map((p) => Math.round(p.y * 100)), [65, 80, 95]);
+  assert.equal(view.done, DONE);
+  assert.equal(view.progress, 1);
+  assert.equal(activeSummary(state), DONE);
+  // The runs list learnt the run from its start event and its outcome from done.
+  assert.equal(state.runs.length, 1);
+  assert.equal(state.runs[0].status, 'done');
+  assert.equal(state.runs[0].report, DONE.report);
+});
+
+test('accuracy curves hold the values the epochs reported', () => {
+  const view = activeView(feed(initialState(), 'r1', fullSession()))!;
+  const acc = seriesPoints(view.curves.valAccuracy).map((p) => Math.round(p.y * 1000));
+  assert.deepEqual(acc, [910, 930, 950, 982, 986]);
+});
+
+test('curves stay bounded and uniformly spaced however long the run', () => {
+  let series = emptySeries();
+  for (let i = 0; i < 10_000; i++) series = appendPoint(series, { x: i, y: i * 2 }, 100);
+  assert.ok(series.points.length <= 100, `kept ${series.points.length} points`);
+  assert.ok(series.points.length >= 50);
+  const gaps = new Set(series.points.slice(1).map((p, i) => p.x - series.points[i].x));
+  assert.deepEqual([...gaps], [series.stride], 'every kept point is one stride apart');
+  // The newest sample is always drawn.
+  assert.deepEqual(seriesPoints(series).at(-1), { x: 9999, y: 19998 });
+
+  // The same holds through the reducer for step losses of a long run.
+  let state = feed(initialState(), 'r1', sessionUntilFinetune().slice(0, 1));
+  for (let i = 0; i < 5000; i++) {
+    state = reduce(state, { type: 'engineEvent', runId: 'r1', event: { type: 'step', phase: 'train', epoch: 1, step: i, stepsPerEpoch: 5000, loss: 1 / (i + 1), learningRate: 0.1, etaMs: 1, progress: i / 5000 } });
+  }
+  assert.ok(activeView(state)!.curves.stepLoss.points.length <= 400);
+  assert.ok(JSON.stringify(state).length < 60_000, 'the saved state stays small');
+});
+
+test('a new run becomes active; selecting another switches and keeps both views', () => {
+  let state = feed(initialState(), 'r1', fullSession());
+  state = feed(state, 'r2', sessionUntilFinetune().slice(0, 4));
+  assert.equal(state.activeRunId, 'r2');
+  assert.equal(activeView(state)!.done, undefined);
+  assert.equal(shownLayers(state)?.phase, 'train');
+
+  state = reduce(state, { type: 'ui/selectRun', runId: 'r1' });
+  assert.equal(state.activeRunId, 'r1');
+  assert.equal(activeSummary(state), DONE);
+  assert.equal(shownLayers(state)?.phase, 'prune');
+  // Events of a background run update it without stealing the focus.
+  state = reduce(state, { type: 'engineEvent', runId: 'r2', event: layersEvent('train', 1, 0, 0.2) });
+  assert.equal(state.activeRunId, 'r1');
+  assert.equal(state.views.r2.layers?.step, 1);
+});
+
+test('runs from the host set status and active run; unlisted views are dropped', () => {
+  let state = feed(initialState(), 'r1', fullSession());
+  state = feed(state, 'gone', sessionUntilFinetune().slice(0, 2));
+  const runs = [run('r1', 100, { status: 'done', summary: DONE }), run('r3', 300, { status: 'error', error: 'Field "target" is missing' })];
+  state = reduce(state, { type: 'runs', runs });
+  assert.deepEqual(Object.keys(state.views), ['r1']);
+  // The previous active run is gone, so the newest listed run is shown.
+  assert.equal(state.activeRunId, 'r3');
+  state = reduce(state, { type: 'runs', runs, activeRunId: 'r1' });
+  assert.equal(state.activeRunId, 'r1');
+  assert.equal(runsOfConfig(state).length, 2);
+});
+
+test('the number of run views is bounded and never drops the active one', () => {
+  let state = initialState();
+  const runs: RunInfo[] = [];
+  for (let i = 0; i < MAX_RUN_VIEWS + 5; i++) {
+    runs.push(run(`r${i}`, i));
+    state = feed(state, `r${i}`, sessionUntilFinetune().slice(0, 4));
+  }
+  state = reduce(state, { type: 'ui/selectRun', runId: 'r0' });
+  state = reduce(state, { type: 'runs', runs });
+  assert.equal(Object.keys(state.views).length, MAX_RUN_VIEWS);
+  assert.ok(state.views.r0, 'the active (oldest) run keeps its view');
+  assert.ok(state.views[`r${MAX_RUN_VIEWS + 4}`], 'the newest run keeps its view');
+});
+
+test('errors and cancellations are recorded on the view and the runs list', () => {
+  let state = feed(initialState(), 'r1', sessionUntilFinetune().slice(0, 4));
+  state = reduce(state, { type: 'engineEvent', runId: 'r1', event: { type: 'warning', message: 'Learning rate is high' } });
+  state = reduce(state, { type: 'engineEvent', runId: 'r1', event: { type: 'error', message: 'Dataset folder not found', file: '/w/a.prune.json', field: 'data.path' } });
+  assert.deepEqual(activeView(state)!.error, { message: 'Dataset folder not found', file: '/w/a.prune.json', field: 'data.path', cancelled: undefined });
+  assert.deepEqual(activeView(state)!.warnings, ['Learning rate is high']);
+  assert.equal(state.runs[0].status, 'error');
+
+  state = feed(state, 'r2', sessionUntilFinetune().slice(0, 2));
+  state = reduce(state, { type: 'engineEvent', runId: 'r2', event: { type: 'error', message: 'Cancelled', cancelled: true } });
+  assert.equal(state.runs.find((r) => r.runId === 'r2')!.status, 'cancelled');
+});
+
+test('a snapshot replays the active run from scratch and keeps restored views of others', () => {
+  // What a hidden and re-shown view restores from setState, then the host's snapshot.
+  let saved = feed(initialState(), 'r1', fullSession());
+  saved = feed(saved, 'r2', sessionUntilFinetune());
+  saved = reduce(saved, { type: 'ui/selectLayer', name: 'dense_1' });
+  const restored = restoreState(JSON.parse(JSON.stringify(saved)));
+
+  const events = sessionUntilFinetune().map((event) => ({ runId: 'r2', event }));
+  const snapshot: HostMessage = {
+    type: 'snapshot',
+    runs: [run('r1', 1, { status: 'done', summary: DONE }), run('r2', 2)],
+    activeRunId: 'r2',
+    events,
+  };
+  const state = reduce(restored, snapshot);
+  // Replaying the same events does not duplicate curve points.
+  assert.deepEqual(seriesPoints(state.views.r2.curves.loss).map((p) => p.x), [1, 2, 3]);
+  assert.equal(state.views.r2.curves.stepLoss.seen, 12);
+  assert.equal(state.views.r1.done?.channelsRemoved, DONE.channelsRemoved);
+  assert.equal(state.activeRunId, 'r2');
+  assert.equal(state.selectedLayer, 'dense_1');
+  assert.equal(selectedLayerStat(state)?.name, 'dense_1');
+});
+
+test('a snapshot alone (fresh webview) restores the run list and the summary of a finished run', () => {
+  const state = reduce(initialState(), {
+    type: 'snapshot',
+    runs: [run('r1', 1, { status: 'done', summary: DONE })],
+    events: [],
+  });
+  assert.equal(state.activeRunId, 'r1');
+  assert.equal(activeView(state), undefined);
+  assert.equal(activeSummary(state), DONE);
+});
+
+test('state survives a JSON round trip exactly (what setState/getState does)', () => {
+  let state = feed(initialState(), 'r1', fullSession());
+  for (const event of analysisEvents()) state = reduce(state, { type: 'analysis', modelPath: '/w/model.json', event });
+  const json = JSON.stringify(state);
+  const restored = restoreState(JSON.parse(json));
+  // Same content (JSON has no undefined, NaN or Infinity that could silently change)...
+  assert.equal(JSON.stringify(restored), json);
+  assert.doesNotMatch(json, /":null[,}]/, 'no property value was lost to null');
+  // ...and the restored state carries on exactly like the original.
+  const next = (s: PanelState) => feed(s, 'r2', sessionUntilFinetune());
+  assert.equal(JSON.stringify(next(restored)), JSON.stringify(next(state)));
+});
+
+test('restoreState starts fresh from anything it does not recognise', () => {
+  assert.deepEqual(restoreState(undefined), initialState());
+  assert.deepEqual(restoreState({ version: 0, runs: [] }), initialState());
+  assert.deepEqual(restoreState('garbage'), initialState());
+});
+
+test('an analysis shows per-layer prunability and takes the focus until a run starts', () => {
+  let state = feed(initialState(), 'r1', fullSession());
+  for (const event of analysisEvents()) state = reduce(state, { type: 'analysis', modelPath: '/w/model.json', event });
+  assert.equal(state.focus, 'analysis');
+  const layers = shownLayers(state)!.layers;
+  assert.deepEqual(layers.map((l) => l.status), ['prunable', 'coupled', 'coupled', 'prunable', 'blocked']);
+  assert.match(layers[4].reason!, /output layer/);
+  assert.ok(layers.every((l) => l.kept === l.channels), 'nothing is removed by an analysis');
+  assert.equal(state.analysis?.done?.dryRun, true);
+
+  state = reduce(state, { type: 'ui/focus', focus: 'run' });
+  assert.equal(shownLayers(state)?.phase, 'prune');
+  state = reduce(state, { type: 'ui/focus', focus: 'analysis' });
+  state = feed(state, 'r2', sessionUntilFinetune().slice(0, 1));
+  assert.equal(state.focus, 'run', 'a new run takes the focus back');
+});
+
+test('a second analysis of another model replaces the first', () => {
+  let state = initialState();
+  const analyse = (modelPath: string, event: EngineEvent): PanelAction => ({ type: 'analysis', modelPath, event });
+  state = reduce(state, analyse('/w/a.json', analysisEvents()[1]));
+  state = reduce(state, analyse('/w/b.json', { type: 'error', message: 'model.json has no weightsManifest', file: '/w/b.json' }));
+  assert.equal(state.analysis?.modelPath, '/w/b.json');
+  assert.equal(state.analysis?.layers, undefined);
+  assert.equal(state.analysis?.error?.message, 'model.json has no weightsManifest');
+});
+
+test('the selected layer falls back to the first one with a histogram', () => {
+  let state = feed(initialState(), 'r1', sessionUntilFinetune().slice(0, 4));
+  assert.equal(selectedLayerStat(state)?.name, 'conv2d_1');
+  state = reduce(state, { type: 'ui/selectLayer', name: 'conv2d_3' });
+  assert.equal(selectedLayerStat(state)?.name, 'conv2d_3');
+  state = reduce(state, { type: 'ui/selectLayer', name: 'no_such_layer' });
+  assert.equal(selectedLayerStat(state)?.name, 'conv2d_1');
+});

@@ -1,0 +1,397 @@
+/**
+ * The side panel's state and its pure reducer. Everything here is plain JSON so the webview can
+ * hand it to `vscode.setState` and get it back after the view was hidden, moved or reloaded.
+ * Series are bounded: a run of any length keeps at most a few hundred points per curve.
+ */
+import type { DoneEvent, EngineEvent, LayerStat, LayersEvent, ModelSummary, Phase } from '../src/protocol/events.js';
+import type { HostMessage, RunInfo } from '../src/protocol/webview.js';
+
+export const STATE_VERSION = 1;
+/** Points kept per curve; beyond this a series halves its density. */
+export const MAX_SERIES_POINTS = 400;
+/** Warnings kept per run. */
+export const MAX_WARNINGS = 20;
+/** Run views kept (the active one is never dropped). */
+export const MAX_RUN_VIEWS = 12;
+
+export interface Point {
+  x: number;
+  y: number;
+}
+
+/**
+ * A bounded series: it keeps every `stride`-th sample and doubles the stride (dropping every
+ * other kept point) when full, so density stays uniform over the whole run. `latest` is always
+ * the newest sample, so the curve ends at the current value.
+ */
+export interface Series {
+  points: Point[];
+  stride: number;
+  seen: number;
+  latest?: Point;
+}
+
+export interface Curves {
+  /** Per-epoch training loss. */
+  loss: Series;
+  accuracy: Series;
+  valLoss: Series;
+  valAccuracy: Series;
+  /** Model FLOPs at the end of each epoch. */
+  flops: Series;
+  /** Per-step training loss (x in fractional epochs). */
+  stepLoss: Series;
+}
+
+export interface LayerSnapshot {
+  phase: Phase;
+  step: number;
+  layers: LayerStat[];
+  totals: LayersEvent['totals'];
+}
+
+export interface RunError {
+  message: string;
+  file?: string;
+  field?: string;
+  cancelled?: boolean;
+}
+
+/** What the panel knows about one run, built from its engine events. */
+export interface RunView {
+  runId: string;
+  sessionId?: string;
+  method?: string;
+  backend?: string;
+  configPath?: string;
+  model?: ModelSummary;
+  target?: Record<string, number>;
+  dryRun?: boolean;
+  phase?: Phase;
+  phaseMessage?: string;
+  /** Overall progress in [0, 1]. */
+  progress: number;
+  etaMs?: number;
+  epoch?: { phase: Phase; epoch: number; epochs: number };
+  /** Epoch events seen; the x axis of the curves (continues across train and fine-tune). */
+  epochCount: number;
+  /** The latest `layers` event. */
+  layers?: LayerSnapshot;
+  curves: Curves;
+  /** Method signals by name (stability, residual, ...), x = the signal's step. */
+  signals: Record<string, Series>;
+  done?: DoneEvent;
+  error?: RunError;
+  warnings: string[];
+}
+
+/** A model analysis (no training): prunability per layer. */
+export interface AnalysisView {
+  modelPath: string;
+  model?: ModelSummary;
+  backend?: string;
+  layers?: LayerSnapshot;
+  done?: DoneEvent;
+  error?: RunError;
+  warnings: string[];
+}
+
+/** Which of the two the panel shows: the active run or the latest analysis. */
+export type Focus = 'run' | 'analysis';
+
+export interface PanelState {
+  version: typeof STATE_VERSION;
+  runs: RunInfo[];
+  activeRunId?: string;
+  views: Record<string, RunView>;
+  analysis?: AnalysisView;
+  focus: Focus;
+  /** Layer whose norm histogram is shown. */
+  selectedLayer?: string;
+}
+
+/** Actions that come from the panel itself rather than the host. */
+export type UiAction =
+  | { type: 'ui/selectRun'; runId: string }
+  | { type: 'ui/selectLayer'; name: string }
+  | { type: 'ui/focus'; focus: Focus };
+
+export type PanelAction = HostMessage | UiAction;
+
+export function initialState(): PanelState {
+  return { version: STATE_VERSION, runs: [], views: {}, focus: 'run' };
+}
+
+/** Accepts whatever `getState()` returned; anything unrecognised starts fresh. */
+export function restoreState(saved: unknown): PanelState {
+  if (typeof saved !== 'object' || saved === null) return initialState();
+  const s = saved as Partial<PanelState>;
+  if (s.version !== STATE_VERSION || !Array.isArray(s.runs) || typeof s.views !== 'object' || s.views === null) {
+    return initialState();
+  }
+  return { ...initialState(), ...s } as PanelState;
+}
+
+export function emptySeries(): Series {
+  return { points: [], stride: 1, seen: 0 };
+}
+
+export function appendPoint(series: Series, point: Point, max = MAX_SERIES_POINTS): Series {
+  const index = series.seen;
+  let { points, stride } = series;
+  if (index % stride === 0) {
+    points = [...points, point];
+    if (points.length > max) {
+      points = points.filter((_, i) => i % 2 === 0);
+      stride *= 2;
+    }
+  }
+  return { points, stride, seen: index + 1, latest: point };
+}
+
+/** The points to draw: the kept samples plus the newest one. */
+export function seriesPoints(series: Series): Point[] {
+  const last = series.points[series.points.length - 1];
+  if (series.latest && (!last || last.x !== series.latest.x)) return [...series.points, series.latest];
+  return series.points;
+}
+
+export function emptyRunView(runId: string): RunView {
+  return {
+    runId,
+    progress: 0,
+    epochCount: 0,
+    curves: {
+      loss: emptySeries(),
+      accuracy: emptySeries(),
+      valLoss: emptySeries(),
+      valAccuracy: emptySeries(),
+      flops: emptySeries(),
+      stepLoss: emptySeries(),
+    },
+    signals: {},
+    warnings: [],
+  };
+}
+
+export function reduce(state: PanelState, action: PanelAction): PanelState {
+  switch (action.type) {
+    case 'runs':
+      return pruneViews({ ...state, runs: action.runs, activeRunId: pickActive(action.runs, action.activeRunId, state.activeRunId) });
+    case 'snapshot':
+      return applySnapshot(state, action);
+    case 'engineEvent':
+      return applyRunEvent(state, action.runId, action.event, true);
+    case 'analysis':
+      return applyAnalysisEvent(state, action.modelPath, action.event);
+    case 'ui/selectRun':
+      return { ...state, activeRunId: action.runId, focus: 'run' };
+    case 'ui/selectLayer':
+      return { ...state, selectedLayer: action.name };
+    case 'ui/focus':
+      return { ...state, focus: action.focus };
+    default:
+      return state;
+  }
+}
+
+function pickActive(runs: RunInfo[], requested: string | undefined, current: string | undefined): string | undefined {
+  if (requested !== undefined && runs.some((r) => r.runId === requested)) return requested;
+  if (current !== undefined && runs.some((r) => r.runId === current)) return current;
+  return newestRun(runs)?.runId;
+}
+
+function newestRun(runs: RunInfo[]): RunInfo | undefined {
+  let best: RunInfo | undefined;
+  for (const r of runs) if (!best || r.startedAt >= best.startedAt) best = r;
+  return best;
+}
+
+/** Drops views of runs the host no longer lists, and the oldest beyond MAX_RUN_VIEWS. */
+function pruneViews(state: PanelState): PanelState {
+  const listed = new Map(state.runs.map((r) => [r.runId, r]));
+  let ids = Object.keys(state.views).filter((id) => listed.has(id) || id === state.activeRunId);
+  if (ids.length > MAX_RUN_VIEWS) {
+    ids.sort((a, b) => (listed.get(b)?.startedAt ?? 0) - (listed.get(a)?.startedAt ?? 0));
+    const keep = ids.slice(0, MAX_RUN_VIEWS);
+    if (state.activeRunId && state.views[state.activeRunId] && !keep.includes(state.activeRunId)) {
+      keep[keep.length - 1] = state.activeRunId;
+    }
+    ids = keep;
+  }
+  if (ids.length === Object.keys(state.views).length) return state;
+  const views: Record<string, RunView> = {};
+  for (const id of ids) views[id] = state.views[id];
+  return { ...state, views };
+}
+
+function applySnapshot(state: PanelState, msg: Extract<HostMessage, { type: 'snapshot' }>): PanelState {
+  // Runs whose events are replayed start from scratch; other runs keep what the panel restored.
+  const replayed = new Set(msg.events.map((e) => e.runId));
+  const views: Record<string, RunView> = {};
+  for (const [id, view] of Object.entries(state.views)) if (!replayed.has(id)) views[id] = view;
+  let next: PanelState = {
+    ...state,
+    runs: msg.runs,
+    views,
+    activeRunId: pickActive(msg.runs, msg.activeRunId, state.activeRunId),
+  };
+  for (const { runId, event } of msg.events) next = applyRunEvent(next, runId, event, false);
+  return pruneViews(next);
+}
+
+function applyRunEvent(state: PanelState, runId: string, event: EngineEvent, follow: boolean): PanelState {
+  const view = reduceRunView(state.views[runId] ?? emptyRunView(runId), event);
+  let next: PanelState = { ...state, views: { ...state.views, [runId]: view }, runs: updateRunInfo(state.runs, runId, event) };
+  if (event.type === 'start' && follow) next = { ...next, activeRunId: runId, focus: 'run' };
+  else if (next.activeRunId === undefined) next = { ...next, activeRunId: runId };
+  return event.type === 'start' ? pruneViews(next) : next;
+}
+
+/** Keeps the runs list's status in step with the events, before the host's next `runs`. */
+function updateRunInfo(runs: RunInfo[], runId: string, event: EngineEvent): RunInfo[] {
+  const index = runs.findIndex((r) => r.runId === runId);
+  if (index < 0) {
+    if (event.type !== 'start') return runs;
+    const added: RunInfo = { runId, configPath: event.configPath ?? '', method: event.method, status: 'running', startedAt: 0 };
+    return [...runs, added];
+  }
+  const run = runs[index];
+  let updated: RunInfo | undefined;
+  if (event.type === 'done') {
+    updated = { ...run, status: 'done', summary: event, output: event.output ?? run.output, report: event.report ?? run.report };
+  } else if (event.type === 'error') {
+    updated = { ...run, status: event.cancelled ? 'cancelled' : 'error', error: event.message };
+  } else if (event.type === 'start' && run.status !== 'running') {
+    updated = { ...run, status: 'running', method: event.method };
+  }
+  if (!updated) return runs;
+  const copy = runs.slice();
+  copy[index] = updated;
+  return copy;
+}
+
+export function reduceRunView(view: RunView, event: EngineEvent): RunView {
+  switch (event.type) {
+    case 'start':
+      return {
+        ...emptyRunView(view.runId),
+        sessionId: event.sessionId,
+        method: event.method,
+        backend: event.backend,
+        configPath: event.configPath,
+        model: event.model,
+        target: event.target,
+        dryRun: event.dryRun,
+        phase: 'load',
+      };
+    case 'phase':
+      return { ...view, phase: event.phase, phaseMessage: event.message };
+    case 'layers':
+      return { ...view, layers: { phase: event.phase, step: event.step, layers: event.layers, totals: event.totals } };
+    case 'step': {
+      const fraction = event.stepsPerEpoch > 0 ? Math.min(1, Math.max(0, (event.step + 1) / event.stepsPerEpoch)) : 0;
+      const x = view.epochCount + fraction;
+      return {
+        ...view,
+        phase: event.phase,
+        progress: event.progress,
+        etaMs: event.etaMs,
+        curves: { ...view.curves, stepLoss: appendPoint(view.curves.stepLoss, { x, y: event.loss }) },
+      };
+    }
+    case 'epoch': {
+      const x = view.epochCount + 1;
+      const c = view.curves;
+      return {
+        ...view,
+        phase: event.phase,
+        progress: event.progress,
+        etaMs: event.etaMs,
+        epoch: { phase: event.phase, epoch: event.epoch, epochs: event.epochs },
+        epochCount: x,
+        curves: {
+          ...c,
+          loss: appendPoint(c.loss, { x, y: event.loss }),
+          accuracy: event.accuracy === undefined ? c.accuracy : appendPoint(c.accuracy, { x, y: event.accuracy }),
+          valLoss: event.valLoss === undefined ? c.valLoss : appendPoint(c.valLoss, { x, y: event.valLoss }),
+          valAccuracy: event.valAccuracy === undefined ? c.valAccuracy : appendPoint(c.valAccuracy, { x, y: event.valAccuracy }),
+          flops: event.flops === undefined ? c.flops : appendPoint(c.flops, { x, y: event.flops }),
+        },
+      };
+    }
+    case 'signal': {
+      const series = view.signals[event.name] ?? emptySeries();
+      return { ...view, signals: { ...view.signals, [event.name]: appendPoint(series, { x: event.step, y: event.value }) } };
+    }
+    case 'warning':
+      return { ...view, warnings: [...view.warnings, event.message].slice(-MAX_WARNINGS) };
+    case 'log':
+      return event.level === 'warn' ? { ...view, warnings: [...view.warnings, event.message].slice(-MAX_WARNINGS) } : view;
+    case 'done':
+      return { ...view, done: event, progress: 1, etaMs: 0, method: view.method ?? event.method, backend: view.backend ?? event.backend };
+    case 'error':
+      return { ...view, error: { message: event.message, file: event.file, field: event.field, cancelled: event.cancelled }, etaMs: undefined };
+    default:
+      return view;
+  }
+}
+
+function applyAnalysisEvent(state: PanelState, modelPath: string, event: EngineEvent): PanelState {
+  const fresh = event.type === 'start' || !state.analysis || state.analysis.modelPath !== modelPath;
+  const current: AnalysisView = fresh ? { modelPath, warnings: [] } : state.analysis!;
+  let analysis: AnalysisView = current;
+  switch (event.type) {
+    case 'start':
+      analysis = { ...current, model: event.model, backend: event.backend };
+      break;
+    case 'layers':
+      analysis = { ...current, layers: { phase: event.phase, step: event.step, layers: event.layers, totals: event.totals } };
+      break;
+    case 'done':
+      analysis = { ...current, done: event };
+      break;
+    case 'error':
+      analysis = { ...current, error: { message: event.message, file: event.file, field: event.field, cancelled: event.cancelled } };
+      break;
+    case 'warning':
+      analysis = { ...current, warnings: [...current.warnings, event.message].slice(-MAX_WARNINGS) };
+      break;
+    default:
+      break;
+  }
+  return { ...state, analysis, focus: fresh ? 'analysis' : state.focus };
+}
+
+// ---- selectors ----
+
+export function activeRun(state: PanelState): RunInfo | undefined {
+  return state.runs.find((r) => r.runId === state.activeRunId);
+}
+
+export function activeView(state: PanelState): RunView | undefined {
+  return state.activeRunId === undefined ? undefined : state.views[state.activeRunId];
+}
+
+/** The finished run's summary, from its events or, after a reload, from the runs list. */
+export function activeSummary(state: PanelState): DoneEvent | undefined {
+  return activeView(state)?.done ?? activeRun(state)?.summary;
+}
+
+/** The layer statistics the panel shows: the analysis or the active run's latest. */
+export function shownLayers(state: PanelState): LayerSnapshot | undefined {
+  if (state.focus === 'analysis' && state.analysis) return state.analysis.layers;
+  return activeView(state)?.layers;
+}
+
+/** The selected layer, or the first one with a norm histogram. */
+export function selectedLayerStat(state: PanelState): LayerStat | undefined {
+  const layers = shownLayers(state)?.layers ?? [];
+  return layers.find((l) => l.name === state.selectedLayer) ?? layers.find((l) => l.normHistogram) ?? layers[0];
+}
+
+/** Every run of the active run's config (the comparison set). */
+export function runsOfConfig(state: PanelState, configPath = activeRun(state)?.configPath ?? activeView(state)?.configPath): RunInfo[] {
+  if (configPath === undefined) return [];
+  return state.runs.filter((r) => r.configPath === configPath);
+}
