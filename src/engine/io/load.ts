@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
 import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { UserError } from '../errors.js';
 import {
   LAYERS_MODEL_FORMAT, MODEL_JSON, QUANTIZED_DTYPE_BYTES, WEIGHT_DTYPE_BYTES,
@@ -79,19 +80,23 @@ function lineAndColumn(text: string, offset: number): { line: number; column: nu
   return { line, column: offset - before.lastIndexOf('\n') };
 }
 
+/** Where and why JSON.parse failed; V8 does not always report a position, jsonc-parser does. */
+function describeJsonError(text: string, err: unknown): string {
+  const errors: ParseError[] = [];
+  parseJsonc(text, errors, { allowTrailingComma: false, disallowComments: true });
+  if (errors.length > 0) {
+    const { line, column } = lineAndColumn(text, errors[0].offset);
+    const reason = printParseErrorCode(errors[0].error).replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+    return `at line ${line}, column ${column} (${reason})`;
+  }
+  return `(${firstLine(err).replace(/\s+/g, ' ').slice(0, 120)})`;
+}
+
 function parseJson(text: string, file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    const message = (err as Error).message;
-    const position = /at position (\d+)/.exec(message);
-    const explicit = /line (\d+) column (\d+)/.exec(message);
-    const where = explicit ? { line: Number(explicit[1]), column: Number(explicit[2]) }
-      : position ? lineAndColumn(text, Number(position[1]))
-      : undefined;
-    const reason = message.split(/ in JSON| \(line/)[0].replace(/^JSON\.parse: /, '');
-    const at = where ? ` at line ${where.line}, column ${where.column}` : '';
-    throw new UserError(`is not valid JSON${at} (${reason})`, { file, fix: 'Fix the JSON syntax or re-export the model' });
+    throw new UserError(`is not valid JSON ${describeJsonError(text, err)}`, { file, fix: 'Fix the JSON syntax or re-export the model' });
   }
 }
 

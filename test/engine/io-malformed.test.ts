@@ -1,0 +1,282 @@
+import * as tf from '@tensorflow/tfjs';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { UserError, describeError } from '../../src/engine/errors.js';
+import { loadModel, modelFileSize, saveModelAtomic } from '../../src/engine/io/index.js';
+import { buildSmallCnn, editModelJson, makeTempDir, readJson } from '../helpers/io.js';
+
+let temp: { dir: string; remove: () => void };
+let cnn: tf.LayersModel;
+before(async () => {
+  await tf.setBackend('cpu');
+  temp = makeTempDir();
+  cnn = buildSmallCnn();
+});
+after(() => {
+  cnn.dispose();
+  temp.remove();
+});
+
+let fixtureCount = 0;
+/** A valid saved model in its own folder; returns the path of its model.json. */
+async function validModel(model: tf.LayersModel = cnn): Promise<string> {
+  const saved = await saveModelAtomic(model, join(temp.dir, `model-${++fixtureCount}`));
+  return saved.modelJson;
+}
+
+function shardOf(modelJson: string): string {
+  return join(modelJson, '..', 'group1-shard1of1.bin');
+}
+
+/** Loading rejects with one line that starts with `file` and matches every pattern; no stack trace. */
+async function rejectsWith(file: string, ...patterns: (RegExp | string)[]): Promise<void> {
+  await assert.rejects(loadModel(file), (err: unknown) => {
+    assert.ok(err instanceof UserError, `expected a UserError, got ${String(err)}`);
+    assert.ok(err.message.startsWith(`${file}: `), `message should name ${file}: ${err.message}`);
+    assert.doesNotMatch(err.message, /\n/, 'one line');
+    assert.doesNotMatch(err.message, /\bat .+:\d+:\d+/, 'no stack frames');
+    assert.equal(describeError(err), err.message);
+    for (const p of patterns) {
+      if (typeof p === 'string') assert.ok(err.message.includes(p), `"${err.message}" should contain "${p}"`);
+      else assert.match(err.message, p);
+    }
+    return true;
+  });
+}
+
+/** Byte offset of each weight in the single shard of a saved model. */
+function weightOffsets(modelJson: string): Map<string, { offset: number; bytes: number }> {
+  const out = new Map<string, { offset: number; bytes: number }>();
+  let offset = 0;
+  for (const w of readJson(modelJson).weightsManifest[0].weights) {
+    const bytes = w.shape.reduce((n: number, d: number) => n * d, 1) * 4;
+    out.set(w.name, { offset, bytes });
+    offset += bytes;
+  }
+  return out;
+}
+
+describe('loadModel rejects unreadable files', () => {
+  it('a missing file', async () => {
+    await rejectsWith(join(temp.dir, 'nowhere', 'model.json'), 'model file not found');
+  });
+
+  it('a folder without model.json', async () => {
+    const dir = join(temp.dir, 'empty-folder');
+    mkdirSync(dir);
+    await rejectsWith(dir, 'folder holds no model.json');
+  });
+
+  it('an empty file', async () => {
+    const file = join(temp.dir, 'empty.json');
+    writeFileSync(file, '');
+    await rejectsWith(file, 'is empty');
+  });
+
+  it('invalid JSON, with the line and column of the error', async () => {
+    const file = join(temp.dir, 'broken.json');
+    writeFileSync(file, '{\n  "format": "layers-model",\n  "modelTopology": ,\n}\n');
+    await rejectsWith(file, 'is not valid JSON at line 3, column 20 (value expected)');
+  });
+});
+
+describe('loadModel rejects files that are not TF.js layers models', () => {
+  it('a TF.js graph model', async () => {
+    const file = join(temp.dir, 'graph.json');
+    writeFileSync(file, JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] }));
+    await rejectsWith(file, 'is a TF.js graph model', 'PruneLens needs a layers model', 'tensorflowjs_converter --output_format=tfjs_layers_model');
+  });
+
+  it('a Keras .h5 file, by name and by content', async () => {
+    const hdf5 = Buffer.concat([Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64)]);
+    const h5 = join(temp.dir, 'classifier.h5');
+    writeFileSync(h5, hdf5);
+    await rejectsWith(h5, 'is a Keras .h5 file', 'tensorflowjs_converter --input_format=keras');
+    const renamed = join(temp.dir, 'renamed-h5.json');
+    writeFileSync(renamed, hdf5);
+    await rejectsWith(renamed, 'is a Keras HDF5 file', 'tensorflowjs_converter --input_format=keras');
+  });
+
+  it('a Keras architecture without weights (model.to_json())', async () => {
+    const file = join(temp.dir, 'keras-arch.json');
+    writeFileSync(file, JSON.stringify({ class_name: 'Sequential', config: { layers: [] } }));
+    await rejectsWith(file, 'holds only a Keras architecture', 'tensorflowjs_converter');
+  });
+
+  it('a model.json without modelTopology', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => delete json.modelTopology);
+    await rejectsWith(file, '"modelTopology" is missing');
+  });
+
+  it('a model.json without weightsManifest', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => delete json.weightsManifest);
+    await rejectsWith(file, '"weightsManifest" is missing');
+  });
+});
+
+describe('loadModel keeps weight files inside the model folder', () => {
+  it('a ../ path', async () => {
+    const file = await validModel();
+    writeFileSync(join(temp.dir, 'outside.bin'), readFileSync(shardOf(file)));
+    editModelJson(file, (json) => { json.weightsManifest[0].paths = ['../outside.bin']; });
+    await rejectsWith(file, 'weight file "../outside.bin" is outside the model\'s folder');
+  });
+
+  it('an absolute path', async () => {
+    const file = await validModel();
+    const absolute = join(temp.dir, 'absolute.bin');
+    writeFileSync(absolute, readFileSync(shardOf(file)));
+    editModelJson(file, (json) => { json.weightsManifest[0].paths = [absolute]; });
+    await rejectsWith(file, `weight file "${absolute}" is an absolute path`);
+  });
+
+  it('a URL', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => { json.weightsManifest[0].paths = ['https://example.com/group1-shard1of1.bin']; });
+    await rejectsWith(file, 'is a URL');
+  });
+
+  it('a symlink that escapes the folder (one that stays inside is fine)', async () => {
+    const file = await validModel();
+    const elsewhere = join(temp.dir, 'stolen.bin');
+    writeFileSync(elsewhere, readFileSync(shardOf(file)));
+    rmSync(shardOf(file));
+    symlinkSync(elsewhere, shardOf(file));
+    await rejectsWith(file, 'weight file "group1-shard1of1.bin" links outside the model\'s folder');
+
+    const inside = await validModel();
+    const realShard = join(inside, '..', 'weights.bin');
+    writeFileSync(realShard, readFileSync(shardOf(inside)));
+    rmSync(shardOf(inside));
+    symlinkSync('weights.bin', shardOf(inside));
+    const loaded = await loadModel(inside);
+    loaded.model.dispose();
+  });
+});
+
+describe('loadModel checks shards against the manifest', () => {
+  it('a missing shard', async () => {
+    const file = await validModel();
+    rmSync(shardOf(file));
+    await rejectsWith(file, 'weight file "group1-shard1of1.bin" is missing');
+  });
+
+  it('a truncated shard', async () => {
+    const file = await validModel();
+    const expected = readFileSync(shardOf(file)).length;
+    truncateSync(shardOf(file), expected - 4);
+    await rejectsWith(file, `group1-shard1of1.bin (group 1) holds ${expected - 4} bytes but the manifest's weights need ${expected}`);
+  });
+
+  it('shard sizes are summed across a group in order', async () => {
+    const file = await validModel();
+    const bytes = readFileSync(shardOf(file));
+    rmSync(shardOf(file));
+    writeFileSync(join(file, '..', 'part-a.bin'), bytes.subarray(0, 1000));
+    writeFileSync(join(file, '..', 'part-b.bin'), bytes.subarray(1000));
+    editModelJson(file, (json) => { json.weightsManifest[0].paths = ['part-a.bin', 'part-b.bin']; });
+    const loaded = await loadModel(file);
+    assert.deepEqual(loaded.model.getWeights()[0].dataSync(), cnn.getWeights()[0].dataSync());
+    loaded.model.dispose();
+    appendFileSync(join(file, '..', 'part-b.bin'), Buffer.alloc(8));
+    await rejectsWith(file, `part-a.bin, part-b.bin (group 1) hold ${bytes.length + 8} bytes but the manifest's weights need ${bytes.length}`);
+  });
+
+  it('an unsupported dtype', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => { json.weightsManifest[0].weights[1].dtype = 'complex64'; });
+    await rejectsWith(file, 'weight conv1/bias: dtype "complex64" is not supported', 'float32');
+  });
+
+  it('a weight listed twice', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => { json.weightsManifest[0].weights[1].name = 'conv1/kernel'; });
+    await rejectsWith(file, 'weight conv1/kernel is listed twice');
+  });
+});
+
+describe('loadModel handles quantized weights', () => {
+  it('dequantizes uint8 weights (value × scale + min)', async () => {
+    const file = await validModel();
+    const { offset, bytes } = weightOffsets(file).get('logits/kernel')!;
+    const shard = readFileSync(shardOf(file));
+    const original = new Float32Array(shard.buffer.slice(shard.byteOffset + offset, shard.byteOffset + offset + bytes));
+    const min = Math.min(...original);
+    const scale = (Math.max(...original) - min) / 255;
+    const quantized = Uint8Array.from(original, (v) => Math.round((v - min) / scale));
+    writeFileSync(shardOf(file), Buffer.concat([shard.subarray(0, offset), quantized, shard.subarray(offset + bytes)]));
+    editModelJson(file, (json) => {
+      const entry = json.weightsManifest[0].weights.find((w: { name: string }) => w.name === 'logits/kernel');
+      entry.quantization = { dtype: 'uint8', scale, min };
+    });
+
+    const loaded = await loadModel(file);
+    const kernel = loaded.model.getLayer('logits').getWeights()[0];
+    assert.equal(kernel.dtype, 'float32');
+    assert.deepEqual(kernel.dataSync(), Float32Array.from(quantized, (q) => q * scale + min));
+    assert.equal(loaded.weightBytes, shard.length - bytes + quantized.length);
+    loaded.model.dispose();
+  });
+
+  it('rejects an unknown quantization dtype', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => { json.weightsManifest[0].weights[0].quantization = { dtype: 'int4', scale: 1, min: 0 }; });
+    await rejectsWith(file, 'weight conv1/kernel: quantization dtype "int4" is not supported');
+  });
+
+  it('rejects uint8 quantization without scale and min', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => { json.weightsManifest[0].weights[0].quantization = { dtype: 'uint8' }; });
+    await rejectsWith(file, 'weight conv1/kernel: uint8 quantization needs numeric "scale" and "min"');
+  });
+});
+
+describe('loadModel checks the weights against the topology', () => {
+  it('a weight the topology needs is missing from the manifest', async () => {
+    const file = await validModel();
+    const { bytes } = weightOffsets(file).get('logits/bias')!;
+    editModelJson(file, (json) => { json.weightsManifest[0].weights = json.weightsManifest[0].weights.filter((w: { name: string }) => w.name !== 'logits/bias'); });
+    truncateSync(shardOf(file), readFileSync(shardOf(file)).length - bytes);
+    await rejectsWith(file, 'weight logits/bias is required by the topology but missing from the manifest');
+  });
+
+  it('an extra weight no layer has', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => { json.weightsManifest[0].weights.push({ name: 'extra/scale', shape: [2], dtype: 'float32' }); });
+    appendFileSync(shardOf(file), Buffer.alloc(8));
+    await rejectsWith(file, 'weight extra/scale is in the manifest but no layer of the topology has it');
+  });
+
+  it('a weight whose shape differs from the topology', async () => {
+    const narrow = buildSmallCnn({ conv2Filters: 8 });
+    const file = await validModel(narrow);
+    narrow.dispose();
+    const wideTopology = readJson(await validModel()).modelTopology;
+    editModelJson(file, (json) => { json.modelTopology = wideTopology; });
+    await rejectsWith(file, 'layer conv2/kernel: manifest shape [3,3,16,8], topology expects [3,3,16,32]', 'more)');
+  });
+
+  it('an unknown layer class', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => {
+      const relu = json.modelTopology.config.layers.find((l: { name: string }) => l.name === 'relu1');
+      relu.class_name = 'Swish';
+    });
+    await rejectsWith(file, 'unknown layer class "Swish"', 'custom layers are not supported', 'Conv2D');
+  });
+});
+
+describe('modelFileSize', () => {
+  it('counts model.json and its shards, and validates like loadModel', async () => {
+    const file = await validModel();
+    const expected = readFileSync(file).length + readFileSync(shardOf(file)).length;
+    assert.equal(await modelFileSize(file), expected);
+    assert.equal(await modelFileSize(join(file, '..')), expected);
+    rmSync(shardOf(file));
+    await assert.rejects(modelFileSize(file), /is missing/);
+  });
+});
