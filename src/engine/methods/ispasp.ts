@@ -1,0 +1,142 @@
+import * as tf from '@tensorflow/tfjs';
+import type { PruneConfig, Target, TrainConfig } from '../config/types.js';
+import type { WeightSlice } from '../graph/types.js';
+import type { MethodContext, PruningDecision, PruningMethod } from './types.js';
+import { UserError } from '../errors.js';
+import { findBlocks, hiddenActivations, secondLayerOf, zeroSlices, type IspaspBlock } from './ispasp/blocks.js';
+import { searchSupport } from './ispasp/support.js';
+import { allocateWidths } from './ispasp/allocate.js';
+import { createUnitCostModel } from './ocspruner/unit-cost.js';
+
+/** i-SpaSP settings (`ispasp` section of the config); defaults follow the official code. */
+export interface IspaspOptions {
+  iterations: number;
+  candidateFactor: number;
+  calibrationSamples: number;
+  batchSize: number;
+  importance: 'signed' | 'magnitude';
+  includeNorm: boolean;
+  blockFinetuneEpochs: number;
+  blockFinetuneLearningRate: number;
+  /** Keep this fraction of every block instead of deriving widths from the target. */
+  keepRatio?: number;
+}
+
+export const ISPASP_DEFAULTS: IspaspOptions = {
+  iterations: 20,
+  candidateFactor: 2,
+  calibrationSamples: 1280,
+  batchSize: 256,
+  importance: 'signed',
+  includeNorm: true,
+  blockFinetuneEpochs: 1,
+  blockFinetuneLearningRate: 0.01,
+};
+
+export function ispaspOptions(config: PruneConfig): IspaspOptions {
+  const section = (config.ispasp ?? {}) as Partial<IspaspOptions>;
+  return { ...ISPASP_DEFAULTS, ...section };
+}
+
+const TRAIN_FALLBACK: TrainConfig = { epochs: 1, batchSize: 64, learningRate: 0.01, momentum: 0.9, weightDecay: 5e-4, optimizer: 'sgd', schedule: 'constant' };
+
+/** The model-level measure a target refers to, as a function of the units removed. */
+function targetMeasure(ctx: MethodContext, target: Target): { value: number; measure: (removed: number[]) => number } {
+  const cost = createUnitCostModel(ctx.model, ctx.graph);
+  if ('flopsReduction' in target) return { value: target.flopsReduction, measure: (r) => cost.flopsReduction(r) };
+  if ('paramsReduction' in target) return { value: target.paramsReduction, measure: (r) => cost.paramsReduction(r) };
+  if ('channelRatio' in target) return { value: target.channelRatio, measure: (r) => r.length / Math.max(1, ctx.graph.units.length) };
+  throw new UserError('i-SpaSP needs a size target', { file: ctx.config.configPath, field: 'target', fix: 'Use flopsReduction, paramsReduction or channelRatio' });
+}
+
+/** Units of each block beyond its first `keep[b]` channels: which ones does not change the cost. */
+function removedForCounts(blocks: readonly IspaspBlock[], keep: readonly number[]): number[] {
+  return blocks.flatMap((block, b) => block.group.units.slice(keep[b]));
+}
+
+async function runIspasp(ctx: MethodContext): Promise<PruningDecision> {
+  const options = ispaspOptions(ctx.config);
+  if (!ctx.data) {
+    throw new UserError('i-SpaSP needs calibration data', { file: ctx.config.configPath, field: 'data', fix: 'Add a "data" section' });
+  }
+  const { blocks, skipped } = findBlocks(ctx.model, ctx.graph, ctx.config.exclude);
+  const notes: string[] = [];
+  if (skipped.length > 0) notes.push(`i-SpaSP prunes private producer→consumer blocks only; ${skipped.length} channel group(s) kept whole (${[...new Set(skipped.map((s) => s.reason))].join('; ')}).`);
+  if (blocks.length === 0) {
+    ctx.emit({ type: 'warning', message: 'i-SpaSP found no prunable two-layer block (every channel group is coupled or excluded)' });
+    return { kind: 'units', remove: [], notes };
+  }
+
+  const widths = blocks.map((b) => b.group.units.length);
+  let keep: number[];
+  if (options.keepRatio !== undefined) {
+    keep = widths.map((m) => Math.max(1, Math.min(m, Math.floor(options.keepRatio! * m))));
+  } else {
+    const { value, measure } = targetMeasure(ctx, ctx.config.target);
+    const allocation = allocateWidths(widths, value, (k) => measure(removedForCounts(blocks, k)));
+    keep = allocation.keep;
+    if (allocation.maximum < value - 0.02) {
+      ctx.emit({ type: 'warning', message: `i-SpaSP can reach at most ${(allocation.maximum * 100).toFixed(1)}% of the ${(value * 100).toFixed(1)}% target by pruning its ${blocks.length} block(s); the rest of the model is coupled or excluded` });
+    }
+    notes.push(`i-SpaSP widths: ${blocks.map((b, i) => `${b.producer} ${keep[i]}/${widths[i]}`).join(', ')} (planned reduction ${(allocation.achieved * 100).toFixed(2)}%).`);
+  }
+
+  const calibration = await ctx.data.calibration(options.calibrationSamples);
+  const removedConsumerSlices: WeightSlice[] = [];
+  const remove: number[] = [];
+  let globalIteration = 0;
+  try {
+    for (let b = 0; b < blocks.length; b++) {
+      ctx.checkCancelled();
+      const block = blocks[b];
+      if (keep[b] >= widths[b]) continue;
+      // Earlier blocks are already masked, so the block sees the partly pruned network (§5.3).
+      const hidden = hiddenActivations(ctx.model, block, calibration.x, options.batchSize);
+      const secondLayer = options.includeNorm ? secondLayerOf(block) : secondLayerOf({ ...block, norms: block.norms.map(() => null) });
+      let result;
+      try {
+        result = searchSupport(hidden, secondLayer, {
+          size: keep[b],
+          iterations: options.iterations,
+          candidateFactor: options.candidateFactor,
+          importance: options.importance,
+          onIteration: (info) => {
+            ctx.emit({
+              type: 'signal', method: 'ispasp', name: 'residual', step: globalIteration++, value: info.relativeResidual,
+              detail: { layer: block.producer, block: b, iteration: info.iteration, residual: info.residual, kept: keep[b], channels: widths[b] },
+            });
+          },
+        });
+      } finally {
+        tf.dispose(hidden);
+      }
+      const kept = new Set(result.support);
+      const removedHere = block.group.units.filter((_, index) => !kept.has(index));
+      remove.push(...removedHere);
+      const slices = removedHere.flatMap((id) => ctx.graph.units[id].slices.filter((s) => s.role === 'consumer'));
+      removedConsumerSlices.push(...slices);
+      zeroSlices(ctx.model, slices);
+      ctx.emit({
+        type: 'signal', method: 'ispasp', name: 'blockResidual', step: b, value: result.denseEnergy > 0 ? result.residual / result.denseEnergy : 0,
+        detail: { layer: block.producer, kept: keep[b], channels: widths[b], iterations: result.iterations, residual: result.residual },
+      });
+
+      if (options.blockFinetuneEpochs > 0) {
+        const base = ctx.config.train ?? TRAIN_FALLBACK;
+        const settings: TrainConfig = { ...base, epochs: options.blockFinetuneEpochs, learningRate: options.blockFinetuneLearningRate, schedule: 'constant' };
+        // Removed channels stay removed while the rest of the network adapts.
+        await ctx.train(settings, { afterStep: () => zeroSlices(ctx.model, removedConsumerSlices) }, 'train');
+      }
+      ctx.reportLayers('train', b + 1, b === blocks.length - 1);
+    }
+  } finally {
+    tf.dispose([calibration.x, calibration.y]);
+  }
+  return { kind: 'units', remove: remove.sort((a, c) => a - c), notes };
+}
+
+export const ispaspMethod: PruningMethod = {
+  name: 'ispasp',
+  needsData: true,
+  run: runIspasp,
+};

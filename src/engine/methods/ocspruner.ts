@@ -1,0 +1,144 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { PruneConfig, TrainConfig } from '../config/types.js';
+import type { MethodContext, PruningDecision, PruningMethod } from './types.js';
+import { UserError } from '../errors.js';
+import { removeUnits } from '../surgery/index.js';
+import { SubnetworkSelector, type Subnetwork } from './ocspruner/subnetwork.js';
+import { StabilityTracker } from './ocspruner/stability.js';
+import { SelectedChannelShrink } from './ocspruner/shrink.js';
+import { continueSchedule } from './ocspruner/schedule.js';
+
+/** OCSPruner settings (`ocspruner` section of the config); defaults follow the official CIFAR scripts. */
+export interface OcsprunerOptions {
+  /** First epoch (0-based) at which a sub-network is chosen and the stability monitored. */
+  monitorStartEpoch: number;
+  /** The shrink starts after this epoch (active from `slStartEpoch + 2`). */
+  slStartEpoch: number;
+  /** Prune at the end of this epoch at the latest, stable or not. */
+  slEndEpoch: number;
+  reg: number;
+  regDelta: number;
+  regInterval: number;
+  stabilityThreshold: number;
+  /** Epochs in the stability window (structures compared this many − 1 epochs apart; indicator averaged over as many). */
+  stabilityWindow: number;
+  layerPruneLimit: number;
+  layerLimitFactor: number;
+  flopsAware: boolean;
+}
+
+export const OCSPRUNER_DEFAULTS: OcsprunerOptions = {
+  monitorStartEpoch: 2,
+  slStartEpoch: 30,
+  slEndEpoch: 110,
+  reg: 1e-4,
+  regDelta: 1e-4,
+  regInterval: 1,
+  stabilityThreshold: 0.999,
+  stabilityWindow: 3,
+  layerPruneLimit: 0.75,
+  layerLimitFactor: 1,
+  flopsAware: true,
+};
+
+export function ocsprunerOptions(config: PruneConfig): OcsprunerOptions {
+  return { ...OCSPRUNER_DEFAULTS, ...((config.ocspruner ?? {}) as Partial<OcsprunerOptions>) };
+}
+
+async function runOcspruner(ctx: MethodContext): Promise<PruningDecision> {
+  const options = ocsprunerOptions(ctx.config);
+  const settings = ctx.config.train;
+  if (!ctx.data || !settings || settings.epochs <= 0) {
+    throw new UserError('OCSPruner prunes inside one training cycle and needs data and a "train" section with epochs', { file: ctx.config.configPath, field: 'train', fix: 'Add "data" and e.g. "train": {"epochs": 60}' });
+  }
+  if (!('flopsReduction' in ctx.config.target)) {
+    throw new UserError('OCSPruner searches its sub-network for a FLOPs target', { file: ctx.config.configPath, field: 'target', fix: 'Use "target": {"flopsReduction": 0.5}' });
+  }
+  const excluded = new Set(ctx.config.exclude);
+  const groups = ctx.graph.groups.filter((g) => g.units.length > 1 && !g.producers.some((p) => excluded.has(p)));
+  const selector = new SubnetworkSelector(ctx.model, ctx.graph, groups, {
+    target: ctx.config.target.flopsReduction,
+    layerPruneLimit: options.layerPruneLimit,
+    layerLimitFactor: options.layerLimitFactor,
+    flopsAware: options.flopsAware,
+  });
+  const tracker = new StabilityTracker(options.stabilityWindow);
+  const stability: number[] = [];
+  let selected: Subnetwork | null = null;
+  let shrink: SelectedChannelShrink | null = null;
+  let reg = options.reg;
+  let regActive = false;
+  let indicator = 0;
+  let pruneEpoch = -1;
+  let stable = false;
+
+  const searchModel = ctx.model;
+  try {
+    await ctx.train(settings, {
+      beforeEpoch: ({ epoch }) => {
+        regActive = epoch > options.slStartEpoch + 1;
+        if (regActive && epoch % options.regInterval === 0) reg += options.regDelta;
+        if (epoch >= options.monitorStartEpoch) {
+          selected = selector.select(searchModel);
+          indicator = tracker.push(selected.retained);
+          shrink?.dispose();
+          shrink = new SelectedChannelShrink(searchModel, ctx.graph, selected.removed);
+        } else {
+          indicator = tracker.skip();
+        }
+      },
+      afterStep: ({ learningRate }) => {
+        if (regActive && shrink) shrink.apply(1 - reg * learningRate);
+      },
+      afterEpoch: ({ epoch }) => {
+        stability.push(indicator);
+        const current = selected as Subnetwork | null;
+        ctx.emit({
+          type: 'signal', method: 'ocspruner', name: 'stability', step: epoch, value: indicator,
+          detail: { raw: tracker.lastRaw(), threshold: options.stabilityThreshold, reg: regActive ? reg : 0, selectedForRemoval: current?.removed.length ?? 0, plannedFlopsReduction: current?.flopsReduction ?? 0 },
+        });
+        ctx.reportLayers('train', epoch);
+        if (!current) return;
+        if (indicator >= options.stabilityThreshold) stable = true;
+        if (stable || epoch > options.slEndEpoch) {
+          pruneEpoch = epoch;
+          return 'stop';
+        }
+        return undefined;
+      },
+    }, 'train');
+  } finally {
+    (shrink as SelectedChannelShrink | null)?.dispose();
+  }
+  ctx.checkCancelled();
+
+  // Training ended before the search did (short schedule): prune with the latest choice, or choose now.
+  if (pruneEpoch < 0) pruneEpoch = settings.epochs - 1;
+  const chosen: Subnetwork = (selected as Subnetwork | null) ?? selector.select(searchModel);
+  const beforePrune = await ctx.evaluate();
+  const pruned = await removeUnits(searchModel, ctx.graph, chosen.removed);
+  ctx.emit({
+    type: 'signal', method: 'ocspruner', name: 'pruned', step: pruneEpoch, value: chosen.flopsReduction,
+    detail: { stable, channelsRemoved: chosen.removed.length, accuracyBeforePrune: beforePrune?.accuracy },
+  });
+
+  // The smaller model carries on with the rest of the same schedule: one training cycle.
+  ctx.model = pruned;
+  const tail: TrainConfig = continueSchedule(settings, pruneEpoch + 1);
+  let afterCycle;
+  if (tail.epochs > 0) afterCycle = await ctx.train(tail, {}, 'train');
+
+  const notes = [
+    stable
+      ? `OCSPruner: the sub-network settled at epoch ${pruneEpoch} (stability ${stability[stability.length - 1]?.toFixed(4)} ≥ ${options.stabilityThreshold}); pruned there and trained ${tail.epochs} more epoch(s).`
+      : `OCSPruner: stability stayed below ${options.stabilityThreshold}; pruned at epoch ${pruneEpoch} (search limit) and trained ${tail.epochs} more epoch(s).`,
+  ];
+  if (beforePrune && afterCycle) notes.push(`Accuracy before pruning ${(beforePrune.accuracy * 100).toFixed(2)}%, after the cycle ${(afterCycle.accuracy * 100).toFixed(2)}%.`);
+  return { kind: 'model', model: pruned as tf.LayersModel, channelsRemoved: chosen.removed.length, notes };
+}
+
+export const ocsprunerMethod: PruningMethod = {
+  name: 'ocspruner',
+  needsData: true,
+  run: runOcspruner,
+};
