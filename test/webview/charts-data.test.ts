@@ -1,0 +1,124 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { LayerStat } from '../../src/protocol/events.js';
+import type { RunInfo } from '../../src/protocol/webview.js';
+import {
+  comparisonData,
+  curveData,
+  DEFAULT_PALETTE,
+  layerBars,
+  methodColor,
+  normHistogram,
+  parseColor,
+  sparsityColor,
+  type Palette,
+} from '../../webview/charts-data.js';
+import { activeView, initialState, reduce } from '../../webview/state.js';
+import { DONE, fullSession } from './fixtures/session.js';
+
+const palette: Palette = { ...DEFAULT_PALETTE, blue: '#0000ff', yellow: '#ffff00', red: '#ff0000', muted: '#808080', foreground: '#ffffff' };
+
+function layer(partial: Partial<LayerStat>): LayerStat {
+  return { name: 'l', type: 'Conv2D', status: 'prunable', channels: 10, kept: 10, sparsity: 0, params: 0, flops: 0, ...partial };
+}
+
+test('parseColor reads the colour forms VS Code themes use', () => {
+  assert.deepEqual(parseColor('#3794ff'), { r: 0x37, g: 0x94, b: 0xff, a: 1 });
+  assert.deepEqual(parseColor('#fff'), { r: 255, g: 255, b: 255, a: 1 });
+  assert.deepEqual(parseColor('#ff000080'), { r: 255, g: 0, b: 0, a: 128 / 255 });
+  assert.deepEqual(parseColor(' rgba(1, 2, 3, 0.5) '), { r: 1, g: 2, b: 3, a: 0.5 });
+  assert.deepEqual(parseColor('rgb(10 20 30 / 40%)'), { r: 10, g: 20, b: 30, a: 0.4 });
+  assert.equal(parseColor('var(--x)'), undefined);
+  assert.equal(parseColor('#12345'), undefined);
+});
+
+test('sparsity colours run blue → yellow → red through the theme palette, clamped', () => {
+  assert.equal(sparsityColor(0, palette), 'rgb(0, 0, 255)');
+  assert.equal(sparsityColor(0.5, palette), 'rgb(255, 255, 0)');
+  assert.equal(sparsityColor(1, palette), 'rgb(255, 0, 0)');
+  assert.equal(sparsityColor(0.25, palette), 'rgb(128, 128, 128)');
+  assert.equal(sparsityColor(0.75, palette), 'rgb(255, 128, 0)');
+  assert.equal(sparsityColor(-3, palette), sparsityColor(0, palette));
+  assert.equal(sparsityColor(7, palette), sparsityColor(1, palette));
+  assert.equal(sparsityColor(Number.NaN, palette), sparsityColor(0, palette));
+  // An unreadable theme colour falls back to the default scale instead of breaking the chart.
+  assert.equal(sparsityColor(0, { ...palette, blue: 'var(--missing)' }), sparsityColor(0, DEFAULT_PALETTE));
+});
+
+test('layer bars split channels into kept and removed, coloured by sparsity; blocked layers are muted', () => {
+  const bars = layerBars([
+    layer({ name: 'conv', channels: 32, kept: 20, sparsity: 0.5 }),
+    layer({ name: 'dense', type: 'Dense', channels: 128, kept: 128, sparsity: 0 }),
+    layer({ name: 'out', type: 'Dense', status: 'blocked', channels: 10, kept: 10, reason: 'output layer' }),
+    layer({ name: 'odd', channels: 4, kept: 6 }),
+  ], palette);
+  assert.deepEqual(bars.labels, ['conv', 'dense', 'out', 'odd']);
+  assert.deepEqual(bars.kept, [20, 128, 10, 6]);
+  assert.deepEqual(bars.removed, [12, 0, 0, 0], 'never a negative removed count');
+  assert.deepEqual(bars.keptColors, ['rgb(255, 255, 0)', 'rgb(0, 0, 255)', '#808080', 'rgb(0, 0, 255)']);
+  assert.deepEqual(bars.status, ['prunable', 'prunable', 'blocked', 'prunable']);
+  assert.equal(bars.details[0], '20 of 32 channels kept, 50.0% sparse');
+  assert.equal(bars.details[2], 'blocked: output layer');
+});
+
+test('coupled layers name their group in the details', () => {
+  const bars = layerBars([layer({ name: 'a', status: 'coupled', group: 3, channels: 8, kept: 4 })], palette);
+  assert.equal(bars.details[0], 'coupled (group 3): 4 of 8 channels kept, 0.0% sparse');
+});
+
+test('the norm histogram maps edges to bin labels and keeps the counts', () => {
+  const h = normHistogram(layer({ name: 'conv', normHistogram: { edges: [0, 0.05, 0.1, 1.5, 2000], counts: [3, 0, 5, 1] } }))!;
+  assert.equal(h.layer, 'conv');
+  assert.deepEqual(h.counts, [3, 0, 5, 1]);
+  assert.deepEqual(h.labels, ['0\u20130.05', '0.05\u20130.1', '0.1\u20131.5', '1.5\u20132.0e+3']);
+  assert.equal(normHistogram(layer({})), undefined);
+  assert.equal(normHistogram(undefined), undefined);
+  // Malformed (too few edges) is not drawn rather than drawn wrong.
+  assert.equal(normHistogram(layer({ normHistogram: { edges: [0, 1], counts: [1, 2] } })), undefined);
+});
+
+test('training curves: accuracy and FLOPs in percent of the dense model', () => {
+  const view = activeView(fullSession().reduce((s, event) => reduce(s, { type: 'engineEvent', runId: 'r', event }), initialState()))!;
+  const data = curveData(view.curves, view.model!.flops);
+  assert.deepEqual(data.loss.map((p) => p.x), [1, 2, 3, 4, 5]);
+  assert.deepEqual(data.valAccuracy.map((p) => Math.round(p.y * 10)), [910, 930, 950, 982, 986]);
+  assert.deepEqual(data.flopsPercent.map((p) => Math.round(p.y)), [100, 100, 100, 40, 40]);
+  assert.equal(data.stepLoss.length, 12);
+  assert.deepEqual(curveData(view.curves).flopsPercent, [], 'no dense FLOPs, no FLOPs curve');
+});
+
+function doneRun(runId: string, method: string, flops: number, accuracy: number | undefined, status: RunInfo['status'] = 'done'): RunInfo {
+  return {
+    runId,
+    method,
+    configPath: '/w/a.prune.json',
+    status,
+    startedAt: 1,
+    summary: { ...DONE, method, after: { ...DONE.after, flops }, accuracy: accuracy === undefined ? undefined : { before: 0.99, after: accuracy } },
+  };
+}
+
+test('the comparison has one point per finished run with an accuracy, grouped by method', () => {
+  const data = comparisonData([
+    doneRun('a', 'goprune', 1_900_000, 0.987),
+    doneRun('b', 'l1', 2_000_000, 0.97),
+    doneRun('c', 'goprune', 1_200_000, 0.975),
+    doneRun('d', 'dsp', 1_000_000, undefined),
+    doneRun('e', 'ssr', 900_000, 0.9, 'error'),
+    { runId: 'f', method: 'l1', configPath: '/w/a.prune.json', status: 'running', startedAt: 2 },
+  ], palette);
+  assert.deepEqual(data.groups.map((g) => g.method), ['goprune', 'l1']);
+  assert.deepEqual(data.groups[0].points.map((p) => [p.runId, p.x, Math.round(p.y * 10)]), [['a', 1_900_000, 987], ['c', 1_200_000, 975]]);
+  assert.deepEqual(data.groups[1].points.map((p) => p.runId), ['b']);
+  assert.deepEqual(data.dense, { x: DONE.before.flops, y: 99 });
+  assert.equal(data.groups[0].color, methodColor('goprune', palette));
+  assert.notEqual(data.groups[0].color, data.groups[1].color);
+  assert.deepEqual(comparisonData([], palette), { groups: [], dense: undefined });
+});
+
+test('method colours are stable, also for methods the panel does not know', () => {
+  assert.equal(methodColor('l1', palette), palette.blue);
+  assert.equal(methodColor('custom-x', palette), methodColor('custom-x', palette));
+  const known = ['l1', 'goprune', 'ssr', 'dsp', 'ispasp', 'ocspruner'].map((m) => methodColor(m, palette));
+  assert.equal(new Set(known).size, 6, 'the six shipped methods get six colours');
+});

@@ -1,0 +1,226 @@
+/**
+ * Pure mappings from panel state to chart data: no DOM, no Chart.js. Colours come in as a
+ * palette read from the VS Code theme, so the charts follow light, dark and high-contrast themes.
+ */
+import type { LayerStat } from '../src/protocol/events.js';
+import type { RunInfo } from '../src/protocol/webview.js';
+import { seriesPoints, type Curves, type Point, type Series } from './state.js';
+import { formatCount, formatPercent } from './format.js';
+
+export interface Palette {
+  foreground: string;
+  /** Axis grid lines and other quiet strokes. */
+  grid: string;
+  blue: string;
+  green: string;
+  yellow: string;
+  orange: string;
+  red: string;
+  purple: string;
+  /** Removed channels and blocked layers. */
+  muted: string;
+}
+
+/** Fallbacks when a theme variable is missing (VS Code's dark theme chart colours). */
+export const DEFAULT_PALETTE: Palette = {
+  foreground: '#cccccc',
+  grid: 'rgba(204, 204, 204, 0.15)',
+  blue: '#3794ff',
+  green: '#89d185',
+  yellow: '#cca700',
+  orange: '#d18616',
+  red: '#f14c4c',
+  purple: '#b180d7',
+  muted: 'rgba(204, 204, 204, 0.35)',
+};
+
+export interface Rgba {
+  r: number;
+  g: number;
+  b: number;
+  a: number;
+}
+
+/** Parses `#rgb`, `#rrggbb`, `#rrggbbaa`, `rgb(…)` and `rgba(…)`; undefined for anything else. */
+export function parseColor(css: string): Rgba | undefined {
+  const s = css.trim().toLowerCase();
+  let m = /^#([0-9a-f]{3,8})$/.exec(s);
+  if (m) {
+    const hex = m[1];
+    if (hex.length === 3 || hex.length === 4) {
+      const [r, g, b, a] = [...hex].map((c) => parseInt(c + c, 16));
+      return { r, g, b, a: hex.length === 4 ? a / 255 : 1 };
+    }
+    if (hex.length === 6 || hex.length === 8) {
+      const n = (i: number) => parseInt(hex.slice(i, i + 2), 16);
+      return { r: n(0), g: n(2), b: n(4), a: hex.length === 8 ? n(6) / 255 : 1 };
+    }
+    return undefined;
+  }
+  m = /^rgba?\(\s*([\d.]+)[\s,]+([\d.]+)[\s,]+([\d.]+)(?:\s*[,/]\s*([\d.]+%?))?\s*\)$/.exec(s);
+  if (m) {
+    const alpha = m[4] === undefined ? 1 : m[4].endsWith('%') ? parseFloat(m[4]) / 100 : parseFloat(m[4]);
+    return { r: +m[1], g: +m[2], b: +m[3], a: alpha };
+  }
+  return undefined;
+}
+
+export function toCss(c: Rgba): string {
+  const r = Math.round(c.r);
+  const g = Math.round(c.g);
+  const b = Math.round(c.b);
+  return c.a >= 1 ? `rgb(${r}, ${g}, ${b})` : `rgba(${r}, ${g}, ${b}, ${Number(c.a.toFixed(3))})`;
+}
+
+export function withAlpha(css: string, alpha: number): string {
+  const c = parseColor(css);
+  return c ? toCss({ ...c, a: alpha }) : css;
+}
+
+function mix(a: Rgba, b: Rgba, t: number): Rgba {
+  return { r: a.r + (b.r - a.r) * t, g: a.g + (b.g - a.g) * t, b: a.b + (b.b - a.b) * t, a: a.a + (b.a - a.a) * t };
+}
+
+/**
+ * Colour of a layer by its sparsity: the theme's blue at 0, yellow at 0.5, red at 1,
+ * interpolated in between. Out-of-range and NaN sparsities are clamped.
+ */
+export function sparsityColor(sparsity: number, palette: Palette = DEFAULT_PALETTE): string {
+  const t = Number.isFinite(sparsity) ? Math.min(1, Math.max(0, sparsity)) : 0;
+  const low = parseColor(palette.blue) ?? parseColor(DEFAULT_PALETTE.blue)!;
+  const mid = parseColor(palette.yellow) ?? parseColor(DEFAULT_PALETTE.yellow)!;
+  const high = parseColor(palette.red) ?? parseColor(DEFAULT_PALETTE.red)!;
+  return toCss(t <= 0.5 ? mix(low, mid, t / 0.5) : mix(mid, high, (t - 0.5) / 0.5));
+}
+
+export interface LayerBars {
+  labels: string[];
+  kept: number[];
+  removed: number[];
+  /** One colour per kept bar: by sparsity, muted for blocked layers. */
+  keptColors: string[];
+  removedColor: string;
+  status: LayerStat['status'][];
+  /** One line per layer for tooltips and the layer list. */
+  details: string[];
+}
+
+/** Stacked bars per layer: channels kept and channels removed (or that would be). */
+export function layerBars(layers: LayerStat[], palette: Palette = DEFAULT_PALETTE): LayerBars {
+  return {
+    labels: layers.map((l) => l.name),
+    kept: layers.map((l) => l.kept),
+    removed: layers.map((l) => Math.max(0, l.channels - l.kept)),
+    keptColors: layers.map((l) => (l.status === 'blocked' ? palette.muted : sparsityColor(l.sparsity, palette))),
+    removedColor: withAlpha(palette.foreground, 0.18),
+    status: layers.map((l) => l.status),
+    details: layers.map(describeLayer),
+  };
+}
+
+export function describeLayer(l: LayerStat): string {
+  const channels = `${formatCount(l.kept)} of ${formatCount(l.channels)} channels kept, ${formatPercent(l.sparsity, 1)} sparse`;
+  if (l.status === 'blocked') return `blocked: ${l.reason ?? 'not prunable'}`;
+  if (l.status === 'coupled') return `coupled${l.group !== undefined ? ` (group ${l.group})` : ''}: ${channels}`;
+  return channels;
+}
+
+export interface Histogram {
+  layer: string;
+  labels: string[];
+  counts: number[];
+}
+
+/** The layer's group-norm histogram as bar labels ("0.10–0.20") and counts. */
+export function normHistogram(layer: LayerStat | undefined): Histogram | undefined {
+  const h = layer?.normHistogram;
+  if (!layer || !h || h.counts.length === 0 || h.edges.length < h.counts.length + 1) return undefined;
+  return {
+    layer: layer.name,
+    labels: h.counts.map((_, i) => `${shortNumber(h.edges[i])}\u2013${shortNumber(h.edges[i + 1])}`),
+    counts: h.counts.slice(),
+  };
+}
+
+function shortNumber(v: number): string {
+  if (v === 0) return '0';
+  return Math.abs(v) >= 1000 || Math.abs(v) < 0.01 ? v.toExponential(1) : String(Number(v.toPrecision(3)));
+}
+
+export interface CurveData {
+  loss: Point[];
+  stepLoss: Point[];
+  /** Accuracies in percent. */
+  accuracy: Point[];
+  valAccuracy: Point[];
+  /** FLOPs as a percentage of the dense model's. */
+  flopsPercent: Point[];
+}
+
+export function curveData(curves: Curves, denseFlops?: number): CurveData {
+  const percent = (s: Series) => seriesPoints(s).map((p) => ({ x: p.x, y: p.y * 100 }));
+  return {
+    loss: seriesPoints(curves.loss),
+    stepLoss: seriesPoints(curves.stepLoss),
+    accuracy: percent(curves.accuracy),
+    valAccuracy: percent(curves.valAccuracy),
+    flopsPercent: denseFlops && denseFlops > 0 ? seriesPoints(curves.flops).map((p) => ({ x: p.x, y: (p.y / denseFlops) * 100 })) : [],
+  };
+}
+
+export interface SignalLine {
+  name: string;
+  points: Point[];
+  latest?: number;
+}
+
+export function signalLines(signals: Record<string, Series>): SignalLine[] {
+  return Object.keys(signals)
+    .sort()
+    .map((name) => ({ name, points: seriesPoints(signals[name]), latest: signals[name].latest?.y }));
+}
+
+const METHOD_ORDER = ['l1', 'goprune', 'ssr', 'dsp', 'ispasp', 'ocspruner'];
+
+/** A stable colour per method, so the same method looks the same in every chart. */
+export function methodColor(method: string, palette: Palette = DEFAULT_PALETTE): string {
+  const colours = [palette.blue, palette.orange, palette.green, palette.purple, palette.red, palette.yellow];
+  let index = METHOD_ORDER.indexOf(method);
+  if (index < 0) index = [...method].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7);
+  return colours[index % colours.length];
+}
+
+export interface ScatterPoint {
+  /** FLOPs after pruning. */
+  x: number;
+  /** Accuracy after, in percent. */
+  y: number;
+  runId: string;
+  method: string;
+}
+
+export interface ComparisonData {
+  /** One group per method, in first-seen order. */
+  groups: { method: string; color: string; points: ScatterPoint[] }[];
+  /** The dense model (before pruning), from the first finished run that measured it. */
+  dense?: { x: number; y: number };
+}
+
+/** Accuracy against FLOPs for every finished run (with an accuracy) of one config. */
+export function comparisonData(runs: RunInfo[], palette: Palette = DEFAULT_PALETTE): ComparisonData {
+  const groups = new Map<string, ScatterPoint[]>();
+  let dense: ComparisonData['dense'];
+  for (const run of runs) {
+    const s = run.summary;
+    if (run.status !== 'done' || !s || !s.accuracy) continue;
+    const method = s.method || run.method;
+    const list = groups.get(method) ?? [];
+    list.push({ x: s.after.flops, y: s.accuracy.after * 100, runId: run.runId, method });
+    groups.set(method, list);
+    dense ??= { x: s.before.flops, y: s.accuracy.before * 100 };
+  }
+  return {
+    groups: [...groups].map(([method, points]) => ({ method, color: methodColor(method, palette), points })),
+    dense,
+  };
+}
