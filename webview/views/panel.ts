@@ -1,0 +1,593 @@
+/**
+ * The side panel's views. Each section builds its DOM once and updates it in place from the
+ * state; lists are rebuilt only when what they show changed.
+ */
+import type { DoneEvent, LayerStat } from '../../src/protocol/events.js';
+import type { RunInfo, WebviewMessage } from '../../src/protocol/webview.js';
+import {
+  comparisonData,
+  curveData,
+  describeLayer,
+  methodColor,
+  normHistogram,
+  signalLines,
+  sparsityColor,
+  type Palette,
+} from '../charts-data.js';
+import { basename, formatBytes, formatChange, formatCount, formatEta, formatFlops, formatMs, formatPercent } from '../format.js';
+import {
+  activeRun,
+  activeSummary,
+  activeView,
+  runsOfConfig,
+  selectedLayerStat,
+  shownLayers,
+  type PanelState,
+  type RunError,
+  type UiAction,
+} from '../state.js';
+import { ComparisonChart, CurvesChart, HistogramChart, LayerChart, SignalChart } from './charts.js';
+import { h, setAttr, setChildren, setText, show } from './dom.js';
+
+export interface PanelContext {
+  dispatch(action: UiAction): void;
+  post(message: WebviewMessage): void;
+}
+
+const PHASE_LABELS: Record<string, string> = {
+  load: 'Loading',
+  evaluate: 'Evaluating',
+  train: 'Training',
+  prune: 'Pruning',
+  finetune: 'Fine-tuning',
+  save: 'Saving',
+  report: 'Writing report',
+};
+
+export class PanelView {
+  private readonly header: HeaderView;
+  private readonly banner = new BannerView();
+  private readonly summary = new SummaryView();
+  private readonly analysis = new AnalysisCardView();
+  private readonly layers: LayersView;
+  private readonly training = new TrainingView();
+  private readonly comparison: ComparisonView;
+  private readonly runs: RunsView;
+  private readonly empty = h('p', { class: 'empty', 'data-testid': 'empty-state' },
+    'No pruning runs yet. Run \u201cPruneLens: Prune\u201d on a *.prune.json file, or analyse a model.json to see which layers can be pruned.');
+
+  constructor(root: HTMLElement, ctx: PanelContext) {
+    this.header = new HeaderView(ctx);
+    this.layers = new LayersView(ctx);
+    this.comparison = new ComparisonView(ctx);
+    this.runs = new RunsView(ctx);
+    setChildren(root,
+      this.header.el, this.banner.el, this.empty, this.summary.el, this.analysis.el,
+      this.layers.el, this.training.el, this.comparison.el, this.runs.el);
+  }
+
+  render(state: PanelState, palette: Palette): void {
+    const analysing = state.focus === 'analysis' && state.analysis !== undefined;
+    const hasContent = state.runs.length > 0 || state.analysis !== undefined || Object.keys(state.views).length > 0;
+    show(this.empty, !hasContent);
+    this.header.render(state, analysing);
+    this.banner.render(state, analysing);
+    this.summary.render(analysing ? undefined : activeSummary(state));
+    this.analysis.render(analysing ? state : undefined);
+    this.layers.render(state, palette);
+    this.training.render(analysing ? undefined : state, palette);
+    this.comparison.render(state, palette);
+    this.runs.render(state);
+  }
+}
+
+class HeaderView {
+  readonly el: HTMLElement;
+  private readonly title = h('span', { class: 'run-title', 'data-testid': 'run-title' });
+  private readonly status = h('vscode-badge', { 'data-testid': 'run-status' });
+  private readonly phase = h('span', { class: 'phase', 'data-testid': 'phase' });
+  private readonly eta = h('span', { class: 'eta', 'data-testid': 'eta' });
+  private readonly progress = h('vscode-progress-bar', { 'data-testid': 'progress', max: 100, 'aria-label': 'Session progress' }) as HTMLElement & { value?: number };
+  private readonly cancel = h('vscode-button', { 'data-testid': 'cancel-button', title: 'Stop this run' }, 'Cancel');
+  private readonly rerun = h('vscode-button', { 'data-testid': 'rerun-button', secondary: true, title: 'Run the same config again' }, 'Rerun');
+  private readonly report = h('vscode-button', { 'data-testid': 'report-button', secondary: true }, 'Open report');
+  private readonly switchFocus = h('vscode-button', { 'data-testid': 'focus-button', secondary: true });
+  private runId: string | undefined;
+  private target: 'run' | 'analysis' = 'run';
+
+  constructor(ctx: PanelContext) {
+    this.el = h('header', { class: 'header', 'data-testid': 'header' },
+      h('div', { class: 'title-line' }, this.title, this.status),
+      h('div', { class: 'phase-line' }, this.phase, this.eta),
+      this.progress,
+      h('div', { class: 'actions' }, this.cancel, this.rerun, this.report, this.switchFocus));
+    this.cancel.addEventListener('click', () => this.runId && ctx.post({ type: 'cancelRun', runId: this.runId }));
+    this.rerun.addEventListener('click', () => this.runId && ctx.post({ type: 'rerun', runId: this.runId }));
+    this.report.addEventListener('click', () => this.runId && ctx.post({ type: 'openReport', runId: this.runId }));
+    this.switchFocus.addEventListener('click', () => ctx.dispatch({ type: 'ui/focus', focus: this.target }));
+  }
+
+  render(state: PanelState, analysing: boolean): void {
+    const run = activeRun(state);
+    const view = activeView(state);
+    this.runId = run?.runId ?? view?.runId;
+    const hasRun = this.runId !== undefined;
+    show(this.el, hasRun || state.analysis !== undefined);
+
+    this.target = analysing ? 'run' : 'analysis';
+    show(this.switchFocus, hasRun && state.analysis !== undefined);
+    setText(this.switchFocus, analysing ? 'Show run' : 'Show analysis');
+
+    if (analysing) {
+      const a = state.analysis!;
+      setText(this.title, `Analysis \u00b7 ${basename(a.modelPath)}`);
+      const status = a.error ? 'error' : a.done ? 'analysed' : 'analysing';
+      setText(this.status, status);
+      setAttr(this.status, 'class', `status status-${a.error ? 'error' : a.done ? 'done' : 'running'}`);
+      setText(this.phase, a.model ? `${a.model.name} \u00b7 ${a.model.layers} layers \u00b7 backend ${a.backend ?? '?'}` : 'Reading the model\u2026');
+      setText(this.eta, '');
+      show(this.progress, !a.done && !a.error);
+      this.progress.setAttribute('indeterminate', '');
+      for (const b of [this.cancel, this.rerun, this.report]) show(b, false);
+      return;
+    }
+
+    this.progress.removeAttribute('indeterminate');
+    const status = run?.status ?? (view?.done ? 'done' : view?.error ? (view.error.cancelled ? 'cancelled' : 'error') : 'running');
+    const method = view?.method ?? run?.method ?? '';
+    const config = view?.configPath ?? run?.configPath;
+    setText(this.title, [method, config ? basename(config) : ''].filter(Boolean).join(' \u00b7 '));
+    setText(this.status, view?.dryRun && status === 'done' ? 'dry run' : status);
+    setAttr(this.status, 'class', `status status-${status}`);
+
+    const running = status === 'running';
+    if (running && view) {
+      const parts = [PHASE_LABELS[view.phase ?? 'load'] ?? view.phase ?? ''];
+      if (view.epoch && (view.phase === 'train' || view.phase === 'finetune') && view.epoch.phase === view.phase) {
+        parts.push(`epoch ${view.epoch.epoch}/${view.epoch.epochs}`);
+      }
+      if (view.phaseMessage) parts.push(view.phaseMessage);
+      setText(this.phase, parts.filter(Boolean).join(' \u00b7 '));
+      setText(this.eta, view.etaMs ? `${formatEta(view.etaMs)} left` : '');
+      this.progress.value = Math.round(view.progress * 100);
+    } else {
+      const done = view?.done ?? run?.summary;
+      setText(this.phase, done ? `Finished in ${formatEta(done.wallTimeMs)} on ${done.backend}` : '');
+      setText(this.eta, '');
+    }
+    show(this.progress, running);
+    show(this.cancel, running);
+    show(this.rerun, !running && hasRun);
+    show(this.report, status === 'done' && !view?.dryRun);
+  }
+}
+
+class BannerView {
+  readonly el = h('section', { class: 'banner', role: 'alert', 'data-testid': 'error-banner' });
+  private readonly warnings = h('details', { class: 'warnings', 'data-testid': 'warnings' });
+
+  constructor() {
+    this.el.hidden = true;
+    this.warnings.hidden = true;
+  }
+
+  render(state: PanelState, analysing: boolean): void {
+    const error = analysing ? state.analysis?.error : activeView(state)?.error ?? runError(activeRun(state));
+    const warnings = (analysing ? state.analysis?.warnings : activeView(state)?.warnings) ?? [];
+    show(this.el, error !== undefined || warnings.length > 0);
+    const key = JSON.stringify([error, warnings]);
+    if (this.el.dataset.key === key) return;
+    this.el.dataset.key = key;
+    const children: Node[] = [];
+    if (error) {
+      this.el.className = error.cancelled ? 'banner banner-info' : 'banner banner-error';
+      const where = [error.file ? basename(error.file) : '', error.field ?? ''].filter(Boolean).join(' \u203a ');
+      children.push(h('p', { class: 'banner-message', 'data-testid': 'error-message' },
+        error.cancelled ? 'Cancelled. ' : 'Error: ', error.message));
+      if (where) children.push(h('p', { class: 'banner-where' }, where));
+    } else {
+      this.el.className = 'banner banner-warning';
+    }
+    if (warnings.length > 0) {
+      setChildren(this.warnings,
+        h('summary', {}, `${warnings.length} warning${warnings.length === 1 ? '' : 's'}`),
+        h('ul', {}, ...warnings.map((w) => h('li', {}, w))));
+      this.warnings.hidden = false;
+      children.push(this.warnings);
+    }
+    setChildren(this.el, ...children);
+  }
+}
+
+function runError(run: RunInfo | undefined): RunError | undefined {
+  if (!run || (run.status !== 'error' && run.status !== 'cancelled')) return undefined;
+  return { message: run.error ?? '', cancelled: run.status === 'cancelled' };
+}
+
+/** Before → after of everything that was measured, as readable text. */
+class SummaryView {
+  readonly el = h('section', { class: 'card summary-card', 'data-testid': 'summary-card', 'aria-label': 'Result' });
+  private key = '';
+
+  constructor() {
+    this.el.hidden = true;
+  }
+
+  render(summary: DoneEvent | undefined): void {
+    show(this.el, summary !== undefined);
+    const key = summary ? JSON.stringify(summary) : '';
+    if (!summary || key === this.key) return;
+    this.key = key;
+    const s = summary;
+    const rows: HTMLElement[] = [
+      metricRow('params', 'Params', formatCount(s.before.params), formatCount(s.after.params), formatChange(s.before.params, s.after.params)),
+      metricRow('flops', 'FLOPs', formatFlops(s.before.flops), formatFlops(s.after.flops), formatChange(s.before.flops, s.after.flops)),
+    ];
+    if (s.accuracy) {
+      const points = (s.accuracy.after - s.accuracy.before) * 100;
+      rows.push(metricRow('accuracy', 'Accuracy', formatPercent(s.accuracy.before), formatPercent(s.accuracy.after),
+        `${points >= 0 ? '+' : '\u2212'}${Math.abs(points).toFixed(2)} pts`));
+    }
+    if (s.latency) {
+      rows.push(metricRow('latency', 'Latency', formatMs(s.latency.before.medianMs), formatMs(s.latency.after.medianMs),
+        `${s.latency.speedup.toFixed(2)}\u00d7 faster`));
+    }
+    if (s.size) rows.push(metricRow('size', 'File size', formatBytes(s.size.before), formatBytes(s.size.after), formatChange(s.size.before, s.size.after)));
+
+    const channels = s.dryRun
+      ? `Dry run: ${formatCount(s.channelsRemoved)} channels would be removed`
+      : s.physicallyRemoved
+        ? `${formatCount(s.channelsRemoved)} channels physically removed`
+        : `${formatCount(s.channelsRemoved)} channels masked (zeroed, not removed)`;
+    const headline = s.latency ? `${s.latency.speedup.toFixed(2)}\u00d7 faster` : `${formatChange(s.before.flops, s.after.flops)} FLOPs`;
+    const notes: string[] = [];
+    if (s.latency) notes.push(`latency: median of ${s.latency.after.runs} runs, batch ${s.latency.after.batchSize}, ${s.latency.after.backend}`);
+    if (s.output) notes.push(`saved to ${basename(s.output)}`);
+
+    this.el.dataset.summary = JSON.stringify({
+      params: s.before.params !== undefined ? { before: s.before.params, after: s.after.params } : undefined,
+      flops: { before: s.before.flops, after: s.after.flops },
+      accuracy: s.accuracy,
+      latencyMs: s.latency ? { before: s.latency.before.medianMs, after: s.latency.after.medianMs } : undefined,
+      speedup: s.latency?.speedup,
+      size: s.size,
+      channelsRemoved: s.channelsRemoved,
+      physicallyRemoved: s.physicallyRemoved,
+    });
+    setChildren(this.el,
+      h('div', { class: 'card-title' },
+        h('span', {}, s.dryRun ? 'Dry run' : `Pruned with ${s.method}`),
+        h('vscode-badge', { class: 'speedup', 'data-testid': 'speedup' }, headline)),
+      h('div', { class: 'metrics' }, ...rows),
+      h('p', { class: s.physicallyRemoved ? 'channels removed' : 'channels masked', 'data-testid': 'channels-removed' }, channels),
+      ...(notes.length ? [h('p', { class: 'note' }, notes.join(' \u00b7 '))] : []));
+  }
+}
+
+function metricRow(id: string, label: string, before: string, after: string, change: string): HTMLElement {
+  // Spaces between the spans keep textContent readable: "Params 210,000 → 95,000 −54.8%".
+  return h('div', { class: 'metric', 'data-metric': id, 'data-testid': `summary-${id}` },
+    h('span', { class: 'metric-label' }, label), ' ',
+    h('span', { class: 'metric-before' }, before), ' ',
+    h('span', { class: 'metric-arrow', 'aria-label': 'to' }, '\u2192'), ' ',
+    h('span', { class: 'metric-after' }, after), ' ',
+    h('span', { class: 'metric-change' }, change));
+}
+
+/** What an analysis found: how much of the model can be pruned, and what blocks the rest. */
+class AnalysisCardView {
+  readonly el = h('section', { class: 'card analysis-card', 'data-testid': 'analysis-card' });
+  private key = '';
+
+  constructor() {
+    this.el.hidden = true;
+  }
+
+  render(state: PanelState | undefined): void {
+    const a = state?.analysis;
+    show(this.el, a !== undefined && (a.model !== undefined || a.layers !== undefined));
+    if (!a) return;
+    const key = JSON.stringify([a.model, a.layers?.totals, a.layers?.layers.length]);
+    if (key === this.key) return;
+    this.key = key;
+    const layers = a.layers?.layers ?? [];
+    const count = (status: LayerStat['status']) => layers.filter((l) => l.status === status).length;
+    const children: Node[] = [h('div', { class: 'card-title' }, h('span', {}, a.model?.name ?? basename(a.modelPath)))];
+    if (a.model) {
+      children.push(h('div', { class: 'metrics' },
+        statRow('params', 'Params', formatCount(a.model.params)),
+        statRow('flops', 'FLOPs', formatFlops(a.model.flops)),
+        statRow('groups', 'Prunable groups', formatCount(a.model.prunableGroups)),
+        statRow('channels', 'Prunable channels', formatCount(a.model.prunableChannels))));
+    }
+    if (layers.length) {
+      children.push(h('p', { class: 'note', 'data-testid': 'prunability' },
+        `${count('prunable')} prunable \u00b7 ${count('coupled')} coupled \u00b7 ${count('blocked')} blocked`));
+    }
+    setChildren(this.el, ...children);
+  }
+}
+
+function statRow(id: string, label: string, value: string): HTMLElement {
+  return h('div', { class: 'metric', 'data-metric': id }, h('span', { class: 'metric-label' }, label), ' ', h('span', { class: 'metric-after' }, value));
+}
+
+function section(heading: string, testId: string): { el: HTMLElement; body: HTMLElement } {
+  const el = h('vscode-collapsible', { heading, open: true, 'data-testid': `${testId}-section`, class: 'section' });
+  const body = h('div', { class: 'section-body' });
+  el.append(body);
+  return { el, body };
+}
+
+class LayersView {
+  readonly el: HTMLElement;
+  private readonly totals = h('p', { class: 'totals', 'data-testid': 'layer-totals' });
+  private readonly chartBox = h('div', { class: 'chart-box', 'data-testid': 'layer-chart', 'data-bars': '[]' });
+  private readonly legend = h('div', { class: 'sparsity-legend', 'aria-hidden': 'true' });
+  private readonly list = h('ul', { class: 'layer-list', role: 'listbox', 'aria-label': 'Layers', 'data-testid': 'layer-list' });
+  private readonly histogramTitle = h('p', { class: 'chart-title', 'data-testid': 'histogram-title' });
+  private readonly histogramBox = h('div', { class: 'chart-box histogram', 'data-testid': 'histogram-chart' });
+  private readonly placeholder = h('p', { class: 'placeholder' }, 'Layer statistics appear once the session has analysed the model.');
+  private readonly chart: LayerChart;
+  private readonly histogram: HistogramChart;
+  private listKey = '';
+  private legendKey = '';
+
+  constructor(ctx: PanelContext) {
+    const s = section('Layers', 'layers');
+    this.el = s.el;
+    const canvas = h('canvas', { role: 'img', 'aria-label': 'Channels kept and removed per layer' });
+    const histCanvas = h('canvas', { role: 'img', 'aria-label': 'Histogram of channel group norms' });
+    this.chartBox.append(canvas);
+    this.histogramBox.append(histCanvas);
+    s.body.append(this.placeholder, this.totals, this.chartBox, this.legend, this.list, this.histogramTitle, this.histogramBox);
+    const select = (name: string) => ctx.dispatch({ type: 'ui/selectLayer', name });
+    this.chart = new LayerChart(canvas, select);
+    this.histogram = new HistogramChart(histCanvas);
+    this.list.addEventListener('click', (e) => {
+      const item = (e.target as Element).closest<HTMLElement>('[data-layer]');
+      if (item?.dataset.layer) select(item.dataset.layer);
+    });
+    this.list.addEventListener('keydown', (e) => {
+      const item = (e.target as Element).closest<HTMLElement>('[data-layer]');
+      if (item?.dataset.layer && (e.key === 'Enter' || e.key === ' ')) {
+        e.preventDefault();
+        select(item.dataset.layer);
+      }
+    });
+  }
+
+  render(state: PanelState, palette: Palette): void {
+    const snapshot = shownLayers(state);
+    const layers = snapshot?.layers ?? [];
+    const hasLayers = layers.length > 0;
+    show(this.el, state.analysis !== undefined || activeView(state) !== undefined);
+    show(this.placeholder, !hasLayers);
+    for (const el of [this.totals, this.chartBox, this.legend, this.list]) show(el, hasLayers);
+    this.el.setAttribute('description', hasLayers ? `${layers.length} layers` : '');
+    if (!hasLayers) {
+      show(this.histogramTitle, false);
+      show(this.histogramBox, false);
+      return;
+    }
+    const t = snapshot!.totals;
+    const analysing = state.focus === 'analysis' && state.analysis !== undefined;
+    setText(this.totals, analysing
+      ? `${formatCount(t.prunableChannels)} prunable channels \u00b7 ${formatCount(t.params)} params \u00b7 ${formatFlops(t.flops)}`
+      : `${formatCount(t.keptChannels)} of ${formatCount(t.prunableChannels)} prunable channels kept \u00b7 ${formatCount(t.params)} params \u00b7 ${formatFlops(t.flops)}` +
+        (t.zeroGroups ? ` \u00b7 ${formatCount(t.zeroGroups)} zero groups` : ''));
+
+    const selected = selectedLayerStat(state);
+    this.chartBox.style.height = `${Math.max(120, layers.length * 18 + 48)}px`;
+    this.chart.update(layers, selected?.name, palette);
+    setAttr(this.chartBox, 'data-bars', JSON.stringify(layers.map((l) => l.kept)));
+    setAttr(this.chartBox, 'data-removed', JSON.stringify(layers.map((l) => l.channels - l.kept)));
+    setAttr(this.chartBox, 'data-step', `${snapshot!.phase}:${snapshot!.step}`);
+
+    this.renderLegend(palette);
+    this.renderList(layers, selected?.name, palette);
+
+    const histogram = normHistogram(selected);
+    show(this.histogramTitle, selected !== undefined);
+    setText(this.histogramTitle, histogram ? `Channel group norms \u00b7 ${histogram.layer}` : `No norm histogram for ${selected?.name ?? 'this layer'}`);
+    show(this.histogramBox, histogram !== undefined);
+    setAttr(this.histogramBox, 'data-layer', histogram?.layer);
+    setAttr(this.histogramBox, 'data-counts', histogram ? JSON.stringify(histogram.counts) : undefined);
+    this.histogram.update(histogram, sparsityColor(selected?.sparsity ?? 0, palette), palette);
+  }
+
+  private renderLegend(palette: Palette): void {
+    const key = JSON.stringify(palette);
+    if (key === this.legendKey) return;
+    this.legendKey = key;
+    const stops = [0, 0.25, 0.5, 0.75, 1].map((s) => {
+      const swatch = h('span', { class: 'swatch' });
+      swatch.style.background = sparsityColor(s, palette);
+      return swatch;
+    });
+    const removed = h('span', { class: 'swatch removed-swatch' });
+    setChildren(this.legend, h('span', {}, 'sparsity 0%'), ...stops, h('span', {}, '100%'), removed, h('span', {}, 'removed'));
+  }
+
+  private renderList(layers: LayerStat[], selected: string | undefined, palette: Palette): void {
+    const key = JSON.stringify([layers.map((l) => [l.name, l.status, l.kept, l.channels, Math.round(l.sparsity * 1000), l.reason, l.group]), selected, palette.blue]);
+    if (key === this.listKey) return;
+    this.listKey = key;
+    setChildren(this.list, ...layers.map((l) => {
+      const swatch = h('span', { class: 'swatch' });
+      swatch.style.background = l.status === 'blocked' ? palette.muted : sparsityColor(l.sparsity, palette);
+      return h('li', {
+        class: `layer layer-${l.status}`,
+        role: 'option',
+        tabindex: 0,
+        'aria-selected': l.name === selected ? 'true' : 'false',
+        'data-layer': l.name,
+        'data-status': l.status,
+        title: l.reason ?? '',
+      },
+      swatch,
+      h('span', { class: 'layer-name' }, l.name),
+      h('span', { class: 'layer-type' }, l.type),
+      h('vscode-badge', { class: `status status-${l.status}` }, l.status),
+      h('span', { class: 'layer-detail' }, describeLayer(l)));
+    }));
+  }
+}
+
+class TrainingView {
+  readonly el: HTMLElement;
+  private readonly chartBox = h('div', { class: 'chart-box curves', 'data-testid': 'curves-chart' });
+  private readonly signalsBox = h('div', { class: 'signals', 'data-testid': 'signals' });
+  private readonly placeholder = h('p', { class: 'placeholder' }, 'Training curves appear once the first epoch ends.');
+  private readonly chart: CurvesChart;
+  private readonly signalCharts = new Map<string, { box: HTMLElement; value: HTMLElement; chart: SignalChart }>();
+
+  constructor() {
+    const s = section('Training', 'training');
+    this.el = s.el;
+    const canvas = h('canvas', { role: 'img', 'aria-label': 'Loss, accuracy and FLOPs over epochs' });
+    this.chartBox.append(canvas);
+    s.body.append(this.placeholder, this.chartBox, this.signalsBox);
+    this.chart = new CurvesChart(canvas);
+  }
+
+  render(state: PanelState | undefined, palette: Palette): void {
+    const view = state ? activeView(state) : undefined;
+    show(this.el, view !== undefined);
+    if (!view) return;
+    const data = curveData(view.curves, view.model?.flops ?? view.done?.before.flops);
+    const hasCurves = data.loss.length + data.stepLoss.length > 0;
+    show(this.placeholder, !hasCurves);
+    show(this.chartBox, hasCurves);
+    setAttr(this.chartBox, 'data-epochs', String(view.epochCount));
+    setAttr(this.chartBox, 'data-points', String(data.loss.length));
+    this.chart.update(data, palette);
+    this.renderSignals(view.signals, palette);
+  }
+
+  private renderSignals(signals: Parameters<typeof signalLines>[0], palette: Palette): void {
+    const lines = signalLines(signals);
+    const names = new Set(lines.map((l) => l.name));
+    for (const [name, entry] of this.signalCharts) {
+      if (!names.has(name)) {
+        entry.chart.destroy();
+        entry.box.remove();
+        this.signalCharts.delete(name);
+      }
+    }
+    show(this.signalsBox, lines.length > 0);
+    const colours = [palette.purple, palette.orange, palette.green, palette.red];
+    lines.forEach((line, i) => {
+      let entry = this.signalCharts.get(line.name);
+      if (!entry) {
+        const canvas = h('canvas', { role: 'img', 'aria-label': `Method signal ${line.name}` });
+        const value = h('span', { class: 'signal-value' });
+        const box = h('div', { class: 'signal', 'data-signal': line.name },
+          h('p', { class: 'chart-title' }, h('span', {}, line.name), ' ', value),
+          h('div', { class: 'chart-box signal-chart' }, canvas));
+        this.signalsBox.append(box);
+        entry = { box, value, chart: new SignalChart(canvas) };
+        this.signalCharts.set(line.name, entry);
+      }
+      setText(entry.value, line.latest === undefined ? '' : formatSignal(line.latest));
+      entry.chart.update(line.name, line.points, colours[i % colours.length], palette);
+    });
+  }
+}
+
+function formatSignal(v: number): string {
+  if (Number.isInteger(v)) return formatCount(v);
+  return Math.abs(v) >= 1e4 || Math.abs(v) < 1e-3 ? v.toExponential(2) : String(Number(v.toPrecision(4)));
+}
+
+class ComparisonView {
+  readonly el: HTMLElement;
+  private readonly chartBox = h('div', { class: 'chart-box comparison', 'data-testid': 'comparison-chart' });
+  private readonly placeholder = h('p', { class: 'placeholder' }, 'Finished runs of this config appear here as accuracy against FLOPs. Click a point to open its report.');
+  private readonly chart: ComparisonChart;
+
+  constructor(ctx: PanelContext) {
+    const s = section('Compare runs', 'comparison');
+    this.el = s.el;
+    const canvas = h('canvas', { role: 'img', 'aria-label': 'Accuracy against FLOPs for every run of this config' });
+    this.chartBox.append(canvas);
+    s.body.append(this.placeholder, this.chartBox);
+    this.chart = new ComparisonChart(canvas, (runId) => ctx.post({ type: 'openReport', runId }));
+  }
+
+  render(state: PanelState, palette: Palette): void {
+    const runs = runsOfConfig(state);
+    show(this.el, state.focus === 'run' && runs.length > 0);
+    const data = comparisonData(runs, palette);
+    const points = data.groups.flatMap((g) => g.points);
+    show(this.placeholder, points.length === 0);
+    show(this.chartBox, points.length > 0);
+    this.el.setAttribute('description', points.length ? `${points.length} run${points.length === 1 ? '' : 's'}` : '');
+    setAttr(this.chartBox, 'data-points', JSON.stringify(points.map((p) => ({ runId: p.runId, method: p.method, flops: p.x, accuracy: p.y }))));
+    this.chart.update(data, state.activeRunId, palette);
+  }
+}
+
+class RunsView {
+  readonly el: HTMLElement;
+  private readonly list = h('ul', { class: 'runs-list', 'data-testid': 'runs-list', 'aria-label': 'Runs' });
+  private key = '';
+
+  constructor(ctx: PanelContext) {
+    const s = section('Runs', 'runs');
+    this.el = s.el;
+    s.body.append(this.list);
+    const select = (runId: string) => {
+      ctx.dispatch({ type: 'ui/selectRun', runId });
+      ctx.post({ type: 'selectRun', runId });
+    };
+    this.list.addEventListener('click', (e) => {
+      const target = e.target as Element;
+      const row = target.closest<HTMLElement>('[data-run-id]');
+      const runId = row?.dataset.runId;
+      if (!runId) return;
+      if (target.closest('[data-action="open-report"]')) ctx.post({ type: 'openReport', runId });
+      else select(runId);
+    });
+    this.list.addEventListener('keydown', (e) => {
+      const row = (e.target as Element).closest<HTMLElement>('.run-main');
+      const runId = row?.closest<HTMLElement>('[data-run-id]')?.dataset.runId;
+      if (runId && (e.key === 'Enter' || e.key === ' ')) {
+        e.preventDefault();
+        select(runId);
+      }
+    });
+  }
+
+  render(state: PanelState): void {
+    show(this.el, state.runs.length > 0);
+    const runs = [...state.runs].sort((a, b) => b.startedAt - a.startedAt);
+    const key = JSON.stringify([runs.map((r) => [r.runId, r.status, r.method, r.configPath, r.summary?.after, r.summary?.accuracy, r.report]), state.activeRunId]);
+    if (key === this.key) return;
+    this.key = key;
+    this.el.setAttribute('description', String(runs.length));
+    setChildren(this.list, ...runs.map((run) => this.row(run, run.runId === state.activeRunId)));
+  }
+
+  private row(run: RunInfo, active: boolean): HTMLElement {
+    const s = run.summary;
+    const metrics = s
+      ? [`FLOPs ${formatChange(s.before.flops, s.after.flops)}`, s.accuracy ? `acc ${formatPercent(s.accuracy.after)}` : '', s.latency ? `${s.latency.speedup.toFixed(2)}\u00d7` : '']
+          .filter(Boolean).join(' \u00b7 ')
+      : run.status === 'error' ? run.error ?? 'failed' : '';
+    const swatch = h('span', { class: 'swatch' });
+    swatch.style.background = methodColor(run.method);
+    const status = run.status === 'running'
+      ? h('vscode-progress-ring', { class: 'run-spinner', 'aria-label': 'running' })
+      : h('vscode-badge', { class: `status status-${run.status}` }, run.status);
+    const when = run.startedAt > 0 ? new Date(run.startedAt).toLocaleTimeString('en-US', { hour: '2-digit', minute: '2-digit' }) : '';
+    return h('li', { class: `run${active ? ' active' : ''}`, 'data-run-id': run.runId, 'data-status': run.status, 'aria-current': active ? 'true' : undefined },
+      h('div', { class: 'run-main', role: 'button', tabindex: 0, title: run.configPath },
+        status, swatch,
+        h('span', { class: 'run-method' }, run.method),
+        h('span', { class: 'run-config' }, basename(run.configPath || '')),
+        h('span', { class: 'run-time' }, when),
+        h('span', { class: 'run-metrics' }, metrics)),
+      ...(run.status === 'done' && !s?.dryRun ? [h('vscode-button', { secondary: true, 'data-action': 'open-report', title: 'Open the HTML report' }, 'Report')] : []));
+  }
+}
