@@ -139,7 +139,7 @@ describe('saveModelAtomic + loadModel', () => {
     model.dispose();
   });
 
-  it('refuses to replace a folder that holds files other than a model', async () => {
+  it('refuses to replace a folder holding other files, a file or a symbolic link', async () => {
     const parent = freshDir('unrelated');
     const out = join(parent, 'docs');
     mkdirSync(out);
@@ -147,6 +147,11 @@ describe('saveModelAtomic + loadModel', () => {
     const model = buildSmallCnn();
     await assert.rejects(saveModelAtomic(model, out), /docs: output folder already holds files that are not a model/);
     assert.equal(readFileSync(join(out, 'thesis.tex'), 'utf8'), 'precious');
+    writeFileSync(join(parent, 'a-file'), 'x');
+    await assert.rejects(saveModelAtomic(model, join(parent, 'a-file')), /a-file: output path exists and is not a folder/);
+    symlinkSync(out, join(parent, 'link'));
+    await assert.rejects(saveModelAtomic(model, join(parent, 'link')), /link: output path is a symbolic link/);
+    assert.deepEqual(readdirSync(parent).sort(), ['a-file', 'docs', 'link']);
     model.dispose();
   });
 

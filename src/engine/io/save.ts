@@ -57,6 +57,9 @@ async function checkReplaceable(target: string): Promise<boolean> {
   } catch {
     return false;
   }
+  if (stat.isSymbolicLink()) {
+    throw new UserError('output path is a symbolic link; saving replaces the output folder as a whole', { file: target, fix: 'Give the real folder path instead of the link' });
+  }
   if (!stat.isDirectory()) {
     throw new UserError('output path exists and is not a folder', { file: target, fix: 'Choose a folder name that is free or holds a previous output' });
   }
