@@ -2,10 +2,14 @@ import type { MethodName } from '../config/types.js';
 import type { PruningMethod } from './types.js';
 import { UserError } from '../errors.js';
 import { l1Method } from './l1.js';
+import { gopruneMethod } from './goprune.js';
+import { ssrMethod } from './ssr.js';
 
 /** Every method the engine can run, by config name. */
 const METHODS: Partial<Record<MethodName, PruningMethod>> = {
   l1: l1Method,
+  goprune: gopruneMethod,
+  ssr: ssrMethod,
 };
 
 export function availableMethods(): MethodName[] {
