@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import type { ChannelGraph } from '../../src/engine/graph/types.js';
+import { removeUnits, zeroUnits } from '../../src/engine/surgery/index.js';
 
 /**
  * Small models that exercise each channel-coupling hazard, for tests and benches.
@@ -233,4 +235,31 @@ export function maxOutputDiff(a: tf.LayersModel, b: tf.LayersModel, x: tf.Tensor
     const yb = b.predict(x) as tf.Tensor;
     return tf.max(tf.abs(tf.sub(ya, yb))).dataSync()[0];
   });
+}
+
+/**
+ * Masks `units` in `model` (in place), removes them physically, and returns how far the
+ * outputs moved: `masking` = original vs masked (shows the units mattered),
+ * `removal` = masked vs physically pruned (must be ~0).
+ */
+export async function maskThenRemove(
+  model: tf.LayersModel,
+  graph: ChannelGraph,
+  units: number[],
+  batch = 3,
+): Promise<{ pruned: tf.LayersModel; masking: number; removal: number }> {
+  const x = randomInput(model, batch);
+  const before = model.predict(x) as tf.Tensor;
+  zeroUnits(model, graph, units);
+  const masked = model.predict(x) as tf.Tensor;
+  const masking = tf.tidy(() => tf.max(tf.abs(tf.sub(before, masked))).dataSync()[0]);
+  const pruned = await removeUnits(model, graph, units);
+  const removal = maxOutputDiff(model, pruned, x);
+  tf.dispose([x, before, masked]);
+  return { pruned, masking, removal };
+}
+
+/** Every `step`-th unit of every group, starting at `offset` (never the whole group). */
+export function everyOtherUnit(graph: ChannelGraph, step = 2, offset = 1): number[] {
+  return graph.groups.flatMap((g) => g.units.filter((_, i) => i % step === offset));
 }

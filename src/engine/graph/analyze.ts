@@ -138,7 +138,7 @@ function applyNodeRule(space: AtomSpace, node: TopoNode): void {
       const dw = weights.get('depthwise_kernel');
       const pw = weights.get('pointwise_kernel');
       if (!dw || !pw || node.inputs.length !== 1) return blockAll(unsupportedReason(node));
-      const m = dw.shape[dw.shape.length - 1];
+      const m = dw.shape[dw.shape.length - 1] as number;
       for (let c = 0; c < input.channels; c++) {
         space.slice(input, c, node.name, 'depthwise_kernel', dw.shape.length - 2, 'consumer', c);
         for (let j = 0; j < m; j++) space.slice(input, c, node.name, 'pointwise_kernel', pw.shape.length - 2, 'consumer', c * m + j);
@@ -164,7 +164,7 @@ function applyNodeRule(space: AtomSpace, node: TopoNode): void {
   if (cls === 'DepthwiseConv2D') {
     const dw = weights.get('depthwise_kernel');
     if (!dw) return blockAll(unsupportedReason(node));
-    const m = dw.shape[3];
+    const m = dw.shape[3] as number;
     if (output.channels !== input.channels * m) return blockAll(unsupportedReason(node));
     for (let c = 0; c < input.channels; c++) {
       space.slice(input, c, node.name, 'depthwise_kernel', 2, 'depthwise', c);

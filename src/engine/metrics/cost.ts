@@ -110,7 +110,7 @@ export class CostTracker {
     for (const layer of model.layers) {
       for (const [name, v] of layerWeights(layer)) {
         index.set(`${layer.name}\u0000${name}`, this.weights.length);
-        this.weights.push({ layer: layer.name, weight: name, dims: [...v.shape], factor: factors.get(layer.name)?.get(name) ?? 0 });
+        this.weights.push({ layer: layer.name, weight: name, dims: v.shape.map((d) => d ?? 1), factor: factors.get(layer.name)?.get(name) ?? 0 });
       }
     }
     this.unitShrinks = graph.units.map((unit) => {

@@ -1,0 +1,4 @@
+export { countCost, CostTracker, weightFlopFactors, type ModelCost, type LayerCost } from './cost.js';
+export { unitNorms, unitSums, allZeroUnits, type UnitSums } from './norms.js';
+export { layerStats } from './stats.js';
+export { measureLatency } from './latency.js';

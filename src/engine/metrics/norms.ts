@@ -1,0 +1,86 @@
+import * as tf from '@tensorflow/tfjs';
+import { STATISTIC_WEIGHTS } from '../graph/analyze.js';
+import { layerWeights } from '../graph/topology.js';
+import type { ChannelGraph } from '../graph/types.js';
+
+/**
+ * Per-unit magnitudes over every slice a unit owns: producer filters and biases, batch-norm
+ * gamma/beta, depthwise channels, consumer input slices. Batch-norm moving statistics are left
+ * out: they say nothing about importance and the variance is never zero.
+ */
+
+export interface UnitSums {
+  /** Σ|w| over the unit's slices. */
+  l1: Float64Array;
+  /** Σw² over the unit's slices. */
+  l2sq: Float64Array;
+  /** Number of weight elements in the unit's slices. */
+  count: Float64Array;
+}
+
+interface AxisSums {
+  l1: Float64Array;
+  l2sq: Float64Array;
+  /** Elements per index along the axis. */
+  perIndex: number;
+}
+
+/** Sums along one axis of one weight, reduced over all other axes (small vectors, read once). */
+function axisSums(model: tf.LayersModel, layer: string, weight: string, axis: number): AxisSums | undefined {
+  const variable = layerWeights(model.getLayer(layer)).get(weight);
+  if (!variable) return undefined;
+  const value = variable.read();
+  const others = value.shape.map((_, i) => i).filter((i) => i !== axis);
+  const [l1, l2sq] = tf.tidy(() => {
+    const abs = tf.abs(value);
+    const sq = tf.square(value);
+    return others.length === 0 ? [abs, sq] : [tf.sum(abs, others), tf.sum(sq, others)];
+  });
+  const out = { l1: Float64Array.from(l1.dataSync()), l2sq: Float64Array.from(l2sq.dataSync()), perIndex: value.size / value.shape[axis] };
+  tf.dispose([l1, l2sq]);
+  return out;
+}
+
+export function unitSums(model: tf.LayersModel, graph: ChannelGraph): UnitSums {
+  const n = graph.units.length;
+  const sums: UnitSums = { l1: new Float64Array(n), l2sq: new Float64Array(n), count: new Float64Array(n) };
+  const cache = new Map<string, AxisSums | undefined>();
+  for (const unit of graph.units) {
+    for (const s of unit.slices) {
+      if (STATISTIC_WEIGHTS.has(s.weight)) continue;
+      const key = `${s.layer}\u0000${s.weight}\u0000${s.axis}`;
+      if (!cache.has(key)) cache.set(key, axisSums(model, s.layer, s.weight, s.axis));
+      const a = cache.get(key);
+      if (!a) continue;
+      for (const i of s.indices) {
+        sums.l1[unit.id] += a.l1[i];
+        sums.l2sq[unit.id] += a.l2sq[i];
+      }
+      sums.count[unit.id] += a.perIndex * s.indices.length;
+    }
+  }
+  return sums;
+}
+
+/**
+ * Norm of every unit over all its slices. With `normalize`, L1 is divided by the number of
+ * elements (mean |w|) and L2 by its square root (root mean square), so units of groups with
+ * different fan-in compare fairly.
+ */
+export function unitNorms(model: tf.LayersModel, graph: ChannelGraph, kind: 'l1' | 'l2', normalize = false): Float64Array {
+  const s = unitSums(model, graph);
+  const out = new Float64Array(graph.units.length);
+  for (let u = 0; u < out.length; u++) {
+    const count = Math.max(1, s.count[u]);
+    out[u] = kind === 'l1' ? (normalize ? s.l1[u] / count : s.l1[u]) : normalize ? Math.sqrt(s.l2sq[u] / count) : Math.sqrt(s.l2sq[u]);
+  }
+  return out;
+}
+
+/** Units whose every slice is exactly zero (removing them changes no output). */
+export function allZeroUnits(model: tf.LayersModel, graph: ChannelGraph): number[] {
+  const s = unitSums(model, graph);
+  const out: number[] = [];
+  for (let u = 0; u < s.l1.length; u++) if (s.l1[u] === 0) out.push(u);
+  return out;
+}

@@ -1,0 +1,106 @@
+import * as tf from '@tensorflow/tfjs';
+import { layerWeights } from '../graph/topology.js';
+import type { ChannelGraph } from '../graph/types.js';
+import type { LayersEvent, LayerStat } from '../../protocol/events.js';
+import { CostTracker } from './cost.js';
+import { unitSums } from './norms.js';
+
+const KERNEL_WEIGHTS = ['kernel', 'depthwise_kernel', 'pointwise_kernel'];
+
+/** The weight axis that carries a layer's output channels, by layer type. */
+function outputAxis(type: string): { weight: string; axis: number; times?: { weight: string; axis: number } } | undefined {
+  switch (type) {
+    case 'Conv1D': return { weight: 'kernel', axis: 2 };
+    case 'Conv2D': return { weight: 'kernel', axis: 3 };
+    case 'Conv3D': return { weight: 'kernel', axis: 4 };
+    case 'Dense': return { weight: 'kernel', axis: 1 };
+    case 'SeparableConv1D': return { weight: 'pointwise_kernel', axis: 2 };
+    case 'SeparableConv2D': return { weight: 'pointwise_kernel', axis: 3 };
+    case 'DepthwiseConv2D': return { weight: 'depthwise_kernel', axis: 2, times: { weight: 'depthwise_kernel', axis: 3 } };
+    default: return undefined;
+  }
+}
+
+function histogram(values: number[], bins: number): { edges: number[]; counts: number[] } {
+  const max = values.reduce((m, v) => Math.max(m, v), 0);
+  const hi = max > 0 ? max : 1;
+  const edges = Array.from({ length: bins + 1 }, (_, i) => (hi * i) / bins);
+  const counts = new Array<number>(bins).fill(0);
+  for (const v of values) counts[Math.min(bins - 1, Math.floor((v / hi) * bins))]++;
+  return { edges, counts };
+}
+
+/**
+ * Statistics of every layer that owns output channels (conv, dense, depthwise, separable):
+ * channels kept (after removing `removed` units, when given), kernel sparsity, params and
+ * FLOPs in that state, a histogram of the L2 norms of its group's units, and all-zero units.
+ */
+export function layerStats(
+  model: tf.LayersModel,
+  graph: ChannelGraph,
+  opts: { removed?: Iterable<number>; bins?: number } = {},
+): { layers: LayerStat[]; totals: LayersEvent['totals'] } {
+  const bins = Math.max(1, opts.bins ?? 10);
+  const tracker = new CostTracker(model, graph);
+  const removed = new Set<number>();
+  for (const u of opts.removed ?? []) {
+    if (u >= 0 && u < graph.units.length && !removed.has(u)) {
+      removed.add(u);
+      tracker.remove(u);
+    }
+  }
+  const sums = unitSums(model, graph);
+  const norms = Array.from(sums.l2sq, Math.sqrt);
+  const isZero = Array.from(sums.l1, (v) => v === 0);
+  const zeroInGroup = graph.groups.map((g) => g.units.filter((u) => isZero[u]).length);
+
+  const layers: LayerStat[] = [];
+  for (const info of graph.layers) {
+    const axis = outputAxis(info.type);
+    if (!axis || !(info.ownsChannels || info.type === 'DepthwiseConv2D')) continue;
+    const layer = model.getLayer(info.name);
+    const weights = layerWeights(layer);
+    let zeros = 0;
+    let total = 0;
+    for (const name of KERNEL_WEIGHTS) {
+      const v = weights.get(name);
+      if (!v) continue;
+      const z = tf.tidy(() => tf.sum(tf.cast(tf.equal(v.read(), 0), 'float32')));
+      zeros += z.dataSync()[0];
+      z.dispose();
+      total += v.read().size;
+    }
+    const keptDim = tracker.dim(info.name, axis.weight, axis.axis) ?? info.outChannels;
+    const kept = axis.times ? keptDim * (tracker.dim(info.name, axis.times.weight, axis.times.axis) ?? 1) : keptDim;
+    const cost = tracker.layerCost(info.name);
+    const stat: LayerStat = {
+      name: info.name,
+      type: info.type,
+      status: info.status,
+      channels: info.outChannels,
+      kept,
+      sparsity: total > 0 ? zeros / total : 0,
+      params: cost.params,
+      flops: cost.flops,
+    };
+    if (info.group !== undefined) {
+      stat.group = info.group;
+      const group = graph.groups[info.group];
+      stat.normHistogram = histogram(group.units.map((u) => norms[u]), bins);
+      stat.zeroGroups = zeroInGroup[info.group];
+    }
+    if (info.reason) stat.reason = info.reason;
+    layers.push(stat);
+  }
+  const cost = tracker.cost();
+  return {
+    layers,
+    totals: {
+      params: cost.params,
+      flops: cost.flops,
+      keptChannels: graph.units.length - removed.size,
+      prunableChannels: graph.units.length,
+      zeroGroups: isZero.filter(Boolean).length,
+    },
+  };
+}

@@ -1,0 +1,164 @@
+import * as tf from '@tensorflow/tfjs';
+import { STATISTIC_WEIGHTS } from '../graph/analyze.js';
+import { layerWeights } from '../graph/topology.js';
+import type { ChannelGraph } from '../graph/types.js';
+
+/**
+ * Structured surgery on channel units. `removeUnits` builds a new, physically smaller model
+ * (topology with fewer filters/units, surviving weight slices gathered); `zeroUnits` masks the
+ * same slices in place. Removing units that are zero in every slice leaves outputs unchanged.
+ */
+
+/** layer → weight → axis → indices to drop. */
+type Plan = Map<string, Map<string, Map<number, Set<number>>>>;
+
+function validUnitIds(graph: ChannelGraph, unitIds: readonly number[]): number[] {
+  const ids = [...new Set(unitIds)];
+  for (const id of ids) {
+    if (!Number.isInteger(id) || id < 0 || id >= graph.units.length) {
+      throw new Error(`Unit ${id} does not exist: the graph has ${graph.units.length} units`);
+    }
+  }
+  return ids;
+}
+
+function planFor(graph: ChannelGraph, unitIds: readonly number[], skip?: ReadonlySet<string>): Plan {
+  const plan: Plan = new Map();
+  for (const id of unitIds) {
+    for (const s of graph.units[id].slices) {
+      if (skip?.has(s.weight)) continue;
+      let byWeight = plan.get(s.layer);
+      if (!byWeight) plan.set(s.layer, (byWeight = new Map()));
+      let byAxis = byWeight.get(s.weight);
+      if (!byAxis) byWeight.set(s.weight, (byAxis = new Map()));
+      let set = byAxis.get(s.axis);
+      if (!set) byAxis.set(s.axis, (set = new Set()));
+      for (const i of s.indices) set.add(i);
+    }
+  }
+  return plan;
+}
+
+/** The config field that sets a layer's output width, and the weight axis that carries it. */
+function widthField(className: string): { field: 'filters' | 'units'; weight: string; axisFromEnd: number } | undefined {
+  switch (className) {
+    case 'Conv1D':
+    case 'Conv2D':
+    case 'Conv3D':
+      return { field: 'filters', weight: 'kernel', axisFromEnd: 1 };
+    case 'SeparableConv1D':
+    case 'SeparableConv2D':
+      return { field: 'filters', weight: 'pointwise_kernel', axisFromEnd: 1 };
+    case 'Dense':
+      return { field: 'units', weight: 'kernel', axisFromEnd: 1 };
+    default:
+      return undefined;
+  }
+}
+
+function keptIndices(size: number, drop: Set<number>): number[] {
+  const kept: number[] = [];
+  for (let i = 0; i < size; i++) if (!drop.has(i)) kept.push(i);
+  return kept;
+}
+
+interface LayerJson {
+  class_name: string;
+  config: Record<string, unknown> & { name: string };
+}
+
+/**
+ * Returns a new model without the given units: producers lose output filters, batch norms
+ * and depthwise convs lose channels, consumers lose input slices (every flattened position
+ * for dense layers after a flatten). Layer names are kept; the input model is not touched.
+ * The returned model is not compiled.
+ */
+export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, unitIds: readonly number[]): Promise<tf.LayersModel> {
+  const ids = validUnitIds(graph, unitIds);
+  const removedPerGroup = new Map<number, number>();
+  for (const id of ids) {
+    const g = graph.units[id].group;
+    removedPerGroup.set(g, (removedPerGroup.get(g) ?? 0) + 1);
+  }
+  for (const [g, n] of removedPerGroup) {
+    const group = graph.groups[g];
+    if (n >= group.channels) {
+      throw new Error(`Cannot remove all ${group.channels} channels of group ${g} (${group.producers.join(', ')}): every tensor keeps at least one channel`);
+    }
+  }
+  const plan = planFor(graph, ids);
+
+  const json = model.toJSON(undefined, false) as { class_name: string; config: { layers: LayerJson[] } };
+  const topology = structuredClone(json);
+  for (const layerJson of topology.config.layers) {
+    const width = widthField(layerJson.class_name);
+    const drop = plan.get(layerJson.config.name)?.get(width?.weight ?? '');
+    if (!width || !drop) continue;
+    const variable = layerWeights(model.getLayer(layerJson.config.name)).get(width.weight)!;
+    const axis = variable.shape.length - width.axisFromEnd;
+    const removed = drop.get(axis);
+    if (removed) layerJson.config[width.field] = (layerJson.config[width.field] as number) - removed.size;
+  }
+  const pruned = await tf.models.modelFromJSON({ modelTopology: topology as unknown as tf.io.ModelArtifacts['modelTopology'] });
+
+  try {
+    for (const oldLayer of model.layers) {
+      if (oldLayer.weights.length === 0) continue;
+      const newLayer = pruned.getLayer(oldLayer.name);
+      const oldWeights = layerWeights(oldLayer);
+      const layerPlan = plan.get(oldLayer.name);
+      const values = newLayer.weights.map((target) => {
+        const name = [...layerWeights(newLayer)].find(([, v]) => v === target)![0];
+        const source = oldWeights.get(name);
+        if (!source) throw new Error(`Weight ${oldLayer.name}/${name} is missing from the source model`);
+        const value = tf.tidy(() => {
+          let t: tf.Tensor = source.read();
+          for (const [axis, drop] of layerPlan?.get(name) ?? []) {
+            t = tf.gather(t, keptIndices(t.shape[axis], drop), axis);
+          }
+          return tf.clone(t);
+        });
+        if (value.shape.join('x') !== target.shape.join('x')) {
+          value.dispose();
+          throw new Error(`Surgery produced ${oldLayer.name}/${name} of shape [${value.shape}] but the pruned layer expects [${target.shape}]`);
+        }
+        return value;
+      });
+      newLayer.setWeights(values);
+      tf.dispose(values);
+    }
+  } catch (err) {
+    pruned.dispose();
+    throw err;
+  }
+  return pruned;
+}
+
+/**
+ * Masks the given units in place: multiplies every slice by zero (producer filters and biases,
+ * batch-norm gamma and beta, depthwise channels, consumer input slices). Batch-norm moving
+ * statistics are left alone; with gamma and beta at zero the channel is exactly zero.
+ */
+export function zeroUnits(model: tf.LayersModel, graph: ChannelGraph, unitIds: readonly number[]): void {
+  const plan = planFor(graph, validUnitIds(graph, unitIds), STATISTIC_WEIGHTS);
+  for (const [layerName, byWeight] of plan) {
+    const weights = layerWeights(model.getLayer(layerName));
+    for (const [name, byAxis] of byWeight) {
+      const variable = weights.get(name);
+      if (!variable) continue;
+      const masked = tf.tidy(() => {
+        let t: tf.Tensor = variable.read();
+        for (const [axis, drop] of byAxis) {
+          const size = t.shape[axis];
+          const mask = new Float32Array(size).fill(1);
+          for (const i of drop) mask[i] = 0;
+          const shape = t.shape.map((d, i) => (i === axis ? size : 1));
+          t = tf.mul(t, tf.tensor(mask, shape));
+        }
+        return t;
+      });
+      variable.write(masked);
+      masked.dispose();
+    }
+  }
+}
