@@ -1,0 +1,182 @@
+import * as tf from '@tensorflow/tfjs';
+import type { MethodContext, PruningDecision, PruningMethod } from './types.js';
+import { UserError } from '../errors.js';
+import { countCost } from '../metrics/index.js';
+import { dspOptions, type DspOptions } from './dsp/options.js';
+import { currentGroups, learnGroups, regularizerValue, type GroupedLayer } from './dsp/learn.js';
+import { regularizerScale } from './dsp/regularizer.js';
+import { DspPlanner, groupedPairs, type GroupedConvPlan, type PlanLayer } from './dsp/plan.js';
+import { applyPlanMasks, buildPackedModel } from './dsp/pack.js';
+import { feedsResidualAdd, isPlainConv2D, privateProducer, readsModelInput, spatialShapes } from './dsp/topology.js';
+
+/**
+ * DSP: dynamic structure pruning (Park et al., AAAI 2023; algorithms.md §4). The filters of
+ * every regrouped conv are assigned to G learned groups; a group regulariser drives whole
+ * (group, input channel) kernel slices to zero; each group then keeps its own input channels
+ * and the layer is rebuilt as per-group convolutions.
+ */
+
+type Layer = tf.layers.Layer;
+
+/** Convs DSP regroups: plain 2-D convs, minus the stem, 1×1 projections and excluded layers. */
+export function dspLayers(model: tf.LayersModel, options: DspOptions, exclude: string[]): Layer[] {
+  return model.layers.filter((layer) => {
+    if (!isPlainConv2D(layer) || exclude.includes(layer.name)) return false;
+    const [kh, kw, , filters] = layer.getWeights()[0].shape;
+    if (options.skipPointwise && kh * kw === 1) return false;
+    if (options.skipStem && readsModelInput(layer)) return false;
+    return filters >= options.groups;
+  });
+}
+
+/** Kernel energy Σ_{kh,kw} W² at [c · N + j]. */
+function kernelEnergy(layer: Layer): Float64Array {
+  return Float64Array.from(tf.tidy(() => tf.sum(tf.square(layer.getWeights()[0]), [0, 1]).dataSync()));
+}
+
+/** What the planner needs about the regrouped layers and the convs that feed them privately. */
+export function planLayers(model: tf.LayersModel, grouped: Layer[], groupOf: number[][], options: DspOptions, exclude: string[]): PlanLayer[] {
+  const cost = countCost(model);
+  const describe = (layer: Layer, assignment?: number[]): PlanLayer => {
+    const [, , inChannels, filters] = layer.getWeights()[0].shape;
+    const producer = privateProducer(layer);
+    return {
+      name: layer.name,
+      inChannels,
+      filters,
+      pairFlops: cost.layers[layer.name].flops / (inChannels * filters),
+      energy: kernelEnergy(layer),
+      groupOf: assignment,
+      groups: options.groups,
+      filterPruning: Boolean(assignment) && options.filterPruning && feedsResidualAdd(layer),
+      privateProducer: producer && !exclude.includes(producer.name) ? producer.name : undefined,
+    };
+  };
+  const layers = grouped.map((layer, i) => describe(layer, groupOf[i]));
+  const names = new Set(layers.map((l) => l.name));
+  // Producers that are not regrouped can still lose filters nobody reads.
+  for (const layer of [...layers]) {
+    if (layer.privateProducer && !names.has(layer.privateProducer)) {
+      names.add(layer.privateProducer);
+      layers.push(describe(model.getLayer(layer.privateProducer)));
+    }
+  }
+  return layers;
+}
+
+/** Per-layer summary of a plan for the `signal` stream. */
+export function planDetail(plans: GroupedConvPlan[], planner: DspPlanner): Record<string, unknown> {
+  const detail: Record<string, unknown> = {};
+  for (const plan of plans) {
+    const groups = plan.inputsOfGroup.map((inputs, g) => ({ filters: plan.groupOfFilter.flatMap((grp, j) => (grp === g ? [j] : [])), inputs }))
+      .filter((g) => g.filters.length > 0);
+    detail[plan.layer] = {
+      groups,
+      removedFilters: plan.groupOfFilter.flatMap((g, j) => (g < 0 ? [j] : [])),
+      flops: planner.layerFlops(plan.layer, plan),
+      denseFlops: planner.layerFlops(plan.layer),
+    };
+  }
+  return detail;
+}
+
+/** Removed (group, input channel) kernel slices of live groups, plus removed filters. */
+function removedStructures(model: tf.LayersModel, plans: GroupedConvPlan[]): number {
+  return plans.reduce((sum, plan) => {
+    const inChannels = model.getLayer(plan.layer).getWeights()[0].shape[2] as number;
+    const live = new Set(plan.groupOfFilter.filter((g) => g >= 0));
+    let slices = 0;
+    for (const g of live) slices += inChannels - plan.inputsOfGroup[g].length;
+    return sum + slices + plan.groupOfFilter.filter((g) => g < 0).length;
+  }, 0);
+}
+
+export const dspMethod: PruningMethod = {
+  name: 'dsp',
+  needsData: true,
+  async run(ctx: MethodContext): Promise<PruningDecision> {
+    const { config, model } = ctx;
+    const options = dspOptions(config.dsp, config.configPath);
+    if (!('flopsReduction' in config.target)) {
+      throw new UserError('DSP prunes to a FLOPs target', { file: config.configPath, field: 'target', fix: 'Use "target": { "flopsReduction": 0.5 } with method "dsp"' });
+    }
+    const grouped = dspLayers(model, options, config.exclude);
+    if (!grouped.length) {
+      throw new UserError(`no conv layer DSP can regroup into ${options.groups} groups`, { file: config.configPath, field: 'dsp.groups',
+        fix: 'DSP regroups Conv2D layers with at least `groups` filters, other than the stem and 1×1 projections; lower dsp.groups or check "exclude"' });
+    }
+
+    // Input size relative to the first regrouped layer's input, as the official scale uses.
+    const inputSize = (layer: Layer) => spatialShapes(layer).input.reduce((a, b) => a * b, 1);
+    const reference = inputSize(grouped[0]);
+    const layers: GroupedLayer[] = grouped.map((layer) => {
+      const [kh, , , filters] = layer.getWeights()[0].shape;
+      return {
+        name: layer.name,
+        kernel: layer.weights.find((w) => w.originalName.endsWith('kernel'))!,
+        filters,
+        scale: regularizerScale(inputSize(layer) / reference, kh, options.groups, filters),
+        theta: tf.variable(tf.zeros([options.groups, filters]), true, `dsp_theta_${layer.name}_${Date.now()}_${Math.floor(ctx.random() * 1e9)}`) as tf.Variable<tf.Rank.R2>,
+      };
+    });
+    const notes: string[] = [];
+
+    try {
+      const settings = config.train;
+      if (ctx.data && settings && settings.epochs > 0) {
+        ctx.emit({ type: 'phase', phase: 'train', message: `DSP group learning: ${layers.length} conv layers, ${options.groups} groups each` });
+        let started = Date.now();
+        await learnGroups(model, ctx.data, settings, options, layers, {
+          random: ctx.random,
+          checkCancelled: ctx.checkCancelled,
+          onStep: (s) => {
+            if (s.globalStep === 0) started = Date.now();
+            const etaMs = s.globalStep > 0 ? ((Date.now() - started) / s.globalStep) * (s.totalSteps - s.globalStep - 1) : 0;
+            ctx.emit({ type: 'step', phase: 'train', epoch: s.epoch, step: s.step, stepsPerEpoch: s.stepsPerEpoch, loss: s.loss, learningRate: s.learningRate, etaMs, progress: (s.globalStep + 1) / s.totalSteps });
+          },
+          onEpoch: async (epoch, epochs, loss) => {
+            const evaluation = await ctx.evaluate();
+            ctx.emit({ type: 'epoch', phase: 'train', epoch, epochs, loss, accuracy: undefined, valLoss: evaluation?.loss, valAccuracy: evaluation?.accuracy, etaMs: 0, progress: (epoch + 1) / epochs });
+            const assignment = currentGroups(layers, options.groups);
+            const detail: Record<string, unknown> = {};
+            layers.forEach((l, i) => {
+              const sizes = new Array<number>(options.groups).fill(0);
+              assignment[i].forEach((g) => sizes[g]++);
+              detail[l.name] = { groupSizes: sizes, groupOfFilter: assignment[i] };
+            });
+            ctx.emit({ type: 'signal', method: 'dsp', name: 'groupAssignment', step: epoch, value: regularizerValue(layers, options.groups), detail });
+            ctx.reportLayers('train', epoch);
+          },
+        });
+      } else {
+        notes.push('no group learning ran (no data or train.epochs is 0): every filter stays in group 0, so DSP prunes input channels per layer');
+      }
+
+      ctx.checkCancelled();
+      ctx.emit({ type: 'phase', phase: 'prune', message: 'DSP: choosing kept input channels per group' });
+      const groupOf = currentGroups(layers, options.groups);
+      const planner = new DspPlanner(planLayers(model, grouped, groupOf, options, config.exclude));
+      const denseFlops = countCost(model).flops;
+      const targetFlops = denseFlops * (1 - config.target.flopsReduction);
+      const { beta, plans, flops } = planner.bisect(denseFlops, targetFlops);
+      if (Math.abs(flops - targetFlops) > 0.02 * targetFlops) {
+        notes.push(`closest FLOPs DSP can reach is ${flops} for a target of ${Math.round(targetFlops)}`);
+        ctx.emit({ type: 'warning', message: `DSP reached ${(100 * (1 - flops / denseFlops)).toFixed(1)}% FLOPs reduction, target ${(100 * config.target.flopsReduction).toFixed(1)}%` });
+      }
+      ctx.emit({ type: 'signal', method: 'dsp', name: 'keptChannels', step: 0, value: beta, detail: { beta, flops, denseFlops, layers: planDetail(plans, planner) } });
+
+      applyPlanMasks(model, plans);
+      ctx.reportLayers('prune', 0, true);
+      const packed = await buildPackedModel(model, plans);
+      const packedFlops = countCost(packed).flops;
+      notes.push(`DSP threshold β = ${beta.toPrecision(4)}; FLOPs ${denseFlops} → ${packedFlops}; ${plans.length} conv layers rebuilt as per-group convolutions`);
+      for (const plan of plans) {
+        const inChannels = model.getLayer(plan.layer).getWeights()[0].shape[2] as number;
+        notes.push(`${plan.layer}: ${new Set(plan.groupOfFilter.filter((g) => g >= 0)).size} groups, ${groupedPairs(plan)} of ${plan.groupOfFilter.length * inChannels} filter·input pairs kept`);
+      }
+      return { kind: 'model', model: packed, channelsRemoved: removedStructures(model, plans), notes };
+    } finally {
+      for (const layer of layers) layer.theta.dispose();
+    }
+  },
+};
