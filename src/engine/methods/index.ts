@@ -4,12 +4,14 @@ import { UserError } from '../errors.js';
 import { l1Method } from './l1.js';
 import { gopruneMethod } from './goprune.js';
 import { ssrMethod } from './ssr.js';
+import { dspMethod } from './dsp.js';
 
 /** Every method the engine can run, by config name. */
 const METHODS: Partial<Record<MethodName, PruningMethod>> = {
   l1: l1Method,
   goprune: gopruneMethod,
   ssr: ssrMethod,
+  dsp: dspMethod,
 };
 
 export function availableMethods(): MethodName[] {
