@@ -1,0 +1,193 @@
+import * as tf from '@tensorflow/tfjs';
+import type { TrainConfig } from '../config/types.js';
+import { CancelledError, UserError } from '../errors.js';
+import { mixSeed, seededRandom } from '../data/random.js';
+import { correctCount, crossEntropyPerSample, outputsProbabilities } from './loss.js';
+import { Optimizer, isDecayed, learningRateAt, type Parameter } from './optimizer.js';
+import type { Batch, Dataset, EpochInfo, EvalResult, StepInfo, TrainHooks } from './types.js';
+
+export type { Batch, Dataset, EpochInfo, EvalResult, StepInfo, TrainHooks, TrainConfig } from './types.js';
+export { snapshotBatchNorm } from './batchnorm.js';
+export { outputsProbabilities } from './loss.js';
+
+export interface StepProgress {
+  epoch: number;
+  step: number;
+  stepsPerEpoch: number;
+  loss: number;
+  learningRate: number;
+  etaMs: number;
+}
+
+export interface TrainControl {
+  /** Seeds dropout and any other random layer; with the dataset's seed, runs are reproducible. */
+  seed: number;
+  /** Checked after every step: an aborted signal ends training with CancelledError. */
+  signal?: AbortSignal;
+  /** Label of the phase (train, finetune, …), for progress reports. */
+  phase?: string;
+  onStep?: (s: StepProgress) => void;
+  onEpoch?: (e: EpochInfo & { etaMs: number }) => void;
+}
+
+/** Lets pending I/O (an IPC cancel message) run between steps; a resolved promise would not. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Runs unseeded tfjs randomness (dropout masks, noise layers: they seed themselves from
+ * Math.random) from a stream derived from `seed`, so a run is reproducible.
+ */
+function withSeededMathRandom<T>(seed: number, fn: () => T): T {
+  const original = Math.random;
+  Math.random = seededRandom(seed);
+  try {
+    return fn();
+  } finally {
+    Math.random = original;
+  }
+}
+
+function checkInputShape(model: tf.LayersModel, data: Dataset): void {
+  const expected = model.inputs[0].shape.slice(1);
+  const ok = expected.length === data.sampleShape.length && expected.every((d, i) => d == null || d === data.sampleShape[i]);
+  if (!ok) {
+    throw new UserError(`the data's samples are [${data.sampleShape.join(', ')}] but the model input is [${expected.join(', ')}]`, {
+      field: 'data', fix: 'Use data shaped like the model input' });
+  }
+}
+
+function trainableParameters(model: tf.LayersModel): Parameter[] {
+  return model.trainableWeights.map((w) => ({ variable: w.read() as tf.Variable, decay: isDecayed(w.originalName) }));
+}
+
+/** Regularisation losses declared on the model's layers (kernelRegularizer …), as model.fit adds them. */
+function layerLosses(model: tf.LayersModel): tf.Scalar[] {
+  return model.calculateLosses();
+}
+
+/**
+ * Trains `model` in place with a custom loop (BatchNormalization in training mode), evaluating on the
+ * validation split after every epoch. Returns the last evaluation, or undefined without validation data.
+ */
+export async function trainModel(model: tf.LayersModel, data: Dataset, settings: TrainConfig, hooks: TrainHooks = {},
+  control: TrainControl = { seed: 0 }): Promise<EvalResult | undefined> {
+  checkInputShape(model, data);
+  const { signal } = control;
+  const checkCancelled = () => { if (signal?.aborted) throw new CancelledError(); };
+  checkCancelled();
+
+  const batchSize = Math.max(1, Math.floor(settings.batchSize));
+  const fullEpochSteps = Math.ceil(data.trainSize / batchSize);
+  const stepsPerEpoch = Math.min(fullEpochSteps, settings.maxStepsPerEpoch ?? Infinity);
+  const totalSteps = Math.round(Math.max(0, settings.epochs) * stepsPerEpoch);
+  const epochs = Math.ceil(totalSteps / Math.max(1, stepsPerEpoch));
+  const probabilities = outputsProbabilities(model);
+  const optimizer = new Optimizer(settings);
+  const evaluate = data.validationSize > 0;
+
+  let globalStep = 0;
+  let stepMsAverage: number | undefined;
+  let evalMs = 0;
+  let lastEval: EvalResult | undefined;
+  const etaMs = () => (stepMsAverage ?? 0) * (totalSteps - globalStep) + evalMs * Math.max(0, epochs - Math.ceil(globalStep / Math.max(1, stepsPerEpoch)));
+
+  try {
+    for (let epoch = 0; epoch < epochs; epoch++) {
+      await hooks.beforeEpoch?.({ epoch, epochs });
+      const stepsThisEpoch = Math.min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch);
+      let lossSum = 0, correctSum = 0, seen = 0, step = 0;
+      for await (const batch of data.trainBatches(batchSize, epoch)) {
+        if (step >= stepsThisEpoch) { tf.dispose([batch.x, batch.y]); break; }
+        const started = performance.now();
+        const learningRate = learningRateAt(settings, globalStep, stepsPerEpoch, totalSteps);
+        const parameters = trainableParameters(model);
+        let stats: Float32Array | Int32Array | Uint8Array;
+        try {
+          stats = await trainStep(model, batch, parameters, optimizer, learningRate, probabilities, hooks, mixSeed(control.seed, 0xd0, globalStep));
+        } finally {
+          tf.dispose([batch.x, batch.y]);
+        }
+        const n = batch.y.shape[0];
+        const loss = stats[0];
+        lossSum += loss * n; correctSum += stats[1]; seen += n;
+        if (hooks.afterStep) {
+          const info: StepInfo = { epoch, step, globalStep, learningRate, loss };
+          tf.engine().startScope(); // afterStep may be async, which tf.tidy does not allow
+          try { await hooks.afterStep(info); } finally { tf.engine().endScope(); }
+        }
+        const elapsed = performance.now() - started;
+        stepMsAverage = stepMsAverage === undefined ? elapsed : 0.9 * stepMsAverage + 0.1 * elapsed;
+        globalStep++;
+        control.onStep?.({ epoch, step, stepsPerEpoch, loss, learningRate, etaMs: etaMs() });
+        step++;
+        await yieldToEventLoop();
+        checkCancelled();
+      }
+      const info: EpochInfo = { epoch, epochs, loss: seen ? lossSum / seen : NaN, accuracy: seen ? correctSum / seen : undefined };
+      if (evaluate) {
+        const started = performance.now();
+        lastEval = await evaluateModel(model, data, Math.max(batchSize, 128), signal);
+        evalMs = performance.now() - started;
+        info.valLoss = lastEval.loss;
+        info.valAccuracy = lastEval.accuracy;
+      }
+      control.onEpoch?.({ ...info, etaMs: etaMs() });
+      if ((await hooks.afterEpoch?.(info)) === 'stop') break;
+    }
+    if (epochs === 0 && evaluate) lastEval = await evaluateModel(model, data, Math.max(batchSize, 128), signal);
+  } finally {
+    optimizer.dispose();
+  }
+  return lastEval;
+}
+
+/** One forward/backward/update; returns [task loss, correct predictions]. */
+async function trainStep(model: tf.LayersModel, batch: Batch, parameters: Parameter[], optimizer: Optimizer, learningRate: number,
+  probabilities: boolean, hooks: TrainHooks, stepSeed: number): Promise<Float32Array> {
+  const statsTensor = tf.tidy(() => {
+    let taskLoss: tf.Scalar | undefined;
+    let output: tf.Tensor | undefined;
+    const { grads } = withSeededMathRandom(stepSeed, () => tf.variableGrads(() => {
+      output = tf.keep(model.apply(batch.x, { training: true }) as tf.Tensor);
+      taskLoss = tf.keep(tf.mean(crossEntropyPerSample(output, batch.y, probabilities)) as tf.Scalar);
+      let total: tf.Scalar = taskLoss;
+      for (const extra of layerLosses(model)) total = tf.add(total, extra);
+      if (hooks.regularizer) total = tf.add(total, hooks.regularizer(model));
+      return total;
+    }, parameters.map((p) => p.variable)));
+    optimizer.apply(parameters, grads, learningRate);
+    const stats = tf.stack([taskLoss as tf.Scalar, tf.cast(correctCount(output as tf.Tensor, batch.y), 'float32')]);
+    tf.dispose([output as tf.Tensor, taskLoss as tf.Scalar]); // kept past the gradient tape only for the stats
+    return stats;
+  });
+  try {
+    return (await statsTensor.data()) as Float32Array;
+  } finally {
+    statsTensor.dispose();
+  }
+}
+
+/**
+ * Loss and top-1 accuracy in inference mode over the validation split (the training split when
+ * there is none).
+ */
+export async function evaluateModel(model: tf.LayersModel, data: Dataset, batchSize = 256, signal?: AbortSignal): Promise<EvalResult> {
+  checkInputShape(model, data);
+  const probabilities = outputsProbabilities(model);
+  let lossSum = 0, correct = 0, samples = 0;
+  const batches = data.validationSize > 0 ? data.validationBatches(batchSize) : data.trainBatches(batchSize, 0);
+  for await (const batch of batches) {
+    const stats = tf.tidy(() => {
+      const output = model.apply(batch.x, { training: false }) as tf.Tensor;
+      return tf.stack([tf.sum(crossEntropyPerSample(output, batch.y, probabilities)), tf.cast(correctCount(output, batch.y), 'float32')]);
+    });
+    const values = await stats.data();
+    tf.dispose([stats, batch.x, batch.y]);
+    lossSum += values[0];
+    correct += values[1];
+    samples += batch.y.shape[0];
+    await yieldToEventLoop();
+    if (signal?.aborted) throw new CancelledError();
+  }
+  return { loss: samples ? lossSum / samples : NaN, accuracy: samples ? correct / samples : NaN, samples };
+}

@@ -1,0 +1,79 @@
+import * as tf from '@tensorflow/tfjs';
+import type { TrainConfig } from '../config/types.js';
+
+/** Weight decay applies to kernels (conv, dense, depthwise, pointwise) and embeddings, never to biases or BN. */
+export function isDecayed(variableName: string): boolean {
+  return /kernel$|embeddings$/.test(variableName.replace(/_\d+$/, ''));
+}
+
+export interface Parameter {
+  variable: tf.Variable;
+  decay: boolean;
+}
+
+/**
+ * SGD with (heavy-ball, PyTorch-style) momentum, or Adam. Weight decay is L2: `weightDecay·w`
+ * is added to the gradient of every kernel before the update, for both optimizers.
+ */
+export class Optimizer {
+  private readonly slots = new Map<tf.Variable, tf.Variable[]>();
+  private steps = 0;
+
+  constructor(private readonly settings: Pick<TrainConfig, 'optimizer' | 'momentum' | 'weightDecay'>) {}
+
+  apply(parameters: Parameter[], grads: Record<string, tf.Tensor>, learningRate: number): void {
+    this.steps++;
+    const { optimizer, momentum, weightDecay } = this.settings;
+    const beta1 = 0.9, beta2 = 0.999, epsilon = 1e-7;
+    tf.tidy(() => {
+      for (const { variable, decay } of parameters) {
+        let g = grads[variable.name];
+        if (!g) continue;
+        if (decay && weightDecay > 0) g = tf.add(g, tf.mul(variable, weightDecay));
+        if (optimizer === 'adam') {
+          const [m, v] = this.slot(variable, 2);
+          m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+          v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+          const stepSize = learningRate * Math.sqrt(1 - beta2 ** this.steps) / (1 - beta1 ** this.steps);
+          variable.assign(tf.sub(variable, tf.mul(tf.div(m, tf.add(tf.sqrt(v), epsilon)), stepSize)));
+        } else if (momentum > 0) {
+          const [buffer] = this.slot(variable, 1);
+          buffer.assign(tf.add(tf.mul(buffer, momentum), g));
+          variable.assign(tf.sub(variable, tf.mul(buffer, learningRate)));
+        } else {
+          variable.assign(tf.sub(variable, tf.mul(g, learningRate)));
+        }
+      }
+    });
+  }
+
+  private slot(variable: tf.Variable, count: number): tf.Variable[] {
+    let slots = this.slots.get(variable);
+    if (!slots) {
+      slots = Array.from({ length: count }, () => tf.variable(tf.zerosLike(variable), false));
+      this.slots.set(variable, slots);
+    }
+    return slots;
+  }
+
+  dispose(): void {
+    for (const slots of this.slots.values()) for (const s of slots) s.dispose();
+    this.slots.clear();
+  }
+}
+
+/** The learning rate at `globalStep` (0-based) of a phase of `totalSteps`, `stepsPerEpoch` steps an epoch. */
+export function learningRateAt(settings: Pick<TrainConfig, 'learningRate' | 'schedule' | 'stepEpochs' | 'gamma'>,
+  globalStep: number, stepsPerEpoch: number, totalSteps: number): number {
+  const base = settings.learningRate;
+  switch (settings.schedule) {
+    case 'step': {
+      const epochs = globalStep / Math.max(1, stepsPerEpoch);
+      return base * (settings.gamma ?? 0.1) ** Math.floor(epochs / (settings.stepEpochs ?? 1) + 1e-9);
+    }
+    case 'cosine':
+      return base * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, globalStep / Math.max(1, totalSteps))));
+    default:
+      return base;
+  }
+}
