@@ -5,6 +5,8 @@ import { l1Method } from './l1.js';
 import { gopruneMethod } from './goprune.js';
 import { ssrMethod } from './ssr.js';
 import { dspMethod } from './dsp.js';
+import { ispaspMethod } from './ispasp.js';
+import { ocsprunerMethod } from './ocspruner.js';
 
 /** Every method the engine can run, by config name. */
 const METHODS: Partial<Record<MethodName, PruningMethod>> = {
@@ -12,6 +14,8 @@ const METHODS: Partial<Record<MethodName, PruningMethod>> = {
   goprune: gopruneMethod,
   ssr: ssrMethod,
   dsp: dspMethod,
+  ispasp: ispaspMethod,
+  ocspruner: ocsprunerMethod,
 };
 
 export function availableMethods(): MethodName[] {
