@@ -50,8 +50,34 @@ function baseOptions(): ChartOptions {
   };
 }
 
-function axisColours(palette: Palette) {
-  return { grid: { color: palette.grid }, ticks: { color: palette.foreground } };
+type Axis = { grid?: object; ticks?: object; title?: object } & Record<string, unknown>;
+
+/** Recolours every axis of a chart, keeping each axis's own tick and grid settings. */
+function themeAxes(chart: Chart, palette: Palette): void {
+  const scales = (chart.options.scales ?? {}) as Record<string, Axis>;
+  for (const [id, axis] of Object.entries(scales)) {
+    scales[id] = {
+      ...axis,
+      grid: { ...axis.grid, color: palette.grid },
+      ticks: { ...axis.ticks, color: palette.foreground },
+      title: { ...axis.title, color: palette.foreground },
+    };
+  }
+}
+
+/**
+ * Live data redraws with update('none'). Chart.js keeps options shared by all elements of a
+ * dataset (scalar colours) from the first draw in that mode, so a theme change redraws fully;
+ * with animations off that is just as immediate.
+ */
+function redraw(chart: Chart, palette: Palette, last: { key?: string }): void {
+  const key = JSON.stringify(palette);
+  themeAxes(chart, palette);
+  if (key === last.key) chart.update('none');
+  else {
+    last.key = key;
+    chart.update();
+  }
 }
 
 /** Stacked horizontal bars: channels kept (coloured by sparsity) and removed, one row per layer. */
@@ -59,6 +85,7 @@ export class LayerChart {
   readonly chart: Chart<'bar'>;
   private details: string[] = [];
   private selected = -1;
+  private readonly drawn: { key?: string } = {};
 
   constructor(canvas: HTMLCanvasElement, onSelect: (layer: string) => void) {
     this.chart = new Chart(canvas, {
@@ -67,7 +94,10 @@ export class LayerChart {
       options: {
         ...(baseOptions() as ChartOptions<'bar'>),
         indexAxis: 'y',
-        scales: { x: { stacked: true, beginAtZero: true, title: { display: true, text: 'channels' } }, y: { stacked: true } },
+        scales: {
+          x: { stacked: true, beginAtZero: true, title: { display: true, text: 'channels' } },
+          y: { stacked: true, ticks: { autoSkip: false } },
+        },
         plugins: {
           legend: { display: false },
           tooltip: { callbacks: { afterBody: (items) => (items[0] ? this.details[items[0].dataIndex] ?? '' : '') } },
@@ -94,14 +124,13 @@ export class LayerChart {
     kept.borderWidth = bars.labels.map((_, i) => (i === this.selected ? 2 : 0));
     removed.data = bars.removed;
     removed.backgroundColor = bars.removedColor;
-    chart.options.scales!.x = { ...chart.options.scales!.x, ...axisColours(palette), stacked: true };
-    chart.options.scales!.y = { ...chart.options.scales!.y, ...axisColours(palette), stacked: true };
-    chart.update('none');
+    redraw(chart, palette, this.drawn);
   }
 }
 
 export class HistogramChart {
   readonly chart: Chart<'bar'>;
+  private readonly drawn: { key?: string } = {};
 
   constructor(canvas: HTMLCanvasElement) {
     this.chart = new Chart(canvas, {
@@ -121,16 +150,16 @@ export class HistogramChart {
     const chart = this.chart;
     chart.data.labels = histogram?.labels ?? [];
     chart.data.datasets[0].data = histogram?.counts ?? [];
-    chart.data.datasets[0].backgroundColor = colour;
-    chart.options.scales!.x = { ...chart.options.scales!.x, ...axisColours(palette) };
-    chart.options.scales!.y = { ...chart.options.scales!.y, ...axisColours(palette) };
-    chart.update('none');
+    // One colour per bar: per-element options follow every update, shared ones would not.
+    chart.data.datasets[0].backgroundColor = (histogram?.counts ?? []).map(() => colour);
+    redraw(chart, palette, this.drawn);
   }
 }
 
 /** Loss (left axis) with accuracies and FLOPs as percentages (right axis), over epochs. */
 export class CurvesChart {
   readonly chart: Chart<'line', Point[]>;
+  private readonly drawn: { key?: string } = {};
 
   constructor(canvas: HTMLCanvasElement) {
     const line = (label: string, yAxisID: string): ChartDataset<'line', Point[]> => ({
@@ -160,7 +189,7 @@ export class CurvesChart {
         scales: {
           x: { type: 'linear', title: { display: true, text: 'epoch' }, ticks: { precision: 0 } },
           loss: { type: 'linear', position: 'left', beginAtZero: true, title: { display: true, text: 'loss' } },
-          pct: { type: 'linear', position: 'right', min: 0, max: 100, title: { display: true, text: '%' }, grid: { drawOnChartArea: false } },
+          pct: { type: 'linear', position: 'right', suggestedMax: 100, title: { display: true, text: '%' }, grid: { drawOnChartArea: false } },
         },
         plugins: { legend: { display: true, position: 'bottom', labels: { boxWidth: 10, boxHeight: 2 } } },
       },
@@ -182,16 +211,14 @@ export class CurvesChart {
       ds.backgroundColor = colour;
       ds.hidden = points.length === 0;
     });
-    const scales = this.chart.options.scales!;
-    for (const id of ['x', 'loss', 'pct']) scales[id] = { ...scales[id], ...axisColours(palette) } as never;
-    (scales.pct as { grid: object }).grid = { drawOnChartArea: false };
-    this.chart.update('none');
+    redraw(this.chart, palette, this.drawn);
   }
 }
 
 /** One small line chart per method signal. */
 export class SignalChart {
   readonly chart: Chart<'line', Point[]>;
+  private readonly drawn: { key?: string } = {};
 
   constructor(canvas: HTMLCanvasElement) {
     this.chart = new Chart(canvas, {
@@ -209,10 +236,7 @@ export class SignalChart {
     ds.label = name;
     ds.data = points;
     ds.borderColor = colour;
-    const scales = this.chart.options.scales!;
-    scales.x = { ...scales.x, ...axisColours(palette) } as never;
-    scales.y = { ...scales.y, ...axisColours(palette) } as never;
-    this.chart.update('none');
+    redraw(this.chart, palette, this.drawn);
   }
 
   destroy(): void {
@@ -225,6 +249,7 @@ type ScatterDatum = { x: number; y: number; runId?: string };
 /** Accuracy against FLOPs, one colour per method; clicking a run's point opens its report. */
 export class ComparisonChart {
   readonly chart: Chart<'scatter', ScatterDatum[]>;
+  private readonly drawn: { key?: string } = {};
 
   constructor(canvas: HTMLCanvasElement, onOpen: (runId: string) => void) {
     this.chart = new Chart(canvas, {
@@ -287,9 +312,6 @@ export class ComparisonChart {
       });
     }
     this.chart.data.datasets = datasets;
-    const scales = this.chart.options.scales!;
-    scales.x = { ...scales.x, ...axisColours(palette) } as never;
-    scales.y = { ...scales.y, ...axisColours(palette) } as never;
-    this.chart.update('none');
+    redraw(this.chart, palette, this.drawn);
   }
 }

@@ -505,6 +505,7 @@ class ComparisonView {
   private readonly chartBox = h('div', { class: 'chart-box comparison', 'data-testid': 'comparison-chart' });
   private readonly placeholder = h('p', { class: 'placeholder' }, 'Finished runs of this config appear here as accuracy against FLOPs. Click a point to open its report.');
   private readonly chart: ComparisonChart;
+  private key = '';
 
   constructor(ctx: PanelContext) {
     const s = section('Compare runs', 'comparison');
@@ -523,6 +524,9 @@ class ComparisonView {
     show(this.placeholder, points.length === 0);
     show(this.chartBox, points.length > 0);
     this.el.setAttribute('description', points.length ? `${points.length} run${points.length === 1 ? '' : 's'}` : '');
+    const key = JSON.stringify([data, state.activeRunId, palette]);
+    if (key === this.key) return; // rebuilding the datasets every live frame would reset hover
+    this.key = key;
     setAttr(this.chartBox, 'data-points', JSON.stringify(points.map((p) => ({ runId: p.runId, method: p.method, flops: p.x, accuracy: p.y }))));
     this.chart.update(data, state.activeRunId, palette);
   }

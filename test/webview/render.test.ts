@@ -1,0 +1,315 @@
+/**
+ * Renders the real panel bundle in headless Chromium under the real CSP and replays an engine
+ * event stream through it. Only `acquireVsCodeApi` is stood in for (and the theme variables VS Code
+ * puts on the root element); Chart.js, the web components and the bundle are the shipped ones.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import * as esbuild from 'esbuild';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { EngineEvent } from '../../src/protocol/events.js';
+import type { HostMessage, RunInfo, WebviewMessage } from '../../src/protocol/webview.js';
+import { createNonce, renderPanelHtml } from '../../src/extension/panel/html.js';
+import { DEFAULT_PALETTE, parseColor, sparsityColor, withAlpha } from '../../webview/charts-data.js';
+import { analysisEvents, CONFIG_PATH, DONE, finetuneAndDone, layersEvent, sessionUntilFinetune } from './fixtures/session.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = process.cwd();
+const RESULTS = join(ROOT, 'test-results');
+
+/** Same options as the webview target of scripts/build.mjs, built alone so an unrelated bundle cannot mask the panel's. */
+async function buildPanelBundle(): Promise<void> {
+  await esbuild.build({
+    entryPoints: { webview: 'webview/main.ts' },
+    outdir: 'dist',
+    bundle: true,
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+    sourcemap: true,
+    logLevel: 'warning',
+  });
+}
+
+/** What the webview host gives the page: the VS Code API object and the theme's CSS variables (Dark Modern). */
+function hostStub(): string {
+  return `
+(() => {
+  window.__posted = [];
+  window.__cspViolations = [];
+  document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));
+  const key = 'prunelens-panel-state';
+  window.acquireVsCodeApi = () => ({
+    postMessage: (m) => window.__posted.push(m),
+    getState: () => { const s = sessionStorage.getItem(key); return s ? JSON.parse(s) : undefined; },
+    setState: (s) => sessionStorage.setItem(key, JSON.stringify(s)),
+  });
+  const theme = {
+    '--vscode-foreground': '#cccccc', '--vscode-descriptionForeground': '#9d9d9d', '--vscode-disabledForeground': '#cccccc80',
+    '--vscode-editor-background': '#1f1f1f', '--vscode-sideBar-background': '#181818', '--vscode-editorWidget-background': '#202020',
+    '--vscode-widget-border': '#313131', '--vscode-editorWidget-border': '#454545', '--vscode-focusBorder': '#0078d4',
+    '--vscode-font-family': 'system-ui, "Liberation Sans", sans-serif', '--vscode-font-size': '13px',
+    '--vscode-charts-blue': '#3794ff', '--vscode-charts-green': '#89d185', '--vscode-charts-yellow': '#cca700',
+    '--vscode-charts-orange': '#d18616', '--vscode-charts-red': '#f14c4c', '--vscode-charts-purple': '#b180d7',
+    '--vscode-errorForeground': '#f85149', '--vscode-badge-background': '#616161', '--vscode-badge-foreground': '#f8f8f8',
+    '--vscode-button-background': '#0078d4', '--vscode-button-foreground': '#ffffff',
+    '--vscode-button-secondaryBackground': '#313131', '--vscode-button-secondaryForeground': '#cccccc',
+    '--vscode-list-hoverBackground': '#2a2d2e', '--vscode-list-inactiveSelectionBackground': '#37373d',
+    '--vscode-inputValidation-errorBackground': '#5a1d1d', '--vscode-inputValidation-errorBorder': '#be1100',
+    '--vscode-progressBar-background': '#0078d4',
+  };
+  for (const [k, v] of Object.entries(theme)) document.documentElement.style.setProperty(k, v);
+  document.body.style.background = '#181818';
+  document.body.classList.add('vscode-dark');
+})();`;
+}
+
+async function startServer(): Promise<{ server: Server; origin: string }> {
+  const files: Record<string, [string, string]> = {
+    '/dist/webview.js': ['dist/webview.js', 'text/javascript'],
+    '/dist/webview.js.map': ['dist/webview.js.map', 'application/json'],
+    '/media/panel.css': ['media/panel.css', 'text/css'],
+  };
+  let origin = '';
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === '/') {
+      const nonce = createNonce();
+      const html = renderPanelHtml({ cspSource: origin, scriptUri: `${origin}/dist/webview.js`, styleUri: `${origin}/media/panel.css`, nonce })
+        .replace(/(<script nonce=)/, `<script nonce="${nonce}">${hostStub()}</script>\n  $1`);
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
+      return;
+    }
+    if (path === '/favicon.ico') {
+      res.writeHead(204).end(); // the browser asks on its own; a webview never does
+      return;
+    }
+    const file = files[path];
+    if (!file) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': file[1] }).end(readFileSync(join(ROOT, file[0])));
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 10_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { server, origin };
+}
+
+async function post(page: Page, messages: HostMessage[]): Promise<void> {
+  // All in one task, as a burst from the host would arrive: the panel coalesces them into one frame.
+  await page.evaluate((list) => { for (const m of list) window.postMessage(m, '*'); }, messages);
+}
+
+const events = (runId: string, list: EngineEvent[]): HostMessage[] => list.map((event) => ({ type: 'engineEvent', runId, event }));
+
+async function bars(page: Page): Promise<number[]> {
+  return JSON.parse((await page.getAttribute('[data-testid="layer-chart"]', 'data-bars')) ?? '[]');
+}
+
+async function posted(page: Page): Promise<WebviewMessage[]> {
+  return page.evaluate(() => (window as unknown as { __posted: WebviewMessage[] }).__posted);
+}
+
+const text = async (page: Page, selector: string) => ((await page.textContent(selector)) ?? '').replace(/\s+/g, ' ').trim();
+
+/** The most frequent painted colour on a chart's canvas (the fill of its largest bars), as rgba. */
+async function dominantColour(page: Page, selector: string): Promise<[number, number, number, number]> {
+  return page.evaluate((sel) => {
+    const canvas = document.querySelector<HTMLCanvasElement>(`${sel} canvas`)!;
+    const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+    const counts = new Map<string, number>();
+    for (let i = 0; i < data.length; i += 4) {
+      if (data[i + 3] === 0) continue;
+      const key = `${data[i]},${data[i + 1]},${data[i + 2]},${data[i + 3]}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    const [best] = [...counts].sort((a, b) => b[1] - a[1])[0];
+    return best.split(',').map(Number) as [number, number, number, number];
+  }, selector);
+}
+
+function assertColour(actual: [number, number, number, number], expectedCss: string, what: string): void {
+  const e = parseColor(expectedCss)!;
+  const close = Math.abs(actual[0] - e.r) <= 2 && Math.abs(actual[1] - e.g) <= 2 && Math.abs(actual[2] - e.b) <= 2 && Math.abs(actual[3] / 255 - e.a) <= 0.01;
+  assert.ok(close, `${what}: drew rgba(${actual.join(', ')}), expected ${expectedCss}`);
+}
+
+function previousRuns(): RunInfo[] {
+  const finished = (runId: string, method: string, flops: number, accuracy: number): RunInfo => ({
+    runId, method, configPath: CONFIG_PATH, status: 'done', startedAt: Date.parse('2025-01-01T10:00:00Z'),
+    summary: { ...DONE, method, after: { params: DONE.after.params, flops }, accuracy: { before: DONE.accuracy!.before, after: accuracy } },
+    report: `/workspace/out/${runId}/report.html`,
+  });
+  return [finished('r-l1', 'l1', 2_400_000, 0.981), finished('r-dsp', 'dsp', 1_500_000, 0.978)];
+}
+
+test('the panel renders a live session, its result, an analysis and an error in Chromium under the CSP', {
+  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (the CI script installs it); skipping the rendering check`,
+  timeout: 120_000,
+}, async () => {
+  await buildPanelBundle();
+  mkdirSync(RESULTS, { recursive: true });
+  const { server, origin } = await startServer();
+  let browser: Browser | undefined;
+  try {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+    });
+    const context = await browser.newContext({ viewport: { width: 380, height: 900 } });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('console', (m) => { if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) problems.push(`${m.type()}: ${m.text()}`); });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+
+    await page.goto(origin);
+    await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'ready'));
+    assert.ok(await page.isVisible('[data-testid="empty-state"]'), 'an empty panel says how to start');
+
+    // --- a live session: the bars follow the layers events
+    const live = 'r-live';
+    const stream = sessionUntilFinetune();
+    const firstLayers = stream.findIndex((e) => e.type === 'layers');
+    await post(page, [
+      { type: 'runs', runs: [...previousRuns(), { runId: live, method: 'goprune', configPath: CONFIG_PATH, status: 'running', startedAt: Date.parse('2025-01-01T11:00:00Z') }], activeRunId: live },
+      ...events(live, stream.slice(0, firstLayers + 1)),
+    ]);
+    const dense = layersEvent('train', 0, 0, 0).layers.map((l) => l.kept);
+    await page.waitForFunction((expected) => document.querySelector('[data-testid="layer-chart"]')?.getAttribute('data-bars') === expected, JSON.stringify(dense));
+
+    await post(page, events(live, stream.slice(firstLayers + 1)));
+    const pruned = layersEvent('prune', 0, 0.8, 0.6).layers.map((l) => l.kept);
+    await page.waitForFunction((expected) => document.querySelector('[data-testid="layer-chart"]')?.getAttribute('data-bars') === expected, JSON.stringify(pruned));
+    assert.notDeepEqual(pruned, dense);
+    assert.deepEqual(await bars(page), pruned);
+    assert.equal(await page.getAttribute('[data-testid="curves-chart"]', 'data-epochs'), '3');
+    assert.ok(await page.isVisible('[data-testid="cancel-button"]'));
+    assert.ok(await page.isHidden('[data-testid="summary-card"]'));
+    assert.match(await text(page, '[data-testid="phase"]'), /^Fine-tuning/);
+    assert.match(await text(page, '[data-testid="layer-totals"]'), /^\d[\d,]* of 208 prunable channels kept/);
+    assert.ok(await page.isVisible('[data-testid="signals"] [data-signal="stability"] canvas'));
+    // The chart really drew: the canvas has a size and non-background pixels.
+    const drawn = await page.evaluate(() => {
+      const canvas = document.querySelector<HTMLCanvasElement>('[data-testid="layer-chart"] canvas')!;
+      const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+      let painted = 0;
+      for (let i = 3; i < data.length; i += 4) if (data[i] > 0) painted++;
+      return { width: canvas.width, height: canvas.height, painted };
+    });
+    assert.ok(drawn.width > 200 && drawn.height > 100, `layer chart is ${drawn.width}×${drawn.height}`);
+    assert.ok(drawn.painted > 1000, 'layer chart has painted pixels');
+
+    // Picking a layer shows its norm histogram.
+    await page.click('[data-testid="layer-list"] [data-layer="dense_1"]');
+    await page.waitForSelector('[data-testid="histogram-chart"][data-layer="dense_1"]');
+    assert.equal(await page.getAttribute('[data-testid="layer-list"] [data-layer="dense_1"]', 'aria-selected'), 'true');
+    // The histogram takes the selected layer's sparsity colour from the theme (dense_1 is 75% sparse).
+    const darkTheme = { ...DEFAULT_PALETTE, blue: '#3794ff', yellow: '#cca700', red: '#f14c4c' };
+    const dense1 = layersEvent('prune', 0, 0.8, 0.6).layers.find((l) => l.name === 'dense_1')!;
+    assertColour(await dominantColour(page, '[data-testid="histogram-chart"]'), sparsityColor(dense1.sparsity, darkTheme), 'histogram in the dark theme');
+    await page.waitForTimeout(100);
+    await page.screenshot({ path: join(RESULTS, 'webview-running.png'), fullPage: true });
+
+    await page.click('[data-testid="cancel-button"]');
+    assert.deepEqual((await posted(page)).at(-1), { type: 'cancelRun', runId: live });
+
+    // --- the session finishes: the summary card reads before → after
+    await post(page, events(live, finetuneAndDone()));
+    await page.waitForSelector('[data-testid="summary-card"]', { state: 'visible' });
+    assert.equal(await text(page, '[data-testid="summary-params"]'), 'Params 210,000 \u2192 95,000 \u221254.8%');
+    assert.equal(await text(page, '[data-testid="summary-flops"]'), 'FLOPs 4.8 MFLOPs \u2192 1.9 MFLOPs \u221260.4%');
+    assert.equal(await text(page, '[data-testid="summary-accuracy"]'), 'Accuracy 99.12% \u2192 98.74% \u22120.38 pts');
+    assert.equal(await text(page, '[data-testid="summary-latency"]'), 'Latency 4.20 ms \u2192 1.90 ms 2.21\u00d7 faster');
+    assert.equal(await text(page, '[data-testid="summary-size"]'), 'File size 820 KiB \u2192 371 KiB \u221254.8%');
+    assert.equal(await text(page, '[data-testid="channels-removed"]'), '98 channels physically removed');
+    const summary = JSON.parse((await page.getAttribute('[data-testid="summary-card"]', 'data-summary'))!);
+    assert.deepEqual(summary.params, { before: 210_000, after: 95_000 });
+    assert.ok(await page.isHidden('[data-testid="cancel-button"]'));
+    assert.ok(await page.isVisible('[data-testid="rerun-button"]'));
+    assert.equal(await page.getAttribute(`[data-testid="runs-list"] [data-run-id="${live}"]`, 'data-status'), 'done');
+    // Comparison: this run and the two earlier runs of the same config.
+    const points = JSON.parse((await page.getAttribute('[data-testid="comparison-chart"]', 'data-points'))!);
+    assert.deepEqual(points.map((p: { runId: string }) => p.runId).sort(), ['r-dsp', 'r-l1', live].sort());
+    await page.waitForTimeout(100);
+    await page.screenshot({ path: join(RESULTS, 'webview-done.png'), fullPage: true });
+
+    // A theme switch (VS Code rewrites the root's variables and the body's class) recolours the charts,
+    // including colours shared by all bars of a dataset (the removed channels).
+    assertColour(await dominantColour(page, '[data-testid="layer-chart"]'), withAlpha('#cccccc', 0.18), 'removed channels in the dark theme');
+    await page.evaluate(() => {
+      document.documentElement.style.setProperty('--vscode-foreground', '#3b3b3b');
+      document.documentElement.style.setProperty('--vscode-charts-yellow', '#bf8803');
+      document.documentElement.style.setProperty('--vscode-charts-red', '#e51400');
+      document.body.classList.replace('vscode-dark', 'vscode-light');
+    });
+    await page.waitForTimeout(150);
+    assertColour(await dominantColour(page, '[data-testid="layer-chart"]'), withAlpha('#3b3b3b', 0.18), 'removed channels after a theme switch');
+    assertColour(await dominantColour(page, '[data-testid="histogram-chart"]'),
+      sparsityColor(dense1.sparsity, { ...darkTheme, yellow: '#bf8803', red: '#e51400' }), 'histogram after a theme switch');
+
+    await page.click('[data-testid="rerun-button"]');
+    assert.deepEqual((await posted(page)).at(-1), { type: 'rerun', runId: live });
+    await page.click(`[data-testid="runs-list"] [data-run-id="r-l1"] [data-action="open-report"]`);
+    assert.deepEqual((await posted(page)).at(-1), { type: 'openReport', runId: 'r-l1' });
+    // Selecting an earlier run shows its summary (from the runs list: its events were never seen).
+    await page.click('[data-testid="runs-list"] [data-run-id="r-dsp"] .run-method');
+    assert.deepEqual((await posted(page)).at(-1), { type: 'selectRun', runId: 'r-dsp' });
+    await page.waitForFunction(() => document.querySelector('[data-testid="summary-card"] .card-title')?.textContent?.includes('dsp'));
+
+    // --- reloaded (view hidden and shown again): the saved state comes back before the host answers
+    await page.click(`[data-testid="runs-list"] [data-run-id="${live}"] .run-method`);
+    await page.waitForFunction(() => document.querySelector('[data-testid="summary-card"] .card-title')?.textContent?.includes('goprune'));
+    await page.reload();
+    await page.waitForSelector('[data-testid="summary-card"]', { state: 'visible' });
+    assert.equal(await text(page, '[data-testid="summary-params"]'), 'Params 210,000 \u2192 95,000 \u221254.8%');
+    assert.deepEqual(await bars(page), pruned);
+    assert.deepEqual(await posted(page), [{ type: 'ready' }]);
+
+    // --- an analysis: prunability per layer, with the reason a layer is blocked
+    const analysisPage = await context.newPage();
+    analysisPage.on('console', (m) => { if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) problems.push(`${m.type()}: ${m.text()}`); });
+    analysisPage.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    await analysisPage.goto(origin);
+    await analysisPage.evaluate(() => sessionStorage.clear());
+    await analysisPage.reload();
+    await post(analysisPage, analysisEvents().map((event) => ({ type: 'analysis', modelPath: '/workspace/models/mnist-cnn/model.json', event })));
+    await analysisPage.waitForSelector('[data-testid="analysis-card"]', { state: 'visible' });
+    assert.equal(await text(analysisPage, '[data-testid="prunability"]'), '2 prunable \u00b7 2 coupled \u00b7 1 blocked');
+    assert.match(await text(analysisPage, '[data-layer="logits"] .layer-detail'), /^blocked: output layer/);
+    assert.match(await text(analysisPage, '[data-layer="conv2d_2"] .layer-detail'), /^coupled \(group 1\)/);
+    assert.match(await text(analysisPage, '[data-testid="run-title"]'), /Analysis · model\.json/);
+    assert.ok(await analysisPage.isHidden('[data-testid="summary-card"]'));
+    await analysisPage.waitForTimeout(100);
+    await analysisPage.screenshot({ path: join(RESULTS, 'webview-analysis.png'), fullPage: true });
+
+    // --- an error: the message, and where to fix it
+    await post(analysisPage, events('r-bad', [
+      sessionUntilFinetune()[0],
+      { type: 'error', message: 'Dataset folder not found: ./data/train. Create it or set data.path.', file: '/workspace/mnist-cnn.prune.json', field: 'data.path' },
+    ]));
+    await analysisPage.waitForSelector('[data-testid="error-banner"]', { state: 'visible' });
+    assert.equal(await text(analysisPage, '[data-testid="error-message"]'), 'Error: Dataset folder not found: ./data/train. Create it or set data.path.');
+    assert.equal(await text(analysisPage, '[data-testid="error-banner"] .banner-where'), 'mnist-cnn.prune.json \u203a data.path');
+    assert.ok(await analysisPage.isVisible('[data-testid="rerun-button"]'));
+    await analysisPage.waitForTimeout(100);
+    await analysisPage.screenshot({ path: join(RESULTS, 'webview-error.png'), fullPage: true });
+
+    const violations = [
+      ...(await page.evaluate(() => (window as unknown as { __cspViolations: string[] }).__cspViolations)),
+      ...(await analysisPage.evaluate(() => (window as unknown as { __cspViolations: string[] }).__cspViolations)),
+    ];
+    assert.deepEqual(violations, [], 'no CSP violations');
+    assert.deepEqual(problems, [], 'no console errors');
+  } finally {
+    await browser?.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
