@@ -113,17 +113,17 @@ async function runOcspruner(ctx: MethodContext): Promise<PruningDecision> {
   ctx.checkCancelled();
 
   // Training ended before the search did (short schedule): prune with the latest choice, or choose now.
-  if (pruneEpoch < 0) pruneEpoch = settings.epochs - 1;
+  if (pruneEpoch < 0) pruneEpoch = Math.ceil(settings.epochs) - 1;
   const chosen: Subnetwork = (selected as Subnetwork | null) ?? selector.select(searchModel);
   const beforePrune = await ctx.evaluate();
   const pruned = await removeUnits(searchModel, ctx.graph, chosen.removed);
-  ctx.emit({
-    type: 'signal', method: 'ocspruner', name: 'pruned', step: pruneEpoch, value: chosen.flopsReduction,
-    detail: { stable, channelsRemoved: chosen.removed.length, accuracyBeforePrune: beforePrune?.accuracy },
-  });
-
   // The smaller model carries on with the rest of the same schedule: one training cycle.
   ctx.model = pruned;
+  const afterPrune = await ctx.evaluate();
+  ctx.emit({
+    type: 'signal', method: 'ocspruner', name: 'pruned', step: pruneEpoch, value: chosen.flopsReduction,
+    detail: { stable, channelsRemoved: chosen.removed.length, accuracyBeforePrune: beforePrune?.accuracy, accuracyAfterPrune: afterPrune?.accuracy },
+  });
   const tail: TrainConfig = continueSchedule(settings, pruneEpoch + 1);
   let afterCycle;
   if (tail.epochs > 0) afterCycle = await ctx.train(tail, {}, 'train');
@@ -133,7 +133,10 @@ async function runOcspruner(ctx: MethodContext): Promise<PruningDecision> {
       ? `OCSPruner: the sub-network settled at epoch ${pruneEpoch} (stability ${stability[stability.length - 1]?.toFixed(4)} ≥ ${options.stabilityThreshold}); pruned there and trained ${tail.epochs} more epoch(s).`
       : `OCSPruner: stability stayed below ${options.stabilityThreshold}; pruned at epoch ${pruneEpoch} (search limit) and trained ${tail.epochs} more epoch(s).`,
   ];
-  if (beforePrune && afterCycle) notes.push(`Accuracy before pruning ${(beforePrune.accuracy * 100).toFixed(2)}%, after the cycle ${(afterCycle.accuracy * 100).toFixed(2)}%.`);
+  if (beforePrune && afterPrune) {
+    const end = afterCycle ? `, after the cycle ${(afterCycle.accuracy * 100).toFixed(2)}%` : '';
+    notes.push(`Accuracy before pruning ${(beforePrune.accuracy * 100).toFixed(2)}%, right after pruning ${(afterPrune.accuracy * 100).toFixed(2)}%${end}.`);
+  }
   return { kind: 'model', model: pruned as tf.LayersModel, channelsRemoved: chosen.removed.length, notes };
 }
 
