@@ -105,17 +105,30 @@ export interface LayerBars {
   details: string[];
 }
 
-/** Stacked bars per layer: channels kept and channels removed (or that would be). */
-export function layerBars(layers: LayerStat[], palette: Palette = DEFAULT_PALETTE): LayerBars {
+/** Colour of a layer by prunability: prunable green, coupled yellow, blocked muted. */
+export function statusColor(status: LayerStat['status'], palette: Palette = DEFAULT_PALETTE): string {
+  return status === 'prunable' ? palette.green : status === 'coupled' ? palette.yellow : palette.muted;
+}
+
+/**
+ * Stacked bars per layer: channels kept and channels removed (or that would be). Kept bars are
+ * coloured by sparsity during and after a run, by prunability for an analysis.
+ */
+export function layerBars(layers: LayerStat[], palette: Palette = DEFAULT_PALETTE, colourBy: 'sparsity' | 'status' = 'sparsity'): LayerBars {
   return {
     labels: layers.map((l) => l.name),
     kept: layers.map((l) => l.kept),
     removed: layers.map((l) => Math.max(0, l.channels - l.kept)),
-    keptColors: layers.map((l) => (l.status === 'blocked' ? palette.muted : sparsityColor(l.sparsity, palette))),
+    keptColors: layers.map((l) => layerColor(l, palette, colourBy)),
     removedColor: withAlpha(palette.foreground, 0.18),
     status: layers.map((l) => l.status),
     details: layers.map(describeLayer),
   };
+}
+
+export function layerColor(l: LayerStat, palette: Palette = DEFAULT_PALETTE, colourBy: 'sparsity' | 'status' = 'sparsity'): string {
+  if (colourBy === 'status' || l.status === 'blocked') return statusColor(l.status, palette);
+  return sparsityColor(l.sparsity, palette);
 }
 
 export function describeLayer(l: LayerStat): string {

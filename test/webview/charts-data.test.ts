@@ -122,3 +122,13 @@ test('method colours are stable, also for methods the panel does not know', () =
   const known = ['l1', 'goprune', 'ssr', 'dsp', 'ispasp', 'ocspruner'].map((m) => methodColor(m, palette));
   assert.equal(new Set(known).size, 6, 'the six shipped methods get six colours');
 });
+
+test('an analysis colours layers by prunability instead of sparsity', () => {
+  const layers = [
+    layer({ name: 'a', status: 'prunable', sparsity: 0.9 }),
+    layer({ name: 'b', status: 'coupled', sparsity: 0.9 }),
+    layer({ name: 'c', status: 'blocked', reason: 'custom layer' }),
+  ];
+  assert.deepEqual(layerBars(layers, palette, 'status').keptColors, [palette.green, palette.yellow, palette.muted]);
+  assert.deepEqual(layerBars(layers, palette).keptColors, [sparsityColor(0.9, palette), sparsityColor(0.9, palette), palette.muted]);
+});

@@ -287,6 +287,7 @@ test('the panel renders a live session, its result, an analysis and an error in 
     assert.match(await text(analysisPage, '[data-layer="conv2d_2"] .layer-detail'), /^coupled \(group 1\)/);
     assert.match(await text(analysisPage, '[data-testid="run-title"]'), /Analysis · model\.json/);
     assert.ok(await analysisPage.isHidden('[data-testid="summary-card"]'));
+    assert.equal(await text(analysisPage, '.sparsity-legend'), 'prunablecoupledblocked', 'bars are coloured by prunability');
     await analysisPage.waitForTimeout(100);
     await analysisPage.screenshot({ path: join(RESULTS, 'webview-analysis.png'), fullPage: true });
 
@@ -299,6 +300,7 @@ test('the panel renders a live session, its result, an analysis and an error in 
     assert.equal(await text(analysisPage, '[data-testid="error-message"]'), 'Error: Dataset folder not found: ./data/train. Create it or set data.path.');
     assert.equal(await text(analysisPage, '[data-testid="error-banner"] .banner-where'), 'mnist-cnn.prune.json \u203a data.path');
     assert.ok(await analysisPage.isVisible('[data-testid="rerun-button"]'));
+    assert.ok(await analysisPage.isHidden('[data-testid="layers-section"]'), 'no empty layer section for a run that failed before analysing');
     await analysisPage.waitForTimeout(100);
     await analysisPage.screenshot({ path: join(RESULTS, 'webview-error.png'), fullPage: true });
 

@@ -111,8 +111,8 @@ export class LayerChart {
     });
   }
 
-  update(layers: LayerStat[], selectedName: string | undefined, palette: Palette): void {
-    const bars = layerBars(layers, palette);
+  update(layers: LayerStat[], selectedName: string | undefined, palette: Palette, colourBy: 'sparsity' | 'status'): void {
+    const bars = layerBars(layers, palette, colourBy);
     this.details = bars.details;
     this.selected = selectedName === undefined ? -1 : bars.labels.indexOf(selectedName);
     const chart = this.chart;

@@ -8,10 +8,12 @@ import {
   comparisonData,
   curveData,
   describeLayer,
+  layerColor,
   methodColor,
   normHistogram,
   signalLines,
   sparsityColor,
+  statusColor,
   type Palette,
 } from '../charts-data.js';
 import { basename, formatBytes, formatChange, formatCount, formatEta, formatFlops, formatMs, formatPercent } from '../format.js';
@@ -312,6 +314,14 @@ function statRow(id: string, label: string, value: string): HTMLElement {
   return h('div', { class: 'metric', 'data-metric': id }, h('span', { class: 'metric-label' }, label), ' ', h('span', { class: 'metric-after' }, value));
 }
 
+/** The active run is still going (so empty sections are about to fill). */
+function isLive(state: PanelState): boolean {
+  const view = activeView(state);
+  const run = activeRun(state);
+  if (run) return run.status === 'running';
+  return view !== undefined && !view.done && !view.error;
+}
+
 function section(heading: string, testId: string): { el: HTMLElement; body: HTMLElement } {
   const el = h('vscode-collapsible', { heading, open: true, 'data-testid': `${testId}-section`, class: 'section' });
   const body = h('div', { class: 'section-body' });
@@ -361,7 +371,8 @@ class LayersView {
     const snapshot = shownLayers(state);
     const layers = snapshot?.layers ?? [];
     const hasLayers = layers.length > 0;
-    show(this.el, state.analysis !== undefined || activeView(state) !== undefined);
+    const analysing = state.focus === 'analysis' && state.analysis !== undefined;
+    show(this.el, hasLayers || (analysing ? !state.analysis!.error : isLive(state)));
     show(this.placeholder, !hasLayers);
     for (const el of [this.totals, this.chartBox, this.legend, this.list]) show(el, hasLayers);
     this.el.setAttribute('description', hasLayers ? `${layers.length} layers` : '');
@@ -371,7 +382,7 @@ class LayersView {
       return;
     }
     const t = snapshot!.totals;
-    const analysing = state.focus === 'analysis' && state.analysis !== undefined;
+    const colourBy = analysing ? 'status' : 'sparsity';
     setText(this.totals, analysing
       ? `${formatCount(t.prunableChannels)} prunable channels \u00b7 ${formatCount(t.params)} params \u00b7 ${formatFlops(t.flops)}`
       : `${formatCount(t.keptChannels)} of ${formatCount(t.prunableChannels)} prunable channels kept \u00b7 ${formatCount(t.params)} params \u00b7 ${formatFlops(t.flops)}` +
@@ -379,13 +390,13 @@ class LayersView {
 
     const selected = selectedLayerStat(state);
     this.chartBox.style.height = `${Math.max(120, layers.length * 18 + 48)}px`;
-    this.chart.update(layers, selected?.name, palette);
+    this.chart.update(layers, selected?.name, palette, colourBy);
     setAttr(this.chartBox, 'data-bars', JSON.stringify(layers.map((l) => l.kept)));
     setAttr(this.chartBox, 'data-removed', JSON.stringify(layers.map((l) => l.channels - l.kept)));
     setAttr(this.chartBox, 'data-step', `${snapshot!.phase}:${snapshot!.step}`);
 
-    this.renderLegend(palette);
-    this.renderList(layers, selected?.name, palette);
+    this.renderLegend(palette, colourBy);
+    this.renderList(layers, selected?.name, palette, colourBy);
 
     const histogram = normHistogram(selected);
     show(this.histogramTitle, selected !== undefined);
@@ -393,29 +404,37 @@ class LayersView {
     show(this.histogramBox, histogram !== undefined);
     setAttr(this.histogramBox, 'data-layer', histogram?.layer);
     setAttr(this.histogramBox, 'data-counts', histogram ? JSON.stringify(histogram.counts) : undefined);
-    this.histogram.update(histogram, sparsityColor(selected?.sparsity ?? 0, palette), palette);
+    this.histogram.update(histogram, selected ? layerColor(selected, palette, colourBy) : palette.blue, palette);
   }
 
-  private renderLegend(palette: Palette): void {
-    const key = JSON.stringify(palette);
+  private renderLegend(palette: Palette, colourBy: 'sparsity' | 'status'): void {
+    const key = JSON.stringify([palette, colourBy]);
     if (key === this.legendKey) return;
     this.legendKey = key;
-    const stops = [0, 0.25, 0.5, 0.75, 1].map((s) => {
-      const swatch = h('span', { class: 'swatch' });
-      swatch.style.background = sparsityColor(s, palette);
-      return swatch;
-    });
+    const swatch = (colour: string) => {
+      const el = h('span', { class: 'swatch' });
+      el.style.background = colour;
+      return el;
+    };
+    if (colourBy === 'status') {
+      setChildren(this.legend,
+        swatch(statusColor('prunable', palette)), h('span', {}, 'prunable'),
+        swatch(statusColor('coupled', palette)), h('span', {}, 'coupled'),
+        swatch(statusColor('blocked', palette)), h('span', {}, 'blocked'));
+      return;
+    }
+    const stops = [0, 0.25, 0.5, 0.75, 1].map((s) => swatch(sparsityColor(s, palette)));
     const removed = h('span', { class: 'swatch removed-swatch' });
     setChildren(this.legend, h('span', {}, 'sparsity 0%'), ...stops, h('span', {}, '100%'), removed, h('span', {}, 'removed'));
   }
 
-  private renderList(layers: LayerStat[], selected: string | undefined, palette: Palette): void {
-    const key = JSON.stringify([layers.map((l) => [l.name, l.status, l.kept, l.channels, Math.round(l.sparsity * 1000), l.reason, l.group]), selected, palette.blue]);
+  private renderList(layers: LayerStat[], selected: string | undefined, palette: Palette, colourBy: 'sparsity' | 'status'): void {
+    const key = JSON.stringify([layers.map((l) => [l.name, l.status, l.kept, l.channels, Math.round(l.sparsity * 1000), l.reason, l.group]), selected, palette, colourBy]);
     if (key === this.listKey) return;
     this.listKey = key;
     setChildren(this.list, ...layers.map((l) => {
       const swatch = h('span', { class: 'swatch' });
-      swatch.style.background = l.status === 'blocked' ? palette.muted : sparsityColor(l.sparsity, palette);
+      swatch.style.background = layerColor(l, palette, colourBy);
       return h('li', {
         class: `layer layer-${l.status}`,
         role: 'option',
@@ -457,6 +476,7 @@ class TrainingView {
     if (!view) return;
     const data = curveData(view.curves, view.model?.flops ?? view.done?.before.flops);
     const hasCurves = data.loss.length + data.stepLoss.length > 0;
+    show(this.el, hasCurves || isLive(state!));
     show(this.placeholder, !hasCurves);
     show(this.chartBox, hasCurves);
     setAttr(this.chartBox, 'data-epochs', String(view.epochCount));
@@ -518,9 +538,9 @@ class ComparisonView {
 
   render(state: PanelState, palette: Palette): void {
     const runs = runsOfConfig(state);
-    show(this.el, state.focus === 'run' && runs.length > 0);
     const data = comparisonData(runs, palette);
     const points = data.groups.flatMap((g) => g.points);
+    show(this.el, state.focus === 'run' && (points.length > 0 || isLive(state)));
     show(this.placeholder, points.length === 0);
     show(this.chartBox, points.length > 0);
     this.el.setAttribute('description', points.length ? `${points.length} run${points.length === 1 ? '' : 's'}` : '');
