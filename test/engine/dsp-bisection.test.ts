@@ -59,7 +59,7 @@ for (const reduction of [0.3, 0.55]) {
     const model = residualNet(2);
     const random = seededRandom(3);
     const layers = dspLayers(model, DSP_DEFAULTS, []);
-    const groupOf = layers.map((l) => Array.from({ length: l.getWeights()[0].shape[3] }, () => Math.floor(random() * 4)));
+    const groupOf = layers.map((l) => Array.from({ length: l.getWeights()[0].shape[3] as number }, () => Math.floor(random() * 4)));
     const planner = new DspPlanner(planLayers(model, layers, groupOf, DSP_DEFAULTS, []));
     const dense = countCost(model).flops;
     const target = dense * (1 - reduction);
