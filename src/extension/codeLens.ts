@@ -1,4 +1,4 @@
-import { findNodeAtLocation, parseTree } from 'jsonc-parser';
+import { findNodeAtLocation, parseTree } from 'jsonc-parser/lib/esm/main.js';
 import * as vscode from 'vscode';
 import { Commands, METHOD_INFO } from './constants.js';
 import type { SessionManager } from './sessions.js';

@@ -5,7 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
-import { parse, type ParseError } from 'jsonc-parser';
+import { parse, type ParseError } from 'jsonc-parser/lib/esm/main.js';
 import { formatShape, readModelInputShape, readNpyShape, sampleShapeMatches } from './modelFiles.js';
 
 export interface ConfigCheck {

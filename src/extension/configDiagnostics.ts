@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { findNodeAtLocation, parseTree } from 'jsonc-parser';
+import { findNodeAtLocation, parseTree } from 'jsonc-parser/lib/esm/main.js';
 import * as vscode from 'vscode';
 import type { LayersEvent } from '../protocol/events.js';
 import { CONFIG_GLOB, DIAGNOSTIC_SOURCE } from './constants.js';

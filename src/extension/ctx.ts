@@ -47,7 +47,7 @@ export class Ctx implements vscode.Disposable {
       this.panel,
       this.diagnostics,
       this.codeLenses,
-      vscode.window.registerWebviewViewProvider(SessionViewProvider.viewType, this.panel),
+      vscode.window.registerWebviewViewProvider(SessionViewProvider.viewType, this.panel, { webviewOptions: { retainContextWhenHidden: true } }),
       vscode.languages.registerCodeLensProvider({ scheme: 'file', pattern: '**/*.prune.json' }, this.codeLenses),
     );
   }

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { applyEdits, modify, parse } from 'jsonc-parser';
+import { applyEdits, modify, parse } from 'jsonc-parser/lib/esm/main.js';
 import * as vscode from 'vscode';
 import { METHOD_INFO } from './constants.js';
 import { readModelInputShape, readModelOutputUnits, sampleShapeMatches } from './modelFiles.js';

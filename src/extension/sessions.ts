@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { parse } from 'jsonc-parser';
+import { parse } from 'jsonc-parser/lib/esm/main.js';
 import * as vscode from 'vscode';
 import type { DoneEvent, EngineEvent, LayersEvent, StartEvent } from '../protocol/events.js';
 import type { HostMessage } from '../protocol/webview.js';

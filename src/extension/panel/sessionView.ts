@@ -3,6 +3,8 @@ import { isWebviewMessage, type HostMessage, type WebviewMessage } from '../../p
 import { Views } from '../constants.js';
 import { createNonce, renderPanelHtml } from './html.js';
 
+const MAX_BUFFERED = 500;
+
 export interface SessionViewSource {
   /** The full state a freshly loaded panel needs (runs, the active run's events so far). */
   snapshot(): HostMessage[];
@@ -10,15 +12,17 @@ export interface SessionViewSource {
 }
 
 /**
- * The PruneLens side panel (a WebviewView in its own activity-bar container).
- * VS Code drops postMessage to hidden webviews, so nothing is posted while hidden; when the
- * panel (re)loads it sends `ready` and receives a snapshot, and when it becomes visible again
- * it receives a fresh snapshot too. Both are full replays, so receiving two is harmless.
+ * The PruneLens side panel (a WebviewView in its own activity-bar container). Its context is
+ * retained while hidden, but VS Code drops postMessage to hidden webviews, so messages are
+ * buffered while hidden and flushed in order when it is shown again (a snapshot replaces the
+ * buffer when it grows too long). A (re)loaded panel sends `ready` and receives a snapshot.
  */
 export class SessionViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
   static readonly viewType = Views.session;
   private view: vscode.WebviewView | undefined;
   private ready = false;
+  private buffer: HostMessage[] = [];
+  private bufferOverflowed = false;
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(private readonly extensionUri: vscode.Uri, private readonly source: SessionViewSource, private readonly log: vscode.LogOutputChannel) {}
@@ -46,13 +50,15 @@ export class SessionViewProvider implements vscode.WebviewViewProvider, vscode.D
         }
         if (message.type === 'ready') {
           this.ready = true;
+          this.buffer = [];
+          this.bufferOverflowed = false;
           this.sendSnapshot();
           return;
         }
         void Promise.resolve(this.source.handle(message)).catch((err) => this.log.error('Panel action failed', err));
       }),
       view.onDidChangeVisibility(() => {
-        if (view.visible && this.ready) this.sendSnapshot();
+        if (view.visible && this.ready) this.flush();
       }),
       view.onDidDispose(() => {
         if (this.view === view) this.view = undefined;
@@ -65,10 +71,18 @@ export class SessionViewProvider implements vscode.WebviewViewProvider, vscode.D
     return this.view?.visible ?? false;
   }
 
-  /** Posts a message if the panel can receive it; otherwise the next snapshot carries the state. */
+  /** Posts a message now if the panel is visible, else keeps it for when it is shown. */
   post(message: HostMessage): void {
-    if (!this.view || !this.ready || !this.view.visible) return;
-    void this.view.webview.postMessage(message);
+    if (!this.view || !this.ready) return; // the panel's `ready` brings a snapshot
+    if (this.view.visible) {
+      void this.view.webview.postMessage(message);
+      return;
+    }
+    if (this.buffer.length >= MAX_BUFFERED) {
+      this.buffer = [];
+      this.bufferOverflowed = true;
+    }
+    if (!this.bufferOverflowed) this.buffer.push(message);
   }
 
   /** Opens the panel (its container in the activity bar) and focuses it. */
@@ -78,6 +92,17 @@ export class SessionViewProvider implements vscode.WebviewViewProvider, vscode.D
       return;
     }
     await vscode.commands.executeCommand(`${Views.session}.focus`);
+  }
+
+  private flush(): void {
+    if (!this.view) return;
+    if (this.bufferOverflowed) {
+      this.bufferOverflowed = false;
+      this.sendSnapshot();
+    } else {
+      for (const message of this.buffer) void this.view.webview.postMessage(message);
+    }
+    this.buffer = [];
   }
 
   private sendSnapshot(): void {

@@ -1,0 +1,132 @@
+// Generates the e2e workspace: a tiny TF.js model (conv→bn→relu→pool→conv→flatten→dense on 8×8×1),
+// a runnable config with synthetic data, a slow config for cancelling, and invalid configs.
+// Usage: node test/e2e/fixtures.mjs <workspace-folder>
+import { mkdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const target = process.argv[2];
+if (!target) {
+  console.error('usage: node test/e2e/fixtures.mjs <workspace-folder>');
+  process.exit(2);
+}
+
+// tfjs prints a hint about tfjs-node on import; the fixture does not need speed.
+const { log, warn } = console;
+console.log = console.warn = () => {};
+const tf = await import('@tensorflow/tfjs');
+Object.assign(console, { log, warn });
+await tf.setBackend('cpu');
+
+function buildTinyCnn() {
+  const init = (seed) => tf.initializers.heNormal({ seed });
+  const input = tf.input({ shape: [8, 8, 1], name: 'image' });
+  let x = tf.layers.conv2d({ name: 'conv1', filters: 8, kernelSize: 3, padding: 'same', kernelInitializer: init(1) }).apply(input);
+  x = tf.layers.batchNormalization({ name: 'bn1' }).apply(x);
+  x = tf.layers.reLU({ name: 'relu1' }).apply(x);
+  x = tf.layers.maxPooling2d({ name: 'pool1', poolSize: 2 }).apply(x);
+  x = tf.layers.conv2d({ name: 'conv2', filters: 12, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }).apply(x);
+  x = tf.layers.flatten({ name: 'flatten' }).apply(x);
+  const output = tf.layers.dense({ name: 'logits', units: 3, activation: 'softmax', kernelInitializer: init(3) }).apply(x);
+  return tf.model({ inputs: input, outputs: output, name: 'tiny_cnn' });
+}
+
+async function saveModel(model, dir) {
+  mkdirSync(dir, { recursive: true });
+  await model.save(tf.io.withSaveHandler(async (artifacts) => {
+    const data = Array.isArray(artifacts.weightData) ? tf.io.concatenateArrayBuffers(artifacts.weightData) : artifacts.weightData;
+    writeFileSync(join(dir, 'weights.bin'), Buffer.from(data));
+    const modelJson = {
+      format: 'layers-model',
+      generatedBy: artifacts.generatedBy,
+      convertedBy: null,
+      modelTopology: artifacts.modelTopology,
+      weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+    };
+    writeFileSync(join(dir, 'model.json'), JSON.stringify(modelJson));
+    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+  }));
+}
+
+/** A float32 .npy file (format 1.0) holding zeros of the given shape. */
+function writeNpy(file, shape) {
+  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  const unpadded = 10 + dict.length + 1;
+  const header = dict + ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
+  const prefix = Buffer.alloc(10);
+  prefix.write('\x93NUMPY', 0, 'latin1');
+  prefix[6] = 1;
+  prefix[7] = 0;
+  prefix.writeUInt16LE(header.length, 8);
+  const count = shape.reduce((a, b) => a * b, 1);
+  writeFileSync(file, Buffer.concat([prefix, Buffer.from(header, 'latin1'), Buffer.alloc(count * 4)]));
+}
+
+const json = (value) => JSON.stringify(value, null, 2) + '\n';
+const quickTraining = { epochs: 1, batchSize: 16 };
+
+rmSync(target, { recursive: true, force: true });
+mkdirSync(target, { recursive: true });
+const model = buildTinyCnn();
+await saveModel(model, join(target, 'tiny'));
+// A second copy without a config beside it, for the explorer's "Prune Model…" flow.
+mkdirSync(join(target, 'ui'), { recursive: true });
+copyFileSync(join(target, 'tiny', 'model.json'), join(target, 'ui', 'model.json'));
+copyFileSync(join(target, 'tiny', 'weights.bin'), join(target, 'ui', 'weights.bin'));
+
+writeFileSync(join(target, 'tiny.prune.json'), json({
+  model: 'tiny/model.json',
+  method: 'l1',
+  target: { flopsReduction: 0.5 },
+  output: 'out/tiny',
+  data: { format: 'synthetic', samples: 64, classes: 3 },
+  train: quickTraining,
+  finetune: quickTraining,
+  latency: { runs: 3, batchSize: 1 },
+}));
+
+// Long enough to be cancelled mid-way.
+writeFileSync(join(target, 'slow.prune.json'), json({
+  model: 'tiny/model.json',
+  method: 'l1',
+  target: { flopsReduction: 0.5 },
+  output: 'out/slow',
+  data: { format: 'synthetic', samples: 512, classes: 3 },
+  train: { epochs: 1, batchSize: 16 },
+  finetune: { epochs: 400, batchSize: 16 },
+  latency: { runs: 3, batchSize: 1 },
+}));
+
+writeFileSync(join(target, 'invalid.prune.json'), json({
+  model: 'missing/model.json',
+  method: 'l1',
+  target: { flopsReduction: 1.5 },
+  output: 'out/invalid',
+}));
+
+writeFileSync(join(target, 'same-output.prune.json'), json({
+  model: 'tiny/model.json',
+  method: 'l1',
+  target: { channelRatio: 0.99 },
+  output: 'tiny',
+}));
+
+mkdirSync(join(target, 'data'), { recursive: true });
+writeNpy(join(target, 'data', 'x-10x10.npy'), [16, 10, 10, 1]);
+writeNpy(join(target, 'data', 'y.npy'), [16]);
+writeFileSync(join(target, 'shape-mismatch.prune.json'), json({
+  model: 'tiny/model.json',
+  method: 'l1',
+  target: { flopsReduction: 0.5 },
+  output: 'out/shape',
+  data: { format: 'npy', x: 'data/x-10x10.npy', y: 'data/y.npy' },
+}));
+
+writeFileSync(join(target, 'mnist-mismatch.prune.json'), json({
+  model: 'tiny/model.json',
+  method: 'l1',
+  target: { flopsReduction: 0.5 },
+  output: 'out/mnist',
+  data: { format: 'builtin', name: 'mnist' },
+}));
+
+console.log(`fixtures: ${target} (tiny_cnn, ${model.countParams()} params)`);

@@ -1,0 +1,119 @@
+// End-to-end tests of PruneLens in a real VS Code (code-server) driven by headless Chromium:
+// setup (cached), fixtures, build, the integration suite inside the extension host, then the
+// UI tests through the browser. Prints "N passed, N failed" last; exits non-zero on failure.
+// Options: --integration-only, --ui-only.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import * as esbuild from 'esbuild';
+import { E2E_ROOT, REPO, RESULTS_DIR, installFromRepository, launchBrowser, seconds, startCodeServer } from './harness.mjs';
+import { runUiTests } from './ui.mjs';
+
+const only = process.argv.includes('--integration-only') ? 'integration' : process.argv.includes('--ui-only') ? 'ui' : undefined;
+const timings = {};
+const results = [];
+let t = Date.now();
+const lap = (name) => { timings[name] = Date.now() - t; t = Date.now(); };
+
+function step(command, args, what) {
+  const r = spawnSync(command, args, { cwd: REPO, stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error(`e2e: ${what} failed (exit ${r.status})`);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  }
+}
+
+step('bash', ['scripts/e2e-setup.sh'], 'setup');
+lap('setup');
+
+// Fresh fixture workspaces, one per suite so their outputs never meet.
+for (const name of readdirSync(E2E_ROOT)) if (/^workspace-\d+$/.test(name)) rmSync(join(E2E_ROOT, name), { recursive: true, force: true });
+const integrationWorkspace = join(E2E_ROOT, 'workspace-1');
+const uiWorkspace = join(E2E_ROOT, 'workspace-2');
+step(process.execPath, ['test/e2e/fixtures.mjs', integrationWorkspace], 'fixtures');
+step(process.execPath, ['test/e2e/fixtures.mjs', uiWorkspace], 'fixtures');
+lap('fixtures');
+
+step(process.execPath, ['scripts/build.mjs'], 'build');
+for (const bundle of ['extension.js', 'engine.js', 'webview.js']) {
+  if (!existsSync(join(REPO, 'dist', bundle))) {
+    console.error(`e2e: dist/${bundle} was not built`);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  }
+}
+const suiteOut = join(E2E_ROOT, 'out', 'suite');
+rmSync(suiteOut, { recursive: true, force: true });
+const suiteDir = join(REPO, 'test', 'e2e', 'suite');
+await esbuild.build({
+  entryPoints: readdirSync(suiteDir).filter((f) => f.endsWith('.ts')).map((f) => join(suiteDir, f)),
+  outdir: suiteOut, bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: 'inline',
+  external: ['vscode', 'mocha'], logLevel: 'warning',
+});
+lap('build');
+mkdirSync(RESULTS_DIR, { recursive: true });
+
+if (only !== 'ui') {
+  const resultFile = join(E2E_ROOT, 'out', 'integration-results.json');
+  rmSync(resultFile, { force: true });
+  const server = await startCodeServer({ runDir: join(E2E_ROOT, 'run-integration'), smoke: true, env: { PRUNELENS_E2E_RESULTS: resultFile } });
+  const browser = await launchBrowser();
+  try {
+    const authority = `127.0.0.1:${server.port}`;
+    const payload = [
+      ['extensionDevelopmentPath', `vscode-remote://${authority}${REPO}`],
+      ['extensionTestsPath', `vscode-remote://${authority}${join(suiteOut, 'index')}`],
+    ];
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    // The workbench forwards the extension host's console (mocha's reporter) and the suite's exit code.
+    await page.exposeFunction('codeAutomationLog', (type, args) => {
+      // The workbench forwards console arguments unformatted: fill in mocha's %s / %d placeholders.
+      const parts = Array.isArray(args) ? args.map(String) : [String(args)];
+      const line = parts.length > 1 ? parts[0].replace(/%[sdi]/g, () => (parts.length > 1 ? parts.splice(1, 1)[0] : '')) + (parts.length > 1 ? ' ' + parts.slice(1).join(' ') : '') : parts[0];
+      if (/^\s*(✔|✓|\d+\)|\d+ passing|\d+ failing|PruneLens in VS Code|Error|AssertionError)/.test(line)) console.log(`  [host] ${line.split('\n')[0]}`);
+    });
+    let exitCode;
+    const exited = new Promise((resolveExit) => page.exposeFunction('codeAutomationExit', (code) => { exitCode = code; resolveExit(); }));
+    await page.goto(server.url(`folder=${encodeURIComponent(integrationWorkspace)}&payload=${encodeURIComponent(JSON.stringify(payload))}`));
+    const timeout = new Promise((r) => setTimeout(r, 240000));
+    await Promise.race([exited, timeout]);
+    await page.screenshot({ path: join(RESULTS_DIR, 'integration-finished.png') }).catch(() => {});
+    if (existsSync(resultFile)) {
+      const suite = JSON.parse(readFileSync(resultFile, 'utf8'));
+      for (const test of suite.tests) results.push({ suite: 'integration', ...test });
+    } else {
+      results.push({ suite: 'integration', title: 'integration suite', state: 'failed', durationMs: 0, error: exitCode === undefined ? 'timed out' : `suite exited with ${exitCode} and wrote no results` });
+    }
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+  lap('integration');
+}
+
+if (only !== 'integration') {
+  const runDir = join(E2E_ROOT, 'run-ui');
+  rmSync(runDir, { recursive: true, force: true });
+  const server = await startCodeServer({ runDir, smoke: false });
+  installFromRepository(server.extensionsDir);
+  const browser = await launchBrowser();
+  try {
+    results.push(...(await runUiTests({ browser, url: server.url(`folder=${encodeURIComponent(uiWorkspace)}`), workspace: uiWorkspace, resultsDir: RESULTS_DIR })).map((r) => ({ suite: 'ui', ...r })));
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+  lap('ui');
+}
+
+console.log('');
+for (const r of results) {
+  console.log(`${r.state === 'passed' ? 'PASS' : 'FAIL'} [${r.suite}] ${r.title} (${seconds(r.durationMs)})`);
+  if (r.error) console.log(`     ${r.error.split('\n').slice(0, 6).join('\n     ')}`);
+}
+console.log(`timings: ${Object.entries(timings).map(([k, v]) => `${k} ${seconds(v)}`).join(', ')}`);
+const passed = results.filter((r) => r.state === 'passed').length;
+const failed = results.length - passed;
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed > 0 || passed === 0 ? 1 : 0);

@@ -1,0 +1,183 @@
+// Integration tests inside a real VS Code extension host (code-server), with the real engine
+// process and the fixture workspace made by test/e2e/fixtures.mjs.
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { EngineEvent } from '../../../src/protocol/events.js';
+import type { PruneLensApi } from '../../../src/extension/main.js';
+import type { RunRecord } from '../../../src/extension/runStore.js';
+import { Commands, EXTENSION_ID } from '../../../src/extension/constants.js';
+
+const workspace = () => vscode.workspace.workspaceFolders![0].uri.fsPath;
+const inWorkspace = (...parts: string[]) => path.join(workspace(), ...parts);
+const TEMPORARY = /prunelens-(tmp|old)-/;
+
+async function api(): Promise<PruneLensApi> {
+  const extension = vscode.extensions.getExtension<PruneLensApi>(EXTENSION_ID);
+  assert.ok(extension, `${EXTENSION_ID} is not installed`);
+  return extension.activate();
+}
+
+async function codeLenses(file: string): Promise<vscode.CodeLens[]> {
+  const uri = vscode.Uri.file(inWorkspace(file));
+  await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri));
+  const lenses = (await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', uri)) ?? [];
+  return lenses.filter((lens) => lens.command?.command.startsWith('prunelens.'));
+}
+
+/** Resolves with the first engine event that matches, of any session. */
+function nextEvent(pruneLens: PruneLensApi, match: (event: EngineEvent) => boolean, timeoutMs = 60000): Promise<EngineEvent> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      subscription.dispose();
+      reject(new Error('no matching engine event in time'));
+    }, timeoutMs);
+    const subscription = pruneLens.onDidEngineEvent(({ event }) => {
+      if (!match(event)) return;
+      clearTimeout(timer);
+      subscription.dispose();
+      resolve(event);
+    });
+  });
+}
+
+async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 20000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function leftovers(folder: string): string[] {
+  return fs.existsSync(folder) ? fs.readdirSync(folder).filter((name) => TEMPORARY.test(name)) : [];
+}
+
+function pruneLensDiagnostics(file: string): vscode.Diagnostic[] {
+  return vscode.languages.getDiagnostics(vscode.Uri.file(inWorkspace(file))).filter((d) => d.source === 'PruneLens');
+}
+
+suite('PruneLens in VS Code', () => {
+  let pruneLens: PruneLensApi;
+
+  suiteSetup(async () => {
+    pruneLens = await api();
+  });
+
+  test('registers every command it contributes', async () => {
+    const registered = new Set(await vscode.commands.getCommands(true));
+    const contributed = (vscode.extensions.getExtension(EXTENSION_ID)!.packageJSON.contributes.commands as { command: string }[]).map((c) => c.command);
+    assert.deepEqual(contributed.filter((c) => !registered.has(c)), []);
+    for (const id of Object.values(Commands)) assert.ok(registered.has(id), `${id} is not registered`);
+  });
+
+  test('config files get run lenses at the top and one lens per method on the method line', async () => {
+    const lenses = await codeLenses('tiny.prune.json');
+    const text = fs.readFileSync(inWorkspace('tiny.prune.json'), 'utf8');
+    const methodLine = text.split('\n').findIndex((line) => line.includes('"method"'));
+    const top = lenses.filter((l) => l.range.start.line === 0).map((l) => l.command!.title);
+    const onMethod = lenses.filter((l) => l.range.start.line === methodLine).map((l) => l.command!.title);
+    assert.deepEqual(top, ['▶ Run', 'Dry run', 'Open last report']);
+    assert.deepEqual(onMethod, ['▶ L1', '▶ GoPrune', '▶ SSR', '▶ DSP', '▶ i-SpaSP', '▶ OCSPruner']);
+    assert.equal(lenses.length, 9);
+  });
+
+  test('the Run lens runs a session that writes the pruned model and its report', async () => {
+    const run = (await codeLenses('tiny.prune.json')).find((l) => l.command!.title === '▶ Run')!;
+    const phases: string[] = [];
+    const subscription = pruneLens.onDidEngineEvent(({ event }) => event.type === 'phase' && phases.push(event.phase));
+    const record = await vscode.commands.executeCommand<RunRecord>(run.command!.command, ...run.command!.arguments!);
+    subscription.dispose();
+    assert.equal(record.status, 'done', record.error);
+    assert.ok(record.summary, 'the run has a summary');
+    assert.ok(record.summary.after.flops < record.summary.before.flops, 'FLOPs went down');
+    assert.ok(phases.includes('save'), `phases seen: ${phases.join(', ')}`);
+    const output = inWorkspace('out', 'tiny');
+    assert.ok(fs.existsSync(path.join(output, 'model.json')), 'pruned model.json written');
+    const report = JSON.parse(fs.readFileSync(path.join(output, 'pruning-report.json'), 'utf8'));
+    assert.equal(typeof report, 'object');
+    assert.equal(record.report, path.join(output, 'pruning-report.json'));
+    assert.deepEqual(leftovers(inWorkspace('out')), []);
+    assert.ok(pruneLens.runs().some((r) => r.runId === record.runId && r.status === 'done'), 'the run is remembered');
+  });
+
+  test('Open last report opens the report of the finished run', async () => {
+    const open = (await codeLenses('tiny.prune.json')).find((l) => l.command!.title === 'Open last report')!;
+    await vscode.commands.executeCommand(open.command!.command, ...open.command!.arguments!);
+    assert.equal(vscode.window.activeTextEditor?.document.uri.fsPath, inWorkspace('out', 'tiny', 'pruning-report.json'));
+  });
+
+  test('cancelling a session leaves no output folder and no temporary folders', async () => {
+    const config = vscode.Uri.file(inWorkspace('slow.prune.json'));
+    const training = nextEvent(pruneLens, (e) => (e.type === 'step' || e.type === 'epoch') && e.phase === 'finetune');
+    const finished = vscode.commands.executeCommand<RunRecord>(Commands.runConfig, config);
+    await training;
+    assert.equal(pruneLens.activeRuns().length, 1);
+    assert.equal(await vscode.commands.executeCommand(Commands.stopSession, config), true);
+    const record = await finished;
+    assert.equal(record.status, 'cancelled');
+    assert.equal(fs.existsSync(inWorkspace('out', 'slow')), false, 'no output folder');
+    assert.deepEqual(leftovers(inWorkspace('out')), []);
+    assert.deepEqual(leftovers(workspace()), []);
+    assert.equal(pruneLens.activeRuns().length, 0);
+  });
+
+  test('an engine that dies mid-run becomes an error and sessions keep working', async () => {
+    const config = vscode.Uri.file(inWorkspace('slow.prune.json'));
+    const training = nextEvent(pruneLens, (e) => e.type === 'step' || e.type === 'epoch');
+    const finished = vscode.commands.executeCommand<RunRecord>(Commands.runConfig, config);
+    await training;
+    // Kill the engine the way the kernel's OOM killer would: SIGKILL, no goodbye.
+    const engines = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' })
+      .split('\n').filter((line) => line.includes('engine.js')).map((line) => Number(line.trim().split(/\s+/)[0]));
+    assert.ok(engines.length >= 1, 'an engine process runs');
+    for (const pid of engines) process.kill(pid, 'SIGKILL');
+    const record = await finished;
+    assert.equal(record.status, 'error');
+    assert.match(record.error ?? '', /engine .*(killed|SIGKILL)/i);
+    const again = await vscode.commands.executeCommand<RunRecord>(Commands.dryRunConfig, vscode.Uri.file(inWorkspace('tiny.prune.json')));
+    assert.equal(again.status, 'done', again.error);
+  });
+
+  test('an invalid config shows diagnostics for the missing model and the impossible target', async () => {
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(inWorkspace('invalid.prune.json')));
+    const diagnostics = await waitFor(() => {
+      const found = pruneLensDiagnostics('invalid.prune.json');
+      return found.length >= 2 ? found : undefined;
+    }, 'PruneLens diagnostics on invalid.prune.json');
+    const byField = new Map(diagnostics.map((d) => [String(d.code), d]));
+    assert.match(byField.get('model')?.message ?? '', /Model file not found: missing\/model\.json/);
+    assert.match(byField.get('target.flopsReduction')?.message ?? '', /Target impossible/);
+    const text = fs.readFileSync(inWorkspace('invalid.prune.json'), 'utf8');
+    const modelLine = text.split('\n').findIndex((line) => line.includes('"model"'));
+    assert.equal(byField.get('model')!.range.start.line, modelLine, 'the diagnostic sits on the model field');
+    // The JSON schema (jsonValidation contribution) reports the range too, through VS Code's JSON support.
+    const schemaProblem = await waitFor(
+      () => vscode.languages.getDiagnostics(vscode.Uri.file(inWorkspace('invalid.prune.json'))).find((d) => d.source !== 'PruneLens' && /1\.5|maximum|exclusive/i.test(d.message)),
+      'a schema diagnostic from the JSON language service',
+    );
+    assert.ok(schemaProblem);
+  });
+
+  test('an output folder equal to the model folder and an unreachable channel ratio are flagged', async () => {
+    const diagnostics = await pruneLens.checkConfig(vscode.Uri.file(inWorkspace('same-output.prune.json')));
+    const codes = diagnostics.map((d) => String(d.code));
+    assert.ok(codes.includes('output'), `codes: ${codes.join(', ')}`);
+    const ratio = diagnostics.find((d) => d.code === 'target.channelRatio');
+    assert.ok(ratio, `codes: ${codes.join(', ')}`);
+    assert.match(ratio.message, /impossible for this model/);
+  });
+
+  test('data whose shape does not fit the model input is flagged', async () => {
+    const npy = await pruneLens.checkConfig(vscode.Uri.file(inWorkspace('shape-mismatch.prune.json')));
+    assert.match(npy.find((d) => d.code === 'data.x')?.message ?? '', /\[10, 10, 1\].*model input is \[8, 8, 1\]/);
+    const mnist = await pruneLens.checkConfig(vscode.Uri.file(inWorkspace('mnist-mismatch.prune.json')));
+    assert.match(mnist.find((d) => d.code === 'data.name')?.message ?? '', /28×28×1 but the model input is \[8, 8, 1\]/);
+    const valid = await pruneLens.checkConfig(vscode.Uri.file(inWorkspace('tiny.prune.json')));
+    assert.deepEqual(valid.map((d) => d.message), []);
+  });
+});
