@@ -4,7 +4,9 @@ import * as tf from '@tensorflow/tfjs';
 import { buildDemoCnn } from '../../src/engine/demo/model.js';
 import { applyPlanMasks, buildPackedModel, contiguousRuns } from '../../src/engine/methods/dsp/pack.js';
 import { groupedPairs, type GroupedConvPlan } from '../../src/engine/methods/dsp/plan.js';
-import { layerFlops, modelFlops } from '../../src/engine/methods/dsp/flops.js';
+import { countCost } from '../../src/engine/metrics/index.js';
+
+const modelFlops = (model: tf.LayersModel) => countCost(model).flops;
 import { seededRandom } from '../../src/engine/util/random.js';
 
 before(async () => {
@@ -55,7 +57,7 @@ function plannedFlops(model: tf.LayersModel, plans: GroupedConvPlan[]): number {
   for (const plan of plans) {
     const layer = model.getLayer(plan.layer);
     const [kh, kw, inChannels, filters] = layer.getWeights()[0].shape;
-    const pairFlops = layerFlops(layer) / (inChannels * filters);
+    const pairFlops = countCost(model).layers[plan.layer].flops / (inChannels * filters);
     assert.equal(pairFlops % (2 * kh * kw), 0);
     flops -= pairFlops * (inChannels * filters - groupedPairs(plan));
   }
