@@ -49,7 +49,8 @@ describe('a layer the analysis does not support (Reshape)', () => {
     const narrow = buildBlockedModel({ widths: [6, 2, 3] });
     assert.equal(pruned.countParams(), narrow.countParams());
     assert.equal(countCost(pruned).flops, countCost(narrow).flops);
-    tf.dispose([pruned, narrow]);
+    pruned.dispose();
+    narrow.dispose();
   });
 
   it('blocks around other unsupported layers too (Permute, LayerNormalization) without throwing', () => {

@@ -64,7 +64,8 @@ describe('Concatenate → DepthwiseConv2D (multiplier 2) → BN → 1×1 conv', 
     const want = countCost(narrow);
     assert.equal(got.flops, want.flops);
     assert.deepEqual(got.layers.depthwise, want.layers.depthwise);
-    tf.dispose([pruned, narrow]);
+    pruned.dispose();
+    narrow.dispose();
   });
 });
 
@@ -95,6 +96,7 @@ describe('SeparableConv2D and PReLU members', () => {
     const narrow = build([3, 3]);
     assert.equal(pruned.countParams(), narrow.countParams());
     assert.equal(countCost(pruned).flops, countCost(narrow).flops);
-    tf.dispose([pruned, narrow]);
+    pruned.dispose();
+    narrow.dispose();
   });
 });

@@ -83,7 +83,8 @@ describe('conv → BN → pool → conv → flatten → dense', () => {
     assert.equal(a.flops, b.flops);
     for (const name of Object.keys(b.layers)) assert.deepEqual(a.layers[name], b.layers[name], name);
     assert.equal(model.countParams(), buildConvFlattenDense().countParams(), 'the input model keeps its size');
-    tf.dispose([pruned, narrow]);
+    pruned.dispose();
+    narrow.dispose();
   });
 
   it('leaves the input model untouched', async () => {

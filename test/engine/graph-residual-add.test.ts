@@ -89,7 +89,8 @@ describe('chain of residual Adds', () => {
     const x = tf.randomNormal([2, 8, 8, 3], 0, 1, 'float32', 5);
     const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(model.predict(x) as tf.Tensor, pruned.predict(x) as tf.Tensor))).dataSync()[0]);
     assert.ok(diff > 1e-3, `other producers still feed the channel, so removing it must matter (diff ${diff})`);
-    tf.dispose([x, pruned]);
+    x.dispose();
+    pruned.dispose();
   });
 
   it('removing all-zero residual and private units leaves outputs unchanged', async () => {
@@ -116,7 +117,8 @@ describe('chain of residual Adds', () => {
     const narrow = buildResidualChain({ width: 5, inner: [3, 4, 2] });
     assert.equal(pruned.countParams(), narrow.countParams());
     assert.equal(countCost(pruned).flops, countCost(narrow).flops);
-    tf.dispose([pruned, narrow]);
+    pruned.dispose();
+    narrow.dispose();
   });
 
   it('never removes the last channel of a group', async () => {

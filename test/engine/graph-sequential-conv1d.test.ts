@@ -31,7 +31,8 @@ describe('Sequential model', () => {
     const narrow = buildSequentialCnn({ widths: [3, 6] });
     assert.equal(pruned.countParams(), narrow.countParams());
     assert.equal(countCost(pruned).flops, countCost(narrow).flops);
-    tf.dispose([pruned, narrow]);
+    pruned.dispose();
+    narrow.dispose();
   });
 });
 
@@ -57,6 +58,6 @@ describe('Conv1D model', () => {
     assert.equal(countCost(pruned).flops, countCost(narrow).flops);
     const again = await removeUnits(pruned, analyzeModel(pruned), [0]);
     assert.equal(again.countParams(), buildConv1dModel({ widths: [3, 3] }).countParams(), 'a pruned model can be pruned again');
-    tf.dispose([pruned, narrow, again]);
+    for (const m of [pruned, narrow, again]) m.dispose();
   });
 });

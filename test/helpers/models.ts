@@ -204,7 +204,7 @@ export function buildResNet20(options: { inputShape?: number[]; width?: number; 
 export function buildDeepModel(layers = 100, options: { width?: number; seed?: number } = {}): tf.LayersModel {
   const width = options.width ?? 8;
   const seed = options.seed ?? 51;
-  const blocks = Math.max(1, Math.round((layers - 6) / 7));
+  const blocks = Math.max(1, Math.ceil((layers - 5) / 7));
   const input = tf.input({ shape: [8, 8, 3], name: 'image' });
   let x = apply(tf.layers.conv2d({ name: 'stem', filters: width, kernelSize: 3, padding: 'same', kernelInitializer: init(seed) }), input);
   x = apply(tf.layers.reLU({ name: 'stem_relu' }), x);

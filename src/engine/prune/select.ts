@@ -116,6 +116,8 @@ function selectLayerFraction(graph: ChannelGraph, scores: ArrayLike<number>, fra
  * the units), so one expensive coupled group does not overshoot the target by several percent.
  */
 const FINISH_TOLERANCE = 0.002;
+/** Overshoot accepted to finish a layer-scope selection with one unit instead of several. */
+const LAYER_FINISH_TOLERANCE = 0.01;
 
 function selectGlobalCost(graph: ChannelGraph, model: tf.LayersModel, scores: ArrayLike<number>, metric: 'flops' | 'params', goal: number): number[] {
   const tracker = new CostTracker(model, graph);
@@ -174,7 +176,35 @@ function selectLayerCost(graph: ChannelGraph, model: tf.LayersModel, scores: Arr
     if (reached(pick(steps[mid])) >= goal) hi = mid;
     else lo = mid + 1;
   }
-  return pick(steps[lo]);
+  // One fraction step can move the cost by several percent (a small group loses a whole
+  // channel), so start from the step below the goal and let each group give at most one more
+  // unit (its lowest-scored remaining one): the largest that still fits under the goal, or the
+  // smallest that meets it once the overshoot is small. Consecutive steps differ by at most one
+  // unit per group, so the goal stays reachable.
+  const taken = lo > 0 ? ranked.map((r) => perGroupCount(r.length, steps[lo - 1], Math.floor)) : ranked.map(() => 0);
+  const cap = taken.map((n, g) => Math.min(n + 1, ranked[g].length - 1));
+  const tracker = new CostTracker(model, graph, topo);
+  ranked.forEach((r, g) => r.slice(0, taken[g]).forEach((u) => tracker.remove(u)));
+  const base = tracker.baseline[metric];
+  while (reduction(tracker, metric) < goal) {
+    const needed = (goal - reduction(tracker, metric)) * base;
+    const candidates = ranked
+      .map((r, g) => ({ g, u: r[taken[g]] }))
+      .filter((c) => taken[c.g] < cap[c.g])
+      .map((c) => ({ ...c, delta: tracker.removalDelta(c.u)[metric] }));
+    if (candidates.length === 0) break;
+    let finisher: (typeof candidates)[number] | undefined;
+    let filler: (typeof candidates)[number] | undefined;
+    for (const c of candidates) {
+      if (c.delta >= needed) {
+        if (!finisher || c.delta < finisher.delta) finisher = c;
+      } else if (!filler || c.delta > filler.delta) filler = c;
+    }
+    const choice = finisher && (!filler || (finisher.delta - needed) / base <= LAYER_FINISH_TOLERANCE) ? finisher : (filler ?? finisher)!;
+    tracker.remove(choice.u);
+    taken[choice.g]++;
+  }
+  return ranked.flatMap((r, g) => r.slice(0, taken[g]));
 }
 
 /**

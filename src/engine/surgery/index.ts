@@ -88,7 +88,7 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
   }
   const plan = planFor(graph, ids);
 
-  const json = model.toJSON(undefined, false) as { class_name: string; config: { layers: LayerJson[] } };
+  const json = model.toJSON(undefined, false) as unknown as { class_name: string; config: { layers: LayerJson[] } };
   const topology = structuredClone(json);
   for (const layerJson of topology.config.layers) {
     if (layerJson.class_name.startsWith('SeparableConv')) {
@@ -104,7 +104,7 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
     const removed = drop.get(axis);
     if (removed) layerJson.config[width.field] = (layerJson.config[width.field] as number) - removed.size;
   }
-  const pruned = await tf.models.modelFromJSON({ modelTopology: topology as unknown as tf.io.ModelArtifacts['modelTopology'] });
+  const pruned = await tf.models.modelFromJSON({ modelTopology: topology } as unknown as Parameters<typeof tf.models.modelFromJSON>[0]);
 
   try {
     for (const oldLayer of model.layers) {
@@ -160,7 +160,8 @@ export function zeroUnits(model: tf.LayersModel, graph: ChannelGraph, unitIds: r
           const shape = t.shape.map((d, i) => (i === axis ? size : 1));
           t = tf.mul(t, tf.tensor(mask, shape));
         }
-        return t;
+        // Adding 0 turns the -0 of negative weights into +0.
+        return tf.add(t, 0);
       });
       variable.write(masked);
       masked.dispose();
