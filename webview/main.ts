@@ -34,6 +34,8 @@ const view = new PanelView(root, {
 });
 
 let scheduled = false;
+/** Redraws so far, on the root as data-frame: UI tests can wait for the next one. */
+let frames = 0;
 
 function apply(action: PanelAction): void {
   state = reduce(state, action);
@@ -52,6 +54,7 @@ function flush(): void {
   scheduled = false;
   vscode.setState(state);
   view.render(state, palette);
+  root.dataset.frame = String(++frames);
 }
 
 window.addEventListener('message', (event: MessageEvent) => {

@@ -88,6 +88,7 @@ export interface RunView {
 /** A model analysis (no training): prunability per layer. */
 export interface AnalysisView {
   modelPath: string;
+  sessionId?: string;
   model?: ModelSummary;
   backend?: string;
   layers?: LayerSnapshot;
@@ -339,11 +340,13 @@ export function reduceRunView(view: RunView, event: EngineEvent): RunView {
 
 function applyAnalysisEvent(state: PanelState, modelPath: string, event: EngineEvent): PanelState {
   const fresh = event.type === 'start' || !state.analysis || state.analysis.modelPath !== modelPath;
+  // The host replays the last analysis after a reload; that must not take the focus from a run.
+  const replay = event.type === 'start' && state.analysis?.sessionId === event.sessionId && state.analysis.modelPath === modelPath;
   const current: AnalysisView = fresh ? { modelPath, warnings: [] } : state.analysis!;
   let analysis: AnalysisView = current;
   switch (event.type) {
     case 'start':
-      analysis = { ...current, model: event.model, backend: event.backend };
+      analysis = { ...current, sessionId: event.sessionId, model: event.model, backend: event.backend };
       break;
     case 'layers':
       analysis = { ...current, layers: { phase: event.phase, step: event.step, layers: event.layers, totals: event.totals } };
@@ -360,7 +363,7 @@ function applyAnalysisEvent(state: PanelState, modelPath: string, event: EngineE
     default:
       break;
   }
-  return { ...state, analysis, focus: fresh ? 'analysis' : state.focus };
+  return { ...state, analysis, focus: fresh && !replay ? 'analysis' : state.focus };
 }
 
 // ---- selectors ----

@@ -304,6 +304,16 @@ test('the panel renders a live session, its result, an analysis and an error in 
     await analysisPage.waitForTimeout(100);
     await analysisPage.screenshot({ path: join(RESULTS, 'webview-error.png'), fullPage: true });
 
+    // A burst of step events (a fast engine) is drawn in a few frames, not one redraw per event.
+    const steps: EngineEvent[] = Array.from({ length: 3000 }, (_, i) => ({
+      type: 'step', phase: 'train', epoch: 1, step: i, stepsPerEpoch: 3000, loss: 2 / (1 + i / 100), learningRate: 0.01, etaMs: 3000 - i, progress: i / 3000,
+    }));
+    const framesBefore = Number(await analysisPage.getAttribute('#app', 'data-frame'));
+    await post(analysisPage, events('r-burst', [sessionUntilFinetune()[0], ...steps]));
+    await analysisPage.waitForSelector('[data-testid="curves-chart"][data-steps="3000"]', { timeout: 20_000 });
+    const frames = Number(await analysisPage.getAttribute('#app', 'data-frame')) - framesBefore;
+    assert.ok(frames >= 1 && frames < 300, `3001 events took ${frames} redraws`);
+
     const violations = [
       ...(await page.evaluate(() => (window as unknown as { __cspViolations: string[] }).__cspViolations)),
       ...(await analysisPage.evaluate(() => (window as unknown as { __cspViolations: string[] }).__cspViolations)),

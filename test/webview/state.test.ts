@@ -225,3 +225,17 @@ test('the selected layer falls back to the first one with a histogram', () => {
   state = reduce(state, { type: 'ui/selectLayer', name: 'no_such_layer' });
   assert.equal(selectedLayerStat(state)?.name, 'conv2d_1');
 });
+
+test('the host replaying the same analysis after a reload does not take the focus from a run', () => {
+  let state = initialState();
+  const analyse = (s: PanelState) => analysisEvents().reduce((acc, event) => reduce(acc, { type: 'analysis', modelPath: '/w/model.json', event }), s);
+  state = analyse(state);
+  state = reduce(feed(state, 'r1', fullSession()), { type: 'ui/focus', focus: 'run' });
+  const restored = restoreState(JSON.parse(JSON.stringify(state)));
+  const replayed = analyse(reduce(restored, { type: 'snapshot', runs: state.runs, activeRunId: 'r1', events: [] }));
+  assert.equal(replayed.focus, 'run');
+  assert.equal(replayed.analysis?.layers?.layers.length, 5);
+  // A new analysis (another session) does take it.
+  const again = reduce(replayed, { type: 'analysis', modelPath: '/w/model.json', event: { ...analysisEvents()[0], sessionId: 'a-2' } as EngineEvent });
+  assert.equal(again.focus, 'analysis');
+});

@@ -481,6 +481,7 @@ class TrainingView {
     show(this.chartBox, hasCurves);
     setAttr(this.chartBox, 'data-epochs', String(view.epochCount));
     setAttr(this.chartBox, 'data-points', String(data.loss.length));
+    setAttr(this.chartBox, 'data-steps', String(view.curves.stepLoss.seen));
     this.chart.update(data, palette);
     this.renderSignals(view.signals, palette);
   }
