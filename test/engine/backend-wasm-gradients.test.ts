@@ -102,6 +102,24 @@ function depthwiseCases(): Case[] {
   return cases;
 }
 
+function batchNormCases(): Case[] {
+  // Training-mode batch norm as tf.layers computes it: moments of the batch, then tf.batchNorm.
+  const cases: Case[] = [];
+  let seed = 9000;
+  // (Without a scale tfjs 4.22 cannot differentiate batchNorm at all: it saves the missing input.)
+  for (const shape of [[4, 5, 5, 6], [8, 6]]) {
+    const x = randomArray(shape, seed++), gamma = randomArray([6], seed++), beta = randomArray([6], seed++), weights = randomArray(shape, seed++);
+    cases.push({
+      name: `batchNorm over ${shape} (PruneLens gradient vs stock)`,
+      run: () => tf.grads((a, g, b) => {
+        const { mean, variance } = tf.moments(a, Array.from({ length: shape.length - 1 }, (_, i) => i));
+        return tf.batchNorm(a, mean, variance, b, g, 1e-3).mul(tensorOf(weights)).sum();
+      })([tensorOf(x), tensorOf(gamma), tensorOf(beta)]),
+    });
+  }
+  return cases;
+}
+
 function otherCases(): Case[] {
   const table = randomArray([6, 5], 8000);
   return [{
@@ -128,8 +146,8 @@ function evaluate(cases: Case[], asReference = false): Float32Array[][] {
   });
 }
 
-test('every PruneLens wasm gradient kernel matches the stock cpu backend', async () => {
-  const cases = [...convCases(), ...depthwiseCases(), ...otherCases()];
+test('every PruneLens wasm gradient kernel (and the batch-norm gradient) matches the stock cpu backend', async () => {
+  const cases = [...convCases(), ...depthwiseCases(), ...batchNormCases(), ...otherCases()];
   await tf.setBackend('cpu'); // stock kernels: nothing is patched before initBackend
   const reference = evaluate(cases, true);
   assert.equal(await initBackend('wasm'), 'wasm');

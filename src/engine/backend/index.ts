@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../config/types.js';
 import { UserError } from '../errors.js';
+import { installBatchNormGradient } from './batchnorm-gradient.js';
 import { installCpuKernels } from './cpu-kernels.js';
 import { installWasmKernels } from './wasm-kernels.js';
 
@@ -62,6 +63,7 @@ async function useCpu(): Promise<BackendInfo> {
  * then the pure-JS cpu backend with a fast filter-gradient kernel. Calling it again is cheap.
  */
 export async function initBackend(preference: BackendName = 'auto'): Promise<string> {
+  installBatchNormGradient();
   if (current && tf.getBackend() === current.name && (preference === currentPreference || preference === current.name)) return current.name;
   switch (preference) {
     case 'tensorflow': {
