@@ -255,6 +255,25 @@ test('the panel renders a live session, its result, an analysis and an error in 
     assertColour(await dominantColour(page, '[data-testid="histogram-chart"]'),
       sparsityColor(dense1.sparsity, { ...darkTheme, yellow: '#bf8803', red: '#e51400' }), 'histogram after a theme switch');
 
+    // Clicking a run's point in the comparison opens its report: find the l1 point by its colour.
+    const l1Point = await page.evaluate(() => {
+      const canvas = document.querySelector<HTMLCanvasElement>('[data-testid="comparison-chart"] canvas')!;
+      const { data, width } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
+      let sx = 0, sy = 0, n = 0;
+      // Only the plot area (the legend below also has a blue box).
+      for (let i = 0; i < data.length * 0.7; i += 4) {
+        if (data[i] === 0x37 && data[i + 1] === 0x94 && data[i + 2] === 0xff && data[i + 3] === 255) {
+          const p = i / 4;
+          sx += p % width; sy += Math.floor(p / width); n++;
+        }
+      }
+      const scale = canvas.width / canvas.getBoundingClientRect().width;
+      return n ? { x: sx / n / scale, y: sy / n / scale } : undefined;
+    });
+    assert.ok(l1Point, 'the l1 run is drawn in the comparison');
+    await page.click('[data-testid="comparison-chart"] canvas', { position: l1Point });
+    assert.deepEqual((await posted(page)).at(-1), { type: 'openReport', runId: 'r-l1' });
+
     await page.click('[data-testid="rerun-button"]');
     assert.deepEqual((await posted(page)).at(-1), { type: 'rerun', runId: live });
     await page.click(`[data-testid="runs-list"] [data-run-id="r-l1"] [data-action="open-report"]`);
