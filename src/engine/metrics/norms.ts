@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { STATISTIC_WEIGHTS } from '../graph/analyze.js';
 import { layerWeights } from '../graph/topology.js';
 import type { ChannelGraph } from '../graph/types.js';
@@ -25,20 +25,28 @@ interface AxisSums {
   perIndex: number;
 }
 
-/** Sums along one axis of one weight, reduced over all other axes (small vectors, read once). */
+/**
+ * Sums along one axis of one weight, reduced over all other axes. A plain loop over the
+ * weight's values: much faster than transposing reductions on the CPU backend.
+ */
 function axisSums(model: tf.LayersModel, layer: string, weight: string, axis: number): AxisSums | undefined {
   const variable = layerWeights(model.getLayer(layer)).get(weight);
   if (!variable) return undefined;
   const value = variable.read();
-  const others = value.shape.map((_, i) => i).filter((i) => i !== axis);
-  const [l1, l2sq] = tf.tidy(() => {
-    const abs = tf.abs(value);
-    const sq = tf.square(value);
-    return others.length === 0 ? [abs, sq] : [tf.sum(abs, others), tf.sum(sq, others)];
-  });
-  const out = { l1: Float64Array.from(l1.dataSync()), l2sq: Float64Array.from(l2sq.dataSync()), perIndex: value.size / value.shape[axis] };
-  tf.dispose([l1, l2sq]);
-  return out;
+  const data = value.dataSync() as Float32Array;
+  const dims = value.shape;
+  const size = dims[axis];
+  let inner = 1;
+  for (let i = axis + 1; i < dims.length; i++) inner *= dims[i];
+  const l1 = new Float64Array(size);
+  const l2sq = new Float64Array(size);
+  for (let i = 0; i < data.length; i++) {
+    const index = Math.floor(i / inner) % size;
+    const v = data[i];
+    l1[index] += Math.abs(v);
+    l2sq[index] += v * v;
+  }
+  return { l1, l2sq, perIndex: size > 0 ? data.length / size : 0 };
 }
 
 export function unitSums(model: tf.LayersModel, graph: ChannelGraph): UnitSums {

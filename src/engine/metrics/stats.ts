@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { layerWeights } from '../graph/topology.js';
 import type { ChannelGraph } from '../graph/types.js';
 import type { LayersEvent, LayerStat } from '../../protocol/events.js';
@@ -65,10 +65,9 @@ export function layerStats(
     for (const name of KERNEL_WEIGHTS) {
       const v = weights.get(name);
       if (!v) continue;
-      const z = tf.tidy(() => tf.sum(tf.cast(tf.equal(v.read(), 0), 'float32')));
-      zeros += z.dataSync()[0];
-      z.dispose();
-      total += v.read().size;
+      const data = v.read().dataSync();
+      for (let i = 0; i < data.length; i++) if (data[i] === 0) zeros++;
+      total += data.length;
     }
     const keptDim = tracker.dim(info.name, axis.weight, axis.axis) ?? info.outChannels;
     const kept = axis.times ? keptDim * (tracker.dim(info.name, axis.times.weight, axis.times.axis) ?? 1) : keptDim;
