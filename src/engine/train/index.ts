@@ -97,7 +97,6 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
       const stepsThisEpoch = Math.min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch);
       let lossSum = 0, correctSum = 0, seen = 0, step = 0;
       for await (const batch of data.trainBatches(batchSize, epoch)) {
-        if (step >= stepsThisEpoch) { tf.dispose([batch.x, batch.y]); break; }
         const started = performance.now();
         const learningRate = learningRateAt(settings, globalStep, stepsPerEpoch, totalSteps);
         const parameters = trainableParameters(model);
@@ -122,6 +121,7 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
         step++;
         await yieldToEventLoop();
         checkCancelled();
+        if (step >= stepsThisEpoch) break; // before the next batch is assembled (image folders decode it)
       }
       const info: EpochInfo = { epoch, epochs, loss: seen ? lossSum / seen : NaN, accuracy: seen ? correctSum / seen : undefined };
       if (evaluate) {
