@@ -22,6 +22,8 @@ export class CapacityCache {
     if (hit && hit.mtimeMs === mtimeMs) return hit.capacity;
     const capacity = this.analyze(modelPath).then((result) => (result.layers ? capacityFromLayers(result.layers) : undefined));
     this.cache.set(modelPath, { mtimeMs, capacity });
+    // A failed analysis is not remembered: the next check tries again.
+    void capacity.then((value) => value === undefined && this.cache.get(modelPath)?.capacity === capacity && this.cache.delete(modelPath));
     return capacity;
   }
 }

@@ -1,7 +1,7 @@
 // End-to-end tests of PruneLens in a real VS Code (code-server) driven by headless Chromium:
 // setup (cached), fixtures, build, the integration suite inside the extension host, then the
 // UI tests through the browser. Prints "N passed, N failed" last; exits non-zero on failure.
-// Options: --integration-only, --ui-only.
+// Options: --integration-only, --ui-only, --skip-build (use dist/ as it is).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,7 +35,7 @@ step(process.execPath, ['test/e2e/fixtures.mjs', integrationWorkspace], 'fixture
 step(process.execPath, ['test/e2e/fixtures.mjs', uiWorkspace], 'fixtures');
 lap('fixtures');
 
-step(process.execPath, ['scripts/build.mjs'], 'build');
+if (!process.argv.includes('--skip-build')) step(process.execPath, ['scripts/build.mjs'], 'build');
 for (const bundle of ['extension.js', 'engine.js', 'webview.js']) {
   if (!existsSync(join(REPO, 'dist', bundle))) {
     console.error(`e2e: dist/${bundle} was not built`);
@@ -69,8 +69,9 @@ if (only !== 'ui') {
     // The workbench forwards the extension host's console (mocha's reporter) and the suite's exit code.
     await page.exposeFunction('codeAutomationLog', (type, args) => {
       // The workbench forwards console arguments unformatted: fill in mocha's %s / %d placeholders.
-      const parts = Array.isArray(args) ? args.map(String) : [String(args)];
-      const line = parts.length > 1 ? parts[0].replace(/%[sdi]/g, () => (parts.length > 1 ? parts.splice(1, 1)[0] : '')) + (parts.length > 1 ? ' ' + parts.slice(1).join(' ') : '') : parts[0];
+      const [format, ...rest] = Array.isArray(args) ? args.map(String) : [String(args)];
+      let used = 0;
+      const line = format.replace(/%[sdi]/g, () => (used < rest.length ? rest[used++] : '')) + rest.slice(used).map((r) => ` ${r}`).join('');
       if (/^\s*(✔|✓|\d+\)|\d+ passing|\d+ failing|PruneLens in VS Code|Error|AssertionError)/.test(line)) console.log(`  [host] ${line.split('\n')[0]}`);
     });
     let exitCode;
