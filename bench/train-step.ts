@@ -75,6 +75,7 @@ async function measure(preference: BackendName, kernels: string, warmup: number,
 }
 
 async function main(): Promise<void> {
+  const loadBefore = os.loadavg()[0];
   const rows: Row[] = [];
   rows.push(await measure('tensorflow', 'stock (libtensorflow)', 2, 5));
   rows.push(await measure('wasm', 'PruneLens: XNNPACK conv-trick dW and dX, JS depthwise', arg('--wasm-warmup', 2), arg('--wasm-steps', 5)));
@@ -82,7 +83,7 @@ async function main(): Promise<void> {
   const cpu = rows.find((r) => r.backend === 'cpu' && r.status === 'ok');
   const lines = [
     `ResNet-20 (tf.layers, 1×1 projection shortcuts, BN, ReLU, GAP, dense), batch ${BATCH}, 32×32×3 synthetic input, SGD-momentum step via trainModel.`,
-    `Machine: ${os.cpus().length}× ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, tfjs ${tf.version.tfjs}.`,
+    `Machine: ${os.cpus().length}× ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, tfjs ${tf.version.tfjs}; 1-min load average ${loadBefore.toFixed(1)} before, ${os.loadavg()[0].toFixed(1)} after (other processes share the cores).`,
     '',
     '| backend | gradient kernels | SIMD | threads | ms/step (median) | images/s | speed vs cpu | steps (warm-up + measured) |',
     '|---|---|---|---|---|---|---|---|',
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
   console.log(lines.join('\n'));
   const out = join(process.cwd(), 'bench', 'results', 'train-step.json');
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, tfjs: tf.version.tfjs, batch: BATCH, rows, table: lines.join('\n') }, null, 2) + '\n');
+  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadAverageBefore: loadBefore, loadAverageAfter: os.loadavg()[0] }, tfjs: tf.version.tfjs, batch: BATCH, rows, table: lines.join('\n') }, null, 2) + '\n');
 }
 
 main().catch((err) => { console.error(err); process.exit(1); });

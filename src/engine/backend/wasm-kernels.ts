@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
-import { convFilterGradient, depthwiseFilterGradient, depthwiseInputGradient, unsortedSegmentSum, type ConvGeometry } from './conv-loops.js';
+import { depthwiseFilterGradient, depthwiseInputGradient, unsortedSegmentSum, type ConvGeometry } from './conv-loops.js';
 
 type Shape = number[];
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -45,9 +45,7 @@ const conv2dBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as never as {
     strides: [number, number] | number; pad: Pad; dataFormat: 'NHWC' | 'NCHW'; dimRoundingMode?: 'floor'; filterShape: Shape };
   const g = convGeometry(x.shape, filterShape, strides, 1, pad, dimRoundingMode, false, dataFormat);
-  if (g.dataFormat !== 'channelsLast') {
-    return be.makeOutput(g.filterShape, 'float32', undefined, convFilterGradient(be.typedArrayFromHeap(x), be.typedArrayFromHeap(dy), g));
-  }
+  if (g.dataFormat !== 'channelsLast') throw new Error('Conv2DBackpropFilter: only channels-last (NHWC) data is supported');
   const { inHeight: h, inWidth: w, outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, padInfo } = g;
   const temps: TensorInfo[] = [];
   let xt = callKernel('Transpose', be, { x }, { perm: [3, 1, 2, 0] }); // [Ci,H,W,N]
