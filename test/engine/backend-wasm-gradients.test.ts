@@ -120,6 +120,23 @@ function batchNormCases(): Case[] {
   return cases;
 }
 
+function poolCases(): Case[] {
+  const cases: Case[] = [];
+  let seed = 9500;
+  for (const [size, stride, pad] of [[2, 2, 'valid'], [3, 2, 'same'], [3, 1, 'same'], [2, 1, 'valid']] as Array<[number, number, Pad]>) {
+    // Few distinct values (like uint8 pixels): tied windows must send their gradient to the first maximum, as cpu and TensorFlow do.
+    const x = randomArray([3, 9, 8, 4], seed++);
+    x.values.forEach((v, i) => { x.values[i] = Math.round(v * 4) / 4; });
+    const outShape = tf.tidy(() => tf.maxPool(tensorOf(x) as tf.Tensor4D, size, stride, pad).shape);
+    const weights = randomArray(outShape, seed++);
+    cases.push({
+      name: `maxPool ${size}x${size} stride ${stride} ${pad} with ties`,
+      run: () => [tf.grad((a) => tf.maxPool(a as tf.Tensor4D, size, stride, pad).mul(tensorOf(weights)).sum())(tensorOf(x))],
+    });
+  }
+  return cases;
+}
+
 function otherCases(): Case[] {
   const table = randomArray([6, 5], 8000);
   return [{
@@ -147,7 +164,7 @@ function evaluate(cases: Case[], asReference = false): Float32Array[][] {
 }
 
 test('every PruneLens wasm gradient kernel (and the batch-norm gradient) matches the stock cpu backend', async () => {
-  const cases = [...convCases(), ...depthwiseCases(), ...batchNormCases(), ...otherCases()];
+  const cases = [...convCases(), ...depthwiseCases(), ...batchNormCases(), ...poolCases(), ...otherCases()];
   await tf.setBackend('cpu'); // stock kernels: nothing is patched before initBackend
   const reference = evaluate(cases, true);
   assert.equal(await initBackend('wasm'), 'wasm');

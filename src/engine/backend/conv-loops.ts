@@ -128,3 +128,53 @@ export function unsortedSegmentSum(x: ArrayLike<number>, ids: ArrayLike<number>,
     for (let k = 0; k < inner; k++) out[dst + k] += x[src + k];
   }
 }
+
+/** Geometry of one 2-D pooling window grid (backend_util.computePool2DInfo). */
+export interface PoolGeometry {
+  batchSize: number;
+  inHeight: number;
+  inWidth: number;
+  inChannels: number;
+  outHeight: number;
+  outWidth: number;
+  strideHeight: number;
+  strideWidth: number;
+  dilationHeight: number;
+  dilationWidth: number;
+  effectiveFilterHeight: number;
+  effectiveFilterWidth: number;
+  padInfo: { top: number; left: number };
+}
+
+/**
+ * dX of max pooling: each window's dy goes to the window's first maximum (row-major), as
+ * TensorFlow and the tfjs cpu backend do.
+ */
+export function maxPoolInputGradient(x: ArrayLike<number>, dy: ArrayLike<number>, g: PoolGeometry): Float32Array {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, strideHeight: sh, strideWidth: sw,
+    dilationHeight: dh, dilationWidth: dw, effectiveFilterHeight: fh, effectiveFilterWidth: fw } = g;
+  const top = g.padInfo.top, left = g.padInfo.left;
+  const out = new Float32Array(n * h * w * c);
+  for (let b = 0; b < n; b++) {
+    for (let yr = 0; yr < ho; yr++) {
+      for (let yc = 0; yc < wo; yc++) {
+        const dyOff = ((b * ho + yr) * wo + yc) * c;
+        for (let ch = 0; ch < c; ch++) {
+          let best = -Infinity, at = -1;
+          for (let r = 0; r < fh; r += dh) {
+            const xr = yr * sh + r - top;
+            if (xr < 0 || xr >= h) continue;
+            for (let s = 0; s < fw; s += dw) {
+              const xc = yc * sw + s - left;
+              if (xc < 0 || xc >= w) continue;
+              const index = ((b * h + xr) * w + xc) * c + ch;
+              if (x[index] > best) { best = x[index]; at = index; }
+            }
+          }
+          if (at >= 0) out[at] += dy[dyOff + ch];
+        }
+      }
+    }
+  }
+  return out;
+}

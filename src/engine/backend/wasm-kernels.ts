@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
-import { depthwiseFilterGradient, depthwiseInputGradient, unsortedSegmentSum, type ConvGeometry } from './conv-loops.js';
+import { depthwiseFilterGradient, depthwiseInputGradient, maxPoolInputGradient, unsortedSegmentSum, type ConvGeometry, type PoolGeometry } from './conv-loops.js';
 
 type Shape = number[];
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -137,6 +137,16 @@ const depthwiseBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   return be.makeOutput(inputShape, 'float32', undefined, depthwiseInputGradient(be.typedArrayFromHeap(dy), be.typedArrayFromHeap(filter), g));
 };
 
+/** Max-pool dX; the stock wasm kernel is slower and routes ties (common after ReLU) unlike TensorFlow and cpu. */
+const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const be = backend as unknown as WasmBackend;
+  const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+  const { filterSize, strides, pad, dimRoundingMode } = attrs as never as {
+    filterSize: [number, number] | number; strides: [number, number] | number; pad: Pad; dimRoundingMode?: 'floor' };
+  const g = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad as never, dimRoundingMode) as unknown as PoolGeometry;
+  return be.makeOutput(input.shape, 'float32', undefined, maxPoolInputGradient(be.typedArrayFromHeap(input), be.typedArrayFromHeap(dy), g));
+};
+
 /** The gradient of gather (embeddings, tf.gather in custom layers). */
 const unsortedSegmentSumKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const be = backend as unknown as WasmBackend;
@@ -198,6 +208,7 @@ export function installWasmKernels(): void {
   register({ kernelName: 'DepthwiseConv2dNativeBackpropFilter', backendName: WASM, kernelFunc: depthwiseBackpropFilter });
   register({ kernelName: 'DepthwiseConv2dNativeBackpropInput', backendName: WASM, kernelFunc: depthwiseBackpropInput });
   register({ kernelName: 'UnsortedSegmentSum', backendName: WASM, kernelFunc: unsortedSegmentSumKernel });
+  register({ kernelName: 'MaxPoolGrad', backendName: WASM, kernelFunc: maxPoolGrad });
   if (!tf.getKernel('Einsum', WASM)) {
     const einsum = viaCpu('Einsum');
     if (einsum) register({ kernelName: 'Einsum', backendName: WASM, kernelFunc: einsum });
@@ -206,4 +217,4 @@ export function installWasmKernels(): void {
 
 /** Names of the kernels installWasmKernels registers, for tests and diagnostics. */
 export const WASM_GRADIENT_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
-  'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'Einsum'] as const;
+  'DepthwiseConv2dNativeBackpropInput', 'MaxPoolGrad', 'UnsortedSegmentSum', 'Einsum'] as const;
