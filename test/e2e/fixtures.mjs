@@ -1,7 +1,7 @@
 // Generates the e2e workspace: a tiny TF.js model (conv→bn→relu→pool→conv→flatten→dense on 8×8×1),
 // a runnable config with synthetic data, a slow config for cancelling, and invalid configs.
 // Usage: node test/e2e/fixtures.mjs <workspace-folder>
-import { mkdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const target = process.argv[2];
@@ -17,16 +17,16 @@ const tf = await import('@tensorflow/tfjs');
 Object.assign(console, { log, warn });
 await tf.setBackend('cpu');
 
-function buildTinyCnn() {
+function buildTinyCnn(inputShape = [8, 8, 1], classes = 3) {
   const init = (seed) => tf.initializers.heNormal({ seed });
-  const input = tf.input({ shape: [8, 8, 1], name: 'image' });
+  const input = tf.input({ shape: inputShape, name: 'image' });
   let x = tf.layers.conv2d({ name: 'conv1', filters: 8, kernelSize: 3, padding: 'same', kernelInitializer: init(1) }).apply(input);
   x = tf.layers.batchNormalization({ name: 'bn1' }).apply(x);
   x = tf.layers.reLU({ name: 'relu1' }).apply(x);
   x = tf.layers.maxPooling2d({ name: 'pool1', poolSize: 2 }).apply(x);
   x = tf.layers.conv2d({ name: 'conv2', filters: 12, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }).apply(x);
   x = tf.layers.flatten({ name: 'flatten' }).apply(x);
-  const output = tf.layers.dense({ name: 'logits', units: 3, activation: 'softmax', kernelInitializer: init(3) }).apply(x);
+  const output = tf.layers.dense({ name: 'logits', units: classes, activation: 'softmax', kernelInitializer: init(3) }).apply(x);
   return tf.model({ inputs: input, outputs: output, name: 'tiny_cnn' });
 }
 
@@ -68,10 +68,9 @@ rmSync(target, { recursive: true, force: true });
 mkdirSync(target, { recursive: true });
 const model = buildTinyCnn();
 await saveModel(model, join(target, 'tiny'));
-// A second copy without a config beside it, for the explorer's "Prune Model…" flow.
-mkdirSync(join(target, 'ui'), { recursive: true });
-copyFileSync(join(target, 'tiny', 'model.json'), join(target, 'ui', 'model.json'));
-copyFileSync(join(target, 'tiny', 'weights.bin'), join(target, 'ui', 'weights.bin'));
+// The same network on MNIST-shaped input, without a config beside it, for the explorer's
+// "Prune Model…" flow: its generated config trains on MNIST, so the run lasts a few seconds.
+await saveModel(buildTinyCnn([28, 28, 1], 10), join(target, 'ui'));
 
 writeFileSync(join(target, 'tiny.prune.json'), json({
   model: 'tiny/model.json',

@@ -51,6 +51,7 @@ const USER_SETTINGS = {
   'workbench.colorTheme': 'Default Dark Modern',
   'window.menuBarVisibility': 'compact',
   'editor.minimap.enabled': false,
+  'git.openRepositoryInParentFolders': 'never',
 };
 
 /**

@@ -32,43 +32,45 @@ export async function runUiTests({ browser, url, workspace, resultsDir }) {
     await activityBarItem(page, 'PruneLens').click();
     const panel = panelFrame(page);
     await panel.locator('body').waitFor({ timeout: 30000 });
+    // Record every value the chart's data-bars takes, however briefly it is shown.
+    const panelDocument = await panelDocumentFrame(page);
+    await panelDocument.evaluate(() => {
+      const seen = (window.__barsSeen = []);
+      const record = () => {
+        const bars = document.querySelector('[data-testid="layer-chart"]')?.getAttribute('data-bars');
+        if (bars && bars !== '[]' && seen[seen.length - 1] !== bars) seen.push(bars);
+      };
+      new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-bars'] });
+    });
     await activityBarItem(page, 'Explorer').click();
 
     await explorerRow(page, 'ui').click();
     const model = explorerRow(page, 'model.json');
     await model.waitFor({ timeout: 15000 });
     await model.click({ button: 'right' });
-    await page.locator('.context-view .action-label', { hasText: 'Prune Model…' }).click();
+    await chooseMenuItem(page, 'Prune Model…');
     await pickQuickItem(page, 'Magnitude baseline');
     await pickQuickItem(page, 'FLOPs −50%');
 
     const chart = panel.locator('[data-testid="layer-chart"]');
     await chart.waitFor({ timeout: SESSION_TIMEOUT });
-    const seen = [];
-    let runningShot = false;
-    const end = Date.now() + SESSION_TIMEOUT;
-    while (Date.now() < end) {
-      const bars = await chart.getAttribute('data-bars', { timeout: 5000 }).catch(() => null);
-      if (bars && seen[seen.length - 1] !== bars) seen.push(bars);
-      if (bars && !runningShot) {
-        runningShot = true;
-        await page.screenshot({ path: join(resultsDir, 'panel-running.png') });
-      }
-      if (await panel.locator('[data-testid="summary-card"]').isVisible().catch(() => false)) break;
-      await page.waitForTimeout(50);
-    }
-    await panel.locator('[data-testid="summary-card"]').waitFor({ timeout: 5000 });
-    const final = await chart.getAttribute('data-bars');
-    if (seen[seen.length - 1] !== final) seen.push(final);
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: join(resultsDir, 'panel-running.png') });
+    const running = await chart.getAttribute('data-bars');
+    if (await panel.locator('[data-testid="summary-card"]').isVisible()) throw new Error('the session ended before the panel showed it running');
+    await panel.locator('[data-testid="summary-card"]').waitFor({ timeout: SESSION_TIMEOUT });
+    const done = await chart.getAttribute('data-bars');
     await page.waitForTimeout(800);
     await page.screenshot({ path: join(resultsDir, 'panel-done.png') });
+    const seen = await panelDocument.evaluate(() => window.__barsSeen);
     if (seen.length < 2) throw new Error(`the layer bars never changed: ${JSON.stringify(seen)}`);
     const first = JSON.parse(seen[0]);
-    const last = JSON.parse(final);
+    const last = JSON.parse(done);
     if (!(sum(last) < sum(first))) throw new Error(`kept channels did not go down: ${seen.join(' → ')}`);
+    console.log(`  ui: layer bars ${seen.join(' → ')} (while running: ${running}, at the end: ${done})`);
 
     const config = JSON.parse(readFileSync(join(workspace, 'ui', 'ui.prune.json'), 'utf8'));
-    if (config.method !== 'l1' || config.target.flopsReduction !== 0.5) throw new Error(`unexpected config: ${JSON.stringify(config)}`);
+    if (config.method !== 'l1' || config.target.flopsReduction !== 0.5 || config.data.name !== 'mnist') throw new Error(`unexpected config: ${JSON.stringify(config)}`);
     if (!existsSync(join(workspace, 'ui', 'pruned', 'pruning-report.json'))) throw new Error('no pruning-report.json in ui/pruned');
   });
 
@@ -81,16 +83,18 @@ export async function runUiTests({ browser, url, workspace, resultsDir }) {
     const attempts = [['▶ DSP', 'dsp'], ['▶ GoPrune', 'goprune'], ['▶ L1', 'l1']];
     const refused = [];
     for (const [title, method] of attempts) {
+      await runCommand(page, 'Notifications: Clear All Notifications');
       await lens(title).click();
       const folder = join(workspace, 'out', `tiny-${method}`);
-      const outcome = await waitForOutcome(page, folder, method);
+      const outcome = await waitForOutcome(page, folder);
+      await lens('▶ Run').waitFor({ timeout: 30000 });
       if (outcome === 'written') {
         await page.waitForTimeout(800);
         await page.screenshot({ path: join(resultsDir, `lens-${method}-done.png`) });
+        if (refused.length) console.log(`  ui: variant lens fell back to ${method} after: ${refused.join('; ')}`);
         return;
       }
       refused.push(`${method}: ${outcome}`);
-      await lens('▶ Run').waitFor({ timeout: 30000 });
     }
     throw new Error(`no variant ran: ${refused.join('; ')}`);
   });
@@ -111,26 +115,46 @@ function panelFrame(page) {
   return page.frameLocator('iframe.webview.ready >> nth=0').frameLocator('iframe#active-frame');
 }
 
+/** Context-menu items act on mouse-up after a hover; choosing by keyboard is what works reliably. */
+async function chooseMenuItem(page, label) {
+  const item = page.locator('.context-view .monaco-menu .action-item', { hasText: label }).first();
+  await item.waitFor({ timeout: 10000 });
+  await item.hover();
+  await page.keyboard.press('Enter');
+  await page.locator('.context-view .monaco-menu').waitFor({ state: 'detached', timeout: 10000 }).catch(() => {});
+}
+
+/** The panel's own document (inside the webview host iframe), for evaluating scripts in it. */
+async function panelDocumentFrame(page) {
+  const host = await (await page.locator('iframe.webview.ready').first().elementHandle()).contentFrame();
+  return (await (await host.locator('iframe#active-frame').elementHandle()).contentFrame());
+}
+
 async function pickQuickItem(page, text) {
   const row = page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: text }).first();
   await row.waitFor({ timeout: 20000 });
   await row.click();
 }
 
-/** 'written' when the variant's report appears; the engine's error text when it refuses the method. */
-async function waitForOutcome(page, folder, method) {
+/** 'written' when the variant's report appears, else the text of the error PruneLens shows. */
+async function waitForOutcome(page, folder) {
   const end = Date.now() + SESSION_TIMEOUT;
+  const error = page.locator('.notifications-toasts .notification-toast', { has: page.locator('.codicon-error'), hasText: 'PruneLens:' }).first();
   while (Date.now() < end) {
     if (existsSync(join(folder, 'pruning-report.json'))) return 'written';
-    const error = page.locator('.notifications-toasts .notification-toast', { hasText: `method "${method}"` });
-    if (await error.isVisible().catch(() => false)) {
-      const text = (await error.innerText()).split('\n')[0];
-      await error.locator('.codicon-notifications-clear, a[aria-label^="Clear"]').first().click().catch(() => {});
-      return text;
-    }
+    if (await error.isVisible().catch(() => false)) return (await error.locator('.notification-list-item-message').innerText()).trim();
     await page.waitForTimeout(250);
   }
   return 'timed out';
+}
+
+async function runCommand(page, title) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible', timeout: 15000 });
+  await input.fill(`>${title}`);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 15000 });
+  await page.keyboard.press('Enter');
 }
 
 function sum(values) {
