@@ -92,6 +92,11 @@ test('npy: uint8 inputs are scaled to [0, 1], flat features fit an image model, 
   const val = await collect(data.validationBatches(8));
   assert.deepEqual(val.y, [1, 0]);
   assert.ok(val.x.flat().every((v) => v === 0.5));
+  // NHWC images also feed a model that takes flat features (C-order flattening).
+  const flatModel = await loadDataset({ format: 'npy', x: 'xv.npy', y: 'yv.npy', validationSplit: 0.5 }, dir, { inputShape: [8], classes: 2 }, 1);
+  const flatBatch = await flatModel.calibration(1);
+  assert.deepEqual(flatBatch.x.shape, [1, 8]);
+  tf.dispose([flatBatch.x, flatBatch.y]);
 });
 
 test('npy: bad data gives one UserError naming the file and the fix', async () => {

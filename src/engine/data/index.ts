@@ -57,7 +57,8 @@ function checkInputs(x: NpyArray, file: string, inputShape: number[]): Float32Ar
   }
   const sample = x.shape.slice(1);
   const same = sample.length === inputShape.length && sample.every((d, i) => d === inputShape[i]);
-  const flat = product(sample) === product(inputShape) && (sample.length === 1 || withoutOnes(sample).join() === withoutOnes(inputShape).join());
+  const flat = product(sample) === product(inputShape) &&
+    (sample.length === 1 || inputShape.length === 1 || withoutOnes(sample).join() === withoutOnes(inputShape).join());
   if (x.shape.length < 2 || !(same || flat)) {
     throw new UserError(`inputs have shape [${x.shape.join(', ')}], i.e. samples of [${sample.join(', ')}], but the model input is [${inputShape.join(', ')}]`, {
       file, fix: `Save x shaped [N, ${inputShape.join(', ')}] (NHWC) or [N, ${product(inputShape)}]` });
