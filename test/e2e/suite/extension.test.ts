@@ -8,6 +8,7 @@ import * as vscode from 'vscode';
 import type { EngineEvent } from '../../../src/protocol/events.js';
 import type { PruneLensApi } from '../../../src/extension/main.js';
 import type { RunRecord } from '../../../src/extension/runStore.js';
+import type { AnalysisResult } from '../../../src/extension/sessions.js';
 import { Commands, EXTENSION_ID } from '../../../src/extension/constants.js';
 
 const workspace = () => vscode.workspace.workspaceFolders![0].uri.fsPath;
@@ -111,6 +112,19 @@ suite('PruneLens in VS Code', () => {
     assert.equal(vscode.window.activeTextEditor?.document.uri.fsPath, inWorkspace('out', 'tiny', 'pruning-report.json'));
   });
 
+  test('a config runs one session at a time: a second start while it runs is refused', async () => {
+    const config = vscode.Uri.file(inWorkspace('slow.prune.json'));
+    const training = nextEvent(pruneLens, (e) => e.type === 'step' || e.type === 'epoch');
+    const first = vscode.commands.executeCommand<RunRecord>(Commands.runConfig, config);
+    await training;
+    // The modal "already running" question is dismissed (test runs answer dialogs with Cancel).
+    const second = await vscode.commands.executeCommand<RunRecord | undefined>(Commands.runConfig, config);
+    assert.equal(second, undefined);
+    assert.equal(pruneLens.activeRuns().length, 1);
+    await vscode.commands.executeCommand(Commands.stopSession, config);
+    assert.equal((await first).status, 'cancelled');
+  });
+
   test('cancelling a session leaves no output folder and no temporary folders', async () => {
     const config = vscode.Uri.file(inWorkspace('slow.prune.json'));
     const training = nextEvent(pruneLens, (e) => (e.type === 'step' || e.type === 'epoch') && e.phase === 'finetune');
@@ -141,6 +155,16 @@ suite('PruneLens in VS Code', () => {
     assert.match(record.error ?? '', /engine .*(killed|SIGKILL)/i);
     const again = await vscode.commands.executeCommand<RunRecord>(Commands.dryRunConfig, vscode.Uri.file(inWorkspace('tiny.prune.json')));
     assert.equal(again.status, 'done', again.error);
+  });
+
+  test('Analyze Model reports every layer with its prunability and writes nothing', async () => {
+    const before = fs.readdirSync(inWorkspace('tiny')).sort();
+    const result = await vscode.commands.executeCommand<AnalysisResult>(Commands.analyzeModel, vscode.Uri.file(inWorkspace('tiny', 'model.json')));
+    assert.equal(result.outcome.type, 'done');
+    const layers = result.layers?.layers ?? [];
+    assert.deepEqual(layers.map((l) => [l.name, l.status]), [['conv1', 'prunable'], ['conv2', 'prunable'], ['logits', 'blocked']]);
+    assert.deepEqual(layers.map((l) => l.channels), [8, 12, 3]);
+    assert.deepEqual(fs.readdirSync(inWorkspace('tiny')).sort(), before);
   });
 
   test('an invalid config shows diagnostics for the missing model and the impossible target', async () => {
