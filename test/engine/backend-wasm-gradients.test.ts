@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, backendInfo } from '../../src/engine/backend/index.js';
+import { buildDemoCnn } from '../../src/engine/demo/model.js';
 
 type Stride = number | [number, number];
 type Pad = 'same' | 'valid';
@@ -163,6 +164,20 @@ function evaluate(cases: Case[], asReference = false): Float32Array[][] {
   });
 }
 
+/** Gradients of every trainable weight of the demo CNN (conv, BN, pooling, dense) for one training-mode batch. */
+function demoCnnGradients(weights: Float32Array[] | undefined): { weights: Float32Array[]; grads: Float32Array[] } {
+  const model = buildDemoCnn({ seed: 3 });
+  if (weights) model.setWeights(weights.map((w, i) => tf.tensor(w, model.getWeights()[i].shape)));
+  const x = tensorOf(randomArray([8, 28, 28, 1], 77)).abs();
+  const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32'), 10);
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, tf.log(model.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar, vars);
+  const result = { weights: model.getWeights().map((w) => w.dataSync() as Float32Array), grads: vars.map((v) => grads[v.name].dataSync() as Float32Array) };
+  tf.dispose([x, y, value, ...Object.values(grads)]);
+  model.dispose();
+  return result;
+}
+
 test('every PruneLens wasm gradient kernel (and the batch-norm gradient) matches the stock cpu backend', async () => {
   const cases = [...convCases(), ...depthwiseCases(), ...batchNormCases(), ...poolCases(), ...otherCases()];
   await tf.setBackend('cpu'); // stock kernels: nothing is patched before initBackend
@@ -181,6 +196,22 @@ test('every PruneLens wasm gradient kernel (and the batch-norm gradient) matches
     });
   });
   assert.deepEqual(failures, []);
+});
+
+test('a whole training-mode backward pass of the demo CNN on wasm matches the cpu backend', async () => {
+  await tf.setBackend('cpu'); // stock cpu kernels; the batch-norm gradient (checked above) is shared
+  const reference = demoCnnGradients(undefined);
+  await initBackend('wasm');
+  const actual = demoCnnGradients(reference.weights);
+  assert.equal(actual.grads.length, reference.grads.length);
+  // A conv bias right before batch norm has a gradient of zero up to rounding: it is held to an absolute bound.
+  const scale = Math.max(...reference.grads.map((g) => g.reduce((m, v) => Math.max(m, Math.abs(v)), 0)));
+  actual.grads.forEach((g, i) => {
+    let maxDiff = 0, maxRef = 0;
+    g.forEach((v, j) => { maxDiff = Math.max(maxDiff, Math.abs(v - reference.grads[i][j])); maxRef = Math.max(maxRef, Math.abs(reference.grads[i][j])); });
+    if (maxRef < 1e-3 * scale) assert.ok(maxDiff < 1e-5 * scale, `weight ${i} (≈0): error ${(maxDiff / scale).toExponential(2)} of the gradient scale`);
+    else assert.ok(maxDiff / maxRef < 1e-4, `weight ${i}: relative error ${(maxDiff / maxRef).toExponential(2)}`);
+  });
 });
 
 test('a small layers CNN with batch norm, pooling, dropout and depthwise convs trains on wasm', async () => {
