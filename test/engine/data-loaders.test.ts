@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { PNG } from 'pngjs';
 import * as jpeg from 'jpeg-js';
-import { loadDataset } from '../../src/engine/data/index.js';
+import { encodeNpy, loadDataset, readNpy } from '../../src/engine/data/index.js';
 import { UserError } from '../../src/engine/errors.js';
 import type { Batch, Dataset } from '../../src/engine/train/types.js';
 
@@ -97,6 +97,14 @@ test('npy: uint8 inputs are scaled to [0, 1], flat features fit an image model, 
   const flatBatch = await flatModel.calibration(1);
   assert.deepEqual(flatBatch.x.shape, [1, 8]);
   tf.dispose([flatBatch.x, flatBatch.y]);
+});
+
+test('npy: arrays written by encodeNpy read back unchanged', () => {
+  const file = join(dir, 'roundtrip.npy');
+  writeFileSync(file, encodeNpy(Int32Array.from([3, -1, 7]), [3]));
+  assert.deepEqual(readNpy(file), { dtype: 'int32', shape: [3], data: Int32Array.from([3, -1, 7]) });
+  writeFileSync(file, encodeNpy(Float32Array.from([0.5, 1.5, 2.5, 3.5, 4.5, 5.5]), [2, 3]));
+  assert.deepEqual(readNpy(file), { dtype: 'float32', shape: [2, 3], data: Float32Array.from([0.5, 1.5, 2.5, 3.5, 4.5, 5.5]) });
 });
 
 test('npy: bad data gives one UserError naming the file and the fix', async () => {
