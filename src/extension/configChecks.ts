@@ -109,7 +109,7 @@ export function checkTargetAgainstCapacity(target: Record<string, unknown>, capa
 async function checkData(data: Record<string, unknown>, at: (p: string) => string, inputShape: (number | null)[] | undefined): Promise<ConfigCheck[]> {
   const checks: ConfigCheck[] = [];
   if (data.format === 'builtin' && (data.name === 'mnist' || data.name === 'fashion-mnist')) {
-    if (inputShape && !sampleShapeMatches([28, 28, 1], inputShape) && !sampleShapeMatches([784], inputShape)) {
+    if (inputShape && !sampleShapeMatches([28, 28, 1], inputShape)) {
       checks.push({ path: ['data', 'name'], severity: 'error', message: `${data.name} images are 28×28×1 but the model input is ${formatShape(inputShape)}.` });
     }
   }

@@ -65,10 +65,18 @@ export async function readNpyShape(npyPath: string): Promise<number[]> {
   }
 }
 
-/** Whether an input array shaped `[N, ...sample]` fits a model input (null dims match anything). */
+/**
+ * Whether samples shaped `sample` feed a model input, by the engine's rule: the same shape
+ * (null dims match anything), or the same number of values when either side is flat or they
+ * differ only in singleton dimensions (NHWC images feed a model that takes flat features).
+ */
 export function sampleShapeMatches(sample: number[], modelInput: (number | null)[]): boolean {
-  if (sample.length !== modelInput.length) return false;
-  return modelInput.every((d, i) => d === null || d === sample[i]);
+  if (sample.length === modelInput.length && modelInput.every((d, i) => d === null || d === sample[i])) return true;
+  if (modelInput.some((d) => d === null)) return false;
+  const input = modelInput as number[];
+  const product = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+  const withoutOnes = (shape: number[]) => shape.filter((d) => d !== 1).join();
+  return product(sample) === product(input) && (sample.length === 1 || input.length === 1 || withoutOnes(sample) === withoutOnes(input));
 }
 
 export function formatShape(shape: readonly (number | null)[]): string {

@@ -68,7 +68,7 @@ export function configPathFor(modelPath: string): string {
 export async function newConfigText(modelPath: string, choices: PruneChoices): Promise<string> {
   const inputShape = await readModelInputShape(modelPath).catch(() => undefined);
   const classes = (await readModelOutputUnits(modelPath).catch(() => undefined)) ?? 10;
-  const mnistShaped = inputShape !== undefined && (sampleShapeMatches([28, 28, 1], inputShape) || sampleShapeMatches([784], inputShape));
+  const mnistShaped = inputShape !== undefined && sampleShapeMatches([28, 28, 1], inputShape);
   const config = {
     model: `./${path.basename(modelPath)}`,
     method: choices.method,
