@@ -70,3 +70,18 @@ test('an explicit backend is forced, and a missing tfjs-node is a UserError on t
   });
   assert.equal(tf.getBackend(), 'wasm', 'a failed request leaves the working backend in place');
 });
+
+test('wasm clones share their buffer safely: each copy outlives the other', async () => {
+  await initBackend('wasm');
+  const before = tf.memory().numTensors;
+  const a = tf.tensor([1, 2, 3]);
+  const b = tf.clone(a);
+  a.dispose();
+  assert.deepEqual(Array.from(b.dataSync()), [1, 2, 3]);
+  const v = tf.variable(b);
+  b.dispose();
+  v.assign(tf.tidy(() => v.mul(2)));
+  assert.deepEqual(Array.from(v.dataSync()), [2, 4, 6]);
+  v.dispose();
+  assert.equal(tf.memory().numTensors, before);
+});
