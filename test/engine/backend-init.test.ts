@@ -80,7 +80,9 @@ test('wasm clones share their buffer safely: each copy outlives the other', asyn
   assert.deepEqual(Array.from(b.dataSync()), [1, 2, 3]);
   const v = tf.variable(b);
   b.dispose();
-  v.assign(tf.tidy(() => v.mul(2)));
+  const doubled = tf.tidy(() => v.mul(2));
+  v.assign(doubled);
+  doubled.dispose();
   assert.deepEqual(Array.from(v.dataSync()), [2, 4, 6]);
   v.dispose();
   assert.equal(tf.memory().numTensors, before);
