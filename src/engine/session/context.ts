@@ -8,6 +8,7 @@ import { CancelledError } from '../errors.js';
 import { trainModel, evaluateModel } from '../train/index.js';
 import { layerStats } from '../metrics/index.js';
 import { selectUnits } from '../prune/select.js';
+import { analyzeModel } from '../graph/analyze.js';
 import { seededRandom } from '../util/random.js';
 import type { SessionProgress } from './progress.js';
 
@@ -30,6 +31,8 @@ export function createMethodContext(options: MethodContextOptions): MethodContex
   const signal = options.signal ?? new AbortController().signal;
   const interval = options.layerStatsIntervalMs ?? 250;
   let lastLayersAt = 0;
+  let graphModel = options.model;
+  let currentGraph = graph;
 
   const checkCancelled = () => {
     if (signal.aborted) throw new CancelledError();
@@ -70,7 +73,12 @@ export function createMethodContext(options: MethodContextOptions): MethodContex
       const now = Date.now();
       if (!force && now - lastLayersAt < interval) return;
       lastLayersAt = now;
-      const stats = layerStats(context.model, graph);
+      // Methods that prune inside training swap ctx.model; statistics follow the current model.
+      if (context.model !== graphModel) {
+        graphModel = context.model;
+        currentGraph = analyzeModel(graphModel, { exclude: config.exclude });
+      }
+      const stats = layerStats(context.model, currentGraph);
       emit({ type: 'layers', phase, step, layers: stats.layers, totals: stats.totals });
     },
     selectUnits(scores: ArrayLike<number>, target?: Target): number[] {

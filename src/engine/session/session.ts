@@ -160,7 +160,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     progress.enter('save');
     emit({ type: 'phase', phase: 'save', message: `Writing ${config.output}` });
     checkCancelled();
-    const weightBytesAfter = pruned.weights.reduce((sum, w) => sum + w.shape.reduce((a, b) => a * (b ?? 1), 1) * 4, 0);
+    const weightBytesAfter = pruned.weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b ?? 1), 1) * 4, 0);
     const done: DoneEvent = {
       type: 'done',
       sessionId,
