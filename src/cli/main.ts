@@ -101,6 +101,7 @@ async function analyzeCommand(args: ParsedArgs, json: boolean): Promise<number> 
   const prunable = result.groups.reduce((s, g) => s + g.channels, 0);
   console.log(`\n${result.modelName}: ${formatCount(result.params)} params, ${formatCount(result.flops)} FLOPs per sample (a multiply-add counts as 2)`);
   console.log(`${result.groups.length} prunable channel groups, ${prunable} prunable channels (${result.groups.filter((g) => g.coupled).length} coupled groups)`);
+  console.log(`Reachable by whole-channel pruning: up to ${formatPercent(result.maxReduction.flops)} of FLOPs, ${formatPercent(result.maxReduction.params)} of params`);
   return 0;
 }
 

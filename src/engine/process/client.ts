@@ -5,6 +5,8 @@ export interface EngineRunOptions {
   /** Path of the built engine entry (dist/engine.js). */
   enginePath: string;
   onEvent?: (event: EngineEvent) => void;
+  /** The engine's own diagnostics (stderr), for a log. */
+  onStderr?: (text: string) => void;
   /** Extra Node flags, e.g. ['--max-old-space-size=4096']. */
   execArgv?: string[];
   cwd?: string;
@@ -50,6 +52,7 @@ export function startEngine(request: Exclude<EngineRequest, { type: 'cancel' }>,
     }
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (chunk: string) => {
+      options.onStderr?.(chunk);
       stderrTail.push(chunk);
       while (stderrTail.join('').length > 8000) stderrTail.shift();
     });
@@ -94,6 +97,7 @@ function crashEvent(code: number | null, signal: NodeJS.Signals | null, stderr: 
     return { type: 'error', message: 'The PruneLens engine ran out of memory. Use a smaller batch size, a smaller calibration set, or raise the engine memory limit.' };
   }
   const how = signal ? `was killed (${signal})` : `exited with code ${code}`;
-  const lastLine = stderr.trim().split('\n').filter((l) => l.trim() && !/^\s+at /.test(l)).pop();
+  // Node closes a fatal error with its own version line; the line before it says what went wrong.
+  const lastLine = stderr.trim().split('\n').filter((l) => l.trim() && !/^\s+at /.test(l) && !/^Node\.js v\d/.test(l.trim())).pop();
   return { type: 'error', message: `The PruneLens engine ${how} before finishing${lastLine ? `: ${lastLine.slice(0, 300)}` : ''}` };
 }

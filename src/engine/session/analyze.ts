@@ -6,6 +6,7 @@ import { initBackend } from '../backend/index.js';
 import { loadModel } from '../io/index.js';
 import { analyzeModel } from '../graph/analyze.js';
 import { countCost, layerStats } from '../metrics/index.js';
+import { maxReachable } from '../prune/select.js';
 import type { ChannelGraph } from '../graph/types.js';
 import { summarizeModel } from './session.js';
 
@@ -14,6 +15,8 @@ export interface AnalysisResult {
   flops: number;
   layers: { name: string; type: string; params: number; flops: number; status: string; group?: number; reason?: string; channels: number }[];
   groups: { id: number; members: string[]; channels: number; coupled: boolean }[];
+  /** Largest reductions whole-channel pruning can reach on this model (every group keeps one channel). */
+  maxReduction: { flops: number; params: number; channels: number };
   graph: ChannelGraph;
   backend: string;
   modelName: string;
@@ -31,6 +34,11 @@ export async function analyzeModelFile(modelPath: string, backend: BackendName =
       flops: cost.flops,
       layers: graph.layers.map((l) => ({ name: l.name, type: l.type, params: l.params, flops: l.flops, status: l.status, group: l.group, reason: l.reason, channels: l.outChannels })),
       groups: graph.groups.map((g) => ({ id: g.id, members: g.members, channels: g.channels, coupled: g.coupled })),
+      maxReduction: {
+        flops: maxReachable(graph, model, 'flopsReduction'),
+        params: maxReachable(graph, model, 'paramsReduction'),
+        channels: maxReachable(graph, model, 'channelRatio'),
+      },
       graph,
       backend: usedBackend,
       modelName: model.name,

@@ -9,7 +9,7 @@ import { loadModel, saveModelAtomic, assertOutputSafe } from '../io/index.js';
 import { analyzeModel } from '../graph/analyze.js';
 import { removeUnits } from '../surgery/index.js';
 import { countCost, layerStats, measureLatency, unitNorms } from '../metrics/index.js';
-import { selectUnits } from '../prune/select.js';
+import { selectUnits, maxReachable } from '../prune/select.js';
 import { loadDataset } from '../data/index.js';
 import type { Dataset, EvalResult } from '../train/types.js';
 import { getMethod } from '../methods/index.js';
@@ -32,7 +32,8 @@ export async function executeSession(config: PruneConfig, emit: (event: EngineEv
     emit(done);
     return done;
   } catch (err) {
-    const error: ErrorEvent = { type: 'error', message: describeError(err) };
+    const error: ErrorEvent = { type: "error", message: describeError(err) };
+    if (process.env.PRUNELENS_DEBUG) console.error(err);
     if (err instanceof CancelledError) error.cancelled = true;
     if (err instanceof UserError) {
       error.file = err.file;
@@ -132,15 +133,18 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     } else {
       pruned = decision.model;
       channelsRemoved = decision.channelsRemoved;
+      materializeWeights(pruned);
     }
     disposables.push(pruned);
     const prunedGraph = analyzeModel(pruned, { exclude: config.exclude });
     const afterStats = layerStats(pruned, prunedGraph);
-    emit({ type: 'layers', phase: 'prune', step: 0, layers: mergeKept(initialStats.layers, afterStats.layers), totals: afterStats.totals });
+    emit({ type: 'layers', phase: 'prune', step: 0, layers: mergeKept(initialStats.layers, afterStats.layers), totals: { ...afterStats.totals, keptChannels: initialStats.totals.prunableChannels - channelsRemoved, prunableChannels: initialStats.totals.prunableChannels } });
     const costAfterPrune = countCost(pruned);
     const flopsReduction = 1 - costAfterPrune.flops / costBefore.flops;
     if ('flopsReduction' in config.target && Math.abs(flopsReduction - config.target.flopsReduction) > 0.02) {
-      emit({ type: 'warning', message: `FLOPs reduced by ${(flopsReduction * 100).toFixed(1)}%, target ${(config.target.flopsReduction * 100).toFixed(1)}%: the rest of the model is coupled or blocked` });
+      const reachable = maxReachable(graph, model, 'flopsReduction');
+      const why = reachable < config.target.flopsReduction ? `at most ${(reachable * 100).toFixed(1)}% is reachable: the rest of the model is blocked or must keep a channel per group` : 'the method could not land closer with whole channels';
+      emit({ type: 'warning', message: `FLOPs reduced by ${(flopsReduction * 100).toFixed(1)}%, target ${(config.target.flopsReduction * 100).toFixed(1)}%: ${why}` });
     }
 
     const history: EvalResult[] = [];
@@ -186,6 +190,20 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     for (const m of new Set(disposables)) {
       try { m.dispose(); } catch { /* already disposed */ }
     }
+  }
+}
+
+/**
+ * Gives every weight of a rebuilt model its own freshly shaped buffer. The wasm backend keeps
+ * the shape a buffer was created with, so a weight that shares a buffer with a reshaped tensor
+ * reaches kernels with the wrong rank.
+ */
+function materializeWeights(model: tf.LayersModel): void {
+  for (const layer of model.layers) {
+    if (layer.weights.length === 0) continue;
+    const fresh = layer.getWeights().map((w) => tf.tensor(w.dataSync(), w.shape, w.dtype));
+    layer.setWeights(fresh);
+    tf.dispose(fresh);
   }
 }
 
