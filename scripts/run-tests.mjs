@@ -1,12 +1,15 @@
-// Runs the node:test suites (TypeScript through tsx). `node scripts/run-tests.mjs [unit|e2e|all] [filter]`.
-import { readdirSync, statSync } from 'node:fs';
+// Runs the test suites: `node scripts/run-tests.mjs [unit|e2e|all] [filter]`.
+// unit: node:test suites (TypeScript through tsx); e2e: the extension in a real VS Code.
+// Ends with one line "N passed, N failed" counting both.
+import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 const which = process.argv[2] ?? 'all';
 const filter = process.argv[3];
 
 function find(dir) {
+  if (!existsSync(dir)) return [];
   let out = [];
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
@@ -16,22 +19,44 @@ function find(dir) {
   return out;
 }
 
-const unitDirs = ['test/engine', 'test/protocol', 'test/cli', 'test/webview'];
-const files = unitDirs
-  .flatMap((d) => { try { return find(d); } catch { return []; } })
-  .filter((f) => !filter || f.includes(filter))
-  .sort();
+/** Runs a command, echoing its output, and returns its exit code and output. */
+function run(args) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const echo = (stream, target) => stream.on('data', (chunk) => {
+      output += chunk;
+      target.write(chunk);
+    });
+    echo(child.stdout, process.stdout);
+    echo(child.stderr, process.stderr);
+    child.on('close', (code) => resolve({ code: code ?? 1, output }));
+  });
+}
 
+function count(output, pattern) {
+  const matches = [...output.matchAll(pattern)];
+  return matches.length ? Number(matches[matches.length - 1][1]) : 0;
+}
+
+const unitDirs = ['test/engine', 'test/protocol', 'test/cli', 'test/webview', 'test/extension'];
+const files = unitDirs.flatMap(find).filter((f) => !filter || f.includes(filter)).sort();
+
+let passed = 0;
+let failed = 0;
 let status = 0;
 if (which === 'unit' || which === 'all') {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], { stdio: 'inherit' });
-  status = r.status ?? 1;
+  const r = await run(['--import', 'tsx', '--test', '--test-reporter=spec', ...files]);
+  passed += count(r.output, /ℹ pass (\d+)/g);
+  failed += count(r.output, /ℹ fail (\d+)/g);
+  if (r.code !== 0) status = r.code;
 }
-if ((which === 'e2e' || which === 'all') && status === 0) {
-  try {
-    statSync('test/e2e/run.mjs');
-    const r = spawnSync(process.execPath, ['test/e2e/run.mjs'], { stdio: 'inherit' });
-    status = r.status ?? 1;
-  } catch { /* no e2e suite yet */ }
+if ((which === 'e2e' || which === 'all') && existsSync('test/e2e/run.mjs')) {
+  const r = await run(['test/e2e/run.mjs']);
+  passed += count(r.output, /^(\d+) passed, \d+ failed$/gm);
+  failed += count(r.output, /^\d+ passed, (\d+) failed$/gm);
+  if (r.code !== 0) status = r.code;
 }
+if (status !== 0 && failed === 0) failed = 1;
+console.log(`\n${passed} passed, ${failed} failed`);
 process.exit(status);

@@ -20,7 +20,7 @@ export class CapacityCache {
     const { mtimeMs } = await stat(modelPath);
     const hit = this.cache.get(modelPath);
     if (hit && hit.mtimeMs === mtimeMs) return hit.capacity;
-    const capacity = this.analyze(modelPath).then((result) => (result.layers ? capacityFromLayers(result.layers) : undefined));
+    const capacity = this.analyze(modelPath).then((result) => (result.layers ? capacityFromLayers(result.layers, result.start?.model.maxReduction) : undefined));
     this.cache.set(modelPath, { mtimeMs, capacity });
     // A failed analysis is not remembered: the next check tries again.
     void capacity.then((value) => value === undefined && this.cache.get(modelPath)?.capacity === capacity && this.cache.delete(modelPath));
@@ -28,10 +28,10 @@ export class CapacityCache {
   }
 }
 
-export function capacityFromLayers(event: LayersEvent): ModelCapacity {
+export function capacityFromLayers(event: LayersEvent, maxReduction?: { flops: number; params: number }): ModelCapacity {
   const groups = new Set<number>();
   for (const layer of event.layers) if (layer.status !== 'blocked' && layer.group !== undefined) groups.add(layer.group);
-  return { prunableChannels: event.totals.prunableChannels, groups: groups.size };
+  return { prunableChannels: event.totals.prunableChannels, groups: groups.size, maxFlopsReduction: maxReduction?.flops, maxParamsReduction: maxReduction?.params };
 }
 
 /**

@@ -27,6 +27,8 @@ export interface ModelSummary extends CostSummary {
   prunableChannels: number;
   inputShape: (number | null)[];
   outputShape: (number | null)[];
+  /** Largest fractions whole-channel pruning can remove (every channel group keeps one channel). */
+  maxReduction?: { flops: number; params: number; channels: number };
 }
 
 /** Statistics of one layer that owns output channels (conv, dense, depthwise, separable). */

@@ -58,7 +58,8 @@ export async function analyzeToEvents(modelPath: string, emit: (e: EngineEvent) 
       const graph = analyzeModel(model);
       const cost = countCost(model);
       const sessionId = randomBytes(6).toString('hex');
-      emit({ type: 'start', sessionId, method: 'analyze', backend, model: summarizeModel(model, graph, cost), target: {}, dryRun: true });
+      const maxReduction = { flops: maxReachable(graph, model, 'flopsReduction'), params: maxReachable(graph, model, 'paramsReduction'), channels: maxReachable(graph, model, 'channelRatio') };
+      emit({ type: 'start', sessionId, method: 'analyze', backend, model: { ...summarizeModel(model, graph, cost), maxReduction }, target: {}, dryRun: true });
       const stats = layerStats(model, graph);
       emit({ type: 'layers', phase: 'load', step: 0, layers: stats.layers, totals: stats.totals });
       const done: DoneEvent = { type: 'done', sessionId, method: 'analyze', before: { params: cost.params, flops: cost.flops }, after: { params: cost.params, flops: cost.flops }, channelsRemoved: 0, physicallyRemoved: false, backend, wallTimeMs: Date.now() - startedAt, dryRun: true };

@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkConfigText, checkTargetAgainstCapacity } from '../../src/extension/configChecks.js';
+import { makeWorkspace } from '../helpers/fixtures.js';
+
+/** A version-1 .npy file of float32 zeros with the given shape. */
+function writeNpy(path: string, shape: number[]): void {
+  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  const unpadded = 10 + dict.length + 1;
+  const header = dict + ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
+  const prefix = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, header.length & 0xff, header.length >> 8]);
+  writeFileSync(path, Buffer.concat([prefix, Buffer.from(header, 'latin1'), Buffer.alloc(4 * shape.reduce((a, b) => a * b, 1))]));
+}
+
+const base = { model: 'model/model.json', method: 'l1', target: { flopsReduction: 0.5 }, output: 'pruned' };
+
+test('a valid config has no findings', async () => {
+  const ws = await makeWorkspace();
+  const path = ws.writeConfig(base);
+  assert.deepEqual(await checkConfigText(JSON.stringify(base), path), []);
+});
+
+test('a missing model and an output over the model folder are reported on their fields', async () => {
+  const ws = await makeWorkspace();
+  const path = join(ws.dir, 'x.prune.json');
+  const missing = await checkConfigText(JSON.stringify({ ...base, model: 'nope/model.json' }), path);
+  assert.deepEqual(missing.map((c) => c.path.join('.')), ['model']);
+  assert.match(missing[0].message, /not found: nope\/model\.json/);
+  const overwrite = await checkConfigText(JSON.stringify({ ...base, output: 'model' }), path);
+  assert.deepEqual(overwrite.map((c) => c.path.join('.')), ['output']);
+});
+
+test('data whose samples do not fit the model input is reported with both shapes', async () => {
+  const ws = await makeWorkspace();
+  writeNpy(join(ws.dir, 'x.npy'), [10, 28, 28, 1]);
+  writeNpy(join(ws.dir, 'y.npy'), [10]);
+  const path = join(ws.dir, 'x.prune.json');
+  const npy = await checkConfigText(JSON.stringify({ ...base, data: { format: 'npy', x: 'x.npy', y: 'y.npy' } }), path);
+  assert.equal(npy.length, 1);
+  assert.deepEqual(npy[0].path, ['data', 'x']);
+  assert.match(npy[0].message, /28×28×1.*8×8×1|28, 28, 1.*8, 8, 1/);
+  writeNpy(join(ws.dir, 'x.npy'), [10, 8, 8, 1]);
+  assert.deepEqual(await checkConfigText(JSON.stringify({ ...base, data: { format: 'npy', x: 'x.npy', y: 'y.npy' } }), path), []);
+  const mnist = await checkConfigText(JSON.stringify({ ...base, data: { format: 'builtin', name: 'mnist' } }), path);
+  assert.deepEqual(mnist.map((c) => c.path.join('.')), ['data.name']);
+});
+
+test('targets beyond what whole-channel pruning can reach are impossible', () => {
+  const capacity = { prunableChannels: 36, groups: 3, maxFlopsReduction: 0.9, maxParamsReduction: 0.8 };
+  assert.equal(checkTargetAgainstCapacity({ flopsReduction: 0.5 }, capacity).length, 0);
+  assert.match(checkTargetAgainstCapacity({ flopsReduction: 0.95 }, capacity)[0].message, /largest reachable 0\.900/);
+  assert.match(checkTargetAgainstCapacity({ channelRatio: 0.95 }, capacity)[0].message, /largest reachable 0\.917/);
+  assert.match(checkTargetAgainstCapacity({ channelRatio: 0.5 }, { ...capacity, prunableChannels: 0 })[0].message, /no prunable channels/);
+});
