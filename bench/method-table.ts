@@ -24,10 +24,15 @@ import { buildDemoCnn } from '../src/engine/demo/model.js';
 const METHODS = ['l1', 'goprune', 'ssr'] as const;
 const TARGETS = [0.3, 0.5, 0.7];
 
-/** Method sections sized for the demo CNN's group norms (≈1.4–1.8 for a fresh channel). */
+/**
+ * Method sections sized for the demo CNN. GoPrune: U's zeroing threshold (≈1.0) sits below most
+ * group norms (≈1.4–1.8) and the weak coupling β only nudges W. SSR: λ must be of the order of
+ * the loss gradient per group (the group lasso zeroes a group when ‖∇_g L‖ < λ); the official
+ * LeNet values (0.02–0.4) applied to every layer at once zero the whole network in two epochs.
+ */
 const METHOD_OPTIONS: Record<string, Record<string, unknown>> = {
-  goprune: { p: 2 / 3, lambda: 0.3, beta: 0.5, rho1: 0.01, rho2: 0.01 },
-  ssr: { regularizer: 'l21', lambda: 2, rho: 4, rhoMax: 4, updateEvery: 10 },
+  goprune: { p: 2 / 3, lambda: 0.012, beta: 0.01, rho1: 0.01, rho2: 0.01 },
+  ssr: { regularizer: 'l21', lambda: 0.02, rho: 1, updateEvery: 20 },
 };
 
 function argument(name: string, fallback: number): number {

@@ -15,7 +15,7 @@ import { proxFactors } from './prox.js';
  *
  * A group is a channel unit of the engine's graph, so coupled (residual) channels share one
  * vector. After PAM the groups of U that are zero, then the smallest, are removed until the
- * configured target is met; the kept groups take U's values.
+ * configured target is met (optionally the kept groups take U's values).
  */
 
 export type GroupSlices = 'producer' | 'all';
@@ -34,7 +34,11 @@ export interface GoPruneOptions {
   /** Stop PAM early once ‖W − U‖ / ‖W‖ falls below this (0 never stops early). */
   tolerance: number;
   groupSlices: GroupSlices;
-  /** Copy U into the kept groups of W at the end. */
+  /**
+   * Copy U into the kept groups of W at the end (the paper's W = U). Off by default: unless
+   * PAM has converged (W ≈ U) this moves W away from what the batch-norm statistics and the
+   * other layers were trained with.
+   */
   adoptAuxiliary: boolean;
   /** Fraction of every group's channels that only goes when the target needs it. */
   minKeepRatio: number;
@@ -51,7 +55,7 @@ export const GOPRUNE_DEFAULTS: GoPruneOptions = {
   lambdaWarmupEpochs: 0,
   tolerance: 0,
   groupSlices: 'producer',
-  adoptAuxiliary: true,
+  adoptAuxiliary: false,
   minKeepRatio: 0.1,
 };
 

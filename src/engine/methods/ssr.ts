@@ -51,7 +51,7 @@ export const SSR_DEFAULTS: SsrOptions = {
   updateEvery: 200,
   schedule: 'global',
   groupSlices: 'producer',
-  adoptAuxiliary: true,
+  adoptAuxiliary: false,
   minKeepRatio: 0.1,
 };
 
