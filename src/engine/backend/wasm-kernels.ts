@@ -151,13 +151,41 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
 /**
  * Identity shares the buffer (reference-counted) instead of copying it, as the cpu backend does.
  * The gradient tape clones every tensor it saves, so the stock copy cost ~3% of a ResNet step.
+ * The wasm backend records a shape per buffer and some kernels (FusedConv2D's bias check) read
+ * that record, so a buffer first made under another shape (a reshape shares buffers) is copied:
+ * the copy is how a weight assigned from a reshaped tensor gets its own, correct shape.
  */
 function sharingIdentity(stock: KernelFunc): KernelFunc {
   return (args) => {
     const x = (args.inputs as { x: TensorInfo }).x;
     if (x.dtype === 'string') return stock(args);
-    (args.backend as unknown as WasmBackend).incRef(x.dataId);
+    const backend = args.backend as unknown as WasmBackend & { dataIdMap: { get(id: object): { shape?: number[] } | undefined } };
+    const recorded = backend.dataIdMap.get(x.dataId)?.shape;
+    if (!recorded || recorded.length !== x.shape.length || recorded.some((d, i) => d !== x.shape[i])) return stock(args);
+    backend.incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
+/**
+ * The stock fused kernels check a bias's rank against the shape recorded for its buffer, not the
+ * tensor's own shape; a bias that shares a buffer with a tensor of another shape (a reshape, a
+ * weight written from one) is refused. Such a bias gets a buffer of its own before the stock kernel runs.
+ */
+function freshBias(stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const inputs = args.inputs as { bias?: TensorInfo };
+    const bias = inputs.bias;
+    const backend = args.backend as unknown as WasmBackend & { dataIdMap: { get(id: object): { shape?: number[] } | undefined }; disposeData(id: object): void };
+    if (!bias) return stock(args);
+    const recorded = backend.dataIdMap.get(bias.dataId)?.shape;
+    if (recorded && recorded.length === bias.shape.length) return stock(args);
+    const copy = backend.makeOutput(bias.shape, bias.dtype, undefined, backend.typedArrayFromHeap(bias).slice());
+    try {
+      return stock({ ...args, inputs: { ...args.inputs, bias: copy } });
+    } finally {
+      backend.disposeData(copy.dataId);
+    }
   };
 }
 
@@ -223,8 +251,12 @@ export function installWasmKernels(): void {
   register({ kernelName: 'DepthwiseConv2dNativeBackpropInput', backendName: WASM, kernelFunc: depthwiseBackpropInput });
   register({ kernelName: 'UnsortedSegmentSum', backendName: WASM, kernelFunc: unsortedSegmentSumKernel });
   register({ kernelName: 'MaxPoolGrad', backendName: WASM, kernelFunc: maxPoolGrad });
+  for (const name of ['FusedConv2D', 'FusedDepthwiseConv2D', '_FusedMatMul']) {
+    const stock = tf.getKernel(name, WASM);
+    if (stock) register({ kernelName: name, backendName: WASM, kernelFunc: freshBias(stock.kernelFunc), setupFunc: stock.setupFunc });
+  }
   const stockIdentity = tf.getKernel('Identity', WASM);
-  if (stockIdentity) register({ kernelName: 'Identity', backendName: WASM, kernelFunc: sharingIdentity(stockIdentity.kernelFunc) });
+  if (stockIdentity) register({ kernelName: 'Identity', backendName: WASM, kernelFunc: sharingIdentity(stockIdentity.kernelFunc), setupFunc: stockIdentity.setupFunc });
   if (!tf.getKernel('Einsum', WASM)) {
     const einsum = viaCpu('Einsum');
     if (einsum) register({ kernelName: 'Einsum', backendName: WASM, kernelFunc: einsum });

@@ -133,7 +133,6 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     } else {
       pruned = decision.model;
       channelsRemoved = decision.channelsRemoved;
-      materializeWeights(pruned);
     }
     disposables.push(pruned);
     const prunedGraph = analyzeModel(pruned, { exclude: config.exclude });
@@ -190,20 +189,6 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     for (const m of new Set(disposables)) {
       try { m.dispose(); } catch { /* already disposed */ }
     }
-  }
-}
-
-/**
- * Gives every weight of a rebuilt model its own freshly shaped buffer. The wasm backend keeps
- * the shape a buffer was created with, so a weight that shares a buffer with a reshaped tensor
- * reaches kernels with the wrong rank.
- */
-function materializeWeights(model: tf.LayersModel): void {
-  for (const layer of model.layers) {
-    if (layer.weights.length === 0) continue;
-    const fresh = layer.getWeights().map((w) => tf.tensor(w.dataSync(), w.shape, w.dtype));
-    layer.setWeights(fresh);
-    tf.dispose(fresh);
   }
 }
 
