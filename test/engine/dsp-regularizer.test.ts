@@ -166,7 +166,7 @@ test('Gumbel-softmax columns sum to one, sharpen as the temperature falls, and h
   const maxWarm = warm.max(0).mean().dataSync()[0];
   const maxCold = cold.max(0).mean().dataSync()[0];
   assert.ok(maxCold > maxWarm && maxCold > 0.9);
-  assert.deepEqual(hardGroups(logits.dataSync(), 3, 4), [0, 1, 2, 0]);
+  assert.deepEqual(hardGroups(logits.dataSync() as Float32Array, 3, 4), [0, 1, 2, 0]);
   tf.dispose([logits, noise, warm, cold]);
 });
 
