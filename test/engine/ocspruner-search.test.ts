@@ -9,7 +9,9 @@ import { StabilityTracker, jaccard, structureSimilarity } from '../../src/engine
 import { SubnetworkSelector, protectedCount, unitSaliency } from '../../src/engine/methods/ocspruner/subnetwork.js';
 import { SelectedChannelShrink } from '../../src/engine/methods/ocspruner/shrink.js';
 import { createUnitCostModel } from '../../src/engine/methods/ocspruner/unit-cost.js';
-import { continueSchedule, learningRateAt } from '../../src/engine/methods/ocspruner/schedule.js';
+import { continueSchedule } from '../../src/engine/methods/ocspruner/schedule.js';
+import { trainModel } from '../../src/engine/train/index.js';
+import { loadDataset } from '../../src/engine/data/index.js';
 import { buildResidualChain, randomizeBatchNorms } from '../helpers/models.js';
 
 const structure = (entries: [number, number[]][]) => new Map(entries);
@@ -127,14 +129,24 @@ test('the shrink scales the selected channels’ kernel slices and γ, and nothi
   assert.deepEqual(after.get('conv3/kernel'), before.get('conv3/kernel'));
 });
 
-test('the schedule carries on after pruning with the rate it had reached', () => {
-  const base = { epochs: 10, batchSize: 8, learningRate: 0.1, momentum: 0.9, weightDecay: 0, optimizer: 'sgd' as const };
-  const step = { ...base, schedule: 'step' as const, stepEpochs: 2, gamma: 0.5 };
-  const tail = continueSchedule(step, 4);
-  assert.equal(tail.epochs, 6);
-  for (let e = 0; e < 6; e++) assert.ok(Math.abs(learningRateAt(tail, e) - learningRateAt(step, 4 + e)) < 1e-12, 'a step schedule cut at a decay boundary continues exactly');
-  const cosine = continueSchedule({ ...base, schedule: 'cosine' }, 3);
-  assert.equal(cosine.epochs, 7);
-  assert.ok(Math.abs(cosine.learningRate - learningRateAt({ ...base, schedule: 'cosine' }, 3)) < 1e-12);
-  assert.equal(continueSchedule({ ...base, schedule: 'constant' }, 9).learningRate, 0.1);
+test('the schedule carries on after pruning exactly where it was: one cycle', async () => {
+  const data = await loadDataset({ format: 'synthetic', samples: 40, classes: 3, validationSplit: 0 }, process.cwd(), { inputShape: [4], classes: 3 }, 1);
+  const build = () => {
+    const input = tf.input({ shape: [4] });
+    return tf.model({ inputs: input, outputs: tf.layers.dense({ units: 3, activation: 'softmax' }).apply(input) as tf.SymbolicTensor });
+  };
+  for (const schedule of ['step', 'cosine', 'constant'] as const) {
+    const settings = { epochs: 6, batchSize: 8, learningRate: 0.1, momentum: 0.9, weightDecay: 0, optimizer: 'sgd' as const, schedule, stepEpochs: 2, gamma: 0.5 };
+    const full: number[] = [];
+    const resumed: { epoch: number; rate: number }[] = [];
+    const whole = build();
+    await trainModel(whole, data, settings, {}, { seed: 1, onStep: (s) => full.push(s.learningRate) });
+    const tail = build();
+    await trainModel(tail, data, continueSchedule(settings, 4), {}, { seed: 1, onStep: (s) => resumed.push({ epoch: s.epoch, rate: s.learningRate }) });
+    assert.deepEqual(resumed.map((r) => r.rate), full.slice(full.length - resumed.length), `${schedule}: the tail's rates are the full run's`);
+    assert.equal(resumed.length, full.length / 3, 'two of six epochs remain');
+    assert.equal(resumed[0].epoch, 4, 'epochs are numbered within the cycle');
+    whole.dispose();
+    tail.dispose();
+  }
 });

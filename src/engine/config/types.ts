@@ -26,6 +26,11 @@ export interface TrainConfig {
   gamma?: number;
   /** Cap on batches per epoch, for quick runs. */
   maxStepsPerEpoch?: number;
+  /**
+   * Resume the phase at this epoch: the schedule, epoch numbers and ETA continue as if the
+   * earlier epochs had run (used when a method prunes inside one training cycle). Not a config field.
+   */
+  startEpoch?: number;
 }
 
 export type DataConfig =

@@ -125,13 +125,14 @@ async function runOcspruner(ctx: MethodContext): Promise<PruningDecision> {
     detail: { stable, channelsRemoved: chosen.removed.length, accuracyBeforePrune: beforePrune?.accuracy, accuracyAfterPrune: afterPrune?.accuracy },
   });
   const tail: TrainConfig = continueSchedule(settings, pruneEpoch + 1);
+  const remainingEpochs = Math.max(0, Math.ceil(settings.epochs) - (pruneEpoch + 1));
   let afterCycle;
-  if (tail.epochs > 0) afterCycle = await ctx.train(tail, {}, 'train');
+  if (remainingEpochs > 0) afterCycle = await ctx.train(tail, {}, 'train');
 
   const notes = [
     stable
-      ? `OCSPruner: the sub-network settled at epoch ${pruneEpoch} (stability ${stability[stability.length - 1]?.toFixed(4)} ≥ ${options.stabilityThreshold}); pruned there and trained ${tail.epochs} more epoch(s).`
-      : `OCSPruner: stability stayed below ${options.stabilityThreshold}; pruned at epoch ${pruneEpoch} (search limit) and trained ${tail.epochs} more epoch(s).`,
+      ? `OCSPruner: the sub-network settled at epoch ${pruneEpoch} (stability ${stability[stability.length - 1]?.toFixed(4)} ≥ ${options.stabilityThreshold}); pruned there and trained ${remainingEpochs} more epoch(s).`
+      : `OCSPruner: stability stayed below ${options.stabilityThreshold}; pruned at epoch ${pruneEpoch} (search limit) and trained ${remainingEpochs} more epoch(s).`,
   ];
   if (beforePrune && afterPrune) {
     const end = afterCycle ? `, after the cycle ${(afterCycle.accuracy * 100).toFixed(2)}%` : '';

@@ -85,14 +85,15 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
   const optimizer = new Optimizer(settings);
   const evaluate = data.validationSize > 0;
 
-  let globalStep = 0;
+  const startEpoch = Math.min(Math.max(0, Math.floor(settings.startEpoch ?? 0)), epochs);
+  let globalStep = startEpoch * stepsPerEpoch;
   let stepMsAverage: number | undefined;
   let evalMs = 0;
   let lastEval: EvalResult | undefined;
   const etaMs = () => (stepMsAverage ?? 0) * (totalSteps - globalStep) + evalMs * Math.max(0, epochs - Math.ceil(globalStep / Math.max(1, stepsPerEpoch)));
 
   try {
-    for (let epoch = 0; epoch < epochs; epoch++) {
+    for (let epoch = startEpoch; epoch < epochs; epoch++) {
       await hooks.beforeEpoch?.({ epoch, epochs });
       const stepsThisEpoch = Math.min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch);
       let lossSum = 0, correctSum = 0, seen = 0, step = 0;
@@ -134,7 +135,7 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
       control.onEpoch?.({ ...info, etaMs: etaMs() });
       if ((await hooks.afterEpoch?.(info)) === 'stop') break;
     }
-    if (epochs === 0 && evaluate) lastEval = await evaluateModel(model, data, Math.max(batchSize, 128), signal);
+    if (startEpoch >= epochs && evaluate) lastEval = await evaluateModel(model, data, Math.max(batchSize, 128), signal);
   } finally {
     optimizer.dispose();
   }
