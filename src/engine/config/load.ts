@@ -217,6 +217,7 @@ function resolveConfig(raw: Record<string, unknown>, file: string, shown: string
     output,
     scope: (raw.scope as 'global' | 'layer' | undefined) ?? 'global',
     exclude: (raw.exclude as string[] | undefined) ?? [],
+    maxGroupReduction: (raw.maxGroupReduction as number | undefined) ?? 0.9,
     data: data ? resolveDataPaths(data, at) : undefined,
     train: hasData ? { ...DEFAULT_TRAIN, ...trainRaw } : undefined,
     finetune: hasData ? { ...DEFAULT_TRAIN, ...finetuneRaw } : undefined,

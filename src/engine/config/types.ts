@@ -50,6 +50,8 @@ export interface PruneConfig {
   scope: 'global' | 'layer';
   /** Layer names never pruned (their output channels are kept). */
   exclude: string[];
+  /** Largest fraction of any one channel group that may be removed (the loader defaults it to 0.9; absent: no cap). */
+  maxGroupReduction?: number;
   data?: DataConfig;
   train?: TrainConfig;
   finetune?: TrainConfig;

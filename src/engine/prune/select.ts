@@ -16,6 +16,13 @@ export type TargetKind = 'flopsReduction' | 'paramsReduction' | 'channelRatio' |
 export interface SelectOptions {
   /** `global` ranks all units together; `layer` removes the same fraction from every group. */
   scope: 'global' | 'layer';
+  /** Largest fraction of any one group that may be removed (global ranking can otherwise empty a layer). Default 1: only the last unit is kept. */
+  maxGroupReduction?: number;
+}
+
+/** Units each group must keep: at least one, and at least (1 − maxGroupReduction) of its channels. */
+function minimumKept(graph: ChannelGraph, maxGroupReduction = 1): number[] {
+  return graph.groups.map((g) => Math.max(1, g.channels - Math.floor(Math.min(1, Math.max(0, maxGroupReduction)) * g.channels + 1e-9)));
 }
 
 export function targetKind(target: Target): TargetKind {
@@ -68,11 +75,11 @@ export function selectUnits(
       selected = selectByNorm(graph, model, value);
       break;
     case 'channelRatio':
-      selected = options.scope === 'layer' ? selectLayerFraction(graph, scores, value, Math.round) : selectGlobalCount(graph, scores, Math.round(value * graph.units.length));
+      selected = options.scope === 'layer' ? selectLayerFraction(graph, scores, value, Math.round) : selectGlobalCount(graph, scores, Math.round(value * graph.units.length), minimumKept(graph, options.maxGroupReduction));
       break;
     default: {
       const metric = kind === 'flopsReduction' ? 'flops' : 'params';
-      selected = options.scope === 'layer' ? selectLayerCost(graph, model, scores, metric, value) : selectGlobalCost(graph, model, scores, metric, value);
+      selected = options.scope === 'layer' ? selectLayerCost(graph, model, scores, metric, value) : selectGlobalCost(graph, model, scores, metric, value, minimumKept(graph, options.maxGroupReduction));
     }
   }
   return selected.sort((a, b) => a - b);
@@ -92,14 +99,14 @@ function selectByNorm(graph: ChannelGraph, model: tf.LayersModel, threshold: num
   return out;
 }
 
-function selectGlobalCount(graph: ChannelGraph, scores: ArrayLike<number>, count: number): number[] {
+function selectGlobalCount(graph: ChannelGraph, scores: ArrayLike<number>, count: number, keep: number[]): number[] {
   const left = graph.groups.map((g) => g.channels);
   const order = graph.units.map((u) => u.id).sort((a, b) => compareScores(scores, a, b));
   const out: number[] = [];
   for (const u of order) {
     if (out.length >= count) break;
     const g = graph.units[u].group;
-    if (left[g] <= 1) continue;
+    if (left[g] <= keep[g]) continue;
     left[g]--;
     out.push(u);
   }
@@ -119,7 +126,7 @@ const FINISH_TOLERANCE = 0.002;
 /** Overshoot accepted to finish a layer-scope selection with one unit instead of several. */
 const LAYER_FINISH_TOLERANCE = 0.01;
 
-function selectGlobalCost(graph: ChannelGraph, model: tf.LayersModel, scores: ArrayLike<number>, metric: 'flops' | 'params', goal: number): number[] {
+function selectGlobalCost(graph: ChannelGraph, model: tf.LayersModel, scores: ArrayLike<number>, metric: 'flops' | 'params', goal: number, keep: number[]): number[] {
   const tracker = new CostTracker(model, graph);
   const base = tracker.baseline[metric];
   if (base <= 0) return [];
@@ -134,8 +141,8 @@ function selectGlobalCost(graph: ChannelGraph, model: tf.LayersModel, scores: Ar
     out.push(u);
   };
   while (reduction(tracker, metric) < goal) {
-    // Drop units whose group is down to its last unit.
-    for (let i = pending.length - 1; i >= 0; i--) if (left[graph.units[pending[i]].group] <= 1) pending.splice(i, 1);
+    // Drop units whose group is down to the units it must keep.
+    for (let i = pending.length - 1; i >= 0; i--) if (left[graph.units[pending[i]].group] <= keep[graph.units[pending[i]].group]) pending.splice(i, 1);
     if (pending.length === 0) break;
     const needed = (goal - reduction(tracker, metric)) * base;
     const window = pending.slice(0, windowSize).map((u, at) => ({ at, delta: tracker.removalDelta(u)[metric] }));
@@ -212,12 +219,14 @@ function selectLayerCost(graph: ChannelGraph, model: tf.LayersModel, scores: Arr
  * flopsReduction / paramsReduction, the fraction of removable units for channelRatio and
  * normThreshold. Callers compare it with the requested target to warn with numbers.
  */
-export function maxReachable(graph: ChannelGraph, model: tf.LayersModel, kind: TargetKind): number {
+export function maxReachable(graph: ChannelGraph, model: tf.LayersModel, kind: TargetKind, maxGroupReduction = 1): number {
+  const keep = minimumKept(graph, maxGroupReduction);
   if (kind === 'channelRatio' || kind === 'normThreshold') {
-    return graph.units.length === 0 ? 0 : (graph.units.length - graph.groups.length) / graph.units.length;
+    const kept = keep.reduce((a, b) => a + b, 0);
+    return graph.units.length === 0 ? 0 : (graph.units.length - kept) / graph.units.length;
   }
   const metric = kind === 'flopsReduction' ? 'flops' : 'params';
   const tracker = new CostTracker(model, graph);
-  for (const g of graph.groups) for (const u of g.units.slice(1)) tracker.remove(u);
+  graph.groups.forEach((g, i) => { for (const u of g.units.slice(keep[i])) tracker.remove(u); });
   return reduction(tracker, metric);
 }

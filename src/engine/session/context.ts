@@ -82,7 +82,7 @@ export function createMethodContext(options: MethodContextOptions): MethodContex
       emit({ type: 'layers', phase, step, layers: stats.layers, totals: stats.totals });
     },
     selectUnits(scores: ArrayLike<number>, target?: Target): number[] {
-      return selectUnits(graph, context.model, scores, target ?? config.target, { scope: config.scope });
+      return selectUnits(graph, context.model, scores, target ?? config.target, { scope: config.scope, maxGroupReduction: config.maxGroupReduction });
     },
   };
   return context;

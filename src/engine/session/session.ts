@@ -141,8 +141,8 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     const costAfterPrune = countCost(pruned);
     const flopsReduction = 1 - costAfterPrune.flops / costBefore.flops;
     if ('flopsReduction' in config.target && Math.abs(flopsReduction - config.target.flopsReduction) > 0.02) {
-      const reachable = maxReachable(graph, model, 'flopsReduction');
-      const why = reachable < config.target.flopsReduction ? `at most ${(reachable * 100).toFixed(1)}% is reachable: the rest of the model is blocked or must keep a channel per group` : 'the method could not land closer with whole channels';
+      const reachable = maxReachable(graph, model, 'flopsReduction', config.maxGroupReduction);
+      const why = reachable < config.target.flopsReduction ? `at most ${(reachable * 100).toFixed(1)}% is reachable: the rest of the model is blocked or kept by maxGroupReduction` : 'the method could not land closer with whole channels';
       emit({ type: 'warning', message: `FLOPs reduced by ${(flopsReduction * 100).toFixed(1)}%, target ${(config.target.flopsReduction * 100).toFixed(1)}%: ${why}` });
     }
 
@@ -214,7 +214,7 @@ function mergeKept(before: import('../../protocol/events.js').LayerStat[], after
 function dryRun(config: PruneConfig, model: tf.LayersModel, graph: ChannelGraph, costBefore: { params: number; flops: number }, backend: string, sessionId: string, startedAt: number, emit: (e: EngineEvent) => void): DoneEvent {
   // A dry run plans with the magnitude criterion: it shows what the target means for this model without training.
   const scores = unitNorms(model, graph, 'l1', true);
-  const remove = selectUnits(graph, model, scores, config.target, { scope: config.scope });
+  const remove = selectUnits(graph, model, scores, config.target, { scope: config.scope, maxGroupReduction: config.maxGroupReduction });
   const stats = layerStats(model, graph, { removed: remove });
   emit({ type: 'layers', phase: 'prune', step: 0, layers: stats.layers, totals: stats.totals });
   return {
