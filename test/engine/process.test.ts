@@ -54,11 +54,13 @@ test('cancel stops the engine and leaves no output folder', async () => {
 
 test('an engine out of memory is reported as such', async () => {
   const ws = await makeWorkspace();
-  const run = startEngine({ type: 'run', configPath: ws.writeConfig({ ...tinyTrainingConfig, data: { format: 'synthetic', samples: 200000, classes: 3 } }) }, {
+  // A heap too small for the engine's own code fails fast and every time; a limit near the
+  // working set would leave V8 collecting garbage for minutes before giving up.
+  const run = startEngine({ type: 'run', configPath: ws.writeConfig(tinyTrainingConfig) }, {
     enginePath,
-    execArgv: ['--max-old-space-size=40'],
+    execArgv: ['--max-old-space-size=16'],
   });
   const result = await run.result;
   assert.equal(result.type, 'error');
-  assert.match(result.type === 'error' ? result.message : '', /out of memory|exited|killed/);
+  assert.match(result.type === 'error' ? result.message : '', /ran out of memory/);
 });
