@@ -40,8 +40,6 @@ export interface GoPruneOptions {
    * other layers were trained with.
    */
   adoptAuxiliary: boolean;
-  /** Fraction of every group's channels that only goes when the target needs it. */
-  minKeepRatio: number;
 }
 
 export const GOPRUNE_DEFAULTS: GoPruneOptions = {
@@ -56,7 +54,6 @@ export const GOPRUNE_DEFAULTS: GoPruneOptions = {
   tolerance: 0,
   groupSlices: 'producer',
   adoptAuxiliary: false,
-  minKeepRatio: 0.1,
 };
 
 /** Reads a method section of the config over defaults, keeping only keys of the right type. */
@@ -117,23 +114,6 @@ export function auxiliaryScores(auxiliaryNorms: ArrayLike<number>, liveNorms: Ar
 }
 
 /**
- * Lifts the strongest ⌈ratio·channels⌉ units of every group above all other scores (keeping
- * their order), so a global ranking takes them only when the target cannot be met otherwise:
- * a layer whose groups all went to zero is not cut down to a single channel.
- */
-export function protectStrongest(ctx: Pick<MethodContext, 'graph'>, scores: Float64Array, ratio: number): void {
-  if (!(ratio > 0)) return;
-  let max = 0;
-  for (const s of scores) if (Number.isFinite(s)) max = Math.max(max, s);
-  const lift = 2 * max + 1;
-  for (const group of ctx.graph.groups) {
-    const keep = Math.min(group.units.length, Math.ceil(ratio * group.units.length));
-    const strongest = [...group.units].sort((a, b) => scores[b] - scores[a] || a - b).slice(0, keep);
-    for (const id of strongest) scores[id] += lift;
-  }
-}
-
-/**
  * Picks the units to remove from the auxiliary variable (U or F) and, when asked, copies
  * the auxiliary values into the kept non-zero groups of W. `layout` covers every unit id in
  * `auxiliaryNorms` order; units of the graph outside the layout are never removed.
@@ -145,7 +125,6 @@ export function decideFromAuxiliary(
   auxiliary: WeightSet | undefined,
   auxiliaryNormsByUnit: Float64Array,
   adoptAuxiliary: boolean,
-  minKeepRatio: number,
   notes: string[],
 ): PruningDecision {
   const liveNormsLayout = layout.norms();
@@ -154,7 +133,6 @@ export function decideFromAuxiliary(
   const keepZerosExact = 'normThreshold' in ctx.config.target;
   const scores = auxiliaryScores(auxiliaryNormsByUnit, liveNorms, keepZerosExact);
   // Units outside the layout keep an infinite score: the selection never takes them first.
-  protectStrongest(ctx, scores, minKeepRatio);
   const covered = new Set(layout.unitIds);
   for (let id = 0; id < scores.length; id++) if (!covered.has(id)) scores[id] = Number.MAX_VALUE;
   const remove = ctx.selectUnits(scores);
@@ -294,7 +272,7 @@ export async function runGoPrune(ctx: MethodContext): Promise<PruningDecision> {
 
     const normsByUnit = new Float64Array(ctx.graph.units.length);
     layout.unitIds.forEach((id, i) => { normsByUnit[id] = state.uNorms[i]; });
-    return decideFromAuxiliary(ctx, 'goprune', layout, state.u, normsByUnit, options.adoptAuxiliary, options.minKeepRatio, notes);
+    return decideFromAuxiliary(ctx, 'goprune', layout, state.u, normsByUnit, options.adoptAuxiliary, notes);
   } finally {
     state.dispose();
     layout.dispose();

@@ -37,8 +37,6 @@ export interface SsrOptions {
   schedule: 'global' | 'layer';
   groupSlices: GroupSlices;
   adoptAuxiliary: boolean;
-  /** Fraction of every group's channels that only goes when the target needs it. */
-  minKeepRatio: number;
 }
 
 export const SSR_DEFAULTS: SsrOptions = {
@@ -52,7 +50,6 @@ export const SSR_DEFAULTS: SsrOptions = {
   schedule: 'global',
   groupSlices: 'producer',
   adoptAuxiliary: false,
-  minKeepRatio: 0.1,
 };
 
 export function ssrOptions(ctx: Pick<MethodContext, 'config'>): SsrOptions {
@@ -225,7 +222,7 @@ export async function runSsr(ctx: MethodContext): Promise<PruningDecision> {
     }
     notes.push(`ssr: ${options.regularizer === 'l21' ? 'l2,1' : 'l2,0'} regulariser, ${options.schedule} schedule, ${updates} F/Y update(s), ρ = ${options.rho}.`);
     // Layer-wise phases already left W equal to its masked state; only global mode adopts F.
-    return decideFromAuxiliary(ctx, 'ssr', fullLayout, auxiliary, fNormsByUnit, options.adoptAuxiliary && auxiliary !== undefined, options.minKeepRatio, notes);
+    return decideFromAuxiliary(ctx, 'ssr', fullLayout, auxiliary, fNormsByUnit, options.adoptAuxiliary && auxiliary !== undefined, notes);
   } finally {
     disposeWeightSet(auxiliary);
     maskLayout?.dispose();

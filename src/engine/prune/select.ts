@@ -16,11 +16,15 @@ export type TargetKind = 'flopsReduction' | 'paramsReduction' | 'channelRatio' |
 export interface SelectOptions {
   /** `global` ranks all units together; `layer` removes the same fraction from every group. */
   scope: 'global' | 'layer';
-  /** Largest fraction of any one group that may be removed (global ranking can otherwise empty a layer). Default 1: only the last unit is kept. */
+  /**
+   * Largest fraction of any one group removed while the target can be met otherwise (global
+   * ranking compares layers of different weight scales and could empty one). Beyond it the
+   * selection goes on down to one unit per group: the target wins. Default 1: no floor.
+   */
   maxGroupReduction?: number;
 }
 
-/** Units each group must keep: at least one, and at least (1 − maxGroupReduction) of its channels. */
+/** Units each group keeps while the target can be met otherwise: at least one, and (1 − maxGroupReduction) of its channels. */
 function minimumKept(graph: ChannelGraph, maxGroupReduction = 1): number[] {
   return graph.groups.map((g) => Math.max(1, g.channels - Math.floor(Math.min(1, Math.max(0, maxGroupReduction)) * g.channels + 1e-9)));
 }
@@ -102,15 +106,18 @@ function selectByNorm(graph: ChannelGraph, model: tf.LayersModel, threshold: num
 function selectGlobalCount(graph: ChannelGraph, scores: ArrayLike<number>, count: number, keep: number[]): number[] {
   const left = graph.groups.map((g) => g.channels);
   const order = graph.units.map((u) => u.id).sort((a, b) => compareScores(scores, a, b));
-  const out: number[] = [];
-  for (const u of order) {
-    if (out.length >= count) break;
-    const g = graph.units[u].group;
-    if (left[g] <= keep[g]) continue;
-    left[g]--;
-    out.push(u);
+  const taken = new Set<number>();
+  // First within the floor, then, if the count needs more, down to one unit per group.
+  for (const floor of [keep, keep.map(() => 1)]) {
+    for (const u of order) {
+      if (taken.size >= count) break;
+      const g = graph.units[u].group;
+      if (taken.has(u) || left[g] <= floor[g]) continue;
+      left[g]--;
+      taken.add(u);
+    }
   }
-  return out;
+  return [...taken];
 }
 
 function selectLayerFraction(graph: ChannelGraph, scores: ArrayLike<number>, fraction: number, round: (x: number) => number): number[] {
@@ -131,33 +138,39 @@ function selectGlobalCost(graph: ChannelGraph, model: tf.LayersModel, scores: Ar
   const base = tracker.baseline[metric];
   if (base <= 0) return [];
   const left = graph.groups.map((g) => g.channels);
-  const pending = graph.units.map((u) => u.id).sort((a, b) => compareScores(scores, a, b));
+  const ranked = graph.units.map((u) => u.id).sort((a, b) => compareScores(scores, a, b));
   const windowSize = Math.max(4, Math.ceil(0.05 * graph.units.length));
   const out: number[] = [];
-  const take = (at: number) => {
-    const u = pending.splice(at, 1)[0];
-    left[graph.units[u].group]--;
-    tracker.remove(u);
-    out.push(u);
-  };
-  while (reduction(tracker, metric) < goal) {
-    // Drop units whose group is down to the units it must keep.
-    for (let i = pending.length - 1; i >= 0; i--) if (left[graph.units[pending[i]].group] <= keep[graph.units[pending[i]].group]) pending.splice(i, 1);
-    if (pending.length === 0) break;
-    const needed = (goal - reduction(tracker, metric)) * base;
-    const window = pending.slice(0, windowSize).map((u, at) => ({ at, delta: tracker.removalDelta(u)[metric] }));
-    const overshoot = (d: number) => (d - needed) / base;
-    if (window[0].delta < needed || overshoot(window[0].delta) <= FINISH_TOLERANCE) {
-      take(0);
-      continue;
+  const taken = new Set<number>();
+  // First within the floor; if the goal needs more, again down to one unit per group.
+  for (const floor of [keep, keep.map(() => 1)]) {
+    const pending = ranked.filter((u) => !taken.has(u));
+    const take = (at: number) => {
+      const u = pending.splice(at, 1)[0];
+      left[graph.units[u].group]--;
+      tracker.remove(u);
+      taken.add(u);
+      out.push(u);
+    };
+    while (reduction(tracker, metric) < goal) {
+      // Drop units whose group is down to the units it keeps.
+      for (let i = pending.length - 1; i >= 0; i--) if (left[graph.units[pending[i]].group] <= floor[graph.units[pending[i]].group]) pending.splice(i, 1);
+      if (pending.length === 0) break;
+      const needed = (goal - reduction(tracker, metric)) * base;
+      const window = pending.slice(0, windowSize).map((u, at) => ({ at, delta: tracker.removalDelta(u)[metric] }));
+      const overshoot = (d: number) => (d - needed) / base;
+      if (window[0].delta < needed || overshoot(window[0].delta) <= FINISH_TOLERANCE) {
+        take(0);
+        continue;
+      }
+      const smaller = window.find((w) => w.delta < needed);
+      if (smaller) {
+        take(smaller.at);
+        continue;
+      }
+      const best = window.reduce((b, w) => (w.delta < b.delta ? w : b), window[0]);
+      take(best.at);
     }
-    const smaller = window.find((w) => w.delta < needed);
-    if (smaller) {
-      take(smaller.at);
-      continue;
-    }
-    const best = window.reduce((b, w) => (w.delta < b.delta ? w : b), window[0]);
-    take(best.at);
   }
   return out;
 }
@@ -219,14 +232,12 @@ function selectLayerCost(graph: ChannelGraph, model: tf.LayersModel, scores: Arr
  * flopsReduction / paramsReduction, the fraction of removable units for channelRatio and
  * normThreshold. Callers compare it with the requested target to warn with numbers.
  */
-export function maxReachable(graph: ChannelGraph, model: tf.LayersModel, kind: TargetKind, maxGroupReduction = 1): number {
-  const keep = minimumKept(graph, maxGroupReduction);
+export function maxReachable(graph: ChannelGraph, model: tf.LayersModel, kind: TargetKind): number {
   if (kind === 'channelRatio' || kind === 'normThreshold') {
-    const kept = keep.reduce((a, b) => a + b, 0);
-    return graph.units.length === 0 ? 0 : (graph.units.length - kept) / graph.units.length;
+    return graph.units.length === 0 ? 0 : (graph.units.length - graph.groups.length) / graph.units.length;
   }
   const metric = kind === 'flopsReduction' ? 'flops' : 'params';
   const tracker = new CostTracker(model, graph);
-  graph.groups.forEach((g, i) => { for (const u of g.units.slice(keep[i])) tracker.remove(u); });
+  for (const g of graph.groups) for (const u of g.units.slice(1)) tracker.remove(u);
   return reduction(tracker, metric);
 }

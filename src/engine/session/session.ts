@@ -141,8 +141,8 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     const costAfterPrune = countCost(pruned);
     const flopsReduction = 1 - costAfterPrune.flops / costBefore.flops;
     if ('flopsReduction' in config.target && Math.abs(flopsReduction - config.target.flopsReduction) > 0.02) {
-      const reachable = maxReachable(graph, model, 'flopsReduction', config.maxGroupReduction);
-      const why = reachable < config.target.flopsReduction ? `at most ${(reachable * 100).toFixed(1)}% is reachable: the rest of the model is blocked or kept by maxGroupReduction` : 'the method could not land closer with whole channels';
+      const reachable = maxReachable(graph, model, 'flopsReduction');
+      const why = reachable < config.target.flopsReduction ? `at most ${(reachable * 100).toFixed(1)}% is reachable: the rest of the model is blocked or must keep a channel per group` : 'the method could not land closer with whole channels';
       emit({ type: 'warning', message: `FLOPs reduced by ${(flopsReduction * 100).toFixed(1)}%, target ${(config.target.flopsReduction * 100).toFixed(1)}%: ${why}` });
     }
 
