@@ -117,6 +117,19 @@ async function posted(page: Page): Promise<WebviewMessage[]> {
   return page.evaluate(() => (window as unknown as { __posted: WebviewMessage[] }).__posted);
 }
 
+/**
+ * What the panel posts in answer to `action`. Chart.js handles canvas events on the next animation
+ * frame, so a chart click posts after `page.click` has returned: wait for the message to arrive.
+ */
+async function postedBy(page: Page, action: () => Promise<void>): Promise<WebviewMessage[]> {
+  const before = (await posted(page)).length;
+  await action();
+  await page
+    .waitForFunction((count) => (window as unknown as { __posted: unknown[] }).__posted.length > count, before, { timeout: 5_000 })
+    .catch(() => undefined); // nothing posted: the assertion on the (empty) result says so
+  return (await posted(page)).slice(before);
+}
+
 const text = async (page: Page, selector: string) => ((await page.textContent(selector)) ?? '').replace(/\s+/g, ' ').trim();
 
 /** The most frequent painted colour on a chart's canvas (the fill of its largest bars), as rgba. */
@@ -271,8 +284,11 @@ test('the panel renders a live session, its result, an analysis and an error in 
       return n ? { x: sx / n / scale, y: sy / n / scale } : undefined;
     });
     assert.ok(l1Point, 'the l1 run is drawn in the comparison');
-    await page.click('[data-testid="comparison-chart"] canvas', { position: l1Point });
-    assert.deepEqual((await posted(page)).at(-1), { type: 'openReport', runId: 'r-l1' });
+    assert.deepEqual(
+      await postedBy(page, () => page.click('[data-testid="comparison-chart"] canvas', { position: l1Point })),
+      [{ type: 'openReport', runId: 'r-l1' }],
+      'clicking the l1 point opens its report',
+    );
 
     await page.click('[data-testid="rerun-button"]');
     assert.deepEqual((await posted(page)).at(-1), { type: 'rerun', runId: live });
