@@ -159,6 +159,9 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     const accuracyAfter = data ? await evaluateModelChecked(pruned, data, checkCancelled) : undefined;
     const latencyAfter = await measureLatency(pruned, config.latency);
     const costAfter = countCost(pruned);
+    if (speedup(latencyBefore, latencyAfter) < 0.95) {
+      emit({ type: 'warning', message: `The pruned model measured ${latencyAfter.medianMs.toFixed(2)} ms against ${latencyBefore.medianMs.toFixed(2)} ms dense on ${latencyAfter.backend} (batch ${latencyAfter.batchSize}): fewer FLOPs, but ${pruned.layers.length > model.layers.length ? `${pruned.layers.length - model.layers.length} more layers to run` : 'no faster here'}. Try a larger latency batch or another method.` });
+    }
 
     progress.enter('save');
     emit({ type: 'phase', phase: 'save', message: `Writing ${config.output}` });
