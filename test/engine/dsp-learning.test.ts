@@ -101,7 +101,8 @@ test('DSP end to end on a residual net with synthetic data: smaller packed model
   if (decision.kind !== 'model') return;
   const flops = countCost(decision.model).flops;
   assert.ok(flops < dense);
-  assert.ok(Math.abs(flops - 0.6 * dense) <= 0.02 * 0.6 * dense, `FLOPs ${flops} vs target ${0.6 * dense}`);
+  // Within 2 percentage points of the 40% reduction, the acceptance rule for every method.
+  assert.ok(Math.abs(1 - flops / dense - 0.4) <= 0.02, `FLOPs reduced by ${((1 - flops / dense) * 100).toFixed(2)}%, target 40%`);
   assert.ok(decision.channelsRemoved > 0);
 
   const signals = events.filter((e): e is MethodSignalEvent => e.type === 'signal');

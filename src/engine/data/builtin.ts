@@ -4,7 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import type { Dataset } from '../train/types.js';
 import { UserError } from '../errors.js';
 import { ArraySource, makeDataset } from './dataset.js';
-import { mixSeed, permutation } from './random.js';
+import { mixSeed, permutation } from '../util/random.js';
 
 const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Batch, Dataset } from '../train/types.js';
-import { mixSeed, permutation } from './random.js';
+import { mixSeed, permutation } from '../util/random.js';
 
 /** Samples addressable by index; `fill` writes one float sample at `offset`. */
 export interface SampleSource {

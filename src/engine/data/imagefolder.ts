@@ -5,7 +5,7 @@ import * as jpeg from 'jpeg-js';
 import type { Dataset } from '../train/types.js';
 import { UserError } from '../errors.js';
 import { makeDataset, type SampleSource } from './dataset.js';
-import { splitIndices } from './random.js';
+import { splitIndices } from '../util/random.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
 /** Decoded, resized samples are kept up to this many bytes so later epochs skip decoding. */

@@ -7,7 +7,7 @@ import { loadBuiltin } from './builtin.js';
 import { ArraySource, makeDataset } from './dataset.js';
 import { loadImageFolder } from './imagefolder.js';
 import { readNpy, type NpyArray } from './npy.js';
-import { splitIndices } from './random.js';
+import { splitIndices } from '../util/random.js';
 import { loadSynthetic } from './synthetic.js';
 
 export type { SampleSource } from './dataset.js';

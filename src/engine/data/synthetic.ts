@@ -1,6 +1,6 @@
 import type { Dataset } from '../train/types.js';
 import { makeDataset, type SampleSource } from './dataset.js';
-import { gaussian, mixSeed, seededRandom, splitIndices } from './random.js';
+import { gaussian, mixSeed, seededRandom, splitIndices } from '../util/random.js';
 
 /**
  * A learnable task: each class has a smooth random prototype pattern shaped like the model

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/types.js';
 import { CancelledError, UserError } from '../errors.js';
-import { mixSeed, seededRandom } from '../data/random.js';
+import { mixSeed, seededRandom } from '../util/random.js';
 import { correctCount, crossEntropyPerSample, outputsProbabilities } from './loss.js';
 import { Optimizer, isDecayed, learningRateAt, type Parameter } from './optimizer.js';
 import type { Batch, Dataset, EpochInfo, EvalResult, StepInfo, TrainHooks } from './types.js';
