@@ -189,6 +189,9 @@ export class SessionManager implements vscode.Disposable {
       execArgv: [`--max-old-space-size=${this.host.memoryLimitMb()}`],
       // In desktop VS Code process.execPath is Electron; this makes the child plain Node.
       env: { ELECTRON_RUN_AS_NODE: '1' },
+      onStderr: (text) => {
+        for (const line of text.split('\n')) if (line.trim()) this.host.log.info(`engine: ${line}`);
+      },
       onEvent: (event) => {
         for (const listener of listeners) listener(event);
       },
