@@ -18,7 +18,7 @@ function buildResidualCnn(layers: number): tf.LayersModel {
   let x = tf.layers.conv2d({ name: 'stem', filters: 32, kernelSize: 3, padding: 'same' }).apply(input) as tf.SymbolicTensor;
   let count = 2;
   let block = 0;
-  while (count + 8 <= layers - 3) {
+  while (count + 7 <= layers - 2) {
     const shortcut = x;
     let y = tf.layers.conv2d({ name: `b${block}_conv_a`, filters: 32, kernelSize: 3, padding: 'same' }).apply(x) as tf.SymbolicTensor;
     y = tf.layers.batchNormalization({ name: `b${block}_bn_a` }).apply(y) as tf.SymbolicTensor;
@@ -30,7 +30,7 @@ function buildResidualCnn(layers: number): tf.LayersModel {
     count += 7;
     block++;
   }
-  while (count < layers - 3) {
+  while (count < layers - 2) {
     x = tf.layers.conv2d({ name: `extra_${count}`, filters: 32, kernelSize: 1 }).apply(x) as tf.SymbolicTensor;
     count++;
   }
