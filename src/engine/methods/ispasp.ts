@@ -15,6 +15,7 @@ export interface IspaspOptions {
   calibrationSamples: number;
   batchSize: number;
   importance: 'signed' | 'magnitude';
+  threshold: 'contribution' | 'mass';
   includeNorm: boolean;
   blockFinetuneEpochs: number;
   blockFinetuneLearningRate: number;
@@ -28,6 +29,7 @@ export const ISPASP_DEFAULTS: IspaspOptions = {
   calibrationSamples: 1280,
   batchSize: 256,
   importance: 'signed',
+  threshold: 'contribution',
   includeNorm: true,
   blockFinetuneEpochs: 1,
   blockFinetuneLearningRate: 0.01,
@@ -100,6 +102,7 @@ async function runIspasp(ctx: MethodContext): Promise<PruningDecision> {
           iterations: options.iterations,
           candidateFactor: options.candidateFactor,
           importance: options.importance,
+          threshold: options.threshold,
           onIteration: (info) => {
             ctx.emit({
               type: 'signal', method: 'ispasp', name: 'residual', step: globalIteration++, value: info.relativeResidual,

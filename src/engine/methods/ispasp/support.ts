@@ -7,7 +7,9 @@ import * as tf from '@tensorflow/tfjs';
  * Each iteration compares the dense output φ₂(H) with the pruned output φ₂(H ⊙ mask_S),
  * takes the gradient of ½‖residual‖² with respect to H, sums it per channel, merges the
  * `candidateFactor·s` best channels with the current support and keeps the `s` channels of
- * that union with the largest activation mass Σ|H|. Both outputs go through the very same
+ * that union that matter most: by default the energy each channel alone sends through φ₂
+ * (‖φ₂(H ⊙ e_c) − φ₂(0)‖²), or, as the official code does, the activation mass Σ|H|.
+ * Mass cannot tell a channel that reaches the output from an idle one. Both outputs go through the very same
  * φ₂ (callers keep any batch norm in inference mode), so a full support gives a zero residual.
  */
 export interface SupportSearchOptions {
@@ -18,6 +20,8 @@ export interface SupportSearchOptions {
   candidateFactor: number;
   /** `signed`: rank the per-channel gradient sums as they are (official code); `magnitude`: by |sum|. */
   importance: 'signed' | 'magnitude';
+  /** How the merged candidates are cut back to s: `contribution` (default) or `mass` (official code). */
+  threshold?: 'contribution' | 'mass';
   /** Called after each iteration with the residual energy of the support that iteration started from. */
   onIteration?: (info: { iteration: number; residual: number; relativeResidual: number; support: number[] }) => void;
 }
@@ -54,6 +58,28 @@ function perChannelSum(t: tf.Tensor): Float64Array {
   const out = Float64Array.from(summed.dataSync());
   summed.dispose();
   return out;
+}
+
+/**
+ * Energy each channel alone sends through the second layer, ‖φ₂(H ⊙ e_c) − φ₂(0)‖² summed over
+ * the chunks: what keeping that channel adds to the pruned output. One pass per channel.
+ */
+export function contributionEnergy(hidden: HiddenChunks, secondLayer: (h: tf.Tensor) => tf.Tensor): Float64Array {
+  const channels = channelCount(hidden);
+  const energy = new Float64Array(channels);
+  for (const chunk of hidden) {
+    const base = tf.tidy(() => secondLayer(tf.zerosLike(chunk)));
+    for (let c = 0; c < channels; c++) {
+      const value = tf.tidy(() => {
+        const only = tf.mul(chunk, tf.oneHot(tf.tensor1d([c], 'int32'), channels).reshape([channels]));
+        return tf.sum(tf.square(tf.sub(secondLayer(only), base)));
+      });
+      energy[c] += value.dataSync()[0];
+      value.dispose();
+    }
+    base.dispose();
+  }
+  return energy;
 }
 
 /** Activation mass Σ|H| per channel (equal to Σ H after a ReLU, as in the official code). */
@@ -121,7 +147,7 @@ export function searchSupport(hidden: HiddenChunks, secondLayer: (h: tf.Tensor) 
   const denseEnergy = blockResidual(hidden, secondLayer, []);
   if (size >= channels) return { support: all, residual: 0, residualHistory: [], denseEnergy, iterations: 0 };
 
-  const mass = activationMass(hidden);
+  const keepScore = options.threshold === 'mass' ? activationMass(hidden) : contributionEnergy(hidden, secondLayer);
   let support: number[] = [];
   const history: number[] = [];
   let iterations = 0;
@@ -132,7 +158,7 @@ export function searchSupport(hidden: HiddenChunks, secondLayer: (h: tf.Tensor) 
     const ranked = options.importance === 'magnitude' ? proxy.map(Math.abs) : proxy;
     const candidates = topIndices(ranked, Math.ceil(options.candidateFactor * size));
     const merged = new Set([...candidates, ...support]);
-    const next = topIndices(mass, size, merged).sort((a, b) => a - b);
+    const next = topIndices(keepScore, size, merged).sort((a, b) => a - b);
     options.onIteration?.({ iteration: it, residual, relativeResidual: denseEnergy > 0 ? residual / denseEnergy : 0, support: next });
     const unchanged = next.length === support.length && next.every((c, i) => c === support[i]);
     support = next;
