@@ -1,9 +1,10 @@
 /**
- * Accuracy at 30 / 50 / 70 % FLOPs reduction for GoPrune, SSR and the L1 baseline on the
- * demo CNN: one dense model pretrained briefly on built-in MNIST, then, per method and
- * target, a full session (method phase, physical removal, the same fine-tuning budget for
- * every method, evaluation). Every method removes the same fraction from each channel group
- * (`scope: layer`), so the table compares importance criteria, not global allocation. Prints a markdown table and writes bench/results/method-table.json.
+ * Accuracy and wall time at 30 / 50 / 70 % FLOPs reduction for every method on the demo CNN:
+ * one dense model pretrained briefly on built-in MNIST, then, per method and target, a full
+ * session (method phase, physical removal, the same fine-tuning budget for every method,
+ * evaluation). Methods that rank channels use `scope: layer` (the same fraction from each
+ * group), so those rows compare importance criteria; DSP, i-SpaSP and OCSPruner allocate
+ * widths their own way. Prints a markdown table and writes bench/results/method-table.json.
  *
  *   node --import tsx bench/method-table.ts [--train 3000] [--test 1000]     (from the repository root)
  */
@@ -21,7 +22,7 @@ import { loadConfig } from '../src/engine/config/index.js';
 import { executeSession } from '../src/engine/session/session.js';
 import { buildDemoCnn } from '../src/engine/demo/model.js';
 
-const METHODS = ['l1', 'goprune', 'ssr'] as const;
+const METHODS = ['l1', 'goprune', 'ssr', 'dsp', 'ispasp', 'ocspruner'] as const;
 const TARGETS = [0.3, 0.5, 0.7];
 
 /**
@@ -33,7 +34,12 @@ const TARGETS = [0.3, 0.5, 0.7];
 const METHOD_OPTIONS: Record<string, Record<string, unknown>> = {
   goprune: { p: 2 / 3, lambda: 0.012, beta: 0.01, rho1: 0.01, rho2: 0.01 },
   ssr: { regularizer: 'l21', lambda: 0.02, rho: 1, updateEvery: 20 },
+  ispasp: { calibrationSamples: 512 },
+  ocspruner: { monitorStartEpoch: 0, slStartEpoch: 1, slEndEpoch: 2, stabilityThreshold: 0.99 },
 };
+
+/** OCSPruner prunes inside one training cycle, so its cycle gets one more epoch than the others' method phase. */
+const METHOD_TRAIN_EPOCHS: Record<string, number> = { ocspruner: 3 };
 
 function argument(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -65,7 +71,7 @@ async function main(): Promise<void> {
       const configPath = join(work, `${method}-${target}.prune.json`);
       writeFileSync(configPath, JSON.stringify({
         model: './dense/model.json', method, target: { flopsReduction: target }, scope: 'layer', output: `./out/${method}-${target}`,
-        data, train: methodTrain, finetune, latency: { runs: 1, batchSize: 1 }, backend: 'auto',
+        data, train: { ...methodTrain, epochs: METHOD_TRAIN_EPOCHS[method] ?? methodTrain.epochs }, finetune, latency: { runs: 1, batchSize: 1 }, backend: 'auto',
         ...(METHOD_OPTIONS[method] ? { [method]: METHOD_OPTIONS[method] } : {}),
       }));
       const notes: string[] = [];
@@ -83,10 +89,10 @@ async function main(): Promise<void> {
   const rule = `|---|${TARGETS.map(() => '---').join('|')}|`;
   const body = METHODS.map((method) => `| ${method} | ${TARGETS.map((t) => {
     const r = rows.find((x) => x.method === method && x.target === t)!;
-    return `${(r.accuracy * 100).toFixed(2)}% (−${(r.flopsReduction * 100).toFixed(1)}%)`;
+    return `${(r.accuracy * 100).toFixed(2)}% (−${(r.flopsReduction * 100).toFixed(1)}%, ${(r.wallTimeMs / 1000).toFixed(0)} s)`;
   }).join(' | ')} |`);
   const table = [header, rule, ...body].join('\n');
-  console.log(`\nDense top-1 ${(dense.accuracy * 100).toFixed(2)}%. Cells: top-1 after fine-tuning (measured FLOPs reduction).\n\n${table}\n`);
+  console.log(`\nDense top-1 ${(dense.accuracy * 100).toFixed(2)}%. Cells: top-1 after fine-tuning (measured FLOPs reduction, session wall time).\n\n${table}\n`);
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   writeFileSync(join(root, 'bench', 'results', 'method-table.json'), JSON.stringify({
     backend, data: dataset.description, dense: { accuracy: dense.accuracy, flops: denseFlops },
