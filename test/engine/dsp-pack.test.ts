@@ -2,8 +2,11 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { buildDemoCnn } from '../../src/engine/demo/model.js';
-import { applyPlanMasks, buildPackedModel, contiguousRuns } from '../../src/engine/methods/dsp/pack.js';
-import { groupedPairs, type GroupedConvPlan } from '../../src/engine/methods/dsp/plan.js';
+import { applyPlanMasks, buildPackedModel } from '../../src/engine/methods/dsp/pack.js';
+import { DspPlanner, keepsFilterOrder, packedOrder, realiseGroups, realisedGroupFlops, type GroupedConvPlan } from '../../src/engine/methods/dsp/plan.js';
+import { dspLayers, planLayers } from '../../src/engine/methods/dsp.js';
+import { DSP_DEFAULTS } from '../../src/engine/methods/dsp/options.js';
+import { spatialShapes } from '../../src/engine/methods/dsp/topology.js';
 import { countCost } from '../../src/engine/metrics/index.js';
 
 const modelFlops = (model: tf.LayersModel) => countCost(model).flops;
@@ -52,22 +55,22 @@ function maxAbsDiff(a: tf.LayersModel, b: tf.LayersModel, x: tf.Tensor): number 
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a.predict(x) as tf.Tensor, b.predict(x) as tf.Tensor))).dataSync()[0]);
 }
 
+/** FLOPs of the model with each planned conv rebuilt at full input width, its output scattered back to the original order. */
 function plannedFlops(model: tf.LayersModel, plans: GroupedConvPlan[]): number {
   let flops = modelFlops(model);
   for (const plan of plans) {
     const layer = model.getLayer(plan.layer);
     const [kh, kw, inChannels, filters] = layer.getWeights()[0].shape;
-    const pairFlops = countCost(model).layers[plan.layer].flops / (inChannels * filters);
-    assert.equal(pairFlops % (2 * kh * kw), 0);
-    flops -= pairFlops * (inChannels * filters - groupedPairs(plan));
+    const { input, output } = spatialShapes(layer);
+    const pairFlops = 2 * kh * kw * output[0] * output[1];
+    assert.equal(countCost(model).layers[plan.layer].flops, pairFlops * inChannels * filters);
+    const selectionPairFlops = 2 * input[0] * input[1];
+    const groups = realiseGroups(plan, inChannels, pairFlops, selectionPairFlops);
+    flops -= pairFlops * inChannels * filters - realisedGroupFlops(groups, inChannels, pairFlops, selectionPairFlops);
+    if (!keepsFilterOrder(plan)) flops += packedOrder(plan).length * filters * 2 * output[0] * output[1];
   }
   return flops;
 }
-
-test('contiguous runs of ascending channel lists', () => {
-  assert.deepEqual(contiguousRuns([0, 1, 2, 5, 7, 8]), [[0, 3], [5, 6], [7, 9]]);
-  assert.deepEqual(contiguousRuns([4]), [[4, 5]]);
-});
 
 test('packed per-group convolutions equal the masked residual network, and FLOPs shrink as planned', async () => {
   const model = tinyResNet(3);
@@ -91,11 +94,11 @@ test('packed per-group convolutions equal the masked residual network, and FLOPs
   const x = tf.randomNormal([4, 8, 8, 3], 0, 1, 'float32', 5);
   const diff = maxAbsDiff(model, packed, x);
   assert.ok(diff <= 1e-5, `packed differs from masked by ${diff}`);
-  // Only Conv2D/Dense layers cost FLOPs; the channel gathers are permutes and crops.
+  // Only Conv2D/Dense layers cost FLOPs, the 1×1 selection and scatter convs included.
   const packedFlops = modelFlops(packed);
   assert.equal(packedFlops, plannedFlops(tinyResNet(3), plans));
   assert.ok(packedFlops < denseFlops);
-  for (const l of packed.layers) assert.ok(['InputLayer', 'Conv2D', 'BatchNormalization', 'ReLU', 'Add', 'GlobalAveragePooling2D', 'Dense', 'Permute', 'Cropping2D', 'Concatenate', 'ZeroPadding2D', 'Activation'].includes(l.getClassName()), l.getClassName());
+  for (const l of packed.layers) assert.ok(['InputLayer', 'Conv2D', 'BatchNormalization', 'ReLU', 'Add', 'GlobalAveragePooling2D', 'Dense', 'Concatenate'].includes(l.getClassName()), l.getClassName());
   // The removed b1_conv_b filters carry exact zeros into the residual stream.
   const removed = plans[1].groupOfFilter.findIndex((g) => g < 0);
   if (removed >= 0) {
@@ -128,5 +131,31 @@ test('packed model round-trips through TF.js layers serialisation (JSON + weight
   const diff = maxAbsDiff(model, loaded, x);
   assert.ok(diff <= 1e-5, `loaded differs from masked by ${diff}`);
   assert.equal(modelFlops(loaded), modelFlops(packed));
+  tf.dispose(x);
+});
+
+test('planned convs hand their kept channels, in group order, straight to the layer that reads them', async () => {
+  const model = buildDemoCnn({ inputShape: [12, 12, 1], classes: 4, seed: 4 });
+  const random = seededRandom(8);
+  const layers = dspLayers(model, DSP_DEFAULTS, []);
+  const groupOf = layers.map((l) => Array.from({ length: l.getWeights()[0].shape[3] as number }, () => Math.floor(random() * 4)));
+  const planner = new DspPlanner(planLayers(model, layers, groupOf, DSP_DEFAULTS, []));
+  const dense = modelFlops(model);
+  const { plans, flops } = planner.bisect(dense, dense * 0.5);
+  // conv2 feeds conv3 and conv3 feeds fc1 through flatten: neither needs its channel order restored.
+  const byName = new Map(plans.map((p) => [p.layer, p]));
+  assert.equal(byName.get('conv2')?.packedOutput, true);
+  assert.equal(byName.get('conv3')?.packedOutput, true);
+  applyPlanMasks(model, plans);
+  const packed = await buildPackedModel(model, plans);
+  assert.equal(modelFlops(packed), flops);
+  assert.ok(!packed.layers.some((l) => l.name.endsWith('_dsp_scatter')), 'no scatter conv');
+  for (const l of packed.layers) assert.ok(['InputLayer', 'Conv2D', 'BatchNormalization', 'ReLU', 'MaxPooling2D', 'Flatten', 'Dense', 'Concatenate'].includes(l.getClassName()), l.getClassName());
+  // Removed filters vanish: batch norms after packed convs are only as wide as the kept filters.
+  const conv2Kept = packedOrder(byName.get('conv2')!).length;
+  assert.equal(packed.getLayer('bn2').getWeights()[0].shape[0], conv2Kept);
+  const x = tf.randomNormal([3, 12, 12, 1], 0, 1, 'float32', 6);
+  const diff = maxAbsDiff(model, packed, x);
+  assert.ok(diff <= 1e-5, `packed differs from masked by ${diff}`);
   tf.dispose(x);
 });

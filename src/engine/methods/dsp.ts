@@ -7,7 +7,7 @@ import { currentGroups, learnGroups, regularizerValue, type GroupedLayer } from 
 import { regularizerScale } from './dsp/regularizer.js';
 import { DspPlanner, groupedPairs, type GroupedConvPlan, type PlanLayer } from './dsp/plan.js';
 import { applyPlanMasks, buildPackedModel } from './dsp/pack.js';
-import { feedsResidualAdd, isPlainConv2D, privateProducer, readsModelInput, spatialShapes } from './dsp/topology.js';
+import { channelReader, feedsResidualAdd, isPlainConv2D, privateProducer, readsModelInput, spatialShapes } from './dsp/topology.js';
 
 /**
  * DSP: dynamic structure pruning (Park et al., AAAI 2023; algorithms.md §4). The filters of
@@ -40,6 +40,8 @@ export function planLayers(model: tf.LayersModel, grouped: Layer[], groupOf: num
   const describe = (layer: Layer, assignment?: number[]): PlanLayer => {
     const [, , inChannels, filters] = layer.getWeights()[0].shape;
     const producer = privateProducer(layer);
+    const shapes = spatialShapes(layer);
+    const reader = channelReader(layer);
     return {
       name: layer.name,
       inChannels,
@@ -50,6 +52,9 @@ export function planLayers(model: tf.LayersModel, grouped: Layer[], groupOf: num
       groups: options.groups,
       filterPruning: Boolean(assignment) && options.filterPruning && feedsResidualAdd(layer),
       privateProducer: producer && !exclude.includes(producer.name) ? producer.name : undefined,
+      selectionPairFlops: 2 * shapes.input[0] * shapes.input[1],
+      scatterPairFlops: 2 * shapes.output[0] * shapes.output[1],
+      reader: reader && !exclude.includes(reader.layer) ? reader : undefined,
     };
   };
   const layers = grouped.map((layer, i) => describe(layer, groupOf[i]));
@@ -73,7 +78,8 @@ export function planDetail(plans: GroupedConvPlan[], planner: DspPlanner): Recor
     detail[plan.layer] = {
       groups,
       removedFilters: plan.groupOfFilter.flatMap((g, j) => (g < 0 ? [j] : [])),
-      flops: planner.layerFlops(plan.layer, plan),
+      flops: planner.layerFlops(plan.layer, plans),
+      packedOutput: Boolean(plan.packedOutput),
       denseFlops: planner.layerFlops(plan.layer),
     };
   }

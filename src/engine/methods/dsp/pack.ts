@@ -1,120 +1,59 @@
 import * as tf from '@tensorflow/tfjs';
-import type { GroupedConvPlan } from './plan.js';
-import { followingBatchNorm } from './topology.js';
+import { keepsFilterOrder, packedOrder, realiseGroups, type GroupRealisation, type GroupedConvPlan } from './plan.js';
+import { channelReader, followingBatchNorm, spatialShapes, type ChannelReader } from './topology.js';
 
 /**
  * Physical realisation of DSP's intra-channel pruning with built-in TF.js layers only, so the
- * result saves and loads as an ordinary layers model.
+ * result saves and loads as an ordinary layers model and countCost sees every multiply-add.
  *
- * tfjs has no "gather channels" layer. A contiguous channel range, however, is a zero-FLOP
- * memory operation: Permute([3, 2, 1]) turns [H, W, C] into [C, W, H], where Cropping2D's
- * row cropping selects channels; Permute back restores NHWC. So each group reads its kept
- * input channels as the union of their contiguous runs (Cropping2D per run, Concatenate along
- * the channel-as-row axis), runs a Conv2D with only those input slices and only its filters,
- * and the group outputs are concatenated. The concatenation is in group order, so a second
- * permute/crop/concat puts every filter back at its original index; removed filters read rows
- * of a ZeroPadding2D, which makes them exact zero channels. Downstream layers (batch norm,
- * residual adds, consumers) therefore see the original width and order and are copied as is.
- * A 1×1 selection convolution would do the same gather but cost C_in·|S_g| multiply-adds per
- * position; zeroing weights inside a full-width kernel would save nothing. The conv's own
- * activation moves after the reordering so that removed filters stay exactly zero before it.
+ * tfjs has no "gather channels" layer, and the permute/crop/concatenate way of slicing channels
+ * runs as per-row copy loops on wasm (5× a dense conv at batch 32). So each group reads its
+ * kept inputs through a 1×1 selection convolution when that is cheaper than reading all inputs
+ * with zero kernel rows (`realiseGroups`), and the group outputs are concatenated in group order.
+ * That order stays when the one layer reading the channels can be reindexed (`packedOutput`):
+ * its kernel rows and the batch norms on the way are gathered to match, and removed filters
+ * simply vanish. Otherwise a 1×1 scatter convolution puts every filter back at its index, removed
+ * ones as exact zeros, and the conv's activation moves onto it.
  */
 
 type LayerJson = { name: string; class_name: string; config: Record<string, unknown>; inbound_nodes: unknown[] };
 type TensorRef = [string, number, number, Record<string, unknown>];
 
-/** Maximal runs [start, end) of consecutive values in an ascending list. */
-export function contiguousRuns(sorted: number[]): [number, number][] {
-  const runs: [number, number][] = [];
-  for (const v of sorted) {
-    const last = runs[runs.length - 1];
-    if (last && last[1] === v) last[1] = v + 1;
-    else runs.push([v, v + 1]);
-  }
-  return runs;
+/** What one planned conv looks like once built. */
+interface BuiltConv {
+  plan: GroupedConvPlan;
+  /** Original input channel at each physical input position. */
+  inputOrder: number[];
+  groups: GroupRealisation[];
+  scatter: boolean;
 }
 
-/** Runs [start, end) of source rows so that reading them in order yields `sources` (each source[i+1] = source[i] + 1 inside a run). */
-function sourceRuns(sources: number[]): [number, number][] {
-  const runs: [number, number][] = [];
-  for (const s of sources) {
-    const last = runs[runs.length - 1];
-    if (last && last[1] === s) last[1] = s + 1;
-    else runs.push([s, s + 1]);
-  }
-  return runs;
+function pairCosts(layer: tf.layers.Layer): { pairFlops: number; selectionPairFlops: number } {
+  const [kh, kw] = layer.getWeights()[0].shape;
+  const { input, output } = spatialShapes(layer);
+  return { pairFlops: 2 * kh * kw * output[0] * output[1], selectionPairFlops: 2 * input[0] * input[1] };
 }
 
 /** Layers that rebuild one conv; the last one produces the conv's replacement output. */
-function packedLayers(conv: LayerJson, plan: GroupedConvPlan, inChannels: number): LayerJson[] {
+function packedLayers(conv: LayerJson, built: BuiltConv): LayerJson[] {
   const base = conv.name;
   const layers: LayerJson[] = [];
-  const node = (refs: string[]) => [refs.map((r): TensorRef => [r, 0, 0, {}])];
   const add = (name: string, className: string, config: Record<string, unknown>, inputs: string[]) => {
-    layers.push({ name, class_name: className, config: { ...config, name, trainable: true }, inbound_nodes: node(inputs) });
+    layers.push({ name, class_name: className, config: { ...config, name, trainable: true }, inbound_nodes: [inputs.map((r): TensorRef => [r, 0, 0, {}])] });
     return name;
   };
-  const inputRef = ((conv.inbound_nodes[0] as TensorRef[])[0])[0];
-  const permute = (name: string, input: string) => add(name, 'Permute', { dims: [3, 2, 1] }, [input]);
-  const crop = (name: string, input: string, size: number, [start, end]: [number, number]) =>
-    add(name, 'Cropping2D', { cropping: [[start, size - end], [0, 0]], data_format: 'channels_last' }, [input]);
-
-  const groups = plan.inputsOfGroup.length;
-  const filtersOf: number[][] = Array.from({ length: groups }, () => []);
-  plan.groupOfFilter.forEach((g, j) => {
-    if (g >= 0) filtersOf[g].push(j);
+  const pointwise = (filters: number, activation: unknown) => ({
+    ...conv.config, filters, kernel_size: [1, 1], strides: [1, 1], dilation_rate: [1, 1], padding: 'valid', use_bias: false, activation,
+    kernel_regularizer: null, bias_regularizer: null, activity_regularizer: null, kernel_constraint: null, bias_constraint: null,
   });
-  const live = filtersOf.map((f, g) => g).filter((g) => filtersOf[g].length > 0);
-
-  let transposedInput: string | undefined;
-  const groupOutputs: string[] = [];
-  for (const g of live) {
-    const inputs = plan.inputsOfGroup[g];
-    let groupInput = inputRef;
-    if (inputs.length < inChannels) {
-      transposedInput ??= permute(`${base}_dsp_in_t`, inputRef);
-      const runs = contiguousRuns(inputs);
-      const crops = runs.map((run, i) => crop(`${base}_dsp_g${g}_in${i}`, transposedInput!, inChannels, run));
-      const selected = crops.length === 1 ? crops[0] : add(`${base}_dsp_g${g}_in_cat`, 'Concatenate', { axis: 1 }, crops);
-      groupInput = permute(`${base}_dsp_g${g}_in`, selected);
-    }
-    groupOutputs.push(add(`${base}_g${g}`, 'Conv2D', { ...conv.config, filters: filtersOf[g].length, activation: 'linear' }, [groupInput]));
-  }
-
-  // Position of each original filter in the concatenation of the group outputs.
-  const order = live.flatMap((g) => filtersOf[g]);
-  const kept = order.length;
-  const position = new Map(order.map((j, i) => [j, i]));
-  const filters = plan.groupOfFilter.length;
-  let out = groupOutputs.length === 1 ? groupOutputs[0] : add(`${base}_dsp_cat`, 'Concatenate', { axis: -1 }, groupOutputs);
-  const identity = kept === filters && order.every((j, i) => j === i);
-  if (!identity) {
-    const transposed = permute(`${base}_dsp_out_t`, out);
-    // Consecutive removed filters read consecutive zero rows, so each run of them is one crop.
-    let longestGap = 0;
-    for (let j = 0, gap = 0; j < filters; j++) {
-      gap = position.has(j) ? 0 : gap + 1;
-      longestGap = Math.max(longestGap, gap);
-    }
-    let source = transposed;
-    if (longestGap > 0) source = add(`${base}_dsp_zeros`, 'ZeroPadding2D', { padding: [[0, longestGap], [0, 0]], data_format: 'channels_last' }, [transposed]);
-    const rows = kept + longestGap;
-    const sources: number[] = [];
-    for (let j = 0, gap = 0; j < filters; j++) {
-      if (position.has(j)) {
-        gap = 0;
-        sources.push(position.get(j)!);
-      } else {
-        sources.push(kept + gap);
-        gap++;
-      }
-    }
-    const crops = sourceRuns(sources).map((run, i) => crop(`${base}_dsp_out${i}`, source, rows, run));
-    const restored = crops.length === 1 ? crops[0] : add(`${base}_dsp_out_cat`, 'Concatenate', { axis: 1 }, crops);
-    out = permute(`${base}_dsp_out`, restored);
-  }
-  const activation = conv.config.activation;
-  if (activation && activation !== 'linear') out = add(`${base}_dsp_act`, 'Activation', { activation }, [out]);
+  const inputRef = ((conv.inbound_nodes[0] as TensorRef[])[0])[0];
+  const activation = conv.config.activation ?? 'linear';
+  const groupOutputs = built.groups.map(({ group, filters, inputs, selection }) => {
+    const groupInput = selection ? add(`${base}_g${group}_select`, 'Conv2D', pointwise(inputs.length, 'linear'), [inputRef]) : inputRef;
+    return add(`${base}_g${group}`, 'Conv2D', { ...conv.config, filters: filters.length, activation: built.scatter ? 'linear' : activation }, [groupInput]);
+  });
+  const out = groupOutputs.length === 1 ? groupOutputs[0] : add(`${base}_dsp_cat`, 'Concatenate', { axis: -1 }, groupOutputs);
+  if (built.scatter) add(`${base}_dsp_scatter`, 'Conv2D', pointwise(built.plan.groupOfFilter.length, activation), [out]);
   return layers;
 }
 
@@ -126,26 +65,57 @@ function replaceRefs(value: unknown, from: string, to: string): unknown {
   return value;
 }
 
+function oneHot(rows: number, columns: number, entries: [number, number][]): tf.Tensor4D {
+  const values = new Float32Array(rows * columns);
+  for (const [r, c] of entries) values[r * columns + c] = 1;
+  return tf.tensor4d(values, [1, 1, rows, columns]);
+}
+
 /**
  * A new model in which every planned conv is replaced by per-group convolutions that read
- * only their kept input channels. Every other layer, and its weights, is copied unchanged.
+ * only their kept input channels. Layers reading a packed output, and the batch norms on the
+ * way, get reindexed weights; every other layer is copied unchanged.
  * Exact for a model whose weights were masked with `applyPlanMasks`.
  */
 export async function buildPackedModel(model: tf.LayersModel, plans: GroupedConvPlan[]): Promise<tf.LayersModel> {
   const json = model.toJSON(null, false) as unknown as { class_name: string; config: { name: string; layers: LayerJson[]; output_layers: unknown[] } };
   const byLayer = new Map(plans.map((p) => [p.layer, p]));
+  // Packed producers: the reader's physical input order and the batch norms to reindex.
+  const readOrder = new Map<string, { order: number[]; reader: ChannelReader }>();
+  const channelOrder = new Map<string, number[]>();
+  for (const plan of plans) {
+    if (!plan.packedOutput) continue;
+    const reader = channelReader(model.getLayer(plan.layer));
+    if (!reader) throw new Error(`${plan.layer} has no single reindexable reader, so its output cannot stay packed`);
+    const order = packedOrder(plan);
+    readOrder.set(reader.layer, { order, reader });
+    for (const bn of reader.batchNorms) channelOrder.set(bn, order);
+  }
+  const builtConvs = new Map<string, BuiltConv>();
+  for (const plan of plans) {
+    const layer = model.getLayer(plan.layer);
+    const inChannels = layer.getWeights()[0].shape[2] as number;
+    const inputOrder = readOrder.get(plan.layer)?.order ?? Array.from({ length: inChannels }, (_, c) => c);
+    const position = new Map(inputOrder.map((c, p) => [c, p]));
+    const { pairFlops, selectionPairFlops } = pairCosts(layer);
+    for (const inputs of plan.inputsOfGroup) {
+      if (inputs.some((c) => !position.has(c))) throw new Error(`${plan.layer} reads a channel its producer removed`);
+    }
+    const groups = realiseGroups(plan, inputOrder.length, pairFlops, selectionPairFlops);
+    builtConvs.set(plan.layer, { plan, inputOrder, groups, scatter: !plan.packedOutput && !keepsFilterOrder(plan) });
+  }
+
   const layers: LayerJson[] = [];
   let outputLayers = json.config.output_layers;
   const renamed: [string, string][] = [];
   for (const layer of json.config.layers) {
-    const plan = byLayer.get(layer.name);
-    if (!plan) {
+    const built = builtConvs.get(layer.name);
+    if (!built) {
       layers.push(layer);
       continue;
     }
     if (layer.class_name !== 'Conv2D' || layer.inbound_nodes.length !== 1) throw new Error(`DSP can only regroup a Conv2D used once; ${layer.name} is a ${layer.class_name}`);
-    const inChannels = (model.getLayer(layer.name).getWeights()[0].shape as number[])[2];
-    const replacement = packedLayers(layer, plan, inChannels);
+    const replacement = packedLayers(layer, built);
     layers.push(...replacement);
     renamed.push([layer.name, replacement[replacement.length - 1].name]);
   }
@@ -156,23 +126,48 @@ export async function buildPackedModel(model: tf.LayersModel, plans: GroupedConv
   const packedJson = { ...json, config: { ...json.config, name: `${json.config.name}_dsp`, layers, output_layers: outputLayers } };
   const packed = (await tf.models.modelFromJSON(packedJson as unknown as Parameters<typeof tf.models.modelFromJSON>[0])) as tf.LayersModel;
 
+  const setWeights = (name: string, weights: tf.Tensor[]) => {
+    packed.getLayer(name).setWeights(weights);
+    tf.dispose(weights);
+  };
   for (const layer of model.layers) {
-    const plan = byLayer.get(layer.name);
-    if (!plan) {
-      if (layer.weights.length) packed.getLayer(layer.name).setWeights(layer.getWeights());
+    const built = builtConvs.get(layer.name);
+    const weights = layer.getWeights();
+    if (built) {
+      const [kernel, bias] = weights;
+      const width = built.inputOrder.length;
+      const position = new Map(built.inputOrder.map((c, p) => [c, p]));
+      for (const { group, filters, inputs, selection } of built.groups) {
+        if (selection) setWeights(`${layer.name}_g${group}_select`, [oneHot(width, inputs.length, inputs.map((c, i) => [position.get(c)!, i]))]);
+        setWeights(`${layer.name}_g${group}`, tf.tidy(() => {
+          const k = tf.gather(tf.gather(kernel, selection ? inputs : built.inputOrder, 2), filters, 3);
+          return bias ? [k, tf.gather(bias, filters)] : [k];
+        }));
+      }
+      if (built.scatter) {
+        const order = packedOrder(built.plan);
+        setWeights(`${layer.name}_dsp_scatter`, [oneHot(order.length, built.plan.groupOfFilter.length, order.map((j, i) => [i, j]))]);
+      }
       continue;
     }
-    const [kernel, bias] = layer.getWeights();
-    plan.inputsOfGroup.forEach((inputs, g) => {
-      const filters = plan.groupOfFilter.map((grp, j) => (grp === g ? j : -1)).filter((j) => j >= 0);
-      if (!filters.length) return;
-      const weights = tf.tidy(() => {
-        const k = tf.gather(tf.gather(kernel, inputs, 2), filters, 3);
-        return bias ? [k, tf.gather(bias, filters)] : [k];
-      });
-      packed.getLayer(`${layer.name}_g${g}`).setWeights(weights);
-      tf.dispose(weights);
-    });
+    if (!weights.length) continue;
+    const read = readOrder.get(layer.name);
+    const order = channelOrder.get(layer.name);
+    if (read) {
+      const { order: inputOrder, reader } = read;
+      // Unplanned reader: same weights, input rows in the producer's packed order.
+      setWeights(layer.name, tf.tidy(() => {
+        if (reader.kind === 'conv') return [tf.gather(weights[0], inputOrder, 2), ...weights.slice(1).map((w) => w.clone())];
+        const channels = (weights[0].shape[0] as number) / reader.positions;
+        const rows: number[] = [];
+        for (let p = 0; p < reader.positions; p++) for (const c of inputOrder) rows.push(p * channels + c);
+        return [tf.gather(weights[0], rows, 0), ...weights.slice(1).map((w) => w.clone())];
+      }));
+    } else if (order) {
+      setWeights(layer.name, tf.tidy(() => weights.map((w) => tf.gather(w, order))));
+    } else {
+      packed.getLayer(layer.name).setWeights(weights);
+    }
   }
   return packed;
 }

@@ -4,6 +4,8 @@
  * that meets a FLOPs target.
  */
 
+import type { ChannelReader } from './topology.js';
+
 /** How one conv layer is rebuilt as per-group convolutions. */
 export interface GroupedConvPlan {
   layer: string;
@@ -11,6 +13,64 @@ export interface GroupedConvPlan {
   groupOfFilter: number[];
   /** Input channels each group reads, ascending. Empty for groups without filters. */
   inputsOfGroup: number[][];
+  /**
+   * Emit only the kept filters, group after group, and reindex the layer reading them (and the
+   * batch norms between) instead of restoring the original channel order. Otherwise a 1×1
+   * scatter convolution puts every filter back at its index, removed ones as zeros.
+   */
+  packedOutput?: boolean;
+}
+
+/** One live group as built: its filters, its inputs, and whether a 1×1 selection conv gathers them. */
+export interface GroupRealisation {
+  group: number;
+  filters: number[];
+  inputs: number[];
+  /**
+   * Gather the inputs with a 1×1 selection conv (width·|inputs| multiply-adds per input
+   * position) when that costs less than letting the group conv read all `width` inputs with
+   * zero kernel rows; slicing channels is a copy loop on wasm and far slower than either.
+   */
+  selection: boolean;
+}
+
+/**
+ * The groups of a plan as built, for a conv reading `width` physical input channels.
+ * `pairFlops` is the conv's cost per (filter, input), `selectionPairFlops` a 1×1 conv's cost
+ * per (input, output) at the conv's input resolution.
+ */
+export function realiseGroups(plan: GroupedConvPlan, width: number, pairFlops: number, selectionPairFlops: number): GroupRealisation[] {
+  const groups: GroupRealisation[] = [];
+  plan.inputsOfGroup.forEach((inputs, group) => {
+    const filters = plan.groupOfFilter.flatMap((g, j) => (g === group ? [j] : []));
+    if (!filters.length) return;
+    const full = filters.length * width * pairFlops;
+    const selected = inputs.length * width * selectionPairFlops + filters.length * inputs.length * pairFlops;
+    groups.push({ group, filters, inputs, selection: inputs.length < width && selected < full });
+  });
+  return groups;
+}
+
+/** FLOPs of the realised groups. */
+export function realisedGroupFlops(groups: GroupRealisation[], width: number, pairFlops: number, selectionPairFlops: number): number {
+  return groups.reduce((sum, g) => sum + (g.selection
+    ? g.inputs.length * width * selectionPairFlops + g.filters.length * g.inputs.length * pairFlops
+    : g.filters.length * width * pairFlops), 0);
+}
+
+/** Original filter index of each output channel in packed order (live groups in turn, filters ascending). */
+export function packedOrder(plan: GroupedConvPlan): number[] {
+  const order: number[] = [];
+  plan.inputsOfGroup.forEach((_, group) => plan.groupOfFilter.forEach((g, j) => {
+    if (g === group) order.push(j);
+  }));
+  return order;
+}
+
+/** Whether the concatenated group outputs already are the original filters in order. */
+export function keepsFilterOrder(plan: GroupedConvPlan): boolean {
+  const order = packedOrder(plan);
+  return order.length === plan.groupOfFilter.length && order.every((j, i) => j === i);
 }
 
 /** What the planner knows about one conv layer. */
@@ -29,6 +89,12 @@ export interface PlanLayer {
   filterPruning: boolean;
   /** Layer whose output channels are this layer's input channels and reach nothing else. */
   privateProducer?: string;
+  /** 2 · Hin · Win: FLOPs of one (input, output) pair of a 1×1 selection conv on this layer's input. */
+  selectionPairFlops: number;
+  /** 2 · Hout · Wout: FLOPs of one (input, output) pair of a 1×1 conv on this layer's output. */
+  scatterPairFlops: number;
+  /** The layer reading this conv's channels, when it can be reindexed. */
+  reader?: ChannelReader;
 }
 
 /** Cumulative share of the ascending-sorted, normalised values; `order[i]` is the index with share `cumulative[i]`. */
@@ -120,6 +186,7 @@ export class DspPlanner {
       plans.set(layer.name, { layer: layer.name, groupOfFilter, inputsOfGroup });
     }
     this.removeDeadFilters(plans);
+    this.packOutputs(plans);
     for (const [name, plan] of [...plans]) {
       if (isDense(plan, this.byName.get(name)!.layer)) plans.delete(name);
     }
@@ -146,16 +213,53 @@ export class DspPlanner {
     }
   }
 
-  /** FLOPs of a layer under a plan (dense FLOPs when the plan leaves it out). */
-  layerFlops(name: string, plan?: GroupedConvPlan): number {
+  /**
+   * Lets a conv emit its channels in packed order where the reader can be reindexed. With
+   * removed filters that needs a regrouped reader that gets exact zeros there: its groups
+   * stop reading those channels, unless a group would be left with no input.
+   */
+  private packOutputs(plans: Map<string, GroupedConvPlan>): void {
+    for (const { layer } of this.prepared) {
+      const plan = plans.get(layer.name)!;
+      const reader = layer.reader;
+      if (!reader) continue;
+      if (plan.groupOfFilter.every((g) => g >= 0)) {
+        plan.packedOutput = true;
+        continue;
+      }
+      const consumer = reader.kind === 'conv' && reader.zeroPreserving ? plans.get(reader.layer) : undefined;
+      if (!consumer) continue;
+      const trimmed = consumer.inputsOfGroup.map((inputs) => inputs.filter((c) => plan.groupOfFilter[c] >= 0));
+      if (consumer.groupOfFilter.some((g) => g >= 0 && trimmed[g].length === 0)) continue;
+      consumer.inputsOfGroup = trimmed;
+      plan.packedOutput = true;
+    }
+  }
+
+  /** Physical input channels of a layer: its producer's kept filters when that emits them packed. */
+  inputWidth(name: string, plans: GroupedConvPlan[]): number {
+    for (const plan of plans) {
+      const reader = this.byName.get(plan.layer)?.layer.reader;
+      if (plan.packedOutput && reader?.kind === 'conv' && reader.layer === name) return packedOrder(plan).length;
+    }
+    return this.byName.get(name)!.layer.inChannels;
+  }
+
+  /** FLOPs of a layer as built under the plans (dense FLOPs when they leave it out). */
+  layerFlops(name: string, plans: GroupedConvPlan[] = []): number {
     const layer = this.byName.get(name)!.layer;
+    const plan = plans.find((p) => p.layer === name);
     if (!plan) return layer.pairFlops * layer.inChannels * layer.filters;
-    return layer.pairFlops * groupedPairs(plan);
+    const width = this.inputWidth(name, plans);
+    const groups = realiseGroups(plan, width, layer.pairFlops, layer.selectionPairFlops);
+    let flops = realisedGroupFlops(groups, width, layer.pairFlops, layer.selectionPairFlops);
+    if (!plan.packedOutput && !keepsFilterOrder(plan)) flops += packedOrder(plan).length * layer.filters * layer.scatterPairFlops;
+    return flops;
   }
 
   /** FLOPs the plans save against the dense layers. */
   savedFlops(plans: GroupedConvPlan[]): number {
-    return plans.reduce((sum, plan) => sum + this.layerFlops(plan.layer) - this.layerFlops(plan.layer, plan), 0);
+    return plans.reduce((sum, plan) => sum + this.layerFlops(plan.layer) - this.layerFlops(plan.layer, plans), 0);
   }
 
   /**

@@ -87,3 +87,52 @@ export function spatialShapes(layer: Layer): { input: number[]; output: number[]
   const output = (Array.isArray(node.outputShapes[0]) ? node.outputShapes[0] : node.outputShapes) as number[];
   return { input: input.slice(1), output: output.slice(1) };
 }
+
+/** Activations that map 0 to 0, so a removed (all-zero) filter stays a zero channel through them. */
+const ZERO_PRESERVING_ACTIVATIONS = new Set([undefined, 'linear', 'relu', 'relu6', 'elu', 'selu', 'tanh', 'swish', 'gelu']);
+const ZERO_PRESERVING_LAYERS = new Set(['ReLU', 'LeakyReLU', 'ELU', 'MaxPooling2D', 'AveragePooling2D', 'Dropout', 'SpatialDropout2D']);
+
+/**
+ * The one weight layer that reads a conv's output channels, reached through a single chain of
+ * batch norms and per-channel layers: a plain Conv2D, or a Dense after Flatten or global pooling.
+ * Because that layer (and the batch norms on the way) can be reindexed, the conv may emit its
+ * channels in any order. `positions` is how many spatial positions a Dense row block spans;
+ * `zeroPreserving` says whether an all-zero filter still reaches the reader as zeros.
+ */
+export interface ChannelReader {
+  layer: string;
+  kind: 'conv' | 'dense';
+  batchNorms: string[];
+  positions: number;
+  zeroPreserving: boolean;
+}
+
+export function channelReader(conv: Layer): ChannelReader | undefined {
+  const activation = (conv.getConfig() as { activation?: string }).activation;
+  let zeroPreserving = ZERO_PRESERVING_ACTIVATIONS.has(activation);
+  const batchNorms: string[] = [];
+  let current = conv;
+  for (;;) {
+    const next = outboundLayers(current);
+    if (current.outboundNodes.length !== 1 || next.length !== 1 || next[0].inboundNodes.length !== 1) return undefined;
+    const layer = next[0];
+    const className = layer.getClassName();
+    if (className === 'Conv2D') return isPlainConv2D(layer) ? { layer: layer.name, kind: 'conv', batchNorms, positions: 1, zeroPreserving } : undefined;
+    if (className === 'Flatten' || className === 'GlobalAveragePooling2D' || className === 'GlobalMaxPooling2D') {
+      const dense = outboundLayers(layer);
+      if (layer.outboundNodes.length !== 1 || dense.length !== 1 || dense[0].getClassName() !== 'Dense' || dense[0].inboundNodes.length !== 1) return undefined;
+      const positions = className === 'Flatten' ? spatialShapes(layer).input.slice(0, -1).reduce((a, b) => a * b, 1) : 1;
+      return { layer: dense[0].name, kind: 'dense', batchNorms, positions, zeroPreserving };
+    }
+    if (className === 'BatchNormalization') {
+      // Only a batch norm right after the conv is masked with it (applyPlanMasks).
+      zeroPreserving &&= current === conv;
+      batchNorms.push(layer.name);
+    } else if (className === 'Activation') {
+      zeroPreserving &&= ZERO_PRESERVING_ACTIVATIONS.has((layer.getConfig() as { activation?: string }).activation);
+    } else if (!ZERO_PRESERVING_LAYERS.has(className)) {
+      return undefined;
+    }
+    current = layer;
+  }
+}
