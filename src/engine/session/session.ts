@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import type { PruneConfig } from '../config/types.js';
-import type { DoneEvent, EngineEvent, ErrorEvent, LatencySummary, ModelSummary } from '../../protocol/events.js';
+import type { DoneEvent, EngineEvent, ErrorEvent, LatencySummary, LayerStat, ModelSummary } from '../../protocol/events.js';
 import { CancelledError, UserError, describeError } from '../errors.js';
 import { initBackend } from '../backend/index.js';
 import { loadModel, saveModelAtomic, assertOutputSafe } from '../io/index.js';
@@ -137,7 +137,11 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     disposables.push(pruned);
     const prunedGraph = analyzeModel(pruned, { exclude: config.exclude });
     const afterStats = layerStats(pruned, prunedGraph);
-    emit({ type: 'layers', phase: 'prune', step: 0, layers: mergeKept(initialStats.layers, afterStats.layers), totals: { ...afterStats.totals, keptChannels: initialStats.totals.prunableChannels - channelsRemoved, prunableChannels: initialStats.totals.prunableChannels } });
+    const merged = mergeKept(initialStats.layers, afterStats.layers);
+    const keptChannels = decision.kind === 'units'
+      ? initialStats.totals.prunableChannels - channelsRemoved
+      : merged.filter((l) => l.status !== 'blocked').reduce((sum, l) => sum + Math.min(l.kept, l.channels), 0);
+    emit({ type: 'layers', phase: 'prune', step: 0, layers: merged, totals: { ...afterStats.totals, keptChannels, prunableChannels: initialStats.totals.prunableChannels } });
     const costAfterPrune = countCost(pruned);
     const flopsReduction = 1 - costAfterPrune.flops / costBefore.flops;
     if ('flopsReduction' in config.target && Math.abs(flopsReduction - config.target.flopsReduction) > 0.02) {
@@ -205,12 +209,19 @@ function speedup(before: LatencySummary, after: LatencySummary): number {
   return after.medianMs > 0 ? before.medianMs / after.medianMs : 1;
 }
 
-/** Live bars show dense channels against what remains, keyed by layer name. */
-function mergeKept(before: import('../../protocol/events.js').LayerStat[], after: import('../../protocol/events.js').LayerStat[]) {
+/**
+ * Live bars show dense channels against what remains, keyed by layer name. A layer a method
+ * rebuilt as per-group layers (`<name>_g0`, `<name>_g1`, …) keeps the channels of its groups.
+ */
+function mergeKept(before: LayerStat[], after: LayerStat[]): LayerStat[] {
   const afterByName = new Map(after.map((l) => [l.name, l]));
   return before.map((l) => {
-    const a = afterByName.get(l.name);
-    return a ? { ...a, channels: l.channels, kept: a.channels } : { ...l, kept: 0 };
+    const same = afterByName.get(l.name);
+    if (same) return { ...same, channels: l.channels, kept: same.channels };
+    const groups = after.filter((a) => a.name.startsWith(`${l.name}_g`) && /^\d+$/.test(a.name.slice(l.name.length + 2)));
+    if (groups.length === 0) return { ...l, kept: 0 };
+    const kept = groups.reduce((sum, g) => sum + g.channels, 0);
+    return { ...l, kept, params: groups.reduce((sum, g) => sum + g.params, 0), flops: groups.reduce((sum, g) => sum + g.flops, 0) };
   });
 }
 
