@@ -8,6 +8,10 @@
 # Result: $E2E_ROOT/env.sh — source it to get node 24 and code-server on PATH.
 set -euo pipefail
 
+# Run under `npm test`, this script inherits the outer npm's npm_* variables; the inner npm would take
+# them as its own config (code-server's postinstall then reads Node 20 from npm_config_user_agent).
+for variable in $(env | sed -n 's/^\(npm_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$variable"; done
+
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 E2E_ROOT=${E2E_ROOT:-$REPO/.cache/e2e}
 mkdir -p "$E2E_ROOT"; E2E_ROOT=$(cd "$E2E_ROOT" && pwd)
