@@ -103,7 +103,7 @@ export class SessionManager implements vscode.Disposable {
       startedAt: Date.now(),
       overrides: Object.keys(overrides).length ? overrides : undefined,
     };
-    const engine = this.startEngine({ type: 'run', configPath, overrides: stripUndefined(overrides) }, path.dirname(configPath));
+    const engine = this.startEngine({ type: 'run', configPath, overrides: stripUndefined(overrides), workspaceRoots: workspaceRootsFor(configPath) }, path.dirname(configPath));
     const log = this.host.log;
     log.info(`Session ${run.runId}: ${path.basename(configPath)} with ${methodLabel(run.method)}${overrides.dryRun ? ' (dry run)' : ''}, engine pid ${engine.pid}`);
 
@@ -358,4 +358,10 @@ async function readConfiguredMethod(configPath: string): Promise<string | undefi
   } catch {
     return undefined;
   }
+}
+
+/** The folders a session may use: the workspace's, or the config's own folder when none is open. */
+function workspaceRootsFor(configPath: string): string[] {
+  const folders = vscode.workspace.workspaceFolders?.filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath) ?? [];
+  return folders.length ? folders : [path.dirname(configPath)];
 }

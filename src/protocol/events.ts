@@ -187,6 +187,8 @@ export interface RunRequest {
   configPath: string;
   /** Overrides applied on top of the config file (method variant, output folder, dry run). */
   overrides?: { method?: string; output?: string; dryRun?: boolean; backend?: string };
+  /** Folders the session may read and write in (an editor's workspace); absent: no restriction. */
+  workspaceRoots?: string[];
 }
 
 /** Analyse a model without training: emits `start`, one `layers` event and a dry-run `done`. */

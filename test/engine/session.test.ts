@@ -100,3 +100,23 @@ test('bad data is reported as one error event naming the file', async () => {
   }
   assert.equal(existsSync(join(ws.dir, 'pruned')), false);
 });
+
+test('a session confined to the workspace refuses paths outside it, naming the field', async () => {
+  const ws = await makeWorkspace();
+  const outside = await makeWorkspace();
+  const escaping = loadConfig(ws.writeConfig({ ...tinyTrainingConfig, output: join(outside.dir, 'pruned') }));
+  const refused = await executeSession(escaping, () => undefined, { workspaceRoots: [ws.dir] });
+  assert.equal(refused.type, 'error');
+  if (refused.type === 'error') {
+    assert.equal(refused.field, 'output');
+    assert.match(refused.message, /outside the workspace/);
+  }
+  assert.equal(existsSync(join(outside.dir, 'pruned')), false);
+
+  const foreignModel = loadConfig(ws.writeConfig({ ...tinyTrainingConfig, model: outside.modelPath }, 'foreign.prune.json'));
+  const refusedModel = await executeSession(foreignModel, () => undefined, { workspaceRoots: [ws.dir] });
+  assert.equal(refusedModel.type === 'error' && refusedModel.field, 'model');
+
+  const inside = await executeSession(loadConfig(ws.writeConfig({ ...tinyTrainingConfig, finetune: { epochs: 0 } }, 'inside.prune.json')), () => undefined, { workspaceRoots: [ws.dir] });
+  assert.equal(inside.type, 'done');
+});

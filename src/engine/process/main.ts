@@ -41,7 +41,7 @@ async function handle(request: EngineRequest): Promise<void> {
       ok = result.type === 'done';
     } else {
       const config = loadConfig(request.configPath, { method: request.overrides?.method, output: request.overrides?.output, backend: request.overrides?.backend });
-      const result = await executeSession(config, emit, { signal: abort.signal, dryRun: request.overrides?.dryRun });
+      const result = await executeSession(config, emit, { signal: abort.signal, dryRun: request.overrides?.dryRun, workspaceRoots: request.workspaceRoots });
       ok = result.type === 'done';
     }
   } catch (err) {

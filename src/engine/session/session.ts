@@ -16,12 +16,15 @@ import { getMethod } from '../methods/index.js';
 import { createMethodContext } from './context.js';
 import { SessionProgress } from './progress.js';
 import { buildReport } from './report.js';
+import { assertInsideWorkspace } from './confine.js';
 import type { ChannelGraph } from '../graph/types.js';
 
 export interface SessionOptions {
   signal?: AbortSignal;
   /** Validate and plan without training or writing anything. */
   dryRun?: boolean;
+  /** When given (sessions started from an editor), every path the config names must lie inside one of these folders. */
+  workspaceRoots?: readonly string[];
   sessionId?: string;
 }
 
@@ -72,6 +75,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
   const progress = new SessionProgress(options.dryRun ? 0 : trainEpochs, options.dryRun ? 0 : finetuneEpochs);
 
   emit({ type: 'phase', phase: 'load', message: `Loading ${relative(process.cwd(), config.model) || config.model}` });
+  if (options.workspaceRoots?.length) assertInsideWorkspace(config, options.workspaceRoots);
   const backend = await initBackend(config.backend);
   assertOutputSafe(config.model, config.output);
   const loaded = await loadModel(config.model);

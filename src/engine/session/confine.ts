@@ -1,0 +1,30 @@
+import type { PruneConfig } from '../config/types.js';
+import { UserError } from '../errors.js';
+import { canonicalPath, isInside } from '../io/index.js';
+
+/**
+ * Sessions started from an editor read and write only inside its workspace folders: the model,
+ * the data and the output must lie in one of `roots` (symbolic links resolved), and the output
+ * may not be a workspace folder itself, which saving would replace.
+ */
+export function assertInsideWorkspace(config: PruneConfig, roots: readonly string[]): void {
+  const canonicalRoots = roots.map(canonicalPath);
+  const inside = (path: string) => canonicalRoots.some((root) => isInside(canonicalPath(path), root));
+  const check = (path: string, field: string) => {
+    if (!inside(path)) {
+      throw new UserError(`${path} is outside the workspace`, { file: config.configPath, field, fix: 'Keep the model, its data and the output folder inside the workspace' });
+    }
+  };
+  check(config.model, 'model');
+  const data = config.data;
+  if (data?.format === 'npy') {
+    check(data.x, 'data.x');
+    check(data.y, 'data.y');
+    if (data.xVal) check(data.xVal, 'data.xVal');
+    if (data.yVal) check(data.yVal, 'data.yVal');
+  } else if (data?.format === 'imagefolder') {
+    check(data.path, 'data.path');
+    if (data.validationPath) check(data.validationPath, 'data.validationPath');
+  }
+  check(config.output, 'output');
+}
