@@ -155,13 +155,14 @@ function humanPrinter(): (e: EngineEvent) => void {
         console.log(`  warning: ${e.message}`);
         break;
       case 'done': {
+        const change = (before: number, after: number) => `${after <= before ? '−' : '+'}${formatPercent(Math.abs(1 - after / before))}`;
         const rows: string[][] = [
-          ['params', formatCount(e.before.params), formatCount(e.after.params), formatPercent(1 - e.after.params / e.before.params)],
-          ['FLOPs', formatCount(e.before.flops), formatCount(e.after.flops), formatPercent(1 - e.after.flops / e.before.flops)],
+          ['params', formatCount(e.before.params), formatCount(e.after.params), change(e.before.params, e.after.params)],
+          ['FLOPs', formatCount(e.before.flops), formatCount(e.after.flops), change(e.before.flops, e.after.flops)],
         ];
         if (e.accuracy) rows.push(['top-1', formatPercent(e.accuracy.before, 2), formatPercent(e.accuracy.after, 2), `${((e.accuracy.after - e.accuracy.before) * 100).toFixed(2)} pp`]);
         if (e.latency) rows.push([`latency (${e.latency.after.backend}, batch ${e.latency.after.batchSize})`, `${e.latency.before.medianMs.toFixed(2)} ms`, `${e.latency.after.medianMs.toFixed(2)} ms`, `${e.latency.speedup.toFixed(2)}×`]);
-        if (e.size) rows.push(['weights', formatCount(e.size.before) + 'B', formatCount(e.size.after) + 'B', formatPercent(1 - e.size.after / e.size.before)]);
+        if (e.size) rows.push(['weights', formatCount(e.size.before) + 'B', formatCount(e.size.after) + 'B', change(e.size.before, e.size.after)]);
         console.log('');
         console.log(table(['', 'before', 'after', 'change'], rows));
         console.log(e.dryRun

@@ -5,7 +5,6 @@ import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc
 import schema from '../../../schemas/prune-config.schema.json';
 import { UserError } from '../errors.js';
 import type { DataConfig, MethodName, PruneConfig, Target, TrainConfig, BackendName } from './types.js';
-import { METHOD_NAMES } from './types.js';
 
 /** What a config file may override when a session is started (method variants, dry runs). */
 export interface ConfigOverrides {
@@ -109,7 +108,7 @@ function describeSchemaErrors(errors: ErrorObject[], value: unknown): ConfigProb
         break;
       }
       case 'enum':
-        add(path, `${field} must be one of ${((error.params as { allowedValues: unknown[] }).allowedValues).map((v) => JSON.stringify(v)).join(', ')}`);
+        add(path, `${field} is ${JSON.stringify(valueAt(root, path))}; it must be one of ${((error.params as { allowedValues: unknown[] }).allowedValues).map((v) => JSON.stringify(v)).join(', ')}`);
         break;
       case 'type':
         add(path, `${field} must be ${article((error.params as { type: string }).type)}`);
@@ -122,6 +121,12 @@ function describeSchemaErrors(errors: ErrorObject[], value: unknown): ConfigProb
     }
   }
   return [...problems.values()];
+}
+
+function valueAt(root: unknown, path: (string | number)[]): unknown {
+  let value = root;
+  for (const key of path) value = (value as Record<string | number, unknown> | undefined)?.[key];
+  return value;
 }
 
 function article(type: string): string {
@@ -172,7 +177,7 @@ export function loadConfig(configPath: string, overrides: ConfigOverrides = {}):
   const { problems } = validateConfigText(JSON.stringify(raw));
   if (problems.length > 0) {
     const first = problems[0];
-    throw new UserError(first.message, { file, field: first.path.length ? first.path.join('.') : undefined, fix: fixFor(first) });
+    throw new UserError(first.message, { file, field: first.path.length ? first.path.join('.') : undefined });
   }
   return resolveConfig(raw, file, shown);
 }
@@ -181,11 +186,6 @@ function parseConfig(text: string, file: string): Record<string, unknown> {
   const { value, problems } = validateConfigText(text);
   if (value === undefined) throw new UserError(problems[0].message, { file });
   return value as Record<string, unknown>;
-}
-
-function fixFor(problem: ConfigProblem): string | undefined {
-  if (problem.path[0] === 'method') return `Valid methods: ${METHOD_NAMES.join(', ')}`;
-  return undefined;
 }
 
 function resolveConfig(raw: Record<string, unknown>, file: string, shown: string): PruneConfig {
