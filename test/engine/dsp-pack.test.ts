@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { buildDemoCnn } from '../../src/engine/demo/model.js';
 import { applyPlanMasks, buildPackedModel } from '../../src/engine/methods/dsp/pack.js';
-import { DspPlanner, keepsFilterOrder, packedOrder, realiseGroups, realisedGroupFlops, type GroupedConvPlan } from '../../src/engine/methods/dsp/plan.js';
+import { DspPlanner, mergeGroups, keepsFilterOrder, packedOrder, realiseGroups, realisedGroupFlops, type GroupedConvPlan } from '../../src/engine/methods/dsp/plan.js';
 import { dspLayers, planLayers } from '../../src/engine/methods/dsp.js';
 import { DSP_DEFAULTS } from '../../src/engine/methods/dsp/options.js';
 import { spatialShapes } from '../../src/engine/methods/dsp/topology.js';
@@ -154,6 +154,41 @@ test('planned convs hand their kept channels, in group order, straight to the la
   // Removed filters vanish: batch norms after packed convs are only as wide as the kept filters.
   const conv2Kept = packedOrder(byName.get('conv2')!).length;
   assert.equal(packed.getLayer('bn2').getWeights()[0].shape[0], conv2Kept);
+  const x = tf.randomNormal([3, 12, 12, 1], 0, 1, 'float32', 6);
+  const diff = maxAbsDiff(model, packed, x);
+  assert.ok(diff <= 1e-5, `packed differs from masked by ${diff}`);
+  tf.dispose(x);
+});
+
+test('groups merge only when one conv over the union of their inputs costs less than the layers it saves', () => {
+  const layer = { name: 'c', inChannels: 8, filters: 4, pairFlops: 1000, energy: new Float64Array(32), groups: 2, filterPruning: false, selectionPairFlops: 100, scatterPairFlops: 100 };
+  const disjoint = () => ({ layer: 'c', groupOfFilter: [0, 0, 1, 1], inputsOfGroup: [[0, 1, 2], [5, 6, 7]] });
+  const free = disjoint();
+  mergeGroups(free, layer, 0);
+  assert.deepEqual(free.inputsOfGroup, [[0, 1, 2], [5, 6, 7]]);
+  const costly = disjoint();
+  mergeGroups(costly, layer, 1e6);
+  assert.deepEqual(costly.groupOfFilter, [0, 0, 0, 0]);
+  assert.deepEqual(costly.inputsOfGroup, [[0, 1, 2, 5, 6, 7], []]);
+  const same = { layer: 'c', groupOfFilter: [0, 1, 0, 1], inputsOfGroup: [[1, 3], [1, 3]] };
+  mergeGroups(same, layer, 1);
+  assert.deepEqual(same.groupOfFilter, [0, 0, 0, 0]);
+});
+
+test('with merged groups the packed model still equals the masked one and meets the FLOPs the planner counts', async () => {
+  const model = buildDemoCnn({ inputShape: [12, 12, 1], classes: 4, seed: 4 });
+  const random = seededRandom(8);
+  const layers = dspLayers(model, DSP_DEFAULTS, []);
+  const groupOf = layers.map((l) => Array.from({ length: l.getWeights()[0].shape[3] as number }, () => Math.floor(random() * 4)));
+  const planLayersOf = planLayers(model, layers, groupOf, DSP_DEFAULTS, []);
+  const separate = new DspPlanner(planLayersOf, { layerCostFlops: 0 }).plan(0.3);
+  const merged = new DspPlanner(planLayersOf, { layerCostFlops: 20_000 }).plan(0.3);
+  const liveGroups = (plans: GroupedConvPlan[]) => plans.reduce((n, p) => n + new Set(p.groupOfFilter.filter((g) => g >= 0)).size, 0);
+  assert.ok(liveGroups(merged) < liveGroups(separate), `${liveGroups(merged)} vs ${liveGroups(separate)} groups`);
+  const planner = new DspPlanner(planLayersOf, { layerCostFlops: 20_000 });
+  applyPlanMasks(model, merged);
+  const packed = await buildPackedModel(model, merged);
+  assert.equal(modelFlops(packed), modelFlops(buildDemoCnn({ inputShape: [12, 12, 1], classes: 4, seed: 4 })) - planner.savedFlops(merged));
   const x = tf.randomNormal([3, 12, 12, 1], 0, 1, 'float32', 6);
   const diff = maxAbsDiff(model, packed, x);
   assert.ok(diff <= 1e-5, `packed differs from masked by ${diff}`);

@@ -19,6 +19,11 @@ export interface GroupedConvPlan {
    * scatter convolution puts every filter back at its index, removed ones as zeros.
    */
   packedOutput?: boolean;
+  /**
+   * FLOPs a layer's fixed dispatch cost is worth: a 1×1 selection conv is only built when it
+   * saves more than this, and groups are merged when that costs fewer FLOPs than the layers it saves.
+   */
+  layerCostFlops?: number;
 }
 
 /** One live group as built: its filters, its inputs, and whether a 1×1 selection conv gathers them. */
@@ -46,7 +51,7 @@ export function realiseGroups(plan: GroupedConvPlan, width: number, pairFlops: n
     if (!filters.length) return;
     const full = filters.length * width * pairFlops;
     const selected = inputs.length * width * selectionPairFlops + filters.length * inputs.length * pairFlops;
-    groups.push({ group, filters, inputs, selection: inputs.length < width && selected < full });
+    groups.push({ group, filters, inputs, selection: inputs.length < width && selected + (plan.layerCostFlops ?? 0) < full });
   });
   return groups;
 }
@@ -131,7 +136,11 @@ export class DspPlanner {
   private readonly prepared: PreparedLayer[];
   private readonly byName: Map<string, PreparedLayer>;
 
-  constructor(layers: PlanLayer[]) {
+  /** FLOPs one extra layer is worth (see `layerCostFlops`). */
+  private readonly layerCostFlops: number;
+
+  constructor(layers: PlanLayer[], options: { layerCostFlops?: number } = {}) {
+    this.layerCostFlops = options.layerCostFlops ?? DEFAULT_LAYER_COST_FLOPS;
     this.prepared = layers.map((layer) => {
       const groupShares: PreparedLayer['groupShares'] = [];
       if (layer.groupOf) {
@@ -172,7 +181,7 @@ export class DspPlanner {
    * group of its private consumer reads is dropped, repeatedly, until nothing changes.
    * Layers whose plan equals the dense layer are left out.
    */
-  plan(beta: number): GroupedConvPlan[] {
+  plan(beta: number, layerCostFlops = this.layerCostFlops): GroupedConvPlan[] {
     const plans = new Map<string, GroupedConvPlan>();
     for (const { layer, groupShares, filterShares } of this.prepared) {
       const groupOfFilter = layer.groupOf ? [...layer.groupOf] : new Array<number>(layer.filters).fill(0);
@@ -183,7 +192,9 @@ export class DspPlanner {
         const dropped = new Set(layer.groupOf ? droppedByShare(groupShares[g], beta) : []);
         inputsOfGroup.push(Array.from({ length: layer.inChannels }, (_, c) => c).filter((c) => !dropped.has(c)));
       }
-      plans.set(layer.name, { layer: layer.name, groupOfFilter, inputsOfGroup });
+      const plan: GroupedConvPlan = { layer: layer.name, groupOfFilter, inputsOfGroup, layerCostFlops };
+      if (groups > 1) mergeGroups(plan, layer, layerCostFlops);
+      plans.set(layer.name, plan);
     }
     this.removeDeadFilters(plans);
     this.packOutputs(plans);
@@ -264,11 +275,19 @@ export class DspPlanner {
 
   /**
    * Bisection over the breakpoints of β for the plan whose model FLOPs (dense FLOPs minus
-   * savings) is nearest to `targetFlops`. FLOPs fall monotonically as β grows.
+   * savings) is nearest to `targetFlops`. FLOPs fall as β grows, apart from jumps where groups merge.
    */
   bisect(denseFlops: number, targetFlops: number): { beta: number; plans: GroupedConvPlan[]; flops: number } {
+    const merged = this.bisectWith(denseFlops, targetFlops, this.layerCostFlops);
+    if (this.layerCostFlops === 0 || Math.abs(merged.flops - targetFlops) <= BISECTION_TOLERANCE * targetFlops) return merged;
+    // Merged groups move FLOPs in coarser steps; meeting the target comes first.
+    const separate = this.bisectWith(denseFlops, targetFlops, 0);
+    return Math.abs(separate.flops - targetFlops) < Math.abs(merged.flops - targetFlops) ? separate : merged;
+  }
+
+  private bisectWith(denseFlops: number, targetFlops: number, layerCostFlops: number): { beta: number; plans: GroupedConvPlan[]; flops: number } {
     const betas = this.breakpoints();
-    const flopsAt = (i: number) => denseFlops - this.savedFlops(this.plan(betas[i]));
+    const flopsAt = (i: number) => denseFlops - this.savedFlops(this.plan(betas[i], layerCostFlops));
     let lo = 0;
     let hi = betas.length - 1;
     if (flopsAt(hi) >= targetFlops) lo = hi;
@@ -278,11 +297,66 @@ export class DspPlanner {
       if (flopsAt(mid) >= targetFlops) lo = mid;
       else hi = mid;
     }
-    const best = Math.abs(flopsAt(lo) - targetFlops) <= Math.abs(flopsAt(hi) - targetFlops) ? lo : hi;
-    const plans = this.plan(betas[best]);
+    // Merging groups makes FLOPs jump back up at some β, so the bracket may straddle a jump:
+    // look at the nearby breakpoints too.
+    let best = lo;
+    for (let i = Math.max(0, lo - BISECTION_WINDOW); i <= Math.min(betas.length - 1, hi + BISECTION_WINDOW); i++) {
+      if (Math.abs(flopsAt(i) - targetFlops) < Math.abs(flopsAt(best) - targetFlops)) best = i;
+    }
+    const plans = this.plan(betas[best], layerCostFlops);
     return { beta: betas[best], plans, flops: denseFlops - this.savedFlops(plans) };
   }
 }
+
+/**
+ * Default price of one extra layer in FLOPs: on wasm at batch 1 each added layer costs about
+ * 12 µs, what about 150 kFLOPs of convolution take there.
+ */
+export const DEFAULT_LAYER_COST_FLOPS = 150_000;
+
+/** FLOPs of the plan's live groups as built at the layer's full input width, plus `layerCostFlops` per layer. */
+function effectiveCost(plan: GroupedConvPlan, layer: PlanLayer, layerCostFlops: number): number {
+  const groups = realiseGroups(plan, layer.inChannels, layer.pairFlops, layer.selectionPairFlops);
+  const layers = groups.reduce((n, g) => n + (g.selection ? 2 : 1), groups.length > 1 ? 1 : 0);
+  return realisedGroupFlops(groups, layer.inChannels, layer.pairFlops, layer.selectionPairFlops) + layers * layerCostFlops;
+}
+
+/**
+ * Merges groups, greedily, while one conv reading the union of their inputs costs less than
+ * the layers it saves (selection, conv and concatenation), FLOPs and per-layer cost together.
+ * The merged group reads the union, so its FLOPs are counted in full.
+ */
+export function mergeGroups(plan: GroupedConvPlan, layer: PlanLayer, layerCostFlops: number): void {
+  const merged = (a: number, b: number): GroupedConvPlan => {
+    const union = new Set([...plan.inputsOfGroup[a], ...plan.inputsOfGroup[b]]);
+    const inputsOfGroup = plan.inputsOfGroup.map((inputs, g) => (g === a ? [...union].sort((x, y) => x - y) : g === b ? [] : inputs));
+    return { ...plan, groupOfFilter: plan.groupOfFilter.map((g) => (g === b ? a : g)), inputsOfGroup };
+  };
+  for (;;) {
+    const live = [...new Set(plan.groupOfFilter.filter((g) => g >= 0))].sort((x, y) => x - y);
+    const current = effectiveCost(plan, layer, layerCostFlops);
+    let best: GroupedConvPlan | undefined;
+    let bestCost = current;
+    for (let i = 0; i < live.length; i++) {
+      for (let k = i + 1; k < live.length; k++) {
+        const candidate = merged(live[i], live[k]);
+        const cost = effectiveCost(candidate, layer, layerCostFlops);
+        if (cost < bestCost) {
+          best = candidate;
+          bestCost = cost;
+        }
+      }
+    }
+    if (!best) return;
+    plan.groupOfFilter = best.groupOfFilter;
+    plan.inputsOfGroup = best.inputsOfGroup;
+  }
+}
+
+/** Breakpoints on either side of the bisection's bracket that are also tried. */
+const BISECTION_WINDOW = 32;
+/** Relative FLOPs error within which the merged plans are kept. */
+const BISECTION_TOLERANCE = 0.01;
 
 /** Σ_g (kept filters of g) · (inputs of g). */
 export function groupedPairs(plan: GroupedConvPlan): number {
