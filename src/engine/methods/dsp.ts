@@ -161,7 +161,7 @@ export const dspMethod: PruningMethod = {
       ctx.checkCancelled();
       ctx.emit({ type: 'phase', phase: 'prune', message: 'DSP: choosing kept input channels per group' });
       const groupOf = currentGroups(layers, options.groups);
-      const planner = new DspPlanner(planLayers(model, grouped, groupOf, options, config.exclude));
+      const planner = new DspPlanner(planLayers(model, grouped, groupOf, options, config.exclude), { layerCostFlops: options.layerCostFlops });
       const denseFlops = countCost(model).flops;
       const targetFlops = denseFlops * (1 - config.target.flopsReduction);
       const { beta, plans, flops } = planner.bisect(denseFlops, targetFlops);

@@ -24,6 +24,11 @@ export interface DspOptions {
   skipStem: boolean;
   /** Leave 1×1 convs (shortcut projections) ungrouped. */
   skipPointwise: boolean;
+  /**
+   * FLOPs one extra layer is worth when packing: groups merge, and selection convs are skipped,
+   * where their extra layers would cost more time than the FLOPs they save. 0 keeps every group.
+   */
+  layerCostFlops: number;
 }
 
 export const DSP_DEFAULTS: DspOptions = {
@@ -38,6 +43,7 @@ export const DSP_DEFAULTS: DspOptions = {
   filterPruning: true,
   skipStem: true,
   skipPointwise: true,
+  layerCostFlops: 0,
 };
 
 /** Merges a validated `dsp` config section over the defaults. */

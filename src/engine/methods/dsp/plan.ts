@@ -140,7 +140,7 @@ export class DspPlanner {
   private readonly layerCostFlops: number;
 
   constructor(layers: PlanLayer[], options: { layerCostFlops?: number } = {}) {
-    this.layerCostFlops = options.layerCostFlops ?? DEFAULT_LAYER_COST_FLOPS;
+    this.layerCostFlops = options.layerCostFlops ?? 0;
     this.prepared = layers.map((layer) => {
       const groupShares: PreparedLayer['groupShares'] = [];
       if (layer.groupOf) {
@@ -309,10 +309,11 @@ export class DspPlanner {
 }
 
 /**
- * Default price of one extra layer in FLOPs: on wasm at batch 1 each added layer costs about
- * 12 µs, what about 150 kFLOPs of convolution take there.
+ * Price of one extra layer in FLOPs that suits small models served at batch 1 on wasm: each added
+ * layer costs about 12 µs there, what about 150 kFLOPs of convolution take. The default price is 0
+ * (every learned group is kept, as the method defines); `dsp.layerCostFlops` sets another.
  */
-export const DEFAULT_LAYER_COST_FLOPS = 150_000;
+export const BATCH1_WASM_LAYER_COST_FLOPS = 150_000;
 
 /** FLOPs of the plan's live groups as built at the layer's full input width, plus `layerCostFlops` per layer. */
 function effectiveCost(plan: GroupedConvPlan, layer: PlanLayer, layerCostFlops: number): number {
