@@ -7,6 +7,7 @@
 import { resolve } from 'node:path';
 import type { EngineEvent } from '../protocol/events.js';
 import { describeError } from '../engine/errors.js';
+import { errorEvent } from '../engine/session/error-event.js';
 import { formatCount, formatDuration, formatPercent, table } from './format.js';
 
 const USAGE = `Usage:
@@ -76,9 +77,8 @@ async function main(argv: string[]): Promise<number> {
       console.error(`prunelens: ${err.message}\n\n${USAGE}`);
       return 2;
     }
-    const message = describeError(err);
-    if (json) console.log(JSON.stringify({ type: 'error', message }));
-    else console.error(`prunelens: ${message}`);
+    if (json) console.log(JSON.stringify(errorEvent(err)));
+    else console.error(`prunelens: ${describeError(err)}`);
     return 1;
   }
 }

@@ -7,7 +7,7 @@ import { isEngineRequest, type EngineEvent, type EngineRequest } from '../../pro
 import { loadConfig } from '../config/index.js';
 import { executeSession } from '../session/session.js';
 import { analyzeToEvents } from '../session/analyze.js';
-import { describeError, UserError } from '../errors.js';
+import { errorEvent } from '../session/error-event.js';
 
 const abort = new AbortController();
 let started = false;
@@ -45,9 +45,7 @@ async function handle(request: EngineRequest): Promise<void> {
       ok = result.type === 'done';
     }
   } catch (err) {
-    const event: EngineEvent = { type: 'error', message: describeError(err) };
-    if (err instanceof UserError) Object.assign(event, { file: err.file, field: err.field });
-    emit(event);
+    emit(errorEvent(err));
   }
   await Promise.all(pending);
   await finish(ok ? 0 : 1);
@@ -64,5 +62,5 @@ process.on('disconnect', () => {
 });
 
 process.on('uncaughtException', (err) => {
-  void send({ type: 'error', message: describeError(err) }).then(() => finish(1));
+  void send(errorEvent(err)).then(() => finish(1));
 });

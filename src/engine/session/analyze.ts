@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { BackendName } from '../config/types.js';
 import type { DoneEvent, EngineEvent, ErrorEvent } from '../../protocol/events.js';
-import { describeError, UserError } from '../errors.js';
+import type * as tf from '@tensorflow/tfjs';
+import { errorEvent } from './error-event.js';
 import { initBackend } from '../backend/index.js';
 import { loadModel } from '../io/index.js';
 import { analyzeModel } from '../graph/analyze.js';
@@ -22,6 +23,15 @@ export interface AnalysisResult {
   modelName: string;
 }
 
+/** Largest reductions whole-channel pruning can reach on this model (every group keeps one channel). */
+function reachableReductions(graph: ChannelGraph, model: tf.LayersModel): { flops: number; params: number; channels: number } {
+  return {
+    flops: maxReachable(graph, model, 'flopsReduction'),
+    params: maxReachable(graph, model, 'paramsReduction'),
+    channels: maxReachable(graph, model, 'channelRatio'),
+  };
+}
+
 /** Loads and analyses a model: prunability of every layer and its channel groups. No training. */
 export async function analyzeModelFile(modelPath: string, backend: BackendName = 'auto', exclude: string[] = []): Promise<AnalysisResult> {
   const usedBackend = await initBackend(backend);
@@ -34,11 +44,7 @@ export async function analyzeModelFile(modelPath: string, backend: BackendName =
       flops: cost.flops,
       layers: graph.layers.map((l) => ({ name: l.name, type: l.type, params: l.params, flops: l.flops, status: l.status, group: l.group, reason: l.reason, channels: l.outChannels })),
       groups: graph.groups.map((g) => ({ id: g.id, members: g.members, channels: g.channels, coupled: g.coupled })),
-      maxReduction: {
-        flops: maxReachable(graph, model, 'flopsReduction'),
-        params: maxReachable(graph, model, 'paramsReduction'),
-        channels: maxReachable(graph, model, 'channelRatio'),
-      },
+      maxReduction: reachableReductions(graph, model),
       graph,
       backend: usedBackend,
       modelName: model.name,
@@ -58,8 +64,7 @@ export async function analyzeToEvents(modelPath: string, emit: (e: EngineEvent) 
       const graph = analyzeModel(model);
       const cost = countCost(model);
       const sessionId = randomBytes(6).toString('hex');
-      const maxReduction = { flops: maxReachable(graph, model, 'flopsReduction'), params: maxReachable(graph, model, 'paramsReduction'), channels: maxReachable(graph, model, 'channelRatio') };
-      emit({ type: 'start', sessionId, method: 'analyze', backend, model: { ...summarizeModel(model, graph, cost), maxReduction }, target: {}, dryRun: true });
+      emit({ type: 'start', sessionId, method: 'analyze', backend, model: { ...summarizeModel(model, graph, cost), maxReduction: reachableReductions(graph, model) }, target: {}, dryRun: true });
       const stats = layerStats(model, graph);
       emit({ type: 'layers', phase: 'load', step: 0, layers: stats.layers, totals: stats.totals });
       const done: DoneEvent = { type: 'done', sessionId, method: 'analyze', before: { params: cost.params, flops: cost.flops }, after: { params: cost.params, flops: cost.flops }, channelsRemoved: 0, physicallyRemoved: false, backend, wallTimeMs: Date.now() - startedAt, dryRun: true };
@@ -69,8 +74,7 @@ export async function analyzeToEvents(modelPath: string, emit: (e: EngineEvent) 
       model.dispose();
     }
   } catch (err) {
-    const error: ErrorEvent = { type: 'error', message: describeError(err) };
-    if (err instanceof UserError) { error.file = err.file; error.field = err.field; }
+    const error = errorEvent(err);
     emit(error);
     return error;
   }

@@ -3,16 +3,19 @@ import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import type { PruneConfig } from '../config/types.js';
 import type { DoneEvent, EngineEvent, ErrorEvent, LatencySummary, LayerStat, ModelSummary } from '../../protocol/events.js';
-import { CancelledError, UserError, describeError } from '../errors.js';
+import { CancelledError, UserError } from '../errors.js';
+import { errorEvent } from './error-event.js';
 import { initBackend } from '../backend/index.js';
 import { loadModel, saveModelAtomic, assertOutputSafe } from '../io/index.js';
 import { analyzeModel } from '../graph/analyze.js';
 import { removeUnits } from '../surgery/index.js';
-import { countCost, layerStats, measureLatency, unitNorms } from '../metrics/index.js';
-import { selectUnits, maxReachable } from '../prune/select.js';
+import { countCost, layerStats, measureLatency } from '../metrics/index.js';
+import { maxReachable } from '../prune/select.js';
 import { loadDataset } from '../data/index.js';
 import type { Dataset, EvalResult } from '../train/types.js';
+import { evaluateModel } from '../train/index.js';
 import { getMethod } from '../methods/index.js';
+import { l1Method } from '../methods/l1.js';
 import { createMethodContext } from './context.js';
 import { SessionProgress } from './progress.js';
 import { buildReport } from './report.js';
@@ -35,13 +38,8 @@ export async function executeSession(config: PruneConfig, emit: (event: EngineEv
     emit(done);
     return done;
   } catch (err) {
-    const error: ErrorEvent = { type: "error", message: describeError(err) };
     if (process.env.PRUNELENS_DEBUG) console.error(err);
-    if (err instanceof CancelledError) error.cancelled = true;
-    if (err instanceof UserError) {
-      error.file = err.file;
-      error.field = err.field;
-    }
+    const error = errorEvent(err);
     emit(error);
     return error;
   }
@@ -112,12 +110,13 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     const initialStats = layerStats(model, graph);
     emit({ type: 'layers', phase: 'load', step: 0, layers: initialStats.layers, totals: initialStats.totals });
 
-    if (options.dryRun) return dryRun(config, model, graph, costBefore, backend, sessionId, startedAt, emit);
+    if (options.dryRun) return await dryRun(config, model, graph, costBefore, backend, sessionId, startedAt, emit);
 
     progress.enter('evaluate');
     emit({ type: 'phase', phase: 'evaluate', message: data ? `Evaluating the dense model on ${data.validationSize} validation samples` : 'Measuring the dense model' });
     const latencyBefore = await measureLatency(model, config.latency);
-    const accuracyBefore = data ? await evaluateModelChecked(model, data, checkCancelled) : undefined;
+    checkCancelled();
+    const accuracyBefore = data ? await evaluateModel(model, data) : undefined;
 
     progress.enter('train');
     emit({ type: 'phase', phase: 'train', message: `Running ${config.method}` });
@@ -146,8 +145,9 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       ? initialStats.totals.prunableChannels - channelsRemoved
       : merged.filter((l) => l.status !== 'blocked').reduce((sum, l) => sum + Math.min(l.kept, l.channels), 0);
     emit({ type: 'layers', phase: 'prune', step: 0, layers: merged, totals: { ...afterStats.totals, keptChannels, prunableChannels: initialStats.totals.prunableChannels } });
-    const costAfterPrune = countCost(pruned);
-    const flopsReduction = 1 - costAfterPrune.flops / costBefore.flops;
+    // Fine-tuning changes weights, not shapes: this is the pruned model's final cost.
+    const costAfter = countCost(pruned);
+    const flopsReduction = 1 - costAfter.flops / costBefore.flops;
     if ('flopsReduction' in config.target && Math.abs(flopsReduction - config.target.flopsReduction) > 0.02) {
       const reachable = maxReachable(graph, model, 'flopsReduction');
       const why = reachable < config.target.flopsReduction ? `at most ${(reachable * 100).toFixed(1)}% is reachable: the rest of the model is blocked or must keep a channel per group` : 'the method could not land closer with whole channels';
@@ -164,9 +164,8 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     checkCancelled();
 
     progress.enter('evaluate');
-    const accuracyAfter = data ? await evaluateModelChecked(pruned, data, checkCancelled) : undefined;
+    const accuracyAfter = data ? await evaluateModel(pruned, data) : undefined;
     const latencyAfter = await measureLatency(pruned, config.latency);
-    const costAfter = countCost(pruned);
     if (speedup(latencyBefore, latencyAfter) < 0.95) {
       emit({ type: 'warning', message: `The pruned model measured ${latencyAfter.medianMs.toFixed(2)} ms against ${latencyBefore.medianMs.toFixed(2)} ms dense on ${latencyAfter.backend} (batch ${latencyAfter.batchSize}): fewer FLOPs, but ${pruned.layers.length > model.layers.length ? `${pruned.layers.length - model.layers.length} more layers to run` : 'no faster here'}. Try a larger latency batch or another method.` });
     }
@@ -174,7 +173,6 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     progress.enter('save');
     emit({ type: 'phase', phase: 'save', message: `Writing ${config.output}` });
     checkCancelled();
-    const weightBytesAfter = pruned.weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b ?? 1), 1) * 4, 0);
     const done: DoneEvent = {
       type: 'done',
       sessionId,
@@ -185,7 +183,8 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       after: { params: costAfter.params, flops: costAfter.flops },
       accuracy: accuracyBefore && accuracyAfter ? { before: accuracyBefore.accuracy, after: accuracyAfter.accuracy } : undefined,
       latency: { before: latencyBefore, after: latencyAfter, speedup: speedup(latencyBefore, latencyAfter) },
-      size: { before: loaded.weightBytes, after: weightBytesAfter },
+      // Saved models store every weight as float32.
+      size: { before: loaded.weightBytes, after: costAfter.params * 4 },
       channelsRemoved,
       physicallyRemoved: true,
       backend,
@@ -201,12 +200,6 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       try { m.dispose(); } catch { /* already disposed */ }
     }
   }
-}
-
-async function evaluateModelChecked(model: tf.LayersModel, data: Dataset, checkCancelled: () => void): Promise<EvalResult> {
-  checkCancelled();
-  const { evaluateModel } = await import('../train/index.js');
-  return evaluateModel(model, data);
 }
 
 function speedup(before: LatencySummary, after: LatencySummary): number {
@@ -229,10 +222,10 @@ function mergeKept(before: LayerStat[], after: LayerStat[]): LayerStat[] {
   });
 }
 
-function dryRun(config: PruneConfig, model: tf.LayersModel, graph: ChannelGraph, costBefore: { params: number; flops: number }, backend: string, sessionId: string, startedAt: number, emit: (e: EngineEvent) => void): DoneEvent {
-  // A dry run plans with the magnitude criterion: it shows what the target means for this model without training.
-  const scores = unitNorms(model, graph, 'l1', true);
-  const remove = selectUnits(graph, model, scores, config.target, { scope: config.scope, maxGroupReduction: config.maxGroupReduction });
+async function dryRun(config: PruneConfig, model: tf.LayersModel, graph: ChannelGraph, costBefore: { params: number; flops: number }, backend: string, sessionId: string, startedAt: number, emit: (e: EngineEvent) => void): Promise<DoneEvent> {
+  // A dry run plans with the magnitude baseline: it shows what the target means for this model without training.
+  const plan = await l1Method.run(createMethodContext({ config, model, graph }));
+  const remove = plan.kind === 'units' ? plan.remove : [];
   const stats = layerStats(model, graph, { removed: remove });
   emit({ type: 'layers', phase: 'prune', step: 0, layers: stats.layers, totals: stats.totals });
   return {
