@@ -1,5 +1,5 @@
 import { readFileSync, existsSync, statSync } from 'node:fs';
-import { dirname, resolve, basename } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import Ajv, { type ErrorObject } from 'ajv';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import schema from '../../../schemas/prune-config.schema.json';
@@ -38,6 +38,12 @@ const validateSchema = ajv.compile(schema);
 
 /** Validates config text against the schema. Used by the engine and by the editor's diagnostics. */
 export function validateConfigText(text: string): { value?: unknown; problems: ConfigProblem[] } {
+  const parsed = parseConfigText(text);
+  return parsed.value === undefined ? parsed : { value: parsed.value, problems: validateConfigValue(parsed.value) };
+}
+
+/** JSON (comments allowed) that must be an object; the problem says where the syntax breaks. */
+function parseConfigText(text: string): { value?: Record<string, unknown>; problems: ConfigProblem[] } {
   const parseErrors: ParseError[] = [];
   const value = parseJsonc(text, parseErrors, { allowTrailingComma: false, disallowComments: false });
   if (parseErrors.length > 0) {
@@ -48,8 +54,11 @@ export function validateConfigText(text: string): { value?: unknown; problems: C
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { problems: [{ message: 'a pruning config must be a JSON object with "model", "method", "target" and "output"', path: [], severity: 'error' }] };
   }
-  if (validateSchema(value)) return { value, problems: [] };
-  return { value, problems: describeSchemaErrors(validateSchema.errors ?? [], value) };
+  return { value: value as Record<string, unknown>, problems: [] };
+}
+
+function validateConfigValue(value: Record<string, unknown>): ConfigProblem[] {
+  return validateSchema(value) ? [] : describeSchemaErrors(validateSchema.errors ?? [], value);
 }
 
 function lineAndColumn(text: string, offset: number): { line: number; column: number } {
@@ -162,7 +171,6 @@ function editDistance(a: string, b: string): number {
 /** Reads, validates and resolves a `*.prune.json` file. Every failure is a UserError naming the file and field. */
 export function loadConfig(configPath: string, overrides: ConfigOverrides = {}): PruneConfig {
   const file = resolve(configPath);
-  const shown = basename(file);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -170,25 +178,21 @@ export function loadConfig(configPath: string, overrides: ConfigOverrides = {}):
     const code = (err as NodeJS.ErrnoException).code;
     throw new UserError(code === 'ENOENT' ? 'config file not found' : `cannot read the config (${code ?? String(err)})`, { file });
   }
-  const raw = parseConfig(text, file);
+  const parsed = parseConfigText(text);
+  if (parsed.value === undefined) throw new UserError(parsed.problems[0].message, { file });
+  const raw = parsed.value;
   if (overrides.method !== undefined) raw.method = overrides.method;
   if (overrides.backend !== undefined) raw.backend = overrides.backend;
   if (overrides.output !== undefined) raw.output = overrides.output;
-  const { problems } = validateConfigText(JSON.stringify(raw));
+  const problems = validateConfigValue(raw);
   if (problems.length > 0) {
     const first = problems[0];
     throw new UserError(first.message, { file, field: first.path.length ? first.path.join('.') : undefined });
   }
-  return resolveConfig(raw, file, shown);
+  return resolveConfig(raw, file);
 }
 
-function parseConfig(text: string, file: string): Record<string, unknown> {
-  const { value, problems } = validateConfigText(text);
-  if (value === undefined) throw new UserError(problems[0].message, { file });
-  return value as Record<string, unknown>;
-}
-
-function resolveConfig(raw: Record<string, unknown>, file: string, shown: string): PruneConfig {
+function resolveConfig(raw: Record<string, unknown>, file: string): PruneConfig {
   const base = dirname(file);
   const at = (p: string) => resolve(base, p);
   const model = at(raw.model as string);
@@ -208,7 +212,6 @@ function resolveConfig(raw: Record<string, unknown>, file: string, shown: string
   const trainRaw = raw.train as Partial<TrainConfig> | undefined;
   const finetuneRaw = raw.finetune as Partial<TrainConfig> | undefined;
   const latency = raw.latency as { runs?: number; batchSize?: number } | undefined;
-  void shown;
   return {
     configPath: file,
     model,
