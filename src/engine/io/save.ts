@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import './serialization-fixes.js';
 import { promises as fs } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../errors.js';

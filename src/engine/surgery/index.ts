@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import '../io/serialization-fixes.js';
 import { STATISTIC_WEIGHTS } from '../graph/analyze.js';
 import { layerWeights } from '../graph/topology.js';
 import type { ChannelGraph } from '../graph/types.js';
@@ -91,11 +92,6 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
   const json = model.toJSON(undefined, false) as unknown as { class_name: string; config: { layers: LayerJson[] } };
   const topology = structuredClone(json);
   for (const layerJson of topology.config.layers) {
-    if (layerJson.class_name.startsWith('SeparableConv')) {
-      // tfjs 4.22 drops depthMultiplier from SeparableConv's config; restore it from the kernel.
-      const dw = layerWeights(model.getLayer(layerJson.config.name)).get('depthwise_kernel');
-      if (dw) layerJson.config.depth_multiplier = dw.shape[dw.shape.length - 1];
-    }
     const width = widthField(layerJson.class_name);
     const drop = plan.get(layerJson.config.name)?.get(width?.weight ?? '');
     if (!width || !drop) continue;
