@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../../config/types.js';
 import type { Dataset } from '../../train/types.js';
 import { crossEntropyPerSample, outputsProbabilities } from '../../train/loss.js';
+import { learningRateAt } from '../../train/optimizer.js';
 import type { DspOptions } from './options.js';
 import {
   groupRegularizer, gumbelNoise, gumbelSoftmax, hardGroups, oneHotAssignment, regularizerAssignmentGrad,
@@ -40,17 +41,6 @@ export interface LearnCallbacks {
   checkCancelled: () => void;
   onStep?: (report: StepReport) => void;
   onEpoch?: (epoch: number, epochs: number, loss: number) => void | Promise<void>;
-}
-
-export function learningRateAt(settings: TrainConfig, step: number, totalSteps: number, stepsPerEpoch: number): number {
-  switch (settings.schedule) {
-    case 'cosine':
-      return settings.learningRate * 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps));
-    case 'step':
-      return settings.learningRate * Math.pow(settings.gamma ?? 0.1, Math.floor(step / stepsPerEpoch / (settings.stepEpochs ?? 1)));
-    default:
-      return settings.learningRate;
-  }
 }
 
 /** Cross-entropy of the model's output on integer labels, in training mode (batch norm uses and updates batch statistics). */
@@ -156,7 +146,7 @@ export async function learnGroups(model: tf.LayersModel, data: Dataset, settings
           break;
         }
         callbacks.checkCancelled();
-        const learningRate = learningRateAt(settings, globalStep, totalSteps, stepsPerEpoch);
+        const learningRate = learningRateAt(settings, globalStep, stepsPerEpoch, totalSteps);
         const strength = options.regularization * learningRate * (globalStep + 1) / totalSteps;
         const progress = globalStep / totalSteps;
         const temperature = options.temperature * Math.pow(options.finalTemperature / options.temperature, progress);
