@@ -262,7 +262,3 @@ export function installWasmKernels(): void {
     if (einsum) register({ kernelName: 'Einsum', backendName: WASM, kernelFunc: einsum });
   }
 }
-
-/** Names of the kernels installWasmKernels registers, for tests and diagnostics. */
-export const WASM_GRADIENT_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
-  'DepthwiseConv2dNativeBackpropInput', 'MaxPoolGrad', 'UnsortedSegmentSum', 'Einsum'] as const;

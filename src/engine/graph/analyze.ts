@@ -97,8 +97,8 @@ function isChannelsFirst(config: Record<string, unknown>): boolean {
   return config.dataFormat === 'channelsFirst';
 }
 
-function unsupportedReason(node: TopoNode): string {
-  return `${node.name} (${node.className}) is not supported, so the channels it touches are kept`;
+function unsupportedReason(name: string, className: string): string {
+  return `${name} (${className}) is not supported, so the channels it touches are kept`;
 }
 
 /** Applies one node's channel rule: unions, weight slices, or blocks. */
@@ -122,7 +122,7 @@ function applyNodeRule(space: AtomSpace, node: TopoNode): void {
     return;
   }
   if (!input || !output || node.outputs.length !== 1 || output.channels === 0 || node.inputs.some((t) => t.channels === 0)) {
-    blockAll(unsupportedReason(node));
+    blockAll(unsupportedReason(node.name, node.className));
     return;
   }
   if (isChannelsFirst(config)) {
@@ -137,7 +137,7 @@ function applyNodeRule(space: AtomSpace, node: TopoNode): void {
     if (separable) {
       const dw = weights.get('depthwise_kernel');
       const pw = weights.get('pointwise_kernel');
-      if (!dw || !pw || node.inputs.length !== 1) return blockAll(unsupportedReason(node));
+      if (!dw || !pw || node.inputs.length !== 1) return blockAll(unsupportedReason(node.name, node.className));
       const m = dw.shape[dw.shape.length - 1] as number;
       for (let c = 0; c < input.channels; c++) {
         space.slice(input, c, node.name, 'depthwise_kernel', dw.shape.length - 2, 'consumer', c);
@@ -149,7 +149,7 @@ function applyNodeRule(space: AtomSpace, node: TopoNode): void {
       }
     } else {
       const kernel = weights.get('kernel');
-      if (!kernel || node.inputs.length !== 1) return blockAll(unsupportedReason(node));
+      if (!kernel || node.inputs.length !== 1) return blockAll(unsupportedReason(node.name, node.className));
       const rank = kernel.shape.length;
       for (let c = 0; c < input.channels; c++) space.slice(input, c, node.name, 'kernel', rank - 2, 'consumer', c);
       for (let o = 0; o < output.channels; o++) {
@@ -163,9 +163,9 @@ function applyNodeRule(space: AtomSpace, node: TopoNode): void {
 
   if (cls === 'DepthwiseConv2D') {
     const dw = weights.get('depthwise_kernel');
-    if (!dw) return blockAll(unsupportedReason(node));
+    if (!dw) return blockAll(unsupportedReason(node.name, node.className));
     const m = dw.shape[3] as number;
-    if (output.channels !== input.channels * m) return blockAll(unsupportedReason(node));
+    if (output.channels !== input.channels * m) return blockAll(unsupportedReason(node.name, node.className));
     for (let c = 0; c < input.channels; c++) {
       space.slice(input, c, node.name, 'depthwise_kernel', 2, 'depthwise', c);
       for (let j = 0; j < m; j++) {
@@ -183,7 +183,7 @@ function applyNodeRule(space: AtomSpace, node: TopoNode): void {
     if (axis !== -1 && axis !== rank - 1) {
       return blockAll(`${node.name} (BatchNormalization) normalizes axis ${axis}, not the channel axis`);
     }
-    if (!passThrough(input, output)) return blockAll(unsupportedReason(node));
+    if (!passThrough(input, output)) return blockAll(unsupportedReason(node.name, node.className));
     for (const name of ['gamma', 'beta', 'moving_mean', 'moving_variance']) {
       if (!weights.has(name)) continue;
       for (let c = 0; c < output.channels; c++) space.slice(output, c, node.name, name, 0, 'norm', c);
@@ -192,7 +192,7 @@ function applyNodeRule(space: AtomSpace, node: TopoNode): void {
   }
 
   if (cls === 'PReLU') {
-    if (!passThrough(input, output)) return blockAll(unsupportedReason(node));
+    if (!passThrough(input, output)) return blockAll(unsupportedReason(node.name, node.className));
     const alpha = weights.get('alpha');
     // A per-channel alpha is a member; an alpha shared across channels is not.
     if (alpha && alpha.shape[alpha.shape.length - 1] === output.channels && output.channels > 1) {
@@ -206,12 +206,12 @@ function applyNodeRule(space: AtomSpace, node: TopoNode): void {
     const axis = Number(config.axis ?? -1);
     const softmaxOnChannels = cls === 'Softmax' ? axis === -1 || axis === rank - 1 : config.activation === 'softmax';
     if (softmaxOnChannels) return blockAll(softmaxReason);
-    if (!passThrough(input, output)) blockAll(unsupportedReason(node));
+    if (!passThrough(input, output)) blockAll(unsupportedReason(node.name, node.className));
     return;
   }
 
   if (PASS_THROUGH_CLASSES.has(cls)) {
-    if (node.inputs.length !== 1 || !passThrough(input, output)) blockAll(unsupportedReason(node));
+    if (node.inputs.length !== 1 || !passThrough(input, output)) blockAll(unsupportedReason(node.name, node.className));
     return;
   }
 
@@ -232,22 +232,22 @@ function applyNodeRule(space: AtomSpace, node: TopoNode): void {
         for (let c = 0; c < t.channels; c++) space.union(t, c, output, offset + c);
         offset += t.channels;
       }
-      if (offset !== output.channels) blockAll(unsupportedReason(node));
+      if (offset !== output.channels) blockAll(unsupportedReason(node.name, node.className));
     } else {
-      for (const t of node.inputs) if (!passThrough(t, output)) return blockAll(unsupportedReason(node));
+      for (const t of node.inputs) if (!passThrough(t, output)) return blockAll(unsupportedReason(node.name, node.className));
     }
     return;
   }
 
   if (cls === 'Flatten') {
     const c = input.channels;
-    if (output.channels % c !== 0) return blockAll(unsupportedReason(node));
+    if (output.channels % c !== 0) return blockAll(unsupportedReason(node.name, node.className));
     // NHWC flatten: feature f comes from channel f mod C.
     for (let f = 0; f < output.channels; f++) space.union(input, f % c, output, f);
     return;
   }
 
-  blockAll(unsupportedReason(node));
+  blockAll(unsupportedReason(node.name, node.className));
 }
 
 /** Channel tensors that a channel-axis concat produces: groups through them are coupled. */
@@ -405,7 +405,7 @@ function describeLayers(
     const node = topo.nodesByLayer.get(layer.name)?.[0];
     if (type === 'InputLayer') return { ...base, status: 'blocked' as LayerStatus, reason: 'model input' };
     const out = node?.outputs[0];
-    if (!out || out.channels === 0) return { ...base, status: 'blocked' as LayerStatus, reason: unsupportedReasonFor(layer.name, type) };
+    if (!out || out.channels === 0) return { ...base, status: 'blocked' as LayerStatus, reason: unsupportedReason(layer.name, type) };
     let firstReason: string | undefined;
     for (let ch = 0; ch < out.channels; ch++) {
       const root = rootOfAtom[space.atom(out, ch)];
@@ -418,8 +418,4 @@ function describeLayers(
     }
     return { ...base, status: 'blocked' as LayerStatus, reason: firstReason ?? 'no layer creates these channels' };
   });
-}
-
-function unsupportedReasonFor(name: string, type: string): string {
-  return `${name} (${type}) is not supported, so the channels it touches are kept`;
 }

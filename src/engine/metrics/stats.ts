@@ -57,7 +57,7 @@ export function layerStats(
   const layers: LayerStat[] = [];
   for (const info of graph.layers) {
     const axis = outputAxis(info.type);
-    if (!axis || !(info.ownsChannels || info.type === 'DepthwiseConv2D')) continue;
+    if (!axis) continue;
     const layer = model.getLayer(info.name);
     const weights = layerWeights(layer);
     let zeros = 0;

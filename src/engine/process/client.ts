@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { isEngineEvent, type DoneEvent, type EngineEvent, type ErrorEvent, type EngineRequest } from '../../protocol/events.js';
+import { isEngineEvent, isTerminalEvent, type DoneEvent, type EngineEvent, type ErrorEvent, type EngineRequest } from '../../protocol/events.js';
 
 export interface EngineRunOptions {
   /** Path of the built engine entry (dist/engine.js). */
@@ -58,7 +58,7 @@ export function startEngine(request: Exclude<EngineRequest, { type: 'cancel' }>,
     });
     child.on('message', (message: unknown) => {
       if (!isEngineEvent(message) || terminal) return;
-      if (message.type === 'done' || message.type === 'error') terminal = message;
+      if (isTerminalEvent(message)) terminal = message;
       options.onEvent?.(message);
     });
     child.on('error', (err) => {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '../io/serialization-fixes.js';
 import { STATISTIC_WEIGHTS } from '../graph/analyze.js';
-import { layerWeights } from '../graph/topology.js';
+import { layerWeights, weightShortName } from '../graph/topology.js';
 import type { ChannelGraph } from '../graph/types.js';
 
 /**
@@ -109,7 +109,7 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
       const oldWeights = layerWeights(oldLayer);
       const layerPlan = plan.get(oldLayer.name);
       const values = newLayer.weights.map((target) => {
-        const name = [...layerWeights(newLayer)].find(([, v]) => v === target)![0];
+        const name = weightShortName(target);
         const source = oldWeights.get(name);
         if (!source) throw new Error(`Weight ${oldLayer.name}/${name} is missing from the source model`);
         const value = tf.tidy(() => {
