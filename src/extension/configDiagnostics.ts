@@ -10,9 +10,13 @@ export function isPruneConfig(uri: vscode.Uri): boolean {
   return uri.scheme === 'file' && uri.path.endsWith('.prune.json');
 }
 
-/** Model analyses for the diagnostics, cached per model file and modification time. */
+/**
+ * Model analyses for the diagnostics, cached per model file and modification time, and run one
+ * at a time: each is an engine process, and opening a workspace checks every config in it.
+ */
 export class CapacityCache {
   private readonly cache = new Map<string, { mtimeMs: number; capacity: Promise<ModelCapacity | undefined> }>();
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly analyze: (modelPath: string) => Promise<AnalysisResult>) {}
 
@@ -20,7 +24,10 @@ export class CapacityCache {
     const { mtimeMs } = await stat(modelPath);
     const hit = this.cache.get(modelPath);
     if (hit && hit.mtimeMs === mtimeMs) return hit.capacity;
-    const capacity = this.analyze(modelPath).then((result) => (result.layers ? capacityFromLayers(result.layers, result.start?.model.maxReduction) : undefined));
+    const capacity = this.queue
+      .then(() => this.analyze(modelPath))
+      .then((result) => (result.layers ? capacityFromLayers(result.layers, result.start?.model.maxReduction) : undefined));
+    this.queue = capacity.catch(() => undefined);
     this.cache.set(modelPath, { mtimeMs, capacity });
     // A failed analysis is not remembered: the next check tries again.
     void capacity.then((value) => value === undefined && this.cache.get(modelPath)?.capacity === capacity && this.cache.delete(modelPath));

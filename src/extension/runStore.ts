@@ -17,8 +17,6 @@ export interface RunRecord extends RunInfo {
  * plus a bounded in-memory event log per run for the panel's snapshot.
  */
 export class RunStore implements vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<RunRecord>();
-  readonly onDidChange = this.changed.event;
   private readonly eventLog = new Map<string, EngineEvent[]>();
 
   constructor(private readonly state: vscode.Memento) {
@@ -37,15 +35,17 @@ export class RunStore implements vscode.Disposable {
     return this.all().find((r) => r.runId === runId);
   }
 
+  /** The newest run of a config that satisfies `predicate` (runs are kept oldest first). */
   latestFor(configPath: string, predicate: (r: RunRecord) => boolean = () => true): RunRecord | undefined {
-    return this.all().filter((r) => r.configPath === configPath && predicate(r)).sort((a, b) => b.startedAt - a.startedAt)[0];
+    const runs = this.all();
+    for (let i = runs.length - 1; i >= 0; i--) if (runs[i].configPath === configPath && predicate(runs[i])) return runs[i];
+    return undefined;
   }
 
   async upsert(run: RunRecord): Promise<void> {
     const others = this.all().filter((r) => r.runId !== run.runId);
     const runs = [...others, run].sort((a, b) => a.startedAt - b.startedAt).slice(-MAX_REMEMBERED_RUNS);
     await this.save(runs);
-    this.changed.fire(run);
   }
 
   appendEvent(runId: string, event: EngineEvent): void {
@@ -67,6 +67,6 @@ export class RunStore implements vscode.Disposable {
   }
 
   dispose(): void {
-    this.changed.dispose();
+    this.eventLog.clear();
   }
 }

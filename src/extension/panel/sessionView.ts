@@ -67,10 +67,6 @@ export class SessionViewProvider implements vscode.WebviewViewProvider, vscode.D
     );
   }
 
-  get isVisible(): boolean {
-    return this.view?.visible ?? false;
-  }
-
   /** Posts a message now if the panel is visible, else keeps it for when it is shown. */
   post(message: HostMessage): void {
     if (!this.view || !this.ready) return; // the panel's `ready` brings a snapshot
