@@ -3,6 +3,7 @@ import type { PruneConfig, Target, TrainConfig } from '../config/types.js';
 import type { WeightSlice } from '../graph/types.js';
 import type { MethodContext, PruningDecision, PruningMethod } from './types.js';
 import { UserError } from '../errors.js';
+import { DEFAULT_TRAIN } from '../config/index.js';
 import { findBlocks, hiddenActivations, secondLayerOf, zeroSlices, type IspaspBlock } from './ispasp/blocks.js';
 import { searchSupport } from './ispasp/support.js';
 import { allocateWidths } from './ispasp/allocate.js';
@@ -40,7 +41,6 @@ export function ispaspOptions(config: PruneConfig): IspaspOptions {
   return { ...ISPASP_DEFAULTS, ...section };
 }
 
-const TRAIN_FALLBACK: TrainConfig = { epochs: 1, batchSize: 64, learningRate: 0.01, momentum: 0.9, weightDecay: 5e-4, optimizer: 'sgd', schedule: 'constant' };
 
 /** The model-level measure a target refers to, as a function of the units removed. */
 function targetMeasure(ctx: MethodContext, target: Target): { value: number; measure: (removed: number[]) => number } {
@@ -125,7 +125,7 @@ async function runIspasp(ctx: MethodContext): Promise<PruningDecision> {
       });
 
       if (options.blockFinetuneEpochs > 0) {
-        const base = ctx.config.train ?? TRAIN_FALLBACK;
+        const base = ctx.config.train ?? DEFAULT_TRAIN;
         const settings: TrainConfig = { ...base, epochs: options.blockFinetuneEpochs, learningRate: options.blockFinetuneLearningRate, schedule: 'constant' };
         // Removed channels stay removed while the rest of the network adapts.
         await ctx.train(settings, { afterStep: () => zeroSlices(ctx.model, removedConsumerSlices) }, 'train');

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ChannelGraph, ChannelGroup, WeightSlice } from '../../graph/types.js';
-import { shortWeightName } from '../ocspruner/unit-cost.js';
+import { layerWeights } from '../../graph/topology.js';
 
 /**
  * A two-layer block as i-SpaSP sees it: one producer layer whose output channels are private
@@ -81,7 +81,7 @@ export function findBlocks(model: tf.LayersModel, graph: ChannelGraph, exclude: 
 }
 
 function variableOf(layer: tf.layers.Layer, weight: string): tf.LayerVariable | undefined {
-  return layer.weights.find((w) => shortWeightName(w.originalName ?? w.name) === weight);
+  return layerWeights(layer).get(weight);
 }
 
 /** The second layer's linear part (bias included, activation left out), then its batch norm in inference mode. */

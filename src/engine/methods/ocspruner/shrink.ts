@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ChannelGraph } from '../../graph/types.js';
-import { shortWeightName } from './unit-cost.js';
+import { layerWeights } from '../../graph/topology.js';
 
 /** The weights OCSPruner's shrink touches: kernels (producer, consumer and depthwise slices) and BN γ. */
 const SHRUNK_WEIGHTS = new Set(['kernel', 'depthwise_kernel', 'pointwise_kernel', 'gamma']);
@@ -28,7 +28,7 @@ export class SelectedChannelShrink {
       }
     }
     for (const { layer, weight, axes } of perWeight.values()) {
-      const variable = model.getLayer(layer).weights.find((w) => shortWeightName(w.originalName ?? w.name) === weight);
+      const variable = layerWeights(model.getLayer(layer)).get(weight);
       if (!variable) continue;
       const shape = variable.shape as number[];
       // 1 where any selected slice covers the element, else 0.

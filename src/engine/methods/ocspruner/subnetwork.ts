@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ChannelGraph, ChannelGroup } from '../../graph/types.js';
-import { createUnitCostModel, shortWeightName, type UnitCostModel } from './unit-cost.js';
+import { createUnitCostModel, type UnitCostModel } from './unit-cost.js';
+import { layerWeights } from '../../graph/topology.js';
 
 /**
  * OCSPruner's per-epoch sub-network choice (§7.2 of the algorithm notes): group saliency
@@ -21,7 +22,7 @@ export function unitSaliency(model: tf.LayersModel, graph: ChannelGraph): Float6
     const key = `${layerName}\u0000${weight}\u0000${axis}`;
     let entry = sums.get(key);
     if (entry) return entry;
-    const variable = model.getLayer(layerName).weights.find((w) => shortWeightName(w.originalName ?? w.name) === weight);
+    const variable = layerWeights(model.getLayer(layerName)).get(weight);
     if (!variable) return null;
     const shape = variable.shape as number[];
     const t = tf.tidy(() => {

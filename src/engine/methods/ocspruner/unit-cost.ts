@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { ChannelGraph } from '../../graph/types.js';
+import { weightShortName } from '../../graph/topology.js';
 
 /**
  * Analytic cost of the model after removing a set of channel units, without building it.
@@ -27,12 +28,6 @@ interface WeightEntry {
 
 const KERNEL_WEIGHTS = new Set(['kernel', 'depthwise_kernel', 'pointwise_kernel']);
 
-/** The short weight name ("kernel", "gamma", ...) of a layer variable named "<layer>/<weight>[_n]". */
-export function shortWeightName(variableName: string): string {
-  const last = variableName.slice(variableName.lastIndexOf('/') + 1);
-  return last.replace(/_\d+$/, '');
-}
-
 export function createUnitCostModel(model: tf.LayersModel, graph: ChannelGraph): UnitCostModel {
   const weights = new Map<string, WeightEntry>();
   for (const layer of model.layers) {
@@ -41,7 +36,7 @@ export function createUnitCostModel(model: tf.LayersModel, graph: ChannelGraph):
     for (let i = 1; i < outShape.length - 1; i++) positions *= outShape[i] ?? 1;
     const calls = Math.max(1, layer.inboundNodes.length);
     for (const v of layer.weights) {
-      const name = shortWeightName(v.originalName ?? v.name);
+      const name = weightShortName(v);
       const numel = v.shape.reduce((a: number, b) => a * (b ?? 1), 1);
       weights.set(`${layer.name}/${name}`, {
         numel,
