@@ -2,7 +2,8 @@
  * Cheap, tfjs-free reads of model and data files for the editor's diagnostics: a model's input
  * shape from its model.json topology, an .npy array's shape from its header. vscode-free.
  */
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { readNpyHeader } from '../engine/data/npy.js';
 
 /** Input shape without the batch dimension, e.g. [28, 28, 1]; undefined when not found. */
 export async function readModelInputShape(modelJsonPath: string): Promise<(number | null)[] | undefined> {
@@ -46,23 +47,9 @@ export function inputShapeOfTopology(topology: unknown): (number | null)[] | und
   return undefined;
 }
 
-/** Shape from a NumPy .npy header (format versions 1–3). */
+/** Shape from a NumPy .npy header, checked as the engine checks it. */
 export async function readNpyShape(npyPath: string): Promise<number[]> {
-  const file = await open(npyPath, 'r');
-  try {
-    const head = Buffer.alloc(4096);
-    const { bytesRead } = await file.read(head, 0, head.length, 0);
-    if (bytesRead < 10 || head.toString('latin1', 0, 6) !== '\x93NUMPY') throw new Error('not a NumPy .npy file');
-    const major = head[6];
-    const headerLength = major === 1 ? head.readUInt16LE(8) : head.readUInt32LE(8);
-    const start = major === 1 ? 10 : 12;
-    const header = head.toString('latin1', start, Math.min(start + headerLength, bytesRead));
-    const match = /'shape'\s*:\s*\(([^)]*)\)/.exec(header);
-    if (!match) throw new Error('the .npy header has no shape');
-    return match[1].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  } finally {
-    await file.close();
-  }
+  return (await readNpyHeader(npyPath)).shape;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { UserError } from '../errors.js';
 
 export type NpyArray =
@@ -35,7 +36,32 @@ export function readNpy(file: string): NpyArray {
   return parseNpy(buf, file);
 }
 
-export function parseNpy(buf: Buffer, file: string): NpyArray {
+export interface NpyHeader {
+  shape: number[];
+  dtype: NpyArray['dtype'];
+  /** Bytes per element. */
+  bytes: number;
+  /** Offset of the first data byte. */
+  dataStart: number;
+}
+
+/** Reads only the header of a .npy file (its shape and dtype), however large the array. */
+export async function readNpyHeader(file: string): Promise<NpyHeader> {
+  const handle = await open(file, 'r');
+  try {
+    const prefix = Buffer.alloc(12);
+    const { bytesRead } = await handle.read(prefix, 0, 12, 0);
+    const headerLength = bytesRead >= 10 ? (prefix[6] === 1 ? prefix.readUInt16LE(8) : bytesRead >= 12 ? prefix.readUInt32LE(8) : 0) : 0;
+    const head = Buffer.alloc(Math.min(bytesRead, 12) + headerLength);
+    const read = await handle.read(head, 0, head.length, 0);
+    return parseNpyHeader(head.subarray(0, read.bytesRead), file);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Parses and checks a .npy header: version 1–3, little-endian, C order, a supported dtype. */
+export function parseNpyHeader(buf: Buffer, file: string): NpyHeader {
   const notNpy = (why: string) => new UserError(`not a valid .npy file: ${why}`, { file, fix: 'Save the array with numpy.save(path, array)' });
   if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) throw notNpy('the \\x93NUMPY signature is missing');
   const major = buf[6];
@@ -63,15 +89,20 @@ export function parseNpy(buf: Buffer, file: string): NpyArray {
   if (order === '>' && type.bytes > 1) {
     throw new UserError(`the array is big-endian ('${descr}')`, { file, fix: `Save array.astype('<${code}') instead` });
   }
+  return { shape, dtype: type.dtype, bytes: type.bytes, dataStart };
+}
+
+export function parseNpy(buf: Buffer, file: string): NpyArray {
+  const { shape, dtype, bytes: elementBytes, dataStart } = parseNpyHeader(buf, file);
   const count = shape.reduce((a, b) => a * b, 1);
-  const byteLength = count * type.bytes;
+  const byteLength = count * elementBytes;
   if (buf.length - dataStart < byteLength) {
     throw new UserError(`the file is truncated: shape (${shape.join(', ')}) needs ${byteLength} bytes of data, found ${buf.length - dataStart}`, {
       file, fix: 'Save the array again' });
   }
   // Copy so the typed array is aligned whatever the header length.
   const bytes = buf.buffer.slice(buf.byteOffset + dataStart, buf.byteOffset + dataStart + byteLength);
-  switch (type.dtype) {
+  switch (dtype) {
     case 'float32': return { dtype: 'float32', shape, data: new Float32Array(bytes) };
     case 'float64': return { dtype: 'float64', shape, data: new Float64Array(bytes) };
     case 'uint8': return { dtype: 'uint8', shape, data: new Uint8Array(bytes) };
