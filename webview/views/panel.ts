@@ -342,6 +342,8 @@ class LayersView {
   private readonly histogram: HistogramChart;
   private listKey = '';
   private legendKey = '';
+  /** What the charts were last drawn from: step events re-render the panel, but leave the layers as they were. */
+  private drawn: { snapshot?: unknown; selected?: string; palette?: Palette; colourBy?: string } = {};
 
   constructor(ctx: PanelContext) {
     const s = section('Layers', 'layers');
@@ -381,14 +383,17 @@ class LayersView {
       show(this.histogramBox, false);
       return;
     }
-    const t = snapshot!.totals;
     const colourBy = analysing ? 'status' : 'sparsity';
+    const selected = selectedLayerStat(state);
+    const drawn = this.drawn;
+    if (drawn.snapshot === snapshot && drawn.selected === selected?.name && drawn.palette === palette && drawn.colourBy === colourBy) return;
+    this.drawn = { snapshot, selected: selected?.name, palette, colourBy };
+    const t = snapshot!.totals;
     setText(this.totals, analysing
       ? `${formatCount(t.prunableChannels)} prunable channels \u00b7 ${formatCount(t.params)} params \u00b7 ${formatFlops(t.flops)}`
       : `${formatCount(t.keptChannels)} of ${formatCount(t.prunableChannels)} prunable channels kept \u00b7 ${formatCount(t.params)} params \u00b7 ${formatFlops(t.flops)}` +
         (t.zeroGroups ? ` \u00b7 ${formatCount(t.zeroGroups)} zero groups` : ''));
 
-    const selected = selectedLayerStat(state);
     this.chartBox.style.height = `${Math.max(120, layers.length * 18 + 48)}px`;
     this.chart.update(layers, selected?.name, palette, colourBy);
     setAttr(this.chartBox, 'data-bars', JSON.stringify(layers.map((l) => l.kept)));
