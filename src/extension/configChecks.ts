@@ -7,6 +7,8 @@ import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { parse, type ParseError } from 'jsonc-parser/lib/esm/main.js';
 import { formatShape, readModelInputShape, readNpyShape, sampleShapeMatches } from './modelFiles.js';
+import { assertOutputSafe } from '../engine/io/paths.js';
+import { UserError } from '../engine/errors.js';
 
 export interface ConfigCheck {
   message: string;
@@ -46,8 +48,12 @@ export async function checkConfigText(text: string, configPath: string, capacity
   }
 
   if (typeof raw.output === 'string' && raw.output && typeof raw.model === 'string' && raw.model) {
-    if (path.resolve(at(raw.output)) === path.dirname(at(raw.model))) {
-      checks.push({ path: ['output'], severity: 'error', message: 'The output folder is the model\'s own folder; PruneLens never overwrites the input model. Choose another folder, e.g. "pruned".' });
+    // The engine's own check: the model's folder, a folder containing it, through symbolic links too.
+    try {
+      assertOutputSafe(at(raw.model), at(raw.output));
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      checks.push({ path: ['output'], severity: 'error', message: err.message });
     }
   }
 

@@ -30,6 +30,9 @@ test('a missing model and an output over the model folder are reported on their 
   assert.match(missing[0].message, /not found: nope\/model\.json/);
   const overwrite = await checkConfigText(JSON.stringify({ ...base, output: 'model' }), path);
   assert.deepEqual(overwrite.map((c) => c.path.join('.')), ['output']);
+  assert.match(overwrite[0].message, /overwrite the input model/);
+  const containing = await checkConfigText(JSON.stringify({ ...base, output: '.' }), path);
+  assert.deepEqual(containing.map((c) => c.path.join('.')), ['output'], 'a folder that contains the model would be replaced');
 });
 
 test('data whose samples do not fit the model input is reported with both shapes', async () => {
