@@ -24,12 +24,47 @@ const targets = [
   { ...common, entryPoints: { webview: 'webview/main.ts' }, outdir: 'dist', platform: 'browser', format: 'iife', target: 'es2022' },
 ];
 
-const { existsSync } = await import('node:fs');
+const { existsSync, mkdirSync } = await import('node:fs');
+const { spawnSync } = await import('node:child_process');
+
+/**
+ * The training kernels (src/engine/backend/simd/kernels.c), compiled by clang to wasm32 with SIMD,
+ * atomics and a shared, imported memory (dist/prunelens-kernels-simd.wasm), and again for the
+ * wasm backend's own heap (dist/prunelens-kernels-inplace.wasm).
+ * Without clang and wasm-ld the engine runs on the stock wasm kernels, and the build says so.
+ */
+function buildKernels() {
+  const source = 'src/engine/backend/simd/kernels.c';
+  const version = (cmd) => {
+    const r = spawnSync(cmd, ['--version'], { encoding: 'utf8' });
+    const m = r.status === 0 && /clang version (\d+)/.exec(r.stdout);
+    return m ? Number(m[1]) : 0;
+  };
+  const clang = ['clang', 'clang-16'].map((cmd) => ({ cmd, major: version(cmd) })).find((c) => c.major >= 14);
+  if (!clang) {
+    console.warn('PruneLens: clang (14+) and wasm-ld not found; the SIMD training kernels were not built (apt-get install clang lld).');
+    return;
+  }
+  mkdirSync('dist', { recursive: true });
+  const common = ['--target=wasm32', '-O3', '-msimd128', '-matomics', '-mbulk-memory', '-nostdlib', '-Wall', '-Werror',
+    '-Wl,--no-entry', '-Wl,--import-memory'];
+  const threaded = ['-Wl,--shared-memory', '-Wl,--max-memory=4294967296', '-Wl,--export=__heap_base'];
+  const variants = [
+    { out: 'dist/prunelens-kernels-simd.wasm', flags: threaded },
+    // Imports the wasm backend's own (unshared) heap and works on tensors where they lie.
+    { out: 'dist/prunelens-kernels-inplace.wasm', flags: [] },
+  ];
+  for (const v of variants) {
+    const r = spawnSync(clang.cmd, [...common, ...v.flags, '-o', v.out, source], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${clang.cmd} failed to build ${v.out}:\n${r.stderr}`);
+  }
+}
 const present = targets.filter((t) => Object.values(t.entryPoints).every((p) => existsSync(p)));
 
 if (watch) {
   for (const t of present) await (await esbuild.context(t)).watch();
 } else {
+  buildKernels();
   await Promise.all(present.map((t) => esbuild.build(t)));
   if (existsSync('dist/cli.js')) chmodSync('dist/cli.js', 0o755);
 }

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, backendInfo } from '../../src/engine/backend/index.js';
+import { defaultThreads } from '../../src/engine/backend/simd/pool.js';
 import { UserError } from '../../src/engine/errors.js';
 
 function filterGradients(): Float32Array[] {
@@ -47,7 +48,8 @@ test('auto picks wasm with SIMD when tfjs-node is absent, and says why', async (
   } else {
     assert.equal(name, 'wasm');
     assert.equal(info.simd, true);
-    assert.equal(info.threads, 1);
+    assert.equal(info.kernels, 'simd', info.kernelsReason);
+    assert.equal(info.threads, defaultThreads());
     assert.match(info.fallbackReason ?? '', /tfjs-node/);
   }
   assert.equal(await initBackend('auto'), name, 'a second call keeps the backend');

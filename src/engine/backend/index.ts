@@ -4,6 +4,11 @@ import type { BackendName } from '../config/types.js';
 import { UserError } from '../errors.js';
 import { installBatchNormGradient } from './batchnorm-gradient.js';
 import { installCpuKernels } from './cpu-kernels.js';
+import { installTrainingBatchNorm } from './simd/batchnorm.js';
+import { installDepthwiseKernels } from './simd/depthwise.js';
+import { instantiateOnHeap } from './simd/inplace.js';
+import { loadInPlaceKernels, startKernelPool } from './simd/pool.js';
+import { installSimdKernels } from './simd/tfjs-kernels.js';
 import { installWasmKernels } from './wasm-kernels.js';
 
 export interface BackendInfo {
@@ -15,6 +20,13 @@ export interface BackendInfo {
   threads: number;
   /** PruneLens' own gradient kernels are registered for this backend. */
   patchedKernels: boolean;
+  /**
+   * Which kernels run convolutions, matrix products and training batch norm on wasm:
+   * PruneLens' multithreaded SIMD kernels ('simd') or tfjs' own with PruneLens' gradients ('stock').
+   */
+  kernels?: 'simd' | 'stock';
+  /** Why the SIMD kernels are not in use, when kernels is 'stock'. */
+  kernelsReason?: string;
   /** Why a faster backend was not used, when 'auto' fell back. */
   fallbackReason?: string;
 }
@@ -47,7 +59,16 @@ async function useWasm(): Promise<BackendInfo> {
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
   await tf.ready();
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
-  return { name: 'wasm', simd, threads: wasm.getThreadsCount(), patchedKernels: true };
+  const inPlaceModule = loadInPlaceKernels();
+  const inPlace = inPlaceModule && instantiateOnHeap(inPlaceModule);
+  if (inPlace) {
+    installTrainingBatchNorm(inPlace);
+    installDepthwiseKernels(inPlace);
+  }
+  const started = startKernelPool();
+  if ('reason' in started) return { name: 'wasm', simd, threads: wasm.getThreadsCount(), patchedKernels: true, kernels: 'stock', kernelsReason: started.reason };
+  installSimdKernels(started.pool);
+  return { name: 'wasm', simd, threads: started.pool.threads, patchedKernels: true, kernels: 'simd' };
 }
 
 async function useCpu(): Promise<BackendInfo> {

@@ -1,0 +1,35 @@
+/**
+ * The single-thread kernels that work in place on the wasm backend's own heap (batch norm,
+ * depthwise convolution): memory-bound work, where copying to the threads' shared memory
+ * would cost more than the second core gains.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { TensorInfo } from '@tensorflow/tfjs';
+
+export interface HeapBackend {
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+  disposeData(dataId: object): void;
+  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  wasm: { asm: { memory: WebAssembly.Memory } };
+}
+
+export interface InPlaceKernels {
+  batchnorm_forward(rows: number, channels: number, x: number, gamma: number, beta: number, y: number, mean: number, variance: number, temp: number, epsilon: number): void;
+  batchnorm_backward(rows: number, channels: number, dy: number, x: number, gamma: number, mean: number, variance: number,
+    dx: number, dgamma: number, dbeta: number, temp: number, epsilon: number): void;
+  depthwise_forward(geometry: number, x: number, filter: number, y: number, bias: number, activation: number): void;
+  depthwise_backprop_input(geometry: number, dy: number, filter: number, dx: number): void;
+  depthwise_backprop_filter(geometry: number, x: number, dy: number, dfilter: number): void;
+}
+
+/** Byte offset of a tensor's data in the wasm backend's heap. */
+export const heapOffset = (be: HeapBackend, t: TensorInfo): number => be.dataIdMap.get(t.dataId)!.memoryOffset;
+
+/** Instantiates the module on the initialised wasm backend's memory; undefined when that memory is not reachable. */
+export function instantiateOnHeap(module: WebAssembly.Module): InPlaceKernels | undefined {
+  const backend = tf.findBackend('wasm') as unknown as HeapBackend | null;
+  const memory = backend?.wasm?.asm?.memory;
+  if (!backend || !(memory instanceof WebAssembly.Memory)) return undefined;
+  return new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as InPlaceKernels;
+}

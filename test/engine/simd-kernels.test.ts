@@ -1,0 +1,198 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import type { TensorInfo } from '@tensorflow/tfjs';
+import { backendInfo, initBackend } from '../../src/engine/backend/index.js';
+import { createKernelPool, defaultThreads, type KernelPool } from '../../src/engine/backend/simd/pool.js';
+import { SimdKernels } from '../../src/engine/backend/simd/tfjs-kernels.js';
+import { buildDemoCnn } from '../../src/engine/demo/model.js';
+import { trainModel } from '../../src/engine/train/index.js';
+import { loadDataset } from '../../src/engine/data/index.js';
+
+type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+
+/** Seeded values as plain arrays, so the wasm and the cpu backend see identical numbers. */
+function randomValues(shape: number[], seed: number): { shape: number[]; values: Float32Array } {
+  let s = seed >>> 0;
+  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < values.length; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    values[i] = s / 2 ** 32 - 0.5;
+  }
+  return { shape, values };
+}
+
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  assert.equal(actual.length, expected.length);
+  let diff = 0, scale = 1e-12;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return diff / scale;
+}
+
+/** Runs `f` on the cpu backend (tfjs' reference kernels) and returns the values. */
+async function onCpu(f: () => tf.Tensor[]): Promise<Float32Array[]> {
+  const previous = tf.getBackend();
+  await tf.setBackend('cpu');
+  const out = tf.tidy(f).map((t) => { const v = t.dataSync() as Float32Array; t.dispose(); return v.slice(); });
+  await tf.setBackend(previous);
+  return out;
+}
+
+const asTensor = (info: TensorInfo) => tf.engine().makeTensorFromTensorInfo(info);
+
+interface ConvCase { x: number[]; k: [number, number]; co: number; stride: [number, number]; pad: Pad; dilation: [number, number] }
+
+// Odd channel counts (not multiples of the 4-lane vectors or the 8-column register tile), batch 1
+// (fewer images than threads), stride and dilation per axis, explicit pads, 1×1, and enough pixels for several tiles.
+const CONV_CASES: ConvCase[] = [
+  { x: [2, 9, 8, 3], k: [3, 3], co: 5, stride: [1, 1], pad: 'same', dilation: [1, 1] },
+  { x: [3, 11, 7, 5], k: [3, 2], co: 13, stride: [2, 1], pad: 'valid', dilation: [1, 1] },
+  { x: [1, 12, 12, 16], k: [3, 3], co: 16, stride: [2, 2], pad: 'same', dilation: [1, 1] },
+  { x: [2, 10, 9, 6], k: [1, 1], co: 9, stride: [1, 1], pad: 'valid', dilation: [1, 1] },
+  { x: [2, 10, 9, 6], k: [1, 1], co: 7, stride: [2, 2], pad: 'same', dilation: [1, 1] },
+  { x: [2, 13, 11, 4], k: [5, 5], co: 3, stride: [1, 2], pad: [[0, 0], [2, 1], [0, 3], [0, 0]], dilation: [1, 1] },
+  { x: [2, 14, 13, 7], k: [3, 3], co: 10, stride: [1, 1], pad: 'same', dilation: [2, 3] },
+  { x: [4, 20, 20, 32], k: [3, 3], co: 24, stride: [1, 1], pad: 'same', dilation: [1, 1] },
+];
+
+const caseName = (c: ConvCase) => `x=${c.x} k=${c.k} co=${c.co} stride=${c.stride} pad=${JSON.stringify(c.pad)} dilation=${c.dilation}`;
+
+function convGeometry(c: ConvCase) {
+  return tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], [...c.k, c.x[3], c.co] as [number, number, number, number],
+    c.stride, c.dilation, c.pad as never, undefined, false, 'channelsLast');
+}
+
+function pools(): KernelPool[] {
+  return [1, 2, 3].map((threads) => {
+    const started = createKernelPool(threads);
+    assert.ok('pool' in started, 'reason' in started ? started.reason : '');
+    return started.pool;
+  });
+}
+
+test('the kernels are built and the wasm backend uses them on every core', async () => {
+  await initBackend('wasm');
+  const info = backendInfo();
+  assert.equal(info.kernels, 'simd', info.kernelsReason);
+  assert.equal(info.threads, defaultThreads());
+});
+
+test('conv2d forward, dX and dW match tfjs\' cpu kernels on 1, 2 and 3 threads', async () => {
+  await initBackend('wasm');
+  const be = tf.backend() as never;
+  for (const pool of pools()) {
+    const kernels = new SimdKernels(pool);
+    for (const [i, c] of CONV_CASES.entries()) {
+      const g = convGeometry(c);
+      const x = randomValues(c.x, 3 * i + 1), w = randomValues([...c.k, c.x[3], c.co], 3 * i + 2);
+      const dy = randomValues([g.batchSize, g.outHeight, g.outWidth, g.outChannels], 3 * i + 3);
+      const [xt, wt, dyt] = [x, w, dy].map((a) => tf.tensor(a.values, a.shape));
+      const y = asTensor(kernels.conv2d(be, xt, wt, undefined, 0, g));
+      const got = [y.dataSync()];
+      if (c.dilation[0] === 1 && c.dilation[1] === 1) {
+        got.push(asTensor(kernels.conv2dBackpropInput(be, dyt, wt, g)).dataSync(), asTensor(kernels.conv2dBackpropFilter(be, xt, dyt, g)).dataSync());
+      }
+      const expected = await onCpu(() => {
+        const [a, b, d] = [x, w, dy].map((v) => tf.tensor(v.values, v.shape)) as tf.Tensor4D[];
+        const out = [tf.conv2d(a, b, c.stride, c.pad as never, 'NHWC', c.dilation)];
+        if (got.length > 1) out.push(...tf.grads((p, q) => tf.conv2d(p as tf.Tensor4D, q as tf.Tensor4D, c.stride, c.pad as never).mul(d).sum())([a, b]));
+        return out;
+      });
+      ['y', 'dx', 'dw'].slice(0, got.length).forEach((name, j) =>
+        assert.ok(relativeError(got[j], expected[j]) < 1e-5, `${pool.threads} threads, ${caseName(c)}: ${name} relative error ${relativeError(got[j], expected[j])}`));
+      tf.dispose([xt, wt, dyt, y]);
+    }
+  }
+});
+
+test('dilated dX and dW are the adjoints of the dilated forward conv: <conv(x,w), dy> = <x, dX(dy)> = <w, dW(x, dy)>', async () => {
+  await initBackend('wasm');
+  const be = tf.backend() as never;
+  const kernels = new SimdKernels(pools()[1]);
+  for (const c of CONV_CASES.filter((k) => k.dilation[0] > 1 || k.dilation[1] > 1)) {
+    const g = convGeometry(c);
+    const x = tf.tensor(randomValues(c.x, 7).values, c.x), w = tf.tensor(randomValues([...c.k, c.x[3], c.co], 8).values, [...c.k, c.x[3], c.co]);
+    const dyShape = [g.batchSize, g.outHeight, g.outWidth, g.outChannels];
+    const dy = tf.tensor(randomValues(dyShape, 9).values, dyShape);
+    const forward = tf.sum(tf.mul(asTensor(kernels.conv2d(be, x, w, undefined, 0, g)), dy)).dataSync()[0];
+    const viaInput = tf.sum(tf.mul(x, asTensor(kernels.conv2dBackpropInput(be, dy, w, g)))).dataSync()[0];
+    const viaFilter = tf.sum(tf.mul(w, asTensor(kernels.conv2dBackpropFilter(be, x, dy, g)))).dataSync()[0];
+    assert.ok(Math.abs(viaInput - forward) < 1e-4 * Math.abs(forward), `${caseName(c)}: ${viaInput} vs ${forward}`);
+    assert.ok(Math.abs(viaFilter - forward) < 1e-4 * Math.abs(forward), `${caseName(c)}: ${viaFilter} vs ${forward}`);
+  }
+});
+
+test('registered kernels: fused conv with bias and relu6, and batched, transposed, fused matMul match the cpu backend', async () => {
+  await initBackend('wasm');
+  const x = randomValues([3, 10, 9, 6], 21), w = randomValues([3, 3, 6, 11], 22), bias = randomValues([11], 23);
+  const a = randomValues([4, 7, 5], 24), b = randomValues([4, 6, 7], 25), b1 = randomValues([1, 6, 7], 26), mb = randomValues([6], 27);
+  const run = () => {
+    const t = (v: { values: Float32Array; shape: number[] }) => tf.tensor(v.values, v.shape);
+    return [
+      tf.fused.conv2d({ x: t(x) as tf.Tensor4D, filter: t(w) as tf.Tensor4D, strides: 2, pad: 'same', bias: t(bias), activation: 'relu6' }),
+      tf.matMul(t(a), t(b), true, true),
+      tf.matMul(t(a), t(b1), true, true),
+      tf.fused.matMul({ a: t(a).reshape([28, 5]), b: t(b).reshape([24, 7]).slice([0, 0], [5, 6]), bias: t(mb), activation: 'relu' }),
+    ];
+  };
+  const got = tf.tidy(run).map((t) => t.dataSync());
+  const expected = await onCpu(run);
+  got.forEach((g, i) => assert.ok(relativeError(g, expected[i]) < 1e-5, `output ${i}: ${relativeError(g, expected[i])}`));
+});
+
+test('training batch norm: outputs, moving statistics and gradients match tf.layers on the cpu backend', async () => {
+  const x = randomValues([6, 5, 4, 7], 31), upstream = randomValues([6, 5, 4, 7], 32);
+  const run = () => {
+    const layer = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-3, gammaInitializer: tf.initializers.constant({ value: 1.5 }), betaInitializer: tf.initializers.constant({ value: 0.25 }) });
+    layer.build([null, 5, 4, 7]);
+    const input = tf.tensor(x.values, x.shape).mul(3).add(1);
+    const [gamma, beta] = layer.trainableWeights.map((v) => v.read());
+    const f = (xi: tf.Tensor, _g: tf.Tensor, _b: tf.Tensor) => (layer.apply(xi, { training: true }) as tf.Tensor).mul(tf.tensor(upstream.values, upstream.shape)).sum();
+    const y = layer.apply(input, { training: true }) as tf.Tensor;
+    const { grads } = tf.variableGrads(() => f(input, gamma, beta) as tf.Scalar, layer.trainableWeights.map((v) => (v as unknown as { val: tf.Variable }).val));
+    const dx = tf.grad((xi) => f(xi, gamma, beta))(input);
+    return [y, dx, ...Object.values(grads), ...layer.nonTrainableWeights.map((v) => v.read())];
+  };
+  await initBackend('wasm');
+  const got = tf.tidy(run).map((t) => t.dataSync());
+  const expected = await onCpu(run);
+  assert.equal(got.length, 6);
+  ['y', 'dx', 'dgamma', 'dbeta', 'moving mean', 'moving variance'].forEach((name, i) =>
+    assert.ok(relativeError(got[i], expected[i]) < 2e-5, `${name}: relative error ${relativeError(got[i], expected[i])}`));
+});
+
+test('depthwise conv (forward, fused relu, dX, dW; stride, dilation) matches the cpu backend', async () => {
+  const x = randomValues([2, 11, 10, 6], 41), w = randomValues([3, 3, 6, 1], 42), bias = randomValues([6], 43);
+  const run = () => {
+    const xt = tf.tensor(x.values, x.shape) as tf.Tensor4D, wt = tf.tensor(w.values, w.shape) as tf.Tensor4D;
+    const out: tf.Tensor[] = [
+      tf.depthwiseConv2d(xt, wt, 1, 'same', 'NHWC', [2, 2]),
+      tf.fused.depthwiseConv2d({ x: xt, filter: wt, strides: 2, pad: 'valid', bias: tf.tensor(bias.values), activation: 'relu' }),
+    ];
+    for (const [stride, pad] of [[1, 'same'], [2, 'valid'], [2, 'same']] as const) {
+      out.push(...tf.grads((a, b) => tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad).square().sum())([xt, wt]));
+    }
+    return out;
+  };
+  await initBackend('wasm');
+  const got = tf.tidy(run).map((t) => t.dataSync());
+  const expected = await onCpu(run);
+  got.forEach((g, i) => assert.ok(relativeError(g, expected[i]) < 1e-5, `output ${i}: ${relativeError(g, expected[i])}`));
+});
+
+test('a training step on the SIMD kernels leaks no tensors and no wasm heap', async () => {
+  await initBackend('wasm');
+  const model = buildDemoCnn();
+  const data = await loadDataset({ format: 'synthetic', samples: 32 * 5, classes: 10, validationSplit: 0 }, process.cwd(), { inputShape: [28, 28, 1], classes: 10 }, 1);
+  const tensors: number[] = [], bytes: number[] = [];
+  await trainModel(model, data, { epochs: 1, batchSize: 32, learningRate: 0.01, momentum: 0.9, weightDecay: 0, optimizer: 'sgd', schedule: 'constant' }, {}, {
+    seed: 1, onStep: () => { const m = tf.memory(); tensors.push(m.numTensors); bytes.push(m.numBytes); },
+  });
+  model.dispose();
+  assert.equal(tensors.length, 5);
+  assert.deepEqual(tensors.slice(1), Array(4).fill(tensors[1]), `tensors per step: ${tensors}`);
+  assert.deepEqual(bytes.slice(1), Array(4).fill(bytes[1]), `bytes per step: ${bytes}`);
+});
