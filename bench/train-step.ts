@@ -1,15 +1,22 @@
 /**
- * Training-step time (forward + backward + SGD-momentum update, through PruneLens' trainModel)
- * of a CIFAR-style ResNet-20 at batch 64 on 32×32×3 synthetic input, per backend, in one run.
- *   node --import tsx bench/train-step.ts [--cpu-steps N] [--wasm-steps N]
- * Prints a markdown table and writes bench/results/train-step.json.
+ * Training-step time (forward + backward + SGD-momentum update, through PruneLens' trainModel) of a
+ * CIFAR-style ResNet-20 at batch 64 on 32×32×3 synthetic input, on every available backend, in one run:
+ *   npm run bench:train [-- --steps N] [-- --skip-cpu]
+ * Each backend runs in a child process of its own (kernel registrations are per process). The same
+ * run measures the machine's SGEMM peak (OpenBLAS through numpy, when a python3 has it) and that of
+ * PruneLens' wasm kernels, and times the same network in PyTorch when python3-torch is installed.
+ * Prints one `train resnet20 …` line per backend and writes bench/results/train-step.json.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { backendInfo, initBackend } from '../src/engine/backend/index.js';
+import { startKernelPool } from '../src/engine/backend/simd/pool.js';
+import { SimdKernels } from '../src/engine/backend/simd/tfjs-kernels.js';
 import { loadDataset } from '../src/engine/data/index.js';
+import { countCost } from '../src/engine/metrics/index.js';
 import { trainModel } from '../src/engine/train/index.js';
 import type { BackendName } from '../src/engine/config/types.js';
 import { buildResNet20 } from './resnet20.js';
@@ -19,82 +26,181 @@ const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
-
-interface Row {
-  backend: string;
-  kernels: string;
-  status: 'ok' | 'not installed' | 'failed';
-  detail?: string;
-  simd?: boolean;
-  threads?: number;
-  warmupSteps?: number;
-  measuredSteps?: number;
-  stepMs?: number[];
-  medianMs?: number;
-  imagesPerSecond?: number;
-  tensorsPerStep?: number;
-}
-
 const median = (values: number[]) => {
   const s = [...values].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-async function measure(preference: BackendName, kernels: string, warmup: number, steps: number): Promise<Row> {
+interface Config { name: string; backend: BackendName; env: Record<string, string>; warmup: number; steps: number }
+
+interface Result {
+  name: string;
+  status: 'ok' | 'not installed' | 'failed';
+  detail?: string;
+  kernels?: string;
+  threads?: number;
+  stepMs?: number[];
+  medianMs?: number;
+  imagesPerSecond?: number;
+  effectiveGflops?: number;
+  /** tf.memory().numTensors after each measured step: constant when nothing leaks. */
+  tensorsAfterStep?: number[];
+  peakTensorBytes?: number;
+  peakRssMiB?: number;
+}
+
+/** Child: trains the network on one backend and prints a JSON result as its last line. */
+async function child(config: Config): Promise<Result> {
   try {
-    await initBackend(preference);
+    await initBackend(config.backend);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    return { backend: preference, kernels, status: /tfjs-node/.test(message) ? 'not installed' : 'failed', detail: message };
+    return { name: config.name, status: /tfjs-node/.test(message) ? 'not installed' : 'failed', detail: message };
   }
   const info = backendInfo();
   const model = buildResNet20();
-  const data = await loadDataset({ format: 'synthetic', samples: BATCH * (warmup + steps), classes: 10, validationSplit: 0 }, process.cwd(),
+  // A multiply-add is 2 FLOPs; a training step does the forward pass, dX and dW: 3× the forward FLOPs.
+  const stepFlops = 3 * countCost(model).flops * BATCH;
+  const data = await loadDataset({ format: 'synthetic', samples: BATCH * (config.warmup + config.steps), classes: 10, validationSplit: 0 }, process.cwd(),
     { inputShape: [32, 32, 3], classes: 10 }, 1);
-  const stamps: number[] = [];
-  const tensors: number[] = [];
+  const stamps: number[] = [], tensors: number[] = [];
+  let peakBytes = 0;
   let last = performance.now();
   await trainModel(model, data, { epochs: 1, batchSize: BATCH, learningRate: 0.05, momentum: 0.9, weightDecay: 5e-4, optimizer: 'sgd', schedule: 'constant' }, {}, {
     seed: 1,
     onStep: () => {
       const now = performance.now();
       stamps.push(now - last);
-      tensors.push(tf.memory().numTensors);
       last = now;
-      process.stderr.write(`  ${info.name}: step ${stamps.length}/${warmup + steps} ${(stamps[stamps.length - 1] / 1000).toFixed(2)} s\n`);
+      const m = tf.memory();
+      tensors.push(m.numTensors);
+      peakBytes = Math.max(peakBytes, m.numBytes);
+      process.stderr.write(`  ${config.name}: step ${stamps.length}/${config.warmup + config.steps} ${stamps[stamps.length - 1].toFixed(0)} ms\n`);
     },
   });
   model.dispose();
-  const measured = stamps.slice(warmup);
+  const measured = stamps.slice(config.warmup);
   const med = median(measured);
   return {
-    backend: info.name, kernels, status: 'ok', simd: info.simd, threads: info.threads, warmupSteps: warmup, measuredSteps: measured.length,
+    name: config.name, status: 'ok', kernels: info.name === 'wasm' ? info.kernels : undefined, threads: info.threads,
     stepMs: measured.map((v) => +v.toFixed(1)), medianMs: +med.toFixed(1), imagesPerSecond: +(BATCH / med * 1000).toFixed(1),
-    tensorsPerStep: (tensors[tensors.length - 1] - tensors[warmup]) / Math.max(1, measured.length - 1),
+    effectiveGflops: +(stepFlops / (med / 1000) / 1e9).toFixed(1), tensorsAfterStep: tensors.slice(config.warmup),
+    peakTensorBytes: peakBytes, peakRssMiB: +(process.resourceUsage().maxRSS / 1024).toFixed(0),
   };
 }
 
+/** GFLOP/s of PruneLens' wasm GEMM on every core: a 1024×1024 by 1024×1024 product, best of 5. */
+async function wasmSgemmPeak(): Promise<{ gflops: number; threads: number } | undefined> {
+  await initBackend('wasm');
+  const started = startKernelPool();
+  if (!('pool' in started)) return undefined;
+  const kernels = new SimdKernels(started.pool);
+  const a = tf.randomNormal([1024, 1024]), b = tf.randomNormal([1024, 1024]);
+  let best = Infinity;
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    const c = kernels.matmul(tf.backend() as never, a, b, false, false, undefined, 0)!;
+    best = Math.min(best, performance.now() - t);
+    tf.backend().disposeData(c.dataId);
+  }
+  tf.dispose([a, b]);
+  return { gflops: +(2 * 1024 ** 3 / (best / 1000) / 1e9).toFixed(1), threads: started.pool.threads };
+}
+
+/** The first python3 that imports `module`. */
+function python(module: string): string | undefined {
+  for (const candidate of ['/usr/bin/python3', 'python3']) {
+    if (spawnSync(candidate, ['-c', `import ${module}`], { stdio: 'ignore' }).status === 0) return candidate;
+  }
+  return undefined;
+}
+
+/** SGEMM peak of every python3 with numpy (Debian's, a user's), best first: numpy calls its BLAS, usually OpenBLAS. */
+function numpySgemmPeak(): { gflops: number; library: string } | undefined {
+  const script = [
+    'import numpy as np, time',
+    'a = np.random.rand(2048, 2048).astype(np.float32); b = a.copy(); best = 1e9',
+    'for _ in range(5):\n    t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)',
+    'try:\n    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]\nexcept Exception:\n    blas = "numpy-blas"',
+    'print(2 * 2048 ** 3 / best / 1e9, blas)',
+  ].join('\n');
+  const found: { gflops: number; library: string }[] = [];
+  for (const candidate of ['/usr/bin/python3', 'python3']) {
+    const r = spawnSync(candidate, ['-c', script], { encoding: 'utf8' });
+    if (r.status !== 0) continue;
+    const [gflops, library] = r.stdout.trim().split(' ');
+    found.push({ gflops: +Number(gflops).toFixed(1), library });
+  }
+  return found.sort((x, y) => y.gflops - x.gflops)[0];
+}
+
+function pytorch(): { stepMs: number; threads: number; version: string } | { status: string } {
+  const py = python('torch');
+  if (!py) return { status: 'not installed (apt-get install python3-torch)' };
+  const r = spawnSync(py, [join('bench', 'torch-resnet20.py'), '3', String(arg('--steps', 8))], { encoding: 'utf8' });
+  if (r.status !== 0) return { status: `failed: ${r.stderr.trim().split('\n').pop()}` };
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  return { stepMs: +out.step_ms.toFixed(1), threads: out.threads, version: out.torch };
+}
+
+const line = (name: string, ms: number, gflops: number) =>
+  `train resnet20 batch=${BATCH} backend=${name} step_ms=${ms.toFixed(1)} img_per_s=${(BATCH / ms * 1000).toFixed(1)} gflops=${gflops.toFixed(1)}`;
+
 async function main(): Promise<void> {
-  const loadBefore = os.loadavg()[0];
-  const rows: Row[] = [];
-  rows.push(await measure('tensorflow', 'stock (libtensorflow)', 2, 5));
-  rows.push(await measure('wasm', 'PruneLens: XNNPACK conv-trick dW and dX, JS depthwise', arg('--wasm-warmup', 2), arg('--wasm-steps', 5)));
-  rows.push(await measure('cpu', 'PruneLens: typed-array dW', arg('--cpu-warmup', 1), arg('--cpu-steps', 2)));
-  const cpu = rows.find((r) => r.backend === 'cpu' && r.status === 'ok');
-  const lines = [
-    `ResNet-20 (tf.layers, 1×1 projection shortcuts, BN, ReLU, GAP, dense), batch ${BATCH}, 32×32×3 synthetic input, SGD-momentum step via trainModel.`,
-    `Machine: ${os.cpus().length}× ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, tfjs ${tf.version.tfjs}; 1-min load average ${loadBefore.toFixed(1)} before, ${os.loadavg()[0].toFixed(1)} after (other processes share the cores).`,
-    '',
-    '| backend | gradient kernels | SIMD | threads | ms/step (median) | images/s | speed vs cpu | steps (warm-up + measured) |',
-    '|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => r.status !== 'ok'
-      ? `| ${r.backend} | ${r.kernels} | | | ${r.status} | | | |`
-      : `| ${r.backend} | ${r.kernels} | ${r.simd ? 'yes' : 'no'} | ${r.threads} | ${r.medianMs!.toFixed(0)} | ${r.imagesPerSecond} | ${cpu ? (cpu.medianMs! / r.medianMs!).toFixed(1) + '×' : 'n/a'} | ${r.warmupSteps} + ${r.measuredSteps} |`),
+  const childIndex = process.argv.indexOf('--child');
+  if (childIndex >= 0) {
+    const result = await child(JSON.parse(process.argv[childIndex + 1]) as Config);
+    console.log(JSON.stringify(result));
+    process.exit(0);
+  }
+  const steps = arg('--steps', 8);
+  const cores = os.availableParallelism?.() ?? os.cpus().length;
+  const configs: Config[] = [
+    { name: 'tensorflow', backend: 'tensorflow', env: {}, warmup: 2, steps },
+    { name: `wasm-prunelens-simd-${cores}t`, backend: 'wasm', env: {}, warmup: 2, steps },
+    { name: 'wasm-prunelens-simd-1t', backend: 'wasm', env: { PRUNELENS_THREADS: '1' }, warmup: 2, steps },
+    { name: 'wasm-stock-kernels', backend: 'wasm', env: { PRUNELENS_SIMD_KERNELS: '0' }, warmup: 2, steps },
   ];
-  console.log(lines.join('\n'));
-  const out = join(process.cwd(), 'bench', 'results', 'train-step.json');
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadAverageBefore: loadBefore, loadAverageAfter: os.loadavg()[0] }, tfjs: tf.version.tfjs, batch: BATCH, rows, table: lines.join('\n') }, null, 2) + '\n');
+  if (!process.argv.includes('--skip-cpu')) configs.push({ name: 'cpu', backend: 'cpu', env: {}, warmup: 1, steps: 2 });
+  const loadBefore = os.loadavg()[0];
+  const results: Result[] = [];
+  for (const config of configs) {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--child', JSON.stringify(config)], {
+      encoding: 'utf8', env: { ...process.env, ...config.env }, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+    const last = r.stdout.trim().split('\n').pop() ?? '';
+    results.push(last.startsWith('{') ? JSON.parse(last) as Result : { name: config.name, status: 'failed', detail: `exit ${r.status}` });
+  }
+  const torch = pytorch();
+  const blas = numpySgemmPeak();
+  const wasmPeak = await wasmSgemmPeak();
+
+  const out: string[] = [];
+  for (const r of results) {
+    out.push(r.status === 'ok' ? line(r.name, r.medianMs!, r.effectiveGflops!) : `train resnet20 batch=${BATCH} backend=${r.name} ${r.status}${r.detail && r.status === 'failed' ? ` (${r.detail})` : ''}`);
+  }
+  const ours = results.find((r) => r.name.startsWith('wasm-prunelens-simd') && r.status === 'ok' && !r.name.endsWith('-1t'));
+  if ('stepMs' in torch) {
+    const gflops = ours ? ours.effectiveGflops! * ours.medianMs! / torch.stepMs : 0;
+    out.push(line(`pytorch-${torch.version}-${torch.threads}t`, torch.stepMs, gflops));
+    if (ours) out.push(`ratio step_ms ${ours.name}/pytorch = ${(ours.medianMs! / torch.stepMs).toFixed(2)}`);
+  } else {
+    out.push(`train resnet20 batch=${BATCH} backend=pytorch ${torch.status}`);
+  }
+  out.push(blas ? `sgemm 2048 library=${blas.library} gflops=${blas.gflops}` : 'sgemm library=openblas not available (no python3 with numpy)');
+  if (wasmPeak) out.push(`sgemm 1024 library=prunelens-wasm-simd threads=${wasmPeak.threads} gflops=${wasmPeak.gflops}`);
+  for (const r of results.filter((x) => x.status === 'ok')) {
+    const flat = new Set(r.tensorsAfterStep).size === 1;
+    out.push(`memory backend=${r.name} tensors_per_step=${flat ? 'constant' : 'growing'} (${r.tensorsAfterStep![0]}→${r.tensorsAfterStep!.at(-1)}) tensor_mib_between_steps=${(r.peakTensorBytes! / 2 ** 20).toFixed(1)} peak_rss_mib=${r.peakRssMiB}`);
+  }
+  console.log(out.join('\n'));
+  const file = join(process.cwd(), 'bench', 'results', 'train-step.json');
+  mkdirSync(join(process.cwd(), 'bench', 'results'), { recursive: true });
+  writeFileSync(file, JSON.stringify({
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadAverageBefore: loadBefore, loadAverageAfter: os.loadavg()[0] },
+    tfjs: tf.version.tfjs, batch: BATCH, results, pytorch: torch, sgemm: { blas, wasm: wasmPeak }, lines: out,
+  }, null, 2) + '\n');
+  process.exit(0);
 }
 
 main().catch((err) => { console.error(err); process.exit(1); });

@@ -96,8 +96,8 @@ test('conv2d forward, dX and dW match tfjs\' cpu kernels on 1, 2 and 3 threads',
         got.push(asTensor(kernels.conv2dBackpropInput(be, dyt, wt, g)).dataSync(), asTensor(kernels.conv2dBackpropFilter(be, xt, dyt, g)).dataSync());
       }
       const expected = await onCpu(() => {
-        const [a, b, d] = [x, w, dy].map((v) => tf.tensor(v.values, v.shape)) as tf.Tensor4D[];
-        const out = [tf.conv2d(a, b, c.stride, c.pad as never, 'NHWC', c.dilation)];
+        const [a, b, d] = [x, w, dy].map((v) => tf.tensor4d(v.values, v.shape as [number, number, number, number]));
+        const out: tf.Tensor[] = [tf.conv2d(a, b, c.stride, c.pad as never, 'NHWC', c.dilation)];
         if (got.length > 1) out.push(...tf.grads((p, q) => tf.conv2d(p as tf.Tensor4D, q as tf.Tensor4D, c.stride, c.pad as never).mul(d).sum())([a, b]));
         return out;
       });
@@ -167,7 +167,7 @@ test('training batch norm: outputs, moving statistics and gradients match tf.lay
 test('depthwise conv (forward, fused relu, dX, dW; stride, dilation) matches the cpu backend', async () => {
   const x = randomValues([2, 11, 10, 6], 41), w = randomValues([3, 3, 6, 1], 42), bias = randomValues([6], 43);
   const run = () => {
-    const xt = tf.tensor(x.values, x.shape) as tf.Tensor4D, wt = tf.tensor(w.values, w.shape) as tf.Tensor4D;
+    const xt = tf.tensor4d(x.values, x.shape as [number, number, number, number]), wt = tf.tensor4d(w.values, w.shape as [number, number, number, number]);
     const out: tf.Tensor[] = [
       tf.depthwiseConv2d(xt, wt, 1, 'same', 'NHWC', [2, 2]),
       tf.fused.depthwiseConv2d({ x: xt, filter: wt, strides: 2, pad: 'valid', bias: tf.tensor(bias.values), activation: 'relu' }),

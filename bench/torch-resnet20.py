@@ -1,0 +1,56 @@
+"""ResNet-20 (same layout as bench/resnet20.ts) training-step time in PyTorch on the CPU, batch 64, 32x32x3.
+Prints one JSON line: {"step_ms": median, "threads": n, "torch": version, "sgemm_gflops": peak}.
+Run by bench/train-step.ts with Debian's python3-torch; not a dependency of the project."""
+import json, os, statistics, sys, time
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False); self.bn1 = nn.BatchNorm2d(cout, eps=1e-3)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False); self.bn2 = nn.BatchNorm2d(cout, eps=1e-3)
+        self.proj = None
+        if stride != 1 or cin != cout:
+            self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, 0, bias=False), nn.BatchNorm2d(cout, eps=1e-3))
+    def forward(self, x):
+        o = F.relu(self.bn1(self.conv1(x)))
+        o = self.bn2(self.conv2(o))
+        return F.relu(o + (self.proj(x) if self.proj is not None else x))
+
+class ResNet20(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, 1, 1, bias=False); self.bn = nn.BatchNorm2d(16, eps=1e-3)
+        layers, cin = [], 16
+        for stage, width in enumerate([16, 32, 64]):
+            for block in range(3):
+                layers.append(Block(cin, width, 2 if stage > 0 and block == 0 else 1)); cin = width
+        self.blocks = nn.Sequential(*layers)
+        self.fc = nn.Linear(64, classes)
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn(self.stem(x))))
+        return self.fc(x.mean((2, 3)))
+
+def main():
+    warmup, steps = int(sys.argv[1]) if len(sys.argv) > 1 else 3, int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(1)
+    model = ResNet20()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+    times = []
+    for i in range(warmup + steps):
+        t = time.perf_counter()
+        opt.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); opt.step()
+        if i >= warmup: times.append((time.perf_counter() - t) * 1000)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    best = float('inf')
+    for _ in range(10):
+        t = time.perf_counter(); torch.mm(a, b); best = min(best, time.perf_counter() - t)
+    print(json.dumps({"step_ms": statistics.median(times), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                      "sgemm_gflops": 2 * 1024 ** 3 / best / 1e9}))
+
+if __name__ == '__main__':
+    main()
