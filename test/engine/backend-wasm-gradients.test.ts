@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, backendInfo } from '../../src/engine/backend/index.js';
 import { buildDemoCnn } from '../../src/engine/demo/model.js';
+import { randomArray } from '../helpers/seeded.js';
 
 type Stride = number | [number, number];
 type Pad = 'same' | 'valid';
@@ -10,16 +11,6 @@ type Pad = 'same' | 'valid';
 /** `reference`, when given, is how the stock cpu backend computes the expected values instead of `run`. */
 interface Case { name: string; run: () => tf.Tensor[]; reference?: () => tf.Tensor[] }
 
-/** Seeded inputs, created as plain arrays so both backends see identical numbers. */
-function randomArray(shape: number[], seed: number): { shape: number[]; values: Float32Array } {
-  let s = seed >>> 0;
-  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < values.length; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    values[i] = s / 2 ** 32 - 0.5;
-  }
-  return { shape, values };
-}
 const tensorOf = (a: { shape: number[]; values: Float32Array }) => tf.tensor(a.values, a.shape);
 
 function convCases(): Case[] {

@@ -8,19 +8,9 @@ import { SimdKernels } from '../../src/engine/backend/simd/tfjs-kernels.js';
 import { buildDemoCnn } from '../../src/engine/demo/model.js';
 import { trainModel } from '../../src/engine/train/index.js';
 import { loadDataset } from '../../src/engine/data/index.js';
+import { randomArray } from '../helpers/seeded.js';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
-
-/** Seeded values as plain arrays, so the wasm and the cpu backend see identical numbers. */
-function randomValues(shape: number[], seed: number): { shape: number[]; values: Float32Array } {
-  let s = seed >>> 0;
-  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < values.length; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    values[i] = s / 2 ** 32 - 0.5;
-  }
-  return { shape, values };
-}
 
 function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   assert.equal(actual.length, expected.length);
@@ -87,8 +77,8 @@ test('conv2d forward, dX and dW match tfjs\' cpu kernels on 1, 2 and 3 threads',
     const kernels = new SimdKernels(pool);
     for (const [i, c] of CONV_CASES.entries()) {
       const g = convGeometry(c);
-      const x = randomValues(c.x, 3 * i + 1), w = randomValues([...c.k, c.x[3], c.co], 3 * i + 2);
-      const dy = randomValues([g.batchSize, g.outHeight, g.outWidth, g.outChannels], 3 * i + 3);
+      const x = randomArray(c.x, 3 * i + 1), w = randomArray([...c.k, c.x[3], c.co], 3 * i + 2);
+      const dy = randomArray([g.batchSize, g.outHeight, g.outWidth, g.outChannels], 3 * i + 3);
       const [xt, wt, dyt] = [x, w, dy].map((a) => tf.tensor(a.values, a.shape));
       const y = asTensor(kernels.conv2d(be, xt, wt, undefined, 0, g));
       const got = [y.dataSync()];
@@ -114,9 +104,9 @@ test('dilated dX and dW are the adjoints of the dilated forward conv: <conv(x,w)
   const kernels = new SimdKernels(pools()[1]);
   for (const c of CONV_CASES.filter((k) => k.dilation[0] > 1 || k.dilation[1] > 1)) {
     const g = convGeometry(c);
-    const x = tf.tensor(randomValues(c.x, 7).values, c.x), w = tf.tensor(randomValues([...c.k, c.x[3], c.co], 8).values, [...c.k, c.x[3], c.co]);
+    const x = tf.tensor(randomArray(c.x, 7).values, c.x), w = tf.tensor(randomArray([...c.k, c.x[3], c.co], 8).values, [...c.k, c.x[3], c.co]);
     const dyShape = [g.batchSize, g.outHeight, g.outWidth, g.outChannels];
-    const dy = tf.tensor(randomValues(dyShape, 9).values, dyShape);
+    const dy = tf.tensor(randomArray(dyShape, 9).values, dyShape);
     const forward = tf.sum(tf.mul(asTensor(kernels.conv2d(be, x, w, undefined, 0, g)), dy)).dataSync()[0];
     const viaInput = tf.sum(tf.mul(x, asTensor(kernels.conv2dBackpropInput(be, dy, w, g)))).dataSync()[0];
     const viaFilter = tf.sum(tf.mul(w, asTensor(kernels.conv2dBackpropFilter(be, x, dy, g)))).dataSync()[0];
@@ -127,8 +117,8 @@ test('dilated dX and dW are the adjoints of the dilated forward conv: <conv(x,w)
 
 test('registered kernels: fused conv with bias and relu6, and batched, transposed, fused matMul match the cpu backend', async () => {
   await initBackend('wasm');
-  const x = randomValues([3, 10, 9, 6], 21), w = randomValues([3, 3, 6, 11], 22), bias = randomValues([11], 23);
-  const a = randomValues([4, 7, 5], 24), b = randomValues([4, 6, 7], 25), b1 = randomValues([1, 6, 7], 26), mb = randomValues([6], 27);
+  const x = randomArray([3, 10, 9, 6], 21), w = randomArray([3, 3, 6, 11], 22), bias = randomArray([11], 23);
+  const a = randomArray([4, 7, 5], 24), b = randomArray([4, 6, 7], 25), b1 = randomArray([1, 6, 7], 26), mb = randomArray([6], 27);
   const run = () => {
     const t = (v: { values: Float32Array; shape: number[] }) => tf.tensor(v.values, v.shape);
     return [
@@ -144,7 +134,7 @@ test('registered kernels: fused conv with bias and relu6, and batched, transpose
 });
 
 test('training batch norm: outputs, moving statistics and gradients match tf.layers on the cpu backend', async () => {
-  const x = randomValues([6, 5, 4, 7], 31), upstream = randomValues([6, 5, 4, 7], 32);
+  const x = randomArray([6, 5, 4, 7], 31), upstream = randomArray([6, 5, 4, 7], 32);
   const run = () => {
     const layer = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-3, gammaInitializer: tf.initializers.constant({ value: 1.5 }), betaInitializer: tf.initializers.constant({ value: 0.25 }) });
     layer.build([null, 5, 4, 7]);
@@ -165,7 +155,7 @@ test('training batch norm: outputs, moving statistics and gradients match tf.lay
 });
 
 test('depthwise conv (forward, fused relu, dX, dW; stride, dilation) matches the cpu backend', async () => {
-  const x = randomValues([2, 11, 10, 6], 41), w = randomValues([3, 3, 6, 1], 42), bias = randomValues([6], 43);
+  const x = randomArray([2, 11, 10, 6], 41), w = randomArray([3, 3, 6, 1], 42), bias = randomArray([6], 43);
   const run = () => {
     const xt = tf.tensor4d(x.values, x.shape as [number, number, number, number]), wt = tf.tensor4d(w.values, w.shape as [number, number, number, number]);
     const out: tf.Tensor[] = [

@@ -46,28 +46,24 @@ static void gemm(i32 m, i32 n, i32 k, const f32 *a, i32 lda, const f32 *b, i32 l
       v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
       v128_t c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
       const f32 *bp = b + j;
+      // One k step: two B vectors times six broadcast A values into the 6×8 accumulators.
+#define STEP(B0, B1)                                                                              \
+  for (i32 p = 0; p < k; p++, bp += ldb) {                                                       \
+    const v128_t b0 = (B0), b1 = (B1);                                                           \
+    v128_t av = wasm_v128_load32_splat(a0 + p); c00 = MADD(av, b0, c00); c01 = MADD(av, b1, c01); \
+    av = wasm_v128_load32_splat(a1 + p); c10 = MADD(av, b0, c10); c11 = MADD(av, b1, c11);        \
+    av = wasm_v128_load32_splat(a2 + p); c20 = MADD(av, b0, c20); c21 = MADD(av, b1, c21);        \
+    av = wasm_v128_load32_splat(a3 + p); c30 = MADD(av, b0, c30); c31 = MADD(av, b1, c31);        \
+    av = wasm_v128_load32_splat(a4 + p); c40 = MADD(av, b0, c40); c41 = MADD(av, b1, c41);        \
+    av = wasm_v128_load32_splat(a5 + p); c50 = MADD(av, b0, c50); c51 = MADD(av, b1, c51);        \
+  }
+      // The full-width loop has no lane checks; only the ragged right edge pays for them.
       if (nr == 8) {
-        for (i32 p = 0; p < k; p++, bp += ldb) {
-          const v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
-          v128_t av = wasm_v128_load32_splat(a0 + p); c00 = MADD(av, b0, c00); c01 = MADD(av, b1, c01);
-          av = wasm_v128_load32_splat(a1 + p); c10 = MADD(av, b0, c10); c11 = MADD(av, b1, c11);
-          av = wasm_v128_load32_splat(a2 + p); c20 = MADD(av, b0, c20); c21 = MADD(av, b1, c21);
-          av = wasm_v128_load32_splat(a3 + p); c30 = MADD(av, b0, c30); c31 = MADD(av, b1, c31);
-          av = wasm_v128_load32_splat(a4 + p); c40 = MADD(av, b0, c40); c41 = MADD(av, b1, c41);
-          av = wasm_v128_load32_splat(a5 + p); c50 = MADD(av, b0, c50); c51 = MADD(av, b1, c51);
-        }
+        STEP(wasm_v128_load(bp), wasm_v128_load(bp + 4))
       } else {
-        for (i32 p = 0; p < k; p++, bp += ldb) {
-          const v128_t b0 = nr >= 4 ? wasm_v128_load(bp) : load_partial(bp, nr);
-          const v128_t b1 = nr > 4 ? load_partial(bp + 4, nr - 4) : wasm_f32x4_splat(0);
-          v128_t av = wasm_v128_load32_splat(a0 + p); c00 = MADD(av, b0, c00); c01 = MADD(av, b1, c01);
-          av = wasm_v128_load32_splat(a1 + p); c10 = MADD(av, b0, c10); c11 = MADD(av, b1, c11);
-          av = wasm_v128_load32_splat(a2 + p); c20 = MADD(av, b0, c20); c21 = MADD(av, b1, c21);
-          av = wasm_v128_load32_splat(a3 + p); c30 = MADD(av, b0, c30); c31 = MADD(av, b1, c31);
-          av = wasm_v128_load32_splat(a4 + p); c40 = MADD(av, b0, c40); c41 = MADD(av, b1, c41);
-          av = wasm_v128_load32_splat(a5 + p); c50 = MADD(av, b0, c50); c51 = MADD(av, b1, c51);
-        }
+        STEP(nr >= 4 ? wasm_v128_load(bp) : load_partial(bp, nr), nr > 4 ? load_partial(bp + 4, nr - 4) : wasm_f32x4_splat(0))
       }
+#undef STEP
 #define STORE_ROW(r, lo, hi)                                                                     \
   if (r < mr) {                                                                                  \
     f32 *cp = c + (i32)(i + r) * ldc + j;                                                        \
@@ -401,60 +397,43 @@ static inline void madd_row(f32 *acc, const f32 *a, const f32 *b, i32 n) {
   for (; i < n; i++) acc[i] += a[i] * b[i];
 }
 
-EXPORT(depthwise_forward) void depthwise_forward(const Depthwise *g, const f32 *x, const f32 *filter, f32 *y, const f32 *bias, i32 activation) {
+// Visits every (output pixel, filter tap) pair inside the input and does one channel-vector multiply-add:
+// FORWARD y[pixel] += x[tap]·w[k], INPUT dx[tap] += dy[pixel]·w[k], FILTER dw[k] += x[tap]·dy[pixel].
+enum { FORWARD, INPUT, FILTER };
+
+static void depthwise_taps(const Depthwise *g, i32 mode, const f32 *p, const f32 *q, f32 *out) {
   const i32 c = g->c;
   for (i32 b = 0; b < g->n; b++)
     for (i32 oy = 0; oy < g->ho; oy++)
       for (i32 ox = 0; ox < g->wo; ox++) {
-        f32 *out = y + ((b * g->ho + oy) * g->wo + ox) * c;
-        zero_floats(out, c);
+        const i32 pixel = ((b * g->ho + oy) * g->wo + ox) * c;
         for (i32 ky = 0; ky < g->kh; ky++) {
           const i32 iy = oy * g->sh - g->pad_top + ky * g->dh;
           if (iy < 0 || iy >= g->h) continue;
           for (i32 kx = 0; kx < g->kw; kx++) {
             const i32 ix = ox * g->sw - g->pad_left + kx * g->dw;
             if (ix < 0 || ix >= g->w) continue;
-            madd_row(out, x + ((b * g->h + iy) * g->w + ix) * c, filter + (ky * g->kw + kx) * c, c);
+            const i32 tap = ((b * g->h + iy) * g->w + ix) * c, k = (ky * g->kw + kx) * c;
+            if (mode == FORWARD) madd_row(out + pixel, p + tap, q + k, c);
+            else if (mode == INPUT) madd_row(out + tap, p + pixel, q + k, c);
+            else madd_row(out + k, p + tap, q + pixel, c);
           }
         }
       }
-  bias_activation(y, g->n * g->ho * g->wo, c, bias, activation);
+}
+
+EXPORT(depthwise_forward) void depthwise_forward(const Depthwise *g, const f32 *x, const f32 *filter, f32 *y, const f32 *bias, i32 activation) {
+  zero_floats(y, g->n * g->ho * g->wo * g->c);
+  depthwise_taps(g, FORWARD, x, filter, y);
+  bias_activation(y, g->n * g->ho * g->wo, g->c, bias, activation);
 }
 
 EXPORT(depthwise_backprop_input) void depthwise_backprop_input(const Depthwise *g, const f32 *dy, const f32 *filter, f32 *dx) {
-  const i32 c = g->c;
-  zero_floats(dx, g->n * g->h * g->w * c);
-  for (i32 b = 0; b < g->n; b++)
-    for (i32 oy = 0; oy < g->ho; oy++)
-      for (i32 ox = 0; ox < g->wo; ox++) {
-        const f32 *grad = dy + ((b * g->ho + oy) * g->wo + ox) * c;
-        for (i32 ky = 0; ky < g->kh; ky++) {
-          const i32 iy = oy * g->sh - g->pad_top + ky * g->dh;
-          if (iy < 0 || iy >= g->h) continue;
-          for (i32 kx = 0; kx < g->kw; kx++) {
-            const i32 ix = ox * g->sw - g->pad_left + kx * g->dw;
-            if (ix < 0 || ix >= g->w) continue;
-            madd_row(dx + ((b * g->h + iy) * g->w + ix) * c, grad, filter + (ky * g->kw + kx) * c, c);
-          }
-        }
-      }
+  zero_floats(dx, g->n * g->h * g->w * g->c);
+  depthwise_taps(g, INPUT, dy, filter, dx);
 }
 
 EXPORT(depthwise_backprop_filter) void depthwise_backprop_filter(const Depthwise *g, const f32 *x, const f32 *dy, f32 *dfilter) {
-  const i32 c = g->c;
-  zero_floats(dfilter, g->kh * g->kw * c);
-  for (i32 b = 0; b < g->n; b++)
-    for (i32 oy = 0; oy < g->ho; oy++)
-      for (i32 ox = 0; ox < g->wo; ox++) {
-        const f32 *grad = dy + ((b * g->ho + oy) * g->wo + ox) * c;
-        for (i32 ky = 0; ky < g->kh; ky++) {
-          const i32 iy = oy * g->sh - g->pad_top + ky * g->dh;
-          if (iy < 0 || iy >= g->h) continue;
-          for (i32 kx = 0; kx < g->kw; kx++) {
-            const i32 ix = ox * g->sw - g->pad_left + kx * g->dw;
-            if (ix < 0 || ix >= g->w) continue;
-            madd_row(dfilter + (ky * g->kw + kx) * c, x + ((b * g->h + iy) * g->w + ix) * c, grad, c);
-          }
-        }
-      }
+  zero_floats(dfilter, g->kh * g->kw * g->c);
+  depthwise_taps(g, FILTER, x, dy, dfilter);
 }
