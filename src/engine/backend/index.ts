@@ -4,11 +4,7 @@ import type { BackendName } from '../config/types.js';
 import { UserError } from '../errors.js';
 import { installBatchNormGradient } from './batchnorm-gradient.js';
 import { installCpuKernels } from './cpu-kernels.js';
-import { installTrainingBatchNorm } from './simd/batchnorm.js';
-import { installDepthwiseKernels } from './simd/depthwise.js';
-import { instantiateOnHeap } from './simd/inplace.js';
-import { loadInPlaceKernels, startKernelPool } from './simd/pool.js';
-import { installSimdKernels } from './simd/tfjs-kernels.js';
+import { installSimdPath } from './simd/index.js';
 import { installWasmKernels } from './wasm-kernels.js';
 
 export interface BackendInfo {
@@ -59,16 +55,9 @@ async function useWasm(): Promise<BackendInfo> {
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
   await tf.ready();
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
-  const inPlaceModule = loadInPlaceKernels();
-  const inPlace = inPlaceModule && instantiateOnHeap(inPlaceModule);
-  if (inPlace) {
-    installTrainingBatchNorm(inPlace);
-    installDepthwiseKernels(inPlace);
-  }
-  const started = startKernelPool();
-  if ('reason' in started) return { name: 'wasm', simd, threads: wasm.getThreadsCount(), patchedKernels: true, kernels: 'stock', kernelsReason: started.reason };
-  installSimdKernels(started.pool);
-  return { name: 'wasm', simd, threads: started.pool.threads, patchedKernels: true, kernels: 'simd' };
+  const simdPath = installSimdPath();
+  if ('reason' in simdPath) return { name: 'wasm', simd, threads: wasm.getThreadsCount(), patchedKernels: true, kernels: 'stock', kernelsReason: simdPath.reason };
+  return { name: 'wasm', simd, threads: simdPath.threads, patchedKernels: true, kernels: 'simd' };
 }
 
 async function useCpu(): Promise<BackendInfo> {

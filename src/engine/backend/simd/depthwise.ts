@@ -18,25 +18,24 @@ let installed = false;
 export function installDepthwiseKernels(kernels: InPlaceKernels): void {
   if (installed) return;
   installed = true;
-  /** Runs `body` with the geometry written into a temporary int32 buffer on the heap. */
-  const withGeometry = (be: HeapBackend, xShape: number[], filterShape: number[], a: DepthwiseAttrs, body: (geometry: number) => void) => {
-    const g = tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], filterShape as [number, number, number, number],
+  const geometry = (xShape: number[], filterShape: number[], a: DepthwiseAttrs) =>
+    tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], filterShape as [number, number, number, number],
       a.strides, a.dilations ?? 1, a.pad as never, a.dimRoundingMode, true);
+  /** Runs `body` with the geometry written into a temporary int32 buffer on the heap. */
+  const withGeometry = (be: HeapBackend, g: ReturnType<typeof geometry>, body: (geometry: number) => void) => {
     const info = be.makeOutput([14], 'int32');
     (be.typedArrayFromHeap(info) as Int32Array).set([g.batchSize, g.inHeight, g.inWidth, g.inChannels, g.outHeight, g.outWidth,
       g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth, g.dilationHeight, g.dilationWidth, g.padInfo.top, g.padInfo.left]);
     try { body(at(be, info)); } finally { be.disposeData(info.dataId); }
-    return g;
   };
   const supported = (filterShape: number[] | undefined, a: DepthwiseAttrs, ...ts: (TensorInfo | undefined)[]) =>
     filterShape?.length === 4 && filterShape[3] === 1 && (a.dataFormat ?? 'NHWC') === 'NHWC' && ts.every((t) => !t || t.dtype === 'float32');
 
   const forward = (be: HeapBackend, x: TensorInfo, filter: TensorInfo, bias: TensorInfo | undefined, activation: number, a: DepthwiseAttrs) => {
-    const g = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
-      a.strides, a.dilations ?? 1, a.pad as never, a.dimRoundingMode, true);
+    const g = geometry(x.shape, filter.shape, a);
     const y = be.makeOutput([g.batchSize, g.outHeight, g.outWidth, g.outChannels], 'float32');
-    withGeometry(be, x.shape, filter.shape, a, (geometry) =>
-      kernels.depthwise_forward(geometry, at(be, x), at(be, filter), at(be, y), bias ? at(be, bias) : 0, activation));
+    withGeometry(be, g, (geometryAt) =>
+      kernels.depthwise_forward(geometryAt, at(be, x), at(be, filter), at(be, y), bias ? at(be, bias) : 0, activation));
     return y;
   };
   override('DepthwiseConv2dNative', ({ inputs, backend, attrs }) => {
@@ -58,7 +57,7 @@ export function installDepthwiseKernels(kernels: InPlaceKernels): void {
     if (!a.inputShape || !supported(filter.shape, a, dy, filter)) return undefined;
     const be = backend as unknown as HeapBackend;
     const dx = be.makeOutput(a.inputShape, 'float32');
-    withGeometry(be, a.inputShape, filter.shape, a, (geometry) => kernels.depthwise_backprop_input(geometry, at(be, dy), at(be, filter), at(be, dx)));
+    withGeometry(be, geometry(a.inputShape, filter.shape, a), (geometryAt) => kernels.depthwise_backprop_input(geometryAt, at(be, dy), at(be, filter), at(be, dx)));
     return dx;
   });
   override('DepthwiseConv2dNativeBackpropFilter', ({ inputs, backend, attrs }) => {
@@ -67,7 +66,7 @@ export function installDepthwiseKernels(kernels: InPlaceKernels): void {
     if (!supported(a.filterShape, a, x, dy)) return undefined;
     const be = backend as unknown as HeapBackend;
     const dw = be.makeOutput(a.filterShape!, 'float32');
-    withGeometry(be, x.shape, a.filterShape!, a, (geometry) => kernels.depthwise_backprop_filter(geometry, at(be, x), at(be, dy), at(be, dw)));
+    withGeometry(be, geometry(x.shape, a.filterShape!, a), (geometryAt) => kernels.depthwise_backprop_filter(geometryAt, at(be, x), at(be, dy), at(be, dw)));
     return dw;
   });
 }

@@ -92,6 +92,10 @@ export class KernelPool {
       if (have / PAGE + pages > MAX_PAGES) throw new Error(`a kernel needs ${(bytes / 2 ** 30).toFixed(1)} GiB, more than WebAssembly can address`);
       this.memory.grow(pages);
     }
+    return this.floats();
+  }
+
+  floats(): Float32Array {
     return new Float32Array(this.memory.buffer);
   }
 

@@ -159,7 +159,7 @@ export class SimdKernels {
 
   private output(be: WasmBackend, shape: Shape, at: number): TensorInfo {
     const out = be.makeOutput(shape, 'float32');
-    const view = new Float32Array(this.pool.reserve(0).buffer, at, size(shape));
+    const view = this.pool.floats().subarray(at / 4, at / 4 + size(shape));
     (be.typedArrayFromHeap(out) as Float32Array).set(view);
     return out;
   }
