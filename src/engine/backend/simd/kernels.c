@@ -17,69 +17,77 @@ typedef int32_t i32;
 #define EXPORT(name) __attribute__((export_name(#name)))
 
 static inline i32 min_i(i32 a, i32 b) { return a < b ? a : b; }
+static inline i32 max_i(i32 a, i32 b) { return a > b ? a : b; }
 
-// Store the first n (< 4) lanes of v at p.
-static inline void store_partial(f32 *p, v128_t v, i32 n) {
-  if (n > 0) p[0] = wasm_f32x4_extract_lane(v, 0);
-  if (n > 1) p[1] = wasm_f32x4_extract_lane(v, 1);
-  if (n > 2) p[2] = wasm_f32x4_extract_lane(v, 2);
+// Stores the first n (< 4) lanes of v at p (no local array: see the top of the file).
+static inline void store_lanes(f32 *p, v128_t v, i32 n, i32 accumulate) {
+  if (n > 0) p[0] = wasm_f32x4_extract_lane(v, 0) + (accumulate ? p[0] : 0.f);
+  if (n > 1) p[1] = wasm_f32x4_extract_lane(v, 1) + (accumulate ? p[1] : 0.f);
+  if (n > 2) p[2] = wasm_f32x4_extract_lane(v, 2) + (accumulate ? p[2] : 0.f);
 }
 
-static inline v128_t load_partial(const f32 *p, i32 n) {
-  return wasm_f32x4_make(p[0], n > 1 ? p[1] : 0.f, n > 2 ? p[2] : 0.f, 0.f);
+// Stores the first n (≤ 8) lanes of lo:hi at p, added to what is there when accumulating.
+static inline void store_row(f32 *p, v128_t lo, v128_t hi, i32 n, i32 accumulate) {
+  if (n >= 4) {
+    if (accumulate) lo = wasm_f32x4_add(lo, wasm_v128_load(p));
+    wasm_v128_store(p, lo);
+    if (n == 8) {
+      if (accumulate) hi = wasm_f32x4_add(hi, wasm_v128_load(p + 4));
+      wasm_v128_store(p + 4, hi);
+    } else {
+      store_lanes(p + 4, hi, n - 4, accumulate);
+    }
+  } else {
+    store_lanes(p, lo, n, accumulate);
+  }
 }
 
-// C[m×n] (+)= A[m×k]·B[k×n]; row-major with leading dimensions. Register tile 6×8.
-// Columns past n are computed on zero-padded loads only at the ragged right edge.
-static void gemm(i32 m, i32 n, i32 k, const f32 *a, i32 lda, const f32 *b, i32 ldb, f32 *c, i32 ldc, i32 accumulate) {
+// B[k×n] as panels of 8 columns: panel j holds rows 0..k-1 of columns 8j..8j+7 contiguously
+// ([ceil(n/8)][k][8]), zero past column n, so the GEMM's k loop never checks lanes.
+// Element (p, j) of B is src[p·sp + j·sj], which covers B, Bᵀ and any strided view.
+static void pack_panels(const f32 *src, i32 k, i32 n, i32 sp, i32 sj, f32 *dst, i32 panel_begin, i32 panel_end) {
+  for (i32 panel = panel_begin; panel < panel_end; panel++) {
+    f32 *out = dst + panel * k * 8;
+    const i32 j0 = panel * 8, cols = min_i(8, n - j0);
+    for (i32 p = 0; p < k; p++, out += 8) {
+      const f32 *row = src + p * sp + j0 * sj;
+      if (cols == 8 && sj == 1) {
+        wasm_v128_store(out, wasm_v128_load(row));
+        wasm_v128_store(out + 4, wasm_v128_load(row + 4));
+        continue;
+      }
+      for (i32 q = 0; q < 8; q++) out[q] = q < cols ? row[q * sj] : 0.f;
+    }
+  }
+}
+
+// C[m×n] (+)= A[m×k]·B[k×n], B packed by pack_panels; element (i, p) of A is a[i·rs + p·ks],
+// so A may be row-major (rs = lda, ks = 1) or transposed (rs = 1, ks = lda).
+// Register tile 4×8: V8 gives wasm 15 vector registers on x64, and 8 accumulators, two B vectors,
+// the broadcast and a product fit without spills (a 6×8 tile spilled and ran at half the speed).
+static void gemm(i32 m, i32 n, i32 k, const f32 *a, i32 rs, i32 ks, const f32 *panels, f32 *c, i32 ldc, i32 accumulate) {
   for (i32 j = 0; j < n; j += 8) {
     const i32 nr = min_i(8, n - j);
-    for (i32 i = 0; i < m; i += 6) {
-      const i32 mr = min_i(6, m - i);
+    const f32 *panel = panels + j * k;
+    for (i32 i = 0; i < m; i += 4) {
+      const i32 mr = min_i(4, m - i);
       // Rows past m reread the last row; their results are not stored.
-      const f32 *a0 = a + (i32)(i + 0) * lda;
-      const f32 *a1 = a + (i32)(i + min_i(1, mr - 1)) * lda;
-      const f32 *a2 = a + (i32)(i + min_i(2, mr - 1)) * lda;
-      const f32 *a3 = a + (i32)(i + min_i(3, mr - 1)) * lda;
-      const f32 *a4 = a + (i32)(i + min_i(4, mr - 1)) * lda;
-      const f32 *a5 = a + (i32)(i + min_i(5, mr - 1)) * lda;
-      v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-      v128_t c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-      const f32 *bp = b + j;
-      // One k step: two B vectors times six broadcast A values into the 6×8 accumulators.
-#define STEP(B0, B1)                                                                              \
-  for (i32 p = 0; p < k; p++, bp += ldb) {                                                       \
-    const v128_t b0 = (B0), b1 = (B1);                                                           \
-    v128_t av = wasm_v128_load32_splat(a0 + p); c00 = MADD(av, b0, c00); c01 = MADD(av, b1, c01); \
-    av = wasm_v128_load32_splat(a1 + p); c10 = MADD(av, b0, c10); c11 = MADD(av, b1, c11);        \
-    av = wasm_v128_load32_splat(a2 + p); c20 = MADD(av, b0, c20); c21 = MADD(av, b1, c21);        \
-    av = wasm_v128_load32_splat(a3 + p); c30 = MADD(av, b0, c30); c31 = MADD(av, b1, c31);        \
-    av = wasm_v128_load32_splat(a4 + p); c40 = MADD(av, b0, c40); c41 = MADD(av, b1, c41);        \
-    av = wasm_v128_load32_splat(a5 + p); c50 = MADD(av, b0, c50); c51 = MADD(av, b1, c51);        \
-  }
-      // The full-width loop has no lane checks; only the ragged right edge pays for them.
-      if (nr == 8) {
-        STEP(wasm_v128_load(bp), wasm_v128_load(bp + 4))
-      } else {
-        STEP(nr >= 4 ? wasm_v128_load(bp) : load_partial(bp, nr), nr > 4 ? load_partial(bp + 4, nr - 4) : wasm_f32x4_splat(0))
+      const f32 *a0 = a + i * rs, *a1 = a + (i + min_i(1, mr - 1)) * rs;
+      const f32 *a2 = a + (i + min_i(2, mr - 1)) * rs, *a3 = a + (i + min_i(3, mr - 1)) * rs;
+      v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+      const f32 *bp = panel;
+      for (i32 p = 0, q = 0; p < k; p++, q += ks, bp += 8) {
+        const v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
+        v128_t av = wasm_v128_load32_splat(a0 + q); c00 = MADD(av, b0, c00); c01 = MADD(av, b1, c01);
+        av = wasm_v128_load32_splat(a1 + q); c10 = MADD(av, b0, c10); c11 = MADD(av, b1, c11);
+        av = wasm_v128_load32_splat(a2 + q); c20 = MADD(av, b0, c20); c21 = MADD(av, b1, c21);
+        av = wasm_v128_load32_splat(a3 + q); c30 = MADD(av, b0, c30); c31 = MADD(av, b1, c31);
       }
-#undef STEP
-#define STORE_ROW(r, lo, hi)                                                                     \
-  if (r < mr) {                                                                                  \
-    f32 *cp = c + (i32)(i + r) * ldc + j;                                                        \
-    if (nr == 8) {                                                                               \
-      if (accumulate) { lo = wasm_f32x4_add(lo, wasm_v128_load(cp)); hi = wasm_f32x4_add(hi, wasm_v128_load(cp + 4)); } \
-      wasm_v128_store(cp, lo); wasm_v128_store(cp + 4, hi);                                      \
-    } else {                                                                                     \
-      if (accumulate) { lo = wasm_f32x4_add(lo, nr >= 4 ? wasm_v128_load(cp) : load_partial(cp, nr)); \
-        if (nr > 4) hi = wasm_f32x4_add(hi, load_partial(cp + 4, nr - 4)); }                     \
-      if (nr >= 4) wasm_v128_store(cp, lo); else store_partial(cp, lo, nr);                      \
-      if (nr > 4) { if (nr == 8) wasm_v128_store(cp + 4, hi); else store_partial(cp + 4, hi, nr - 4); } \
-    }                                                                                            \
-  }
-      STORE_ROW(0, c00, c01) STORE_ROW(1, c10, c11) STORE_ROW(2, c20, c21)
-      STORE_ROW(3, c30, c31) STORE_ROW(4, c40, c41) STORE_ROW(5, c50, c51)
-#undef STORE_ROW
+      f32 *cp = c + i * ldc + j;
+      store_row(cp, c00, c01, nr, accumulate);
+      if (mr > 1) store_row(cp + ldc, c10, c11, nr, accumulate);
+      if (mr > 2) store_row(cp + 2 * ldc, c20, c21, nr, accumulate);
+      if (mr > 3) store_row(cp + 3 * ldc, c30, c31, nr, accumulate);
     }
   }
 }
@@ -106,10 +114,10 @@ static inline void add_floats(f32 *dst, const f32 *src, i32 n) {
 // Convolution geometry, as laid out by simd/kernels.ts.
 typedef struct {
   i32 n, h, w, ci, ho, wo, co, kh, kw, sh, sw, dh, dw, pad_top, pad_left;
-  i32 x, filter, y, bias, activation; // byte offsets (0 = none); activation 0 linear, 1 relu, 2 relu6
+  i32 x, y, bias, activation;         // byte offsets (0 = none); activation 0 linear, 1 relu, 2 relu6
   i32 scratch, scratch_bytes;         // per-thread scratch: scratch + thread·scratch_bytes
   i32 tile;                           // output pixels per packed tile
-  i32 aux;                            // dw partials / transposed filter
+  i32 aux;                            // the filter packed for the GEMM (forward, dX) / dW partials
 } Conv;
 
 static inline int is_pointwise(const Conv *c) {
@@ -182,107 +190,110 @@ static void bias_activation(f32 *y, i32 rows, i32 co, const f32 *bias, i32 activ
 
 #define PTR(off) ((f32 *)(uintptr_t)(off))
 
-// y = conv(x, filter) (+ bias, activation). Threads split output pixels.
+// y = conv(x, filter) (+ bias, activation), the filter packed in c->aux. Threads split output pixels.
 EXPORT(conv2d_forward) void conv2d_forward(const Conv *c, i32 thread, i32 threads) {
   const i32 k = c->kh * c->kw * c->ci, pixels = c->n * c->ho * c->wo;
-  const f32 *x = PTR(c->x), *w = PTR(c->filter), *bias = c->bias ? PTR(c->bias) : 0;
+  const f32 *x = PTR(c->x), *panels = PTR(c->aux), *bias = c->bias ? PTR(c->bias) : 0;
   f32 *y = PTR(c->y), *scratch = PTR(c->scratch + thread * c->scratch_bytes);
+  const int pointwise = is_pointwise(c);
   i32 begin, end;
   split(pixels, thread, threads, &begin, &end);
   for (i32 p = begin; p < end; p += c->tile) {
     const i32 rows = min_i(c->tile, end - p);
-    const f32 *a = x + p * c->ci;
-    if (!is_pointwise(c)) { pack_patches(c, x, p, rows, scratch); a = scratch; }
-    gemm(rows, c->co, k, a, k, w, c->co, y + p * c->co, c->co, 0);
+    if (!pointwise) pack_patches(c, x, p, rows, scratch);
+    gemm(rows, c->co, k, pointwise ? x + p * c->ci : scratch, k, 1, panels, y + p * c->co, c->co, 0);
     bias_activation(y + p * c->co, rows, c->co, bias, c->activation);
   }
 }
 
-// aux = filterᵀ ([co × K]); one thread.
-EXPORT(transpose) void transpose(const i32 *args, i32 thread, i32 threads) {
-  const i32 rows = args[0], cols = args[1];
-  const f32 *src = PTR(args[2]);
-  f32 *dst = PTR(args[3]);
+// Packs a batch of matrices for the GEMM (see pack_panels); threads split the (matrix, panel) pairs.
+// args: src, k, n, sp, sj, dst, batch, src_stride, dst_stride (strides in floats).
+EXPORT(pack_matrix_panels) void pack_matrix_panels(const i32 *args, i32 thread, i32 threads) {
+  const i32 k = args[1], n = args[2], sp = args[3], sj = args[4], batch = args[6], panels = (n + 7) / 8;
   i32 begin, end;
-  split(rows, thread, threads, &begin, &end);
-  for (i32 r = begin; r < end; r++)
-    for (i32 col = 0; col < cols; col++) dst[col * rows + r] = src[r * cols + col];
+  split(batch * panels, thread, threads, &begin, &end);
+  for (i32 t = begin; t < end; t++) {
+    const i32 b = t / panels, panel = t - b * panels;
+    pack_panels(PTR(args[0]) + b * args[7], k, n, sp, sj, PTR(args[5]) + b * args[8], panel, panel + 1);
+  }
 }
 
-// dx (in c->y, zeroed here) from dy (c->x) and the transposed filter (c->aux, [co × K]).
+// dx (in c->y) from dy (c->x) and the filter packed transposed (c->aux: Wᵀ, co × K).
 // Threads split whole images, so the scatter-adds of different threads never meet.
 EXPORT(conv2d_backprop_input) void conv2d_backprop_input(const Conv *c, i32 thread, i32 threads) {
   const i32 k = c->kh * c->kw * c->ci, hw = c->ho * c->wo;
-  const f32 *dy = PTR(c->x), *wt = PTR(c->aux);
+  const f32 *dy = PTR(c->x), *panels = PTR(c->aux);
   f32 *dx = PTR(c->y), *scratch = PTR(c->scratch + thread * c->scratch_bytes);
   i32 b0, b1;
   split(c->n, thread, threads, &b0, &b1);
   if (is_pointwise(c)) {
     for (i32 p = b0 * hw; p < b1 * hw; p += c->tile) {
       const i32 rows = min_i(c->tile, b1 * hw - p);
-      gemm(rows, c->ci, c->co, dy + p * c->co, c->co, wt, k, dx + p * c->ci, c->ci, 0);
+      gemm(rows, c->ci, c->co, dy + p * c->co, c->co, 1, panels, dx + p * c->ci, c->ci, 0);
     }
     return;
   }
   zero_floats(dx + b0 * c->h * c->w * c->ci, (b1 - b0) * c->h * c->w * c->ci);
   for (i32 p = b0 * hw; p < b1 * hw; p += c->tile) {
     const i32 rows = min_i(c->tile, b1 * hw - p);
-    gemm(rows, k, c->co, dy + p * c->co, c->co, wt, k, scratch, k, 0);
+    gemm(rows, k, c->co, dy + p * c->co, c->co, 1, panels, scratch, k, 0);
     unpack_patches_add(c, dx, p, rows, scratch);
   }
 }
 
-// Per-thread partial dWᵀ ([co × K], at aux + thread·co·K) from x (c->x) and dy (c->y).
-// dWᵀ += dyᵀ[co × rows] · patches[rows × K]; the scratch holds the patches, then dyᵀ.
+// Per-thread partial dW ([K × co], at aux + thread·K·co) from x (c->x) and dy (c->y):
+// dW += patchesᵀ · dy, reading the patches transposed in place; the scratch holds the patches,
+// then the tile of dy packed for the GEMM.
 EXPORT(conv2d_backprop_filter) void conv2d_backprop_filter(const Conv *c, i32 thread, i32 threads) {
   const i32 k = c->kh * c->kw * c->ci, pixels = c->n * c->ho * c->wo, co = c->co;
   const f32 *x = PTR(c->x), *dy = PTR(c->y);
-  f32 *partial = PTR(c->aux) + thread * co * k;
-  f32 *patches = PTR(c->scratch + thread * c->scratch_bytes), *dyt = patches + c->tile * k;
-  zero_floats(partial, co * k);
+  f32 *partial = PTR(c->aux) + thread * k * co;
+  f32 *patches = PTR(c->scratch + thread * c->scratch_bytes), *dy_panels = patches + c->tile * k;
+  const int pointwise = is_pointwise(c);
+  zero_floats(partial, k * co);
   i32 begin, end;
   split(pixels, thread, threads, &begin, &end);
   for (i32 p = begin; p < end; p += c->tile) {
     const i32 rows = min_i(c->tile, end - p);
-    const f32 *a = x + p * c->ci;
-    i32 lda = c->ci;
-    if (!is_pointwise(c)) { pack_patches(c, x, p, rows, patches); a = patches; lda = k; }
-    for (i32 r = 0; r < rows; r++)
-      for (i32 o = 0; o < co; o++) dyt[o * rows + r] = dy[(p + r) * co + o];
-    gemm(co, k, rows, dyt, rows, a, lda, partial, k, 1);
+    if (!pointwise) pack_patches(c, x, p, rows, patches);
+    pack_panels(dy + p * co, rows, co, co, 1, dy_panels, 0, (co + 7) / 8);
+    gemm(k, co, rows, pointwise ? x + p * c->ci : patches, 1, k, dy_panels, partial, co, 1);
   }
 }
 
-// dW[K × co] = Σ_threads partialᵀ; threads split the rows of dW. args: k, co, partials, count, dw.
+// dW = Σ_threads partials, elementwise; threads split the elements. args: floats, partials, count, dw.
 EXPORT(reduce_filter_partials) void reduce_filter_partials(const i32 *args, i32 thread, i32 threads) {
-  const i32 k = args[0], co = args[1], count = args[3];
-  const f32 *partials = PTR(args[2]);
-  f32 *dw = PTR(args[4]);
+  const i32 floats = args[0], count = args[2];
+  const f32 *partials = PTR(args[1]);
+  f32 *dw = PTR(args[3]);
   i32 begin, end;
-  split(k, thread, threads, &begin, &end);
-  for (i32 r = begin; r < end; r++)
-    for (i32 o = 0; o < co; o++) {
-      f32 sum = 0;
-      for (i32 t = 0; t < count; t++) sum += partials[(t * co + o) * k + r];
-      dw[r * co + o] = sum;
-    }
+  split((floats + 3) / 4, thread, threads, &begin, &end);
+  begin *= 4;
+  end = min_i(end * 4, floats);
+  copy_floats(dw + begin, partials + begin, end - begin);
+  for (i32 t = 1; t < count; t++) add_floats(dw + begin, partials + t * floats + begin, end - begin);
 }
 
-// Batched C[b] = A[b]·B[b] (+ bias, activation), operands already in row-major, untransposed form.
-// args: batch, m, n, k, a, b, c, bias, activation, aBatchStride, bBatchStride (floats; 0 broadcasts).
+// Batched C[b] = A[b]·B[b] (+ bias, activation), B packed by pack_matrix_panels.
+// args: batch, m, n, k, a, panels, c, bias, activation, a_stride, panel_stride (floats; 0 broadcasts),
+// a_rs, a_ks (A's element (i, p) is a[i·rs + p·ks]).
 EXPORT(matmul) void matmul(const i32 *args, i32 thread, i32 threads) {
   const i32 batch = args[0], m = args[1], n = args[2], k = args[3];
-  const f32 *a = PTR(args[4]), *b = PTR(args[5]), *bias = args[7] ? PTR(args[7]) : 0;
+  const f32 *a = PTR(args[4]), *panels = PTR(args[5]), *bias = args[7] ? PTR(args[7]) : 0;
   f32 *c = PTR(args[6]);
-  const i32 activation = args[8], a_stride = args[9], b_stride = args[10];
-  const i32 row_blocks = (m + 5) / 6;
+  const i32 activation = args[8], a_stride = args[9], panel_stride = args[10], rs = args[11], ks = args[12];
+  // Tasks are (matrix, chunk of rows, panel of 8 columns), panels fastest, so one thread's run of
+  // tasks rereads one chunk of A (≤ 256 KiB, in L2) against panels of B that fit in L1.
+  const i32 chunk = min_i(m, max_i(4, (65536 / max_i(k, 1)) & ~3));
+  const i32 chunks = (m + chunk - 1) / chunk, panel_count = (n + 7) / 8;
   i32 begin, end;
-  split(batch * row_blocks, thread, threads, &begin, &end);
+  split(batch * chunks * panel_count, thread, threads, &begin, &end);
   for (i32 t = begin; t < end; t++) {
-    const i32 bi = t / row_blocks, r0 = (t - bi * row_blocks) * 6, rows = min_i(6, m - r0);
-    f32 *cp = c + (bi * m + r0) * n;
-    gemm(rows, n, k, a + bi * a_stride + r0 * k, k, b + bi * b_stride, n, cp, n, 0);
-    bias_activation(cp, rows, n, bias, activation);
+    const i32 bi = t / (chunks * panel_count), rest = t - bi * chunks * panel_count;
+    const i32 r0 = rest / panel_count * chunk, j = (rest % panel_count) * 8, rows = min_i(chunk, m - r0), cols = min_i(8, n - j);
+    f32 *cp = c + (bi * m + r0) * n + j;
+    gemm(rows, cols, k, a + bi * a_stride + r0 * rs, rs, ks, panels + bi * panel_stride + j * k, cp, n, 0);
+    for (i32 r = 0; r < rows; r++) bias_activation(cp + r * n, 1, cols, bias ? bias + j : 0, activation);
   }
 }
 

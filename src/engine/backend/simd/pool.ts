@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 /** The jobs kernels.c exports; every one is (args, thread, threads) => void. */
-export const JOBS = ['conv2d_forward', 'conv2d_backprop_input', 'conv2d_backprop_filter', 'reduce_filter_partials', 'transpose', 'matmul'] as const;
+export const JOBS = ['conv2d_forward', 'conv2d_backprop_input', 'conv2d_backprop_filter', 'reduce_filter_partials', 'pack_matrix_panels', 'matmul'] as const;
 export type Job = typeof JOBS[number];
 
 const PAGE = 65536;

@@ -23,7 +23,9 @@ interface ConvAttrs {
 }
 
 export const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2 };
-const CONV_INTS = 24;
+const CONV_INTS = 23;
+
+interface Panels { k: number; n: number; count: number; stride: number; at: number; args: number }
 // Work below this many multiply-adds runs on the calling thread alone: waking workers costs more.
 const PARALLEL_MIN_MACS = 200_000;
 
@@ -48,10 +50,18 @@ function geometry(xShape: Shape, filterShape: Shape, attrs: ConvAttrs) {
 }
 type Geometry = ReturnType<typeof geometry>;
 
-/** Pixels per packed tile: a multiple of the 6-row register tile, with the tile's patches near 96 KiB. */
+/** Pixels per im2col tile: a multiple of the 4-row register tile, with the tile's patches near 96 KiB. */
 function tileRows(k: number): number {
-  return Math.max(6, Math.min(384, Math.floor(24576 / Math.max(1, k) / 6) * 6));
+  return Math.max(4, Math.min(384, Math.floor(24576 / Math.max(1, k) / 4) * 4));
 }
+
+/** dW tiles are longer: each tile adds its product into the [K × co] partial, which costs a load and store of it. */
+function filterTileRows(k: number): number {
+  return Math.max(4, Math.min(512, Math.floor(65536 / Math.max(1, k) / 4) * 4));
+}
+
+/** Floats that pack_panels writes for a k × n matrix: panels of 8 columns, zero-padded. */
+const panelFloats = (k: number, n: number) => Math.ceil(n / 8) * 8 * k;
 
 export class SimdKernels {
   constructor(private readonly pool: KernelPool) {}
@@ -60,44 +70,93 @@ export class SimdKernels {
     return macs < PARALLEL_MIN_MACS ? 1 : this.pool.threads;
   }
 
-  private writeConv(ints: Int32Array, at: number, g: Geometry, fields: { x: number; filter: number; y: number; bias: number; activation: number; scratch: number; scratchBytes: number; tile: number; aux: number }): void {
+  private writeConv(ints: Int32Array, at: number, g: Geometry, fields: { x: number; y: number; bias: number; activation: number; scratch: number; scratchBytes: number; tile: number; aux: number }): void {
     ints.set([g.batchSize, g.inHeight, g.inWidth, g.inChannels, g.outHeight, g.outWidth, g.outChannels, g.filterHeight, g.filterWidth,
       g.strideHeight, g.strideWidth, g.dilationHeight, g.dilationWidth, g.padInfo.top, g.padInfo.left,
-      fields.x, fields.filter, fields.y, fields.bias, fields.activation, fields.scratch, fields.scratchBytes, fields.tile, fields.aux], at / 4);
+      fields.x, fields.y, fields.bias, fields.activation, fields.scratch, fields.scratchBytes, fields.tile, fields.aux], at / 4);
+  }
+
+  /** Room for `count` k × n matrices packed into GEMM panels; fill it with pack() once the memory is reserved. */
+  private panels(arena: Arena, k: number, n: number, count = 1): Panels {
+    const stride = panelFloats(k, n);
+    return { k, n, count, stride, at: arena.alloc(stride * count), args: arena.alloc(9) };
+  }
+
+  /** Packs matrices whose element (p, j) is at src + p·sp + j·sj floats, successive matrices srcStride floats apart. */
+  private pack(panels: Panels, src: number, sp: number, sj: number, srcStride: number, threads: number): void {
+    this.pool.ints().set([src, panels.k, panels.n, sp, sj, panels.at, panels.count, srcStride, panels.stride], panels.args / 4);
+    this.pool.run('pack_matrix_panels', panels.args, threads);
   }
 
   conv2d(be: WasmBackend, x: TensorInfo, filter: TensorInfo, bias: TensorInfo | undefined, activation: number, g: Geometry): TensorInfo {
-    const k = g.filterHeight * g.filterWidth * g.inChannels, pixels = g.batchSize * g.outHeight * g.outWidth;
-    const threads = this.threadsFor(pixels * k * g.outChannels);
+    const k = g.filterHeight * g.filterWidth * g.inChannels, co = g.outChannels, pixels = g.batchSize * g.outHeight * g.outWidth;
+    const threads = this.threadsFor(pixels * k * co);
     const tile = tileRows(k);
     const arena = new Arena(this.pool.heapStart);
     const args = arena.alloc(CONV_INTS), xAt = arena.alloc(size(x.shape)), wAt = arena.alloc(size(filter.shape));
-    const bAt = bias ? arena.alloc(g.outChannels) : 0, yAt = arena.alloc(pixels * g.outChannels);
+    const bAt = bias ? arena.alloc(co) : 0, yAt = arena.alloc(pixels * co), panels = this.panels(arena, k, co);
     const scratchBytes = Math.ceil(tile * k * 4 / 64) * 64, scratch = arena.alloc(scratchBytes / 4 * threads);
     const mem = this.pool.reserve(arena.end);
     mem.set(be.typedArrayFromHeap(x) as Float32Array, xAt / 4);
     mem.set(be.typedArrayFromHeap(filter) as Float32Array, wAt / 4);
     if (bias) mem.set(be.typedArrayFromHeap(bias) as Float32Array, bAt / 4);
-    this.writeConv(this.pool.ints(), args, g, { x: xAt, filter: wAt, y: yAt, bias: bAt, activation, scratch, scratchBytes, tile, aux: 0 });
+    // The filter is [K × co] row-major: B as it stands.
+    this.pack(panels, wAt, co, 1, 0, threads);
+    this.writeConv(this.pool.ints(), args, g, { x: xAt, y: yAt, bias: bAt, activation, scratch, scratchBytes, tile, aux: panels.at });
     this.pool.run('conv2d_forward', args, threads);
-    return this.output(be, [g.batchSize, g.outHeight, g.outWidth, g.outChannels], yAt);
+    return this.output(be, [g.batchSize, g.outHeight, g.outWidth, co], yAt);
   }
 
   conv2dBackpropInput(be: WasmBackend, dy: TensorInfo, filter: TensorInfo, g: Geometry): TensorInfo {
-    const k = g.filterHeight * g.filterWidth * g.inChannels, pixels = g.batchSize * g.outHeight * g.outWidth;
-    const threads = Math.min(this.threadsFor(pixels * k * g.outChannels), g.batchSize);
+    return this.transposedAsForward(be, dy, filter, g) ?? this.scatterBackpropInput(be, dy, filter, g);
+  }
+
+  /**
+   * dX of a stride-1 convolution is a forward convolution of dy with the filter turned 180° and its
+   * channels swapped, with pad (k−1)·d − pad: an im2col gather and one long GEMM instead of a short
+   * GEMM and a scatter-add. Undefined for strided (or 1×1, or over-padded) convolutions.
+   */
+  private transposedAsForward(be: WasmBackend, dy: TensorInfo, filter: TensorInfo, g: Geometry): TensorInfo | undefined {
+    const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co, dilationHeight: dh, dilationWidth: dw } = g;
+    const padTop = (kh - 1) * dh - g.padInfo.top, padLeft = (kw - 1) * dw - g.padInfo.left;
+    if (g.strideHeight !== 1 || g.strideWidth !== 1 || kh * kw === 1 || padTop < 0 || padLeft < 0) return undefined;
+    const taps = kh * kw, k = taps * co, pixels = g.batchSize * g.inHeight * g.inWidth;
+    const threads = this.threadsFor(pixels * k * ci);
     const tile = tileRows(k);
     const arena = new Arena(this.pool.heapStart);
-    const args = arena.alloc(CONV_INTS), tArgs = arena.alloc(4), dyAt = arena.alloc(size(dy.shape)), wAt = arena.alloc(size(filter.shape));
-    const wtAt = arena.alloc(size(filter.shape)), dxAt = arena.alloc(g.batchSize * g.inHeight * g.inWidth * g.inChannels);
+    const args = arena.alloc(CONV_INTS), dyAt = arena.alloc(size(dy.shape)), turnedAt = arena.alloc(taps * co * ci);
+    const panels = this.panels(arena, k, ci), dxAt = arena.alloc(pixels * ci);
+    const scratchBytes = Math.ceil(tile * k * 4 / 64) * 64, scratch = arena.alloc(scratchBytes / 4 * threads);
+    const mem = this.pool.reserve(arena.end);
+    mem.set(be.typedArrayFromHeap(dy) as Float32Array, dyAt / 4);
+    // turned[(tap, o), c] = W[taps − 1 − tap, c, o]: reversing the flat tap index turns both axes.
+    const w = be.typedArrayFromHeap(filter) as Float32Array, turned = mem.subarray(turnedAt / 4, turnedAt / 4 + taps * co * ci);
+    for (let tap = 0; tap < taps; tap++) {
+      const from = (taps - 1 - tap) * ci * co, to = tap * co * ci;
+      for (let c = 0; c < ci; c++) for (let o = 0; o < co; o++) turned[to + o * ci + c] = w[from + c * co + o];
+    }
+    this.pack(panels, turnedAt, ci, 1, 0, threads);
+    this.pool.ints().set([g.batchSize, g.outHeight, g.outWidth, co, g.inHeight, g.inWidth, ci, kh, kw, 1, 1, dh, dw, padTop, padLeft,
+      dyAt, dxAt, 0, 0, scratch, scratchBytes, tile, panels.at], args / 4);
+    this.pool.run('conv2d_forward', args, threads);
+    return this.output(be, [g.batchSize, g.inHeight, g.inWidth, ci], dxAt);
+  }
+
+  /** dX as dy·Wᵀ per pixel, scattered back onto the input (col2im): any stride. */
+  private scatterBackpropInput(be: WasmBackend, dy: TensorInfo, filter: TensorInfo, g: Geometry): TensorInfo {
+    const k = g.filterHeight * g.filterWidth * g.inChannels, co = g.outChannels, pixels = g.batchSize * g.outHeight * g.outWidth;
+    const threads = Math.min(this.threadsFor(pixels * k * co), g.batchSize);
+    const tile = tileRows(k);
+    const arena = new Arena(this.pool.heapStart);
+    const args = arena.alloc(CONV_INTS), dyAt = arena.alloc(size(dy.shape)), wAt = arena.alloc(size(filter.shape));
+    const panels = this.panels(arena, co, k), dxAt = arena.alloc(g.batchSize * g.inHeight * g.inWidth * g.inChannels);
     const scratchBytes = Math.ceil(tile * k * 4 / 64) * 64, scratch = arena.alloc(scratchBytes / 4 * threads);
     const mem = this.pool.reserve(arena.end);
     mem.set(be.typedArrayFromHeap(dy) as Float32Array, dyAt / 4);
     mem.set(be.typedArrayFromHeap(filter) as Float32Array, wAt / 4);
-    const ints = this.pool.ints();
-    ints.set([k, g.outChannels, wAt, wtAt], tArgs / 4);
-    this.writeConv(ints, args, g, { x: dyAt, filter: wAt, y: dxAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: wtAt });
-    this.pool.run('transpose', tArgs, 1);
+    // B = Wᵀ [co × K]: element (o, j) is W[j·co + o].
+    this.pack(panels, wAt, 1, co, 0, threads);
+    this.writeConv(this.pool.ints(), args, g, { x: dyAt, y: dxAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: panels.at });
     this.pool.run('conv2d_backprop_input', args, threads);
     return this.output(be, [g.batchSize, g.inHeight, g.inWidth, g.inChannels], dxAt);
   }
@@ -105,17 +164,18 @@ export class SimdKernels {
   conv2dBackpropFilter(be: WasmBackend, x: TensorInfo, dy: TensorInfo, g: Geometry): TensorInfo {
     const k = g.filterHeight * g.filterWidth * g.inChannels, co = g.outChannels, pixels = g.batchSize * g.outHeight * g.outWidth;
     const threads = this.threadsFor(pixels * k * co);
-    const tile = tileRows(k);
+    const tile = filterTileRows(k);
     const arena = new Arena(this.pool.heapStart);
-    const args = arena.alloc(CONV_INTS), rArgs = arena.alloc(5), xAt = arena.alloc(size(x.shape)), dyAt = arena.alloc(size(dy.shape));
-    const partials = arena.alloc(threads * co * k), dwAt = arena.alloc(k * co);
-    const scratchBytes = Math.ceil(tile * (k + co) * 4 / 64) * 64, scratch = arena.alloc(scratchBytes / 4 * threads);
+    const args = arena.alloc(CONV_INTS), rArgs = arena.alloc(4), xAt = arena.alloc(size(x.shape)), dyAt = arena.alloc(size(dy.shape));
+    const partials = arena.alloc(threads * k * co), dwAt = arena.alloc(k * co);
+    // Per thread: the tile's patches, then its dy packed into panels.
+    const scratchBytes = Math.ceil((tile * k + panelFloats(tile, co)) * 4 / 64) * 64, scratch = arena.alloc(scratchBytes / 4 * threads);
     const mem = this.pool.reserve(arena.end);
     mem.set(be.typedArrayFromHeap(x) as Float32Array, xAt / 4);
     mem.set(be.typedArrayFromHeap(dy) as Float32Array, dyAt / 4);
     const ints = this.pool.ints();
-    ints.set([k, co, partials, threads, dwAt], rArgs / 4);
-    this.writeConv(ints, args, g, { x: xAt, filter: 0, y: dyAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: partials });
+    ints.set([k * co, partials, threads, dwAt], rArgs / 4);
+    this.writeConv(ints, args, g, { x: xAt, y: dyAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: partials });
     this.pool.run('conv2d_backprop_filter', args, threads);
     this.pool.run('reduce_filter_partials', rArgs, threads);
     return this.output(be, [g.filterHeight, g.filterWidth, g.inChannels, co], dwAt);
@@ -134,25 +194,16 @@ export class SimdKernels {
     const batch = Math.max(batchA, batchB);
     const threads = this.threadsFor(batch * m * n * k);
     const arena = new Arena(this.pool.heapStart);
-    const args = arena.alloc(11), tArgs = arena.alloc(4 * Math.max(batchA, batchB) * 2);
-    const aRaw = arena.alloc(batchA * m * k), bRaw = arena.alloc(batchB * k * n);
-    const aAt = transposeA ? arena.alloc(batchA * m * k) : aRaw, bAt = transposeB ? arena.alloc(batchB * k * n) : bRaw;
-    const biasAt = bias ? arena.alloc(n) : 0, cAt = arena.alloc(batch * m * n);
+    const args = arena.alloc(13), aAt = arena.alloc(batchA * m * k), bAt = arena.alloc(batchB * k * n);
+    const panels = this.panels(arena, k, n, batchB), biasAt = bias ? arena.alloc(n) : 0, cAt = arena.alloc(batch * m * n);
     const mem = this.pool.reserve(arena.end);
-    mem.set(be.typedArrayFromHeap(a) as Float32Array, aRaw / 4);
-    mem.set(be.typedArrayFromHeap(b) as Float32Array, bRaw / 4);
+    mem.set(be.typedArrayFromHeap(a) as Float32Array, aAt / 4);
+    mem.set(be.typedArrayFromHeap(b) as Float32Array, bAt / 4);
     if (bias) mem.set(be.typedArrayFromHeap(bias) as Float32Array, biasAt / 4);
-    const ints = this.pool.ints();
-    let slot = tArgs;
-    const transposeEach = (count: number, rows: number, cols: number, src: number, dst: number) => {
-      for (let i = 0; i < count; i++, slot += 16) {
-        ints.set([rows, cols, src + i * rows * cols * 4, dst + i * rows * cols * 4], slot / 4);
-        this.pool.run('transpose', slot, 1);
-      }
-    };
-    if (transposeA) transposeEach(batchA, k, m, aRaw, aAt);
-    if (transposeB) transposeEach(batchB, n, k, bRaw, bAt);
-    ints.set([batch, m, n, k, aAt, bAt, cAt, biasAt, activation, batchA === 1 ? 0 : m * k, batchB === 1 ? 0 : k * n], args / 4);
+    // Transposes are strides: B's element (p, j) and A's element (i, p).
+    this.pack(panels, bAt, transposeB ? 1 : n, transposeB ? k : 1, k * n, threads);
+    const [rs, ks] = transposeA ? [1, m] : [k, 1];
+    this.pool.ints().set([batch, m, n, k, aAt, panels.at, cAt, biasAt, activation, batchA === 1 ? 0 : m * k, batchB === 1 ? 0 : panels.stride, rs, ks], args / 4);
     this.pool.run('matmul', args, threads);
     return this.output(be, [...batchShape, m, n], cAt);
   }
