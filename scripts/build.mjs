@@ -46,9 +46,10 @@ function buildKernels() {
     return;
   }
   mkdirSync('dist', { recursive: true });
-  const common = ['--target=wasm32', '-O3', '-msimd128', '-matomics', '-mbulk-memory', '-nostdlib', '-Wall', '-Werror',
+  const common = ['--target=wasm32', '-O3', '-msimd128', '-mmutable-globals', '-matomics', '-mbulk-memory', '-nostdlib', '-Wall', '-Werror',
     '-Wl,--no-entry', '-Wl,--import-memory'];
-  const threaded = ['-Wl,--shared-memory', '-Wl,--max-memory=4294967296', '-Wl,--export=__heap_base'];
+  // Each worker thread moves its instance's __stack_pointer to a stack of its own (simd/pool.ts).
+  const threaded = ['-Wl,--shared-memory', '-Wl,--max-memory=4294967296', '-Wl,--export=__heap_base', '-Wl,--export=__stack_pointer'];
   const variants = [
     { out: 'dist/prunelens-kernels-simd.wasm', flags: threaded },
     // Imports the wasm backend's own (unshared) heap and works on tensors where they lie.

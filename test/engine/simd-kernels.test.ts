@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { backendInfo, initBackend } from '../../src/engine/backend/index.js';
 import { createKernelPool, defaultThreads, type KernelPool } from '../../src/engine/backend/simd/pool.js';
-import { SimdKernels } from '../../src/engine/backend/simd/tfjs-kernels.js';
+import { SimdKernels, forwardGeometry, useWinograd } from '../../src/engine/backend/simd/tfjs-kernels.js';
 import { buildDemoCnn } from '../../src/engine/demo/model.js';
 import { trainModel } from '../../src/engine/train/index.js';
 import { loadDataset } from '../../src/engine/data/index.js';
@@ -94,6 +94,43 @@ test('conv2d forward, dX and dW match tfjs\' cpu kernels on 1, 2 and 3 threads',
       ['y', 'dx', 'dw'].slice(0, got.length).forEach((name, j) =>
         assert.ok(relativeError(got[j], expected[j]) < 1e-5, `${pool.threads} threads, ${caseName(c)}: ${name} relative error ${relativeError(got[j], expected[j])}`));
       tf.dispose([xt, wt, dyt, y]);
+    }
+  }
+});
+
+// 3×3 stride-1 convolutions that take the Winograd path: output sizes that leave ragged 4×4 tiles,
+// channel counts that are not whole vectors, valid and asymmetric padding, batch 1, several chunks.
+const WINOGRAD_CASES: { x: number[]; co: number; pad: Pad }[] = [
+  { x: [2, 9, 7, 9], co: 13, pad: 'same' },
+  { x: [1, 10, 11, 8], co: 8, pad: 'valid' },
+  { x: [3, 6, 13, 12], co: 10, pad: [[0, 0], [2, 0], [0, 1], [0, 0]] },
+  { x: [4, 16, 16, 16], co: 16, pad: 'same' },
+  { x: [8, 8, 8, 64], co: 64, pad: 'same' },
+];
+
+test('Winograd F(4×4, 3×3): forward with bias and relu6, dX and dW match tfjs\' cpu kernels on 1 and 2 threads', async () => {
+  await initBackend('wasm');
+  const be = tf.backend() as never;
+  for (const pool of pools().slice(0, 2)) {
+    const kernels = new SimdKernels(pool);
+    for (const [i, c] of WINOGRAD_CASES.entries()) {
+      const name = `${pool.threads} threads, x=${c.x} co=${c.co} pad=${JSON.stringify(c.pad)}`;
+      const wShape = [3, 3, c.x[3], c.co];
+      const g = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], wShape as [number, number, number, number], 1, 1, c.pad as never, undefined, false, 'channelsLast');
+      assert.ok(useWinograd(forwardGeometry(g)), `${name} takes the Winograd path`);
+      const x = randomArray(c.x, 5 * i + 1), w = randomArray(wShape, 5 * i + 2), bias = randomArray([c.co], 5 * i + 3);
+      const dy = randomArray([g.batchSize, g.outHeight, g.outWidth, c.co], 5 * i + 4);
+      const [xt, wt, bt, dyt] = [x, w, bias, dy].map((a) => tf.tensor(a.values, a.shape));
+      const outs = [kernels.conv2d(be, xt, wt, bt, 2, g), kernels.conv2dBackpropInput(be, dyt, wt, g), kernels.conv2dBackpropFilter(be, xt, dyt, g)].map(asTensor);
+      const got = outs.map((t) => t.dataSync());
+      const expected = await onCpu(() => {
+        const [a, b, d] = [x, w, dy].map((v) => tf.tensor4d(v.values, v.shape as [number, number, number, number]));
+        return [tf.relu6(tf.conv2d(a, b, 1, c.pad as never).add(tf.tensor(bias.values))),
+          ...tf.grads((p, q) => tf.conv2d(p as tf.Tensor4D, q as tf.Tensor4D, 1, c.pad as never).mul(d).sum())([a, b])];
+      });
+      ['y', 'dx', 'dw'].forEach((part, j) =>
+        assert.ok(relativeError(got[j], expected[j]) < 1e-5, `${name}: ${part} relative error ${relativeError(got[j], expected[j])}`));
+      tf.dispose([xt, wt, bt, dyt, ...outs]);
     }
   }
 });

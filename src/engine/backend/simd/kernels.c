@@ -1,7 +1,9 @@
 // PruneLens training kernels: WebAssembly SIMD, run by several threads over one shared memory.
 // Every job takes (args, thread, threads) and does its share; args is an int32 block in linear
-// memory laid out by simd/kernels.ts. There is no static data and no local array, so the
-// instances in different threads never touch a shadow stack (they share one __stack_pointer value).
+// memory laid out by simd/tfjs-kernels.ts. There is no static data. Local arrays live on the shadow
+// stack: the calling thread's is the module's own, and each worker thread's instance is given a
+// stack of its own (simd/pool.ts). The in-place build (on the wasm backend's heap) has no such
+// stack, so the jobs it runs (batch norm, depthwise) use no local arrays.
 // Tensors are NHWC float32; filters are [kh, kw, ci, co], so a filter is a [K, co] matrix with
 // K = kh·kw·ci in the same order as an im2col row.
 #include <stdint.h>
@@ -19,7 +21,7 @@ typedef int32_t i32;
 static inline i32 min_i(i32 a, i32 b) { return a < b ? a : b; }
 static inline i32 max_i(i32 a, i32 b) { return a > b ? a : b; }
 
-// Stores the first n (< 4) lanes of v at p (no local array: see the top of the file).
+// Stores the first n (< 4) lanes of v at p.
 static inline void store_lanes(f32 *p, v128_t v, i32 n, i32 accumulate) {
   if (n > 0) p[0] = wasm_f32x4_extract_lane(v, 0) + (accumulate ? p[0] : 0.f);
   if (n > 1) p[1] = wasm_f32x4_extract_lane(v, 1) + (accumulate ? p[1] : 0.f);
@@ -40,6 +42,11 @@ static inline void store_row(f32 *p, v128_t lo, v128_t hi, i32 n, i32 accumulate
   } else {
     store_lanes(p, lo, n, accumulate);
   }
+}
+
+// The first n (< 4) floats at p, zeros after.
+static inline v128_t load_partial4(const f32 *p, i32 n) {
+  return wasm_f32x4_make(p[0], n > 1 ? p[1] : 0.f, n > 2 ? p[2] : 0.f, 0.f);
 }
 
 // B[k×n] as panels of 8 columns: panel j holds rows 0..k-1 of columns 8j..8j+7 contiguously
@@ -295,6 +302,219 @@ EXPORT(matmul) void matmul(const i32 *args, i32 thread, i32 threads) {
     gemm(rows, cols, k, a + bi * a_stride + r0 * rs, rs, ks, panels + bi * panel_stride + j * k, cp, n, 0);
     for (i32 r = 0; r < rows; r++) bias_activation(cp + r * n, 1, cols, bias ? bias + j : 0, activation);
   }
+}
+
+// ---- Winograd F(4×4, 3×3) for 3×3 stride-1 convolutions (Lavin & Gray, 2016). ----
+// Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A: a 6×6 input tile gives a 4×4 output tile with 36 products per
+// channel pair instead of 144. The 36 products are 36 GEMMs [tiles × ci]·[ci × co] on the same
+// packed-panel kernel as everything else; channels are padded to whole vectors of 4 in that domain.
+
+// Bᵀ applied to six values (in place, through the named temporaries).
+#define BT6(d0, d1, d2, d3, d4, d5, r0, r1, r2, r3, r4, r5) do {                                       \
+    const v128_t four = wasm_f32x4_splat(4.f), five = wasm_f32x4_splat(5.f), two = wasm_f32x4_splat(2.f);  \
+    const v128_t t14 = wasm_f32x4_add(d1, d2), t23 = wasm_f32x4_sub(d4, d2);                                 \
+    r0 = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(four, d0), wasm_f32x4_mul(five, d2)), d4);             \
+    r1 = wasm_f32x4_sub(wasm_f32x4_add(d3, d4), wasm_f32x4_mul(four, t14));                                  \
+    r2 = wasm_f32x4_add(wasm_f32x4_mul(four, wasm_f32x4_sub(d1, d2)), wasm_f32x4_sub(d4, d3));               \
+    r3 = wasm_f32x4_add(wasm_f32x4_mul(two, wasm_f32x4_sub(d3, d1)), t23);                                   \
+    r4 = wasm_f32x4_add(wasm_f32x4_mul(two, wasm_f32x4_sub(d1, d3)), t23);                                   \
+    r5 = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(four, d1), wasm_f32x4_mul(five, d3)), d5);             \
+  } while (0)
+
+// Aᵀ applied to six values.
+#define AT6(m0, m1, m2, m3, m4, m5, o0, o1, o2, o3) do {                                                 \
+    const v128_t s12 = wasm_f32x4_add(m1, m2), d12 = wasm_f32x4_sub(m1, m2);                                 \
+    const v128_t s34 = wasm_f32x4_add(m3, m4), d34 = wasm_f32x4_sub(m3, m4);                                 \
+    o0 = wasm_f32x4_add(wasm_f32x4_add(m0, s12), s34);                                                       \
+    o1 = wasm_f32x4_add(d12, wasm_f32x4_mul(wasm_f32x4_splat(2.f), d34));                                    \
+    o2 = wasm_f32x4_add(s12, wasm_f32x4_mul(wasm_f32x4_splat(4.f), s34));                                    \
+    o3 = wasm_f32x4_add(wasm_f32x4_add(d12, wasm_f32x4_mul(wasm_f32x4_splat(8.f), d34)), m5);                \
+  } while (0)
+
+// G applied to three values.
+#define G3(g0, g1, g2, u0, u1, u2, u3, u4, u5) do {                                                      \
+    const v128_t s02 = wasm_f32x4_add(g0, g2);                                                               \
+    u0 = wasm_f32x4_mul(wasm_f32x4_splat(0.25f), g0);                                                        \
+    u1 = wasm_f32x4_mul(wasm_f32x4_splat(-1.f / 6.f), wasm_f32x4_add(s02, g1));                              \
+    u2 = wasm_f32x4_mul(wasm_f32x4_splat(-1.f / 6.f), wasm_f32x4_sub(s02, g1));                              \
+    const v128_t e = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(1.f / 24.f), g0), wasm_f32x4_mul(wasm_f32x4_splat(1.f / 6.f), g2)); \
+    const v128_t f = wasm_f32x4_mul(wasm_f32x4_splat(1.f / 12.f), g1);                                       \
+    u3 = wasm_f32x4_add(e, f); u4 = wasm_f32x4_sub(e, f); u5 = g2;                                           \
+  } while (0)
+
+static inline i32 round4(i32 v) { return (v + 3) & ~3; }
+
+// Four channels of x at (b, iy, ix), zero outside the image or past the last channel.
+static inline v128_t load_channels(const Conv *c, const f32 *x, i32 b, i32 iy, i32 ix, i32 ch) {
+  if (iy < 0 || iy >= c->h || ix < 0 || ix >= c->w) return wasm_f32x4_splat(0);
+  const f32 *p = x + ((b * c->h + iy) * c->w + ix) * c->ci + ch;
+  const i32 n = c->ci - ch;
+  if (n >= 4) return wasm_v128_load(p);
+  return wasm_f32x4_make(p[0], n > 1 ? p[1] : 0.f, n > 2 ? p[2] : 0.f, 0.f);
+}
+
+// Bᵀ d B for the 6×6 tile of four channels of x whose corner is (iy0, ix0); position pos goes to dst + pos·stride.
+static void transform_input_tile(const Conv *c, const f32 *x, i32 b, i32 iy0, i32 ix0, i32 ch, f32 *dst, i32 stride) {
+  v128_t d[36], e[36];
+  for (i32 i = 0; i < 6; i++)
+    for (i32 j = 0; j < 6; j++) d[i * 6 + j] = load_channels(c, x, b, iy0 + i, ix0 + j, ch);
+  for (i32 j = 0; j < 6; j++) BT6(d[j], d[6 + j], d[12 + j], d[18 + j], d[24 + j], d[30 + j], e[j], e[6 + j], e[12 + j], e[18 + j], e[24 + j], e[30 + j]);
+  for (i32 i = 0; i < 6; i++) BT6(e[i * 6], e[i * 6 + 1], e[i * 6 + 2], e[i * 6 + 3], e[i * 6 + 4], e[i * 6 + 5], d[i * 6], d[i * 6 + 1], d[i * 6 + 2], d[i * 6 + 3], d[i * 6 + 4], d[i * 6 + 5]);
+  for (i32 pos = 0; pos < 36; pos++) wasm_v128_store(dst + pos * stride, d[pos]);
+}
+
+// U[pos][c][o] = (G g Gᵀ)[pos] for every input channel c (rows past ci are zero), o in vectors of 4.
+// args: filter [3,3,ci,co], ci, co, u (floats: 36 × round4(ci) × round4(co)). Threads split channels.
+EXPORT(winograd_filter) void winograd_filter(const i32 *args, i32 thread, i32 threads) {
+  const f32 *w = PTR(args[0]);
+  const i32 ci = args[1], co = args[2], ci4 = round4(ci), co4 = round4(co);
+  f32 *u = PTR(args[3]);
+  i32 begin, end;
+  split(ci4, thread, threads, &begin, &end);
+  for (i32 ch = begin; ch < end; ch++)
+    for (i32 o = 0; o < co4; o += 4) {
+      v128_t g[9];
+      for (i32 tap = 0; tap < 9; tap++) {
+        const f32 *p = w + (tap * ci + ch) * co + o;
+        const i32 n = ch < ci ? co - o : 0;
+        g[tap] = n >= 4 ? wasm_v128_load(p) : wasm_f32x4_make(n > 0 ? p[0] : 0.f, n > 1 ? p[1] : 0.f, n > 2 ? p[2] : 0.f, 0.f);
+      }
+      v128_t t[18], r[36];
+      for (i32 col = 0; col < 3; col++) G3(g[col], g[3 + col], g[6 + col], t[col], t[3 + col], t[6 + col], t[9 + col], t[12 + col], t[15 + col]);
+      for (i32 row = 0; row < 6; row++) G3(t[row * 3], t[row * 3 + 1], t[row * 3 + 2], r[row * 6], r[row * 6 + 1], r[row * 6 + 2], r[row * 6 + 3], r[row * 6 + 4], r[row * 6 + 5]);
+      for (i32 pos = 0; pos < 36; pos++) wasm_v128_store(u + (pos * ci4 + ch) * co4 + o, r[pos]);
+    }
+}
+
+// y = conv(x, W) for a 3×3 kernel, stride and dilation 1, any padding, with bias and activation;
+// c->aux holds the 36 filter matrices packed (stride: ci4 × panel-padded co4, see tfjs-kernels.ts).
+// Threads split the 4×4 output tiles; each works on chunks of c->tile tiles in its scratch:
+// V [36][tiles][ci4], then M [36][tiles][co4].
+EXPORT(winograd_conv) void winograd_conv(const Conv *c, i32 thread, i32 threads) {
+  const i32 ci4 = round4(c->ci), co4 = round4(c->co), th = (c->ho + 3) / 4, tw = (c->wo + 3) / 4, per_image = th * tw;
+  const i32 panel_stride = ci4 * ((co4 + 7) & ~7), chunk = c->tile;
+  const f32 *x = PTR(c->x), *panels = PTR(c->aux), *bias = c->bias ? PTR(c->bias) : 0;
+  f32 *y = PTR(c->y), *v = PTR(c->scratch + thread * c->scratch_bytes), *m = v + 36 * chunk * ci4;
+  const v128_t zero = wasm_f32x4_splat(0), six = wasm_f32x4_splat(6);
+  i32 begin, end;
+  split(c->n * per_image, thread, threads, &begin, &end);
+  for (i32 t0 = begin; t0 < end; t0 += chunk) {
+    const i32 tiles = min_i(chunk, end - t0);
+    for (i32 t = 0; t < tiles; t++) {
+      const i32 b = (t0 + t) / per_image, rest = (t0 + t) - b * per_image, ty = rest / tw, tx = rest - ty * tw;
+      const i32 iy0 = ty * 4 - c->pad_top, ix0 = tx * 4 - c->pad_left;
+      for (i32 ch = 0; ch < ci4; ch += 4) transform_input_tile(c, x, b, iy0, ix0, ch, v + t * ci4 + ch, chunk * ci4);
+    }
+    for (i32 pos = 0; pos < 36; pos++)
+      gemm(tiles, co4, ci4, v + pos * chunk * ci4, ci4, 1, panels + pos * panel_stride, m + pos * chunk * co4, co4, 0);
+    for (i32 t = 0; t < tiles; t++) {
+      const i32 b = (t0 + t) / per_image, rest = (t0 + t) - b * per_image, ty = rest / tw, tx = rest - ty * tw;
+      const i32 rows = min_i(4, c->ho - ty * 4), cols = min_i(4, c->wo - tx * 4);
+      for (i32 o = 0; o < co4; o += 4) {
+        v128_t q[36], r[24], out[16];
+        for (i32 pos = 0; pos < 36; pos++) q[pos] = wasm_v128_load(m + (pos * chunk + t) * co4 + o);
+        for (i32 j = 0; j < 6; j++) AT6(q[j], q[6 + j], q[12 + j], q[18 + j], q[24 + j], q[30 + j], r[j], r[6 + j], r[12 + j], r[18 + j]);
+        for (i32 i = 0; i < 4; i++) AT6(r[i * 6], r[i * 6 + 1], r[i * 6 + 2], r[i * 6 + 3], r[i * 6 + 4], r[i * 6 + 5], out[i * 4], out[i * 4 + 1], out[i * 4 + 2], out[i * 4 + 3]);
+        const v128_t bv = bias ? (c->co - o >= 4 ? wasm_v128_load(bias + o) : load_partial4(bias + o, c->co - o)) : zero;
+        for (i32 i = 0; i < rows; i++)
+          for (i32 j = 0; j < cols; j++) {
+            v128_t val = wasm_f32x4_add(out[i * 4 + j], bv);
+            if (c->activation >= 1) val = wasm_f32x4_pmax(val, zero);
+            if (c->activation == 2) val = wasm_f32x4_pmin(val, six);
+            f32 *dst = y + ((b * c->ho + ty * 4 + i) * c->wo + tx * 4 + j) * c->co + o;
+            if (c->co - o >= 4) wasm_v128_store(dst, val); else store_lanes(dst, val, c->co - o, 0);
+          }
+      }
+    }
+  }
+}
+
+// A applied to four values (the adjoint of Aᵀ): six values.
+#define A4(o0, o1, o2, o3, m0, m1, m2, m3, m4, m5) do {                                                  \
+    const v128_t s02 = wasm_f32x4_add(o0, o2), s13 = wasm_f32x4_add(o1, o3);                                 \
+    const v128_t q02 = wasm_f32x4_add(o0, wasm_f32x4_mul(wasm_f32x4_splat(4.f), o2));                        \
+    const v128_t q13 = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(2.f), o1), wasm_f32x4_mul(wasm_f32x4_splat(8.f), o3)); \
+    m0 = o0; m1 = wasm_f32x4_add(s02, s13); m2 = wasm_f32x4_sub(s02, s13);                                   \
+    m3 = wasm_f32x4_add(q02, q13); m4 = wasm_f32x4_sub(q02, q13); m5 = o3;                                   \
+  } while (0)
+
+// Gᵀ applied to six values (the adjoint of G): three values.
+#define GT6(u0, u1, u2, u3, u4, u5, g0, g1, g2) do {                                                     \
+    const v128_t s12 = wasm_f32x4_add(u1, u2), s34 = wasm_f32x4_add(u3, u4);                                 \
+    g0 = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(0.25f), u0),                                        \
+                        wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(-1.f / 6.f), s12), wasm_f32x4_mul(wasm_f32x4_splat(1.f / 24.f), s34))); \
+    g1 = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(1.f / 6.f), wasm_f32x4_sub(u2, u1)),                  \
+                        wasm_f32x4_mul(wasm_f32x4_splat(1.f / 12.f), wasm_f32x4_sub(u3, u4)));               \
+    g2 = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(-1.f / 6.f), s12),                    \
+                                       wasm_f32x4_mul(wasm_f32x4_splat(1.f / 6.f), s34)), u5);               \
+  } while (0)
+
+// dW of the same convolutions, by the transpose of the forward formula: dW = Gᵀ[Σ_tiles (Bᵀ x B) ⊙ (A dy Aᵀ)]G.
+// The sum over tiles is 36 GEMMs [ci4 × tiles]·[tiles × co4] with the tiles as the long inner dimension.
+// Each thread adds its tiles into its partial [36][ci4][co4] at aux + thread·36·ci4·co4; the input tile
+// transform goes to V [36][tiles][ci4], and dy's straight into GEMM panels D [36][co4/8][tiles][8].
+EXPORT(winograd_filter_grad) void winograd_filter_grad(const Conv *c, i32 thread, i32 threads) {
+  const i32 ci4 = round4(c->ci), co4 = round4(c->co), cols = (co4 + 7) & ~7;
+  const i32 th = (c->ho + 3) / 4, tw = (c->wo + 3) / 4, per_image = th * tw, chunk = c->tile;
+  const f32 *x = PTR(c->x), *dy = PTR(c->y);
+  f32 *partial = PTR(c->aux) + thread * 36 * ci4 * co4;
+  f32 *v = PTR(c->scratch + thread * c->scratch_bytes), *d = v + 36 * chunk * ci4;
+  zero_floats(partial, 36 * ci4 * co4);
+  i32 begin, end;
+  split(c->n * per_image, thread, threads, &begin, &end);
+  for (i32 t0 = begin; t0 < end; t0 += chunk) {
+    const i32 tiles = min_i(chunk, end - t0);
+    for (i32 t = 0; t < tiles; t++) {
+      const i32 b = (t0 + t) / per_image, rest = (t0 + t) - b * per_image, ty = rest / tw, tx = rest - ty * tw;
+      for (i32 ch = 0; ch < ci4; ch += 4)
+        transform_input_tile(c, x, b, ty * 4 - c->pad_top, tx * 4 - c->pad_left, ch, v + t * ci4 + ch, tiles * ci4);
+      const i32 rows = min_i(4, c->ho - ty * 4), width = min_i(4, c->wo - tx * 4);
+      for (i32 o = 0; o < cols; o += 4) {
+        f32 *dst = d + (o / 8) * tiles * 8 + t * 8 + (o & 7);
+        if (o >= co4) {
+          for (i32 pos = 0; pos < 36; pos++) wasm_v128_store(dst + pos * cols * tiles, wasm_f32x4_splat(0));
+          continue;
+        }
+        v128_t g[16], r[24], q[36];
+        for (i32 i = 0; i < 4; i++)
+          for (i32 j = 0; j < 4; j++) {
+            const i32 n = c->co - o;
+            const f32 *p = dy + ((b * c->ho + ty * 4 + i) * c->wo + tx * 4 + j) * c->co + o;
+            g[i * 4 + j] = i >= rows || j >= width ? wasm_f32x4_splat(0) : n >= 4 ? wasm_v128_load(p) : load_partial4(p, n);
+          }
+        for (i32 j = 0; j < 4; j++) A4(g[j], g[4 + j], g[8 + j], g[12 + j], r[j], r[4 + j], r[8 + j], r[12 + j], r[16 + j], r[20 + j]);
+        for (i32 i = 0; i < 6; i++) A4(r[i * 4], r[i * 4 + 1], r[i * 4 + 2], r[i * 4 + 3], q[i * 6], q[i * 6 + 1], q[i * 6 + 2], q[i * 6 + 3], q[i * 6 + 4], q[i * 6 + 5]);
+        for (i32 pos = 0; pos < 36; pos++) wasm_v128_store(dst + pos * cols * tiles, q[pos]);
+      }
+    }
+    for (i32 pos = 0; pos < 36; pos++)
+      gemm(ci4, co4, tiles, v + pos * tiles * ci4, 1, ci4, d + pos * cols * tiles, partial + pos * ci4 * co4, co4, 1);
+  }
+}
+
+// dW [3,3,ci,co] = Gᵀ (Σ_threads partials) G; threads split the input channels. args: partials, count, ci, co, dw.
+EXPORT(winograd_filter_grad_finish) void winograd_filter_grad_finish(const i32 *args, i32 thread, i32 threads) {
+  const f32 *partials = PTR(args[0]);
+  const i32 count = args[1], ci = args[2], co = args[3], ci4 = round4(ci), co4 = round4(co), stride = 36 * ci4 * co4;
+  f32 *dw = PTR(args[4]);
+  i32 begin, end;
+  split(ci, thread, threads, &begin, &end);
+  for (i32 ch = begin; ch < end; ch++)
+    for (i32 o = 0; o < co4; o += 4) {
+      v128_t u[36], t[18], g[9];
+      for (i32 pos = 0; pos < 36; pos++) {
+        const f32 *p = partials + (pos * ci4 + ch) * co4 + o;
+        v128_t sum = wasm_v128_load(p);
+        for (i32 k = 1; k < count; k++) sum = wasm_f32x4_add(sum, wasm_v128_load(p + k * stride));
+        u[pos] = sum;
+      }
+      for (i32 j = 0; j < 6; j++) GT6(u[j], u[6 + j], u[12 + j], u[18 + j], u[24 + j], u[30 + j], t[j], t[6 + j], t[12 + j]);
+      for (i32 i = 0; i < 3; i++) GT6(t[i * 6], t[i * 6 + 1], t[i * 6 + 2], t[i * 6 + 3], t[i * 6 + 4], t[i * 6 + 5], g[i * 3], g[i * 3 + 1], g[i * 3 + 2]);
+      for (i32 tap = 0; tap < 9; tap++) {
+        f32 *dst = dw + (tap * ci + ch) * co + o;
+        if (co - o >= 4) wasm_v128_store(dst, g[tap]); else store_lanes(dst, g[tap], co - o, 0);
+      }
+    }
 }
 
 // ---- Batch normalisation over NHWC rows, in place on the wasm backend's own heap (one thread). ----

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 /** The jobs kernels.c exports; every one is (args, thread, threads) => void. */
-export const JOBS = ['conv2d_forward', 'conv2d_backprop_input', 'conv2d_backprop_filter', 'reduce_filter_partials', 'pack_matrix_panels', 'matmul'] as const;
+export const JOBS = ['conv2d_forward', 'conv2d_backprop_input', 'conv2d_backprop_filter', 'reduce_filter_partials', 'pack_matrix_panels', 'matmul', 'winograd_filter', 'winograd_conv', 'winograd_filter_grad', 'winograd_filter_grad_finish'] as const;
 export type Job = typeof JOBS[number];
 
 const PAGE = 65536;
@@ -21,12 +21,15 @@ const SEQ = 0, JOB = 1, ARGS = 2, THREADS = 3, QUIT = 4, DONE = 5, FAILED = 6, R
 // How long the first job waits for the worker threads to start before running on one thread.
 const START_TIMEOUT_MS = 10_000;
 const CONTROL_BYTES = 64;
+// Shadow stack of each worker thread (the calling thread uses the module's own, below __heap_base).
+const STACK_BYTES = 65536;
 
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const { module, memory, control, thread, jobs } = workerData;
+const { module, memory, control, thread, jobs, stackTop } = workerData;
 const c = new Int32Array(memory.buffer, control, 16);
 const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
+exports.__stack_pointer.value = stackTop;
 let seen = 0;
 Atomics.add(c, ${READY}, 1);
 Atomics.notify(c, ${READY});
@@ -75,10 +78,13 @@ export class KernelPool {
     const heapBase = (instance.exports.__heap_base as WebAssembly.Global).value as number;
     const control = Math.ceil(heapBase / 64) * 64;
     this.control = new Int32Array(this.memory.buffer, control, 16);
-    this.heapStart = control + CONTROL_BYTES;
     this.threads = Math.max(1, threads);
+    const stacks = control + CONTROL_BYTES;
+    this.heapStart = stacks + (this.threads - 1) * STACK_BYTES;
+    this.reserve(this.heapStart);
     for (let thread = 1; thread < this.threads; thread++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory: this.memory, control, thread, jobs: JOBS } });
+      const stackTop = stacks + thread * STACK_BYTES;
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory: this.memory, control, thread, jobs: JOBS, stackTop } });
       worker.unref(); // idle kernel threads must not keep a finished CLI alive
       this.workers.push(worker);
     }

@@ -60,6 +60,35 @@ function filterTileRows(k: number): number {
   return Math.max(4, Math.min(512, Math.floor(65536 / Math.max(1, k) / 4) * 4));
 }
 
+/** A convolution as kernels.c's Conv lays it out (dX runs as the forward convolution of dy). */
+interface ForwardGeometry {
+  n: number; h: number; w: number; ci: number; ho: number; wo: number; co: number;
+  kh: number; kw: number; sh: number; sw: number; dh: number; dw: number; padTop: number; padLeft: number;
+}
+
+/**
+ * Winograd F(4×4, 3×3) for 3×3, stride-1, undilated convolutions with enough channels and pixels:
+ * 4× fewer multiplies; with few channels the transforms cost more than they save.
+ */
+export function forwardGeometry(g: Geometry): ForwardGeometry {
+  return {
+    n: g.batchSize, h: g.inHeight, w: g.inWidth, ci: g.inChannels, ho: g.outHeight, wo: g.outWidth, co: g.outChannels,
+    kh: g.filterHeight, kw: g.filterWidth, sh: g.strideHeight, sw: g.strideWidth, dh: g.dilationHeight, dw: g.dilationWidth,
+    padTop: g.padInfo.top, padLeft: g.padInfo.left,
+  };
+}
+
+export function useWinograd(g: ForwardGeometry): boolean {
+  return process.env.PRUNELENS_WINOGRAD !== '0' && g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1 &&
+    g.ci >= WINOGRAD_MIN_CHANNELS && g.co >= WINOGRAD_MIN_CHANNELS && g.ho >= 4 && g.wo >= 4;
+}
+const WINOGRAD_MIN_CHANNELS = 8;
+
+/** Output tiles per Winograd chunk: the chunk's transformed input and products stay near 192 KiB. */
+function winogradChunk(ci4: number, co4: number): number {
+  return Math.max(4, Math.min(128, Math.floor(49152 / (36 * (ci4 + co4)) / 4) * 4));
+}
+
 /** Floats that pack_panels writes for a k × n matrix: panels of 8 columns, zero-padded. */
 const panelFloats = (k: number, n: number) => Math.ceil(n / 8) * 8 * k;
 
@@ -70,9 +99,8 @@ export class SimdKernels {
     return macs < PARALLEL_MIN_MACS ? 1 : this.pool.threads;
   }
 
-  private writeConv(ints: Int32Array, at: number, g: Geometry, fields: { x: number; y: number; bias: number; activation: number; scratch: number; scratchBytes: number; tile: number; aux: number }): void {
-    ints.set([g.batchSize, g.inHeight, g.inWidth, g.inChannels, g.outHeight, g.outWidth, g.outChannels, g.filterHeight, g.filterWidth,
-      g.strideHeight, g.strideWidth, g.dilationHeight, g.dilationWidth, g.padInfo.top, g.padInfo.left,
+  private writeConvGeometry(ints: Int32Array, at: number, g: ForwardGeometry, fields: { x: number; y: number; bias: number; activation: number; scratch: number; scratchBytes: number; tile: number; aux: number }): void {
+    ints.set([g.n, g.h, g.w, g.ci, g.ho, g.wo, g.co, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.padTop, g.padLeft,
       fields.x, fields.y, fields.bias, fields.activation, fields.scratch, fields.scratchBytes, fields.tile, fields.aux], at / 4);
   }
 
@@ -89,22 +117,8 @@ export class SimdKernels {
   }
 
   conv2d(be: WasmBackend, x: TensorInfo, filter: TensorInfo, bias: TensorInfo | undefined, activation: number, g: Geometry): TensorInfo {
-    const k = g.filterHeight * g.filterWidth * g.inChannels, co = g.outChannels, pixels = g.batchSize * g.outHeight * g.outWidth;
-    const threads = this.threadsFor(pixels * k * co);
-    const tile = tileRows(k);
-    const arena = new Arena(this.pool.heapStart);
-    const args = arena.alloc(CONV_INTS), xAt = arena.alloc(size(x.shape)), wAt = arena.alloc(size(filter.shape));
-    const bAt = bias ? arena.alloc(co) : 0, yAt = arena.alloc(pixels * co), panels = this.panels(arena, k, co);
-    const scratchBytes = Math.ceil(tile * k * 4 / 64) * 64, scratch = arena.alloc(scratchBytes / 4 * threads);
-    const mem = this.pool.reserve(arena.end);
-    mem.set(be.typedArrayFromHeap(x) as Float32Array, xAt / 4);
-    mem.set(be.typedArrayFromHeap(filter) as Float32Array, wAt / 4);
-    if (bias) mem.set(be.typedArrayFromHeap(bias) as Float32Array, bAt / 4);
-    // The filter is [K × co] row-major: B as it stands.
-    this.pack(panels, wAt, co, 1, 0, threads);
-    this.writeConv(this.pool.ints(), args, g, { x: xAt, y: yAt, bias: bAt, activation, scratch, scratchBytes, tile, aux: panels.at });
-    this.pool.run('conv2d_forward', args, threads);
-    return this.output(be, [g.batchSize, g.outHeight, g.outWidth, co], yAt);
+    const w = be.typedArrayFromHeap(filter) as Float32Array;
+    return this.forward(be, x, forwardGeometry(g), (dst) => dst.set(w), bias, activation);
   }
 
   conv2dBackpropInput(be: WasmBackend, dy: TensorInfo, filter: TensorInfo, g: Geometry): TensorInfo {
@@ -113,33 +127,57 @@ export class SimdKernels {
 
   /**
    * dX of a stride-1 convolution is a forward convolution of dy with the filter turned 180° and its
-   * channels swapped, with pad (k−1)·d − pad: an im2col gather and one long GEMM instead of a short
-   * GEMM and a scatter-add. Undefined for strided (or 1×1, or over-padded) convolutions.
+   * channels swapped, with pad (k−1)·d − pad: a gather (im2col or Winograd) and long GEMMs instead
+   * of a short GEMM and a scatter-add. Undefined for strided (or 1×1, or over-padded) convolutions.
    */
   private transposedAsForward(be: WasmBackend, dy: TensorInfo, filter: TensorInfo, g: Geometry): TensorInfo | undefined {
     const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co, dilationHeight: dh, dilationWidth: dw } = g;
     const padTop = (kh - 1) * dh - g.padInfo.top, padLeft = (kw - 1) * dw - g.padInfo.left;
     if (g.strideHeight !== 1 || g.strideWidth !== 1 || kh * kw === 1 || padTop < 0 || padLeft < 0) return undefined;
-    const taps = kh * kw, k = taps * co, pixels = g.batchSize * g.inHeight * g.inWidth;
-    const threads = this.threadsFor(pixels * k * ci);
-    const tile = tileRows(k);
+    const taps = kh * kw, w = be.typedArrayFromHeap(filter) as Float32Array;
+    return this.forward(be, dy, {
+      n: g.batchSize, h: g.outHeight, w: g.outWidth, ci: co, ho: g.inHeight, wo: g.inWidth, co: ci,
+      kh, kw, sh: 1, sw: 1, dh, dw, padTop, padLeft,
+    }, (turned) => {
+      // turned[tap, o, c] = W[taps − 1 − tap, c, o]: reversing the flat tap index turns both axes.
+      for (let tap = 0; tap < taps; tap++) {
+        const from = (taps - 1 - tap) * ci * co, to = tap * co * ci;
+        for (let c = 0; c < ci; c++) for (let o = 0; o < co; o++) turned[to + o * ci + c] = w[from + c * co + o];
+      }
+    }, undefined, 0);
+  }
+
+  /** y = conv(input, filter) (+ bias, activation); writeFilter fills the [kh, kw, ci, co] filter in the pool's memory. */
+  private forward(be: WasmBackend, input: TensorInfo, g: ForwardGeometry, writeFilter: (dst: Float32Array) => void,
+    bias: TensorInfo | undefined, activation: number): TensorInfo {
+    const winograd = useWinograd(g);
+    const k = g.kh * g.kw * g.ci, pixels = g.n * g.ho * g.wo, filterFloats = g.kh * g.kw * g.ci * g.co;
+    const ci4 = Math.ceil(g.ci / 4) * 4, co4 = Math.ceil(g.co / 4) * 4;
+    const threads = this.threadsFor(pixels * k * g.co);
     const arena = new Arena(this.pool.heapStart);
-    const args = arena.alloc(CONV_INTS), dyAt = arena.alloc(size(dy.shape)), turnedAt = arena.alloc(taps * co * ci);
-    const panels = this.panels(arena, k, ci), dxAt = arena.alloc(pixels * ci);
-    const scratchBytes = Math.ceil(tile * k * 4 / 64) * 64, scratch = arena.alloc(scratchBytes / 4 * threads);
+    const args = arena.alloc(CONV_INTS), xAt = arena.alloc(size(input.shape)), wAt = arena.alloc(filterFloats);
+    const bAt = bias ? arena.alloc(g.co) : 0, yAt = arena.alloc(pixels * g.co);
+    // Winograd: 36 transformed filters [ci4 × co4], then packed; im2col: the filter [K × co] packed as it stands.
+    const transformed = winograd ? arena.alloc(36 * ci4 * co4) : 0, tArgs = winograd ? arena.alloc(4) : 0;
+    const panels = winograd ? this.panels(arena, ci4, co4, 36) : this.panels(arena, k, g.co);
+    const tile = winograd ? winogradChunk(ci4, co4) : tileRows(k);
+    const scratchFloats = winograd ? 36 * tile * (ci4 + co4) : tile * k;
+    const scratchBytes = Math.ceil(scratchFloats * 4 / 64) * 64, scratch = arena.alloc(scratchBytes / 4 * threads);
     const mem = this.pool.reserve(arena.end);
-    mem.set(be.typedArrayFromHeap(dy) as Float32Array, dyAt / 4);
-    // turned[(tap, o), c] = W[taps − 1 − tap, c, o]: reversing the flat tap index turns both axes.
-    const w = be.typedArrayFromHeap(filter) as Float32Array, turned = mem.subarray(turnedAt / 4, turnedAt / 4 + taps * co * ci);
-    for (let tap = 0; tap < taps; tap++) {
-      const from = (taps - 1 - tap) * ci * co, to = tap * co * ci;
-      for (let c = 0; c < ci; c++) for (let o = 0; o < co; o++) turned[to + o * ci + c] = w[from + c * co + o];
+    mem.set(be.typedArrayFromHeap(input) as Float32Array, xAt / 4);
+    writeFilter(mem.subarray(wAt / 4, wAt / 4 + filterFloats));
+    if (bias) mem.set(be.typedArrayFromHeap(bias) as Float32Array, bAt / 4);
+    const ints = this.pool.ints();
+    if (winograd) {
+      ints.set([wAt, g.ci, g.co, transformed], tArgs / 4);
+      this.pool.run('winograd_filter', tArgs, threads);
+      this.pack(panels, transformed, co4, 1, ci4 * co4, threads);
+    } else {
+      this.pack(panels, wAt, g.co, 1, 0, threads);
     }
-    this.pack(panels, turnedAt, ci, 1, 0, threads);
-    this.pool.ints().set([g.batchSize, g.outHeight, g.outWidth, co, g.inHeight, g.inWidth, ci, kh, kw, 1, 1, dh, dw, padTop, padLeft,
-      dyAt, dxAt, 0, 0, scratch, scratchBytes, tile, panels.at], args / 4);
-    this.pool.run('conv2d_forward', args, threads);
-    return this.output(be, [g.batchSize, g.inHeight, g.inWidth, ci], dxAt);
+    this.writeConvGeometry(ints, args, g, { x: xAt, y: yAt, bias: bAt, activation, scratch, scratchBytes, tile, aux: panels.at });
+    this.pool.run(winograd ? 'winograd_conv' : 'conv2d_forward', args, threads);
+    return this.output(be, [g.n, g.ho, g.wo, g.co], yAt);
   }
 
   /** dX as dy·Wᵀ per pixel, scattered back onto the input (col2im): any stride. */
@@ -156,12 +194,37 @@ export class SimdKernels {
     mem.set(be.typedArrayFromHeap(filter) as Float32Array, wAt / 4);
     // B = Wᵀ [co × K]: element (o, j) is W[j·co + o].
     this.pack(panels, wAt, 1, co, 0, threads);
-    this.writeConv(this.pool.ints(), args, g, { x: dyAt, y: dxAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: panels.at });
+    this.writeConvGeometry(this.pool.ints(), args, forwardGeometry(g), { x: dyAt, y: dxAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: panels.at });
     this.pool.run('conv2d_backprop_input', args, threads);
     return this.output(be, [g.batchSize, g.inHeight, g.inWidth, g.inChannels], dxAt);
   }
 
   conv2dBackpropFilter(be: WasmBackend, x: TensorInfo, dy: TensorInfo, g: Geometry): TensorInfo {
+    const fg = forwardGeometry(g);
+    return useWinograd(fg) ? this.winogradBackpropFilter(be, x, dy, fg) : this.im2colBackpropFilter(be, x, dy, g);
+  }
+
+  /** dW of a Winograd-eligible convolution: see winograd_filter_grad in kernels.c. */
+  private winogradBackpropFilter(be: WasmBackend, x: TensorInfo, dy: TensorInfo, g: ForwardGeometry): TensorInfo {
+    const ci4 = Math.ceil(g.ci / 4) * 4, co4 = Math.ceil(g.co / 4) * 4, cols = Math.ceil(co4 / 8) * 8;
+    const threads = this.threadsFor(g.n * g.ho * g.wo * 9 * g.ci * g.co);
+    const tile = winogradChunk(ci4, cols);
+    const arena = new Arena(this.pool.heapStart);
+    const args = arena.alloc(CONV_INTS), fArgs = arena.alloc(5), xAt = arena.alloc(size(x.shape)), dyAt = arena.alloc(size(dy.shape));
+    const partials = arena.alloc(threads * 36 * ci4 * co4), dwAt = arena.alloc(9 * g.ci * g.co);
+    const scratchBytes = Math.ceil(36 * tile * (ci4 + cols) * 4 / 64) * 64, scratch = arena.alloc(scratchBytes / 4 * threads);
+    const mem = this.pool.reserve(arena.end);
+    mem.set(be.typedArrayFromHeap(x) as Float32Array, xAt / 4);
+    mem.set(be.typedArrayFromHeap(dy) as Float32Array, dyAt / 4);
+    const ints = this.pool.ints();
+    ints.set([partials, threads, g.ci, g.co, dwAt], fArgs / 4);
+    this.writeConvGeometry(ints, args, g, { x: xAt, y: dyAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: partials });
+    this.pool.run('winograd_filter_grad', args, threads);
+    this.pool.run('winograd_filter_grad_finish', fArgs, threads);
+    return this.output(be, [3, 3, g.ci, g.co], dwAt);
+  }
+
+  private im2colBackpropFilter(be: WasmBackend, x: TensorInfo, dy: TensorInfo, g: Geometry): TensorInfo {
     const k = g.filterHeight * g.filterWidth * g.inChannels, co = g.outChannels, pixels = g.batchSize * g.outHeight * g.outWidth;
     const threads = this.threadsFor(pixels * k * co);
     const tile = filterTileRows(k);
@@ -175,7 +238,7 @@ export class SimdKernels {
     mem.set(be.typedArrayFromHeap(dy) as Float32Array, dyAt / 4);
     const ints = this.pool.ints();
     ints.set([k * co, partials, threads, dwAt], rArgs / 4);
-    this.writeConv(ints, args, g, { x: xAt, y: dyAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: partials });
+    this.writeConvGeometry(ints, args, forwardGeometry(g), { x: xAt, y: dyAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: partials });
     this.pool.run('conv2d_backprop_filter', args, threads);
     this.pool.run('reduce_filter_partials', rArgs, threads);
     return this.output(be, [g.filterHeight, g.filterWidth, g.inChannels, co], dwAt);

@@ -1,0 +1,69 @@
+/**
+ * Where a ResNet-20 training step (batch 64) spends its time on the wasm backend, kernel by kernel:
+ *   node --import tsx bench/profile-step.ts [--steps N] [--by-shape]
+ * Every wasm kernel is wrapped with a wall-clock timer (tf.profile's own bookkeeping costs more than
+ * some kernels); the rest of the step is tfjs' graph, tape and optimizer work in JavaScript.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { backendInfo, initBackend } from '../src/engine/backend/index.js';
+import { buildResNet20 } from './resnet20.js';
+
+const spent = new Map<string, { ms: number; calls: number }>();
+const byShape = process.argv.includes('--by-shape');
+
+function timeEveryKernel(): void {
+  for (const config of tf.getKernelsForBackend('wasm')) {
+    const inner = config.kernelFunc;
+    tf.unregisterKernel(config.kernelName, 'wasm');
+    tf.registerKernel({
+      ...config,
+      kernelFunc: (args) => {
+        const t = performance.now();
+        try {
+          return inner(args);
+        } finally {
+          const key = byShape && /Conv2D/.test(config.kernelName)
+            ? `${config.kernelName} ${Object.values(args.inputs).filter(Boolean).map((t) => (t as tf.TensorInfo).shape.join('x')).join(' ')}` : config.kernelName;
+          const entry = spent.get(key) ?? { ms: 0, calls: 0 };
+          entry.ms += performance.now() - t;
+          entry.calls++;
+          spent.set(key, entry);
+        }
+      },
+    });
+  }
+}
+
+async function main(): Promise<void> {
+  await initBackend('wasm');
+  timeEveryKernel();
+  const model = buildResNet20();
+  const x = tf.randomNormal([64, 32, 32, 3]), y = tf.oneHot(tf.randomUniform([64], 0, 10, 'int32'), 10).toFloat();
+  const optimizer = tf.train.momentum(0.05, 0.9);
+  const step = () => tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar);
+    optimizer.applyGradients(grads as tf.NamedTensorMap as never);
+    return value;
+  });
+  for (let i = 0; i < 3; i++) step().dataSync();
+  const i = process.argv.indexOf('--steps'), steps = i >= 0 ? Number(process.argv[i + 1]) : 8;
+  spent.clear();
+  const times: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const t = performance.now();
+    step().dataSync();
+    times.push(performance.now() - t);
+  }
+  const total = times.reduce((a, b) => a + b, 0) / steps;
+  const sorted = [...times].sort((a, b) => a - b);
+  console.log(`${JSON.stringify(backendInfo())}\nstep: mean ${total.toFixed(1)} ms, median ${sorted[Math.floor(steps / 2)].toFixed(1)} ms`);
+  let inKernels = 0;
+  for (const [name, { ms, calls }] of [...spent].sort((a, b) => b[1].ms - a[1].ms)) {
+    inKernels += ms / steps;
+    if (ms / steps >= 0.3) console.log(`  ${name.padEnd(48)} ${(ms / steps).toFixed(1).padStart(6)} ms  ${String(calls / steps).padStart(4)} calls`);
+  }
+  console.log(`  ${'(outside kernels)'.padEnd(48)} ${(total - inKernels).toFixed(1).padStart(6)} ms`);
+  process.exit(0);
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });
