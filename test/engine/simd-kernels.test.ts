@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { backendInfo, initBackend } from '../../src/engine/backend/index.js';
-import { createKernelPool, defaultThreads, type KernelPool } from '../../src/engine/backend/simd/pool.js';
+import { createKernelPool, defaultThreads, type KernelPool, type SharedHeap } from '../../src/engine/backend/simd/pool.js';
+import { sharedHeap } from '../../src/engine/backend/simd/index.js';
 import { SimdKernels, forwardGeometry, useWinograd } from '../../src/engine/backend/simd/tfjs-kernels.js';
 import { buildDemoCnn } from '../../src/engine/demo/model.js';
 import { trainModel } from '../../src/engine/train/index.js';
@@ -55,19 +56,25 @@ function convGeometry(c: ConvCase) {
     c.stride, c.dilation, c.pad as never, undefined, false, 'channelsLast');
 }
 
+/** Pools of 1, 2 and 3 threads with memories of their own (operands copied), and of 1 and 2 threads on the backend's shared heap. */
 function pools(): KernelPool[] {
-  return [1, 2, 3].map((threads) => {
-    const started = createKernelPool(threads);
+  const heap = sharedHeap();
+  assert.ok(heap, 'the wasm backend runs on a shared heap');
+  return [[1], [2], [3], [1, heap], [2, heap]].map(([threads, shared]) => {
+    const started = createKernelPool(threads as number, shared as SharedHeap | undefined);
     assert.ok('pool' in started, 'reason' in started ? started.reason : '');
     return started.pool;
   });
 }
+
+const poolName = (pool: KernelPool) => `${pool.threads} threads${pool.sharesHeap ? ' on the shared heap' : ''}`;
 
 test('the kernels are built and the wasm backend uses them on every core', async () => {
   await initBackend('wasm');
   const info = backendInfo();
   assert.equal(info.kernels, 'simd', info.kernelsReason);
   assert.equal(info.threads, defaultThreads());
+  assert.equal(info.sharedHeap, true);
 });
 
 test('conv2d forward, dX and dW match tfjs\' cpu kernels on 1, 2 and 3 threads', async () => {
@@ -92,7 +99,7 @@ test('conv2d forward, dX and dW match tfjs\' cpu kernels on 1, 2 and 3 threads',
         return out;
       });
       ['y', 'dx', 'dw'].slice(0, got.length).forEach((name, j) =>
-        assert.ok(relativeError(got[j], expected[j]) < 1e-5, `${pool.threads} threads, ${caseName(c)}: ${name} relative error ${relativeError(got[j], expected[j])}`));
+        assert.ok(relativeError(got[j], expected[j]) < 1e-5, `${poolName(pool)}, ${caseName(c)}: ${name} relative error ${relativeError(got[j], expected[j])}`));
       tf.dispose([xt, wt, dyt, y]);
     }
   }
@@ -111,10 +118,10 @@ const WINOGRAD_CASES: { x: number[]; co: number; pad: Pad }[] = [
 test('Winograd F(4×4, 3×3): forward with bias and relu6, dX and dW match tfjs\' cpu kernels on 1 and 2 threads', async () => {
   await initBackend('wasm');
   const be = tf.backend() as never;
-  for (const pool of pools().slice(0, 2)) {
+  for (const pool of pools().filter((p) => p.threads < 3)) {
     const kernels = new SimdKernels(pool);
     for (const [i, c] of WINOGRAD_CASES.entries()) {
-      const name = `${pool.threads} threads, x=${c.x} co=${c.co} pad=${JSON.stringify(c.pad)}`;
+      const name = `${poolName(pool)}, x=${c.x} co=${c.co} pad=${JSON.stringify(c.pad)}`;
       const wShape = [3, 3, c.x[3], c.co];
       const g = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], wShape as [number, number, number, number], 1, 1, c.pad as never, undefined, false, 'channelsLast');
       assert.ok(useWinograd(forwardGeometry(g)), `${name} takes the Winograd path`);
@@ -138,7 +145,7 @@ test('Winograd F(4×4, 3×3): forward with bias and relu6, dX and dW match tfjs\
 test('dilated dX and dW are the adjoints of the dilated forward conv: <conv(x,w), dy> = <x, dX(dy)> = <w, dW(x, dy)>', async () => {
   await initBackend('wasm');
   const be = tf.backend() as never;
-  const kernels = new SimdKernels(pools()[1]);
+  const kernels = new SimdKernels(pools()[4]);
   for (const c of CONV_CASES.filter((k) => k.dilation[0] > 1 || k.dilation[1] > 1)) {
     const g = convGeometry(c);
     const x = tf.tensor(randomArray(c.x, 7).values, c.x), w = tf.tensor(randomArray([...c.k, c.x[3], c.co], 8).values, [...c.k, c.x[3], c.co]);

@@ -6,6 +6,7 @@ import { installBatchNormGradient } from './batchnorm-gradient.js';
 import { installCpuKernels } from './cpu-kernels.js';
 import { installSimdPath } from './simd/index.js';
 import { installWasmKernels } from './wasm-kernels.js';
+import { withSharedHeap } from './simd/shared-heap.js';
 
 export interface BackendInfo {
   /** tfjs backend name: 'tensorflow', 'wasm' or 'cpu'. */
@@ -23,6 +24,8 @@ export interface BackendInfo {
   kernels?: 'simd' | 'stock';
   /** Why the SIMD kernels are not in use, when kernels is 'stock'. */
   kernelsReason?: string;
+  /** The SIMD kernels' threads work on the backend's heap itself (no operand copies). */
+  sharedHeap?: boolean;
   /** Why a faster backend was not used, when 'auto' fell back. */
   fallbackReason?: string;
 }
@@ -52,12 +55,14 @@ async function useTensorflow(): Promise<BackendInfo> {
 async function useWasm(): Promise<BackendInfo> {
   const wasm = require('@tensorflow/tfjs-backend-wasm') as WasmModule;
   installWasmKernels();
-  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
+  await withSharedHeap(async () => {
+    if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
+  });
   await tf.ready();
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   const simdPath = installSimdPath();
   if ('reason' in simdPath) return { name: 'wasm', simd, threads: wasm.getThreadsCount(), patchedKernels: true, kernels: 'stock', kernelsReason: simdPath.reason };
-  return { name: 'wasm', simd, threads: simdPath.threads, patchedKernels: true, kernels: 'simd' };
+  return { name: 'wasm', simd, threads: simdPath.threads, patchedKernels: true, kernels: 'simd', sharedHeap: simdPath.sharedHeap };
 }
 
 async function useCpu(): Promise<BackendInfo> {

@@ -1,26 +1,43 @@
+import * as tf from '@tensorflow/tfjs';
 import { installTrainingBatchNorm } from './batchnorm.js';
 import { installDepthwiseKernels } from './depthwise.js';
-import { instantiateOnHeap } from './inplace.js';
-import { loadInPlaceKernels, startKernelPool } from './pool.js';
+import { instantiateOnHeap, type HeapBackend, type InPlaceKernels } from './inplace.js';
+import { defaultThreads, loadInPlaceKernels, startKernelPool, type SharedHeap } from './pool.js';
 import { installSimdKernels } from './tfjs-kernels.js';
 
-let outcome: { threads: number } | { reason: string } | undefined;
+let outcome: { threads: number; sharedHeap: boolean } | { reason: string } | undefined;
+
+/** The wasm backend's heap when it is shared (see shared-heap.ts), so kernel threads can work on it directly. */
+export function sharedHeap(): SharedHeap | undefined {
+  const backend = tf.findBackend('wasm') as unknown as HeapBackend | null;
+  const memory = backend?.wasm?.asm?.memory;
+  if (!backend || !(memory instanceof WebAssembly.Memory) || !(memory.buffer instanceof SharedArrayBuffer)) return undefined;
+  return { memory, malloc: (bytes) => backend.wasm._malloc(bytes) };
+}
 
 /**
  * Loads and registers every PruneLens SIMD kernel over the initialised wasm backend, once per
  * process (the modules are read, compiled and instantiated only the first time). Returns the
- * threads the pool computes with, or why the threaded kernels are not in use.
+ * threads the pool computes with and whether it shares the backend's heap, or why the threaded
+ * kernels are not in use.
  */
-export function installSimdPath(): { threads: number } | { reason: string } {
+export function installSimdPath(): { threads: number; sharedHeap: boolean } | { reason: string } {
   if (outcome) return outcome;
-  const inPlaceModule = loadInPlaceKernels();
-  const inPlace = inPlaceModule && instantiateOnHeap(inPlaceModule);
+  const heap = sharedHeap();
+  const started = startKernelPool(defaultThreads(), heap);
+  const pool = 'pool' in started ? started.pool : undefined;
+  // Batch norm and depthwise run on the calling thread, in place: through the pool's own instance on
+  // a shared heap, else through a second build of the kernels that imports the backend's memory.
+  let inPlace: InPlaceKernels | undefined = pool?.sharesHeap ? pool.direct as unknown as InPlaceKernels : undefined;
+  if (!inPlace && !heap) {
+    const module = loadInPlaceKernels();
+    inPlace = module && instantiateOnHeap(module);
+  }
   if (inPlace) {
     installTrainingBatchNorm(inPlace);
     installDepthwiseKernels(inPlace);
   }
-  const started = startKernelPool();
-  if ('reason' in started) return (outcome = { reason: started.reason });
-  installSimdKernels(started.pool);
-  return (outcome = { threads: started.pool.threads });
+  if (!pool) return (outcome = { reason: (started as { reason: string }).reason });
+  installSimdKernels(pool);
+  return (outcome = { threads: pool.threads, sharedHeap: pool.sharesHeap });
 }

@@ -21,7 +21,7 @@ const SEQ = 0, JOB = 1, ARGS = 2, THREADS = 3, QUIT = 4, DONE = 5, FAILED = 6, R
 // How long the first job waits for the worker threads to start before running on one thread.
 const START_TIMEOUT_MS = 10_000;
 const CONTROL_BYTES = 64;
-// Shadow stack of each worker thread (the calling thread uses the module's own, below __heap_base).
+// Shadow stack of each thread.
 const STACK_BYTES = 65536;
 
 const WORKER_SOURCE = `
@@ -62,36 +62,56 @@ export function kernelsPath(variant: 'simd' | 'inplace'): string | undefined {
   return undefined;
 }
 
+/** The wasm backend's heap, when it is a shared memory the pool's threads can work on directly. */
+export interface SharedHeap {
+  memory: WebAssembly.Memory;
+  malloc(bytes: number): number;
+}
+
 export class KernelPool {
   threads: number;
+  /** Whether the pool computes on the wasm backend's own (shared) heap rather than a memory of its own. */
+  readonly sharesHeap: boolean;
   private readonly memory: WebAssembly.Memory;
   private readonly exports: Record<string, (args: number, thread: number, threads: number) => void>;
   private readonly control: Int32Array;
   private readonly workers: Worker[] = [];
-  /** First byte the kernels' callers may use. */
+  /** First byte of the pool's own memory its callers may use (unused on a shared heap). */
   readonly heapStart: number;
 
-  constructor(module: WebAssembly.Module, threads: number) {
-    this.memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
+  constructor(module: WebAssembly.Module, threads: number, heap?: SharedHeap) {
+    this.sharesHeap = Boolean(heap);
+    this.memory = heap?.memory ?? new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.exports = instance.exports as never;
-    const heapBase = (instance.exports.__heap_base as WebAssembly.Global).value as number;
-    const control = Math.ceil(heapBase / 64) * 64;
-    this.control = new Int32Array(this.memory.buffer, control, 16);
     this.threads = Math.max(1, threads);
+    // The control block, then one shadow stack per thread: in the backend's heap when shared (the
+    // module's own stack region would overlap the backend's data), else above the module's __heap_base.
+    const blockBytes = CONTROL_BYTES + this.threads * STACK_BYTES;
+    const heapBase = (instance.exports.__heap_base as WebAssembly.Global).value as number;
+    const control = Math.ceil((heap ? heap.malloc(blockBytes + 64) : heapBase) / 64) * 64;
+    this.control = new Int32Array(this.memory.buffer, control, 16);
+    this.control.fill(0); // malloc'ed memory may hold old data
     const stacks = control + CONTROL_BYTES;
-    this.heapStart = stacks + (this.threads - 1) * STACK_BYTES;
-    this.reserve(this.heapStart);
+    this.heapStart = heap ? 0 : stacks + this.threads * STACK_BYTES;
+    if (!heap) this.reserve(this.heapStart);
+    (instance.exports.__stack_pointer as WebAssembly.Global).value = stacks + STACK_BYTES;
     for (let thread = 1; thread < this.threads; thread++) {
-      const stackTop = stacks + thread * STACK_BYTES;
+      const stackTop = stacks + (thread + 1) * STACK_BYTES;
       const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory: this.memory, control, thread, jobs: JOBS, stackTop } });
       worker.unref(); // idle kernel threads must not keep a finished CLI alive
       this.workers.push(worker);
     }
   }
 
+  /** The module's exports on the calling thread (single-thread jobs that take their own arguments). */
+  get direct(): Record<string, (...args: number[]) => void> {
+    return this.exports as never;
+  }
+
   /** Grows the memory so that [0, bytes) is addressable and returns a fresh float view of it. */
   reserve(bytes: number): Float32Array {
+    if (this.sharesHeap) return this.floats();
     const have = this.memory.buffer.byteLength;
     if (bytes > have) {
       const pages = Math.ceil((bytes - have) / PAGE);
@@ -177,20 +197,20 @@ export function defaultThreads(): number {
  * Starts a pool, or returns why it cannot: kernels not built (no clang at build time),
  * no shared WebAssembly memory, or PRUNELENS_SIMD_KERNELS=0.
  */
-export function startKernelPool(threads = defaultThreads()): { pool: KernelPool } | { reason: string } {
-  shared ??= createKernelPool(threads);
+export function startKernelPool(threads = defaultThreads(), heap?: SharedHeap): { pool: KernelPool } | { reason: string } {
+  shared ??= createKernelPool(threads, heap);
   return shared;
 }
 
 let shared: { pool: KernelPool } | { reason: string } | undefined;
 
 /** A pool of its own (tests compare thread counts); startKernelPool shares one per process. */
-export function createKernelPool(threads = defaultThreads()): { pool: KernelPool } | { reason: string } {
+export function createKernelPool(threads = defaultThreads(), heap?: SharedHeap): { pool: KernelPool } | { reason: string } {
   if (process.env.PRUNELENS_SIMD_KERNELS === '0') return { reason: 'PRUNELENS_SIMD_KERNELS=0' };
   const path = kernelsPath('simd');
   if (!path) return { reason: 'the SIMD kernels were not built (the build needs clang and lld)' };
   try {
-    return { pool: new KernelPool(new WebAssembly.Module(new Uint8Array(readFileSync(path))), threads) };
+    return { pool: new KernelPool(new WebAssembly.Module(new Uint8Array(readFileSync(path))), threads, heap) };
   } catch (err) {
     return { reason: `the SIMD kernels could not start (${err instanceof Error ? err.message : String(err)})` };
   }

@@ -1,21 +1,18 @@
 /**
  * Registers the kernel pool's convolutions and matrix products as the wasm backend's kernels for
  * Conv2D, FusedConv2D, both Conv2D backprops, BatchMatMul and _FusedMatMul, so every model and
- * every method trains on them without knowing. Operands are copied from the wasm backend's heap
- * into the pool's shared memory and the result back; a case the kernels do not cover (NCHW,
- * an activation other than linear/relu/relu6, an unusual bias) goes to the kernel registered before.
+ * every method trains on them without knowing. On a shared heap the kernels work on tensors where
+ * they lie; otherwise operands are copied into the pool's memory and the result back (workspace.ts).
+ * A case the kernels do not cover (NCHW, an activation other than linear/relu/relu6, an unusual
+ * bias) goes to the kernel registered before.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import type { KernelPool } from './pool.js';
+import { workspace, type WasmBackend, type Workspace } from './workspace.js';
 
 type Shape = number[];
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
-
-interface WasmBackend {
-  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
-  makeOutput(shape: Shape, dtype: string): TensorInfo;
-}
 
 interface ConvAttrs {
   strides: [number, number] | number; pad: Pad; dataFormat?: 'NHWC' | 'NCHW'; dilations?: [number, number] | number;
@@ -30,18 +27,6 @@ interface Panels { k: number; n: number; count: number; stride: number; at: numb
 const PARALLEL_MIN_MACS = 200_000;
 
 const size = (shape: Shape) => shape.reduce((a, b) => a * b, 1);
-
-/** Bump allocation in the pool's memory for one kernel call; offsets are bytes, 64-aligned. */
-class Arena {
-  private top: number;
-  constructor(start: number) { this.top = start; }
-  alloc(floats: number): number {
-    const at = Math.ceil(this.top / 64) * 64;
-    this.top = at + Math.max(1, floats) * 4;
-    return at;
-  }
-  get end(): number { return this.top; }
-}
 
 function geometry(xShape: Shape, filterShape: Shape, attrs: ConvAttrs) {
   return tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], filterShape as [number, number, number, number],
@@ -99,15 +84,27 @@ export class SimdKernels {
     return macs < PARALLEL_MIN_MACS ? 1 : this.pool.threads;
   }
 
-  private writeConvGeometry(ints: Int32Array, at: number, g: ForwardGeometry, fields: { x: number; y: number; bias: number; activation: number; scratch: number; scratchBytes: number; tile: number; aux: number }): void {
-    ints.set([g.n, g.h, g.w, g.ci, g.ho, g.wo, g.co, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.padTop, g.padLeft,
+  /** Runs one kernel call in a workspace, which is released whether it succeeds or throws. */
+  private call(be: WasmBackend, body: (ws: Workspace) => void): TensorInfo {
+    const ws = workspace(this.pool, be);
+    try {
+      body(ws);
+      return ws.finish();
+    } catch (err) {
+      ws.abandon();
+      throw err;
+    }
+  }
+
+  private writeConvGeometry(at: number, g: ForwardGeometry, fields: { x: number; y: number; bias: number; activation: number; scratch: number; scratchBytes: number; tile: number; aux: number }): void {
+    this.pool.ints().set([g.n, g.h, g.w, g.ci, g.ho, g.wo, g.co, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.padTop, g.padLeft,
       fields.x, fields.y, fields.bias, fields.activation, fields.scratch, fields.scratchBytes, fields.tile, fields.aux], at / 4);
   }
 
-  /** Room for `count` k × n matrices packed into GEMM panels; fill it with pack() once the memory is reserved. */
-  private panels(arena: Arena, k: number, n: number, count = 1): Panels {
+  /** Room for `count` k × n matrices packed into GEMM panels; fill it with pack() once the workspace is ready. */
+  private panels(ws: Workspace, k: number, n: number, count = 1): Panels {
     const stride = panelFloats(k, n);
-    return { k, n, count, stride, at: arena.alloc(stride * count), args: arena.alloc(9) };
+    return { k, n, count, stride, at: ws.alloc(stride * count), args: ws.alloc(9) };
   }
 
   /** Packs matrices whose element (p, j) is at src + p·sp + j·sj floats, successive matrices srcStride floats apart. */
@@ -116,132 +113,120 @@ export class SimdKernels {
     this.pool.run('pack_matrix_panels', panels.args, threads);
   }
 
+  /** Per-thread scratch of `floats` floats each, at a 64-byte stride. */
+  private scratch(ws: Workspace, floats: number, threads: number): { scratch: number; scratchBytes: number } {
+    const scratchBytes = Math.ceil(floats * 4 / 64) * 64;
+    return { scratch: ws.alloc(scratchBytes / 4 * threads), scratchBytes };
+  }
+
   conv2d(be: WasmBackend, x: TensorInfo, filter: TensorInfo, bias: TensorInfo | undefined, activation: number, g: Geometry): TensorInfo {
-    const w = be.typedArrayFromHeap(filter) as Float32Array;
-    return this.forward(be, x, forwardGeometry(g), (dst) => dst.set(w), bias, activation);
+    return this.forward(be, x, forwardGeometry(g), filter, false, bias, activation);
   }
 
   conv2dBackpropInput(be: WasmBackend, dy: TensorInfo, filter: TensorInfo, g: Geometry): TensorInfo {
-    return this.transposedAsForward(be, dy, filter, g) ?? this.scatterBackpropInput(be, dy, filter, g);
+    const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co, dilationHeight: dh, dilationWidth: dw } = g;
+    const padTop = (kh - 1) * dh - g.padInfo.top, padLeft = (kw - 1) * dw - g.padInfo.left;
+    // dX of a stride-1 convolution is a forward convolution of dy with the filter turned 180° and its
+    // channels swapped, with pad (k−1)·d − pad: a gather (im2col or Winograd) and long GEMMs instead of
+    // a short GEMM and a scatter-add. Strided (or 1×1, or over-padded) convolutions scatter.
+    if (g.strideHeight !== 1 || g.strideWidth !== 1 || kh * kw === 1 || padTop < 0 || padLeft < 0) return this.scatterBackpropInput(be, dy, filter, g);
+    return this.forward(be, dy, {
+      n: g.batchSize, h: g.outHeight, w: g.outWidth, ci: co, ho: g.inHeight, wo: g.inWidth, co: ci, kh, kw, sh: 1, sw: 1, dh, dw, padTop, padLeft,
+    }, filter, true, undefined, 0);
   }
 
   /**
-   * dX of a stride-1 convolution is a forward convolution of dy with the filter turned 180° and its
-   * channels swapped, with pad (k−1)·d − pad: a gather (im2col or Winograd) and long GEMMs instead
-   * of a short GEMM and a scatter-add. Undefined for strided (or 1×1, or over-padded) convolutions.
+   * y = conv(input, filter) (+ bias, activation) by Winograd or im2col. `turned`: the filter is the
+   * [kh, kw, co, ci] filter of the convolution whose dX this is, used turned 180° with channels swapped.
    */
-  private transposedAsForward(be: WasmBackend, dy: TensorInfo, filter: TensorInfo, g: Geometry): TensorInfo | undefined {
-    const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co, dilationHeight: dh, dilationWidth: dw } = g;
-    const padTop = (kh - 1) * dh - g.padInfo.top, padLeft = (kw - 1) * dw - g.padInfo.left;
-    if (g.strideHeight !== 1 || g.strideWidth !== 1 || kh * kw === 1 || padTop < 0 || padLeft < 0) return undefined;
-    const taps = kh * kw, w = be.typedArrayFromHeap(filter) as Float32Array;
-    return this.forward(be, dy, {
-      n: g.batchSize, h: g.outHeight, w: g.outWidth, ci: co, ho: g.inHeight, wo: g.inWidth, co: ci,
-      kh, kw, sh: 1, sw: 1, dh, dw, padTop, padLeft,
-    }, (turned) => {
-      // turned[tap, o, c] = W[taps − 1 − tap, c, o]: reversing the flat tap index turns both axes.
-      for (let tap = 0; tap < taps; tap++) {
-        const from = (taps - 1 - tap) * ci * co, to = tap * co * ci;
-        for (let c = 0; c < ci; c++) for (let o = 0; o < co; o++) turned[to + o * ci + c] = w[from + c * co + o];
-      }
-    }, undefined, 0);
-  }
-
-  /** y = conv(input, filter) (+ bias, activation); writeFilter fills the [kh, kw, ci, co] filter in the pool's memory. */
-  private forward(be: WasmBackend, input: TensorInfo, g: ForwardGeometry, writeFilter: (dst: Float32Array) => void,
+  private forward(be: WasmBackend, input: TensorInfo, g: ForwardGeometry, filter: TensorInfo, turned: boolean,
     bias: TensorInfo | undefined, activation: number): TensorInfo {
-    const winograd = useWinograd(g);
-    const k = g.kh * g.kw * g.ci, pixels = g.n * g.ho * g.wo, filterFloats = g.kh * g.kw * g.ci * g.co;
-    const ci4 = Math.ceil(g.ci / 4) * 4, co4 = Math.ceil(g.co / 4) * 4;
-    const threads = this.threadsFor(pixels * k * g.co);
-    const arena = new Arena(this.pool.heapStart);
-    const args = arena.alloc(CONV_INTS), xAt = arena.alloc(size(input.shape)), wAt = arena.alloc(filterFloats);
-    const bAt = bias ? arena.alloc(g.co) : 0, yAt = arena.alloc(pixels * g.co);
-    // Winograd: 36 transformed filters [ci4 × co4], then packed; im2col: the filter [K × co] packed as it stands.
-    const transformed = winograd ? arena.alloc(36 * ci4 * co4) : 0, tArgs = winograd ? arena.alloc(4) : 0;
-    const panels = winograd ? this.panels(arena, ci4, co4, 36) : this.panels(arena, k, g.co);
-    const tile = winograd ? winogradChunk(ci4, co4) : tileRows(k);
-    const scratchFloats = winograd ? 36 * tile * (ci4 + co4) : tile * k;
-    const scratchBytes = Math.ceil(scratchFloats * 4 / 64) * 64, scratch = arena.alloc(scratchBytes / 4 * threads);
-    const mem = this.pool.reserve(arena.end);
-    mem.set(be.typedArrayFromHeap(input) as Float32Array, xAt / 4);
-    writeFilter(mem.subarray(wAt / 4, wAt / 4 + filterFloats));
-    if (bias) mem.set(be.typedArrayFromHeap(bias) as Float32Array, bAt / 4);
-    const ints = this.pool.ints();
-    if (winograd) {
-      ints.set([wAt, g.ci, g.co, transformed], tArgs / 4);
-      this.pool.run('winograd_filter', tArgs, threads);
-      this.pack(panels, transformed, co4, 1, ci4 * co4, threads);
-    } else {
-      this.pack(panels, wAt, g.co, 1, 0, threads);
-    }
-    this.writeConvGeometry(ints, args, g, { x: xAt, y: yAt, bias: bAt, activation, scratch, scratchBytes, tile, aux: panels.at });
-    this.pool.run(winograd ? 'winograd_conv' : 'conv2d_forward', args, threads);
-    return this.output(be, [g.n, g.ho, g.wo, g.co], yAt);
+    return this.call(be, (ws) => {
+      const winograd = useWinograd(g);
+      const taps = g.kh * g.kw, k = taps * g.ci, pixels = g.n * g.ho * g.wo, ci4 = Math.ceil(g.ci / 4) * 4, co4 = Math.ceil(g.co / 4) * 4;
+      const threads = this.threadsFor(pixels * k * g.co);
+      const args = ws.alloc(CONV_INTS), xAt = ws.input(input), wAt = turned ? ws.alloc(taps * g.ci * g.co) : ws.input(filter);
+      const bAt = bias ? ws.input(bias) : 0, yAt = ws.output([g.n, g.ho, g.wo, g.co]);
+      // Winograd: 36 transformed filters [ci4 × co4], then packed; im2col: the filter [K × co] packed as it stands.
+      const transformed = winograd ? ws.alloc(36 * ci4 * co4) : 0, tArgs = winograd ? ws.alloc(4) : 0;
+      const panels = winograd ? this.panels(ws, ci4, co4, 36) : this.panels(ws, k, g.co);
+      const tile = winograd ? winogradChunk(ci4, co4) : tileRows(k);
+      const { scratch, scratchBytes } = this.scratch(ws, winograd ? 36 * tile * (ci4 + co4) : tile * k, threads);
+      const mem = ws.ready();
+      if (turned) {
+        // turned[tap, o, c] = W[taps − 1 − tap, c, o]: reversing the flat tap index turns both axes.
+        const w = be.typedArrayFromHeap(filter) as Float32Array, at = wAt / 4, { ci: co, co: ci } = g;
+        for (let tap = 0; tap < taps; tap++) {
+          const from = (taps - 1 - tap) * ci * co, to = at + tap * co * ci;
+          for (let c = 0; c < ci; c++) for (let o = 0; o < co; o++) mem[to + o * ci + c] = w[from + c * co + o];
+        }
+      }
+      if (winograd) {
+        this.pool.ints().set([wAt, g.ci, g.co, transformed], tArgs / 4);
+        this.pool.run('winograd_filter', tArgs, threads);
+        this.pack(panels, transformed, co4, 1, ci4 * co4, threads);
+      } else {
+        this.pack(panels, wAt, g.co, 1, 0, threads);
+      }
+      this.writeConvGeometry(args, g, { x: xAt, y: yAt, bias: bAt, activation, scratch, scratchBytes, tile, aux: panels.at });
+      this.pool.run(winograd ? 'winograd_conv' : 'conv2d_forward', args, threads);
+    });
   }
 
   /** dX as dy·Wᵀ per pixel, scattered back onto the input (col2im): any stride. */
   private scatterBackpropInput(be: WasmBackend, dy: TensorInfo, filter: TensorInfo, g: Geometry): TensorInfo {
-    const k = g.filterHeight * g.filterWidth * g.inChannels, co = g.outChannels, pixels = g.batchSize * g.outHeight * g.outWidth;
-    const threads = Math.min(this.threadsFor(pixels * k * co), g.batchSize);
-    const tile = tileRows(k);
-    const arena = new Arena(this.pool.heapStart);
-    const args = arena.alloc(CONV_INTS), dyAt = arena.alloc(size(dy.shape)), wAt = arena.alloc(size(filter.shape));
-    const panels = this.panels(arena, co, k), dxAt = arena.alloc(g.batchSize * g.inHeight * g.inWidth * g.inChannels);
-    const scratchBytes = Math.ceil(tile * k * 4 / 64) * 64, scratch = arena.alloc(scratchBytes / 4 * threads);
-    const mem = this.pool.reserve(arena.end);
-    mem.set(be.typedArrayFromHeap(dy) as Float32Array, dyAt / 4);
-    mem.set(be.typedArrayFromHeap(filter) as Float32Array, wAt / 4);
-    // B = Wᵀ [co × K]: element (o, j) is W[j·co + o].
-    this.pack(panels, wAt, 1, co, 0, threads);
-    this.writeConvGeometry(this.pool.ints(), args, forwardGeometry(g), { x: dyAt, y: dxAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: panels.at });
-    this.pool.run('conv2d_backprop_input', args, threads);
-    return this.output(be, [g.batchSize, g.inHeight, g.inWidth, g.inChannels], dxAt);
+    return this.call(be, (ws) => {
+      const k = g.filterHeight * g.filterWidth * g.inChannels, co = g.outChannels, pixels = g.batchSize * g.outHeight * g.outWidth;
+      const threads = Math.min(this.threadsFor(pixels * k * co), g.batchSize);
+      const tile = tileRows(k);
+      const args = ws.alloc(CONV_INTS), dyAt = ws.input(dy), wAt = ws.input(filter);
+      const panels = this.panels(ws, co, k), dxAt = ws.output([g.batchSize, g.inHeight, g.inWidth, g.inChannels]);
+      const { scratch, scratchBytes } = this.scratch(ws, tile * k, threads);
+      ws.ready();
+      // B = Wᵀ [co × K]: element (o, j) is W[j·co + o].
+      this.pack(panels, wAt, 1, co, 0, threads);
+      this.writeConvGeometry(args, forwardGeometry(g), { x: dyAt, y: dxAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: panels.at });
+      this.pool.run('conv2d_backprop_input', args, threads);
+    });
   }
 
   conv2dBackpropFilter(be: WasmBackend, x: TensorInfo, dy: TensorInfo, g: Geometry): TensorInfo {
     const fg = forwardGeometry(g);
-    return useWinograd(fg) ? this.winogradBackpropFilter(be, x, dy, fg) : this.im2colBackpropFilter(be, x, dy, g);
+    return useWinograd(fg) ? this.winogradBackpropFilter(be, x, dy, fg) : this.im2colBackpropFilter(be, x, dy, fg);
   }
 
   /** dW of a Winograd-eligible convolution: see winograd_filter_grad in kernels.c. */
   private winogradBackpropFilter(be: WasmBackend, x: TensorInfo, dy: TensorInfo, g: ForwardGeometry): TensorInfo {
-    const ci4 = Math.ceil(g.ci / 4) * 4, co4 = Math.ceil(g.co / 4) * 4, cols = Math.ceil(co4 / 8) * 8;
-    const threads = this.threadsFor(g.n * g.ho * g.wo * 9 * g.ci * g.co);
-    const tile = winogradChunk(ci4, cols);
-    const arena = new Arena(this.pool.heapStart);
-    const args = arena.alloc(CONV_INTS), fArgs = arena.alloc(5), xAt = arena.alloc(size(x.shape)), dyAt = arena.alloc(size(dy.shape));
-    const partials = arena.alloc(threads * 36 * ci4 * co4), dwAt = arena.alloc(9 * g.ci * g.co);
-    const scratchBytes = Math.ceil(36 * tile * (ci4 + cols) * 4 / 64) * 64, scratch = arena.alloc(scratchBytes / 4 * threads);
-    const mem = this.pool.reserve(arena.end);
-    mem.set(be.typedArrayFromHeap(x) as Float32Array, xAt / 4);
-    mem.set(be.typedArrayFromHeap(dy) as Float32Array, dyAt / 4);
-    const ints = this.pool.ints();
-    ints.set([partials, threads, g.ci, g.co, dwAt], fArgs / 4);
-    this.writeConvGeometry(ints, args, g, { x: xAt, y: dyAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: partials });
-    this.pool.run('winograd_filter_grad', args, threads);
-    this.pool.run('winograd_filter_grad_finish', fArgs, threads);
-    return this.output(be, [3, 3, g.ci, g.co], dwAt);
+    return this.call(be, (ws) => {
+      const ci4 = Math.ceil(g.ci / 4) * 4, co4 = Math.ceil(g.co / 4) * 4, cols = Math.ceil(co4 / 8) * 8;
+      const threads = this.threadsFor(g.n * g.ho * g.wo * 9 * g.ci * g.co);
+      const tile = winogradChunk(ci4, cols);
+      const args = ws.alloc(CONV_INTS), fArgs = ws.alloc(5), xAt = ws.input(x), dyAt = ws.input(dy);
+      const partials = ws.alloc(threads * 36 * ci4 * co4), dwAt = ws.output([3, 3, g.ci, g.co]);
+      const { scratch, scratchBytes } = this.scratch(ws, 36 * tile * (ci4 + cols), threads);
+      ws.ready();
+      this.pool.ints().set([partials, threads, g.ci, g.co, dwAt], fArgs / 4);
+      this.writeConvGeometry(args, g, { x: xAt, y: dyAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: partials });
+      this.pool.run('winograd_filter_grad', args, threads);
+      this.pool.run('winograd_filter_grad_finish', fArgs, threads);
+    });
   }
 
-  private im2colBackpropFilter(be: WasmBackend, x: TensorInfo, dy: TensorInfo, g: Geometry): TensorInfo {
-    const k = g.filterHeight * g.filterWidth * g.inChannels, co = g.outChannels, pixels = g.batchSize * g.outHeight * g.outWidth;
-    const threads = this.threadsFor(pixels * k * co);
-    const tile = filterTileRows(k);
-    const arena = new Arena(this.pool.heapStart);
-    const args = arena.alloc(CONV_INTS), rArgs = arena.alloc(4), xAt = arena.alloc(size(x.shape)), dyAt = arena.alloc(size(dy.shape));
-    const partials = arena.alloc(threads * k * co), dwAt = arena.alloc(k * co);
-    // Per thread: the tile's patches, then its dy packed into panels.
-    const scratchBytes = Math.ceil((tile * k + panelFloats(tile, co)) * 4 / 64) * 64, scratch = arena.alloc(scratchBytes / 4 * threads);
-    const mem = this.pool.reserve(arena.end);
-    mem.set(be.typedArrayFromHeap(x) as Float32Array, xAt / 4);
-    mem.set(be.typedArrayFromHeap(dy) as Float32Array, dyAt / 4);
-    const ints = this.pool.ints();
-    ints.set([k * co, partials, threads, dwAt], rArgs / 4);
-    this.writeConvGeometry(ints, args, forwardGeometry(g), { x: xAt, y: dyAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: partials });
-    this.pool.run('conv2d_backprop_filter', args, threads);
-    this.pool.run('reduce_filter_partials', rArgs, threads);
-    return this.output(be, [g.filterHeight, g.filterWidth, g.inChannels, co], dwAt);
+  private im2colBackpropFilter(be: WasmBackend, x: TensorInfo, dy: TensorInfo, g: ForwardGeometry): TensorInfo {
+    return this.call(be, (ws) => {
+      const k = g.kh * g.kw * g.ci, co = g.co, pixels = g.n * g.ho * g.wo;
+      const threads = this.threadsFor(pixels * k * co);
+      const tile = filterTileRows(k);
+      const args = ws.alloc(CONV_INTS), rArgs = ws.alloc(4), xAt = ws.input(x), dyAt = ws.input(dy);
+      const partials = ws.alloc(threads * k * co), dwAt = ws.output([g.kh, g.kw, g.ci, co]);
+      // Per thread: the tile's patches, then its dy packed into panels.
+      const { scratch, scratchBytes } = this.scratch(ws, tile * k + panelFloats(tile, co), threads);
+      ws.ready();
+      this.pool.ints().set([k * co, partials, threads, dwAt], rArgs / 4);
+      this.writeConvGeometry(args, g, { x: xAt, y: dyAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: partials });
+      this.pool.run('conv2d_backprop_filter', args, threads);
+      this.pool.run('reduce_filter_partials', rArgs, threads);
+    });
   }
 
   /** [batch, m, k] · [batch, k, n] with either operand transposed, batch 1 broadcast. */
@@ -256,26 +241,16 @@ export class SimdKernels {
     if (batchA !== batchB && a.shape.length !== b.shape.length) return undefined;
     const batch = Math.max(batchA, batchB);
     const threads = this.threadsFor(batch * m * n * k);
-    const arena = new Arena(this.pool.heapStart);
-    const args = arena.alloc(13), aAt = arena.alloc(batchA * m * k), bAt = arena.alloc(batchB * k * n);
-    const panels = this.panels(arena, k, n, batchB), biasAt = bias ? arena.alloc(n) : 0, cAt = arena.alloc(batch * m * n);
-    const mem = this.pool.reserve(arena.end);
-    mem.set(be.typedArrayFromHeap(a) as Float32Array, aAt / 4);
-    mem.set(be.typedArrayFromHeap(b) as Float32Array, bAt / 4);
-    if (bias) mem.set(be.typedArrayFromHeap(bias) as Float32Array, biasAt / 4);
-    // Transposes are strides: B's element (p, j) and A's element (i, p).
-    this.pack(panels, bAt, transposeB ? 1 : n, transposeB ? k : 1, k * n, threads);
-    const [rs, ks] = transposeA ? [1, m] : [k, 1];
-    this.pool.ints().set([batch, m, n, k, aAt, panels.at, cAt, biasAt, activation, batchA === 1 ? 0 : m * k, batchB === 1 ? 0 : panels.stride, rs, ks], args / 4);
-    this.pool.run('matmul', args, threads);
-    return this.output(be, [...batchShape, m, n], cAt);
-  }
-
-  private output(be: WasmBackend, shape: Shape, at: number): TensorInfo {
-    const out = be.makeOutput(shape, 'float32');
-    const view = this.pool.floats().subarray(at / 4, at / 4 + size(shape));
-    (be.typedArrayFromHeap(out) as Float32Array).set(view);
-    return out;
+    return this.call(be, (ws) => {
+      const args = ws.alloc(13), aAt = ws.input(a), bAt = ws.input(b);
+      const panels = this.panels(ws, k, n, batchB), biasAt = bias ? ws.input(bias) : 0, cAt = ws.output([...batchShape, m, n]);
+      ws.ready();
+      // Transposes are strides: B's element (p, j) and A's element (i, p).
+      this.pack(panels, bAt, transposeB ? 1 : n, transposeB ? k : 1, k * n, threads);
+      const [rs, ks] = transposeA ? [1, m] : [k, 1];
+      this.pool.ints().set([batch, m, n, k, aAt, panels.at, cAt, biasAt, activation, batchA === 1 ? 0 : m * k, batchB === 1 ? 0 : panels.stride, rs, ks], args / 4);
+      this.pool.run('matmul', args, threads);
+    });
   }
 }
 
