@@ -35,7 +35,7 @@ const name = (text: string) => [...leb(text.length), ...Buffer.from(text, 'utf8'
  * The module with its one defined memory turned into an import of `env.memory` (shared, with the
  * same minimum and maximum), and that memory's limits; undefined for any other shape of module.
  */
-export function importSharedMemory(binary: Uint8Array): { binary: Uint8Array; initial: number; maximum: number } | undefined {
+export function importSharedMemory(binary: Uint8Array): { binary: Uint8Array<ArrayBuffer>; initial: number; maximum: number } | undefined {
   if (binary.length < 8 || binary[0] !== 0 || binary[1] !== 0x61 || binary[2] !== 0x73 || binary[3] !== 0x6d) return undefined;
   const sections: { id: number; start: number; body: number; end: number }[] = [];
   for (let at = 8; at < binary.length;) {
