@@ -49,11 +49,15 @@ async function main(): Promise<void> {
   const i = process.argv.indexOf('--steps'), steps = i >= 0 ? Number(process.argv[i + 1]) : 8;
   spent.clear();
   const times: number[] = [];
+  const ab = process.argv.indexOf('--ab'), abTimes: Record<string, number[]> = {};
   for (let s = 0; s < steps; s++) {
+    if (ab >= 0) process.env[process.argv[ab + 1]] = String(s % 2);
     const t = performance.now();
     step().dataSync();
     times.push(performance.now() - t);
+    if (ab >= 0) (abTimes[`${process.argv[ab + 1]}=${s % 2}`] ??= []).push(times[times.length - 1]);
   }
+  for (const [mode, list] of Object.entries(abTimes)) console.log(mode, 'median', [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)].toFixed(1), list.map((v) => v.toFixed(0)).join(' '));
   const total = times.reduce((a, b) => a + b, 0) / steps;
   const sorted = [...times].sort((a, b) => a - b);
   console.log(`${JSON.stringify(backendInfo())}\nstep: mean ${total.toFixed(1)} ms, median ${sorted[Math.floor(steps / 2)].toFixed(1)} ms`);

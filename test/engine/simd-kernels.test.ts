@@ -177,11 +177,12 @@ test('registered kernels: fused conv with bias and relu6, and batched, transpose
   got.forEach((g, i) => assert.ok(relativeError(g, expected[i]) < 1e-5, `output ${i}: ${relativeError(g, expected[i])}`));
 });
 
-test('training batch norm: outputs, moving statistics and gradients match tf.layers on the cpu backend', async () => {
-  const x = randomArray([6, 5, 4, 7], 31), upstream = randomArray([6, 5, 4, 7], 32);
+// A small batch runs on the calling thread; a large one is split across the pool's threads on the shared heap.
+for (const shape of [[6, 5, 4, 7], [16, 16, 16, 12]]) test(`training batch norm of ${shape.join('×')}: outputs, moving statistics and gradients match tf.layers on the cpu backend`, async () => {
+  const x = randomArray(shape, 31), upstream = randomArray(shape, 32);
   const run = () => {
     const layer = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-3, gammaInitializer: tf.initializers.constant({ value: 1.5 }), betaInitializer: tf.initializers.constant({ value: 0.25 }) });
-    layer.build([null, 5, 4, 7]);
+    layer.build([null, ...shape.slice(1)]);
     const input = tf.tensor(x.values, x.shape).mul(3).add(1);
     const [gamma, beta] = layer.trainableWeights.map((v) => v.read());
     const f = (xi: tf.Tensor, _g: tf.Tensor, _b: tf.Tensor) => (layer.apply(xi, { training: true }) as tf.Tensor).mul(tf.tensor(upstream.values, upstream.shape)).sum();
