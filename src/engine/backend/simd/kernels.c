@@ -354,13 +354,33 @@ static inline v128_t load_channels(const Conv *c, const f32 *x, i32 b, i32 iy, i
 }
 
 // Bᵀ d B for the 6×6 tile of four channels of x whose corner is (iy0, ix0); position pos goes to dst + pos·stride.
+// Columns first, straight from x into 36 temporaries, then rows straight into dst: V8 keeps about 15
+// vectors in registers, so every pass through a temporary array is a store and a load.
+// Tiles inside the image with whole vectors of channels read x without bounds checks.
 static void transform_input_tile(const Conv *c, const f32 *x, i32 b, i32 iy0, i32 ix0, i32 ch, f32 *dst, i32 stride) {
-  v128_t d[36], e[36];
-  for (i32 i = 0; i < 6; i++)
-    for (i32 j = 0; j < 6; j++) d[i * 6 + j] = load_channels(c, x, b, iy0 + i, ix0 + j, ch);
-  for (i32 j = 0; j < 6; j++) BT6(d[j], d[6 + j], d[12 + j], d[18 + j], d[24 + j], d[30 + j], e[j], e[6 + j], e[12 + j], e[18 + j], e[24 + j], e[30 + j]);
-  for (i32 i = 0; i < 6; i++) BT6(e[i * 6], e[i * 6 + 1], e[i * 6 + 2], e[i * 6 + 3], e[i * 6 + 4], e[i * 6 + 5], d[i * 6], d[i * 6 + 1], d[i * 6 + 2], d[i * 6 + 3], d[i * 6 + 4], d[i * 6 + 5]);
-  for (i32 pos = 0; pos < 36; pos++) wasm_v128_store(dst + pos * stride, d[pos]);
+  v128_t e[36];
+  const int inside = iy0 >= 0 && ix0 >= 0 && iy0 + 6 <= c->h && ix0 + 6 <= c->w && ch + 4 <= c->ci;
+  const i32 row = c->w * c->ci;
+  for (i32 j = 0; j < 6; j++) {
+    v128_t d0, d1, d2, d3, d4, d5;
+    if (inside) {
+      const f32 *p = x + ((b * c->h + iy0) * c->w + ix0 + j) * c->ci + ch;
+      d0 = wasm_v128_load(p); d1 = wasm_v128_load(p + row); d2 = wasm_v128_load(p + 2 * row);
+      d3 = wasm_v128_load(p + 3 * row); d4 = wasm_v128_load(p + 4 * row); d5 = wasm_v128_load(p + 5 * row);
+    } else {
+      d0 = load_channels(c, x, b, iy0, ix0 + j, ch); d1 = load_channels(c, x, b, iy0 + 1, ix0 + j, ch);
+      d2 = load_channels(c, x, b, iy0 + 2, ix0 + j, ch); d3 = load_channels(c, x, b, iy0 + 3, ix0 + j, ch);
+      d4 = load_channels(c, x, b, iy0 + 4, ix0 + j, ch); d5 = load_channels(c, x, b, iy0 + 5, ix0 + j, ch);
+    }
+    BT6(d0, d1, d2, d3, d4, d5, e[j], e[6 + j], e[12 + j], e[18 + j], e[24 + j], e[30 + j]);
+  }
+  for (i32 i = 0; i < 6; i++) {
+    v128_t r0, r1, r2, r3, r4, r5;
+    BT6(e[i * 6], e[i * 6 + 1], e[i * 6 + 2], e[i * 6 + 3], e[i * 6 + 4], e[i * 6 + 5], r0, r1, r2, r3, r4, r5);
+    f32 *out = dst + i * 6 * stride;
+    wasm_v128_store(out, r0); wasm_v128_store(out + stride, r1); wasm_v128_store(out + 2 * stride, r2);
+    wasm_v128_store(out + 3 * stride, r3); wasm_v128_store(out + 4 * stride, r4); wasm_v128_store(out + 5 * stride, r5);
+  }
 }
 
 // U[pos][c][o] = (G g Gᵀ)[pos] for every input channel c (rows past ci are zero), o in vectors of 4.
@@ -411,19 +431,27 @@ EXPORT(winograd_conv) void winograd_conv(const Conv *c, i32 thread, i32 threads)
       const i32 b = (t0 + t) / per_image, rest = (t0 + t) - b * per_image, ty = rest / tw, tx = rest - ty * tw;
       const i32 rows = min_i(4, c->ho - ty * 4), cols = min_i(4, c->wo - tx * 4);
       for (i32 o = 0; o < co4; o += 4) {
-        v128_t q[36], r[24], out[16];
-        for (i32 pos = 0; pos < 36; pos++) q[pos] = wasm_v128_load(m + (pos * chunk + t) * co4 + o);
-        for (i32 j = 0; j < 6; j++) AT6(q[j], q[6 + j], q[12 + j], q[18 + j], q[24 + j], q[30 + j], r[j], r[6 + j], r[12 + j], r[18 + j]);
-        for (i32 i = 0; i < 4; i++) AT6(r[i * 6], r[i * 6 + 1], r[i * 6 + 2], r[i * 6 + 3], r[i * 6 + 4], r[i * 6 + 5], out[i * 4], out[i * 4 + 1], out[i * 4 + 2], out[i * 4 + 3]);
+        // Columns first, from M into 24 temporaries, then each output row straight to y.
+        v128_t r[24];
+        const f32 *q = m + t * co4 + o;
+        const i32 qs = chunk * co4;
+        for (i32 j = 0; j < 6; j++)
+          AT6(wasm_v128_load(q + j * qs), wasm_v128_load(q + (6 + j) * qs), wasm_v128_load(q + (12 + j) * qs),
+              wasm_v128_load(q + (18 + j) * qs), wasm_v128_load(q + (24 + j) * qs), wasm_v128_load(q + (30 + j) * qs),
+              r[j], r[6 + j], r[12 + j], r[18 + j]);
         const v128_t bv = bias ? (c->co - o >= 4 ? wasm_v128_load(bias + o) : load_partial4(bias + o, c->co - o)) : zero;
-        for (i32 i = 0; i < rows; i++)
-          for (i32 j = 0; j < cols; j++) {
-            v128_t val = wasm_f32x4_add(out[i * 4 + j], bv);
+        const int whole = c->co - o >= 4;
+        for (i32 i = 0; i < rows; i++) {
+          v128_t out[4];
+          AT6(r[i * 6], r[i * 6 + 1], r[i * 6 + 2], r[i * 6 + 3], r[i * 6 + 4], r[i * 6 + 5], out[0], out[1], out[2], out[3]);
+          f32 *dst = y + ((b * c->ho + ty * 4 + i) * c->wo + tx * 4) * c->co + o;
+          for (i32 j = 0; j < cols; j++, dst += c->co) {
+            v128_t val = wasm_f32x4_add(out[j], bv);
             if (c->activation >= 1) val = wasm_f32x4_pmax(val, zero);
             if (c->activation == 2) val = wasm_f32x4_pmin(val, six);
-            f32 *dst = y + ((b * c->ho + ty * 4 + i) * c->wo + tx * 4 + j) * c->co + o;
-            if (c->co - o >= 4) wasm_v128_store(dst, val); else store_lanes(dst, val, c->co - o, 0);
+            if (whole) wasm_v128_store(dst, val); else store_lanes(dst, val, c->co - o, 0);
           }
+        }
       }
     }
   }
@@ -475,16 +503,27 @@ EXPORT(winograd_filter_grad) void winograd_filter_grad(const Conv *c, i32 thread
           for (i32 pos = 0; pos < 36; pos++) wasm_v128_store(dst + pos * cols * tiles, wasm_f32x4_splat(0));
           continue;
         }
-        v128_t g[16], r[24], q[36];
-        for (i32 i = 0; i < 4; i++)
-          for (i32 j = 0; j < 4; j++) {
-            const i32 n = c->co - o;
-            const f32 *p = dy + ((b * c->ho + ty * 4 + i) * c->wo + tx * 4 + j) * c->co + o;
-            g[i * 4 + j] = i >= rows || j >= width ? wasm_f32x4_splat(0) : n >= 4 ? wasm_v128_load(p) : load_partial4(p, n);
+        // A dy Aᵀ: columns first into 24 temporaries, then rows straight into the panels.
+        v128_t r[24];
+        const i32 n = c->co - o, ps = cols * tiles;
+        for (i32 j = 0; j < 4; j++) {
+          v128_t g0 = wasm_f32x4_splat(0), g1 = g0, g2 = g0, g3 = g0;
+          if (j < width) {
+            const f32 *p = dy + ((b * c->ho + ty * 4) * c->wo + tx * 4 + j) * c->co + o;
+            const i32 row = c->wo * c->co;
+#define DY(i) (i >= rows ? wasm_f32x4_splat(0) : n >= 4 ? wasm_v128_load(p + i * row) : load_partial4(p + i * row, n))
+            g0 = DY(0); g1 = DY(1); g2 = DY(2); g3 = DY(3);
+#undef DY
           }
-        for (i32 j = 0; j < 4; j++) A4(g[j], g[4 + j], g[8 + j], g[12 + j], r[j], r[4 + j], r[8 + j], r[12 + j], r[16 + j], r[20 + j]);
-        for (i32 i = 0; i < 6; i++) A4(r[i * 4], r[i * 4 + 1], r[i * 4 + 2], r[i * 4 + 3], q[i * 6], q[i * 6 + 1], q[i * 6 + 2], q[i * 6 + 3], q[i * 6 + 4], q[i * 6 + 5]);
-        for (i32 pos = 0; pos < 36; pos++) wasm_v128_store(dst + pos * cols * tiles, q[pos]);
+          A4(g0, g1, g2, g3, r[j], r[4 + j], r[8 + j], r[12 + j], r[16 + j], r[20 + j]);
+        }
+        for (i32 i = 0; i < 6; i++) {
+          v128_t q0, q1, q2, q3, q4, q5;
+          A4(r[i * 4], r[i * 4 + 1], r[i * 4 + 2], r[i * 4 + 3], q0, q1, q2, q3, q4, q5);
+          f32 *out = dst + i * 6 * ps;
+          wasm_v128_store(out, q0); wasm_v128_store(out + ps, q1); wasm_v128_store(out + 2 * ps, q2);
+          wasm_v128_store(out + 3 * ps, q3); wasm_v128_store(out + 4 * ps, q4); wasm_v128_store(out + 5 * ps, q5);
+        }
       }
     }
     for (i32 pos = 0; pos < 36; pos++)
