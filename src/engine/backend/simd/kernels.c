@@ -383,31 +383,49 @@ static void transform_input_tile(const Conv *c, const f32 *x, i32 b, i32 iy0, i3
   }
 }
 
-// U[pos][c][o] = (G g Gᵀ)[pos] for every input channel c (rows past ci are zero), o in vectors of 4.
-// args: filter [3,3,ci,co], ci, co, u (floats: 36 × round4(ci) × round4(co)). Threads split channels.
+// U[pos] = (G g Gᵀ)[pos] for every (input channel c, output channel o), written straight into the
+// GEMM's panels: U[pos] is a [ci4 × co4] matrix (rows past ci zero) packed as pack_panels would.
+// turned = 0: the filter is [3,3,ci,co]; turned = 1: it is the [3,3,co,ci] filter of the convolution
+// whose dX this is, used turned 180° with its channels swapped (g[tap] = W[8 − tap][o][c]).
+// args: filter, ci, co, panels, turned. Threads split the input channels.
 EXPORT(winograd_filter) void winograd_filter(const i32 *args, i32 thread, i32 threads) {
   const f32 *w = PTR(args[0]);
-  const i32 ci = args[1], co = args[2], ci4 = round4(ci), co4 = round4(co);
-  f32 *u = PTR(args[3]);
+  const i32 ci = args[1], co = args[2], turned = args[4], ci4 = round4(ci), co4 = round4(co), cols = (co4 + 7) & ~7;
+  f32 *panels = PTR(args[3]);
   i32 begin, end;
   split(ci4, thread, threads, &begin, &end);
   for (i32 ch = begin; ch < end; ch++)
-    for (i32 o = 0; o < co4; o += 4) {
+    for (i32 o = 0; o < cols; o += 4) {
+      f32 *dst = panels + (o / 8) * ci4 * 8 + ch * 8 + (o & 7);
+      const i32 n = ch < ci && o < co ? min_i(4, co - o) : 0;
+      if (n == 0) {
+        for (i32 pos = 0; pos < 36; pos++) wasm_v128_store(dst + pos * ci4 * cols, wasm_f32x4_splat(0));
+        continue;
+      }
       v128_t g[9];
       for (i32 tap = 0; tap < 9; tap++) {
-        const f32 *p = w + (tap * ci + ch) * co + o;
-        const i32 n = ch < ci ? co - o : 0;
-        g[tap] = n >= 4 ? wasm_v128_load(p) : wasm_f32x4_make(n > 0 ? p[0] : 0.f, n > 1 ? p[1] : 0.f, n > 2 ? p[2] : 0.f, 0.f);
+        if (turned) {
+          const f32 *p = w + ((8 - tap) * co + o) * ci + ch;
+          g[tap] = wasm_f32x4_make(p[0], n > 1 ? p[ci] : 0.f, n > 2 ? p[2 * ci] : 0.f, n > 3 ? p[3 * ci] : 0.f);
+        } else {
+          const f32 *p = w + (tap * ci + ch) * co + o;
+          g[tap] = n == 4 ? wasm_v128_load(p) : load_partial4(p, n);
+        }
       }
-      v128_t t[18], r[36];
+      v128_t t[18];
       for (i32 col = 0; col < 3; col++) G3(g[col], g[3 + col], g[6 + col], t[col], t[3 + col], t[6 + col], t[9 + col], t[12 + col], t[15 + col]);
-      for (i32 row = 0; row < 6; row++) G3(t[row * 3], t[row * 3 + 1], t[row * 3 + 2], r[row * 6], r[row * 6 + 1], r[row * 6 + 2], r[row * 6 + 3], r[row * 6 + 4], r[row * 6 + 5]);
-      for (i32 pos = 0; pos < 36; pos++) wasm_v128_store(u + (pos * ci4 + ch) * co4 + o, r[pos]);
+      for (i32 row = 0; row < 6; row++) {
+        v128_t r0, r1, r2, r3, r4, r5;
+        G3(t[row * 3], t[row * 3 + 1], t[row * 3 + 2], r0, r1, r2, r3, r4, r5);
+        f32 *out = dst + row * 6 * ci4 * cols;
+        wasm_v128_store(out, r0); wasm_v128_store(out + ci4 * cols, r1); wasm_v128_store(out + 2 * ci4 * cols, r2);
+        wasm_v128_store(out + 3 * ci4 * cols, r3); wasm_v128_store(out + 4 * ci4 * cols, r4); wasm_v128_store(out + 5 * ci4 * cols, r5);
+      }
     }
 }
 
 // y = conv(x, W) for a 3×3 kernel, stride and dilation 1, any padding, with bias and activation;
-// c->aux holds the 36 filter matrices packed (stride: ci4 × panel-padded co4, see tfjs-kernels.ts).
+// c->aux holds the 36 filter matrices packed by winograd_filter (ci4 × panel-padded co4 floats apart).
 // Threads split the 4×4 output tiles; each works on chunks of c->tile tiles in its scratch:
 // V [36][tiles][ci4], then M [36][tiles][co4].
 EXPORT(winograd_conv) void winograd_conv(const Conv *c, i32 thread, i32 threads) {

@@ -145,30 +145,30 @@ export class SimdKernels {
       const winograd = useWinograd(g);
       const taps = g.kh * g.kw, k = taps * g.ci, pixels = g.n * g.ho * g.wo, ci4 = Math.ceil(g.ci / 4) * 4, co4 = Math.ceil(g.co / 4) * 4;
       const threads = this.threadsFor(pixels * k * g.co);
-      const args = ws.alloc(CONV_INTS), xAt = ws.input(input), wAt = turned ? ws.alloc(taps * g.ci * g.co) : ws.input(filter);
-      const bAt = bias ? ws.input(bias) : 0, yAt = ws.output([g.n, g.ho, g.wo, g.co]);
-      // Winograd: 36 transformed filters [ci4 × co4], then packed; im2col: the filter [K × co] packed as it stands.
-      const transformed = winograd ? ws.alloc(36 * ci4 * co4) : 0, tArgs = winograd ? ws.alloc(4) : 0;
-      const panels = winograd ? this.panels(ws, ci4, co4, 36) : this.panels(ws, k, g.co);
+      const args = ws.alloc(CONV_INTS), xAt = ws.input(input), bAt = bias ? ws.input(bias) : 0, yAt = ws.output([g.n, g.ho, g.wo, g.co]);
+      // Winograd: 36 transformed filters [ci4 × co4] written straight into GEMM panels, turned on the way
+      // when asked. im2col: the filter [K × co] packed as it stands (a turned one is turned first).
+      const fArgs = ws.alloc(5), wAt = turned && !winograd ? ws.alloc(taps * g.ci * g.co) : ws.input(filter);
+      const packed = winograd ? undefined : this.panels(ws, k, g.co), panels = packed?.at ?? ws.alloc(36 * panelFloats(ci4, co4));
       const tile = winograd ? winogradChunk(ci4, co4) : tileRows(k);
       const { scratch, scratchBytes } = this.scratch(ws, winograd ? 36 * tile * (ci4 + co4) : tile * k, threads);
       const mem = ws.ready();
-      if (turned) {
-        // turned[tap, o, c] = W[taps − 1 − tap, c, o]: reversing the flat tap index turns both axes.
-        const w = be.typedArrayFromHeap(filter) as Float32Array, at = wAt / 4, { ci: co, co: ci } = g;
-        for (let tap = 0; tap < taps; tap++) {
-          const from = (taps - 1 - tap) * ci * co, to = at + tap * co * ci;
-          for (let c = 0; c < ci; c++) for (let o = 0; o < co; o++) mem[to + o * ci + c] = w[from + c * co + o];
+      // The filter's own work is small: it runs on the calling thread, without waking the others.
+      if (packed) {
+        if (turned) {
+          // turned[tap, o, c] = W[taps − 1 − tap, c, o]: reversing the flat tap index turns both axes.
+          const w = be.typedArrayFromHeap(filter) as Float32Array, at = wAt / 4, { ci: co, co: ci } = g;
+          for (let tap = 0; tap < taps; tap++) {
+            const from = (taps - 1 - tap) * ci * co, to = at + tap * co * ci;
+            for (let c = 0; c < ci; c++) for (let o = 0; o < co; o++) mem[to + o * ci + c] = w[from + c * co + o];
+          }
         }
-      }
-      if (winograd) {
-        this.pool.ints().set([wAt, g.ci, g.co, transformed], tArgs / 4);
-        this.pool.run('winograd_filter', tArgs, threads);
-        this.pack(panels, transformed, co4, 1, ci4 * co4, threads);
+        this.pack(packed, wAt, g.co, 1, 0, 1);
       } else {
-        this.pack(panels, wAt, g.co, 1, 0, threads);
+        this.pool.ints().set([wAt, g.ci, g.co, panels, turned ? 1 : 0], fArgs / 4);
+        this.pool.run('winograd_filter', fArgs, 1);
       }
-      this.writeConvGeometry(args, g, { x: xAt, y: yAt, bias: bAt, activation, scratch, scratchBytes, tile, aux: panels.at });
+      this.writeConvGeometry(args, g, { x: xAt, y: yAt, bias: bAt, activation, scratch, scratchBytes, tile, aux: panels });
       this.pool.run(winograd ? 'winograd_conv' : 'conv2d_forward', args, threads);
     });
   }
