@@ -1,7 +1,8 @@
 /**
  * Per-shape timing of PruneLens' conv kernels on ResNet-20's layers at batch 64 (forward, dX, dW),
  * each against its alternative path in the same run, alternating to cancel the machine's drift:
- *   node --import tsx bench/conv-shapes.ts
+ *   node --import tsx bench/conv-shapes.ts [--ab VAR=a,b,...]
+ * --ab alternates an environment switch instead (read by the kernels at call time), Winograd still on.
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/engine/backend/index.js';
@@ -28,11 +29,13 @@ async function main(): Promise<void> {
       tf.backend().disposeData(out.dataId);
       return ms;
     };
-    const modes = ['1', '0'];
+    const abAt = process.argv.indexOf('--ab');
+    const [variable, values] = abAt >= 0 ? process.argv[abAt + 1].split('=') : ['PRUNELENS_WINOGRAD', '1,0'];
+    const modes = values.split(',');
     const best: Record<string, { fwd: number; dx: number; dw: number }> = {};
-    for (let round = 0; round < 8; round++) {
+    for (let round = 0; round < 16; round++) {
       for (const mode of modes) {
-        process.env.PRUNELENS_WINOGRAD = mode;
+        process.env[variable] = mode;
         const b = best[mode] ??= { fwd: Infinity, dx: Infinity, dw: Infinity };
         b.fwd = Math.min(b.fwd, time(() => kernels.conv2d(be, x, w, undefined, 0, g)));
         b.dx = Math.min(b.dx, time(() => kernels.conv2dBackpropInput(be, dy, w, g)));
@@ -42,7 +45,7 @@ async function main(): Promise<void> {
     const fmt = (ms: number) => `${ms.toFixed(2)} ms (${(gflop / ms * 1000).toFixed(0)} GF/s)`;
     for (const mode of modes) {
       const b = best[mode];
-      console.log(`${hw}x${hw} ${ci}->${co} s${stride} winograd=${mode}: fwd ${fmt(b.fwd)}  dx ${fmt(b.dx)}  dw ${fmt(b.dw)}`);
+      console.log(`${hw}x${hw} ${ci}->${co} s${stride} ${variable}=${mode}: fwd ${fmt(b.fwd)}  dx ${fmt(b.dx)}  dw ${fmt(b.dw)}`);
     }
     tf.dispose([x, w, dy]);
   }

@@ -69,9 +69,12 @@ export function useWinograd(g: ForwardGeometry): boolean {
 }
 const WINOGRAD_MIN_CHANNELS = 8;
 
-/** Output tiles per Winograd chunk: the chunk's transformed input and products stay near 192 KiB. */
+/**
+ * Output tiles per Winograd chunk: the chunk's transformed input and products stay near 192 KiB.
+ * (Longer chunks for dW, whose GEMMs run along the tiles, measured slower: the chunk leaves the cache.)
+ */
 function winogradChunk(ci4: number, co4: number): number {
-  return Math.max(4, Math.min(128, Math.floor(49152 / (36 * (ci4 + co4)) / 4) * 4));
+  return Math.max(4, Math.min(256, Math.floor(49152 / (36 * (ci4 + co4)) / 4) * 4));
 }
 
 /** Floats that pack_panels writes for a k × n matrix: panels of 8 columns, zero-padded. */
