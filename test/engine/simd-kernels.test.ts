@@ -218,6 +218,21 @@ test('depthwise conv (forward, fused relu, dX, dW; stride, dilation) matches the
   got.forEach((g, i) => assert.ok(relativeError(g, expected[i]) < 1e-5, `output ${i}: ${relativeError(g, expected[i])}`));
 });
 
+test('ReLU\'s gradient is one kernel on wasm and matches the cpu backend, zeros included', async () => {
+  const x = randomArray([4, 9, 7, 6], 51), upstream = randomArray([4, 9, 7, 6], 52);
+  // Exact zeros in x: the gradient there is 0, as tfjs' step(0) = 0.
+  for (let i = 0; i < x.values.length; i += 7) x.values[i] = 0;
+  const run = () => [tf.grad((a) => tf.relu(a).mul(tf.tensor(upstream.values, upstream.shape)).sum())(tf.tensor(x.values, x.shape))];
+  await initBackend('wasm');
+  const profile = await tf.profile(() => { tf.dispose(run()); });
+  const kernels = profile.kernels.map((k) => k.name);
+  assert.ok(kernels.includes('PruneLensReluGrad') && !kernels.includes('Step'), kernels.join(' '));
+  const got = tf.tidy(run).map((t) => t.dataSync());
+  const expected = await onCpu(run);
+  // Exactly equal (tfjs' multiply by a zero mask can give −0 where this gives 0; they are equal numbers).
+  expected[0].forEach((v, i) => assert.ok(got[0][i] === v, `element ${i}: ${got[0][i]} vs ${v}`));
+});
+
 test('a training step on the SIMD kernels leaks no tensors and no wasm heap', async () => {
   await initBackend('wasm');
   const model = buildDemoCnn();

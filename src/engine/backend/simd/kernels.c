@@ -674,6 +674,15 @@ EXPORT(batchnorm_backward) void batchnorm_backward(i32 rows, i32 channels, const
   }
 }
 
+// ---- ReLU's gradient in one pass: dx = dy where x > 0, else 0 (tfjs does step, cast and multiply). ----
+EXPORT(relu_backward) void relu_backward(i32 n, const f32 *dy, const f32 *x, f32 *dx) {
+  const v128_t zero = wasm_f32x4_splat(0);
+  i32 i = 0;
+  for (; i + 4 <= n; i += 4)
+    wasm_v128_store(dx + i, wasm_v128_and(wasm_v128_load(dy + i), wasm_f32x4_gt(wasm_v128_load(x + i), zero)));
+  for (; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : 0.f;
+}
+
 // ---- Depthwise convolution (channel multiplier 1), in place on the wasm backend's heap (one thread). ----
 // Vectorised across channels, which are contiguous in NHWC. Geometry as in Conv; y/bias/activation
 // are used by the forward pass only.
