@@ -9,7 +9,7 @@ import { initBackend } from '../src/engine/backend/index.js';
 import { startKernelPool } from '../src/engine/backend/simd/pool.js';
 import { SimdKernels } from '../src/engine/backend/simd/tfjs-kernels.js';
 
-const SHAPES: [number, number, number, number][] = [[32, 16, 16, 1], [16, 32, 32, 1], [8, 64, 64, 1], [32, 3, 16, 1], [32, 16, 32, 2]];
+const SHAPES: [number, number, number, number][] = [[32, 16, 16, 1], [16, 32, 32, 1], [8, 64, 64, 1], [32, 3, 16, 1], [32, 16, 32, 2], [28, 1, 16, 1], [14, 16, 4, 1]];
 
 async function main(): Promise<void> {
   await initBackend('wasm');

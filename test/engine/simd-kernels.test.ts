@@ -77,10 +77,12 @@ test('the kernels are built and the wasm backend uses them on every core', async
   assert.equal(info.sharedHeap, true);
 });
 
-test('conv2d forward, dX and dW match tfjs\' cpu kernels on 1, 2 and 3 threads', async () => {
+test('conv2d forward, dX and dW match tfjs\' cpu kernels on 1, 2 and 3 threads, with Winograd and with im2col only', async (t) => {
   await initBackend('wasm');
   const be = tf.backend() as never;
-  for (const pool of pools()) {
+  t.after(() => { delete process.env.PRUNELENS_WINOGRAD; });
+  for (const [pool, winograd] of pools().flatMap((p) => [[p, '1'], [p, '0']] as const)) {
+    process.env.PRUNELENS_WINOGRAD = winograd;
     const kernels = new SimdKernels(pool);
     for (const [i, c] of CONV_CASES.entries()) {
       const g = convGeometry(c);
@@ -99,7 +101,7 @@ test('conv2d forward, dX and dW match tfjs\' cpu kernels on 1, 2 and 3 threads',
         return out;
       });
       ['y', 'dx', 'dw'].slice(0, got.length).forEach((name, j) =>
-        assert.ok(relativeError(got[j], expected[j]) < 1e-5, `${poolName(pool)}, ${caseName(c)}: ${name} relative error ${relativeError(got[j], expected[j])}`));
+        assert.ok(relativeError(got[j], expected[j]) < 1e-5, `${poolName(pool)}, Winograd ${winograd}, ${caseName(c)}: ${name} relative error ${relativeError(got[j], expected[j])}`));
       tf.dispose([xt, wt, dyt, y]);
     }
   }
