@@ -8,6 +8,7 @@ import { sharedHeap } from '../../src/engine/backend/simd/index.js';
 import { SimdKernels, forwardGeometry, useWinograd } from '../../src/engine/backend/simd/tfjs-kernels.js';
 import { buildDemoCnn } from '../../src/engine/demo/model.js';
 import { trainModel } from '../../src/engine/train/index.js';
+import { Optimizer } from '../../src/engine/train/optimizer.js';
 import { loadDataset } from '../../src/engine/data/index.js';
 import { randomArray } from '../helpers/seeded.js';
 
@@ -233,6 +234,24 @@ test('ReLU\'s gradient is one kernel on wasm and matches the cpu backend, zeros 
   const expected = await onCpu(run);
   // Exactly equal (tfjs' multiply by a zero mask can give −0 where this gives 0; they are equal numbers).
   expected[0].forEach((v, i) => assert.ok(got[0][i] === v, `element ${i}: ${got[0][i]} vs ${v}`));
+});
+
+test('the fused SGD-momentum update matches the same update composed of tfjs ops on the cpu backend', async () => {
+  const w0 = randomArray([3, 3, 5, 7], 61), grads = [62, 63, 64].map((seed) => randomArray([3, 3, 5, 7], seed));
+  const run = () => {
+    const variable = tf.variable(tf.tensor(w0.values, w0.shape), true, 'conv/kernel');
+    const optimizer = new Optimizer({ optimizer: 'sgd', momentum: 0.9, weightDecay: 5e-4 });
+    for (const g of grads) optimizer.apply([{ variable, decay: true }], { 'conv/kernel': tf.tensor(g.values, g.shape) }, 0.05);
+    const out = variable.clone();
+    variable.dispose();
+    optimizer.dispose();
+    return [out];
+  };
+  await initBackend('wasm');
+  assert.ok(tf.getKernel('PruneLensSgdMomentum', 'wasm'), 'the fused kernel is registered on wasm');
+  const got = run().map((t) => t.dataSync());
+  const expected = await onCpu(run);
+  assert.ok(relativeError(got[0], expected[0]) < 1e-6, `relative error ${relativeError(got[0], expected[0])}`);
 });
 
 test('a training step on the SIMD kernels leaks no tensors and no wasm heap', async () => {

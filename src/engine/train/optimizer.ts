@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/types.js';
+import { fusedSgdMomentum } from '../backend/simd/optimizer.js';
 
 /** Weight decay applies to kernels (conv, dense, depthwise, pointwise) and embeddings, never to biases or BN. */
 export function isDecayed(variableName: string): boolean {
@@ -29,6 +30,16 @@ export class Optimizer {
       for (const { variable, decay } of parameters) {
         let g = grads[variable.name];
         if (!g) continue;
+        if (optimizer !== 'adam' && momentum > 0) {
+          // One kernel for decay, momentum and step where the backend has it (wasm).
+          const [buffer] = this.slot(variable, 1);
+          const fused = fusedSgdMomentum(variable, g, buffer, learningRate, momentum, decay ? weightDecay : 0);
+          if (fused) {
+            variable.assign(fused[0]);
+            buffer.assign(fused[1]);
+            continue;
+          }
+        }
         if (decay && weightDecay > 0) g = tf.add(g, tf.mul(variable, weightDecay));
         if (optimizer === 'adam') {
           const [m, v] = this.slot(variable, 2);

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { installTrainingBatchNorm } from './batchnorm.js';
 import { installDepthwiseKernels } from './depthwise.js';
 import { installReluGradient } from './relu.js';
+import { installSgdMomentum } from './optimizer.js';
 import { instantiateOnHeap, type HeapBackend, type InPlaceKernels } from './inplace.js';
 import { defaultThreads, loadInPlaceKernels, startKernelPool, type SharedHeap } from './pool.js';
 import { installSimdKernels } from './tfjs-kernels.js';
@@ -27,7 +28,7 @@ export function installSimdPath(): { threads: number; sharedHeap: boolean } | { 
   const heap = sharedHeap();
   const started = startKernelPool(defaultThreads(), heap);
   const pool = 'pool' in started ? started.pool : undefined;
-  // Batch norm, depthwise and ReLU's gradient run on the calling thread, in place: through the pool's own instance on
+  // Batch norm, depthwise, ReLU's gradient and the SGD update run on the calling thread, in place: through the pool's own instance on
   // a shared heap, else through a second build of the kernels that imports the backend's memory.
   let inPlace: InPlaceKernels | undefined = pool?.sharesHeap ? pool.direct as unknown as InPlaceKernels : undefined;
   if (!inPlace && !heap) {
@@ -38,6 +39,7 @@ export function installSimdPath(): { threads: number; sharedHeap: boolean } | { 
     installTrainingBatchNorm(inPlace);
     installDepthwiseKernels(inPlace);
     installReluGradient(inPlace);
+    installSgdMomentum(inPlace);
   }
   if (!pool) return (outcome = { reason: (started as { reason: string }).reason });
   installSimdKernels(pool);

@@ -1,6 +1,6 @@
 /**
  * The single-thread kernels that work in place on the wasm backend's own heap (batch norm,
- * depthwise convolution, ReLU's gradient): memory-bound work, where copying to the threads' shared memory
+ * depthwise convolution, ReLU's gradient, the SGD update): memory-bound work, where copying to the threads' shared memory
  * would cost more than the second core gains.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -22,6 +22,7 @@ export interface InPlaceKernels {
   depthwise_backprop_input(geometry: number, dy: number, filter: number, dx: number): void;
   depthwise_backprop_filter(geometry: number, x: number, dy: number, dfilter: number): void;
   relu_backward(n: number, dy: number, x: number, dx: number): void;
+  sgd_momentum(n: number, w: number, g: number, buffer: number, lr: number, momentum: number, decay: number, outW: number, outBuffer: number): void;
 }
 
 /** Byte offset of a tensor's data in the wasm backend's heap. */

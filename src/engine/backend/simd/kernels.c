@@ -683,6 +683,26 @@ EXPORT(relu_backward) void relu_backward(i32 n, const f32 *dy, const f32 *x, f32
   for (; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : 0.f;
 }
 
+// ---- One SGD-with-momentum step, PyTorch-style (heavy ball, L2 decay folded into the gradient). ----
+// buffer' = momentum·buffer + g + decay·w; w' = w − lr·buffer'. Writes the new values to out_w, out_buffer.
+EXPORT(sgd_momentum) void sgd_momentum(i32 n, const f32 *w, const f32 *g, const f32 *buffer, f32 lr, f32 momentum, f32 decay,
+                                       f32 *out_w, f32 *out_buffer) {
+  const v128_t vlr = wasm_f32x4_splat(lr), vm = wasm_f32x4_splat(momentum), vd = wasm_f32x4_splat(decay);
+  i32 i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t wi = wasm_v128_load(w + i);
+    const v128_t grad = wasm_f32x4_add(wasm_v128_load(g + i), wasm_f32x4_mul(wi, vd));
+    const v128_t b = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(buffer + i), vm), grad);
+    wasm_v128_store(out_buffer + i, b);
+    wasm_v128_store(out_w + i, wasm_f32x4_sub(wi, wasm_f32x4_mul(b, vlr)));
+  }
+  for (; i < n; i++) {
+    const f32 b = buffer[i] * momentum + (g[i] + w[i] * decay);
+    out_buffer[i] = b;
+    out_w[i] = w[i] - b * lr;
+  }
+}
+
 // ---- Depthwise convolution (channel multiplier 1), in place on the wasm backend's heap (one thread). ----
 // Vectorised across channels, which are contiguous in NHWC. Geometry as in Conv; y/bias/activation
 // are used by the forward pass only.
