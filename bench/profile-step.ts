@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { backendInfo, initBackend } from '../src/engine/backend/index.js';
 import { buildResNet20 } from './resnet20.js';
+import { Optimizer, isDecayed } from '../src/engine/train/optimizer.js';
 
 const spent = new Map<string, { ms: number; calls: number }>();
 const byShape = process.argv.includes('--by-shape');
@@ -39,10 +40,13 @@ async function main(): Promise<void> {
   timeEveryKernel();
   const model = buildResNet20();
   const x = tf.randomNormal([64, 32, 32, 3]), y = tf.oneHot(tf.randomUniform([64], 0, 10, 'int32'), 10).toFloat();
-  const optimizer = tf.train.momentum(0.05, 0.9);
+  // The optimizer bench:train uses (through trainModel): SGD, momentum 0.9, decay 5e-4 on kernels.
+  const optimizer = new Optimizer({ optimizer: 'sgd', momentum: 0.9, weightDecay: 5e-4 });
+  const parameters = model.trainableWeights.map((w) => ({ variable: (w as unknown as { val: tf.Variable }).val, decay: isDecayed(w.name) }));
   const step = () => tf.tidy(() => {
-    const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar);
-    optimizer.applyGradients(grads as tf.NamedTensorMap as never);
+    const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+      parameters.map((p) => p.variable));
+    optimizer.apply(parameters, grads, 0.05);
     return value;
   });
   for (let i = 0; i < 3; i++) step().dataSync();
