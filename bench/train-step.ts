@@ -1,7 +1,7 @@
 /**
  * Training-step time (forward + backward + SGD-momentum update, through PruneLens' trainModel) of a
  * CIFAR-style ResNet-20 at batch 64 on 32×32×3 synthetic input, on every available backend, in one run:
- *   npm run bench:train [-- --steps N] [-- --skip-cpu]
+ *   npm run bench:train [-- --steps N] [-- --rounds R] [-- --skip-cpu]
  * Each backend runs in a child process of its own (kernel registrations are per process). The same
  * run measures the machine's SGEMM peak (OpenBLAS through numpy, when a python3 has it) and that of
  * PruneLens' wasm kernels, and times the same network in PyTorch when python3-torch is installed.
@@ -134,13 +134,13 @@ function numpySgemmPeak(): { gflops: number; library: string } | undefined {
   return found.sort((x, y) => y.gflops - x.gflops)[0];
 }
 
-function pytorch(): { stepMs: number; threads: number; version: string } | { status: string } {
+function pytorch(): { stepMs: number[]; threads: number; version: string } | { status: string } {
   const py = python('torch');
   if (!py) return { status: 'not installed (apt-get install python3-torch)' };
   const r = spawnSync(py, [join('bench', 'torch-resnet20.py'), '3', String(arg('--steps', 8))], { encoding: 'utf8' });
   if (r.status !== 0) return { status: `failed: ${r.stderr.trim().split('\n').pop()}` };
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
-  return { stepMs: +out.step_ms.toFixed(1), threads: out.threads, version: out.torch };
+  return { stepMs: (out.step_times as number[]).map((v) => +v.toFixed(1)), threads: out.threads, version: out.torch };
 }
 
 const line = (name: string, ms: number, gflops: number) =>
@@ -159,18 +159,45 @@ async function main(): Promise<void> {
     { name: 'tensorflow', backend: 'tensorflow', env: {}, warmup: 2, steps },
     { name: `wasm-prunelens-simd-${cores}t`, backend: 'wasm', env: {}, warmup: 2, steps },
     { name: 'wasm-prunelens-simd-1t', backend: 'wasm', env: { PRUNELENS_THREADS: '1' }, warmup: 2, steps },
+    { name: `wasm-prunelens-simd-${cores}t-copying`, backend: 'wasm', env: { PRUNELENS_SHARED_HEAP: '0' }, warmup: 2, steps },
     { name: 'wasm-stock-kernels', backend: 'wasm', env: { PRUNELENS_SIMD_KERNELS: '0' }, warmup: 2, steps },
   ];
   if (!process.argv.includes('--skip-cpu')) configs.push({ name: 'cpu', backend: 'cpu', env: {}, warmup: 1, steps: 2 });
   const loadBefore = os.loadavg()[0];
-  const results: Result[] = [];
-  for (const config of configs) {
+  const runChild = (config: Config): Result => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--child', JSON.stringify(config)], {
       encoding: 'utf8', env: { ...process.env, ...config.env }, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
     const last = r.stdout.trim().split('\n').pop() ?? '';
-    results.push(last.startsWith('{') ? JSON.parse(last) as Result : { name: config.name, status: 'failed', detail: `exit ${r.status}` });
+    return last.startsWith('{') ? JSON.parse(last) as Result : { name: config.name, status: 'failed', detail: `exit ${r.status}` };
+  };
+  // The machine's speed drifts over minutes, so the two numbers of the ratio are taken in alternating
+  // rounds (ours, PyTorch, ours, PyTorch, …) and each is the median over all its rounds' steps.
+  const rounds = arg('--rounds', 3);
+  const results: Result[] = [];
+  let torch: ReturnType<typeof pytorch> = { status: 'not run' };
+  for (const config of configs) {
+    if (config !== configs[1]) {
+      results.push(runChild(config));
+      continue;
+    }
+    const merged: Result[] = [];
+    const torchSteps: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      merged.push(runChild(config));
+      const t = pytorch();
+      if ('stepMs' in t) torchSteps.push(...t.stepMs);
+      torch = 'stepMs' in t ? { ...t, stepMs: torchSteps } : t;
+    }
+    const ok = merged.filter((r) => r.status === 'ok');
+    if (ok.length === 0) {
+      results.push(merged[0]);
+      continue;
+    }
+    const steps = ok.flatMap((r) => r.stepMs!), med = median(steps);
+    results.push({ ...ok[0], stepMs: steps, medianMs: +med.toFixed(1), imagesPerSecond: +(BATCH / med * 1000).toFixed(1),
+      effectiveGflops: +(ok[0].effectiveGflops! * ok[0].medianMs! / med).toFixed(1), tensorsAfterStep: ok.flatMap((r) => r.tensorsAfterStep!),
+      peakTensorBytes: Math.max(...ok.map((r) => r.peakTensorBytes!)), peakRssMiB: Math.max(...ok.map((r) => r.peakRssMiB!)) });
   }
-  const torch = pytorch();
   const blas = numpySgemmPeak();
   const wasmPeak = await wasmSgemmPeak();
 
@@ -178,11 +205,12 @@ async function main(): Promise<void> {
   for (const r of results) {
     out.push(r.status === 'ok' ? line(r.name, r.medianMs!, r.effectiveGflops!) : `train resnet20 batch=${BATCH} backend=${r.name} ${r.status}${r.detail && r.status === 'failed' ? ` (${r.detail})` : ''}`);
   }
-  const ours = results.find((r) => r.name.startsWith('wasm-prunelens-simd') && r.status === 'ok' && !r.name.endsWith('-1t'));
+  const ours = results.find((r) => r.name === configs[1].name && r.status === 'ok');
   if ('stepMs' in torch) {
-    const gflops = ours ? ours.effectiveGflops! * ours.medianMs! / torch.stepMs : 0;
-    out.push(line(`pytorch-${torch.version}-${torch.threads}t`, torch.stepMs, gflops));
-    if (ours) out.push(`ratio step_ms ${ours.name}/pytorch = ${(ours.medianMs! / torch.stepMs).toFixed(2)}`);
+    const torchMs = median(torch.stepMs);
+    const gflops = ours ? ours.effectiveGflops! * ours.medianMs! / torchMs : 0;
+    out.push(line(`pytorch-${torch.version}-${torch.threads}t`, torchMs, gflops));
+    if (ours) out.push(`ratio step_ms ${ours.name}/pytorch = ${(ours.medianMs! / torchMs).toFixed(2)} (medians over ${rounds} alternating rounds)`);
   } else {
     out.push(`train resnet20 batch=${BATCH} backend=pytorch ${torch.status}`);
   }

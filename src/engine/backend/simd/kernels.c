@@ -125,6 +125,7 @@ typedef struct {
   i32 scratch, scratch_bytes;         // per-thread scratch: scratch + thread·scratch_bytes
   i32 tile;                           // output pixels per packed tile
   i32 aux;                            // the filter packed for the GEMM (forward, dX) / dW partials
+  i32 next;                           // work counter for take(); the caller sets it to 0
 } Conv;
 
 static inline int is_pointwise(const Conv *c) {
@@ -167,6 +168,14 @@ static void unpack_patches_add(const Conv *c, f32 *dx, i32 p0, i32 rows, const f
   }
 }
 
+// The next `step` items of [0, total) for whichever thread asks first: sets *begin and returns how many
+// (0 when none are left). Handing work out this way keeps every core busy when one runs slower than the
+// others (a busy neighbour on a shared machine), where equal shares would leave the rest waiting for it.
+static inline i32 take(i32 *counter, i32 total, i32 step, i32 *begin) {
+  *begin = __atomic_fetch_add(counter, step, __ATOMIC_RELAXED);
+  return *begin >= total ? 0 : min_i(step, total - *begin);
+}
+
 static inline void split(i32 total, i32 thread, i32 threads, i32 *begin, i32 *end) {
   const i32 per = total / threads, extra = total % threads;
   *begin = thread * per + min_i(thread, extra);
@@ -197,16 +206,14 @@ static void bias_activation(f32 *y, i32 rows, i32 co, const f32 *bias, i32 activ
 
 #define PTR(off) ((f32 *)(uintptr_t)(off))
 
-// y = conv(x, filter) (+ bias, activation), the filter packed in c->aux. Threads split output pixels.
-EXPORT(conv2d_forward) void conv2d_forward(const Conv *c, i32 thread, i32 threads) {
+// y = conv(x, filter) (+ bias, activation), the filter packed in c->aux. Threads take tiles of output pixels.
+EXPORT(conv2d_forward) void conv2d_forward(Conv *c, i32 thread, i32 threads) {
   const i32 k = c->kh * c->kw * c->ci, pixels = c->n * c->ho * c->wo;
   const f32 *x = PTR(c->x), *panels = PTR(c->aux), *bias = c->bias ? PTR(c->bias) : 0;
   f32 *y = PTR(c->y), *scratch = PTR(c->scratch + thread * c->scratch_bytes);
   const int pointwise = is_pointwise(c);
-  i32 begin, end;
-  split(pixels, thread, threads, &begin, &end);
-  for (i32 p = begin; p < end; p += c->tile) {
-    const i32 rows = min_i(c->tile, end - p);
+  (void)threads;
+  for (i32 p, rows; (rows = take(&c->next, pixels, c->tile, &p)) > 0;) {
     if (!pointwise) pack_patches(c, x, p, rows, scratch);
     gemm(rows, c->co, k, pointwise ? x + p * c->ci : scratch, k, 1, panels, y + p * c->co, c->co, 0);
     bias_activation(y + p * c->co, rows, c->co, bias, c->activation);
@@ -226,42 +233,39 @@ EXPORT(pack_matrix_panels) void pack_matrix_panels(const i32 *args, i32 thread, 
 }
 
 // dx (in c->y) from dy (c->x) and the filter packed transposed (c->aux: Wᵀ, co × K).
-// Threads split whole images, so the scatter-adds of different threads never meet.
-EXPORT(conv2d_backprop_input) void conv2d_backprop_input(const Conv *c, i32 thread, i32 threads) {
+// Threads take whole images, so the scatter-adds of different threads never meet.
+EXPORT(conv2d_backprop_input) void conv2d_backprop_input(Conv *c, i32 thread, i32 threads) {
   const i32 k = c->kh * c->kw * c->ci, hw = c->ho * c->wo;
   const f32 *dy = PTR(c->x), *panels = PTR(c->aux);
   f32 *dx = PTR(c->y), *scratch = PTR(c->scratch + thread * c->scratch_bytes);
-  i32 b0, b1;
-  split(c->n, thread, threads, &b0, &b1);
-  if (is_pointwise(c)) {
-    for (i32 p = b0 * hw; p < b1 * hw; p += c->tile) {
-      const i32 rows = min_i(c->tile, b1 * hw - p);
-      gemm(rows, c->ci, c->co, dy + p * c->co, c->co, 1, panels, dx + p * c->ci, c->ci, 0);
+  const int pointwise = is_pointwise(c);
+  (void)threads;
+  for (i32 b; take(&c->next, c->n, 1, &b) > 0;) {
+    if (!pointwise) zero_floats(dx + b * c->h * c->w * c->ci, c->h * c->w * c->ci);
+    for (i32 p = b * hw; p < (b + 1) * hw; p += c->tile) {
+      const i32 rows = min_i(c->tile, (b + 1) * hw - p);
+      if (pointwise) {
+        gemm(rows, c->ci, c->co, dy + p * c->co, c->co, 1, panels, dx + p * c->ci, c->ci, 0);
+      } else {
+        gemm(rows, k, c->co, dy + p * c->co, c->co, 1, panels, scratch, k, 0);
+        unpack_patches_add(c, dx, p, rows, scratch);
+      }
     }
-    return;
-  }
-  zero_floats(dx + b0 * c->h * c->w * c->ci, (b1 - b0) * c->h * c->w * c->ci);
-  for (i32 p = b0 * hw; p < b1 * hw; p += c->tile) {
-    const i32 rows = min_i(c->tile, b1 * hw - p);
-    gemm(rows, k, c->co, dy + p * c->co, c->co, 1, panels, scratch, k, 0);
-    unpack_patches_add(c, dx, p, rows, scratch);
   }
 }
 
 // Per-thread partial dW ([K × co], at aux + thread·K·co) from x (c->x) and dy (c->y):
 // dW += patchesᵀ · dy, reading the patches transposed in place; the scratch holds the patches,
 // then the tile of dy packed for the GEMM.
-EXPORT(conv2d_backprop_filter) void conv2d_backprop_filter(const Conv *c, i32 thread, i32 threads) {
+EXPORT(conv2d_backprop_filter) void conv2d_backprop_filter(Conv *c, i32 thread, i32 threads) {
   const i32 k = c->kh * c->kw * c->ci, pixels = c->n * c->ho * c->wo, co = c->co;
   const f32 *x = PTR(c->x), *dy = PTR(c->y);
   f32 *partial = PTR(c->aux) + thread * k * co;
   f32 *patches = PTR(c->scratch + thread * c->scratch_bytes), *dy_panels = patches + c->tile * k;
   const int pointwise = is_pointwise(c);
   zero_floats(partial, k * co);
-  i32 begin, end;
-  split(pixels, thread, threads, &begin, &end);
-  for (i32 p = begin; p < end; p += c->tile) {
-    const i32 rows = min_i(c->tile, end - p);
+  (void)threads;
+  for (i32 p, rows; (rows = take(&c->next, pixels, c->tile, &p)) > 0;) {
     if (!pointwise) pack_patches(c, x, p, rows, patches);
     pack_panels(dy + p * co, rows, co, co, 1, dy_panels, 0, (co + 7) / 8);
     gemm(k, co, rows, pointwise ? x + p * c->ci : patches, 1, k, dy_panels, partial, co, 1);
@@ -283,19 +287,18 @@ EXPORT(reduce_filter_partials) void reduce_filter_partials(const i32 *args, i32 
 
 // Batched C[b] = A[b]·B[b] (+ bias, activation), B packed by pack_matrix_panels.
 // args: batch, m, n, k, a, panels, c, bias, activation, a_stride, panel_stride (floats; 0 broadcasts),
-// a_rs, a_ks (A's element (i, p) is a[i·rs + p·ks]).
-EXPORT(matmul) void matmul(const i32 *args, i32 thread, i32 threads) {
+// a_rs, a_ks (A's element (i, p) is a[i·rs + p·ks]), then a work counter set to 0 by the caller.
+EXPORT(matmul) void matmul(i32 *args, i32 thread, i32 threads) {
   const i32 batch = args[0], m = args[1], n = args[2], k = args[3];
   const f32 *a = PTR(args[4]), *panels = PTR(args[5]), *bias = args[7] ? PTR(args[7]) : 0;
   f32 *c = PTR(args[6]);
   const i32 activation = args[8], a_stride = args[9], panel_stride = args[10], rs = args[11], ks = args[12];
-  // Tasks are (matrix, chunk of rows, panel of 8 columns), panels fastest, so one thread's run of
-  // tasks rereads one chunk of A (≤ 256 KiB, in L2) against panels of B that fit in L1.
+  // Tasks are (matrix, chunk of rows, panel of 8 columns), panels fastest, so successive tasks reread
+  // one chunk of A (≤ 256 KiB, in L2) against panels of B that fit in L1.
   const i32 chunk = min_i(m, max_i(4, (65536 / max_i(k, 1)) & ~3));
   const i32 chunks = (m + chunk - 1) / chunk, panel_count = (n + 7) / 8;
-  i32 begin, end;
-  split(batch * chunks * panel_count, thread, threads, &begin, &end);
-  for (i32 t = begin; t < end; t++) {
+  (void)thread; (void)threads;
+  for (i32 t; take(&args[13], batch * chunks * panel_count, 1, &t) > 0;) {
     const i32 bi = t / (chunks * panel_count), rest = t - bi * chunks * panel_count;
     const i32 r0 = rest / panel_count * chunk, j = (rest % panel_count) * 8, rows = min_i(chunk, m - r0), cols = min_i(8, n - j);
     f32 *cp = c + (bi * m + r0) * n + j;
@@ -426,18 +429,16 @@ EXPORT(winograd_filter) void winograd_filter(const i32 *args, i32 thread, i32 th
 
 // y = conv(x, W) for a 3×3 kernel, stride and dilation 1, any padding, with bias and activation;
 // c->aux holds the 36 filter matrices packed by winograd_filter (ci4 × panel-padded co4 floats apart).
-// Threads split the 4×4 output tiles; each works on chunks of c->tile tiles in its scratch:
+// Threads take chunks of c->tile 4×4 output tiles and work on each in their scratch:
 // V [36][tiles][ci4], then M [36][tiles][co4].
-EXPORT(winograd_conv) void winograd_conv(const Conv *c, i32 thread, i32 threads) {
+EXPORT(winograd_conv) void winograd_conv(Conv *c, i32 thread, i32 threads) {
   const i32 ci4 = round4(c->ci), co4 = round4(c->co), th = (c->ho + 3) / 4, tw = (c->wo + 3) / 4, per_image = th * tw;
   const i32 panel_stride = ci4 * ((co4 + 7) & ~7), chunk = c->tile;
   const f32 *x = PTR(c->x), *panels = PTR(c->aux), *bias = c->bias ? PTR(c->bias) : 0;
   f32 *y = PTR(c->y), *v = PTR(c->scratch + thread * c->scratch_bytes), *m = v + 36 * chunk * ci4;
   const v128_t zero = wasm_f32x4_splat(0), six = wasm_f32x4_splat(6);
-  i32 begin, end;
-  split(c->n * per_image, thread, threads, &begin, &end);
-  for (i32 t0 = begin; t0 < end; t0 += chunk) {
-    const i32 tiles = min_i(chunk, end - t0);
+  (void)threads;
+  for (i32 t0, tiles; (tiles = take(&c->next, c->n * per_image, chunk, &t0)) > 0;) {
     for (i32 t = 0; t < tiles; t++) {
       const i32 b = (t0 + t) / per_image, rest = (t0 + t) - b * per_image, ty = rest / tw, tx = rest - ty * tw;
       const i32 iy0 = ty * 4 - c->pad_top, ix0 = tx * 4 - c->pad_left;
@@ -499,17 +500,15 @@ EXPORT(winograd_conv) void winograd_conv(const Conv *c, i32 thread, i32 threads)
 // The sum over tiles is 36 GEMMs [ci4 × tiles]·[tiles × co4] with the tiles as the long inner dimension.
 // Each thread adds its tiles into its partial [36][ci4][co4] at aux + thread·36·ci4·co4; the input tile
 // transform goes to V [36][tiles][ci4], and dy's straight into GEMM panels D [36][co4/8][tiles][8].
-EXPORT(winograd_filter_grad) void winograd_filter_grad(const Conv *c, i32 thread, i32 threads) {
+EXPORT(winograd_filter_grad) void winograd_filter_grad(Conv *c, i32 thread, i32 threads) {
   const i32 ci4 = round4(c->ci), co4 = round4(c->co), cols = (co4 + 7) & ~7;
   const i32 th = (c->ho + 3) / 4, tw = (c->wo + 3) / 4, per_image = th * tw, chunk = c->tile;
   const f32 *x = PTR(c->x), *dy = PTR(c->y);
   f32 *partial = PTR(c->aux) + thread * 36 * ci4 * co4;
   f32 *v = PTR(c->scratch + thread * c->scratch_bytes), *d = v + 36 * chunk * ci4;
   zero_floats(partial, 36 * ci4 * co4);
-  i32 begin, end;
-  split(c->n * per_image, thread, threads, &begin, &end);
-  for (i32 t0 = begin; t0 < end; t0 += chunk) {
-    const i32 tiles = min_i(chunk, end - t0);
+  (void)threads;
+  for (i32 t0, tiles; (tiles = take(&c->next, c->n * per_image, chunk, &t0)) > 0;) {
     for (i32 t = 0; t < tiles; t++) {
       const i32 b = (t0 + t) / per_image, rest = (t0 + t) - b * per_image, ty = rest / tw, tx = rest - ty * tw;
       for (i32 ch = 0; ch < ci4; ch += 4)

@@ -20,7 +20,7 @@ interface ConvAttrs {
 }
 
 export const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2 };
-const CONV_INTS = 23;
+const CONV_INTS = 24;
 
 interface Panels { k: number; n: number; count: number; stride: number; at: number; args: number }
 // Work below this many multiply-adds runs on the calling thread alone: waking workers costs more.
@@ -102,7 +102,7 @@ export class SimdKernels {
 
   private writeConvGeometry(at: number, g: ForwardGeometry, fields: { x: number; y: number; bias: number; activation: number; scratch: number; scratchBytes: number; tile: number; aux: number }): void {
     this.pool.ints().set([g.n, g.h, g.w, g.ci, g.ho, g.wo, g.co, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.padTop, g.padLeft,
-      fields.x, fields.y, fields.bias, fields.activation, fields.scratch, fields.scratchBytes, fields.tile, fields.aux], at / 4);
+      fields.x, fields.y, fields.bias, fields.activation, fields.scratch, fields.scratchBytes, fields.tile, fields.aux, 0], at / 4);
   }
 
   /** Room for `count` k × n matrices packed into GEMM panels; fill it with pack() once the workspace is ready. */
@@ -246,13 +246,13 @@ export class SimdKernels {
     const batch = Math.max(batchA, batchB);
     const threads = this.threadsFor(batch * m * n * k);
     return this.call(be, (ws) => {
-      const args = ws.alloc(13), aAt = ws.input(a), bAt = ws.input(b);
+      const args = ws.alloc(14), aAt = ws.input(a), bAt = ws.input(b);
       const panels = this.panels(ws, k, n, batchB), biasAt = bias ? ws.input(bias) : 0, cAt = ws.output([...batchShape, m, n]);
       ws.ready();
       // Transposes are strides: B's element (p, j) and A's element (i, p).
       this.pack(panels, bAt, transposeB ? 1 : n, transposeB ? k : 1, k * n, threads);
       const [rs, ks] = transposeA ? [1, m] : [k, 1];
-      this.pool.ints().set([batch, m, n, k, aAt, panels.at, cAt, biasAt, activation, batchA === 1 ? 0 : m * k, batchB === 1 ? 0 : panels.stride, rs, ks], args / 4);
+      this.pool.ints().set([batch, m, n, k, aAt, panels.at, cAt, biasAt, activation, batchA === 1 ? 0 : m * k, batchB === 1 ? 0 : panels.stride, rs, ks, 0], args / 4);
       this.pool.run('matmul', args, threads);
     });
   }
