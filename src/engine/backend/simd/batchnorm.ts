@@ -8,25 +8,37 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs';
 import { heapOffset as at, type HeapBackend, type InPlaceKernels } from './inplace.js';
+import type { KernelPool } from './pool.js';
 
 export const BATCHNORM_TRAINING = 'PruneLensBatchNormTraining';
 export const BATCHNORM_TRAINING_GRAD = 'PruneLensBatchNormTrainingGrad';
 
 let installed = false;
 
-/** Registers the kernels and routes BatchNormalization's training path to them. */
-export function installTrainingBatchNorm(kernels: InPlaceKernels): void {
+// Below this many elements a batch norm runs on the calling thread alone: waking workers costs more.
+const PARALLEL_MIN_ELEMENTS = 65536;
+
+/**
+ * Registers the kernels and routes BatchNormalization's training path to them. With a pool on the
+ * shared heap, large batch norms are split across its threads; otherwise the in-place kernels run on one.
+ */
+export function installTrainingBatchNorm(kernels: InPlaceKernels, pool?: KernelPool): void {
   if (installed) return;
   installed = true;
+  const threadedPool = pool?.sharesHeap && pool.threads > 1 ? pool : undefined;
 
   const forward: KernelFunc = ({ inputs, backend: b, attrs }) => {
     const be = b as unknown as HeapBackend;
     const { x, gamma, beta } = inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
     const channels = x.shape[x.shape.length - 1], rows = x.shape.reduce((a, d) => a * d, 1) / channels;
+    const epsilon = (attrs as { epsilon: number }).epsilon;
     const y = be.makeOutput(x.shape, 'float32'), mean = be.makeOutput([channels], 'float32'), variance = be.makeOutput([channels], 'float32');
+    if (threadedPool && rows * channels >= PARALLEL_MIN_ELEMENTS) {
+      threadedForward(threadedPool, be, rows, channels, { x, gamma, beta, y, mean, variance }, epsilon);
+      return [y, mean, variance];
+    }
     const temp = be.makeOutput([2 * channels], 'float32');
-    kernels.batchnorm_forward(rows, channels, at(be, x), at(be, gamma), at(be, beta), at(be, y), at(be, mean), at(be, variance), at(be, temp),
-      (attrs as { epsilon: number }).epsilon);
+    kernels.batchnorm_forward(rows, channels, at(be, x), at(be, gamma), at(be, beta), at(be, y), at(be, mean), at(be, variance), at(be, temp), epsilon);
     be.disposeData(temp.dataId);
     return [y, mean, variance];
   };
@@ -34,10 +46,15 @@ export function installTrainingBatchNorm(kernels: InPlaceKernels): void {
     const be = b as unknown as HeapBackend;
     const { dy, x, gamma, mean, variance } = inputs as Record<string, TensorInfo>;
     const channels = x.shape[x.shape.length - 1], rows = x.shape.reduce((a, d) => a * d, 1) / channels;
+    const epsilon = (attrs as { epsilon: number }).epsilon;
     const dx = be.makeOutput(x.shape, 'float32'), dgamma = be.makeOutput([channels], 'float32'), dbeta = be.makeOutput([channels], 'float32');
-    const temp = be.makeOutput([3 * channels], 'float32');
+    if (threadedPool && rows * channels >= PARALLEL_MIN_ELEMENTS) {
+      threadedBackward(threadedPool, be, rows, channels, { dy, x, gamma, mean, variance, dx, dgamma, dbeta }, epsilon);
+      return [dx, dgamma, dbeta];
+    }
+    const temp = be.makeOutput([5 * channels], 'float32');
     kernels.batchnorm_backward(rows, channels, at(be, dy), at(be, x), at(be, gamma), at(be, mean), at(be, variance),
-      at(be, dx), at(be, dgamma), at(be, dbeta), at(be, temp), (attrs as { epsilon: number }).epsilon);
+      at(be, dx), at(be, dgamma), at(be, dbeta), at(be, temp), epsilon);
     be.disposeData(temp.dataId);
     return [dx, dgamma, dbeta];
   };
@@ -88,4 +105,75 @@ function routeBatchNormalization(): void {
       return normed;
     });
   };
+}
+
+/** Scratch from the backend's allocator for one threaded call: byte offsets, 16-aligned, and a release. */
+function scratch(be: HeapBackend, floats: number[]): { at: number[]; free(): void } {
+  const raw = be.wasm._malloc(floats.reduce((sum, n) => sum + Math.ceil(n * 4 / 16) * 16, 16));
+  let next = Math.ceil(raw / 16) * 16;
+  const at = floats.map((n) => { const here = next; next += Math.ceil(n * 4 / 16) * 16; return here; });
+  return { at, free: () => be.wasm._free(raw) };
+}
+
+/** Per channel, the sum over threads of their partials (`stride` floats apart from `partials`, plus `offset`), over rows. */
+function combine(mem: Float32Array, partials: number, threads: number, channels: number, stride: number, rows: number, offset = 0): Float64Array {
+  const out = new Float64Array(channels);
+  for (let t = 0; t < threads; t++) {
+    const base = partials / 4 + t * stride + offset;
+    for (let c = 0; c < channels; c++) out[c] += mem[base + c];
+  }
+  for (let c = 0; c < channels; c++) out[c] /= rows;
+  return out;
+}
+
+function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channels: number,
+  t: { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo; y: TensorInfo; mean: TensorInfo; variance: TensorInfo }, epsilon: number): void {
+  const threads = pool.threads;
+  const s = scratch(be, [8, threads * channels, threads * 2 * channels, channels]);
+  const [args, partials, chunks, scale] = s.at;
+  try {
+    const sums = (center: number) => {
+      pool.ints().set([rows, channels, at(be, t.x), center, partials, chunks, 0], args / 4);
+      pool.run('column_sums_job', args, threads);
+      return combine(pool.floats(), partials, threads, channels, channels, rows);
+    };
+    pool.floats().set(sums(0), at(be, t.mean) / 4);
+    const variance = sums(at(be, t.mean)), mem = pool.floats(), gamma = at(be, t.gamma) / 4;
+    mem.set(variance, at(be, t.variance) / 4);
+    for (let c = 0; c < channels; c++) mem[scale / 4 + c] = mem[gamma + c] / Math.sqrt(mem[at(be, t.variance) / 4 + c] + epsilon);
+    pool.ints().set([rows, channels, at(be, t.x), at(be, t.mean), scale, at(be, t.beta), at(be, t.y), 0], args / 4);
+    pool.run('normalize_rows_job', args, threads);
+  } finally {
+    s.free();
+  }
+}
+
+function threadedBackward(pool: KernelPool, be: HeapBackend, rows: number, channels: number,
+  t: { dy: TensorInfo; x: TensorInfo; gamma: TensorInfo; mean: TensorInfo; variance: TensorInfo; dx: TensorInfo; dgamma: TensorInfo; dbeta: TensorInfo },
+  epsilon: number): void {
+  const threads = pool.threads;
+  const s = scratch(be, [10, threads * 2 * channels, threads * 4 * channels, channels, channels, channels]);
+  const [args, partials, chunks, k1, k3, shift] = s.at;
+  try {
+    pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), partials, chunks, 0], args / 4);
+    pool.run('gradient_sums_job', args, threads);
+    const mem = pool.floats();
+    // Per-row means of dy and dy·(x − μ): dβ and dγ·σ are rows times them (batchnorm_backward in kernels.c).
+    const dyMean = combine(mem, partials, threads, channels, 2 * channels, rows);
+    const dyxMean = combine(mem, partials, threads, channels, 2 * channels, rows, channels);
+    const gamma = at(be, t.gamma) / 4, variance = at(be, t.variance) / 4;
+    for (let c = 0; c < channels; c++) {
+      const invStd = 1 / Math.sqrt(mem[variance + c] + epsilon);
+      const dgamma = dyxMean[c] * rows * invStd;
+      mem[at(be, t.dbeta) / 4 + c] = dyMean[c] * rows;
+      mem[at(be, t.dgamma) / 4 + c] = dgamma;
+      mem[k1 / 4 + c] = mem[gamma + c] * invStd;
+      mem[k3 / 4 + c] = mem[gamma + c] * invStd * dgamma * invStd / rows;
+      mem[shift / 4 + c] = dyMean[c];
+    }
+    pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), k1, k3, shift, at(be, t.dx), 0], args / 4);
+    pool.run('gradient_rows_job', args, threads);
+  } finally {
+    s.free();
+  }
 }

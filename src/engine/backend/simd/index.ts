@@ -36,7 +36,7 @@ export function installSimdPath(): { threads: number; sharedHeap: boolean } | { 
     inPlace = module && instantiateOnHeap(module);
   }
   if (inPlace) {
-    installTrainingBatchNorm(inPlace);
+    installTrainingBatchNorm(inPlace, pool);
     installDepthwiseKernels(inPlace);
     installReluGradient(inPlace);
     installSgdMomentum(inPlace);

@@ -11,7 +11,7 @@ export interface HeapBackend {
   disposeData(dataId: object): void;
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  wasm: { asm: { memory: WebAssembly.Memory }; _malloc(bytes: number): number };
+  wasm: { asm: { memory: WebAssembly.Memory }; _malloc(bytes: number): number; _free(at: number): void };
 }
 
 export interface InPlaceKernels {

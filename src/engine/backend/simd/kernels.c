@@ -601,18 +601,8 @@ static void column_sums(const f32 *src, i32 rows, i32 channels, f32 *acc, f32 *b
   }
 }
 
-// y, mean, variance (population, as tf.moments) from x. temp holds 2·channels floats.
-EXPORT(batchnorm_forward) void batchnorm_forward(i32 rows, i32 channels, const f32 *x, const f32 *gamma, const f32 *beta,
-                                                 f32 *y, f32 *mean, f32 *variance, f32 *temp, f32 epsilon) {
-  f32 *block = temp, *scale = temp + channels;
-  const f32 inv_rows = 1.f / (f32)rows;
-  column_sums(x, rows, channels, mean, block, 0);
-  for (i32 c = 0; c < channels; c++) mean[c] *= inv_rows;
-  column_sums(x, rows, channels, variance, block, mean);
-  for (i32 c = 0; c < channels; c++) {
-    variance[c] *= inv_rows;
-    scale[c] = gamma[c] / __builtin_sqrtf(variance[c] + epsilon);
-  }
+// y = (x − mean)·scale + beta for rows of x.
+static void normalize_rows(const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta, f32 *y) {
   for (i32 r = 0; r < rows; r++) {
     const f32 *xr = x + r * channels;
     f32 *yr = y + r * channels;
@@ -625,14 +615,11 @@ EXPORT(batchnorm_forward) void batchnorm_forward(i32 rows, i32 channels, const f
   }
 }
 
-// dx, dγ = Σ dy·x̂, dβ = Σ dy, with dx = γ/σ · (dy − dβ/R − x̂·dγ/R). temp holds 3·channels floats.
-EXPORT(batchnorm_backward) void batchnorm_backward(i32 rows, i32 channels, const f32 *dy, const f32 *x, const f32 *gamma,
-                                                   const f32 *mean, const f32 *variance, f32 *dx, f32 *dgamma, f32 *dbeta,
-                                                   f32 *temp, f32 epsilon) {
-  f32 *inv_std = temp, *block_dy = temp + channels, *block_dyx = temp + 2 * channels;
-  for (i32 c = 0; c < channels; c++) inv_std[c] = 1.f / __builtin_sqrtf(variance[c] + epsilon);
-  zero_floats(dbeta, channels);
-  zero_floats(dgamma, channels);
+// sum_dy = Σ dy and sum_dyx = Σ dy·(x − mean) over rows, in blocks of 64 rows (block: 2·channels floats).
+static void gradient_sums(const f32 *dy, const f32 *x, i32 rows, i32 channels, const f32 *mean, f32 *sum_dy, f32 *sum_dyx, f32 *block) {
+  f32 *block_dy = block, *block_dyx = block + channels;
+  zero_floats(sum_dy, channels);
+  zero_floats(sum_dyx, channels);
   for (i32 r0 = 0; r0 < rows; r0 += 64) {
     const i32 r1 = min_i(rows, r0 + 64);
     zero_floats(block_dy, channels);
@@ -648,29 +635,104 @@ EXPORT(batchnorm_backward) void batchnorm_backward(i32 rows, i32 channels, const
       }
       for (; c < channels; c++) { block_dy[c] += dyr[c]; block_dyx[c] += dyr[c] * (xr[c] - mean[c]); }
     }
-    add_floats(dbeta, block_dy, channels);
-    add_floats(dgamma, block_dyx, channels);
+    add_floats(sum_dy, block_dy, channels);
+    add_floats(sum_dyx, block_dyx, channels);
   }
-  const f32 inv_rows = 1.f / (f32)rows;
-  // k1 = γ/σ and k3 = γ·dγ/(σ²R) (in the block buffers), so dx = k1·(dy − dβ/R) − k3·(x − μ).
-  f32 *k1 = block_dy, *k3 = block_dyx;
-  for (i32 c = 0; c < channels; c++) {
-    dgamma[c] *= inv_std[c];
-    k1[c] = gamma[c] * inv_std[c];
-    k3[c] = k1[c] * dgamma[c] * inv_std[c] * inv_rows;
-  }
+}
+
+// dx = k1·(dy − shift) − k3·(x − mean) for rows (see batchnorm_backward).
+static void gradient_rows(const f32 *dy, const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *k1, const f32 *k3, const f32 *shift, f32 *dx) {
   for (i32 r = 0; r < rows; r++) {
     const f32 *dyr = dy + r * channels, *xr = x + r * channels;
     f32 *dxr = dx + r * channels;
     i32 c = 0;
     for (; c + 4 <= channels; c += 4) {
-      const v128_t a = wasm_f32x4_mul(wasm_v128_load(k1 + c), wasm_f32x4_sub(wasm_v128_load(dyr + c),
-                                       wasm_f32x4_mul(wasm_v128_load(dbeta + c), wasm_f32x4_splat(inv_rows))));
+      const v128_t a = wasm_f32x4_mul(wasm_v128_load(k1 + c), wasm_f32x4_sub(wasm_v128_load(dyr + c), wasm_v128_load(shift + c)));
       const v128_t d = wasm_f32x4_sub(wasm_v128_load(xr + c), wasm_v128_load(mean + c));
       wasm_v128_store(dxr + c, wasm_f32x4_sub(a, wasm_f32x4_mul(wasm_v128_load(k3 + c), d)));
     }
-    for (; c < channels; c++) dxr[c] = k1[c] * (dyr[c] - dbeta[c] * inv_rows) - k3[c] * (xr[c] - mean[c]);
+    for (; c < channels; c++) dxr[c] = k1[c] * (dyr[c] - shift[c]) - k3[c] * (xr[c] - mean[c]);
   }
+}
+
+// y, mean, variance (population, as tf.moments) from x. temp holds 2·channels floats.
+EXPORT(batchnorm_forward) void batchnorm_forward(i32 rows, i32 channels, const f32 *x, const f32 *gamma, const f32 *beta,
+                                                 f32 *y, f32 *mean, f32 *variance, f32 *temp, f32 epsilon) {
+  f32 *block = temp, *scale = temp + channels;
+  const f32 inv_rows = 1.f / (f32)rows;
+  column_sums(x, rows, channels, mean, block, 0);
+  for (i32 c = 0; c < channels; c++) mean[c] *= inv_rows;
+  column_sums(x, rows, channels, variance, block, mean);
+  for (i32 c = 0; c < channels; c++) {
+    variance[c] *= inv_rows;
+    scale[c] = gamma[c] / __builtin_sqrtf(variance[c] + epsilon);
+  }
+  normalize_rows(x, rows, channels, mean, scale, beta, y);
+}
+
+// dx, dγ = Σ dy·x̂, dβ = Σ dy, with dx = γ/σ · (dy − dβ/R − x̂·dγ/R). temp holds 5·channels floats.
+EXPORT(batchnorm_backward) void batchnorm_backward(i32 rows, i32 channels, const f32 *dy, const f32 *x, const f32 *gamma,
+                                                   const f32 *mean, const f32 *variance, f32 *dx, f32 *dgamma, f32 *dbeta,
+                                                   f32 *temp, f32 epsilon) {
+  f32 *k1 = temp, *k3 = temp + channels, *shift = temp + 2 * channels, *block = temp + 3 * channels;
+  gradient_sums(dy, x, rows, channels, mean, dbeta, dgamma, block);
+  const f32 inv_rows = 1.f / (f32)rows;
+  // k1 = γ/σ and k3 = γ·dγ/(σ²R), so dx = k1·(dy − dβ/R) − k3·(x − μ).
+  for (i32 c = 0; c < channels; c++) {
+    const f32 inv_std = 1.f / __builtin_sqrtf(variance[c] + epsilon);
+    dgamma[c] *= inv_std;
+    k1[c] = gamma[c] * inv_std;
+    k3[c] = k1[c] * dgamma[c] * inv_std * inv_rows;
+    shift[c] = dbeta[c] * inv_rows;
+  }
+  gradient_rows(dy, x, rows, channels, mean, k1, k3, shift, dx);
+}
+
+// The same batch norm on every thread of the pool (shared heap): threads take chunks of rows, sum them
+// into partials of their own, and the caller combines the partials per channel between jobs.
+#define BN_CHUNK 1024
+
+// Per-thread column sums of src (centered squares when center is set).
+// args: rows, channels, src, center (0 = none), partials (threads × channels), scratch (threads × 2·channels), next.
+EXPORT(column_sums_job) void column_sums_job(i32 *args, i32 thread, i32 threads) {
+  const i32 rows = args[0], channels = args[1];
+  f32 *partial = PTR(args[4]) + thread * channels, *chunk = PTR(args[5]) + thread * 2 * channels;
+  (void)threads;
+  zero_floats(partial, channels);
+  for (i32 r0, n; (n = take(&args[6], rows, BN_CHUNK, &r0)) > 0;) {
+    column_sums(PTR(args[2]) + r0 * channels, n, channels, chunk, chunk + channels, args[3] ? PTR(args[3]) : 0);
+    add_floats(partial, chunk, channels);
+  }
+}
+
+// args: rows, channels, x, mean, scale, beta, y, next.
+EXPORT(normalize_rows_job) void normalize_rows_job(i32 *args, i32 thread, i32 threads) {
+  const i32 rows = args[0], channels = args[1];
+  (void)thread; (void)threads;
+  for (i32 r0, n; (n = take(&args[7], rows, BN_CHUNK, &r0)) > 0;)
+    normalize_rows(PTR(args[2]) + r0 * channels, n, channels, PTR(args[3]), PTR(args[4]), PTR(args[5]), PTR(args[6]) + r0 * channels);
+}
+
+// Per-thread Σdy and Σdy·(x − mean). args: rows, channels, dy, x, mean, partials (threads × 2·channels),
+// scratch (threads × 4·channels), next.
+EXPORT(gradient_sums_job) void gradient_sums_job(i32 *args, i32 thread, i32 threads) {
+  const i32 rows = args[0], channels = args[1];
+  f32 *partial = PTR(args[5]) + thread * 2 * channels, *chunk = PTR(args[6]) + thread * 4 * channels;
+  (void)threads;
+  zero_floats(partial, 2 * channels);
+  for (i32 r0, n; (n = take(&args[7], rows, BN_CHUNK, &r0)) > 0;) {
+    gradient_sums(PTR(args[2]) + r0 * channels, PTR(args[3]) + r0 * channels, n, channels, PTR(args[4]), chunk, chunk + channels, chunk + 2 * channels);
+    add_floats(partial, chunk, 2 * channels);
+  }
+}
+
+// args: rows, channels, dy, x, mean, k1, k3, shift, dx, next.
+EXPORT(gradient_rows_job) void gradient_rows_job(i32 *args, i32 thread, i32 threads) {
+  const i32 rows = args[0], channels = args[1];
+  (void)thread; (void)threads;
+  for (i32 r0, n; (n = take(&args[9], rows, BN_CHUNK, &r0)) > 0;)
+    gradient_rows(PTR(args[2]) + r0 * channels, PTR(args[3]) + r0 * channels, n, channels, PTR(args[4]),
+                  PTR(args[5]), PTR(args[6]), PTR(args[7]), PTR(args[8]) + r0 * channels);
 }
 
 // ---- ReLU's gradient in one pass: dx = dy where x > 0, else 0 (tfjs does step, cast and multiply). ----
