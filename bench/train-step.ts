@@ -8,7 +8,7 @@
  * Prints one `train resnet20 …` line per backend and writes bench/results/train-step.json.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -16,6 +16,8 @@ import { backendInfo, initBackend } from '../src/engine/backend/index.js';
 import { startKernelPool } from '../src/engine/backend/simd/pool.js';
 import { SimdKernels } from '../src/engine/backend/simd/tfjs-kernels.js';
 import { loadDataset } from '../src/engine/data/index.js';
+import { encodeNpy } from '../src/engine/data/npy.js';
+import type { Dataset } from '../src/engine/train/types.js';
 import { countCost } from '../src/engine/metrics/index.js';
 import { trainModel } from '../src/engine/train/index.js';
 import type { BackendName } from '../src/engine/config/types.js';
@@ -49,6 +51,32 @@ interface Result {
   peakRssMiB?: number;
 }
 
+/**
+ * CIFAR-shaped data as a user has it: float32 images and labels in .npy files (PruneLens' synthetic
+ * patterns, written once), so a step's batch is assembled from memory as from any dataset on disk,
+ * not generated: PyTorch's side times a fixed tensor.
+ */
+async function npyDataset(samples: number): Promise<Dataset> {
+  const model = { inputShape: [32, 32, 3], classes: 10 };
+  const synthetic = await loadDataset({ format: 'synthetic', samples, classes: 10, validationSplit: 0 }, process.cwd(), model, 1);
+  const x = new Float32Array(samples * 32 * 32 * 3), y = new Int32Array(samples);
+  let at = 0;
+  for await (const batch of synthetic.trainBatches(BATCH, 0)) {
+    x.set(batch.x.dataSync(), at * 3072);
+    y.set(batch.y.rank === 1 ? batch.y.dataSync() : batch.y.argMax(-1).dataSync(), at);
+    at += batch.y.shape[0];
+    tf.dispose([batch.x, batch.y]);
+  }
+  const dir = mkdtempSync(join(os.tmpdir(), 'prunelens-bench-'));
+  writeFileSync(join(dir, 'x.npy'), encodeNpy(x, [samples, 32, 32, 3]));
+  writeFileSync(join(dir, 'y.npy'), encodeNpy(y, [samples]));
+  try {
+    return await loadDataset({ format: 'npy', x: 'x.npy', y: 'y.npy', validationSplit: 0 }, dir, model, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Child: trains the network on one backend and prints a JSON result as its last line. */
 async function child(config: Config): Promise<Result> {
   try {
@@ -61,8 +89,7 @@ async function child(config: Config): Promise<Result> {
   const model = buildResNet20();
   // A multiply-add is 2 FLOPs; a training step does the forward pass, dX and dW: 3× the forward FLOPs.
   const stepFlops = 3 * countCost(model).flops * BATCH;
-  const data = await loadDataset({ format: 'synthetic', samples: BATCH * (config.warmup + config.steps), classes: 10, validationSplit: 0 }, process.cwd(),
-    { inputShape: [32, 32, 3], classes: 10 }, 1);
+  const data = await npyDataset(BATCH * (config.warmup + config.steps));
   const stamps: number[] = [], tensors: number[] = [];
   let peakBytes = 0;
   let last = performance.now();
