@@ -12,6 +12,7 @@ import type { KernelPool } from './pool.js';
 
 export const BATCHNORM_TRAINING = 'PruneLensBatchNormTraining';
 export const BATCHNORM_TRAINING_GRAD = 'PruneLensBatchNormTrainingGrad';
+export const MOVING_AVERAGE = 'PruneLensMovingAverage';
 
 let installed = false;
 
@@ -60,6 +61,21 @@ export function installTrainingBatchNorm(kernels: InPlaceKernels, pool?: KernelP
   };
   tf.registerKernel({ kernelName: BATCHNORM_TRAINING, backendName: 'wasm', kernelFunc: forward });
   tf.registerKernel({ kernelName: BATCHNORM_TRAINING_GRAD, backendName: 'wasm', kernelFunc: backward });
+  // Both moving statistics in one kernel (a few hundred floats), with tfjs' float32 rounding step by step:
+  // tf.layers takes three ops for each, six kernel calls a layer a step.
+  tf.registerKernel({
+    kernelName: MOVING_AVERAGE, backendName: 'wasm', kernelFunc: (({ inputs, backend: b, attrs }) => {
+      const be = b as unknown as HeapBackend;
+      const decay = Math.fround((attrs as { decay: number }).decay);
+      const { movingMean, movingVariance, mean, variance } = inputs as Record<string, TensorInfo>;
+      return [[movingMean, mean], [movingVariance, variance]].map(([moving, batch]) => {
+        const out = be.makeOutput(moving.shape, 'float32');
+        const current = be.typedArrayFromHeap(moving), value = be.typedArrayFromHeap(batch), next = be.typedArrayFromHeap(out);
+        for (let c = 0; c < next.length; c++) next[c] = Math.fround(current[c] - Math.fround(Math.fround(current[c] - value[c]) * decay));
+        return out;
+      });
+    }) as KernelFunc,
+  });
   tf.registerGradient({
     kernelName: BATCHNORM_TRAINING,
     inputsToSave: ['x', 'gamma'],
@@ -95,13 +111,11 @@ function routeBatchNormalization(): void {
     return tf.tidy(() => {
       const [normed, mean, variance] = tf.engine().runKernel(BATCHNORM_TRAINING,
         { x: input, gamma: this.gamma!.read(), beta: this.beta!.read() }, { epsilon: this.epsilon }) as Tensor[];
-      // Moving statistics exactly as tf.layers updates them.
-      for (const [variable, value] of [[this.movingMean, mean], [this.movingVariance, variance]] as const) {
-        tf.tidy(() => {
-          const current = variable.read();
-          variable.write(tf.sub(current, tf.mul(tf.sub(current, value), 1 - this.momentum)));
-        });
-      }
+      // Moving statistics exactly as tf.layers updates them: m − (m − batch)·(1 − momentum).
+      const [movingMean, movingVariance] = tf.engine().runKernel(MOVING_AVERAGE,
+        { movingMean: this.movingMean.read(), movingVariance: this.movingVariance.read(), mean, variance }, { decay: 1 - this.momentum }) as Tensor[];
+      this.movingMean.write(movingMean);
+      this.movingVariance.write(movingVariance);
       return normed;
     });
   };
