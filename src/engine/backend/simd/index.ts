@@ -28,8 +28,9 @@ export function installSimdPath(): { threads: number; sharedHeap: boolean } | { 
   const heap = sharedHeap();
   const started = startKernelPool(defaultThreads(), heap);
   const pool = 'pool' in started ? started.pool : undefined;
-  // Batch norm, depthwise, ReLU's gradient and the SGD update run on the calling thread, in place: through the pool's own instance on
-  // a shared heap, else through a second build of the kernels that imports the backend's memory.
+  // Batch norm, depthwise, ReLU's gradient and the SGD update work in place on the calling thread (batch
+  // norm also splits large activations across a shared-heap pool): through the pool's own instance on a
+  // shared heap, else through a second build of the kernels that imports the backend's memory.
   let inPlace: InPlaceKernels | undefined = pool?.sharesHeap ? pool.direct as unknown as InPlaceKernels : undefined;
   if (!inPlace && !heap) {
     const module = loadInPlaceKernels();

@@ -3,7 +3,7 @@
 // memory laid out by simd/tfjs-kernels.ts. There is no static data. Local arrays live on the shadow
 // stack: the calling thread's is the module's own, and each worker thread's instance is given a
 // stack of its own (simd/pool.ts). The in-place build (on the wasm backend's heap) has no such
-// stack, so the jobs it runs (batch norm, depthwise) use no local arrays.
+// stack, so what it runs (batch norm, depthwise, relu_backward, sgd_momentum) uses no local arrays.
 // Tensors are NHWC float32; filters are [kh, kw, ci, co], so a filter is a [K, co] matrix with
 // K = kh·kw·ci in the same order as an im2col row.
 #include <stdint.h>

@@ -11,8 +11,11 @@ import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 /** The jobs kernels.c exports; every one is (args, thread, threads) => void. */
-export const JOBS = ['conv2d_forward', 'conv2d_backprop_input', 'conv2d_backprop_filter', 'reduce_filter_partials', 'pack_matrix_panels', 'matmul', 'winograd_filter', 'winograd_conv', 'winograd_filter_grad', 'winograd_filter_grad_finish',
-  'column_sums_job', 'normalize_rows_job', 'gradient_sums_job', 'gradient_rows_job'] as const;
+export const JOBS = [
+  'conv2d_forward', 'conv2d_backprop_input', 'conv2d_backprop_filter', 'reduce_filter_partials', 'pack_matrix_panels', 'matmul',
+  'winograd_filter', 'winograd_conv', 'winograd_filter_grad', 'winograd_filter_grad_finish',
+  'column_sums_job', 'normalize_rows_job', 'gradient_sums_job', 'gradient_rows_job',
+] as const;
 export type Job = typeof JOBS[number];
 
 const PAGE = 65536;
