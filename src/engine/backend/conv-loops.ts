@@ -21,12 +21,16 @@ export interface ConvGeometry {
   padInfo: { top: number; left: number };
 }
 
-/** dW[kh,kw,Ci,Co] of a regular convolution from x[N,H,W,Ci] and dy[N,Ho,Wo,Co]. */
-export function convFilterGradient(x: ArrayLike<number>, dy: ArrayLike<number>, g: ConvGeometry): Float32Array {
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outHeight: ho, outWidth: wo, outChannels: co,
+/**
+ * Visits every (output pixel, filter tap) pair whose input pixel lies inside the image, with the
+ * element offsets of that output pixel in dy (pixel · outChannels), of the input pixel in x
+ * (pixel · inChannels), and the tap's index r·kw + s. The three loops below differ only in what
+ * they do per pair.
+ */
+function forEachTap(g: ConvGeometry, visit: (dyOff: number, xOff: number, tap: number) => void): void {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, outChannels: co,
     filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = g;
   const top = g.padInfo.top, left = g.padInfo.left;
-  const out = new Float32Array(kh * kw * ci * co);
   for (let b = 0; b < n; b++) {
     for (let yr = 0; yr < ho; yr++) {
       for (let yc = 0; yc < wo; yc++) {
@@ -37,84 +41,59 @@ export function convFilterGradient(x: ArrayLike<number>, dy: ArrayLike<number>, 
           for (let s = 0; s < kw; s++) {
             const xc = yc * sw + s * dw - left;
             if (xc < 0 || xc >= w) continue;
-            const xOff = ((b * h + xr) * w + xc) * ci;
-            const wOff = (r * kw + s) * ci * co;
-            for (let c = 0; c < ci; c++) {
-              const xv = x[xOff + c];
-              if (xv === 0) continue; // post-ReLU activations are often zero
-              const o = wOff + c * co;
-              for (let d = 0; d < co; d++) out[o + d] += xv * dy[dyOff + d];
-            }
+            visit(dyOff, ((b * h + xr) * w + xc) * c, r * kw + s);
           }
         }
       }
     }
   }
+}
+
+/** dW[kh,kw,Ci,Co] of a regular convolution from x[N,H,W,Ci] and dy[N,Ho,Wo,Co]. */
+export function convFilterGradient(x: ArrayLike<number>, dy: ArrayLike<number>, g: ConvGeometry): Float32Array {
+  const { inChannels: ci, outChannels: co } = g;
+  const out = new Float32Array(g.filterHeight * g.filterWidth * ci * co);
+  forEachTap(g, (dyOff, xOff, tap) => {
+    const wOff = tap * ci * co;
+    for (let c = 0; c < ci; c++) {
+      const xv = x[xOff + c];
+      if (xv === 0) continue; // post-ReLU activations are often zero
+      const o = wOff + c * co;
+      for (let d = 0; d < co; d++) out[o + d] += xv * dy[dyOff + d];
+    }
+  });
   return out;
 }
 
 /** dW[kh,kw,C,M] of a depthwise convolution (channel multiplier M) from x[N,H,W,C] and dy[N,Ho,Wo,C*M]. */
 export function depthwiseFilterGradient(x: ArrayLike<number>, dy: ArrayLike<number>, g: ConvGeometry): Float32Array {
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, outChannels: co,
-    filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = g;
+  const { inChannels: c, outChannels: co } = g;
   const m = co / c;
-  const top = g.padInfo.top, left = g.padInfo.left;
-  const out = new Float32Array(kh * kw * co);
-  for (let b = 0; b < n; b++) {
-    for (let yr = 0; yr < ho; yr++) {
-      for (let yc = 0; yc < wo; yc++) {
-        const dyOff = ((b * ho + yr) * wo + yc) * co;
-        for (let r = 0; r < kh; r++) {
-          const xr = yr * sh + r * dh - top;
-          if (xr < 0 || xr >= h) continue;
-          for (let s = 0; s < kw; s++) {
-            const xc = yc * sw + s * dw - left;
-            if (xc < 0 || xc >= w) continue;
-            const xOff = ((b * h + xr) * w + xc) * c;
-            const wOff = (r * kw + s) * co;
-            for (let ch = 0; ch < c; ch++) {
-              const xv = x[xOff + ch];
-              const base = ch * m;
-              for (let q = 0; q < m; q++) out[wOff + base + q] += xv * dy[dyOff + base + q];
-            }
-          }
-        }
-      }
+  const out = new Float32Array(g.filterHeight * g.filterWidth * co);
+  forEachTap(g, (dyOff, xOff, tap) => {
+    const wOff = tap * co;
+    for (let ch = 0; ch < c; ch++) {
+      const xv = x[xOff + ch], base = ch * m;
+      for (let q = 0; q < m; q++) out[wOff + base + q] += xv * dy[dyOff + base + q];
     }
-  }
+  });
   return out;
 }
 
 /** dX[N,H,W,C] of a depthwise convolution from dy[N,Ho,Wo,C*M] and the filter [kh,kw,C,M]. */
 export function depthwiseInputGradient(dy: ArrayLike<number>, filter: ArrayLike<number>, g: ConvGeometry): Float32Array {
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, outChannels: co,
-    filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = g;
+  const { inChannels: c, outChannels: co } = g;
   const m = co / c;
-  const top = g.padInfo.top, left = g.padInfo.left;
-  const out = new Float32Array(n * h * w * c);
-  for (let b = 0; b < n; b++) {
-    for (let yr = 0; yr < ho; yr++) {
-      for (let yc = 0; yc < wo; yc++) {
-        const dyOff = ((b * ho + yr) * wo + yc) * co;
-        for (let r = 0; r < kh; r++) {
-          const xr = yr * sh + r * dh - top;
-          if (xr < 0 || xr >= h) continue;
-          for (let s = 0; s < kw; s++) {
-            const xc = yc * sw + s * dw - left;
-            if (xc < 0 || xc >= w) continue;
-            const xOff = ((b * h + xr) * w + xc) * c;
-            const wOff = (r * kw + s) * co;
-            for (let ch = 0; ch < c; ch++) {
-              const base = ch * m;
-              let acc = 0;
-              for (let q = 0; q < m; q++) acc += filter[wOff + base + q] * dy[dyOff + base + q];
-              out[xOff + ch] += acc;
-            }
-          }
-        }
-      }
+  const out = new Float32Array(g.batchSize * g.inHeight * g.inWidth * c);
+  forEachTap(g, (dyOff, xOff, tap) => {
+    const wOff = tap * co;
+    for (let ch = 0; ch < c; ch++) {
+      const base = ch * m;
+      let acc = 0;
+      for (let q = 0; q < m; q++) acc += filter[wOff + base + q] * dy[dyOff + base + q];
+      out[xOff + ch] += acc;
     }
-  }
+  });
   return out;
 }
 
