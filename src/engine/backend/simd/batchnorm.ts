@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs';
 import { heapOffset as at, type HeapBackend, type InPlaceKernels } from './inplace.js';
 import type { KernelPool } from './pool.js';
+import { HeapScratch } from './workspace.js';
 
 export const BATCHNORM_TRAINING = 'PruneLensBatchNormTraining';
 export const BATCHNORM_TRAINING_GRAD = 'PruneLensBatchNormTrainingGrad';
@@ -121,14 +122,6 @@ function routeBatchNormalization(): void {
   };
 }
 
-/** Scratch from the backend's allocator for one threaded call: byte offsets, 16-aligned, and a release. */
-function scratch(be: HeapBackend, floats: number[]): { at: number[]; free(): void } {
-  const raw = be.wasm._malloc(floats.reduce((sum, n) => sum + Math.ceil(n * 4 / 16) * 16, 16));
-  let next = Math.ceil(raw / 16) * 16;
-  const at = floats.map((n) => { const here = next; next += Math.ceil(n * 4 / 16) * 16; return here; });
-  return { at, free: () => be.wasm._free(raw) };
-}
-
 /** Per channel, the sum over threads of their partials (`stride` floats apart from `partials`, plus `offset`), over rows. */
 function combine(mem: Float32Array, partials: number, threads: number, channels: number, stride: number, rows: number, offset = 0): Float64Array {
   const out = new Float64Array(channels);
@@ -143,8 +136,8 @@ function combine(mem: Float32Array, partials: number, threads: number, channels:
 function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channels: number,
   t: { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo; y: TensorInfo; mean: TensorInfo; variance: TensorInfo }, epsilon: number): void {
   const threads = pool.threads;
-  const s = scratch(be, [8, threads * channels, threads * 2 * channels, channels]);
-  const [args, partials, chunks, scale] = s.at;
+  const s = new HeapScratch(be);
+  const args = s.alloc(8), partials = s.alloc(threads * channels), chunks = s.alloc(threads * 2 * channels), scale = s.alloc(channels);
   try {
     const sums = (center: number) => {
       pool.ints().set([rows, channels, at(be, t.x), center, partials, chunks, 0], args / 4);
@@ -158,7 +151,7 @@ function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channe
     pool.ints().set([rows, channels, at(be, t.x), at(be, t.mean), scale, at(be, t.beta), at(be, t.y), 0], args / 4);
     pool.run('normalize_rows_job', args, threads);
   } finally {
-    s.free();
+    s.release();
   }
 }
 
@@ -166,8 +159,9 @@ function threadedBackward(pool: KernelPool, be: HeapBackend, rows: number, chann
   t: { dy: TensorInfo; x: TensorInfo; gamma: TensorInfo; mean: TensorInfo; variance: TensorInfo; dx: TensorInfo; dgamma: TensorInfo; dbeta: TensorInfo },
   epsilon: number): void {
   const threads = pool.threads;
-  const s = scratch(be, [10, threads * 2 * channels, threads * 4 * channels, channels, channels, channels]);
-  const [args, partials, chunks, k1, k3, shift] = s.at;
+  const s = new HeapScratch(be);
+  const args = s.alloc(10), partials = s.alloc(threads * 2 * channels), chunks = s.alloc(threads * 4 * channels);
+  const k1 = s.alloc(channels), k3 = s.alloc(channels), shift = s.alloc(channels);
   try {
     pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), partials, chunks, 0], args / 4);
     pool.run('gradient_sums_job', args, threads);
@@ -188,6 +182,6 @@ function threadedBackward(pool: KernelPool, be: HeapBackend, rows: number, chann
     pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), k1, k3, shift, at(be, t.dx), 0], args / 4);
     pool.run('gradient_rows_job', args, threads);
   } finally {
-    s.free();
+    s.release();
   }
 }

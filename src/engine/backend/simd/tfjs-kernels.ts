@@ -9,7 +9,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import type { KernelPool } from './pool.js';
-import { workspace, type WasmBackend, type Workspace } from './workspace.js';
+import type { HeapBackend } from './inplace.js';
+import { workspace, type Workspace } from './workspace.js';
 
 type Shape = number[];
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -89,7 +90,7 @@ export class SimdKernels {
   }
 
   /** Runs one kernel call in a workspace, which is released whether it succeeds or throws. */
-  private call(be: WasmBackend, body: (ws: Workspace) => void): TensorInfo {
+  private call(be: HeapBackend, body: (ws: Workspace) => void): TensorInfo {
     const ws = workspace(this.pool, be);
     try {
       body(ws);
@@ -123,11 +124,11 @@ export class SimdKernels {
     return { scratch: ws.alloc(scratchBytes / 4 * threads), scratchBytes };
   }
 
-  conv2d(be: WasmBackend, x: TensorInfo, filter: TensorInfo, bias: TensorInfo | undefined, activation: number, g: Geometry): TensorInfo {
+  conv2d(be: HeapBackend, x: TensorInfo, filter: TensorInfo, bias: TensorInfo | undefined, activation: number, g: Geometry): TensorInfo {
     return this.forward(be, x, forwardGeometry(g), filter, false, bias, activation);
   }
 
-  conv2dBackpropInput(be: WasmBackend, dy: TensorInfo, filter: TensorInfo, g: Geometry): TensorInfo {
+  conv2dBackpropInput(be: HeapBackend, dy: TensorInfo, filter: TensorInfo, g: Geometry): TensorInfo {
     const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co, dilationHeight: dh, dilationWidth: dw } = g;
     const padTop = (kh - 1) * dh - g.padInfo.top, padLeft = (kw - 1) * dw - g.padInfo.left;
     // dX of a stride-1 convolution is a forward convolution of dy with the filter turned 180° and its
@@ -143,7 +144,7 @@ export class SimdKernels {
    * y = conv(input, filter) (+ bias, activation) by Winograd or im2col. `turned`: the filter is the
    * [kh, kw, co, ci] filter of the convolution whose dX this is, used turned 180° with channels swapped.
    */
-  private forward(be: WasmBackend, input: TensorInfo, g: ForwardGeometry, filter: TensorInfo, turned: boolean,
+  private forward(be: HeapBackend, input: TensorInfo, g: ForwardGeometry, filter: TensorInfo, turned: boolean,
     bias: TensorInfo | undefined, activation: number): TensorInfo {
     return this.call(be, (ws) => {
       const winograd = useWinograd(g);
@@ -178,7 +179,7 @@ export class SimdKernels {
   }
 
   /** dX as dy·Wᵀ per pixel, scattered back onto the input (col2im): any stride. */
-  private scatterBackpropInput(be: WasmBackend, dy: TensorInfo, filter: TensorInfo, g: Geometry): TensorInfo {
+  private scatterBackpropInput(be: HeapBackend, dy: TensorInfo, filter: TensorInfo, g: Geometry): TensorInfo {
     return this.call(be, (ws) => {
       const k = g.filterHeight * g.filterWidth * g.inChannels, co = g.outChannels, pixels = g.batchSize * g.outHeight * g.outWidth;
       const threads = Math.min(this.threadsFor(pixels * k * co), g.batchSize);
@@ -194,13 +195,13 @@ export class SimdKernels {
     });
   }
 
-  conv2dBackpropFilter(be: WasmBackend, x: TensorInfo, dy: TensorInfo, g: Geometry): TensorInfo {
+  conv2dBackpropFilter(be: HeapBackend, x: TensorInfo, dy: TensorInfo, g: Geometry): TensorInfo {
     const fg = forwardGeometry(g);
     return useWinograd(fg) ? this.winogradBackpropFilter(be, x, dy, fg) : this.im2colBackpropFilter(be, x, dy, fg);
   }
 
   /** dW of a Winograd-eligible convolution: see winograd_filter_grad in kernels.c. */
-  private winogradBackpropFilter(be: WasmBackend, x: TensorInfo, dy: TensorInfo, g: ForwardGeometry): TensorInfo {
+  private winogradBackpropFilter(be: HeapBackend, x: TensorInfo, dy: TensorInfo, g: ForwardGeometry): TensorInfo {
     return this.call(be, (ws) => {
       const ci4 = Math.ceil(g.ci / 4) * 4, co4 = Math.ceil(g.co / 4) * 4, cols = Math.ceil(co4 / 8) * 8;
       const threads = this.threadsFor(g.n * g.ho * g.wo * 9 * g.ci * g.co);
@@ -216,7 +217,7 @@ export class SimdKernels {
     });
   }
 
-  private im2colBackpropFilter(be: WasmBackend, x: TensorInfo, dy: TensorInfo, g: ForwardGeometry): TensorInfo {
+  private im2colBackpropFilter(be: HeapBackend, x: TensorInfo, dy: TensorInfo, g: ForwardGeometry): TensorInfo {
     return this.call(be, (ws) => {
       const k = g.kh * g.kw * g.ci, co = g.co, pixels = g.n * g.ho * g.wo;
       const threads = this.threadsFor(pixels * k * co);
@@ -234,7 +235,7 @@ export class SimdKernels {
   }
 
   /** [batch, m, k] · [batch, k, n] with either operand transposed, batch 1 broadcast. */
-  matmul(be: WasmBackend, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean, bias: TensorInfo | undefined, activation: number): TensorInfo | undefined {
+  matmul(be: HeapBackend, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean, bias: TensorInfo | undefined, activation: number): TensorInfo | undefined {
     const ra = a.shape.length, rb = b.shape.length;
     if (ra < 2 || rb < 2) return undefined;
     const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2], k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];

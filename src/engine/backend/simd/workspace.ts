@@ -4,15 +4,8 @@
  * the pool has a memory of its own, operands are copied into it and the result back out.
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
+import { heapOffset, type HeapBackend } from './inplace.js';
 import type { KernelPool } from './pool.js';
-
-export interface WasmBackend {
-  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  disposeData(dataId: object): void;
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  wasm: { _malloc(bytes: number): number; _free(at: number): void };
-}
 
 export interface Workspace {
   /** Byte offset of a tensor's data for the kernels. */
@@ -37,7 +30,7 @@ class CopyingWorkspace implements Workspace {
   private readonly inputs: { t: TensorInfo; at: number }[] = [];
   private result?: { shape: number[]; at: number };
 
-  constructor(private readonly pool: KernelPool, private readonly be: WasmBackend) {
+  constructor(private readonly pool: KernelPool, private readonly be: HeapBackend) {
     this.top = pool.heapStart;
   }
 
@@ -74,15 +67,36 @@ class CopyingWorkspace implements Workspace {
   abandon(): void {}
 }
 
+/** Scratch from the wasm backend's own allocator, 64-byte aligned, released together. */
+export class HeapScratch {
+  private readonly allocations: number[] = [];
+
+  constructor(private readonly be: HeapBackend) {}
+
+  /** Byte offset of `floats` floats. */
+  alloc(floats: number): number {
+    const raw = this.be.wasm._malloc(Math.max(1, floats) * 4 + 64);
+    this.allocations.push(raw);
+    return Math.ceil(raw / 64) * 64;
+  }
+
+  release(): void {
+    for (const raw of this.allocations) this.be.wasm._free(raw);
+    this.allocations.length = 0;
+  }
+}
+
 /** Works on the backend's heap itself: inputs in place, the result made by the backend, scratch from its malloc. */
 class SharedHeapWorkspace implements Workspace {
-  private readonly allocations: number[] = [];
+  private readonly scratch: HeapScratch;
   private result?: TensorInfo;
 
-  constructor(private readonly pool: KernelPool, private readonly be: WasmBackend) {}
+  constructor(private readonly pool: KernelPool, private readonly be: HeapBackend) {
+    this.scratch = new HeapScratch(be);
+  }
 
   input(t: TensorInfo): number {
-    return this.be.dataIdMap.get(t.dataId)!.memoryOffset;
+    return heapOffset(this.be, t);
   }
 
   output(shape: number[]): number {
@@ -91,9 +105,7 @@ class SharedHeapWorkspace implements Workspace {
   }
 
   alloc(floats: number): number {
-    const raw = this.be.wasm._malloc(Math.max(1, floats) * 4 + 64);
-    this.allocations.push(raw);
-    return Math.ceil(raw / 64) * 64;
+    return this.scratch.alloc(floats);
   }
 
   ready(): Float32Array {
@@ -101,21 +113,16 @@ class SharedHeapWorkspace implements Workspace {
   }
 
   finish(): TensorInfo {
-    this.release();
+    this.scratch.release();
     return this.result!;
   }
 
   abandon(): void {
-    this.release();
+    this.scratch.release();
     if (this.result) this.be.disposeData(this.result.dataId);
-  }
-
-  private release(): void {
-    for (const raw of this.allocations) this.be.wasm._free(raw);
-    this.allocations.length = 0;
   }
 }
 
-export function workspace(pool: KernelPool, be: WasmBackend): Workspace {
+export function workspace(pool: KernelPool, be: HeapBackend): Workspace {
   return pool.sharesHeap ? new SharedHeapWorkspace(pool, be) : new CopyingWorkspace(pool, be);
 }
