@@ -8,15 +8,7 @@ import { loadDataset } from '../../src/engine/data/index.js';
 import { createMethodContext } from '../../src/engine/session/context.js';
 import { runGoPrune } from '../../src/engine/methods/goprune.js';
 import { runSsr } from '../../src/engine/methods/ssr.js';
-
-/** MLP 16-32-24-4 on synthetic data: small enough to run several regularised trainings. */
-function buildMlp(): tf.LayersModel {
-  const input = tf.input({ shape: [16] });
-  let x = tf.layers.dense({ name: 'fc1', units: 32, activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
-  x = tf.layers.dense({ name: 'fc2', units: 24, activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: 2 }) }).apply(x) as tf.SymbolicTensor;
-  const out = tf.layers.dense({ name: 'out', units: 4, activation: 'softmax', kernelInitializer: tf.initializers.heNormal({ seed: 3 }) }).apply(x) as tf.SymbolicTensor;
-  return tf.model({ inputs: input, outputs: out });
-}
+import { buildMlp } from '../helpers/models.js';
 
 const TRAIN: TrainConfig = { epochs: 3, batchSize: 32, learningRate: 0.05, momentum: 0.9, weightDecay: 0, optimizer: 'sgd', schedule: 'constant' };
 

@@ -8,14 +8,7 @@ import { loadDataset } from '../../src/engine/data/index.js';
 import { createMethodContext } from '../../src/engine/session/context.js';
 import { runSsr } from '../../src/engine/methods/ssr.js';
 import { PRODUCING_ROLES, UnitWeightLayout } from '../../src/engine/methods/group-tensors.js';
-
-function buildMlp(): tf.LayersModel {
-  const input = tf.input({ shape: [16] });
-  let x = tf.layers.dense({ name: 'fc1', units: 32, activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
-  x = tf.layers.dense({ name: 'fc2', units: 24, activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: 2 }) }).apply(x) as tf.SymbolicTensor;
-  const out = tf.layers.dense({ name: 'out', units: 4, activation: 'softmax', kernelInitializer: tf.initializers.heNormal({ seed: 3 }) }).apply(x) as tf.SymbolicTensor;
-  return tf.model({ inputs: input, outputs: out });
-}
+import { buildMlp } from '../helpers/models.js';
 
 test('layer-wise SSR regularises one layer per phase, keeps earlier zero groups masked and removes them first', async () => {
   await tf.setBackend('cpu');

@@ -3,7 +3,11 @@ import { mkdtempSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import assert from 'node:assert/strict';
 import { saveModelAtomic } from '../../src/engine/io/index.js';
+import { loadConfig } from '../../src/engine/config/index.js';
+import { executeSession } from '../../src/engine/session/session.js';
+import type { DoneEvent, EngineEvent } from '../../src/protocol/events.js';
 
 /** A small CNN on 8×8×1 inputs: conv→bn→relu→pool→conv→relu→flatten→dense→dense(softmax). */
 export function buildTinyCnn(seed = 7, classes = 3): tf.LayersModel {
@@ -54,6 +58,27 @@ export const tinyTrainingConfig = {
   latency: { runs: 3, batchSize: 1 },
   backend: 'cpu',
 };
+
+/**
+ * Runs a whole session of `method` on the tiny CNN (config file, analysis, method, removal, fine-tune,
+ * save) at −40% FLOPs and checks what every method's session must show: done, channels physically
+ * removed, the target met within 2 points, the method's signal streamed, no warnings.
+ */
+export async function checkSessionAtFlopsTarget(method: string, settings: Record<string, unknown>): Promise<DoneEvent> {
+  const ws = await makeWorkspace(`prunelens-${method}-`);
+  const config = loadConfig(ws.writeConfig({ ...tinyTrainingConfig, method, backend: 'auto', target: { flopsReduction: 0.4 }, ...settings }));
+  const events: EngineEvent[] = [];
+  const result = await executeSession(config, (e) => events.push(e));
+  assert.equal(result.type, 'done', result.type === 'error' ? result.message : '');
+  const done = result as DoneEvent;
+  assert.equal(done.physicallyRemoved, true);
+  assert.ok(done.channelsRemoved > 0);
+  const reduction = 1 - done.after.flops / done.before.flops;
+  assert.ok(Math.abs(reduction - 0.4) <= 0.02, `FLOPs reduction ${reduction.toFixed(4)}`);
+  assert.ok(events.some((e) => e.type === 'signal' && e.method === method), 'the method streams its signal');
+  assert.ok(!events.some((e) => e.type === 'warning'), JSON.stringify(events.filter((e) => e.type === 'warning')));
+  return done;
+}
 
 /** Entries in `dir` other than the given ones: leftovers such as temp folders. */
 export function leftovers(dir: string, expected: string[]): string[] {

@@ -12,6 +12,15 @@ type ST = tf.SymbolicTensor;
 const apply = (layer: tf.layers.Layer, x: ST | ST[]) => layer.apply(x) as ST;
 const init = (seed: number) => tf.initializers.glorotNormal({ seed });
 
+/** MLP 16-32-24-4 (dense, relu, softmax head): small enough to run several regularised trainings in a test. */
+export function buildMlp(): tf.LayersModel {
+  const input = tf.input({ shape: [16] });
+  let x = tf.layers.dense({ name: 'fc1', units: 32, activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
+  x = tf.layers.dense({ name: 'fc2', units: 24, activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: 2 }) }).apply(x) as tf.SymbolicTensor;
+  const out = tf.layers.dense({ name: 'out', units: 4, activation: 'softmax', kernelInitializer: tf.initializers.heNormal({ seed: 3 }) }).apply(x) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: out });
+}
+
 /** Gives every batch-norm layer non-trivial moving statistics and affine terms, so equality tests mean something. */
 export function randomizeBatchNorms(model: tf.LayersModel, seed = 7): void {
   let s = seed;
