@@ -352,8 +352,7 @@ static inline v128_t load_channels(const Conv *c, const f32 *x, i32 b, i32 iy, i
   if (iy < 0 || iy >= c->h || ix < 0 || ix >= c->w) return wasm_f32x4_splat(0);
   const f32 *p = x + ((b * c->h + iy) * c->w + ix) * c->ci + ch;
   const i32 n = c->ci - ch;
-  if (n >= 4) return wasm_v128_load(p);
-  return wasm_f32x4_make(p[0], n > 1 ? p[1] : 0.f, n > 2 ? p[2] : 0.f, 0.f);
+  return n >= 4 ? wasm_v128_load(p) : load_partial4(p, n);
 }
 
 // Bᵀ d B for the 6×6 tile of four channels of x whose corner is (iy0, ix0); position pos goes to dst + pos·stride.

@@ -153,7 +153,7 @@ export class SimdKernels {
       const args = ws.alloc(CONV_INTS), xAt = ws.input(input), bAt = bias ? ws.input(bias) : 0, yAt = ws.output([g.n, g.ho, g.wo, g.co]);
       // Winograd: 36 transformed filters [ci4 × co4] written straight into GEMM panels, turned on the way
       // when asked. im2col: the filter [K × co] packed as it stands (a turned one is turned first).
-      const fArgs = ws.alloc(5), wAt = turned && !winograd ? ws.alloc(taps * g.ci * g.co) : ws.input(filter);
+      const fArgs = winograd ? ws.alloc(5) : 0, wAt = turned && !winograd ? ws.alloc(taps * g.ci * g.co) : ws.input(filter);
       const packed = winograd ? undefined : this.panels(ws, k, g.co), panels = packed?.at ?? ws.alloc(36 * panelFloats(ci4, co4));
       const tile = winograd ? winogradChunk(ci4, co4) : tileRows(k);
       const { scratch, scratchBytes } = this.scratch(ws, winograd ? 36 * tile * (ci4 + co4) : tile * k, threads);
