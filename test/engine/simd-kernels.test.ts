@@ -254,6 +254,36 @@ test('the fused SGD-momentum update matches the same update composed of tfjs ops
   assert.ok(relativeError(got[0], expected[0]) < 1e-6, `relative error ${relativeError(got[0], expected[0])}`);
 });
 
+test('training on every core repeats exactly: the same seed gives bit-identical weights', async () => {
+  await initBackend('wasm');
+  assert.ok(backendInfo().threads > 1 || defaultThreads() === 1);
+  // Large enough that convolutions, their gradients and batch norm run on every thread of the pool.
+  const build = () => {
+    const input = tf.input({ shape: [16, 16, 16] });
+    let h = input as tf.SymbolicTensor;
+    for (let i = 0; i < 2; i++) {
+      h = tf.layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: tf.initializers.heNormal({ seed: 10 + i }) }).apply(h) as tf.SymbolicTensor;
+      h = tf.layers.batchNormalization().apply(h) as tf.SymbolicTensor;
+      h = tf.layers.reLU().apply(h) as tf.SymbolicTensor;
+    }
+    h = tf.layers.globalAveragePooling2d({}).apply(h) as tf.SymbolicTensor;
+    return tf.model({ inputs: input, outputs: tf.layers.dense({ units: 4, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 20 }) }).apply(h) as tf.SymbolicTensor });
+  };
+  const train = async () => {
+    const model = build();
+    const data = await loadDataset({ format: 'synthetic', samples: 32 * 4, classes: 4, validationSplit: 0 }, process.cwd(), { inputShape: [16, 16, 16], classes: 4 }, 3);
+    await trainModel(model, data, { epochs: 1, batchSize: 32, learningRate: 0.05, momentum: 0.9, weightDecay: 5e-4, optimizer: 'sgd', schedule: 'constant' }, {}, { seed: 5 });
+    const weights = model.getWeights().map((w) => Array.from(w.dataSync()));
+    model.dispose();
+    return weights;
+  };
+  const first = await train();
+  for (let run = 0; run < 3; run++) {
+    const again = await train();
+    again.forEach((w, i) => w.forEach((v, j) => assert.ok(Object.is(v, first[i][j]), `run ${run + 2}, weight ${i}[${j}]: ${v} vs ${first[i][j]}`)));
+  }
+});
+
 test('a training step on the SIMD kernels leaks no tensors and no wasm heap', async () => {
   await initBackend('wasm');
   const model = buildDemoCnn();

@@ -137,10 +137,10 @@ function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channe
   t: { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo; y: TensorInfo; mean: TensorInfo; variance: TensorInfo }, epsilon: number): void {
   const threads = pool.threads;
   const s = new HeapScratch(be);
-  const args = s.alloc(8), partials = s.alloc(threads * channels), chunks = s.alloc(threads * 2 * channels), scale = s.alloc(channels);
+  const args = s.alloc(8), partials = s.alloc(threads * channels), blocks = s.alloc(threads * channels), scale = s.alloc(channels);
   try {
     const sums = (center: number) => {
-      pool.ints().set([rows, channels, at(be, t.x), center, partials, chunks, 0], args / 4);
+      pool.ints().set([rows, channels, at(be, t.x), center, partials, blocks], args / 4);
       pool.run('column_sums_job', args, threads);
       return combine(pool.floats(), partials, threads, channels, channels, rows);
     };
@@ -160,10 +160,10 @@ function threadedBackward(pool: KernelPool, be: HeapBackend, rows: number, chann
   epsilon: number): void {
   const threads = pool.threads;
   const s = new HeapScratch(be);
-  const args = s.alloc(10), partials = s.alloc(threads * 2 * channels), chunks = s.alloc(threads * 4 * channels);
+  const args = s.alloc(10), partials = s.alloc(threads * 2 * channels), blocks = s.alloc(threads * 2 * channels);
   const k1 = s.alloc(channels), k3 = s.alloc(channels), shift = s.alloc(channels);
   try {
-    pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), partials, chunks, 0], args / 4);
+    pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), partials, blocks], args / 4);
     pool.run('gradient_sums_job', args, threads);
     const mem = pool.floats();
     // Per-row means of dy and dy·(x − μ): dβ and dγ·σ are rows times them (batchnorm_backward in kernels.c).

@@ -171,6 +171,9 @@ static void unpack_patches_add(const Conv *c, f32 *dx, i32 p0, i32 rows, const f
 // The next `step` items of [0, total) for whichever thread asks first: sets *begin and returns how many
 // (0 when none are left). Handing work out this way keeps every core busy when one runs slower than the
 // others (a busy neighbour on a shared machine), where equal shares would leave the rest waiting for it.
+// Only for jobs whose threads write disjoint outputs: a reduction (dW, batch-norm sums) takes equal
+// shares with split(), because which thread sums which items sets the float rounding, and training
+// with the same seed must give the same weights on every run.
 static inline i32 take(i32 *counter, i32 total, i32 step, i32 *begin) {
   *begin = __atomic_fetch_add(counter, step, __ATOMIC_RELAXED);
   return *begin >= total ? 0 : min_i(step, total - *begin);
@@ -254,18 +257,20 @@ EXPORT(conv2d_backprop_input) void conv2d_backprop_input(Conv *c, i32 thread, i3
   }
 }
 
-// Per-thread partial dW ([K × co], at aux + thread·K·co) from x (c->x) and dy (c->y):
+// Per-thread partial dW ([K × co], at aux + thread·K·co; equal shares, see take()) from x (c->x) and dy (c->y):
 // dW += patchesᵀ · dy, reading the patches transposed in place; the scratch holds the patches,
 // then the tile of dy packed for the GEMM.
-EXPORT(conv2d_backprop_filter) void conv2d_backprop_filter(Conv *c, i32 thread, i32 threads) {
+EXPORT(conv2d_backprop_filter) void conv2d_backprop_filter(const Conv *c, i32 thread, i32 threads) {
   const i32 k = c->kh * c->kw * c->ci, pixels = c->n * c->ho * c->wo, co = c->co;
   const f32 *x = PTR(c->x), *dy = PTR(c->y);
   f32 *partial = PTR(c->aux) + thread * k * co;
   f32 *patches = PTR(c->scratch + thread * c->scratch_bytes), *dy_panels = patches + c->tile * k;
   const int pointwise = is_pointwise(c);
   zero_floats(partial, k * co);
-  (void)threads;
-  for (i32 p, rows; (rows = take(&c->next, pixels, c->tile, &p)) > 0;) {
+  i32 begin, end;
+  split(pixels, thread, threads, &begin, &end);
+  for (i32 p = begin; p < end; p += c->tile) {
+    const i32 rows = min_i(c->tile, end - p);
     if (!pointwise) pack_patches(c, x, p, rows, patches);
     pack_panels(dy + p * co, rows, co, co, 1, dy_panels, 0, (co + 7) / 8);
     gemm(k, co, rows, pointwise ? x + p * c->ci : patches, 1, k, dy_panels, partial, co, 1);
@@ -497,17 +502,20 @@ EXPORT(winograd_conv) void winograd_conv(Conv *c, i32 thread, i32 threads) {
 
 // dW of the same convolutions, by the transpose of the forward formula: dW = Gᵀ[Σ_tiles (Bᵀ x B) ⊙ (A dy Aᵀ)]G.
 // The sum over tiles is 36 GEMMs [ci4 × tiles]·[tiles × co4] with the tiles as the long inner dimension.
-// Each thread adds its tiles into its partial [36][ci4][co4] at aux + thread·36·ci4·co4; the input tile
-// transform goes to V [36][tiles][ci4], and dy's straight into GEMM panels D [36][co4/8][tiles][8].
-EXPORT(winograd_filter_grad) void winograd_filter_grad(Conv *c, i32 thread, i32 threads) {
+// Each thread adds its equal share of the tiles (see take()) into its partial [36][ci4][co4] at
+// aux + thread·36·ci4·co4; the input tile transform goes to V [36][tiles][ci4], and dy's straight into
+// GEMM panels D [36][co4/8][tiles][8].
+EXPORT(winograd_filter_grad) void winograd_filter_grad(const Conv *c, i32 thread, i32 threads) {
   const i32 ci4 = round4(c->ci), co4 = round4(c->co), cols = (co4 + 7) & ~7;
   const i32 th = (c->ho + 3) / 4, tw = (c->wo + 3) / 4, per_image = th * tw, chunk = c->tile;
   const f32 *x = PTR(c->x), *dy = PTR(c->y);
   f32 *partial = PTR(c->aux) + thread * 36 * ci4 * co4;
   f32 *v = PTR(c->scratch + thread * c->scratch_bytes), *d = v + 36 * chunk * ci4;
   zero_floats(partial, 36 * ci4 * co4);
-  (void)threads;
-  for (i32 t0, tiles; (tiles = take(&c->next, c->n * per_image, chunk, &t0)) > 0;) {
+  i32 begin, end;
+  split(c->n * per_image, thread, threads, &begin, &end);
+  for (i32 t0 = begin; t0 < end; t0 += chunk) {
+    const i32 tiles = min_i(chunk, end - t0);
     for (i32 t = 0; t < tiles; t++) {
       const i32 b = (t0 + t) / per_image, rest = (t0 + t) - b * per_image, ty = rest / tw, tx = rest - ty * tw;
       for (i32 ch = 0; ch < ci4; ch += 4)
@@ -687,21 +695,19 @@ EXPORT(batchnorm_backward) void batchnorm_backward(i32 rows, i32 channels, const
   gradient_rows(dy, x, rows, channels, mean, k1, k3, shift, dx);
 }
 
-// The same batch norm on every thread of the pool (shared heap): threads take chunks of rows, sum them
-// into partials of their own, and the caller combines the partials per channel between jobs.
+// The same batch norm on every thread of the pool (shared heap). The sums take equal shares of the
+// rows into partials of their own (see take() for why a reduction does not take chunks), and the caller
+// combines the partials per channel between jobs; the row-wise passes take chunks.
 #define BN_CHUNK 1024
 
 // Per-thread column sums of src (centered squares when center is set).
-// args: rows, channels, src, center (0 = none), partials (threads × channels), scratch (threads × 2·channels), next.
-EXPORT(column_sums_job) void column_sums_job(i32 *args, i32 thread, i32 threads) {
+// args: rows, channels, src, center (0 = none), partials (threads × channels), blocks (threads × channels).
+EXPORT(column_sums_job) void column_sums_job(const i32 *args, i32 thread, i32 threads) {
   const i32 rows = args[0], channels = args[1];
-  f32 *partial = PTR(args[4]) + thread * channels, *chunk = PTR(args[5]) + thread * 2 * channels;
-  (void)threads;
-  zero_floats(partial, channels);
-  for (i32 r0, n; (n = take(&args[6], rows, BN_CHUNK, &r0)) > 0;) {
-    column_sums(PTR(args[2]) + r0 * channels, n, channels, chunk, chunk + channels, args[3] ? PTR(args[3]) : 0);
-    add_floats(partial, chunk, channels);
-  }
+  i32 begin, end;
+  split(rows, thread, threads, &begin, &end);
+  column_sums(PTR(args[2]) + begin * channels, end - begin, channels, PTR(args[4]) + thread * channels,
+              PTR(args[5]) + thread * channels, args[3] ? PTR(args[3]) : 0);
 }
 
 // args: rows, channels, x, mean, scale, beta, y, next.
@@ -712,17 +718,14 @@ EXPORT(normalize_rows_job) void normalize_rows_job(i32 *args, i32 thread, i32 th
     normalize_rows(PTR(args[2]) + r0 * channels, n, channels, PTR(args[3]), PTR(args[4]), PTR(args[5]), PTR(args[6]) + r0 * channels);
 }
 
-// Per-thread Σdy and Σdy·(x − mean). args: rows, channels, dy, x, mean, partials (threads × 2·channels),
-// scratch (threads × 4·channels), next.
-EXPORT(gradient_sums_job) void gradient_sums_job(i32 *args, i32 thread, i32 threads) {
+// Per-thread Σdy and Σdy·(x − mean). args: rows, channels, dy, x, mean, partials (threads × 2·channels), blocks (same).
+EXPORT(gradient_sums_job) void gradient_sums_job(const i32 *args, i32 thread, i32 threads) {
   const i32 rows = args[0], channels = args[1];
-  f32 *partial = PTR(args[5]) + thread * 2 * channels, *chunk = PTR(args[6]) + thread * 4 * channels;
-  (void)threads;
-  zero_floats(partial, 2 * channels);
-  for (i32 r0, n; (n = take(&args[7], rows, BN_CHUNK, &r0)) > 0;) {
-    gradient_sums(PTR(args[2]) + r0 * channels, PTR(args[3]) + r0 * channels, n, channels, PTR(args[4]), chunk, chunk + channels, chunk + 2 * channels);
-    add_floats(partial, chunk, 2 * channels);
-  }
+  f32 *partial = PTR(args[5]) + thread * 2 * channels;
+  i32 begin, end;
+  split(rows, thread, threads, &begin, &end);
+  gradient_sums(PTR(args[2]) + begin * channels, PTR(args[3]) + begin * channels, end - begin, channels, PTR(args[4]),
+                partial, partial + channels, PTR(args[6]) + thread * 2 * channels);
 }
 
 // args: rows, channels, dy, x, mean, k1, k3, shift, dx, next.
