@@ -31,3 +31,20 @@ test('a bias written from a reshaped tensor runs through the fused wasm kernels'
   tf.dispose(grads.grads);
   await initBackend('cpu');
 });
+
+// Identity's gradient casts to the same dtype; on wasm that must share the buffer, not copy it,
+// and outlive the tensor it came from. Other casts still convert.
+test('a cast to the same dtype shares the buffer on wasm; other casts convert', async () => {
+  assert.equal(await initBackend('wasm'), 'wasm');
+  const x = tf.tensor1d([1.5, -2, 3.25, 0]);
+  const buffers = tf.memory().numDataBuffers;
+  const same = tf.cast(x, 'float32');
+  assert.equal(tf.memory().numDataBuffers, buffers, 'no new buffer for a float32 → float32 cast');
+  x.dispose();
+  assert.deepEqual(Array.from(same.dataSync()), [1.5, -2, 3.25, 0]);
+  const ints = tf.cast(same, 'int32');
+  assert.equal(ints.dtype, 'int32');
+  assert.deepEqual(Array.from(ints.dataSync()), [1, -2, 3, 0]);
+  tf.dispose([same, ints]);
+  await initBackend('cpu');
+});

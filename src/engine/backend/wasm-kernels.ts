@@ -256,7 +256,16 @@ export function installWasmKernels(): void {
     if (stock) register({ kernelName: name, backendName: WASM, kernelFunc: freshBias(stock.kernelFunc), setupFunc: stock.setupFunc });
   }
   const stockIdentity = tf.getKernel('Identity', WASM);
-  if (stockIdentity) register({ kernelName: 'Identity', backendName: WASM, kernelFunc: sharingIdentity(stockIdentity.kernelFunc), setupFunc: stockIdentity.setupFunc });
+  if (stockIdentity) {
+    const identity = sharingIdentity(stockIdentity.kernelFunc);
+    register({ kernelName: 'Identity', backendName: WASM, kernelFunc: identity, setupFunc: stockIdentity.setupFunc });
+    // A cast to the tensor's own dtype is an identity: Identity's gradient is one, on every residual Add.
+    const stockCast = tf.getKernel('Cast', WASM);
+    if (stockCast) {
+      register({ kernelName: 'Cast', backendName: WASM, setupFunc: stockCast.setupFunc, kernelFunc: (args) =>
+        (args.attrs as { dtype: string }).dtype === (args.inputs as { x: TensorInfo }).x.dtype ? identity(args) : stockCast.kernelFunc(args) });
+    }
+  }
   if (!tf.getKernel('Einsum', WASM)) {
     const einsum = viaCpu('Einsum');
     if (einsum) register({ kernelName: 'Einsum', backendName: WASM, kernelFunc: einsum });
