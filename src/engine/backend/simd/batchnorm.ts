@@ -10,6 +10,7 @@ import type { KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/t
 import { heapOffset as at, type HeapBackend, type InPlaceKernels } from './inplace.js';
 import type { KernelPool } from './pool.js';
 import { HeapScratch } from './workspace.js';
+import { markActivated, reluFollows } from './fusion.js';
 
 export const BATCHNORM_TRAINING = 'PruneLensBatchNormTraining';
 export const BATCHNORM_TRAINING_GRAD = 'PruneLensBatchNormTrainingGrad';
@@ -29,33 +30,39 @@ export function installTrainingBatchNorm(kernels: InPlaceKernels, pool?: KernelP
   installed = true;
   const threadedPool = pool?.sharesHeap && pool.threads > 1 ? pool : undefined;
 
+  // Outputs y (ReLU'd with attrs.relu), the batch mean and variance, and scale = γ/σ: the backward
+  // pass of a fused ReLU recomputes y from x with exactly this scale to find where y was positive.
   const forward: KernelFunc = ({ inputs, backend: b, attrs }) => {
     const be = b as unknown as HeapBackend;
     const { x, gamma, beta } = inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
     const channels = x.shape[x.shape.length - 1], rows = x.shape.reduce((a, d) => a * d, 1) / channels;
-    const epsilon = (attrs as { epsilon: number }).epsilon;
-    const y = be.makeOutput(x.shape, 'float32'), mean = be.makeOutput([channels], 'float32'), variance = be.makeOutput([channels], 'float32');
+    const { epsilon, relu } = attrs as { epsilon: number; relu?: boolean };
+    const y = be.makeOutput(x.shape, 'float32');
+    const [mean, variance, scale] = [0, 1, 2].map(() => be.makeOutput([channels], 'float32'));
     if (threadedPool && rows * channels >= PARALLEL_MIN_ELEMENTS) {
-      threadedForward(threadedPool, be, rows, channels, { x, gamma, beta, y, mean, variance }, epsilon);
-      return [y, mean, variance];
+      threadedForward(threadedPool, be, rows, channels, { x, gamma, beta, y, mean, variance, scale }, epsilon, Boolean(relu));
+      return [y, mean, variance, scale];
     }
-    const temp = be.makeOutput([2 * channels], 'float32');
-    kernels.batchnorm_forward(rows, channels, at(be, x), at(be, gamma), at(be, beta), at(be, y), at(be, mean), at(be, variance), at(be, temp), epsilon);
+    const temp = be.makeOutput([channels], 'float32');
+    kernels.batchnorm_forward(rows, channels, at(be, x), at(be, gamma), at(be, beta), at(be, y), at(be, mean), at(be, variance),
+      at(be, scale), relu ? 1 : 0, at(be, temp), epsilon);
     be.disposeData(temp.dataId);
-    return [y, mean, variance];
+    return [y, mean, variance, scale];
   };
+  // With attrs.relu, dy is the gradient of the ReLU's output and inputs also hold beta and the forward's scale.
   const backward: KernelFunc = ({ inputs, backend: b, attrs }) => {
     const be = b as unknown as HeapBackend;
-    const { dy, x, gamma, mean, variance } = inputs as Record<string, TensorInfo>;
+    const { dy, x, gamma, mean, variance, beta, scale } = inputs as Record<string, TensorInfo>;
     const channels = x.shape[x.shape.length - 1], rows = x.shape.reduce((a, d) => a * d, 1) / channels;
-    const epsilon = (attrs as { epsilon: number }).epsilon;
+    const { epsilon, relu } = attrs as { epsilon: number; relu?: boolean };
+    const mask = relu ? { scale: at(be, scale), beta: at(be, beta) } : { scale: 0, beta: 0 };
     const dx = be.makeOutput(x.shape, 'float32'), dgamma = be.makeOutput([channels], 'float32'), dbeta = be.makeOutput([channels], 'float32');
     if (threadedPool && rows * channels >= PARALLEL_MIN_ELEMENTS) {
-      threadedBackward(threadedPool, be, rows, channels, { dy, x, gamma, mean, variance, dx, dgamma, dbeta }, epsilon);
+      threadedBackward(threadedPool, be, rows, channels, { dy, x, gamma, mean, variance, dx, dgamma, dbeta }, mask, epsilon);
       return [dx, dgamma, dbeta];
     }
     const temp = be.makeOutput([5 * channels], 'float32');
-    kernels.batchnorm_backward(rows, channels, at(be, dy), at(be, x), at(be, gamma), at(be, mean), at(be, variance),
+    kernels.batchnorm_backward(rows, channels, at(be, dy), at(be, x), at(be, gamma), at(be, mean), at(be, variance), mask.scale, mask.beta,
       at(be, dx), at(be, dgamma), at(be, dbeta), at(be, temp), epsilon);
     be.disposeData(temp.dataId);
     return [dx, dgamma, dbeta];
@@ -79,12 +86,12 @@ export function installTrainingBatchNorm(kernels: InPlaceKernels, pool?: KernelP
   });
   tf.registerGradient({
     kernelName: BATCHNORM_TRAINING,
-    inputsToSave: ['x', 'gamma'],
-    outputsToSave: [false, true, true],
+    inputsToSave: ['x', 'gamma', 'beta'],
+    outputsToSave: [false, true, true, true],
     gradFunc: (dys: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
       const dy = Array.isArray(dys) ? dys[0] : dys;
-      const [x, gamma, mean, variance] = saved;
-      const [dx, dgamma, dbeta] = tf.engine().runKernel(BATCHNORM_TRAINING_GRAD, { dy, x, gamma, mean, variance }, attrs) as Tensor[];
+      const [x, gamma, beta, mean, variance, scale] = saved;
+      const [dx, dgamma, dbeta] = tf.engine().runKernel(BATCHNORM_TRAINING_GRAD, { dy, x, gamma, mean, variance, beta, scale }, attrs) as Tensor[];
       return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
     },
   });
@@ -109,9 +116,10 @@ function routeBatchNormalization(): void {
     if (!kwargs?.training || tf.getBackend() !== 'wasm' || !this.gamma || !this.beta || input.dtype !== 'float32' || axis !== input.rank - 1) {
       return original.call(this, inputs, kwargs);
     }
-    return tf.tidy(() => {
+    const relu = reluFollows(this);
+    const normed = tf.tidy(() => {
       const [normed, mean, variance] = tf.engine().runKernel(BATCHNORM_TRAINING,
-        { x: input, gamma: this.gamma!.read(), beta: this.beta!.read() }, { epsilon: this.epsilon }) as Tensor[];
+        { x: input, gamma: this.gamma!.read(), beta: this.beta!.read() }, { epsilon: this.epsilon, relu }) as Tensor[];
       // Moving statistics exactly as tf.layers updates them: m − (m − batch)·(1 − momentum).
       const [movingMean, movingVariance] = tf.engine().runKernel(MOVING_AVERAGE,
         { movingMean: this.movingMean.read(), movingVariance: this.movingVariance.read(), mean, variance }, { decay: 1 - this.momentum }) as Tensor[];
@@ -119,6 +127,7 @@ function routeBatchNormalization(): void {
       this.movingVariance.write(movingVariance);
       return normed;
     });
+    return relu ? markActivated(normed) : normed;
   };
 }
 
@@ -134,10 +143,11 @@ function combine(mem: Float32Array, partials: number, threads: number, channels:
 }
 
 function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channels: number,
-  t: { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo; y: TensorInfo; mean: TensorInfo; variance: TensorInfo }, epsilon: number): void {
+  t: { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo; y: TensorInfo; mean: TensorInfo; variance: TensorInfo; scale: TensorInfo },
+  epsilon: number, relu: boolean): void {
   const threads = pool.threads;
   const s = new HeapScratch(be);
-  const args = s.alloc(8), partials = s.alloc(threads * channels), blocks = s.alloc(threads * channels), scale = s.alloc(channels);
+  const args = s.alloc(9), partials = s.alloc(threads * channels), blocks = s.alloc(threads * channels), scale = at(be, t.scale);
   try {
     const sums = (center: number) => {
       pool.ints().set([rows, channels, at(be, t.x), center, partials, blocks], args / 4);
@@ -148,7 +158,7 @@ function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channe
     const variance = sums(at(be, t.mean)), mem = pool.floats(), gamma = at(be, t.gamma) / 4;
     mem.set(variance, at(be, t.variance) / 4);
     for (let c = 0; c < channels; c++) mem[scale / 4 + c] = mem[gamma + c] / Math.sqrt(mem[at(be, t.variance) / 4 + c] + epsilon);
-    pool.ints().set([rows, channels, at(be, t.x), at(be, t.mean), scale, at(be, t.beta), at(be, t.y), 0], args / 4);
+    pool.ints().set([rows, channels, at(be, t.x), at(be, t.mean), scale, at(be, t.beta), at(be, t.y), 0, relu ? 1 : 0], args / 4);
     pool.run('normalize_rows_job', args, threads);
   } finally {
     s.release();
@@ -157,13 +167,13 @@ function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channe
 
 function threadedBackward(pool: KernelPool, be: HeapBackend, rows: number, channels: number,
   t: { dy: TensorInfo; x: TensorInfo; gamma: TensorInfo; mean: TensorInfo; variance: TensorInfo; dx: TensorInfo; dgamma: TensorInfo; dbeta: TensorInfo },
-  epsilon: number): void {
+  mask: { scale: number; beta: number }, epsilon: number): void {
   const threads = pool.threads;
   const s = new HeapScratch(be);
-  const args = s.alloc(10), partials = s.alloc(threads * 2 * channels), blocks = s.alloc(threads * 2 * channels);
+  const args = s.alloc(12), partials = s.alloc(threads * 2 * channels), blocks = s.alloc(threads * 2 * channels);
   const k1 = s.alloc(channels), k3 = s.alloc(channels), shift = s.alloc(channels);
   try {
-    pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), partials, blocks], args / 4);
+    pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), partials, blocks, mask.scale, mask.beta], args / 4);
     pool.run('gradient_sums_job', args, threads);
     const mem = pool.floats();
     // Per-row means of dy and dy·(x − μ): dβ and dγ·σ are rows times them (batchnorm_backward in kernels.c).
@@ -179,7 +189,7 @@ function threadedBackward(pool: KernelPool, be: HeapBackend, rows: number, chann
       mem[k3 / 4 + c] = mem[gamma + c] * invStd * dgamma * invStd / rows;
       mem[shift / 4 + c] = dyMean[c];
     }
-    pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), k1, k3, shift, at(be, t.dx), 0], args / 4);
+    pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), k1, k3, shift, at(be, t.dx), 0, mask.scale, mask.beta], args / 4);
     pool.run('gradient_rows_job', args, threads);
   } finally {
     s.release();

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { installTrainingBatchNorm } from './batchnorm.js';
 import { installDepthwiseKernels } from './depthwise.js';
 import { installReluGradient } from './relu.js';
+import { installReluFusion } from './fusion.js';
 import { installSgdMomentum } from './optimizer.js';
 import { instantiateOnHeap, type HeapBackend, type InPlaceKernels } from './inplace.js';
 import { defaultThreads, loadInPlaceKernels, startKernelPool, type SharedHeap } from './pool.js';
@@ -40,6 +41,7 @@ export function installSimdPath(): { threads: number; sharedHeap: boolean } | { 
     installTrainingBatchNorm(inPlace, pool);
     installDepthwiseKernels(inPlace);
     installReluGradient(inPlace);
+    installReluFusion(inPlace);
     installSgdMomentum(inPlace);
   }
   if (!pool) return (outcome = { reason: (started as { reason: string }).reason });

@@ -608,22 +608,40 @@ static void column_sums(const f32 *src, i32 rows, i32 channels, f32 *acc, f32 *b
   }
 }
 
-// y = (x − mean)·scale + beta for rows of x.
-static void normalize_rows(const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta, f32 *y) {
+// y = (x − mean)·scale + beta for rows of x, then max(y, 0) when relu is set. The backward pass
+// recomputes y the same way, operation for operation, to know where the ReLU passed its gradient.
+static void normalize_rows(const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta, f32 *y, i32 relu) {
+  const v128_t zero = wasm_f32x4_splat(0);
   for (i32 r = 0; r < rows; r++) {
     const f32 *xr = x + r * channels;
     f32 *yr = y + r * channels;
     i32 c = 0;
     for (; c + 4 <= channels; c += 4) {
       const v128_t d = wasm_f32x4_sub(wasm_v128_load(xr + c), wasm_v128_load(mean + c));
-      wasm_v128_store(yr + c, MADD(d, wasm_v128_load(scale + c), wasm_v128_load(beta + c)));
+      const v128_t v = MADD(d, wasm_v128_load(scale + c), wasm_v128_load(beta + c));
+      wasm_v128_store(yr + c, relu ? wasm_f32x4_pmax(v, zero) : v);
     }
-    for (; c < channels; c++) yr[c] = (xr[c] - mean[c]) * scale[c] + beta[c];
+    for (; c < channels; c++) {
+      const f32 v = (xr[c] - mean[c]) * scale[c] + beta[c];
+      yr[c] = relu && v < 0 ? 0.f : v; // as pmax: v < 0 ? 0 : v
+    }
   }
 }
 
-// sum_dy = Σ dy and sum_dyx = Σ dy·(x − mean) over rows, in blocks of 64 rows (block: 2·channels floats).
-static void gradient_sums(const f32 *dy, const f32 *x, i32 rows, i32 channels, const f32 *mean, f32 *sum_dy, f32 *sum_dyx, f32 *block) {
+// dy where the batch norm's output (x − mean)·scale + beta was positive, else 0: the gradient through a
+// ReLU fused into the batch norm. Without scale (no ReLU) dy as it is.
+static inline v128_t relu_masked(v128_t g, v128_t d, const f32 *scale, const f32 *beta, i32 c) {
+  if (!scale) return g;
+  return wasm_v128_and(g, wasm_f32x4_gt(MADD(d, wasm_v128_load(scale + c), wasm_v128_load(beta + c)), wasm_f32x4_splat(0)));
+}
+static inline f32 relu_masked1(f32 g, f32 d, const f32 *scale, const f32 *beta, i32 c) {
+  return !scale || d * scale[c] + beta[c] > 0 ? g : 0.f;
+}
+
+// sum_dy = Σ dy and sum_dyx = Σ dy·(x − mean) over rows, in blocks of 64 rows (block: 2·channels floats);
+// dy masked by the fused ReLU when scale and beta are set (see relu_masked).
+static void gradient_sums(const f32 *dy, const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta,
+                          f32 *sum_dy, f32 *sum_dyx, f32 *block) {
   f32 *block_dy = block, *block_dyx = block + channels;
   zero_floats(sum_dy, channels);
   zero_floats(sum_dyx, channels);
@@ -635,37 +653,46 @@ static void gradient_sums(const f32 *dy, const f32 *x, i32 rows, i32 channels, c
       const f32 *dyr = dy + r * channels, *xr = x + r * channels;
       i32 c = 0;
       for (; c + 4 <= channels; c += 4) {
-        const v128_t g = wasm_v128_load(dyr + c);
         const v128_t d = wasm_f32x4_sub(wasm_v128_load(xr + c), wasm_v128_load(mean + c));
+        const v128_t g = relu_masked(wasm_v128_load(dyr + c), d, scale, beta, c);
         wasm_v128_store(block_dy + c, wasm_f32x4_add(wasm_v128_load(block_dy + c), g));
         wasm_v128_store(block_dyx + c, MADD(g, d, wasm_v128_load(block_dyx + c)));
       }
-      for (; c < channels; c++) { block_dy[c] += dyr[c]; block_dyx[c] += dyr[c] * (xr[c] - mean[c]); }
+      for (; c < channels; c++) {
+        const f32 d = xr[c] - mean[c], g = relu_masked1(dyr[c], d, scale, beta, c);
+        block_dy[c] += g; block_dyx[c] += g * d;
+      }
     }
     add_floats(sum_dy, block_dy, channels);
     add_floats(sum_dyx, block_dyx, channels);
   }
 }
 
-// dx = k1·(dy − shift) − k3·(x − mean) for rows (see batchnorm_backward).
-static void gradient_rows(const f32 *dy, const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *k1, const f32 *k3, const f32 *shift, f32 *dx) {
+// dx = k1·(dy − shift) − k3·(x − mean) for rows (see batchnorm_backward), dy masked as in gradient_sums.
+static void gradient_rows(const f32 *dy, const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta,
+                          const f32 *k1, const f32 *k3, const f32 *shift, f32 *dx) {
   for (i32 r = 0; r < rows; r++) {
     const f32 *dyr = dy + r * channels, *xr = x + r * channels;
     f32 *dxr = dx + r * channels;
     i32 c = 0;
     for (; c + 4 <= channels; c += 4) {
-      const v128_t a = wasm_f32x4_mul(wasm_v128_load(k1 + c), wasm_f32x4_sub(wasm_v128_load(dyr + c), wasm_v128_load(shift + c)));
       const v128_t d = wasm_f32x4_sub(wasm_v128_load(xr + c), wasm_v128_load(mean + c));
+      const v128_t g = relu_masked(wasm_v128_load(dyr + c), d, scale, beta, c);
+      const v128_t a = wasm_f32x4_mul(wasm_v128_load(k1 + c), wasm_f32x4_sub(g, wasm_v128_load(shift + c)));
       wasm_v128_store(dxr + c, wasm_f32x4_sub(a, wasm_f32x4_mul(wasm_v128_load(k3 + c), d)));
     }
-    for (; c < channels; c++) dxr[c] = k1[c] * (dyr[c] - shift[c]) - k3[c] * (xr[c] - mean[c]);
+    for (; c < channels; c++) {
+      const f32 d = xr[c] - mean[c];
+      dxr[c] = k1[c] * (relu_masked1(dyr[c], d, scale, beta, c) - shift[c]) - k3[c] * d;
+    }
   }
 }
 
-// y, mean, variance (population, as tf.moments) from x. temp holds 2·channels floats.
+// y (ReLU'd when relu is set), mean, variance (population, as tf.moments) and scale = γ/σ from x.
+// temp holds channels floats.
 EXPORT(batchnorm_forward) void batchnorm_forward(i32 rows, i32 channels, const f32 *x, const f32 *gamma, const f32 *beta,
-                                                 f32 *y, f32 *mean, f32 *variance, f32 *temp, f32 epsilon) {
-  f32 *block = temp, *scale = temp + channels;
+                                                 f32 *y, f32 *mean, f32 *variance, f32 *scale, i32 relu, f32 *temp, f32 epsilon) {
+  f32 *block = temp;
   const f32 inv_rows = 1.f / (f32)rows;
   column_sums(x, rows, channels, mean, block, 0);
   for (i32 c = 0; c < channels; c++) mean[c] *= inv_rows;
@@ -674,15 +701,16 @@ EXPORT(batchnorm_forward) void batchnorm_forward(i32 rows, i32 channels, const f
     variance[c] *= inv_rows;
     scale[c] = gamma[c] / __builtin_sqrtf(variance[c] + epsilon);
   }
-  normalize_rows(x, rows, channels, mean, scale, beta, y);
+  normalize_rows(x, rows, channels, mean, scale, beta, y, relu);
 }
 
 // dx, dγ = Σ dy·x̂, dβ = Σ dy, with dx = γ/σ · (dy − dβ/R − x̂·dγ/R). temp holds 5·channels floats.
+// With scale and beta (the forward's γ/σ and β) dy first passes back through the fused ReLU; 0 for none.
 EXPORT(batchnorm_backward) void batchnorm_backward(i32 rows, i32 channels, const f32 *dy, const f32 *x, const f32 *gamma,
-                                                   const f32 *mean, const f32 *variance, f32 *dx, f32 *dgamma, f32 *dbeta,
-                                                   f32 *temp, f32 epsilon) {
+                                                   const f32 *mean, const f32 *variance, const f32 *scale, const f32 *beta,
+                                                   f32 *dx, f32 *dgamma, f32 *dbeta, f32 *temp, f32 epsilon) {
   f32 *k1 = temp, *k3 = temp + channels, *shift = temp + 2 * channels, *block = temp + 3 * channels;
-  gradient_sums(dy, x, rows, channels, mean, dbeta, dgamma, block);
+  gradient_sums(dy, x, rows, channels, mean, scale, beta, dbeta, dgamma, block);
   const f32 inv_rows = 1.f / (f32)rows;
   // k1 = γ/σ and k3 = γ·dγ/(σ²R), so dx = k1·(dy − dβ/R) − k3·(x − μ).
   for (i32 c = 0; c < channels; c++) {
@@ -692,7 +720,7 @@ EXPORT(batchnorm_backward) void batchnorm_backward(i32 rows, i32 channels, const
     k3[c] = k1[c] * dgamma[c] * inv_std * inv_rows;
     shift[c] = dbeta[c] * inv_rows;
   }
-  gradient_rows(dy, x, rows, channels, mean, k1, k3, shift, dx);
+  gradient_rows(dy, x, rows, channels, mean, scale, beta, k1, k3, shift, dx);
 }
 
 // The same batch norm on every thread of the pool (shared heap). The sums take equal shares of the
@@ -710,31 +738,32 @@ EXPORT(column_sums_job) void column_sums_job(const i32 *args, i32 thread, i32 th
               PTR(args[5]) + thread * channels, args[3] ? PTR(args[3]) : 0);
 }
 
-// args: rows, channels, x, mean, scale, beta, y, next.
+// args: rows, channels, x, mean, scale, beta, y, next, relu.
 EXPORT(normalize_rows_job) void normalize_rows_job(i32 *args, i32 thread, i32 threads) {
   const i32 rows = args[0], channels = args[1];
   (void)thread; (void)threads;
   for (i32 r0, n; (n = take(&args[7], rows, BN_CHUNK, &r0)) > 0;)
-    normalize_rows(PTR(args[2]) + r0 * channels, n, channels, PTR(args[3]), PTR(args[4]), PTR(args[5]), PTR(args[6]) + r0 * channels);
+    normalize_rows(PTR(args[2]) + r0 * channels, n, channels, PTR(args[3]), PTR(args[4]), PTR(args[5]), PTR(args[6]) + r0 * channels, args[8]);
 }
 
-// Per-thread Σdy and Σdy·(x − mean). args: rows, channels, dy, x, mean, partials (threads × 2·channels), blocks (same).
+// Per-thread Σdy and Σdy·(x − mean), dy through the fused ReLU when scale is set.
+// args: rows, channels, dy, x, mean, partials (threads × 2·channels), blocks (same), scale (0 = no ReLU), beta.
 EXPORT(gradient_sums_job) void gradient_sums_job(const i32 *args, i32 thread, i32 threads) {
   const i32 rows = args[0], channels = args[1];
   f32 *partial = PTR(args[5]) + thread * 2 * channels;
   i32 begin, end;
   split(rows, thread, threads, &begin, &end);
   gradient_sums(PTR(args[2]) + begin * channels, PTR(args[3]) + begin * channels, end - begin, channels, PTR(args[4]),
-                partial, partial + channels, PTR(args[6]) + thread * 2 * channels);
+                args[7] ? PTR(args[7]) : 0, PTR(args[8]), partial, partial + channels, PTR(args[6]) + thread * 2 * channels);
 }
 
-// args: rows, channels, dy, x, mean, k1, k3, shift, dx, next.
+// args: rows, channels, dy, x, mean, k1, k3, shift, dx, next, scale (0 = no ReLU), beta.
 EXPORT(gradient_rows_job) void gradient_rows_job(i32 *args, i32 thread, i32 threads) {
   const i32 rows = args[0], channels = args[1];
   (void)thread; (void)threads;
   for (i32 r0, n; (n = take(&args[9], rows, BN_CHUNK, &r0)) > 0;)
     gradient_rows(PTR(args[2]) + r0 * channels, PTR(args[3]) + r0 * channels, n, channels, PTR(args[4]),
-                  PTR(args[5]), PTR(args[6]), PTR(args[7]), PTR(args[8]) + r0 * channels);
+                  args[10] ? PTR(args[10]) : 0, PTR(args[11]), PTR(args[5]), PTR(args[6]), PTR(args[7]), PTR(args[8]) + r0 * channels);
 }
 
 // ---- ReLU's gradient in one pass: dx = dy where x > 0, else 0 (tfjs does step, cast and multiply). ----
@@ -744,6 +773,14 @@ EXPORT(relu_backward) void relu_backward(i32 n, const f32 *dy, const f32 *x, f32
   for (; i + 4 <= n; i += 4)
     wasm_v128_store(dx + i, wasm_v128_and(wasm_v128_load(dy + i), wasm_f32x4_gt(wasm_v128_load(x + i), zero)));
   for (; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : 0.f;
+}
+
+// ---- A residual sum and the ReLU after it in one pass: out = max(a + b, 0). ----
+EXPORT(add_relu) void add_relu(i32 n, const f32 *a, const f32 *b, f32 *out) {
+  const v128_t zero = wasm_f32x4_splat(0);
+  i32 i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, wasm_f32x4_pmax(wasm_f32x4_add(wasm_v128_load(a + i), wasm_v128_load(b + i)), zero));
+  for (; i < n; i++) { const f32 v = a[i] + b[i]; out[i] = v < 0 ? 0.f : v; }
 }
 
 // ---- One SGD-with-momentum step, PyTorch-style (heavy ball, L2 decay folded into the gradient). ----

@@ -1,0 +1,150 @@
+/**
+ * ReLUs fused into the layer before them while a tf.layers model trains on wasm. A BatchNormalization
+ * or a two-input Add whose output goes only to a ReLU computes max(·, 0) in its own pass over the
+ * activation, and its gradient masks dy in the same pass; the ReLU layer then hands the tensor on.
+ * In a ResNet that removes a read and a write of every ReLU'd activation forward and a separate
+ * gradient pass backward.
+ *
+ * Whether a layer's output goes only to a ReLU is a property of the model's graph, not of the layer
+ * (tf.model can wire the same layers differently), so each training-mode call of a model looks up
+ * the plan of that model (worked out once, kept per model) and the layers consult it.
+ * PRUNELENS_FUSE_RELU=0 turns it off (read at every call, for A/B runs).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs';
+import { heapOffset as at, type HeapBackend, type InPlaceKernels } from './inplace.js';
+import { RELU_GRAD } from './relu.js';
+
+export const ADD_RELU = 'PruneLensAddRelu';
+
+/** The parts of tf.layers' graph the plan reads: a layer's call sites (nodes) and the tensors between them. */
+interface SymbolicRef { id: number }
+interface GraphNode { outboundLayer: GraphLayer; inputTensors: SymbolicRef[]; outputTensors: SymbolicRef[] }
+interface GraphLayer {
+  name: string;
+  inboundNodes: GraphNode[];
+  getClassName(): string;
+  maxValue?: number | null;
+  activation?: { getClassName(): string };
+}
+interface GraphModel { layers: GraphLayer[]; containerNodes: Set<string>; outputs: SymbolicRef[] }
+
+/** Layer kinds that can compute the ReLU after them. */
+const PRODUCERS = new Set(['BatchNormalization', 'Add']);
+
+function isPlainRelu(layer: GraphLayer): boolean {
+  const name = layer.getClassName();
+  if (name === 'ReLU') return layer.maxValue == null;
+  return name === 'Activation' && layer.activation?.getClassName() === 'relu';
+}
+
+/** The producers in this model (Adds of two tensors) whose every call feeds only a plain ReLU, and is not an output of the model. */
+export function planReluFusion(model: tf.LayersModel): Set<object> {
+  const graph = model as unknown as GraphModel;
+  const ownNodes = (layer: GraphLayer) => (layer.inboundNodes ?? []).filter((_, i) => graph.containerNodes.has(`${layer.name}_ib-${i}`));
+  const consumers = new Map<number, GraphLayer[]>();
+  for (const layer of graph.layers) {
+    for (const node of ownNodes(layer)) {
+      for (const input of node.inputTensors) consumers.set(input.id, [...(consumers.get(input.id) ?? []), layer]);
+    }
+  }
+  const outputs = new Set(graph.outputs.map((t) => t.id));
+  const fused = new Set<object>();
+  for (const layer of graph.layers) {
+    if (!PRODUCERS.has(layer.getClassName())) continue;
+    const nodes = ownNodes(layer);
+    const feedsOnlyRelu = (node: GraphNode) => (layer.getClassName() !== 'Add' || node.inputTensors.length === 2) && node.outputTensors.length === 1 && !outputs.has(node.outputTensors[0].id) &&
+      (consumers.get(node.outputTensors[0].id) ?? []).length === 1 && isPlainRelu(consumers.get(node.outputTensors[0].id)![0]);
+    if (nodes.length > 0 && nodes.every(feedsOnlyRelu)) fused.add(layer);
+  }
+  return fused;
+}
+
+const plans = new WeakMap<object, Set<object>>();
+let active: Set<object> | undefined;
+/** Tensors a producer returned with the ReLU already applied. */
+const activated = new WeakSet<Tensor>();
+
+/** Whether this layer is to apply the ReLU after it in the model call now running (training on wasm only). */
+export function reluFollows(layer: object): boolean {
+  return active?.has(layer) === true;
+}
+
+/** Records that a producer's output is already ReLU'd, so the ReLU layer after it passes it on. */
+export function markActivated(t: Tensor): Tensor {
+  activated.add(t);
+  return t;
+}
+
+type CallFn = (this: unknown, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>) => Tensor | Tensor[];
+
+function layerPrototype(className: string): { call: CallFn; mergeFunction?: (inputs: Tensor[]) => Tensor } | undefined {
+  const registered = tf.serialization.SerializationMap.getMap().classNameMap[className];
+  return registered ? (registered[0] as unknown as { prototype: { call: CallFn } }).prototype : undefined;
+}
+
+let installed = false;
+
+/**
+ * Registers the fused residual kernel and routes models, Add and the ReLU layers through the plan.
+ * BatchNormalization's own route (batchnorm.ts) asks reluFollows() itself.
+ */
+export function installReluFusion(kernels: InPlaceKernels): void {
+  if (installed) return;
+  installed = true;
+  const addRelu: KernelFunc = ({ inputs, backend: b }) => {
+    const be = b as unknown as HeapBackend;
+    const { a, b: other } = inputs as { a: TensorInfo; b: TensorInfo };
+    const out = be.makeOutput(a.shape, 'float32');
+    kernels.add_relu(a.shape.reduce((n, d) => n * d, 1), at(be, a), at(be, other), at(be, out));
+    return out;
+  };
+  tf.registerKernel({ kernelName: ADD_RELU, backendName: 'wasm', kernelFunc: addRelu });
+  tf.registerGradient({
+    kernelName: ADD_RELU,
+    outputsToSave: [true],
+    gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+      const masked = tf.engine().runKernel(RELU_GRAD, { dy: Array.isArray(dy) ? dy[0] : dy, x: saved[0] }) as Tensor;
+      // Each input gets a tensor of its own (sharing the buffer): the tape disposes them separately.
+      return { a: () => masked, b: () => tf.clone(masked) };
+    },
+  });
+
+  const model = tf.LayersModel.prototype as unknown as { call: CallFn };
+  const modelCall = model.call;
+  model.call = function (this: tf.LayersModel, inputs, kwargs) {
+    if (!kwargs?.training || tf.getBackend() !== 'wasm' || process.env.PRUNELENS_FUSE_RELU === '0') return modelCall.call(this, inputs, kwargs);
+    let plan = plans.get(this);
+    if (!plan) plans.set(this, (plan = planReluFusion(this)));
+    const outer = active;
+    active = plan;
+    try {
+      return modelCall.call(this, inputs, kwargs);
+    } finally {
+      active = outer;
+    }
+  } as CallFn;
+
+  const add = layerPrototype('Add');
+  if (add?.mergeFunction) {
+    const merge = add.mergeFunction;
+    add.mergeFunction = function (this: object, inputs: Tensor[]) {
+      const [a, b] = inputs;
+      if (inputs.length !== 2 || !reluFollows(this) || a.dtype !== 'float32' || b.dtype !== 'float32' || !tf.util.arraysEqual(a.shape, b.shape)) {
+        return merge.call(this, inputs);
+      }
+      return markActivated(tf.engine().runKernel(ADD_RELU, { a, b }) as Tensor);
+    };
+  }
+  for (const name of ['ReLU', 'Activation']) {
+    const prototype = layerPrototype(name);
+    if (!prototype) continue;
+    const call = prototype.call;
+    prototype.call = function (this: GraphLayer, inputs, kwargs) {
+      const input = Array.isArray(inputs) && inputs.length === 1 ? inputs[0] : inputs;
+      // A ReLU'd tensor is its own ReLU (Layer.apply clones a returned input, sharing its buffer).
+      if (!Array.isArray(input) && activated.has(input) && isPlainRelu(this)) return input;
+      return call.call(this, inputs, kwargs);
+    } as CallFn;
+  }
+}
