@@ -43,10 +43,8 @@ export function installTrainingBatchNorm(kernels: InPlaceKernels, pool?: KernelP
       threadedForward(threadedPool, be, rows, channels, { x, gamma, beta, y, mean, variance, scale }, epsilon, Boolean(relu));
       return [y, mean, variance, scale];
     }
-    const temp = be.makeOutput([channels], 'float32');
     kernels.batchnorm_forward(rows, channels, at(be, x), at(be, gamma), at(be, beta), at(be, y), at(be, mean), at(be, variance),
-      at(be, scale), relu ? 1 : 0, at(be, temp), epsilon);
-    be.disposeData(temp.dataId);
+      at(be, scale), relu ? 1 : 0, epsilon);
     return [y, mean, variance, scale];
   };
   // With attrs.relu, dy is the gradient of the ReLU's output and inputs also hold beta and the forward's scale.
@@ -61,7 +59,7 @@ export function installTrainingBatchNorm(kernels: InPlaceKernels, pool?: KernelP
       threadedBackward(threadedPool, be, rows, channels, { dy, x, gamma, mean, variance, dx, dgamma, dbeta }, mask, epsilon);
       return [dx, dgamma, dbeta];
     }
-    const temp = be.makeOutput([5 * channels], 'float32');
+    const temp = be.makeOutput([3 * channels], 'float32');
     kernels.batchnorm_backward(rows, channels, at(be, dy), at(be, x), at(be, gamma), at(be, mean), at(be, variance), mask.scale, mask.beta,
       at(be, dx), at(be, dgamma), at(be, dbeta), at(be, temp), epsilon);
     be.disposeData(temp.dataId);
@@ -147,10 +145,10 @@ function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channe
   epsilon: number, relu: boolean): void {
   const threads = pool.threads;
   const s = new HeapScratch(be);
-  const args = s.alloc(9), partials = s.alloc(threads * channels), blocks = s.alloc(threads * channels), scale = at(be, t.scale);
+  const args = s.alloc(9), partials = s.alloc(threads * channels), scale = at(be, t.scale);
   try {
     const sums = (center: number) => {
-      pool.ints().set([rows, channels, at(be, t.x), center, partials, blocks], args / 4);
+      pool.ints().set([rows, channels, at(be, t.x), center, partials], args / 4);
       pool.run('column_sums_job', args, threads);
       return combine(pool.floats(), partials, threads, channels, channels, rows);
     };
@@ -170,10 +168,10 @@ function threadedBackward(pool: KernelPool, be: HeapBackend, rows: number, chann
   mask: { scale: number; beta: number }, epsilon: number): void {
   const threads = pool.threads;
   const s = new HeapScratch(be);
-  const args = s.alloc(12), partials = s.alloc(threads * 2 * channels), blocks = s.alloc(threads * 2 * channels);
+  const args = s.alloc(12), partials = s.alloc(threads * 2 * channels);
   const k1 = s.alloc(channels), k3 = s.alloc(channels), shift = s.alloc(channels);
   try {
-    pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), partials, blocks, mask.scale, mask.beta], args / 4);
+    pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), partials, mask.scale, mask.beta], args / 4);
     pool.run('gradient_sums_job', args, threads);
     const mem = pool.floats();
     // Per-row means of dy and dy·(x − μ): dβ and dγ·σ are rows times them (batchnorm_backward in kernels.c).
