@@ -625,32 +625,38 @@ static void column_sums(const f32 *src, i32 rows, i32 channels, f32 *acc, const 
   else column_sums_of(src, rows, channels, acc, 0, 0);
 }
 
-// y = (x − mean)·scale + beta for rows of x, then max(y, 0) when relu is set. The backward pass
-// recomputes y the same way, operation for operation, to know where the ReLU passed its gradient.
-static void normalize_rows(const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta, f32 *y, i32 relu) {
-  const v128_t zero = wasm_f32x4_splat(0);
-  for (i32 r = 0; r < rows; r++) {
-    const f32 *xr = x + r * channels;
-    f32 *yr = y + r * channels;
-    i32 c = 0;
-    for (; c + 4 <= channels; c += 4) {
-      const v128_t d = wasm_f32x4_sub(wasm_v128_load(xr + c), wasm_v128_load(mean + c));
-      const v128_t v = MADD(d, wasm_v128_load(scale + c), wasm_v128_load(beta + c));
-      wasm_v128_store(yr + c, relu ? wasm_f32x4_pmax(v, zero) : v);
-    }
-    for (; c < channels; c++) {
-      const f32 v = (xr[c] - mean[c]) * scale[c] + beta[c];
-      yr[c] = relu && v < 0 ? 0.f : v; // as pmax: v < 0 ? 0 : v
-    }
+// y = (x − mean)·scale + beta for n rows of four channels, then max(y, 0) when relu is set, the
+// per-channel terms held in registers. The backward pass recomputes y the same way, operation for
+// operation, to know where the ReLU passed its gradient.
+ALWAYS_INLINE void normalize_block(const f32 *x, i32 n, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta, f32 *y, i32 relu) {
+  const v128_t zero = wasm_f32x4_splat(0), m = wasm_v128_load(mean), sc = wasm_v128_load(scale), sh = wasm_v128_load(beta);
+  for (i32 r = 0; r < n; r++, x += channels, y += channels) {
+    const v128_t v = MADD(wasm_f32x4_sub(wasm_v128_load(x), m), sc, sh);
+    wasm_v128_store(y, relu ? wasm_f32x4_pmax(v, zero) : v);
   }
 }
 
-// dy where the batch norm's output (x − mean)·scale + beta was positive, else 0: the gradient through a
-// ReLU fused into the batch norm. Without scale (no ReLU) dy as it is.
-static inline v128_t relu_masked(v128_t g, v128_t d, const f32 *scale, const f32 *beta, i32 c) {
-  if (!scale) return g;
-  return wasm_v128_and(g, wasm_f32x4_gt(MADD(d, wasm_v128_load(scale + c), wasm_v128_load(beta + c)), wasm_f32x4_splat(0)));
+ALWAYS_INLINE void normalize_rows_of(const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta, f32 *y, i32 relu) {
+  for (i32 r0 = 0; r0 < rows; r0 += BN_ROWS) {
+    const i32 n = min_i(BN_ROWS, rows - r0), at = r0 * channels;
+    i32 c = 0;
+    for (; c + 4 <= channels; c += 4) normalize_block(x + at + c, n, channels, mean + c, scale + c, beta + c, y + at + c, relu);
+    for (; c < channels; c++)
+      for (i32 r = 0; r < n; r++) {
+        const i32 i = at + r * channels + c;
+        const f32 v = (x[i] - mean[c]) * scale[c] + beta[c];
+        y[i] = relu && v < 0 ? 0.f : v; // as pmax: v < 0 ? 0 : v
+      }
+  }
 }
+
+static void normalize_rows(const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta, f32 *y, i32 relu) {
+  if (relu) normalize_rows_of(x, rows, channels, mean, scale, beta, y, 1);
+  else normalize_rows_of(x, rows, channels, mean, scale, beta, y, 0);
+}
+
+// g where the batch norm's output d·scale + beta (d = x − mean) was positive, else 0: the gradient through
+// a ReLU fused into the batch norm; without scale (no ReLU) g as it is. The vector loops inline the same test.
 static inline f32 relu_masked1(f32 g, f32 d, const f32 *scale, const f32 *beta, i32 c) {
   return !scale || d * scale[c] + beta[c] > 0 ? g : 0.f;
 }
@@ -711,24 +717,40 @@ static void gradient_sums(const f32 *dy, const f32 *x, i32 rows, i32 channels, c
   else gradient_sums_of(dy, x, rows, channels, mean, 0, 0, sum_dy, sum_dyx, 0);
 }
 
+// dx for n rows of four channels, the per-channel terms held in registers.
+ALWAYS_INLINE void gradient_rows_block(const f32 *dy, const f32 *x, i32 n, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta,
+                                       const f32 *k1, const f32 *k3, const f32 *shift, f32 *dx, i32 masked) {
+  const v128_t zero = wasm_f32x4_splat(0), m = wasm_v128_load(mean), a = wasm_v128_load(k1), b = wasm_v128_load(k3), s = wasm_v128_load(shift);
+  const v128_t sc = masked ? wasm_v128_load(scale) : zero, sh = masked ? wasm_v128_load(beta) : zero;
+  for (i32 r = 0; r < n; r++, dy += channels, x += channels, dx += channels) {
+    const v128_t d = wasm_f32x4_sub(wasm_v128_load(x), m);
+    v128_t g = wasm_v128_load(dy);
+    if (masked) g = wasm_v128_and(g, wasm_f32x4_gt(MADD(d, sc, sh), zero));
+    wasm_v128_store(dx, wasm_f32x4_sub(wasm_f32x4_mul(a, wasm_f32x4_sub(g, s)), wasm_f32x4_mul(b, d)));
+  }
+}
+
+ALWAYS_INLINE void gradient_rows_of(const f32 *dy, const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta,
+                                    const f32 *k1, const f32 *k3, const f32 *shift, f32 *dx, i32 masked) {
+  for (i32 r0 = 0; r0 < rows; r0 += BN_ROWS) {
+    const i32 n = min_i(BN_ROWS, rows - r0), at = r0 * channels;
+    i32 c = 0;
+    for (; c + 4 <= channels; c += 4)
+      gradient_rows_block(dy + at + c, x + at + c, n, channels, mean + c, masked ? scale + c : 0, masked ? beta + c : 0, k1 + c, k3 + c, shift + c, dx + at + c, masked);
+    for (; c < channels; c++)
+      for (i32 r = 0; r < n; r++) {
+        const i32 i = at + r * channels + c;
+        const f32 d = x[i] - mean[c];
+        dx[i] = k1[c] * (relu_masked1(dy[i], d, masked ? scale : 0, beta, c) - shift[c]) - k3[c] * d;
+      }
+  }
+}
+
 // dx = k1·(dy − shift) − k3·(x − mean) for rows (see batchnorm_backward), dy masked as in gradient_sums.
 static void gradient_rows(const f32 *dy, const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta,
                           const f32 *k1, const f32 *k3, const f32 *shift, f32 *dx) {
-  for (i32 r = 0; r < rows; r++) {
-    const f32 *dyr = dy + r * channels, *xr = x + r * channels;
-    f32 *dxr = dx + r * channels;
-    i32 c = 0;
-    for (; c + 4 <= channels; c += 4) {
-      const v128_t d = wasm_f32x4_sub(wasm_v128_load(xr + c), wasm_v128_load(mean + c));
-      const v128_t g = relu_masked(wasm_v128_load(dyr + c), d, scale, beta, c);
-      const v128_t a = wasm_f32x4_mul(wasm_v128_load(k1 + c), wasm_f32x4_sub(g, wasm_v128_load(shift + c)));
-      wasm_v128_store(dxr + c, wasm_f32x4_sub(a, wasm_f32x4_mul(wasm_v128_load(k3 + c), d)));
-    }
-    for (; c < channels; c++) {
-      const f32 d = xr[c] - mean[c];
-      dxr[c] = k1[c] * (relu_masked1(dyr[c], d, scale, beta, c) - shift[c]) - k3[c] * d;
-    }
-  }
+  if (scale) gradient_rows_of(dy, x, rows, channels, mean, scale, beta, k1, k3, shift, dx, 1);
+  else gradient_rows_of(dy, x, rows, channels, mean, 0, 0, k1, k3, shift, dx, 0);
 }
 
 // y (ReLU'd when relu is set), mean, variance (population, as tf.moments) and scale = γ/σ from x.
