@@ -352,6 +352,12 @@ EXPORT(matmul) void matmul(i32 *args, i32 thread, i32 threads) {
 
 static inline i32 round4(i32 v) { return (v + 3) & ~3; }
 
+// Floats between the 36 matrices of a transform (filter panels, V, M, dy panels) beyond their size:
+// the transforms write or read all 36 at once, and a power-of-two distance put them all in the same
+// few L1 sets (the 64-channel filter transform ran 16 times slower per float than the 16-channel one).
+#define WINOGRAD_PAD 16
+static inline i32 filter_panel_stride(i32 ci4, i32 co4) { return ci4 * ((co4 + 7) & ~7) + WINOGRAD_PAD; }
+
 // Four channels of x at (b, iy, ix), zero outside the image or past the last channel.
 static inline v128_t load_channels(const Conv *c, const f32 *x, i32 b, i32 iy, i32 ix, i32 ch) {
   if (iy < 0 || iy >= c->h || ix < 0 || ix >= c->w) return wasm_f32x4_splat(0);
@@ -398,6 +404,7 @@ static void transform_input_tile(const Conv *c, const f32 *x, i32 b, i32 iy0, i3
 EXPORT(winograd_filter) void winograd_filter(const i32 *args, i32 thread, i32 threads) {
   const f32 *w = PTR(args[0]);
   const i32 ci = args[1], co = args[2], turned = args[4], ci4 = round4(ci), co4 = round4(co), cols = (co4 + 7) & ~7;
+  const i32 ps = filter_panel_stride(ci4, co4);
   f32 *panels = PTR(args[3]);
   i32 begin, end;
   split(ci4, thread, threads, &begin, &end);
@@ -406,7 +413,7 @@ EXPORT(winograd_filter) void winograd_filter(const i32 *args, i32 thread, i32 th
       f32 *dst = panels + (o / 8) * ci4 * 8 + ch * 8 + (o & 7);
       const i32 n = ch < ci && o < co ? min_i(4, co - o) : 0;
       if (n == 0) {
-        for (i32 pos = 0; pos < 36; pos++) wasm_v128_store(dst + pos * ci4 * cols, wasm_f32x4_splat(0));
+        for (i32 pos = 0; pos < 36; pos++) wasm_v128_store(dst + pos * ps, wasm_f32x4_splat(0));
         continue;
       }
       v128_t g[9];
@@ -424,9 +431,9 @@ EXPORT(winograd_filter) void winograd_filter(const i32 *args, i32 thread, i32 th
       for (i32 row = 0; row < 6; row++) {
         v128_t r0, r1, r2, r3, r4, r5;
         G3(t[row * 3], t[row * 3 + 1], t[row * 3 + 2], r0, r1, r2, r3, r4, r5);
-        f32 *out = dst + row * 6 * ci4 * cols;
-        wasm_v128_store(out, r0); wasm_v128_store(out + ci4 * cols, r1); wasm_v128_store(out + 2 * ci4 * cols, r2);
-        wasm_v128_store(out + 3 * ci4 * cols, r3); wasm_v128_store(out + 4 * ci4 * cols, r4); wasm_v128_store(out + 5 * ci4 * cols, r5);
+        f32 *out = dst + row * 6 * ps;
+        wasm_v128_store(out, r0); wasm_v128_store(out + ps, r1); wasm_v128_store(out + 2 * ps, r2);
+        wasm_v128_store(out + 3 * ps, r3); wasm_v128_store(out + 4 * ps, r4); wasm_v128_store(out + 5 * ps, r5);
       }
     }
 }
@@ -437,19 +444,20 @@ EXPORT(winograd_filter) void winograd_filter(const i32 *args, i32 thread, i32 th
 // V [36][tiles][ci4], then M [36][tiles][co4].
 EXPORT(winograd_conv) void winograd_conv(Conv *c, i32 thread, i32 threads) {
   const i32 ci4 = round4(c->ci), co4 = round4(c->co), th = (c->ho + 3) / 4, tw = (c->wo + 3) / 4, per_image = th * tw;
-  const i32 panel_stride = ci4 * ((co4 + 7) & ~7), chunk = c->tile;
+  const i32 panel_stride = filter_panel_stride(ci4, co4), chunk = c->tile;
+  const i32 vs = chunk * ci4 + WINOGRAD_PAD, ms = chunk * co4 + WINOGRAD_PAD;
   const f32 *x = PTR(c->x), *panels = PTR(c->aux), *bias = c->bias ? PTR(c->bias) : 0;
-  f32 *y = PTR(c->y), *v = PTR(c->scratch + thread * c->scratch_bytes), *m = v + 36 * chunk * ci4;
+  f32 *y = PTR(c->y), *v = PTR(c->scratch + thread * c->scratch_bytes), *m = v + 36 * vs;
   const v128_t zero = wasm_f32x4_splat(0), six = wasm_f32x4_splat(6);
   (void)threads;
   for (i32 t0, tiles; (tiles = take(&c->next, c->n * per_image, chunk, &t0)) > 0;) {
     for (i32 t = 0; t < tiles; t++) {
       const i32 b = (t0 + t) / per_image, rest = (t0 + t) - b * per_image, ty = rest / tw, tx = rest - ty * tw;
       const i32 iy0 = ty * 4 - c->pad_top, ix0 = tx * 4 - c->pad_left;
-      for (i32 ch = 0; ch < ci4; ch += 4) transform_input_tile(c, x, b, iy0, ix0, ch, v + t * ci4 + ch, chunk * ci4);
+      for (i32 ch = 0; ch < ci4; ch += 4) transform_input_tile(c, x, b, iy0, ix0, ch, v + t * ci4 + ch, vs);
     }
     for (i32 pos = 0; pos < 36; pos++)
-      gemm(tiles, co4, ci4, v + pos * chunk * ci4, ci4, 1, panels + pos * panel_stride, m + pos * chunk * co4, co4, 0);
+      gemm(tiles, co4, ci4, v + pos * vs, ci4, 1, panels + pos * panel_stride, m + pos * ms, co4, 0);
     for (i32 t = 0; t < tiles; t++) {
       const i32 b = (t0 + t) / per_image, rest = (t0 + t) - b * per_image, ty = rest / tw, tx = rest - ty * tw;
       const i32 rows = min_i(4, c->ho - ty * 4), cols = min_i(4, c->wo - tx * 4);
@@ -457,7 +465,7 @@ EXPORT(winograd_conv) void winograd_conv(Conv *c, i32 thread, i32 threads) {
         // Columns first, from M into 24 temporaries, then each output row straight to y.
         v128_t r[24];
         const f32 *q = m + t * co4 + o;
-        const i32 qs = chunk * co4;
+        const i32 qs = ms;
         for (i32 j = 0; j < 6; j++)
           AT6(wasm_v128_load(q + j * qs), wasm_v128_load(q + (6 + j) * qs), wasm_v128_load(q + (12 + j) * qs),
               wasm_v128_load(q + (18 + j) * qs), wasm_v128_load(q + (24 + j) * qs), wasm_v128_load(q + (30 + j) * qs),
@@ -510,26 +518,26 @@ EXPORT(winograd_filter_grad) void winograd_filter_grad(const Conv *c, i32 thread
   const i32 th = (c->ho + 3) / 4, tw = (c->wo + 3) / 4, per_image = th * tw, chunk = c->tile;
   const f32 *x = PTR(c->x), *dy = PTR(c->y);
   f32 *partial = PTR(c->aux) + thread * 36 * ci4 * co4;
-  f32 *v = PTR(c->scratch + thread * c->scratch_bytes), *d = v + 36 * chunk * ci4;
+  f32 *v = PTR(c->scratch + thread * c->scratch_bytes), *d = v + 36 * (chunk * ci4 + WINOGRAD_PAD);
   zero_floats(partial, 36 * ci4 * co4);
   i32 begin, end;
   split(c->n * per_image, thread, threads, &begin, &end);
   for (i32 t0 = begin; t0 < end; t0 += chunk) {
-    const i32 tiles = min_i(chunk, end - t0);
+    const i32 tiles = min_i(chunk, end - t0), vs = tiles * ci4 + WINOGRAD_PAD, ps = cols * tiles + WINOGRAD_PAD;
     for (i32 t = 0; t < tiles; t++) {
       const i32 b = (t0 + t) / per_image, rest = (t0 + t) - b * per_image, ty = rest / tw, tx = rest - ty * tw;
       for (i32 ch = 0; ch < ci4; ch += 4)
-        transform_input_tile(c, x, b, ty * 4 - c->pad_top, tx * 4 - c->pad_left, ch, v + t * ci4 + ch, tiles * ci4);
+        transform_input_tile(c, x, b, ty * 4 - c->pad_top, tx * 4 - c->pad_left, ch, v + t * ci4 + ch, vs);
       const i32 rows = min_i(4, c->ho - ty * 4), width = min_i(4, c->wo - tx * 4);
       for (i32 o = 0; o < cols; o += 4) {
         f32 *dst = d + (o / 8) * tiles * 8 + t * 8 + (o & 7);
         if (o >= co4) {
-          for (i32 pos = 0; pos < 36; pos++) wasm_v128_store(dst + pos * cols * tiles, wasm_f32x4_splat(0));
+          for (i32 pos = 0; pos < 36; pos++) wasm_v128_store(dst + pos * ps, wasm_f32x4_splat(0));
           continue;
         }
         // A dy Aᵀ: columns first into 24 temporaries, then rows straight into the panels.
         v128_t r[24];
-        const i32 n = c->co - o, ps = cols * tiles;
+        const i32 n = c->co - o;
         for (i32 j = 0; j < 4; j++) {
           v128_t g0 = wasm_f32x4_splat(0), g1 = g0, g2 = g0, g3 = g0;
           if (j < width) {
@@ -551,7 +559,7 @@ EXPORT(winograd_filter_grad) void winograd_filter_grad(const Conv *c, i32 thread
       }
     }
     for (i32 pos = 0; pos < 36; pos++)
-      gemm(ci4, co4, tiles, v + pos * tiles * ci4, 1, ci4, d + pos * cols * tiles, partial + pos * ci4 * co4, co4, 1);
+      gemm(ci4, co4, tiles, v + pos * vs, 1, ci4, d + pos * ps, partial + pos * ci4 * co4, co4, 1);
   }
 }
 

@@ -79,6 +79,9 @@ function winogradChunk(ci4: number, co4: number): number {
   return Math.max(4, Math.min(256, Math.floor(49152 / (36 * (ci4 + co4)) / 4) * 4));
 }
 
+/** kernels.c's WINOGRAD_PAD: floats added between the 36 matrices of a Winograd transform. */
+const WINOGRAD_PAD = 16;
+
 /** Floats that pack_panels writes for a k × n matrix: panels of 8 columns, zero-padded. */
 const panelFloats = (k: number, n: number) => Math.ceil(n / 8) * 8 * k;
 
@@ -154,9 +157,9 @@ export class SimdKernels {
       // Winograd: 36 transformed filters [ci4 × co4] written straight into GEMM panels, turned on the way
       // when asked. im2col: the filter [K × co] packed as it stands (a turned one is turned first).
       const fArgs = winograd ? ws.alloc(5) : 0, wAt = turned && !winograd ? ws.alloc(taps * g.ci * g.co) : ws.input(filter);
-      const packed = winograd ? undefined : this.panels(ws, k, g.co), panels = packed?.at ?? ws.alloc(36 * panelFloats(ci4, co4));
+      const packed = winograd ? undefined : this.panels(ws, k, g.co), panels = packed?.at ?? ws.alloc(36 * (panelFloats(ci4, co4) + WINOGRAD_PAD));
       const tile = winograd ? winogradChunk(ci4, co4) : tileRows(k);
-      const { scratch, scratchBytes } = this.scratch(ws, winograd ? 36 * tile * (ci4 + co4) : tile * k, threads);
+      const { scratch, scratchBytes } = this.scratch(ws, winograd ? 36 * (tile * (ci4 + co4) + 2 * WINOGRAD_PAD) : tile * k, threads);
       const mem = ws.ready();
       // The filter's own work is small: it runs on the calling thread, without waking the others.
       if (packed) {
@@ -208,7 +211,7 @@ export class SimdKernels {
       const tile = winogradChunk(ci4, cols);
       const args = ws.alloc(CONV_INTS), fArgs = ws.alloc(5), xAt = ws.input(x), dyAt = ws.input(dy);
       const partials = ws.alloc(threads * 36 * ci4 * co4), dwAt = ws.output([3, 3, g.ci, g.co]);
-      const { scratch, scratchBytes } = this.scratch(ws, 36 * tile * (ci4 + cols), threads);
+      const { scratch, scratchBytes } = this.scratch(ws, 36 * (tile * (ci4 + cols) + 2 * WINOGRAD_PAD), threads);
       ws.ready();
       this.pool.ints().set([partials, threads, g.ci, g.co, dwAt], fArgs / 4);
       this.writeConvGeometry(args, g, { x: xAt, y: dyAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: partials });
