@@ -511,15 +511,16 @@ EXPORT(winograd_conv) void winograd_conv(Conv *c, i32 thread, i32 threads) {
 // dW of the same convolutions, by the transpose of the forward formula: dW = Gᵀ[Σ_tiles (Bᵀ x B) ⊙ (A dy Aᵀ)]G.
 // The sum over tiles is 36 GEMMs [ci4 × tiles]·[tiles × co4] with the tiles as the long inner dimension.
 // Each thread adds its equal share of the tiles (see take()) into its partial [36][ci4][co4] at
-// aux + thread·36·ci4·co4; the input tile transform goes to V [36][tiles][ci4], and dy's straight into
+// aux + thread·36·(ci4·co4 + WINOGRAD_PAD); the input tile transform goes to V [36][tiles][ci4], and dy's straight into
 // GEMM panels D [36][co4/8][tiles][8].
 EXPORT(winograd_filter_grad) void winograd_filter_grad(const Conv *c, i32 thread, i32 threads) {
   const i32 ci4 = round4(c->ci), co4 = round4(c->co), cols = (co4 + 7) & ~7;
   const i32 th = (c->ho + 3) / 4, tw = (c->wo + 3) / 4, per_image = th * tw, chunk = c->tile;
   const f32 *x = PTR(c->x), *dy = PTR(c->y);
-  f32 *partial = PTR(c->aux) + thread * 36 * ci4 * co4;
+  const i32 qs = ci4 * co4 + WINOGRAD_PAD;
+  f32 *partial = PTR(c->aux) + thread * 36 * qs;
   f32 *v = PTR(c->scratch + thread * c->scratch_bytes), *d = v + 36 * (chunk * ci4 + WINOGRAD_PAD);
-  zero_floats(partial, 36 * ci4 * co4);
+  zero_floats(partial, 36 * qs);
   i32 begin, end;
   split(c->n * per_image, thread, threads, &begin, &end);
   for (i32 t0 = begin; t0 < end; t0 += chunk) {
@@ -559,14 +560,14 @@ EXPORT(winograd_filter_grad) void winograd_filter_grad(const Conv *c, i32 thread
       }
     }
     for (i32 pos = 0; pos < 36; pos++)
-      gemm(ci4, co4, tiles, v + pos * vs, 1, ci4, d + pos * ps, partial + pos * ci4 * co4, co4, 1);
+      gemm(ci4, co4, tiles, v + pos * vs, 1, ci4, d + pos * ps, partial + pos * qs, co4, 1);
   }
 }
 
 // dW [3,3,ci,co] = Gᵀ (Σ_threads partials) G; threads split the input channels. args: partials, count, ci, co, dw.
 EXPORT(winograd_filter_grad_finish) void winograd_filter_grad_finish(const i32 *args, i32 thread, i32 threads) {
   const f32 *partials = PTR(args[0]);
-  const i32 count = args[1], ci = args[2], co = args[3], ci4 = round4(ci), co4 = round4(co), stride = 36 * ci4 * co4;
+  const i32 count = args[1], ci = args[2], co = args[3], ci4 = round4(ci), co4 = round4(co), qs = ci4 * co4 + WINOGRAD_PAD, stride = 36 * qs;
   f32 *dw = PTR(args[4]);
   i32 begin, end;
   split(ci, thread, threads, &begin, &end);
@@ -574,7 +575,7 @@ EXPORT(winograd_filter_grad_finish) void winograd_filter_grad_finish(const i32 *
     for (i32 o = 0; o < co4; o += 4) {
       v128_t u[36], t[18], g[9];
       for (i32 pos = 0; pos < 36; pos++) {
-        const f32 *p = partials + (pos * ci4 + ch) * co4 + o;
+        const f32 *p = partials + pos * qs + ch * co4 + o;
         v128_t sum = wasm_v128_load(p);
         for (i32 k = 1; k < count; k++) sum = wasm_f32x4_add(sum, wasm_v128_load(p + k * stride));
         u[pos] = sum;

@@ -210,7 +210,7 @@ export class SimdKernels {
       const threads = this.threadsFor(g.n * g.ho * g.wo * 9 * g.ci * g.co);
       const tile = winogradChunk(ci4, cols);
       const args = ws.alloc(CONV_INTS), fArgs = ws.alloc(5), xAt = ws.input(x), dyAt = ws.input(dy);
-      const partials = ws.alloc(threads * 36 * ci4 * co4), dwAt = ws.output([3, 3, g.ci, g.co]);
+      const partials = ws.alloc(threads * 36 * (ci4 * co4 + WINOGRAD_PAD)), dwAt = ws.output([3, 3, g.ci, g.co]);
       const { scratch, scratchBytes } = this.scratch(ws, 36 * (tile * (ci4 + cols) + 2 * WINOGRAD_PAD), threads);
       ws.ready();
       this.pool.ints().set([partials, threads, g.ci, g.co, dwAt], fArgs / 4);
