@@ -116,6 +116,8 @@ const WINOGRAD_CASES: { x: number[]; co: number; pad: Pad }[] = [
   { x: [3, 6, 13, 12], co: 10, pad: [[0, 0], [2, 0], [0, 1], [0, 0]] },
   { x: [4, 16, 16, 16], co: 16, pad: 'same' },
   { x: [8, 8, 8, 64], co: 64, pad: 'same' },
+  // More tiles than one dW chunk per thread (576 tiles, chunks of 256): the partial accumulates across chunks.
+  { x: [4, 48, 48, 4], co: 5, pad: 'same' },
 ];
 
 test('Winograd F(4×4, 3×3): forward with bias and relu6, dX and dW match tfjs\' cpu kernels on 1 and 2 threads', async () => {
