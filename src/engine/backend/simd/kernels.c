@@ -465,10 +465,9 @@ EXPORT(winograd_conv) void winograd_conv(Conv *c, i32 thread, i32 threads) {
         // Columns first, from M into 24 temporaries, then each output row straight to y.
         v128_t r[24];
         const f32 *q = m + t * co4 + o;
-        const i32 qs = ms;
         for (i32 j = 0; j < 6; j++)
-          AT6(wasm_v128_load(q + j * qs), wasm_v128_load(q + (6 + j) * qs), wasm_v128_load(q + (12 + j) * qs),
-              wasm_v128_load(q + (18 + j) * qs), wasm_v128_load(q + (24 + j) * qs), wasm_v128_load(q + (30 + j) * qs),
+          AT6(wasm_v128_load(q + j * ms), wasm_v128_load(q + (6 + j) * ms), wasm_v128_load(q + (12 + j) * ms),
+              wasm_v128_load(q + (18 + j) * ms), wasm_v128_load(q + (24 + j) * ms), wasm_v128_load(q + (30 + j) * ms),
               r[j], r[6 + j], r[12 + j], r[18 + j]);
         const v128_t bv = bias ? (c->co - o >= 4 ? wasm_v128_load(bias + o) : load_partial4(bias + o, c->co - o)) : zero;
         const int whole = c->co - o >= 4;
@@ -517,10 +516,10 @@ EXPORT(winograd_filter_grad) void winograd_filter_grad(const Conv *c, i32 thread
   const i32 ci4 = round4(c->ci), co4 = round4(c->co), cols = (co4 + 7) & ~7;
   const i32 th = (c->ho + 3) / 4, tw = (c->wo + 3) / 4, per_image = th * tw, chunk = c->tile;
   const f32 *x = PTR(c->x), *dy = PTR(c->y);
-  const i32 qs = ci4 * co4 + WINOGRAD_PAD;
-  f32 *partial = PTR(c->aux) + thread * 36 * qs;
+  const i32 partial_stride = ci4 * co4 + WINOGRAD_PAD;
+  f32 *partial = PTR(c->aux) + thread * 36 * partial_stride;
   f32 *v = PTR(c->scratch + thread * c->scratch_bytes), *d = v + 36 * (chunk * ci4 + WINOGRAD_PAD);
-  zero_floats(partial, 36 * qs);
+  zero_floats(partial, 36 * partial_stride);
   i32 begin, end;
   split(c->n * per_image, thread, threads, &begin, &end);
   for (i32 t0 = begin; t0 < end; t0 += chunk) {
@@ -560,14 +559,14 @@ EXPORT(winograd_filter_grad) void winograd_filter_grad(const Conv *c, i32 thread
       }
     }
     for (i32 pos = 0; pos < 36; pos++)
-      gemm(ci4, co4, tiles, v + pos * vs, 1, ci4, d + pos * ps, partial + pos * qs, co4, 1);
+      gemm(ci4, co4, tiles, v + pos * vs, 1, ci4, d + pos * ps, partial + pos * partial_stride, co4, 1);
   }
 }
 
 // dW [3,3,ci,co] = Gᵀ (Σ_threads partials) G; threads split the input channels. args: partials, count, ci, co, dw.
 EXPORT(winograd_filter_grad_finish) void winograd_filter_grad_finish(const i32 *args, i32 thread, i32 threads) {
   const f32 *partials = PTR(args[0]);
-  const i32 count = args[1], ci = args[2], co = args[3], ci4 = round4(ci), co4 = round4(co), qs = ci4 * co4 + WINOGRAD_PAD, stride = 36 * qs;
+  const i32 count = args[1], ci = args[2], co = args[3], ci4 = round4(ci), co4 = round4(co), partial_stride = ci4 * co4 + WINOGRAD_PAD, stride = 36 * partial_stride;
   f32 *dw = PTR(args[4]);
   i32 begin, end;
   split(ci, thread, threads, &begin, &end);
@@ -575,7 +574,7 @@ EXPORT(winograd_filter_grad_finish) void winograd_filter_grad_finish(const i32 *
     for (i32 o = 0; o < co4; o += 4) {
       v128_t u[36], t[18], g[9];
       for (i32 pos = 0; pos < 36; pos++) {
-        const f32 *p = partials + pos * qs + ch * co4 + o;
+        const f32 *p = partials + pos * partial_stride + ch * co4 + o;
         v128_t sum = wasm_v128_load(p);
         for (i32 k = 1; k < count; k++) sum = wasm_f32x4_add(sum, wasm_v128_load(p + k * stride));
         u[pos] = sum;
