@@ -1,5 +1,6 @@
 """ResNet-20 (same layout as bench/resnet20.ts) training-step time in PyTorch on the CPU, batch 64, 32x32x3.
 Prints one JSON line: {"step_ms": median, "threads": n, "torch": version, "sgemm_gflops": peak}.
+With --lockstep each step waits for a line on stdin and prints "STEP ms" when done (see lockstep() in train-step.ts).
 Run by bench/train-step.ts with Debian's python3-torch; not a dependency of the project."""
 import json, os, statistics, sys, time
 import torch
@@ -34,7 +35,9 @@ class ResNet20(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 def main():
-    warmup, steps = int(sys.argv[1]) if len(sys.argv) > 1 else 3, int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    lockstep = '--lockstep' in sys.argv
+    args = [a for a in sys.argv[1:] if a != '--lockstep']
+    warmup, steps = int(args[0]) if len(args) > 0 else 3, int(args[1]) if len(args) > 1 else 10
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(1)
     model = ResNet20()
@@ -42,9 +45,12 @@ def main():
     x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
     times = []
     for i in range(warmup + steps):
+        if lockstep: sys.stdin.readline()
         t = time.perf_counter()
         opt.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); opt.step()
-        if i >= warmup: times.append((time.perf_counter() - t) * 1000)
+        ms = (time.perf_counter() - t) * 1000
+        if lockstep: print(f"STEP {ms:.2f}", flush=True)
+        if i >= warmup: times.append(ms)
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
     best = float('inf')
     for _ in range(10):

@@ -1,13 +1,14 @@
 /**
  * Training-step time (forward + backward + SGD-momentum update, through PruneLens' trainModel) of a
  * CIFAR-style ResNet-20 at batch 64 on 32×32×3 synthetic input, on every available backend, in one run:
- *   npm run bench:train [-- --steps N] [-- --rounds R] [-- --skip-cpu]
+ *   npm run bench:train [-- --steps N] [-- --pairs P] [-- --skip-cpu]
  * Each backend runs in a child process of its own (kernel registrations are per process). The same
  * run measures the machine's SGEMM peak (OpenBLAS through numpy, when a python3 has it) and that of
  * PruneLens' wasm kernels, and times the same network in PyTorch when python3-torch is installed.
  * Prints one `train resnet20 …` line per backend and writes bench/results/train-step.json.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +34,11 @@ const median = (values: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-interface Config { name: string; backend: BackendName; env: Record<string, string>; warmup: number; steps: number }
+interface Config {
+  name: string; backend: BackendName; env: Record<string, string>; warmup: number; steps: number;
+  /** Run each step when the parent says so (a "go" line on stdin) and report it (a "STEP ms" line): see lockstep(). */
+  lockstep?: boolean;
+}
 
 interface Result {
   name: string;
@@ -93,12 +98,24 @@ async function child(config: Config): Promise<Result> {
   const stamps: number[] = [], tensors: number[] = [];
   let peakBytes = 0;
   let last = performance.now();
-  await trainModel(model, data, { epochs: 1, batchSize: BATCH, learningRate: 0.05, momentum: 0.9, weightDecay: 5e-4, optimizer: 'sgd', schedule: 'constant' }, {}, {
+  // In lockstep a step's time runs from its "go" to its end, and the wait for the next "go" is not counted.
+  const lines = config.lockstep ? createInterface({ input: process.stdin })[Symbol.asyncIterator]() : undefined;
+  const go = async () => { await lines?.next(); last = performance.now(); };
+  let stepMs = 0;
+  const hooks = lines ? {
+    afterStep: async () => {
+      stepMs = performance.now() - last;
+      process.stdout.write(`STEP ${stepMs.toFixed(2)}\n`);
+      await go();
+    },
+  } : {};
+  await go();
+  await trainModel(model, data, { epochs: 1, batchSize: BATCH, learningRate: 0.05, momentum: 0.9, weightDecay: 5e-4, optimizer: 'sgd', schedule: 'constant' }, hooks, {
     seed: 1,
     onStep: () => {
       const now = performance.now();
-      stamps.push(now - last);
-      last = now;
+      stamps.push(lines ? stepMs : now - last);
+      if (!lines) last = now;
       const m = tf.memory();
       tensors.push(m.numTensors);
       peakBytes = Math.max(peakBytes, m.numBytes);
@@ -161,13 +178,48 @@ function numpySgemmPeak(): { gflops: number; library: string } | undefined {
   return found.sort((x, y) => y.gflops - x.gflops)[0];
 }
 
-function pytorch(): { stepMs: number[]; threads: number; version: string } | { status: string } {
-  const py = python('torch');
-  if (!py) return { status: 'not installed (apt-get install python3-torch)' };
-  const r = spawnSync(py, [join('bench', 'torch-resnet20.py'), '3', String(arg('--steps', 8))], { encoding: 'utf8' });
-  if (r.status !== 0) return { status: `failed: ${r.stderr.trim().split('\n').pop()}` };
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
-  return { stepMs: (out.step_times as number[]).map((v) => +v.toFixed(1)), threads: out.threads, version: out.torch };
+type TorchResult = { stepMs: number[]; threads: number; version: string } | { status: string };
+
+/** A child process read line by line, with a way to wait for the next line that matches. */
+function lineReader(proc: ChildProcess): (match: RegExp) => Promise<string> {
+  const queue: string[] = [], waiting: ((line: string | undefined) => void)[] = [];
+  let ended = false;
+  createInterface({ input: proc.stdout! }).on('line', (l) => (waiting.length ? waiting.shift()!(l) : queue.push(l))).on('close', () => {
+    ended = true;
+    while (waiting.length) waiting.shift()!(undefined);
+  });
+  const next = () => new Promise<string | undefined>((resolve) => (queue.length ? resolve(queue.shift()) : ended ? resolve(undefined) : waiting.push(resolve)));
+  return async (match) => {
+    for (let l = await next(); l !== undefined; l = await next()) if (match.test(l)) return l;
+    throw new Error('the process ended early');
+  };
+}
+
+/**
+ * PruneLens (`config`) and PyTorch train side by side, taking turns step by step: each waits while the
+ * other runs one step, and the order flips every pair. The machine's speed drifts within seconds, so
+ * each pair of steps sees the same machine; the ratio is of the medians over all pairs.
+ */
+async function lockstep(config: Config, torchPython: string, pairs: number): Promise<{ ours: Result; torch: { stepMs: number[]; threads: number; version: string } }> {
+  const warmup = 3;
+  const ours = spawn(process.execPath, ['--import', 'tsx', __filename, '--child', JSON.stringify({ ...config, warmup, steps: pairs, lockstep: true })], {
+    env: { ...process.env, ...config.env }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const torch = spawn(torchPython, [join('bench', 'torch-resnet20.py'), String(warmup), String(pairs), '--lockstep'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const [readOurs, readTorch] = [ours, torch].map(lineReader);
+  const step = async (proc: ChildProcess, read: (m: RegExp) => Promise<string>) => {
+    proc.stdin!.write('go\n');
+    return Number((await read(/^STEP /)).split(' ')[1]);
+  };
+  for (let i = 0; i < warmup + pairs; i++) {
+    const first = i % 2 === 0;
+    const a = await step(first ? ours : torch, first ? readOurs : readTorch);
+    const b = await step(first ? torch : ours, first ? readTorch : readOurs);
+    process.stderr.write(`  lockstep ${i + 1}/${warmup + pairs}: ${config.name} ${(first ? a : b).toFixed(0)} ms, pytorch ${(first ? b : a).toFixed(0)} ms\n`);
+  }
+  ours.stdin!.write('go\n'); // lets the last step's hook return
+  const [oursResult, torchResult] = await Promise.all([readOurs(/^\{/), readTorch(/^\{/)]);
+  const out = JSON.parse(torchResult);
+  return { ours: JSON.parse(oursResult) as Result, torch: { stepMs: (out.step_times as number[]).map((v) => +v.toFixed(1)), threads: out.threads, version: out.torch } };
 }
 
 const line = (name: string, ms: number, gflops: number) =>
@@ -197,33 +249,25 @@ async function main(): Promise<void> {
     const last = r.stdout.trim().split('\n').pop() ?? '';
     return last.startsWith('{') ? JSON.parse(last) as Result : { name: config.name, status: 'failed', detail: `exit ${r.status}` };
   };
-  // The machine's speed drifts over minutes, so the two numbers of the ratio are taken in alternating
-  // rounds (ours, PyTorch, ours, PyTorch, …) and each is the median over all its rounds' steps.
-  const rounds = arg('--rounds', 3);
+  // The ratio's two numbers come from lockstep() when PyTorch is installed: pairs of steps, taken in turns.
+  const pairs = arg('--pairs', 24);
   const results: Result[] = [];
-  let torch: ReturnType<typeof pytorch> = { status: 'not run' };
+  let torch: TorchResult = { status: 'not run' };
+  const torchPython = python('torch');
   for (const config of configs) {
-    if (config !== configs[1]) {
+    if (config !== configs[1] || !torchPython) {
       results.push(runChild(config));
+      if (config === configs[1]) torch = { status: 'not installed (apt-get install python3-torch)' };
       continue;
     }
-    const merged: Result[] = [];
-    const torchSteps: number[] = [];
-    for (let round = 0; round < rounds; round++) {
-      merged.push(runChild(config));
-      const t = pytorch();
-      if ('stepMs' in t) torchSteps.push(...t.stepMs);
-      torch = 'stepMs' in t ? { ...t, stepMs: torchSteps } : t;
+    try {
+      const paired = await lockstep(config, torchPython, pairs);
+      results.push(paired.ours);
+      torch = paired.torch;
+    } catch (err) {
+      results.push({ name: config.name, status: 'failed', detail: err instanceof Error ? err.message : String(err) });
+      torch = { status: `failed: ${err instanceof Error ? err.message : String(err)}` };
     }
-    const ok = merged.filter((r) => r.status === 'ok');
-    if (ok.length === 0) {
-      results.push(merged[0]);
-      continue;
-    }
-    const steps = ok.flatMap((r) => r.stepMs!), med = median(steps);
-    results.push({ ...ok[0], stepMs: steps, medianMs: +med.toFixed(1), imagesPerSecond: +(BATCH / med * 1000).toFixed(1),
-      effectiveGflops: +(ok[0].effectiveGflops! * ok[0].medianMs! / med).toFixed(1), tensorsAfterStep: ok.flatMap((r) => r.tensorsAfterStep!),
-      peakTensorBytes: Math.max(...ok.map((r) => r.peakTensorBytes!)), peakRssMiB: Math.max(...ok.map((r) => r.peakRssMiB!)) });
   }
   const blas = numpySgemmPeak();
   const wasmPeak = await wasmSgemmPeak();
@@ -237,7 +281,7 @@ async function main(): Promise<void> {
     const torchMs = median(torch.stepMs);
     const gflops = ours ? ours.effectiveGflops! * ours.medianMs! / torchMs : 0;
     out.push(line(`pytorch-${torch.version}-${torch.threads}t`, torchMs, gflops));
-    if (ours) out.push(`ratio step_ms ${ours.name}/pytorch = ${(ours.medianMs! / torchMs).toFixed(2)} (medians over ${rounds} alternating rounds)`);
+    if (ours) out.push(`ratio step_ms ${ours.name}/pytorch = ${(ours.medianMs! / torchMs).toFixed(2)} (medians over ${torch.stepMs.length} pairs of steps taken in turns)`);
   } else {
     out.push(`train resnet20 batch=${BATCH} backend=pytorch ${torch.status}`);
   }
