@@ -183,12 +183,14 @@ test('registered kernels: fused conv with bias and relu6, and batched, transpose
 });
 
 // A small batch runs on the calling thread; a large one is split across the pool's threads on the shared heap.
-for (const shape of [[6, 5, 4, 7], [16, 16, 16, 24]]) test(`training batch norm of ${shape.join('×')}: outputs, moving statistics and gradients match tf.layers on the cpu backend`, async () => {
-  const x = randomArray(shape, 31), upstream = randomArray(shape, 32);
+// The last case's mean is 200 standard deviations from 0: a sum of squares would lose every digit of the
+// variance, and float32 x itself carries relative errors near 1e-5 of the spread (in y, two passes gave 8e-5 and one 3e-5).
+for (const [shape, spread, offset, tolerance] of [[[6, 5, 4, 7], 3, 1, 2e-5], [[16, 16, 16, 24], 3, 1, 2e-5], [[16, 16, 16, 24], 0.5, 100, 2e-4]] as const) test(`training batch norm of ${shape.join('×')} around ${offset}: outputs, moving statistics and gradients match tf.layers on the cpu backend`, async () => {
+  const x = randomArray([...shape], 31), upstream = randomArray([...shape], 32);
   const run = () => {
     const layer = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-3, gammaInitializer: tf.initializers.constant({ value: 1.5 }), betaInitializer: tf.initializers.constant({ value: 0.25 }) });
     layer.build([null, ...shape.slice(1)]);
-    const input = tf.tensor(x.values, x.shape).mul(3).add(1);
+    const input = tf.tensor(x.values, x.shape).mul(spread).add(offset);
     const [gamma, beta] = layer.trainableWeights.map((v) => v.read());
     const f = (xi: tf.Tensor, _g: tf.Tensor, _b: tf.Tensor) => (layer.apply(xi, { training: true }) as tf.Tensor).mul(tf.tensor(upstream.values, upstream.shape)).sum();
     const y = layer.apply(input, { training: true }) as tf.Tensor;
@@ -201,7 +203,7 @@ for (const shape of [[6, 5, 4, 7], [16, 16, 16, 24]]) test(`training batch norm 
   const expected = await onCpu(run);
   assert.equal(got.length, 6);
   ['y', 'dx', 'dgamma', 'dbeta', 'moving mean', 'moving variance'].forEach((name, i) =>
-    assert.ok(relativeError(got[i], expected[i]) < 2e-5, `${name}: relative error ${relativeError(got[i], expected[i])}`));
+    assert.ok(relativeError(got[i], expected[i]) < tolerance, `${name}: relative error ${relativeError(got[i], expected[i])}`));
 });
 
 test('depthwise conv (forward, fused relu, dX, dW; stride, dilation) matches the cpu backend', async () => {

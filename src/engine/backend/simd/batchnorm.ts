@@ -43,8 +43,10 @@ export function installTrainingBatchNorm(kernels: InPlaceKernels, pool?: KernelP
       threadedForward(threadedPool, be, rows, channels, { x, gamma, beta, y, mean, variance, scale }, epsilon, Boolean(relu));
       return [y, mean, variance, scale];
     }
+    const temp = be.makeOutput([2 * channels], 'float32');
     kernels.batchnorm_forward(rows, channels, at(be, x), at(be, gamma), at(be, beta), at(be, y), at(be, mean), at(be, variance),
-      at(be, scale), relu ? 1 : 0, epsilon);
+      at(be, scale), relu ? 1 : 0, at(be, temp), epsilon);
+    be.disposeData(temp.dataId);
     return [y, mean, variance, scale];
   };
   // With attrs.relu, dy is the gradient of the ReLU's output and inputs also hold beta and the forward's scale.
@@ -145,17 +147,30 @@ function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channe
   epsilon: number, relu: boolean): void {
   const threads = pool.threads;
   const s = new HeapScratch(be);
-  const args = s.alloc(9), partials = s.alloc(threads * channels), scale = at(be, t.scale);
+  const args = s.alloc(9), partials = s.alloc(threads * 4 * channels), scale = at(be, t.scale);
   try {
-    const sums = (center: number) => {
-      pool.ints().set([rows, channels, at(be, t.x), center, partials], args / 4);
-      pool.run('column_sums_job', args, threads);
-      return combine(pool.floats(), partials, threads, channels, channels, rows);
-    };
-    pool.floats().set(sums(0), at(be, t.mean) / 4);
-    const variance = sums(at(be, t.mean)), mem = pool.floats(), gamma = at(be, t.gamma) / 4;
-    mem.set(variance, at(be, t.variance) / 4);
-    for (let c = 0; c < channels; c++) mem[scale / 4 + c] = mem[gamma + c] / Math.sqrt(mem[at(be, t.variance) / 4 + c] + epsilon);
+    pool.ints().set([rows, channels, at(be, t.x), partials], args / 4);
+    pool.run('moments_job', args, threads);
+    // Each thread's mean and m2 over its share of the rows (split() in kernels.c), merged in order as moments() merges blocks.
+    const mem = pool.floats(), mean = new Float64Array(channels), m2 = new Float64Array(channels);
+    for (let thread = 0, seen = 0; thread < threads; thread++) {
+      const n = Math.floor(rows / threads) + (thread < rows % threads ? 1 : 0), base = partials / 4 + thread * 4 * channels;
+      if (n === 0) continue;
+      const weight = n / (seen + n);
+      for (let c = 0; c < channels; c++) {
+        const delta = mem[base + c] - mean[c];
+        mean[c] += delta * weight;
+        m2[c] += mem[base + channels + c] + delta * delta * seen * weight;
+      }
+      seen += n;
+    }
+    const gamma = at(be, t.gamma) / 4;
+    mem.set(mean, at(be, t.mean) / 4);
+    for (let c = 0; c < channels; c++) {
+      const variance = m2[c] / rows;
+      mem[at(be, t.variance) / 4 + c] = variance;
+      mem[scale / 4 + c] = mem[gamma + c] / Math.sqrt(variance + epsilon);
+    }
     pool.ints().set([rows, channels, at(be, t.x), at(be, t.mean), scale, at(be, t.beta), at(be, t.y), 0, relu ? 1 : 0], args / 4);
     pool.run('normalize_rows_job', args, threads);
   } finally {

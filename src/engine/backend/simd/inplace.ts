@@ -16,7 +16,7 @@ export interface HeapBackend {
 
 export interface InPlaceKernels {
   batchnorm_forward(rows: number, channels: number, x: number, gamma: number, beta: number, y: number, mean: number, variance: number,
-    scale: number, relu: number, epsilon: number): void;
+    scale: number, relu: number, temp: number, epsilon: number): void;
   batchnorm_backward(rows: number, channels: number, dy: number, x: number, gamma: number, mean: number, variance: number,
     scale: number, beta: number, dx: number, dgamma: number, dbeta: number, temp: number, epsilon: number): void;
   depthwise_forward(geometry: number, x: number, filter: number, y: number, bias: number, activation: number): void;

@@ -611,26 +611,40 @@ ALWAYS_INLINE void column_block(const f32 *p, i32 n, i32 channels, f32 *acc, con
   for (i32 k = 0; k < vectors; k++) wasm_v128_store(acc + 4 * k, wasm_f32x4_add(wasm_v128_load(acc + 4 * k), sum[k]));
 }
 
-ALWAYS_INLINE void column_sums_of(const f32 *src, i32 rows, i32 channels, f32 *acc, const f32 *center, i32 centered) {
-  zero_floats(acc, channels);
-  for (i32 r0 = 0; r0 < rows; r0 += BN_ROWS) {
-    const i32 n = min_i(BN_ROWS, rows - r0);
-    const f32 *p = src + r0 * channels;
-    i32 c = 0;
-    for (; c + 16 <= channels; c += 16) column_block(p + c, n, channels, acc + c, centered ? center + c : 0, centered, 4);
-    for (; c + 4 <= channels; c += 4) column_block(p + c, n, channels, acc + c, centered ? center + c : 0, centered, 1);
-    for (; c < channels; c++) {
-      f32 sum = 0;
-      for (i32 r = 0; r < n; r++) { const f32 v = p[r * channels + c]; if (centered) { const f32 d = v - center[c]; sum += d * d; } else sum += v; }
-      acc[c] += sum;
-    }
+// acc[c] += Σ over n rows of p[r·channels + c], or of (p − center[c])² when centered.
+ALWAYS_INLINE void block_sums(const f32 *p, i32 n, i32 channels, f32 *acc, const f32 *center, i32 centered) {
+  i32 c = 0;
+  for (; c + 16 <= channels; c += 16) column_block(p + c, n, channels, acc + c, centered ? center + c : 0, centered, 4);
+  for (; c + 4 <= channels; c += 4) column_block(p + c, n, channels, acc + c, centered ? center + c : 0, centered, 1);
+  for (; c < channels; c++) {
+    f32 sum = 0;
+    for (i32 r = 0; r < n; r++) { const f32 v = p[r * channels + c]; if (centered) { const f32 d = v - center[c]; sum += d * d; } else sum += v; }
+    acc[c] += sum;
   }
 }
 
-// acc[c] = Σ_rows src[r·channels + c], or Σ (src − center[c])² when center is set.
-static void column_sums(const f32 *src, i32 rows, i32 channels, f32 *acc, const f32 *center) {
-  if (center) column_sums_of(src, rows, channels, acc, center, 1);
-  else column_sums_of(src, rows, channels, acc, 0, 0);
+// mean and m2 = Σ (x − mean)² per channel over rows, in one pass over memory: each block of BN_ROWS rows
+// is summed, then its squares about its own mean are summed while it is still in L1, and the blocks are
+// merged as they come (Chan, Golub and LeVeque's pairwise update). scratch holds 2·channels floats.
+static void moments(const f32 *src, i32 rows, i32 channels, f32 *mean, f32 *m2, f32 *scratch) {
+  f32 *block_mean = scratch, *block_m2 = scratch + channels;
+  zero_floats(mean, channels);
+  zero_floats(m2, channels);
+  for (i32 r0 = 0; r0 < rows; r0 += BN_ROWS) {
+    const i32 n = min_i(BN_ROWS, rows - r0);
+    const f32 *p = src + r0 * channels;
+    zero_floats(block_mean, channels);
+    block_sums(p, n, channels, block_mean, 0, 0);
+    for (i32 c = 0; c < channels; c++) block_mean[c] /= (f32)n;
+    zero_floats(block_m2, channels);
+    block_sums(p, n, channels, block_m2, block_mean, 1);
+    const f32 seen = (f32)r0, weight = (f32)n / (f32)(r0 + n);
+    for (i32 c = 0; c < channels; c++) {
+      const f32 delta = block_mean[c] - mean[c];
+      mean[c] += delta * weight;
+      m2[c] += block_m2[c] + delta * delta * seen * weight;
+    }
+  }
 }
 
 // y = (x − mean)·scale + beta for n rows of four channels, then max(y, 0) when relu is set, the
@@ -762,14 +776,12 @@ static void gradient_rows(const f32 *dy, const f32 *x, i32 rows, i32 channels, c
 }
 
 // y (ReLU'd when relu is set), mean, variance (population, as tf.moments) and scale = γ/σ from x.
+// temp holds 2·channels floats.
 EXPORT(batchnorm_forward) void batchnorm_forward(i32 rows, i32 channels, const f32 *x, const f32 *gamma, const f32 *beta,
-                                                 f32 *y, f32 *mean, f32 *variance, f32 *scale, i32 relu, f32 epsilon) {
-  const f32 inv_rows = 1.f / (f32)rows;
-  column_sums(x, rows, channels, mean, 0);
-  for (i32 c = 0; c < channels; c++) mean[c] *= inv_rows;
-  column_sums(x, rows, channels, variance, mean);
+                                                 f32 *y, f32 *mean, f32 *variance, f32 *scale, i32 relu, f32 *temp, f32 epsilon) {
+  moments(x, rows, channels, mean, variance, temp);
   for (i32 c = 0; c < channels; c++) {
-    variance[c] *= inv_rows;
+    variance[c] /= (f32)rows;
     scale[c] = gamma[c] / __builtin_sqrtf(variance[c] + epsilon);
   }
   normalize_rows(x, rows, channels, mean, scale, beta, y, relu);
@@ -799,13 +811,14 @@ EXPORT(batchnorm_backward) void batchnorm_backward(i32 rows, i32 channels, const
 // combines the partials per channel between jobs; the row-wise passes take chunks.
 #define BN_CHUNK 1024
 
-// Per-thread column sums of src (centered squares when center is set).
-// args: rows, channels, src, center (0 = none), partials (threads × channels).
-EXPORT(column_sums_job) void column_sums_job(const i32 *args, i32 thread, i32 threads) {
+// Per-thread moments of its equal share of the rows (see moments), which the caller merges.
+// args: rows, channels, src, partials (threads × 4·channels: mean, m2, then scratch).
+EXPORT(moments_job) void moments_job(const i32 *args, i32 thread, i32 threads) {
   const i32 rows = args[0], channels = args[1];
+  f32 *partial = PTR(args[3]) + thread * 4 * channels;
   i32 begin, end;
   split(rows, thread, threads, &begin, &end);
-  column_sums(PTR(args[2]) + begin * channels, end - begin, channels, PTR(args[4]) + thread * channels, args[3] ? PTR(args[3]) : 0);
+  moments(PTR(args[2]) + begin * channels, end - begin, channels, partial, partial + channels, partial + 2 * channels);
 }
 
 // args: rows, channels, x, mean, scale, beta, y, next, relu.

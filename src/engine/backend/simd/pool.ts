@@ -14,7 +14,7 @@ import { Worker } from 'node:worker_threads';
 export const JOBS = [
   'conv2d_forward', 'conv2d_backprop_input', 'conv2d_backprop_filter', 'reduce_filter_partials', 'pack_matrix_panels', 'matmul',
   'winograd_filter', 'winograd_conv', 'winograd_filter_grad', 'winograd_filter_grad_finish',
-  'column_sums_job', 'normalize_rows_job', 'gradient_sums_job', 'gradient_rows_job',
+  'moments_job', 'normalize_rows_job', 'gradient_sums_job', 'gradient_rows_job',
 ] as const;
 export type Job = typeof JOBS[number];
 
