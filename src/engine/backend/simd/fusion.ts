@@ -53,8 +53,12 @@ export function planReluFusion(model: tf.LayersModel): Set<object> {
   for (const layer of graph.layers) {
     if (!PRODUCERS.has(layer.getClassName())) continue;
     const nodes = ownNodes(layer);
-    const feedsOnlyRelu = (node: GraphNode) => (layer.getClassName() !== 'Add' || node.inputTensors.length === 2) && node.outputTensors.length === 1 && !outputs.has(node.outputTensors[0].id) &&
-      (consumers.get(node.outputTensors[0].id) ?? []).length === 1 && isPlainRelu(consumers.get(node.outputTensors[0].id)![0]);
+    const feedsOnlyRelu = (node: GraphNode) => {
+      if (layer.getClassName() === 'Add' && node.inputTensors.length !== 2) return false;
+      if (node.outputTensors.length !== 1 || outputs.has(node.outputTensors[0].id)) return false;
+      const readers = consumers.get(node.outputTensors[0].id) ?? [];
+      return readers.length === 1 && isPlainRelu(readers[0]);
+    };
     if (nodes.length > 0 && nodes.every(feedsOnlyRelu)) fused.add(layer);
   }
   return fused;
