@@ -1,4 +1,5 @@
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
+import { layerClassPrototype } from '../util/layer-classes.js';
 
 /**
  * tfjs-layers 4.22's SeparableConv config omits `depthMultiplier`, so every serialisation of such
@@ -6,8 +7,7 @@ import * as tf from '@tensorflow/tfjs';
  * rejects its own depthwise weights. Patched once, on the layer classes, so all paths agree.
  */
 function includeDepthMultiplier(className: string): void {
-  const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
-  const prototype = entry?.[0]?.prototype as { getConfig(): tf.serialization.ConfigDict; depthMultiplier?: number; __prunelensDepthMultiplier?: boolean } | undefined;
+  const prototype = layerClassPrototype<{ getConfig(): tf.serialization.ConfigDict; depthMultiplier?: number; __prunelensDepthMultiplier?: boolean }>(className);
   if (!prototype || prototype.__prunelensDepthMultiplier) return;
   const getConfig = prototype.getConfig;
   prototype.getConfig = function (this: { depthMultiplier?: number }) {

@@ -11,6 +11,7 @@ import { heapOffset as at, type HeapBackend, type InPlaceKernels } from './inpla
 import type { KernelPool } from './pool.js';
 import { HeapScratch } from './workspace.js';
 import { markActivated, reluFollows } from './fusion.js';
+import { layerClassPrototype } from '../../util/layer-classes.js';
 
 export const BATCHNORM_TRAINING = 'PruneLensBatchNormTraining';
 export const BATCHNORM_TRAINING_GRAD = 'PruneLensBatchNormTrainingGrad';
@@ -106,9 +107,8 @@ interface BatchNormLayer {
 
 /** The training path of tf.layers' BatchNormalization.call, with the moments and normalisation in one kernel. */
 function routeBatchNormalization(): void {
-  const registered = tf.serialization.SerializationMap.getMap().classNameMap.BatchNormalization;
-  if (!registered) return;
-  const prototype = (registered[0] as unknown as { prototype: { call(inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor } }).prototype;
+  const prototype = layerClassPrototype<{ call(inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor }>('BatchNormalization');
+  if (!prototype) return;
   const original = prototype.call;
   prototype.call = function (this: BatchNormLayer, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>) {
     const input = Array.isArray(inputs) ? inputs[0] : inputs;

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs';
 import { heapOffset as at, type HeapBackend, type InPlaceKernels } from './inplace.js';
 import { RELU_GRAD } from './relu.js';
+import { layerClassPrototype } from '../../util/layer-classes.js';
 
 export const ADD_RELU = 'PruneLensAddRelu';
 
@@ -82,10 +83,7 @@ export function markActivated(t: Tensor): Tensor {
 
 type CallFn = (this: unknown, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>) => Tensor | Tensor[];
 
-function layerPrototype(className: string): { call: CallFn; mergeFunction?: (inputs: Tensor[]) => Tensor } | undefined {
-  const registered = tf.serialization.SerializationMap.getMap().classNameMap[className];
-  return registered ? (registered[0] as unknown as { prototype: { call: CallFn } }).prototype : undefined;
-}
+type LayerPrototype = { call: CallFn; mergeFunction?: (inputs: Tensor[]) => Tensor };
 
 let installed = false;
 
@@ -129,7 +127,7 @@ export function installReluFusion(kernels: InPlaceKernels): void {
     }
   } as CallFn;
 
-  const add = layerPrototype('Add');
+  const add = layerClassPrototype<LayerPrototype>('Add');
   if (add?.mergeFunction) {
     const merge = add.mergeFunction;
     add.mergeFunction = function (this: object, inputs: Tensor[]) {
@@ -141,7 +139,7 @@ export function installReluFusion(kernels: InPlaceKernels): void {
     };
   }
   for (const name of ['ReLU', 'Activation']) {
-    const prototype = layerPrototype(name);
+    const prototype = layerClassPrototype<LayerPrototype>(name);
     if (!prototype) continue;
     const call = prototype.call;
     prototype.call = function (this: GraphLayer, inputs, kwargs) {
