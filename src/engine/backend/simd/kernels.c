@@ -592,9 +592,9 @@ EXPORT(winograd_filter_grad_finish) void winograd_filter_grad_finish(const i32 *
 // gamma·(x−μ)/√(σ²+ε) + β with batch statistics; the backward pass is the full batch-statistics
 // gradient, so moments and normalisation are one kernel each way instead of about a dozen.
 
-// Column sums over NHWC rows, in blocks of BN_ROWS rows summed apart first to keep float error small.
-// Within a block each group of channels is summed in registers, row after row: summing into memory
-// made every row wait on the previous row's store, about a third of the speed.
+// The passes go through NHWC rows in blocks of BN_ROWS rows. Within a block each group of channels keeps
+// its sums and per-channel terms in registers, row after row: summing into memory made every row wait on
+// the previous row's store, about a third of the speed.
 #define BN_ROWS 64
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -678,7 +678,11 @@ static void normalize_rows(const f32 *x, i32 rows, i32 channels, const f32 *mean
 }
 
 // g where the batch norm's output d·scale + beta (d = x − mean) was positive, else 0: the gradient through
-// a ReLU fused into the batch norm; without scale (no ReLU) g as it is. The vector loops inline the same test.
+// a ReLU fused into the batch norm, with y recomputed exactly as normalize_block computes it.
+ALWAYS_INLINE v128_t relu_masked(v128_t g, v128_t d, v128_t scale, v128_t beta) {
+  return wasm_v128_and(g, wasm_f32x4_gt(MADD(d, scale, beta), wasm_f32x4_splat(0)));
+}
+// The same for one channel; without scale (no ReLU) g as it is.
 static inline f32 relu_masked1(f32 g, f32 d, const f32 *scale, const f32 *beta, i32 c) {
   return !scale || d * scale[c] + beta[c] > 0 ? g : 0.f;
 }
@@ -699,7 +703,7 @@ ALWAYS_INLINE void gradient_block(const f32 *dy, const f32 *x, i32 n, i32 channe
     for (i32 k = 0; k < vectors; k++) {
       const v128_t d = wasm_f32x4_sub(wasm_v128_load(x + 4 * k), m[k]);
       v128_t g = wasm_v128_load(dy + 4 * k);
-      if (masked) g = wasm_v128_and(g, wasm_f32x4_gt(MADD(d, sc[k], sh[k]), zero));
+      if (masked) g = relu_masked(g, d, sc[k], sh[k]);
       a[k] = wasm_f32x4_add(a[k], g);
       b[k] = MADD(g, d, b[k]);
     }
@@ -747,7 +751,7 @@ ALWAYS_INLINE void gradient_rows_block(const f32 *dy, const f32 *x, i32 n, i32 c
   for (i32 r = 0; r < n; r++, dy += channels, x += channels, dx += channels) {
     const v128_t d = wasm_f32x4_sub(wasm_v128_load(x), m);
     v128_t g = wasm_v128_load(dy);
-    if (masked) g = wasm_v128_and(g, wasm_f32x4_gt(MADD(d, sc, sh), zero));
+    if (masked) g = relu_masked(g, d, sc, sh);
     wasm_v128_store(dx, wasm_f32x4_sub(wasm_f32x4_mul(a, wasm_f32x4_sub(g, s)), wasm_f32x4_mul(b, d)));
   }
 }
