@@ -17,6 +17,13 @@ export type WeightDtype = 'float32' | 'int32' | 'bool';
 export const QUANTIZED_DTYPE_BYTES: Readonly<Record<QuantizedDtype, number>> = { uint8: 1, uint16: 2, float16: 2 };
 export type QuantizedDtype = 'uint8' | 'uint16' | 'float16';
 
+/**
+ * How a model's weights were stored on disk, by manifest weight name: the storage dtype of each
+ * quantized weight (weights stored unquantized are absent). For uint8 and uint16 the storage is
+ * affine (`q × scale + min`); the scale and min belong to the values and are recomputed on save.
+ */
+export type QuantizationMap = ReadonlyMap<string, QuantizedDtype>;
+
 export interface WeightQuantizationJson {
   dtype: QuantizedDtype;
   scale?: number;

@@ -6,7 +6,7 @@ import { UserError } from '../errors.js';
 import {
   LAYERS_MODEL_FORMAT, MODEL_JSON, QUANTIZED_DTYPE_BYTES, WEIGHT_DTYPE_BYTES,
   formatShape, storedWeightBytes,
-  type LayersModelJson, type WeightEntryJson, type WeightGroupJson,
+  type LayersModelJson, type QuantizationMap, type QuantizedDtype, type WeightEntryJson, type WeightGroupJson,
 } from './format.js';
 import { isInside } from './paths.js';
 
@@ -18,6 +18,10 @@ export interface LoadedModel {
   dir: string;
   /** Bytes of all weight shards on disk. */
   weightBytes: number;
+  /** Bytes on disk of model.json plus its weight shards. */
+  fileBytes: number;
+  /** Storage dtype of each weight that came quantized (the model itself holds them dequantized to float32). */
+  quantization: QuantizationMap;
   format: string;
   generatedBy?: string;
   convertedBy?: string;
@@ -345,8 +349,9 @@ function unknownClassError(err: unknown, file: string): UserError | undefined {
  * Loads a TF.js layers model from model.json and its weight shards, validating the JSON,
  * weight paths, shard sizes, dtypes and the topology before the weights are trusted. Every
  * failure is a one-line `UserError` naming the file. Quantized weights are dequantized to
- * float32. The training configuration in model.json is not applied (PruneLens compiles
- * models with its own training settings).
+ * float32 and their storage dtype is kept in `quantization`, for saving them the same way.
+ * The training configuration in model.json is not applied (PruneLens compiles models with its
+ * own training settings).
  */
 export async function loadModel(modelJsonPath: string): Promise<LoadedModel> {
   const path = await locateModelJson(modelJsonPath);
@@ -356,7 +361,10 @@ export async function loadModel(modelJsonPath: string): Promise<LoadedModel> {
   checkUniqueNames(json.weightsManifest, file);
   const shards = await checkShards(json.weightsManifest, dir, file);
   const weightBytes = shards.reduce((sum, s) => sum + s.bytes, 0);
+  const modelJsonBytes = (await fs.stat(path)).size;
   const weightSpecs = json.weightsManifest.flatMap((g) => g.weights);
+  const quantization = new Map<string, QuantizedDtype>();
+  for (const spec of weightSpecs) if (spec.quantization) quantization.set(spec.name, spec.quantization.dtype);
   const weightData = await readShards(shards, weightBytes);
 
   const artifacts: tf.io.ModelArtifacts = {
@@ -387,6 +395,8 @@ export async function loadModel(modelJsonPath: string): Promise<LoadedModel> {
     path,
     dir,
     weightBytes,
+    fileBytes: modelJsonBytes + weightBytes,
+    quantization,
     format: json.format ?? LAYERS_MODEL_FORMAT,
     generatedBy: json.generatedBy,
     convertedBy: json.convertedBy ?? undefined,

@@ -4,13 +4,39 @@ import { promises as fs } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { fsyncDir, removeStaleTemporaries, temporarySibling, writeDurable, writeFailure } from './atomic.js';
-import { LAYERS_MODEL_FORMAT, MODEL_JSON, SHARD_BYTES, shardName, type LayersModelJson, type WeightEntryJson } from './format.js';
+import {
+  LAYERS_MODEL_FORMAT, MODEL_JSON, SHARD_BYTES, shardName, storedWeightBytes,
+  type LayersModelJson, type QuantizationMap, type WeightEntryJson,
+} from './format.js';
+import { quantizeWeight, storageDtypeOf } from './quantize.js';
+
+export interface SaveOptions {
+  /**
+   * Storage dtype per weight name (as `LoadedModel.quantization` records it). Those float32
+   * weights are written quantized, requantized from their current values; a per-group layer
+   * `<layer>_g<N>` takes its source layer's dtype. Other weights are written as they are.
+   */
+  quantization?: QuantizationMap;
+}
+
+/** A model serialised to the exact bytes `saveModelAtomic` writes. */
+export interface EncodedModel {
+  modelJsonText: string;
+  /** Shard files in order, with their names. */
+  shards: { name: string; data: Uint8Array }[];
+  /** Bytes of all weight shards. */
+  weightBytes: number;
+  /** Bytes on disk of model.json plus its weight shards. */
+  fileBytes: number;
+}
 
 export interface SavedModel {
   /** Absolute path of the written model.json. */
   modelJson: string;
   /** Bytes of all weight shards. */
   weightBytes: number;
+  /** Bytes on disk of model.json plus its weight shards. */
+  fileBytes: number;
   /** Absolute paths of every file written (model.json, shards, extra files). */
   files: string[];
 }
@@ -45,6 +71,58 @@ async function serialize(model: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
   return captured;
 }
 
+/** The weight buffer with the chosen weights quantized; specs gain their `quantization`. */
+function quantizeWeights(specs: WeightEntryJson[], weights: Uint8Array, quantization: QuantizationMap): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let offset = 0;
+  for (const spec of specs) {
+    const bytes = storedWeightBytes(spec);
+    const raw = weights.subarray(offset, offset + bytes);
+    offset += bytes;
+    const dtype = spec.dtype === 'float32' ? storageDtypeOf(spec.name, quantization) : undefined;
+    // Copied: a weight after a bool weight need not be 4-byte aligned.
+    const quantized = dtype ? quantizeWeight(new Float32Array(raw.slice().buffer), dtype) : undefined;
+    if (quantized) {
+      spec.quantization = quantized.quantization;
+      parts.push(quantized.bytes);
+    } else {
+      parts.push(raw);
+    }
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
+/** Serialises `model` to model.json text and shards, quantizing weights as `options` asks. */
+export async function encodeModel(model: tf.LayersModel, options: SaveOptions = {}): Promise<EncodedModel> {
+  const artifacts = await serialize(model);
+  const specs = structuredClone(artifacts.weightSpecs ?? []) as WeightEntryJson[];
+  let weights: Uint8Array = new Uint8Array(artifacts.weightData ? tf.io.CompositeArrayBuffer.join(artifacts.weightData) : new ArrayBuffer(0));
+  if (options.quantization && options.quantization.size > 0) weights = quantizeWeights(specs, weights, options.quantization);
+  const data = splitShards(weights);
+  const shards = data.map((d, i) => ({ name: shardName(i, data.length), data: d }));
+  const modelJson: LayersModelJson = {
+    format: artifacts.format ?? LAYERS_MODEL_FORMAT,
+    generatedBy: artifacts.generatedBy,
+    convertedBy: artifacts.convertedBy ?? null,
+    modelTopology: artifacts.modelTopology as Record<string, unknown>,
+    weightsManifest: [{ paths: shards.map((s) => s.name), weights: specs }],
+  };
+  if (artifacts.trainingConfig) modelJson.trainingConfig = artifacts.trainingConfig as unknown as Record<string, unknown>;
+  if (artifacts.userDefinedMetadata) modelJson.userDefinedMetadata = artifacts.userDefinedMetadata;
+  const modelJsonText = JSON.stringify(modelJson);
+  return { modelJsonText, shards, weightBytes: weights.byteLength, fileBytes: Buffer.byteLength(modelJsonText) + weights.byteLength };
+}
+
+function isEncoded(model: tf.LayersModel | EncodedModel): model is EncodedModel {
+  return typeof (model as EncodedModel).modelJsonText === 'string';
+}
+
 function splitShards(weights: Uint8Array): Uint8Array[] {
   const count = Math.max(1, Math.ceil(weights.byteLength / SHARD_BYTES));
   return Array.from({ length: count }, (_, i) => weights.subarray(i * SHARD_BYTES, (i + 1) * SHARD_BYTES));
@@ -76,32 +154,22 @@ async function checkReplaceable(target: string): Promise<boolean> {
 
 /**
  * Saves `model` as a TF.js layers model (model.json + 4 MiB shards) plus `extraFiles`
- * into `outDir`. Everything is written to a temporary sibling folder and flushed first; an
- * existing `outDir` is swapped out only once the new one is complete, so it is never left
- * half-overwritten.
+ * into `outDir`; `model` may already be encoded (then `options` was applied by `encodeModel`).
+ * Everything is written to a temporary sibling folder and flushed first; an existing `outDir`
+ * is swapped out only once the new one is complete, so it is never left half-overwritten.
  */
 export async function saveModelAtomic(
-  model: tf.LayersModel,
+  model: tf.LayersModel | EncodedModel,
   outDir: string,
   extraFiles: Record<string, string | Uint8Array> = {},
+  options: SaveOptions = {},
 ): Promise<SavedModel> {
   const target = resolve(outDir);
   for (const name of Object.keys(extraFiles)) checkExtraFileName(name, outDir);
   const replacing = await checkReplaceable(target);
 
-  const artifacts = await serialize(model);
-  const weights = new Uint8Array(artifacts.weightData ? tf.io.CompositeArrayBuffer.join(artifacts.weightData) : new ArrayBuffer(0));
-  const shards = splitShards(weights);
-  const paths = shards.map((_, i) => shardName(i, shards.length));
-  const modelJson: LayersModelJson = {
-    format: artifacts.format ?? LAYERS_MODEL_FORMAT,
-    generatedBy: artifacts.generatedBy,
-    convertedBy: artifacts.convertedBy ?? null,
-    modelTopology: artifacts.modelTopology as Record<string, unknown>,
-    weightsManifest: [{ paths, weights: (artifacts.weightSpecs ?? []) as WeightEntryJson[] }],
-  };
-  if (artifacts.trainingConfig) modelJson.trainingConfig = artifacts.trainingConfig as unknown as Record<string, unknown>;
-  if (artifacts.userDefinedMetadata) modelJson.userDefinedMetadata = artifacts.userDefinedMetadata;
+  const encoded = isEncoded(model) ? model : await encodeModel(model, options);
+  const paths = encoded.shards.map((s) => s.name);
 
   const parent = dirname(target);
   try {
@@ -115,8 +183,8 @@ export async function saveModelAtomic(
   const relativeFiles = [MODEL_JSON, ...paths, ...Object.keys(extraFiles)];
   try {
     await fs.mkdir(staging);
-    await writeDurable(join(staging, MODEL_JSON), JSON.stringify(modelJson));
-    for (let i = 0; i < shards.length; i++) await writeDurable(join(staging, paths[i]), shards[i]);
+    await writeDurable(join(staging, MODEL_JSON), encoded.modelJsonText);
+    for (const shard of encoded.shards) await writeDurable(join(staging, shard.name), shard.data);
     for (const [name, data] of Object.entries(extraFiles)) {
       const path = join(staging, name);
       await fs.mkdir(dirname(path), { recursive: true });
@@ -131,7 +199,8 @@ export async function saveModelAtomic(
   await swapIntoPlace(staging, target, replacing);
   return {
     modelJson: join(target, MODEL_JSON),
-    weightBytes: weights.byteLength,
+    weightBytes: encoded.weightBytes,
+    fileBytes: encoded.fileBytes,
     files: relativeFiles.map((name) => join(target, name)),
   };
 }
