@@ -162,7 +162,7 @@ function humanPrinter(): (e: EngineEvent) => void {
         ];
         if (e.accuracy) rows.push(['top-1', formatPercent(e.accuracy.before, 2), formatPercent(e.accuracy.after, 2), `${((e.accuracy.after - e.accuracy.before) * 100).toFixed(2)} pp`]);
         if (e.latency) rows.push([`latency (${e.latency.after.backend}, batch ${e.latency.after.batchSize})`, `${e.latency.before.medianMs.toFixed(2)} ms`, `${e.latency.after.medianMs.toFixed(2)} ms`, `${e.latency.speedup.toFixed(2)}×`]);
-        if (e.size) rows.push(['weights', formatCount(e.size.before) + 'B', formatCount(e.size.after) + 'B', change(e.size.before, e.size.after)]);
+        if (e.size) rows.push(['file size', formatCount(e.size.before) + 'B', formatCount(e.size.after) + 'B', change(e.size.before, e.size.after)]);
         console.log('');
         console.log(table(['', 'before', 'after', 'change'], rows));
         console.log(e.dryRun

@@ -138,7 +138,7 @@ export interface DoneEvent {
   after: CostSummary;
   accuracy?: { before: number; after: number };
   latency?: { before: LatencySummary; after: LatencySummary; speedup: number };
-  /** Bytes of weight shards before and after. */
+  /** Bytes on disk of model.json plus its weight shards: the input model as loaded, the pruned model as written. */
   size?: { before: number; after: number };
   channelsRemoved: number;
   physicallyRemoved: boolean;

@@ -17,6 +17,7 @@ export interface PruningReport {
   scope: string;
   backend: string;
   data?: string;
+  /** `weightBytes`: bytes on disk of model.json plus its weight shards (the input as loaded, the output as written). */
   before: { params: number; flops: number; accuracy?: number; latencyMs: number; weightBytes?: number };
   after: { params: number; flops: number; accuracy?: number; latencyMs: number; weightBytes?: number };
   reduction: { params: number; flops: number };

@@ -6,7 +6,7 @@ import type { DoneEvent, EngineEvent, ErrorEvent, LatencySummary, LayerStat, Mod
 import { CancelledError, UserError } from '../errors.js';
 import { errorEvent } from './error-event.js';
 import { initBackend } from '../backend/index.js';
-import { loadModel, saveModelAtomic, assertOutputSafe } from '../io/index.js';
+import { encodeModel, loadModel, saveModelAtomic, assertOutputSafe } from '../io/index.js';
 import { analyzeModel } from '../graph/analyze.js';
 import { removeUnits } from '../surgery/index.js';
 import { countCost, layerStats, measureLatency } from '../metrics/index.js';
@@ -173,6 +173,8 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     progress.enter('save');
     emit({ type: 'phase', phase: 'save', message: `Writing ${config.output}` });
     checkCancelled();
+    // Encoded before the report is built, so the report can give the bytes that will be on disk.
+    const encoded = await encodeModel(pruned, { quantization: loaded.quantization });
     const done: DoneEvent = {
       type: 'done',
       sessionId,
@@ -183,16 +185,17 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       after: { params: costAfter.params, flops: costAfter.flops },
       accuracy: accuracyBefore && accuracyAfter ? { before: accuracyBefore.accuracy, after: accuracyAfter.accuracy } : undefined,
       latency: { before: latencyBefore, after: latencyAfter, speedup: speedup(latencyBefore, latencyAfter) },
-      // Saved models store every weight as float32.
-      size: { before: loaded.weightBytes, after: costAfter.params * 4 },
+      size: { before: loaded.fileBytes, after: encoded.fileBytes },
       channelsRemoved,
       physicallyRemoved: true,
       backend,
       wallTimeMs: Date.now() - startedAt,
     };
+    const storedAs = [...new Set(loaded.quantization.values())].join(', ');
+    if (storedAs) notes.push(`Weights stored quantized in the input model (${storedAs}) are saved the same way, requantized from the pruned values.`);
     const report = buildReport({ config, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, dataDescription: data?.description, history });
     // The report is part of the same atomic write as the model: the folder is complete or absent.
-    await saveModelAtomic(pruned, config.output, { 'pruning-report.json': JSON.stringify(report, null, 2) + '\n' });
+    await saveModelAtomic(encoded, config.output, { 'pruning-report.json': JSON.stringify(report, null, 2) + '\n' });
     progress.enter('report');
     return done;
   } finally {
