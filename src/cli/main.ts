@@ -44,6 +44,8 @@ function parseArgs(argv: string[]): ParsedArgs {
 
 class UsageError extends Error {}
 
+const SYNTHETIC_DATA_LINE = 'Data: synthetic (pipeline check only; accuracy is meaningless). Point "data" in the config at real data.';
+
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   const json = args.flags.has('json');
@@ -128,10 +130,13 @@ async function pruneCommand(args: ParsedArgs, json: boolean): Promise<number> {
 /** Readable progress: phases, epochs, warnings and a final before/after table. */
 function humanPrinter(): (e: EngineEvent) => void {
   let lastStepPrint = 0;
+  let synthetic = false;
   return (e) => {
     switch (e.type) {
       case 'start':
         console.log(`${e.method} on ${e.model.name}: ${formatCount(e.model.params)} params, ${formatCount(e.model.flops)} FLOPs, ${e.model.prunableChannels} prunable channels in ${e.model.prunableGroups} groups; backend ${e.backend}`);
+        synthetic = e.data?.synthetic === true;
+        if (synthetic) console.log(SYNTHETIC_DATA_LINE);
         break;
       case 'phase':
         console.log(`» ${e.phase}${e.message ? `: ${e.message}` : ''}`);
@@ -146,7 +151,7 @@ function humanPrinter(): (e: EngineEvent) => void {
       }
       case 'epoch':
         if (process.stdout.isTTY) process.stdout.write('\r');
-        console.log(`  ${e.phase} epoch ${e.epoch + 1}/${Math.ceil(e.epochs)}: loss ${e.loss.toFixed(4)}${e.valAccuracy !== undefined ? `, val top-1 ${formatPercent(e.valAccuracy)}` : ''}`);
+        console.log(`  ${e.phase} epoch ${e.epoch + 1}/${Math.ceil(e.epochs)}: loss ${e.loss.toFixed(4)}${e.valAccuracy !== undefined ? `, val top-1 ${formatPercent(e.valAccuracy)}${synthetic ? ' (synthetic data)' : ''}` : ''}`);
         break;
       case 'signal':
         if (e.step % 1 === 0) console.log(`  ${e.method} ${e.name} @${e.step}: ${Number.isInteger(e.value) ? e.value : e.value.toPrecision(4)}`);
@@ -160,7 +165,7 @@ function humanPrinter(): (e: EngineEvent) => void {
           ['params', formatCount(e.before.params), formatCount(e.after.params), change(e.before.params, e.after.params)],
           ['FLOPs', formatCount(e.before.flops), formatCount(e.after.flops), change(e.before.flops, e.after.flops)],
         ];
-        if (e.accuracy) rows.push(['top-1', formatPercent(e.accuracy.before, 2), formatPercent(e.accuracy.after, 2), `${((e.accuracy.after - e.accuracy.before) * 100).toFixed(2)} pp`]);
+        if (e.accuracy) rows.push([e.data?.synthetic ? 'top-1 on synthetic data (meaningless)' : 'top-1', formatPercent(e.accuracy.before, 2), formatPercent(e.accuracy.after, 2), `${((e.accuracy.after - e.accuracy.before) * 100).toFixed(2)} pp`]);
         if (e.latency) rows.push([`latency (${e.latency.after.backend}, batch ${e.latency.after.batchSize})`, `${e.latency.before.medianMs.toFixed(2)} ms`, `${e.latency.after.medianMs.toFixed(2)} ms`, `${e.latency.speedup.toFixed(2)}×`]);
         if (e.size) rows.push(['file size', formatCount(e.size.before) + 'B', formatCount(e.size.after) + 'B', change(e.size.before, e.size.after)]);
         console.log('');

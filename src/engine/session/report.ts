@@ -7,6 +7,8 @@ import { countCost } from '../metrics/index.js';
 
 export const REPORT_VERSION = 1;
 
+export const SYNTHETIC_ACCURACY_NOTE = 'Accuracy was measured on synthetic data: it checks that the pipeline runs and says nothing about the model. Point "data" at real data for a meaningful accuracy.';
+
 export interface PruningReport {
   version: number;
   tool: 'prunelens';
@@ -16,7 +18,10 @@ export interface PruningReport {
   target: Record<string, number>;
   scope: string;
   backend: string;
+  /** Description of the data accuracy was measured on. */
   data?: string;
+  /** True when that data was synthetic: the accuracies then say nothing about the model. */
+  syntheticData?: boolean;
   /** `weightBytes`: bytes on disk of model.json plus its weight shards (the input as loaded, the output as written). */
   before: { params: number; flops: number; accuracy?: number; latencyMs: number; weightBytes?: number };
   after: { params: number; flops: number; accuracy?: number; latencyMs: number; weightBytes?: number };
@@ -56,7 +61,6 @@ export function buildReport(input: {
   graphAfter: ChannelGraph;
   modelAfter: tf.LayersModel;
   notes: string[];
-  dataDescription?: string;
   history: EvalResult[];
 }): PruningReport {
   const { config, done, costBefore, costAfter } = input;
@@ -86,7 +90,8 @@ export function buildReport(input: {
     target: { ...config.target },
     scope: config.scope,
     backend: done.backend,
-    data: input.dataDescription,
+    data: done.data?.description,
+    syntheticData: done.data?.synthetic,
     before: { params: done.before.params, flops: done.before.flops, accuracy: done.accuracy?.before, latencyMs: done.latency?.before.medianMs ?? 0, weightBytes: done.size?.before },
     after: { params: done.after.params, flops: done.after.flops, accuracy: done.accuracy?.after, latencyMs: done.latency?.after.medianMs ?? 0, weightBytes: done.size?.after },
     reduction: { params: 1 - done.after.params / done.before.params, flops: 1 - done.after.flops / done.before.flops },
@@ -98,7 +103,7 @@ export function buildReport(input: {
     output: done.output,
     layers,
     finetune: input.history,
-    notes: input.notes,
+    notes: done.data?.synthetic && done.accuracy ? [...input.notes, SYNTHETIC_ACCURACY_NOTE] : input.notes,
     conventions: {
       flops: 'Forward FLOPs per sample; a multiply-add counts as 2; convolutions and dense layers only.',
       params: 'Every weight of the model, batch-norm statistics included.',

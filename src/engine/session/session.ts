@@ -11,7 +11,7 @@ import { analyzeModel } from '../graph/analyze.js';
 import { removeUnits } from '../surgery/index.js';
 import { countCost, layerStats, measureLatency } from '../metrics/index.js';
 import { maxReachable } from '../prune/select.js';
-import { loadDataset } from '../data/index.js';
+import { loadDataset, summarizeData } from '../data/index.js';
 import type { Dataset, EvalResult } from '../train/types.js';
 import { evaluateModel } from '../train/index.js';
 import { getMethod } from '../methods/index.js';
@@ -90,6 +90,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       backend,
       model: summarizeModel(model, graph, costBefore),
       target: { ...config.target },
+      data: summarizeData(config.data),
       dryRun: options.dryRun,
     });
     if (graph.units.length === 0) {
@@ -184,6 +185,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       before: { params: costBefore.params, flops: costBefore.flops },
       after: { params: costAfter.params, flops: costAfter.flops },
       accuracy: accuracyBefore && accuracyAfter ? { before: accuracyBefore.accuracy, after: accuracyAfter.accuracy } : undefined,
+      data: summarizeData(config.data, data),
       latency: { before: latencyBefore, after: latencyAfter, speedup: speedup(latencyBefore, latencyAfter) },
       size: { before: loaded.fileBytes, after: encoded.fileBytes },
       channelsRemoved,
@@ -193,7 +195,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     };
     const storedAs = [...new Set(loaded.quantization.values())].join(', ');
     if (storedAs) notes.push(`Weights stored quantized in the input model (${storedAs}) are saved the same way, requantized from the pruned values.`);
-    const report = buildReport({ config, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, dataDescription: data?.description, history });
+    const report = buildReport({ config, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, history });
     // The report is part of the same atomic write as the model: the folder is complete or absent.
     await saveModelAtomic(encoded, config.output, { 'pruning-report.json': JSON.stringify(report, null, 2) + '\n' });
     progress.enter('report');
