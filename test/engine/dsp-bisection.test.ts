@@ -41,7 +41,7 @@ test('cumulative-share rule drops the smallest prefix below β and never a whole
   assert.deepEqual(droppedByShare(shares, 2), [1, 3, 2]);
 });
 
-test('regrouped layers skip the stem and the 1×1 projection; residual convs get filter pruning', () => {
+test('regrouped layers skip the stem and the shortcut projection; residual convs get filter pruning', () => {
   const model = residualNet(1);
   const layers = dspLayers(model, DSP_DEFAULTS, []);
   assert.deepEqual(layers.map((l) => l.name), ['a_conv1', 'a_conv2', 'b_conv1', 'b_conv2']);

@@ -7,7 +7,7 @@ import { currentGroups, learnGroups, regularizerValue, type GroupedLayer } from 
 import { regularizerScale } from './dsp/regularizer.js';
 import { DspPlanner, groupedPairs, type GroupedConvPlan, type PlanLayer } from './dsp/plan.js';
 import { applyPlanMasks, buildPackedModel } from './dsp/pack.js';
-import { channelReader, feedsResidualAdd, isPlainConv2D, privateProducer, readsModelInput, spatialShapes } from './dsp/topology.js';
+import { channelReader, feedsResidualAdd, isPlainConv2D, isShortcutConv, privateProducer, readsModelInput, spatialShapes } from './dsp/topology.js';
 
 /**
  * DSP: dynamic structure pruning (Park et al., AAAI 2023; algorithms.md §4). The filters of
@@ -18,13 +18,18 @@ import { channelReader, feedsResidualAdd, isPlainConv2D, privateProducer, readsM
 
 type Layer = tf.layers.Layer;
 
-/** Convs DSP regroups: plain 2-D convs, minus the stem, 1×1 projections and excluded layers. */
+/**
+ * Convs DSP regroups: plain 2-D convs of any kernel size with at least `groups` filters, minus
+ * excluded layers and (by default) the stem and shortcut projections. Depthwise convs are never
+ * regrouped: they follow the channels of the conv that feeds them.
+ */
 export function dspLayers(model: tf.LayersModel, options: DspOptions, exclude: string[]): Layer[] {
   return model.layers.filter((layer) => {
     if (!isPlainConv2D(layer) || exclude.includes(layer.name)) return false;
     const [kh, kw, , filters] = layer.getWeights()[0].shape;
     if (options.skipPointwise && kh * kw === 1) return false;
     if (options.skipStem && readsModelInput(layer)) return false;
+    if (options.skipShortcut && isShortcutConv(layer)) return false;
     return filters >= options.groups;
   });
 }
@@ -42,6 +47,7 @@ export function planLayers(model: tf.LayersModel, grouped: Layer[], groupOf: num
     const producer = privateProducer(layer);
     const shapes = spatialShapes(layer);
     const reader = channelReader(layer);
+    const readable = reader && ![reader.layer, ...reader.depthwise].some((name) => exclude.includes(name)) ? reader : undefined;
     return {
       name: layer.name,
       inChannels,
@@ -54,7 +60,8 @@ export function planLayers(model: tf.LayersModel, grouped: Layer[], groupOf: num
       privateProducer: producer && !exclude.includes(producer.name) ? producer.name : undefined,
       selectionPairFlops: 2 * shapes.input[0] * shapes.input[1],
       scatterPairFlops: 2 * shapes.output[0] * shapes.output[1],
-      reader: reader && !exclude.includes(reader.layer) ? reader : undefined,
+      reader: readable,
+      depthwiseChannelFlops: readable?.depthwise.reduce((sum, name) => sum + cost.layers[name].flops / filters, 0),
     };
   };
   const layers = grouped.map((layer, i) => describe(layer, groupOf[i]));
@@ -109,7 +116,7 @@ export const dspMethod: PruningMethod = {
     const grouped = dspLayers(model, options, config.exclude);
     if (!grouped.length) {
       throw new UserError(`no conv layer DSP can regroup into ${options.groups} groups`, { file: config.configPath, field: 'dsp.groups',
-        fix: 'DSP regroups Conv2D layers with at least `groups` filters, other than the stem and 1×1 projections; lower dsp.groups or check "exclude"' });
+        fix: 'DSP regroups Conv2D layers (1×1 included) with at least `groups` filters, other than the stem and shortcut projections; lower dsp.groups or check "exclude"' });
     }
 
     // Input size relative to the first regrouped layer's input, as the official scale uses.

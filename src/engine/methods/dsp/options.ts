@@ -22,7 +22,9 @@ export interface DspOptions {
   filterPruning: boolean;
   /** Leave the first conv (it reads the model input) ungrouped. */
   skipStem: boolean;
-  /** Leave 1×1 convs (shortcut projections) ungrouped. */
+  /** Leave convs on a residual shortcut (projection shortcuts) ungrouped, as the official code does. */
+  skipShortcut: boolean;
+  /** Leave every 1×1 conv ungrouped (MobileNet-style expand and project convs included). */
   skipPointwise: boolean;
   /**
    * FLOPs one extra layer is worth when packing: groups merge, and selection convs are skipped,
@@ -42,7 +44,8 @@ export const DSP_DEFAULTS: DspOptions = {
   warmupEpochs: 0,
   filterPruning: true,
   skipStem: true,
-  skipPointwise: true,
+  skipShortcut: true,
+  skipPointwise: false,
   layerCostFlops: 0,
 };
 

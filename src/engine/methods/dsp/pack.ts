@@ -11,8 +11,8 @@ import { channelReader, followingBatchNorm, spatialShapes, type ChannelReader } 
  * kept inputs through a 1×1 selection convolution when that is cheaper than reading all inputs
  * with zero kernel rows (`realiseGroups`), and the group outputs are concatenated in group order.
  * That order stays when the one layer reading the channels can be reindexed (`packedOutput`):
- * its kernel rows and the batch norms on the way are gathered to match, and removed filters
- * simply vanish. Otherwise a 1×1 scatter convolution puts every filter back at its index, removed
+ * its kernel rows and the batch norms and depthwise convs on the way are gathered to match, and
+ * removed filters simply vanish. Otherwise a 1×1 scatter convolution puts every filter back at its index, removed
  * ones as exact zeros, and the conv's activation moves onto it.
  */
 
@@ -78,11 +78,14 @@ function oneHot(rows: number, columns: number, entries: [number, number][]): tf.
  * Exact for a model whose weights were masked with `applyPlanMasks`.
  */
 export async function buildPackedModel(model: tf.LayersModel, plans: GroupedConvPlan[]): Promise<tf.LayersModel> {
-  const json = model.toJSON(null, false) as unknown as { class_name: string; config: { name: string; layers: LayerJson[]; output_layers: unknown[] } };
+  // A Sequential model's JSON lists its layers without their connections; its functional view has them.
+  const functional = model instanceof tf.Sequential ? tf.model({ inputs: model.inputs, outputs: model.outputs, name: model.name }) : model;
+  const json = functional.toJSON(null, false) as unknown as { class_name: string; config: { name: string; layers: LayerJson[]; output_layers: unknown[] } };
   const byLayer = new Map(plans.map((p) => [p.layer, p]));
   // Packed producers: the reader's physical input order and the batch norms to reindex.
   const readOrder = new Map<string, { order: number[]; reader: ChannelReader }>();
   const channelOrder = new Map<string, number[]>();
+  const depthwiseOrder = new Map<string, number[]>();
   for (const plan of plans) {
     if (!plan.packedOutput) continue;
     const reader = channelReader(model.getLayer(plan.layer));
@@ -90,6 +93,7 @@ export async function buildPackedModel(model: tf.LayersModel, plans: GroupedConv
     const order = packedOrder(plan);
     readOrder.set(reader.layer, { order, reader });
     for (const bn of reader.batchNorms) channelOrder.set(bn, order);
+    for (const depthwise of reader.depthwise) depthwiseOrder.set(depthwise, order);
   }
   const builtConvs = new Map<string, BuiltConv>();
   for (const plan of plans) {
@@ -165,6 +169,10 @@ export async function buildPackedModel(model: tf.LayersModel, plans: GroupedConv
       }));
     } else if (order) {
       setWeights(layer.name, tf.tidy(() => weights.map((w) => tf.gather(w, order))));
+    } else if (depthwiseOrder.has(layer.name)) {
+      const channels = depthwiseOrder.get(layer.name)!;
+      // Kernel [kh, kw, channels, 1] and bias [channels]: each kept channel keeps its own filter.
+      setWeights(layer.name, tf.tidy(() => weights.map((w) => tf.gather(w, channels, w.rank === 4 ? 2 : 0))));
     } else {
       packed.getLayer(layer.name).setWeights(weights);
     }

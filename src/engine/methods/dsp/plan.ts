@@ -100,6 +100,11 @@ export interface PlanLayer {
   scatterPairFlops: number;
   /** The layer reading this conv's channels, when it can be reindexed. */
   reader?: ChannelReader;
+  /**
+   * FLOPs per channel of the depthwise convs between this conv and its reader: they lose the
+   * channels the conv stops emitting when its output is packed.
+   */
+  depthwiseChannelFlops?: number;
 }
 
 /** Cumulative share of the ascending-sorted, normalised values; `order[i]` is the index with share `cumulative[i]`. */
@@ -226,8 +231,9 @@ export class DspPlanner {
 
   /**
    * Lets a conv emit its channels in packed order where the reader can be reindexed. With
-   * removed filters that needs a regrouped reader that gets exact zeros there: its groups
-   * stop reading those channels, unless a group would be left with no input.
+   * removed filters that needs a regrouped reader whose groups stop reading those channels:
+   * at once when no live group reads them (dead filters), otherwise only when the reader gets
+   * exact zeros there, and never when a group would be left with no input.
    */
   private packOutputs(plans: Map<string, GroupedConvPlan>): void {
     for (const { layer } of this.prepared) {
@@ -238,9 +244,12 @@ export class DspPlanner {
         plan.packedOutput = true;
         continue;
       }
-      const consumer = reader.kind === 'conv' && reader.zeroPreserving ? plans.get(reader.layer) : undefined;
+      const consumer = reader.kind === 'conv' ? plans.get(reader.layer) : undefined;
       if (!consumer) continue;
       const trimmed = consumer.inputsOfGroup.map((inputs) => inputs.filter((c) => plan.groupOfFilter[c] >= 0));
+      const live = (g: number) => consumer.groupOfFilter.includes(g);
+      const readsRemoved = trimmed.some((inputs, g) => live(g) && inputs.length < consumer.inputsOfGroup[g].length);
+      if (readsRemoved && !reader.zeroPreserving) continue;
       if (consumer.groupOfFilter.some((g) => g >= 0 && trimmed[g].length === 0)) continue;
       consumer.inputsOfGroup = trimmed;
       plan.packedOutput = true;
@@ -256,15 +265,17 @@ export class DspPlanner {
     return this.byName.get(name)!.layer.inChannels;
   }
 
-  /** FLOPs of a layer as built under the plans (dense FLOPs when they leave it out). */
+  /** FLOPs of a layer, and of the depthwise convs it feeds, as built under the plans (dense FLOPs when they leave it out). */
   layerFlops(name: string, plans: GroupedConvPlan[] = []): number {
     const layer = this.byName.get(name)!.layer;
     const plan = plans.find((p) => p.layer === name);
-    if (!plan) return layer.pairFlops * layer.inChannels * layer.filters;
+    const depthwiseChannelFlops = layer.depthwiseChannelFlops ?? 0;
+    if (!plan) return (layer.pairFlops * layer.inChannels + depthwiseChannelFlops) * layer.filters;
     const width = this.inputWidth(name, plans);
     const groups = realiseGroups(plan, width, layer.pairFlops, layer.selectionPairFlops);
     let flops = realisedGroupFlops(groups, width, layer.pairFlops, layer.selectionPairFlops);
     if (!plan.packedOutput && !keepsFilterOrder(plan)) flops += packedOrder(plan).length * layer.filters * layer.scatterPairFlops;
+    flops += depthwiseChannelFlops * (plan.packedOutput ? packedOrder(plan).length : layer.filters);
     return flops;
   }
 

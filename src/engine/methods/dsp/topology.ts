@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 
 /**
- * Small walks over a functional tf.LayersModel's topology that DSP needs: which conv
+ * Small walks over a tf.LayersModel's topology (Sequential ones too) that DSP needs: which conv
  * layers it may regroup, which conv produces a layer's input channels privately, and which
  * conv outputs are added into a residual stream.
  */
@@ -34,9 +34,19 @@ export function isPlainConv2D(layer: Layer): boolean {
 }
 
 /**
- * The conv whose output channels feed `layer` only through per-channel layers and reach
- * nothing else on the way, or undefined. Then input channel c of `layer` is that conv's
- * filter c, and a channel `layer` never reads is dead in the producer too.
+ * Whether a layer is a NHWC DepthwiseConv2D with one filter per channel: channel c in gives
+ * channel c out, so it follows its producer's channels (it is reindexed, never regrouped).
+ */
+export function isChannelwiseDepthwise(layer: Layer): boolean {
+  if (layer.getClassName() !== 'DepthwiseConv2D') return false;
+  const config = layer.getConfig() as { dataFormat?: string; depthMultiplier?: number };
+  return (config.dataFormat ?? 'channelsLast') === 'channelsLast' && (config.depthMultiplier ?? 1) === 1 && layer.inboundNodes.length === 1;
+}
+
+/**
+ * The conv whose output channels feed `layer` only through per-channel layers and channelwise
+ * depthwise convs, and reach nothing else on the way, or undefined. Then input channel c of
+ * `layer` is that conv's filter c, and a channel `layer` never reads is dead in the producer too.
  */
 export function privateProducer(layer: Layer): Layer | undefined {
   let current = inboundLayers(layer);
@@ -44,7 +54,7 @@ export function privateProducer(layer: Layer): Layer | undefined {
     const prev = current[0];
     if (prev.outboundNodes.length !== 1 || prev.inboundNodes.length !== 1) return undefined;
     if (prev.getClassName() === 'Conv2D') return isPlainConv2D(prev) ? prev : undefined;
-    if (!isPerChannel(prev)) return undefined;
+    if (!isPerChannel(prev) && !isChannelwiseDepthwise(prev)) return undefined;
     current = inboundLayers(prev);
   }
   return undefined;
@@ -60,6 +70,15 @@ export function feedsResidualAdd(layer: Layer): boolean {
     current = outboundLayers(next);
   }
   return false;
+}
+
+/**
+ * Whether a conv sits on a residual shortcut (a projection shortcut): the tensor it reads also
+ * feeds another branch, and its output goes into an Add through per-channel layers only.
+ */
+export function isShortcutConv(layer: Layer): boolean {
+  const source = inboundLayers(layer);
+  return source.length === 1 && source[0].outboundNodes.length > 1 && feedsResidualAdd(layer);
 }
 
 /** Whether a layer's input comes from the model input through per-channel layers only (a stem). */
@@ -90,19 +109,21 @@ export function spatialShapes(layer: Layer): { input: number[]; output: number[]
 
 /** Activations that map 0 to 0, so a removed (all-zero) filter stays a zero channel through them. */
 const ZERO_PRESERVING_ACTIVATIONS = new Set([undefined, 'linear', 'relu', 'relu6', 'elu', 'selu', 'tanh', 'swish', 'gelu']);
-const ZERO_PRESERVING_LAYERS = new Set(['ReLU', 'LeakyReLU', 'ELU', 'MaxPooling2D', 'AveragePooling2D', 'Dropout', 'SpatialDropout2D']);
+const ZERO_PRESERVING_LAYERS = new Set(['ReLU', 'LeakyReLU', 'ELU', 'MaxPooling2D', 'AveragePooling2D', 'Dropout', 'SpatialDropout2D', 'ZeroPadding2D']);
 
 /**
  * The one weight layer that reads a conv's output channels, reached through a single chain of
- * batch norms and per-channel layers: a plain Conv2D, or a Dense after Flatten or global pooling.
- * Because that layer (and the batch norms on the way) can be reindexed, the conv may emit its
- * channels in any order. `positions` is how many spatial positions a Dense row block spans;
- * `zeroPreserving` says whether an all-zero filter still reaches the reader as zeros.
+ * batch norms, per-channel layers and channelwise depthwise convs: a plain Conv2D, or a Dense
+ * after Flatten or global pooling. Because that layer (and the batch norms and depthwise convs
+ * on the way) can be reindexed, the conv may emit its channels in any order, and channels it
+ * drops vanish from the depthwise convs too. `positions` is how many spatial positions a Dense
+ * row block spans; `zeroPreserving` says whether an all-zero filter still reaches the reader as zeros.
  */
 export interface ChannelReader {
   layer: string;
   kind: 'conv' | 'dense';
   batchNorms: string[];
+  depthwise: string[];
   positions: number;
   zeroPreserving: boolean;
 }
@@ -111,23 +132,27 @@ export function channelReader(conv: Layer): ChannelReader | undefined {
   const activation = (conv.getConfig() as { activation?: string }).activation;
   let zeroPreserving = ZERO_PRESERVING_ACTIVATIONS.has(activation);
   const batchNorms: string[] = [];
+  const depthwise: string[] = [];
   let current = conv;
   for (;;) {
     const next = outboundLayers(current);
     if (current.outboundNodes.length !== 1 || next.length !== 1 || next[0].inboundNodes.length !== 1) return undefined;
     const layer = next[0];
     const className = layer.getClassName();
-    if (className === 'Conv2D') return isPlainConv2D(layer) ? { layer: layer.name, kind: 'conv', batchNorms, positions: 1, zeroPreserving } : undefined;
+    if (className === 'Conv2D') return isPlainConv2D(layer) ? { layer: layer.name, kind: 'conv', batchNorms, depthwise, positions: 1, zeroPreserving } : undefined;
     if (className === 'Flatten' || className === 'GlobalAveragePooling2D' || className === 'GlobalMaxPooling2D') {
       const dense = outboundLayers(layer);
       if (layer.outboundNodes.length !== 1 || dense.length !== 1 || dense[0].getClassName() !== 'Dense' || dense[0].inboundNodes.length !== 1) return undefined;
       const positions = className === 'Flatten' ? spatialShapes(layer).input.slice(0, -1).reduce((a, b) => a * b, 1) : 1;
-      return { layer: dense[0].name, kind: 'dense', batchNorms, positions, zeroPreserving };
+      return { layer: dense[0].name, kind: 'dense', batchNorms, depthwise, positions, zeroPreserving };
     }
     if (className === 'BatchNormalization') {
       // Only a batch norm right after the conv is masked with it (applyPlanMasks).
       zeroPreserving &&= current === conv;
       batchNorms.push(layer.name);
+    } else if (isChannelwiseDepthwise(layer)) {
+      zeroPreserving &&= !(layer.getConfig() as { useBias?: boolean }).useBias;
+      depthwise.push(layer.name);
     } else if (className === 'Activation') {
       zeroPreserving &&= ZERO_PRESERVING_ACTIVATIONS.has((layer.getConfig() as { activation?: string }).activation);
     } else if (!ZERO_PRESERVING_LAYERS.has(className)) {
