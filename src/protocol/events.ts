@@ -157,7 +157,19 @@ export interface DoneEvent {
   physicallyRemoved: boolean;
   backend: string;
   wallTimeMs: number;
+  /** Tensor memory: the most the session needed and how training fitted its batches into it. */
+  memory?: MemorySummary;
   dryRun?: boolean;
+}
+
+export interface MemorySummary {
+  /** Bytes at the session's peak, measured as `measure` says. */
+  peakBytes: number;
+  measure: 'wasm heap' | 'process peak RSS';
+  /** Bytes tensors may use (the WebAssembly heap's 2 GiB, or half the machine's memory). */
+  limitBytes: number;
+  /** Per training phase: the configured batch and the micro-batch its steps ran in. */
+  phases: { phase: string; batchSize: number; microBatchSize: number; plannedBytes: number }[];
 }
 
 export interface ErrorEvent {

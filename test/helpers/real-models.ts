@@ -1,15 +1,12 @@
 // Real pretrained models that no one on the project wrote, unpacked from npm packages.
 // nsfwjs ships Keras-made TF.js layers models as JS modules (model.json as a UMD module,
 // every shard as a base64 string); this writes them out as model.json + .bin shards.
-import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
-const require = createRequire(import.meta.url);
-
 export type NsfwjsModel = 'mobilenet_v2' | 'inception_v3';
 
-const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../..');
+const ROOT = resolve(__dirname, '../..');
 /** Cache folder for unpacked models (git-ignored). */
 const CACHE = join(ROOT, '.cache', 'real-models');
 /** The package's exports hide its files from require.resolve; it is a devDependency of this repository. */

@@ -7,6 +7,7 @@ import { installCpuKernels } from './cpu-kernels.js';
 import { installSimdPath } from './simd/index.js';
 import { installWasmKernels } from './wasm-kernels.js';
 import { withSharedHeap } from './simd/shared-heap.js';
+import { guardWasmHeap } from './heap.js';
 
 export interface BackendInfo {
   /** tfjs backend name: 'tensorflow', 'wasm' or 'cpu'. */
@@ -59,6 +60,7 @@ async function useWasm(): Promise<BackendInfo> {
     if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
   });
   await tf.ready();
+  guardWasmHeap();
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   const simdPath = installSimdPath();
   if ('reason' in simdPath) return { name: 'wasm', simd, threads: wasm.getThreadsCount(), patchedKernels: true, kernels: 'stock', kernelsReason: simdPath.reason };

@@ -27,6 +27,11 @@ export interface TrainConfig {
   /** Cap on batches per epoch, for quick runs. */
   maxStepsPerEpoch?: number;
   /**
+   * Samples per forward/backward pass when a batch does not fit the tensor memory at once; the
+   * gradients of the passes are summed into one step. Planned from the model when absent.
+   */
+  microBatchSize?: number;
+  /**
    * Resume the phase at this epoch: the schedule, epoch numbers and ETA continue as if the
    * earlier epochs had run (used when a method prunes inside one training cycle). Not a config field.
    */

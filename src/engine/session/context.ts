@@ -3,6 +3,7 @@ import type { PruneConfig, Target, TrainConfig } from '../config/types.js';
 import type { ChannelGraph } from '../graph/types.js';
 import type { EngineEvent, Phase } from '../../protocol/events.js';
 import type { Dataset, EvalResult, TrainHooks } from '../train/types.js';
+import type { MemoryPlan } from '../train/memory.js';
 import type { MethodContext } from '../methods/types.js';
 import { CancelledError } from '../errors.js';
 import { trainModel, evaluateModel } from '../train/index.js';
@@ -22,6 +23,8 @@ export interface MethodContextOptions {
   progress?: SessionProgress;
   /** Minimum milliseconds between unforced `layers` events. */
   layerStatsIntervalMs?: number;
+  /** Called with each training phase's memory plan. */
+  onMemoryPlan?: (plan: MemoryPlan, phase: Phase) => void;
 }
 
 /** Builds the context a pruning method runs in; the session and the tests use the same one. */
@@ -55,6 +58,7 @@ export function createMethodContext(options: MethodContextOptions): MethodContex
         seed: config.seed,
         signal,
         phase,
+        onMemoryPlan: (plan) => options.onMemoryPlan?.(plan, phase),
         onStep: (s) => {
           const fraction = (s.epoch + (s.step + 1) / s.stepsPerEpoch) / Math.max(settings.epochs, 1e-9);
           emit({ type: 'step', phase, epoch: s.epoch, step: s.step, stepsPerEpoch: s.stepsPerEpoch, loss: s.loss, learningRate: s.learningRate, etaMs: s.etaMs, progress: options.progress?.within(fraction) ?? fraction });

@@ -2,7 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import type { PruneConfig } from '../config/types.js';
-import type { DoneEvent, EngineEvent, ErrorEvent, LatencySummary, LayerStat, ModelSummary } from '../../protocol/events.js';
+import type { DoneEvent, EngineEvent, ErrorEvent, LatencySummary, LayerStat, MemorySummary, ModelSummary } from '../../protocol/events.js';
+import { formatMiB, peakTensorMemory, tensorMemoryLimit } from '../backend/heap.js';
+import type { MemoryPlan } from '../train/memory.js';
 import { CancelledError, UserError } from '../errors.js';
 import { errorEvent } from './error-event.js';
 import { initBackend } from '../backend/index.js';
@@ -70,6 +72,14 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
   const method = getMethod(config.method, config.configPath);
   const trainEpochs = config.method === 'l1' ? 0 : config.train?.epochs ?? 0;
   const finetuneEpochs = config.finetune?.epochs ?? 0;
+  const memoryPhases: MemorySummary['phases'] = [];
+  const onMemoryPlan = (plan: MemoryPlan, phase: string) => {
+    if (memoryPhases.some((p) => p.phase === phase && p.microBatchSize === plan.microBatchSize)) return;
+    memoryPhases.push({ phase, batchSize: plan.batchSize, microBatchSize: plan.microBatchSize, plannedBytes: plan.trainingBytes });
+    if (plan.microBatches > 1) {
+      emit({ type: 'log', level: 'info', message: `${phase}: batches of ${plan.batchSize} run as ${plan.microBatches} micro-batches of ${plan.microBatchSize} (about ${formatMiB(plan.trainingBytes)} of ${formatMiB(plan.limitBytes)} in ${plan.limitWhere}); the optimiser steps on their summed gradients, batch norm normalises each micro-batch` });
+    }
+  };
   const progress = new SessionProgress(options.dryRun ? 0 : trainEpochs, options.dryRun ? 0 : finetuneEpochs);
 
   emit({ type: 'phase', phase: 'load', message: `Loading ${relative(process.cwd(), config.model) || config.model}` });
@@ -121,7 +131,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
 
     progress.enter('train');
     emit({ type: 'phase', phase: 'train', message: `Running ${config.method}` });
-    const context = createMethodContext({ config, model, graph, data, emit, signal, progress });
+    const context = createMethodContext({ config, model, graph, data, emit, signal, progress, onMemoryPlan });
     const decision = await method.run(context);
     checkCancelled();
     if (context.model !== model) disposables.push(context.model);
@@ -158,7 +168,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     const history: EvalResult[] = [];
     if (data && config.finetune && config.finetune.epochs > 0) {
       emit({ type: 'phase', phase: 'finetune', message: `Fine-tuning for ${config.finetune.epochs} epoch(s)` });
-      const finetuneContext = createMethodContext({ config, model: pruned, graph: prunedGraph, data, emit, signal, progress });
+      const finetuneContext = createMethodContext({ config, model: pruned, graph: prunedGraph, data, emit, signal, progress, onMemoryPlan });
       const result = await finetuneContext.train(config.finetune, {}, 'finetune');
       if (result) history.push(result);
     }
@@ -200,6 +210,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     await saveModelAtomic(encoded, config.output, { 'pruning-report.json': JSON.stringify(report, null, 2) + '\n' });
     progress.enter('report');
     return done;
+      memory: memorySummary(memoryPhases),
   } finally {
     for (const m of new Set(disposables)) {
       try { m.dispose(); } catch { /* already disposed */ }
@@ -215,6 +226,11 @@ function speedup(before: LatencySummary, after: LatencySummary): number {
  * Live bars show dense channels against what remains, keyed by layer name. A layer a method
  * rebuilt as per-group layers (`<name>_g0`, `<name>_g1`, …) keeps the channels of its groups.
  */
+function memorySummary(phases: MemorySummary['phases']): MemorySummary {
+  const peak = peakTensorMemory();
+  return { peakBytes: peak.bytes, measure: peak.measure, limitBytes: tensorMemoryLimit().bytes, phases };
+}
+
 function mergeKept(before: LayerStat[], after: LayerStat[]): LayerStat[] {
   const afterByName = new Map(after.map((l) => [l.name, l]));
   return before.map((l) => {

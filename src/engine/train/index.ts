@@ -5,10 +5,13 @@ import { mixSeed, seededRandom } from '../util/random.js';
 import { correctCount, crossEntropyPerSample, outputsProbabilities } from './loss.js';
 import { Optimizer, isDecayed, learningRateAt, type Parameter } from './optimizer.js';
 import type { Batch, Dataset, EpochInfo, EvalResult, StepInfo, TrainHooks } from './types.js';
+import { HeapExhaustedError, formatMiB, peakTensorMemory } from '../backend/heap.js';
+import { fittingEvalBatch, planMemory, type MemoryPlan } from './memory.js';
 
 export type { Batch, Dataset, EpochInfo, EvalResult, StepInfo, TrainHooks, TrainConfig } from './types.js';
 export { snapshotBatchNorm } from './batchnorm.js';
 export { outputsProbabilities } from './loss.js';
+export { planMemory, type MemoryPlan } from './memory.js';
 
 export interface StepProgress {
   epoch: number;
@@ -28,6 +31,8 @@ export interface TrainControl {
   phase?: string;
   onStep?: (s: StepProgress) => void;
   onEpoch?: (e: EpochInfo & { etaMs: number }) => void;
+  /** The memory plan, once, before the first step. */
+  onMemoryPlan?: (plan: MemoryPlan) => void;
 }
 
 /** Lets pending I/O (an IPC cancel message) run between steps; a resolved promise would not. */
@@ -82,6 +87,9 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
   const totalSteps = Math.round(Math.max(0, settings.epochs) * stepsPerEpoch);
   const epochs = Math.ceil(totalSteps / Math.max(1, stepsPerEpoch));
   const probabilities = outputsProbabilities(model);
+  const plan = planMemory(model, batchSize, { microBatchSize: settings.microBatchSize });
+  control.onMemoryPlan?.(plan);
+  const evalBatchSize = Math.max(batchSize, 128);
   const optimizer = new Optimizer(settings);
   const evaluate = data.validationSize > 0;
 
@@ -103,7 +111,12 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
         const parameters = trainableParameters(model);
         let stats: Float32Array | Int32Array | Uint8Array;
         try {
-          stats = await trainStep(model, batch, parameters, optimizer, learningRate, probabilities, hooks, mixSeed(control.seed, 0xd0, globalStep));
+          const stepSeed = mixSeed(control.seed, 0xd0, globalStep);
+          stats = plan.microBatches > 1
+            ? await trainStepInMicroBatches(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed, plan.microBatchSize)
+            : await trainStep(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed);
+        } catch (err) {
+          throw err instanceof HeapExhaustedError ? stepDoesNotFit(model, plan, err) : err;
         } finally {
           tf.dispose([batch.x, batch.y]);
         }
@@ -127,7 +140,7 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
       const info: EpochInfo = { epoch, epochs, loss: seen ? lossSum / seen : NaN, accuracy: seen ? correctSum / seen : undefined };
       if (evaluate) {
         const started = performance.now();
-        lastEval = await evaluateModel(model, data, Math.max(batchSize, 128), signal);
+        lastEval = await evaluateModel(model, data, evalBatchSize, signal);
         evalMs = performance.now() - started;
         info.valLoss = lastEval.loss;
         info.valAccuracy = lastEval.accuracy;
@@ -135,11 +148,18 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
       control.onEpoch?.({ ...info, etaMs: etaMs() });
       if ((await hooks.afterEpoch?.(info)) === 'stop') break;
     }
-    if (startEpoch >= epochs && evaluate) lastEval = await evaluateModel(model, data, Math.max(batchSize, 128), signal);
+    if (startEpoch >= epochs && evaluate) lastEval = await evaluateModel(model, data, evalBatchSize, signal);
   } finally {
     optimizer.dispose();
   }
   return lastEval;
+}
+
+/** The one line a step that ran out of tensor memory ends with, despite the plan. */
+function stepDoesNotFit(model: tf.LayersModel, plan: MemoryPlan, err: HeapExhaustedError): UserError {
+  const input = model.inputs.map((i) => i.shape.slice(1).join('×')).join(' + ');
+  return new UserError(`training ${model.name} on ${input} inputs in micro-batches of ${plan.microBatchSize} ran out of tensor memory: ${err.message}; planned ${formatMiB(plan.trainingBytes)}, peak ${formatMiB(peakTensorMemory().bytes)}`, {
+    field: 'train.microBatchSize', fix: `Set "microBatchSize" below ${plan.microBatchSize} in "train" and "finetune"` });
 }
 
 /** One forward/backward/update; returns [task loss, correct predictions]. */
@@ -169,11 +189,59 @@ async function trainStep(model: tf.LayersModel, batch: Batch, parameters: Parame
 }
 
 /**
+ * One step whose batch does not fit the tensor memory at once: the gradients of micro-batches
+ * (each its share of the loss) are summed, and the optimiser takes one step on the sum, as it
+ * would on the whole batch. Batch-norm layers normalise each micro-batch by its own statistics.
+ * Returns [task loss, correct predictions] of the whole batch.
+ */
+async function trainStepInMicroBatches(model: tf.LayersModel, batch: Batch, parameters: Parameter[], optimizer: Optimizer, learningRate: number,
+  probabilities: boolean, hooks: TrainHooks, stepSeed: number, microBatchSize: number): Promise<Float32Array> {
+  const n = batch.y.shape[0];
+  const variables = parameters.map((p) => p.variable);
+  let sums: Record<string, tf.Tensor> = {};
+  let stats = tf.zeros([2]);
+  try {
+    for (let start = 0, pass = 0; start < n; start += microBatchSize, pass++) {
+      const size = Math.min(microBatchSize, n - start);
+      const share = size / n;
+      const next = tf.tidy(() => {
+        const x = tf.slice(batch.x, [start, ...batch.x.shape.slice(1).map(() => 0)], [size, ...batch.x.shape.slice(1).map(() => -1)]);
+        const y = tf.slice(batch.y, [start], [size]);
+        let taskLoss: tf.Scalar | undefined;
+        let output: tf.Tensor | undefined;
+        const { grads } = withSeededMathRandom(mixSeed(stepSeed, 0x3b, pass), () => tf.variableGrads(() => {
+          output = tf.keep(model.apply(x, { training: true }) as tf.Tensor);
+          taskLoss = tf.keep(tf.mean(crossEntropyPerSample(output, y, probabilities)) as tf.Scalar);
+          // Terms that do not depend on the data count once per step: a share in every pass.
+          let total: tf.Scalar = tf.mul(taskLoss, share);
+          for (const extra of layerLosses(model)) total = tf.add(total, tf.mul(extra, share));
+          if (hooks.regularizer) total = tf.add(total, tf.mul(hooks.regularizer(model), share));
+          return total;
+        }, variables));
+        const summed: Record<string, tf.Tensor> = {};
+        for (const [name, g] of Object.entries(grads)) summed[name] = sums[name] ? tf.add(sums[name], g) : g;
+        const passStats = tf.add(stats, tf.stack([tf.mul(taskLoss as tf.Scalar, share), tf.cast(correctCount(output as tf.Tensor, y), 'float32')]));
+        tf.dispose([output as tf.Tensor, taskLoss as tf.Scalar]);
+        return { summed, passStats };
+      });
+      tf.dispose([...Object.values(sums), stats]);
+      sums = next.summed;
+      stats = next.passStats;
+    }
+    optimizer.apply(parameters, sums, learningRate);
+    return (await stats.data()) as Float32Array;
+  } finally {
+    tf.dispose([...Object.values(sums), stats]);
+  }
+}
+
+/**
  * Loss and top-1 accuracy in inference mode over the validation split (the training split when
  * there is none).
  */
 export async function evaluateModel(model: tf.LayersModel, data: Dataset, batchSize = 256, signal?: AbortSignal): Promise<EvalResult> {
   checkInputShape(model, data);
+  batchSize = fittingEvalBatch(model, batchSize);
   const probabilities = outputsProbabilities(model);
   let lossSum = 0, correct = 0, samples = 0;
   const batches = data.validationSize > 0 ? data.validationBatches(batchSize) : data.trainBatches(batchSize, 0);

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { HeapExhaustedError } from '../heap.js';
 
 /** The jobs kernels.c exports; every one is (args, thread, threads) => void. */
 export const JOBS = [
@@ -119,7 +120,7 @@ export class KernelPool {
     const have = this.memory.buffer.byteLength;
     if (bytes > have) {
       const pages = Math.ceil((bytes - have) / PAGE);
-      if (have / PAGE + pages > MAX_PAGES) throw new Error(`a kernel needs ${(bytes / 2 ** 30).toFixed(1)} GiB, more than WebAssembly can address`);
+      if (have / PAGE + pages > MAX_PAGES) throw new HeapExhaustedError(bytes - have, have, MAX_PAGES * PAGE);
       this.memory.grow(pages);
     }
     return this.floats();

@@ -96,7 +96,13 @@ class SharedHeapWorkspace implements Workspace {
   }
 
   input(t: TensorInfo): number {
-    return heapOffset(this.be, t);
+    const at = heapOffset(this.be, t);
+    const bytes = 4 * size(t.shape);
+    // A bad offset would make the kernel threads read or write someone else's memory.
+    if (!(at > 0 && at + bytes <= this.pool.floats().byteLength)) {
+      throw new Error(`a kernel operand [${t.shape.join(', ')}] at byte ${at} lies outside the ${this.pool.floats().byteLength}-byte heap`);
+    }
+    return at;
   }
 
   output(shape: number[]): number {

@@ -1,0 +1,85 @@
+/**
+ * Where tensors live and how much of it there is. tfjs' wasm backend keeps every tensor in one
+ * WebAssembly heap. The heap may grow to 4 GiB, but the backend's JavaScript glue reads the
+ * pointers malloc returns as signed 32-bit numbers: an allocation past 2 GiB comes back negative
+ * and a later copy faults ("offset is out of bounds", "memory access out of bounds"). So 2 GiB is
+ * the wasm backend's real limit, and an allocation beyond it is refused here, by name, instead.
+ */
+import * as os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+
+export const WASM_HEAP_LIMIT_BYTES = 2 ** 31;
+
+/** An allocation the tensor memory cannot hold; the training loop turns it into a message naming the model. */
+export class HeapExhaustedError extends Error {
+  constructor(readonly requestedBytes: number, readonly heapBytes: number, readonly limitBytes: number) {
+    super(`the ${formatMiB(limitBytes)} tensor heap cannot hold ${formatMiB(requestedBytes)} more (it holds ${formatMiB(heapBytes)})`);
+    this.name = 'HeapExhaustedError';
+  }
+}
+
+export function formatMiB(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${Math.ceil(bytes / 2 ** 20)} MiB`;
+}
+
+interface WasmModule {
+  _malloc(bytes: number): number;
+  _free(at: number): void;
+  asm?: { memory?: WebAssembly.Memory };
+}
+
+function wasmModule(): WasmModule | undefined {
+  if (tf.getBackend() !== 'wasm') return undefined;
+  const module = (tf.backend() as unknown as { wasm?: WasmModule }).wasm;
+  return module?.asm?.memory instanceof WebAssembly.Memory ? module : undefined;
+}
+
+const guarded = new WeakSet<object>();
+
+/**
+ * Makes the wasm backend's malloc refuse, with HeapExhaustedError, what would land past the
+ * heap's usable limit or fail outright (a null pointer), so no kernel ever sees a bad offset.
+ */
+export function guardWasmHeap(): void {
+  const module = wasmModule();
+  if (!module || guarded.has(module)) return;
+  // Emscripten's exported _malloc replaces itself with the raw export on its first call: call it
+  // once so the wrapper below is not overwritten.
+  module._free(module._malloc(16));
+  const malloc = module._malloc;
+  const free = module._free;
+  const memory = module.asm!.memory!;
+  module._malloc = (bytes: number) => {
+    const at = malloc(bytes);
+    if (at <= 0 || at + bytes > WASM_HEAP_LIMIT_BYTES) {
+      if (at > 0) free(at);
+      throw new HeapExhaustedError(bytes, memory.buffer.byteLength, WASM_HEAP_LIMIT_BYTES);
+    }
+    return at;
+  };
+  guarded.add(module);
+}
+
+/**
+ * Bytes of tensor memory a session may plan to use: the wasm heap's limit, or on the other
+ * backends (tensors in the process's own memory) half of the machine's memory.
+ */
+export function tensorMemoryLimit(): { bytes: number; where: string } {
+  if (wasmModule()) return { bytes: WASM_HEAP_LIMIT_BYTES, where: 'the WebAssembly heap' };
+  return { bytes: Math.floor(os.totalmem() / 2), where: 'half of the machine\'s memory' };
+}
+
+/** Bytes of tensor memory already taken when a plan is made (weights, optimizer state). */
+export function tensorMemoryInUse(): number {
+  return tf.memory().numBytes;
+}
+
+/**
+ * The most memory tensors have needed so far: the wasm heap's size (it only grows, so it is its
+ * high-water mark), else the process's peak resident memory.
+ */
+export function peakTensorMemory(): { bytes: number; measure: 'wasm heap' | 'process peak RSS' } {
+  const module = wasmModule();
+  if (module) return { bytes: module.asm!.memory!.buffer.byteLength, measure: 'wasm heap' };
+  return { bytes: process.resourceUsage().maxRSS * 1024, measure: 'process peak RSS' };
+}
