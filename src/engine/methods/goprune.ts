@@ -14,8 +14,8 @@ import { proxFactors } from './prox.js';
  *   on each channel unit of N.
  *
  * A group is a channel unit of the engine's graph, so coupled (residual) channels share one
- * vector. After PAM the groups of U that are zero, then the smallest, are removed until the
- * configured target is met (optionally the kept groups take U's values).
+ * vector. After PAM the groups of U rank zero first, then by norm, and the shared selection
+ * picks the removal set that lands on the configured target (optionally the kept groups take U's values).
  */
 
 export type GroupSlices = 'producer' | 'all';
@@ -147,7 +147,7 @@ export function decideFromAuxiliary(
     layout.write(merged);
     disposeWeightSet(merged);
   }
-  notes.push(`${methodName}: ${zeroGroups} of ${layout.unitCount} channel groups reached exactly zero; removed ${remove.length} (${removedNonZero} non-zero, by norm, to meet the target; ${keptZero} zero groups kept because the target was already met).`);
+  notes.push(`${methodName}: ${zeroGroups} of ${layout.unitCount} channel groups reached exactly zero; removed ${remove.length} (${removedNonZero} non-zero, by norm, to meet the target; ${keptZero} zero groups kept to land on the target).`);
   ctx.emit({ type: 'signal', method: methodName, name: 'removedGroups', step: 0, value: remove.length, detail: { zeroGroups, keptZero, removedNonZero } });
   return { kind: 'units', remove, notes };
 }

@@ -1,14 +1,16 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Target } from '../config/types.js';
 import type { ChannelGraph } from '../graph/types.js';
-import { walkModel } from '../graph/topology.js';
+import { walkModel, type Topology } from '../graph/topology.js';
 import { CostTracker } from '../metrics/cost.js';
 import { unitNorms } from '../metrics/norms.js';
 
 /**
  * Which units to remove for a target: lowest scores first until the target is met, never
  * the last unit of a group. FLOPs and parameter targets use the exact incremental cost
- * (removing a unit shrinks its producers' outputs and its consumers' inputs).
+ * (removing a unit shrinks its producers' outputs and its consumers' inputs); when taking
+ * units in rank order would overshoot one by more than LANDING_TOLERANCE, a search over the
+ * ranking finds a set that lands within it, lower-ranked units first.
  */
 
 export type TargetKind = 'flopsReduction' | 'paramsReduction' | 'channelRatio' | 'normThreshold';
@@ -134,11 +136,26 @@ const FINISH_TOLERANCE = 0.002;
 const LAYER_FINISH_TOLERANCE = 0.01;
 
 function selectGlobalCost(graph: ChannelGraph, model: tf.LayersModel, scores: ArrayLike<number>, metric: 'flops' | 'params', goal: number, keep: number[]): number[] {
+  const ranked = graph.units.map((u) => u.id).sort((a, b) => compareScores(scores, a, b));
+  const greedy = greedyCost(graph, model, ranked, metric, goal, keep);
+  const reached = reductionAfter(graph, model, greedy, metric);
+  // Below the goal only when the goal is out of reach: the greedy pass took all it could.
+  if (reached < goal || reached - goal <= LANDING_TOLERANCE) return greedy;
+  const landing = landCost(graph, model, ranked, metric, goal, keep);
+  return landing.landed || Math.abs(landing.reached - goal) < reached - goal ? landing.units : greedy;
+}
+
+function reductionAfter(graph: ChannelGraph, model: tf.LayersModel, units: readonly number[], metric: 'flops' | 'params'): number {
+  const tracker = new CostTracker(model, graph);
+  for (const u of units) tracker.remove(u);
+  return reduction(tracker, metric);
+}
+
+function greedyCost(graph: ChannelGraph, model: tf.LayersModel, ranked: readonly number[], metric: 'flops' | 'params', goal: number, keep: number[]): number[] {
   const tracker = new CostTracker(model, graph);
   const base = tracker.baseline[metric];
   if (base <= 0) return [];
   const left = graph.groups.map((g) => g.channels);
-  const ranked = graph.units.map((u) => u.id).sort((a, b) => compareScores(scores, a, b));
   const windowSize = Math.max(4, Math.ceil(0.05 * graph.units.length));
   const out: number[] = [];
   const taken = new Set<number>();
@@ -173,6 +190,138 @@ function selectGlobalCost(graph: ChannelGraph, model: tf.LayersModel, scores: Ar
     }
   }
   return out;
+}
+
+/** How far from a FLOPs or params goal a removal set may land and still count as meeting it. */
+export const LANDING_TOLERANCE = 0.02;
+
+/** Bands (offsets from the goal) a landing search tries in turn: just over the goal, wider over, then under. */
+const OVER_BANDS: ReadonlyArray<readonly [number, number]> = [[0, FINISH_TOLERANCE], [0, 0.01], [0, LANDING_TOLERANCE]];
+const UNDER_BAND = [-LANDING_TOLERANCE, 0] as const;
+/** Groups that may each give back one channel when first fit alone cannot land (bounds the search). */
+const MAX_GIVE_BACK = 16;
+/** Reductions are sums of many float deltas: compare them with this slack. */
+const REDUCTION_EPSILON = 1e-9;
+
+interface Landing {
+  units: number[];
+  reached: number;
+  landed: boolean;
+  /** How many of `units` (from the start) first fit took, before any finishing units. */
+  fitted: number;
+}
+
+/**
+ * A removal set for a FLOPs or params goal when taking units strictly in rank order overshoots
+ * it by more than the landing tolerance (e.g. the units a regulariser zeroed are few but each
+ * costly). First fit in rank order: a unit is taken when the reduction stays under the band's
+ * top, so lower-ranked units still go first and a costly unit near the goal is passed over for
+ * cheaper ones further down the ranking. When that cannot reach the band, one group at a time
+ * gives back one removed channel (its highest-ranked one), which frees room for a mid-sized unit
+ * passed over. Bands go from just over the goal to 2 points under it, within the keep floor
+ * first. Returns the first set that lands, else the nearest one tried.
+ */
+function landCost(graph: ChannelGraph, model: tf.LayersModel, ranked: readonly number[], metric: 'flops' | 'params', goal: number, keep: number[]): Landing {
+  const topo = walkModel(model);
+  const ones = keep.map(() => 1);
+  const floors = keep.some((k, g) => k !== ones[g]) ? [keep, ones] : [ones];
+  const attempts = [
+    ...floors.flatMap((floor) => OVER_BANDS.map((band) => ({ floor, band }))),
+    ...floors.map((floor) => ({ floor, band: UNDER_BAND })),
+  ];
+  let nearest: Landing = { units: [], reached: 0, landed: false, fitted: 0 };
+  const consider = (tried: Landing) => {
+    if (Math.abs(tried.reached - goal) < Math.abs(nearest.reached - goal)) nearest = tried;
+  };
+  for (const { floor, band } of attempts) {
+    const lo = goal + band[0];
+    const hi = goal + band[1];
+    const caps = graph.groups.map((g) => g.channels);
+    const over = band !== UNDER_BAND;
+    const first = firstFit(graph, model, topo, ranked, metric, floor, caps, lo, hi, over);
+    if (first.landed) return first;
+    consider(first);
+    const fitted = first.units.slice(0, first.fitted);
+    const removedPerGroup = graph.groups.map(() => 0);
+    for (const u of fitted) removedPerGroup[graph.units[u].group]++;
+    // Groups whose removed channels rank highest give back first.
+    const givers = [...new Set(fitted.reverse().map((u) => graph.units[u].group))].slice(0, MAX_GIVE_BACK);
+    for (const g of givers) {
+      const capped = caps.slice();
+      capped[g] = removedPerGroup[g] - 1;
+      const tried = firstFit(graph, model, topo, ranked, metric, floor, capped, lo, hi, over);
+      if (tried.landed) return tried;
+      consider(tried);
+    }
+  }
+  return nearest;
+}
+
+/**
+ * Takes units in rank order while the reduction stays at most `hi`: over the goal (`over`),
+ * until it reaches `lo`, and a scan that falls short then adds the cheapest units left until
+ * it does (the smallest overshoot from there, a candidate for the nearest set when none lands);
+ * under the goal, as close to `hi` as the ranking fills.
+ */
+function firstFit(graph: ChannelGraph, model: tf.LayersModel, topo: Topology, ranked: readonly number[], metric: 'flops' | 'params', floor: number[], caps: number[], lo: number, hi: number, over: boolean): Landing {
+  const tracker = new CostTracker(model, graph, topo);
+  const base = tracker.baseline[metric];
+  const left = graph.groups.map((g) => g.channels);
+  const removed = graph.groups.map(() => 0);
+  const units: number[] = [];
+  let reached = 0;
+  for (const u of ranked) {
+    if (reached >= (over ? lo : hi) - REDUCTION_EPSILON) break;
+    const g = graph.units[u].group;
+    if (left[g] <= floor[g] || removed[g] >= caps[g]) continue;
+    const after = reached + tracker.removalDelta(u)[metric] / base;
+    if (after > hi + REDUCTION_EPSILON) continue;
+    tracker.remove(u);
+    left[g]--;
+    removed[g]++;
+    units.push(u);
+    reached = reduction(tracker, metric);
+  }
+  const fitted = units.length;
+  while (over && reached < lo - REDUCTION_EPSILON) {
+    let cheapest = -1;
+    let cheapestDelta = Infinity;
+    for (const u of ranked) {
+      const g = graph.units[u].group;
+      if (tracker.isRemoved(u) || left[g] <= floor[g] || removed[g] >= caps[g]) continue;
+      const delta = tracker.removalDelta(u)[metric];
+      if (delta < cheapestDelta) {
+        cheapest = u;
+        cheapestDelta = delta;
+      }
+    }
+    if (cheapest < 0) break;
+    const g = graph.units[cheapest].group;
+    tracker.remove(cheapest);
+    left[g]--;
+    removed[g]++;
+    units.push(cheapest);
+    reached = reduction(tracker, metric);
+  }
+  return { units, reached, fitted, landed: reached >= lo - REDUCTION_EPSILON && reached <= hi + REDUCTION_EPSILON };
+}
+
+/**
+ * The reduction nearest to `goal` that some removal set of whole channels reaches (every group
+ * keeping one), whatever the ranking: the landing search over units from the costliest to
+ * remove down, so large units come first and small ones fill the rest. Within
+ * LANDING_TOLERANCE of the goal when the search finds a set that lands; callers warn with it.
+ */
+export function nearestReachable(graph: ChannelGraph, model: tf.LayersModel, kind: 'flopsReduction' | 'paramsReduction', goal: number): number {
+  // Every set reaches at most what removing all it can does: the nearest, when the goal lies beyond.
+  const reachable = maxReachable(graph, model, kind);
+  if (reachable <= goal) return reachable;
+  const metric = kind === 'flopsReduction' ? 'flops' : 'params';
+  const tracker = new CostTracker(model, graph);
+  if (tracker.baseline[metric] <= 0 || graph.units.length === 0) return 0;
+  const delta = graph.units.map((u) => tracker.removalDelta(u.id)[metric]);
+  const costliestFirst = graph.units.map((u) => u.id).sort((a, b) => delta[b] - delta[a] || a - b);
+  return landCost(graph, model, costliestFirst, metric, goal, graph.groups.map(() => 1)).reached;
 }
 
 /** Same fraction from every group: the smallest fraction whose removal meets the goal. */
