@@ -12,7 +12,7 @@ import { encodeModel, loadModel, saveModelAtomic, assertOutputSafe } from '../io
 import { analyzeModel } from '../graph/analyze.js';
 import { removeUnits } from '../surgery/index.js';
 import { countCost, layerStats, measureLatency } from '../metrics/index.js';
-import { maxReachable } from '../prune/select.js';
+import { LANDING_TOLERANCE, maxReachable, nearestReachable } from '../prune/select.js';
 import { loadDataset, summarizeData } from '../data/index.js';
 import type { Dataset, EvalResult } from '../train/types.js';
 import { evaluateModel } from '../train/index.js';
@@ -158,11 +158,19 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     emit({ type: 'layers', phase: 'prune', step: 0, layers: merged, totals: { ...afterStats.totals, keptChannels, prunableChannels: initialStats.totals.prunableChannels } });
     // Fine-tuning changes weights, not shapes: this is the pruned model's final cost.
     const costAfter = countCost(pruned);
-    const flopsReduction = 1 - costAfter.flops / costBefore.flops;
-    if ('flopsReduction' in config.target && Math.abs(flopsReduction - config.target.flopsReduction) > 0.02) {
-      const reachable = maxReachable(graph, model, 'flopsReduction');
-      const why = reachable < config.target.flopsReduction ? `at most ${(reachable * 100).toFixed(1)}% is reachable: the rest of the model is blocked or must keep a channel per group` : 'the method could not land closer with whole channels';
-      emit({ type: 'warning', message: `FLOPs reduced by ${(flopsReduction * 100).toFixed(1)}%, target ${(config.target.flopsReduction * 100).toFixed(1)}%: ${why}` });
+    for (const [kind, metric, label] of [['flopsReduction', 'flops', 'FLOPs'], ['paramsReduction', 'params', 'Parameters']] as const) {
+      const goal = (config.target as Partial<Record<typeof kind, number>>)[kind];
+      const reached = 1 - costAfter[metric] / costBefore[metric];
+      if (goal === undefined || Math.abs(reached - goal) <= LANDING_TOLERANCE) continue;
+      const reachable = maxReachable(graph, model, kind);
+      const nearest = nearestReachable(graph, model, kind, goal);
+      const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
+      const why = Math.abs(nearest - goal) <= LANDING_TOLERANCE
+        ? `whole channels can land at ${percent(nearest)}, but ${config.method} removed others`
+        : reachable < goal
+          ? `at most ${percent(reachable)} is reachable: the rest of the model is blocked or must keep a channel per group`
+          : `no removal set of whole channels lands within ${LANDING_TOLERANCE * 100} points; the nearest is ${percent(nearest)}`;
+      emit({ type: 'warning', message: `${label} reduced by ${percent(reached)}, target ${percent(goal)}: ${why}` });
     }
 
     const history: EvalResult[] = [];
