@@ -210,6 +210,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       physicallyRemoved: true,
       backend,
       wallTimeMs: Date.now() - startedAt,
+      memory: memorySummary(memoryPhases),
     };
     const storedAs = [...new Set(loaded.quantization.values())].join(', ');
     if (storedAs) notes.push(`Weights stored quantized in the input model (${storedAs}) are saved the same way, requantized from the pruned values.`);
@@ -218,12 +219,16 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     await saveModelAtomic(encoded, config.output, { 'pruning-report.json': JSON.stringify(report, null, 2) + '\n' });
     progress.enter('report');
     return done;
-      memory: memorySummary(memoryPhases),
   } finally {
     for (const m of new Set(disposables)) {
       try { m.dispose(); } catch { /* already disposed */ }
     }
   }
+}
+
+function memorySummary(phases: MemorySummary['phases']): MemorySummary {
+  const peak = peakTensorMemory();
+  return { peakBytes: peak.bytes, measure: peak.measure, limitBytes: tensorMemoryLimit().bytes, phases };
 }
 
 function speedup(before: LatencySummary, after: LatencySummary): number {
@@ -234,11 +239,6 @@ function speedup(before: LatencySummary, after: LatencySummary): number {
  * Live bars show dense channels against what remains, keyed by layer name. A layer a method
  * rebuilt as per-group layers (`<name>_g0`, `<name>_g1`, …) keeps the channels of its groups.
  */
-function memorySummary(phases: MemorySummary['phases']): MemorySummary {
-  const peak = peakTensorMemory();
-  return { peakBytes: peak.bytes, measure: peak.measure, limitBytes: tensorMemoryLimit().bytes, phases };
-}
-
 function mergeKept(before: LayerStat[], after: LayerStat[]): LayerStat[] {
   const afterByName = new Map(after.map((l) => [l.name, l]));
   return before.map((l) => {
