@@ -5,10 +5,10 @@
  *   prunelens demo [--out dir] [--methods l1,goprune,...] [--quick]
  */
 import { resolve } from 'node:path';
-import type { EngineEvent } from '../protocol/events.js';
+import type { DoneEvent, EngineEvent } from '../protocol/events.js';
 import { describeError } from '../engine/errors.js';
 import { errorEvent } from '../engine/session/error-event.js';
-import { formatCount, formatDuration, formatPercent, table } from './format.js';
+import { formatBytes, formatCount, formatDuration, formatPercent, table } from './format.js';
 
 const USAGE = `Usage:
   prunelens analyze <model.json> [--json] [--exclude layer1,layer2] [--backend auto|wasm|cpu|tensorflow]
@@ -43,6 +43,14 @@ function parseArgs(argv: string[]): ParsedArgs {
 }
 
 class UsageError extends Error {}
+
+/** ", peak memory 1.52 GiB (wasm heap), batches of 32 as micro-batches of 11", or nothing. */
+function memoryLine(memory: DoneEvent['memory']): string {
+  if (!memory) return '';
+  const split = memory.phases.filter((p) => p.microBatchSize < p.batchSize);
+  const plan = split.length ? `; batches of ${split[0].batchSize} in micro-batches of ${[...new Set(split.map((p) => p.microBatchSize))].join('/')}` : '';
+  return `, peak memory ${formatBytes(memory.peakBytes)} (${memory.measure})${plan}`;
+}
 
 const SYNTHETIC_DATA_LINE = 'Data: synthetic (pipeline check only; accuracy is meaningless). Point "data" in the config at real data.';
 
@@ -172,7 +180,7 @@ function humanPrinter(): (e: EngineEvent) => void {
         console.log(table(['', 'before', 'after', 'change'], rows));
         console.log(e.dryRun
           ? `\nDry run: ${e.channelsRemoved} channels would be removed; nothing was written.`
-          : `\n${e.channelsRemoved} channels physically removed. Pruned model: ${e.output}\nReport: ${e.report}\nWall time ${formatDuration(e.wallTimeMs)} on ${e.backend}.`);
+          : `\n${e.channelsRemoved} channels physically removed. Pruned model: ${e.output}\nReport: ${e.report}\nWall time ${formatDuration(e.wallTimeMs)} on ${e.backend}${memoryLine(e.memory)}.`);
         break;
       }
       case 'error':

@@ -28,6 +28,8 @@ export interface PruningReport {
   reduction: { params: number; flops: number };
   speedup: number;
   latency: DoneEvent['latency'];
+  /** Peak tensor memory and how each training phase fitted its batches (micro-batches). */
+  memory?: DoneEvent['memory'];
   channelsRemoved: number;
   physicallyRemoved: boolean;
   wallTimeMs: number;
@@ -97,6 +99,7 @@ export function buildReport(input: {
     reduction: { params: 1 - done.after.params / done.before.params, flops: 1 - done.after.flops / done.before.flops },
     speedup: done.latency?.speedup ?? 1,
     latency: done.latency,
+    memory: done.memory,
     channelsRemoved: done.channelsRemoved,
     physicallyRemoved: done.physicallyRemoved,
     wallTimeMs: done.wallTimeMs,
