@@ -189,49 +189,65 @@ async function trainStep(model: tf.LayersModel, batch: Batch, parameters: Parame
 }
 
 /**
- * One step whose batch does not fit the tensor memory at once: the gradients of micro-batches
- * (each its share of the loss) are summed, and the optimiser takes one step on the sum, as it
- * would on the whole batch. Batch-norm layers normalise each micro-batch by its own statistics.
+ * One step whose batch does not fit the tensor memory at once: the optimiser takes one step on
+ * the gradients summed over micro-batches, as it would on the whole batch.
  * Returns [task loss, correct predictions] of the whole batch.
  */
 async function trainStepInMicroBatches(model: tf.LayersModel, batch: Batch, parameters: Parameter[], optimizer: Optimizer, learningRate: number,
   probabilities: boolean, hooks: TrainHooks, stepSeed: number, microBatchSize: number): Promise<Float32Array> {
+  const { grads, stats } = batchGradients(model, batch, parameters.map((p) => p.variable), probabilities, microBatchSize, stepSeed, hooks.regularizer);
+  try {
+    optimizer.apply(parameters, grads, learningRate);
+    return (await stats.data()) as Float32Array;
+  } finally {
+    tf.dispose([...Object.values(grads), stats]);
+  }
+}
+
+/**
+ * Gradients of the batch's mean task loss (plus the model's layer losses and `regularizer`),
+ * computed in passes of `microBatchSize` samples, each weighted by its share of the batch, and
+ * summed: the whole batch's gradients, in the memory of one micro-batch. Batch-norm layers
+ * normalise each pass by its own statistics. `stats` is [task loss, correct predictions]; the
+ * caller disposes what is returned.
+ */
+export function batchGradients(model: tf.LayersModel, batch: Batch, variables: tf.Variable[], probabilities: boolean, microBatchSize: number,
+  seed: number, regularizer?: (model: tf.LayersModel) => tf.Scalar): { grads: Record<string, tf.Tensor>; stats: tf.Tensor1D } {
   const n = batch.y.shape[0];
-  const variables = parameters.map((p) => p.variable);
-  let sums: Record<string, tf.Tensor> = {};
-  let stats = tf.zeros([2]);
+  let grads: Record<string, tf.Tensor> = {};
+  let stats: tf.Tensor1D = tf.zeros([2]);
   try {
     for (let start = 0, pass = 0; start < n; start += microBatchSize, pass++) {
       const size = Math.min(microBatchSize, n - start);
       const share = size / n;
       const next = tf.tidy(() => {
-        const x = tf.slice(batch.x, [start, ...batch.x.shape.slice(1).map(() => 0)], [size, ...batch.x.shape.slice(1).map(() => -1)]);
-        const y = tf.slice(batch.y, [start], [size]);
+        const x = size === n ? batch.x : tf.slice(batch.x, [start, ...batch.x.shape.slice(1).map(() => 0)], [size, ...batch.x.shape.slice(1).map(() => -1)]);
+        const y = size === n ? batch.y : tf.slice(batch.y, [start], [size]);
         let taskLoss: tf.Scalar | undefined;
         let output: tf.Tensor | undefined;
-        const { grads } = withSeededMathRandom(mixSeed(stepSeed, 0x3b, pass), () => tf.variableGrads(() => {
+        const pass_ = withSeededMathRandom(mixSeed(seed, 0x3b, pass), () => tf.variableGrads(() => {
           output = tf.keep(model.apply(x, { training: true }) as tf.Tensor);
           taskLoss = tf.keep(tf.mean(crossEntropyPerSample(output, y, probabilities)) as tf.Scalar);
           // Terms that do not depend on the data count once per step: a share in every pass.
           let total: tf.Scalar = tf.mul(taskLoss, share);
           for (const extra of layerLosses(model)) total = tf.add(total, tf.mul(extra, share));
-          if (hooks.regularizer) total = tf.add(total, tf.mul(hooks.regularizer(model), share));
+          if (regularizer) total = tf.add(total, tf.mul(regularizer(model), share));
           return total;
         }, variables));
         const summed: Record<string, tf.Tensor> = {};
-        for (const [name, g] of Object.entries(grads)) summed[name] = sums[name] ? tf.add(sums[name], g) : g;
-        const passStats = tf.add(stats, tf.stack([tf.mul(taskLoss as tf.Scalar, share), tf.cast(correctCount(output as tf.Tensor, y), 'float32')]));
+        for (const [name, g] of Object.entries(pass_.grads)) summed[name] = grads[name] ? tf.add(grads[name], g) : g;
+        const passStats = tf.add(stats, tf.stack([tf.mul(taskLoss as tf.Scalar, share), tf.cast(correctCount(output as tf.Tensor, y), 'float32')])) as tf.Tensor1D;
         tf.dispose([output as tf.Tensor, taskLoss as tf.Scalar]);
         return { summed, passStats };
       });
-      tf.dispose([...Object.values(sums), stats]);
-      sums = next.summed;
+      tf.dispose([...Object.values(grads), stats]);
+      grads = next.summed;
       stats = next.passStats;
     }
-    optimizer.apply(parameters, sums, learningRate);
-    return (await stats.data()) as Float32Array;
-  } finally {
-    tf.dispose([...Object.values(sums), stats]);
+    return { grads, stats };
+  } catch (err) {
+    tf.dispose([...Object.values(grads), stats]);
+    throw err;
   }
 }
 

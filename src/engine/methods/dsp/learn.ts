@@ -3,6 +3,7 @@ import type { TrainConfig } from '../../config/types.js';
 import type { Dataset } from '../../train/types.js';
 import { crossEntropyPerSample, outputsProbabilities } from '../../train/loss.js';
 import { learningRateAt } from '../../train/optimizer.js';
+import { batchGradients, planMemory } from '../../train/index.js';
 import type { DspOptions } from './options.js';
 import {
   groupRegularizer, gumbelNoise, gumbelSoftmax, hardGroups, oneHotAssignment, regularizerAssignmentGrad,
@@ -87,8 +88,16 @@ class MomentumSgd {
   }
 }
 
-function trainingStep(model: tf.LayersModel, optimizer: MomentumSgd, x: tf.Tensor, y: tf.Tensor1D, learningRate: number, probabilities: boolean): number {
+/** One SGD step on the batch; a batch that does not fit the tensor memory runs in micro-batches (see planMemory). */
+function trainingStep(model: tf.LayersModel, optimizer: MomentumSgd, x: tf.Tensor, y: tf.Tensor1D, learningRate: number, probabilities: boolean, microBatchSize: number, seed: number): number {
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  if (microBatchSize < y.shape[0]) {
+    const { grads, stats } = batchGradients(model, { x, y }, variables, probabilities, microBatchSize, seed);
+    optimizer.step(grads, learningRate);
+    const loss = stats.dataSync()[0];
+    tf.dispose([stats, grads]);
+    return loss;
+  }
   const { value, grads } = tf.variableGrads(() => taskLoss(model, x, y, probabilities), variables);
   optimizer.step(grads, learningRate);
   const loss = value.dataSync()[0];
@@ -131,6 +140,7 @@ export async function learnGroups(model: tf.LayersModel, data: Dataset, settings
   const probabilities = outputsProbabilities(model);
   const optimizer = new MomentumSgd(model.trainableWeights, settings.momentum, settings.weightDecay);
   const thetaOptimizer = tf.train.adam(options.thetaLearningRate, 0.9, 0.999, options.thetaEpsilon);
+  const { microBatchSize } = planMemory(model, settings.batchSize, { microBatchSize: settings.microBatchSize });
   const fullSteps = Math.ceil(data.trainSize / settings.batchSize);
   const stepsPerEpoch = Math.max(1, Math.min(fullSteps, settings.maxStepsPerEpoch ?? fullSteps));
   const totalSteps = Math.max(1, Math.round(settings.epochs * stepsPerEpoch));
@@ -153,7 +163,7 @@ export async function learnGroups(model: tf.LayersModel, data: Dataset, settings
         const noise = layers.map((l) => gumbelNoise(G, l.filters, callbacks.random));
         const soft = layers.map((l, i) => gumbelSoftmax(l.theta, noise[i], temperature));
 
-        const loss = trainingStep(model, optimizer, batch.x, batch.y, learningRate, probabilities);
+        const loss = trainingStep(model, optimizer, batch.x, batch.y, learningRate, probabilities, microBatchSize, globalStep);
         lossSum += loss;
 
         if (epoch >= options.warmupEpochs && globalStep % options.thetaUpdateEvery === 0) {
@@ -162,7 +172,7 @@ export async function learnGroups(model: tf.LayersModel, data: Dataset, settings
           const start = layers.map((l) => l.kernel.read().clone() as tf.Tensor4D);
           penaltyStep(layers, soft, strength);
           const first = layers.map((l) => l.kernel.read().clone() as tf.Tensor4D);
-          trainingStep(model, optimizer, batch.x, batch.y, learningRate, probabilities);
+          trainingStep(model, optimizer, batch.x, batch.y, learningRate, probabilities, microBatchSize, globalStep);
           const hypergrads = layers.map((l, i) => regularizerAssignmentGrad(soft[i], l.kernel.read() as tf.Tensor4D));
           penaltyStep(layers, soft, strength);
           layers.forEach((l, i) => {
