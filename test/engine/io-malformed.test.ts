@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import type { LoadOutcome } from '../helpers/load-model-worker.js';
 import { UserError, describeError } from '../../src/engine/errors.js';
 import { loadModel, modelFileSize, saveModelAtomic } from '../../src/engine/io/index.js';
 import { buildSmallCnn, editModelJson, makeTempDir, readJson } from '../helpers/io.js';
@@ -269,6 +271,130 @@ describe('loadModel checks the weights against the topology', () => {
     await rejectsWith(file, 'unknown layer class "Swish"', 'custom layers are not supported', 'Conv2D');
   });
 });
+
+/**
+ * Loads in a worker thread, so a load that spins forever fails the test after `hangMs`
+ * instead of hanging it; the outcome says how long loadModel itself ran.
+ */
+function loadInWorker(file: string, hangMs = 20_000): Promise<LoadOutcome> {
+  const source = `require('tsx/cjs/api').register(); require(${JSON.stringify(join(__dirname, '../helpers/load-model-worker.ts'))});`;
+  const worker = new Worker(source, { eval: true, workerData: file });
+  return new Promise<LoadOutcome>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`loading ${file} did not finish in ${hangMs} ms`)), hangMs);
+    worker.once('message', (outcome: LoadOutcome) => { clearTimeout(timer); resolve(outcome); });
+    worker.once('error', (err) => { clearTimeout(timer); reject(err); });
+  }).finally(() => worker.terminate());
+}
+
+/** The load rejects within a second with a one-line UserError naming the file and containing every fragment. */
+async function rejectsPromptly(file: string, ...fragments: string[]): Promise<void> {
+  const outcome = await loadInWorker(file);
+  assert.equal(outcome.loaded, false, `${file} should not load`);
+  assert.ok(outcome.userError, `expected a UserError, got ${outcome.message}`);
+  assert.ok(outcome.message!.startsWith(`${file}: `), `message should name ${file}: ${outcome.message}`);
+  assert.doesNotMatch(outcome.message!, /\n/, 'one line');
+  for (const f of fragments) assert.ok(outcome.message!.includes(f), `"${outcome.message}" should contain "${f}"`);
+  assert.ok(outcome.ms < 1000, `rejected after ${outcome.ms.toFixed(0)} ms`);
+}
+
+type LayerJson = { name: string; class_name: string; config: Record<string, any>; inbound_nodes: unknown[][] };
+function layerOf(json: Record<string, any>, name: string): LayerJson {
+  return json.modelTopology.config.layers.find((l: LayerJson) => l.name === name);
+}
+
+describe('loadModel checks the layer graph before building it', () => {
+  it('a cycle in inbound_nodes', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => { layerOf(json, 'conv1').inbound_nodes = [[['relu1', 0, 0, {}]]]; });
+    await rejectsPromptly(file, 'inbound_nodes form a cycle: conv1 ← relu1 ← bn1 ← conv1', 'acyclic');
+  });
+
+  it('a layer that takes its own output', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => { layerOf(json, 'conv2').inbound_nodes = [[['conv2', 0, 0, {}]]]; });
+    await rejectsPromptly(file, 'inbound_nodes form a cycle: conv2 ← conv2');
+  });
+
+  it('an input from a layer that does not exist', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => { layerOf(json, 'conv2').inbound_nodes = [[['relu_1', 0, 0, {}]]]; });
+    await rejectsPromptly(file, 'layer conv2 takes its input from layer "relu_1", which is not in the model', 'Correct the name in inbound_nodes');
+  });
+
+  it('an input from a node the layer never makes', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => { layerOf(json, 'conv2').inbound_nodes = [[['relu1', 1, 0, {}]]]; });
+    await rejectsPromptly(file, 'layer conv2 takes its input from node 1 of layer relu1, which has only 1 node');
+  });
+
+  it('an input that is not [layer, node, tensor, kwargs]', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => { layerOf(json, 'conv2').inbound_nodes = [['relu1', 0, 0, {}]]; });
+    await rejectsPromptly(file, 'layer conv2: inbound_nodes[0][0] is "relu1"; each input is [layer name, node index, tensor index, kwargs]');
+  });
+
+  it('two layers with the same name', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => {
+      const relu2 = layerOf(json, 'relu2');
+      relu2.name = 'relu1';
+      relu2.config.name = 'relu1';
+    });
+    await rejectsPromptly(file, 'layer name "relu1" is used twice (layers[3] and layers[6])', 'unique name');
+  });
+
+  it('an output layer that does not exist', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => { json.modelTopology.config.output_layers = [['logit', 0, 0]]; });
+    await rejectsPromptly(file, 'output_layers names layer "logit", which is not in the model');
+  });
+
+  it('Keras 2 topologies (class Functional, inputs without kwargs): valid loads, a cycle is refused', async () => {
+    const file = await validModel();
+    editModelJson(file, (json) => {
+      json.modelTopology.class_name = 'Functional';
+      for (const layer of json.modelTopology.config.layers as LayerJson[]) {
+        layer.inbound_nodes = layer.inbound_nodes.map((node) => node.map((ref) => (ref as unknown[]).slice(0, 3)));
+      }
+    });
+    const outcome = await loadInWorker(file);
+    assert.ok(outcome.loaded, outcome.message);
+    editModelJson(file, (json) => { layerOf(json, 'bn2').inbound_nodes = [[['pool', 0, 0]]]; });
+    await rejectsPromptly(file, 'inbound_nodes form a cycle: bn2 ← pool ← relu2 ← bn2');
+  });
+
+  it('a layer shared at two depths still loads', async () => {
+    const input = tf.input({ shape: [4], name: 'x' });
+    const shared = tf.layers.dense({ units: 4, name: 'shared' });
+    const middle = tf.layers.dense({ units: 4, name: 'middle' });
+    const twice = shared.apply(middle.apply(shared.apply(input))) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: tf.layers.dense({ units: 2, name: 'head' }).apply(twice) as tf.SymbolicTensor });
+    const file = await validModel(model);
+    const loaded = await loadModel(file);
+    assert.deepEqual(predict(loaded.model), predict(model));
+    loaded.model.dispose();
+    model.dispose();
+  });
+
+  it('Sequential models: two layers with the same name', async () => {
+    const model = tf.sequential({ layers: [
+      tf.layers.dense({ inputShape: [4], units: 8, name: 'hidden' }),
+      tf.layers.dense({ units: 8, name: 'hidden2' }),
+      tf.layers.dense({ units: 2, name: 'out' }),
+    ] });
+    const file = await validModel(model);
+    model.dispose();
+    editModelJson(file, (json) => {
+      const layers = json.modelTopology.config.layers;
+      layers[1].config.name = 'hidden';
+    });
+    await rejectsPromptly(file, 'layer name "hidden" is used twice (layers[0] and layers[1])');
+  });
+});
+
+function predict(model: tf.LayersModel): number[] {
+  return tf.tidy(() => Array.from((model.predict(tf.ones([1, 4])) as tf.Tensor).dataSync()));
+}
 
 describe('modelFileSize', () => {
   it('counts model.json and its shards, and validates like loadModel', async () => {

@@ -9,6 +9,7 @@ import {
   type LayersModelJson, type QuantizationMap, type QuantizedDtype, type WeightEntryJson, type WeightGroupJson,
 } from './format.js';
 import { isInside } from './paths.js';
+import { checkLayerGraph } from './check-graph.js';
 
 export interface LoadedModel {
   model: tf.LayersModel;
@@ -156,6 +157,7 @@ function checkModelJson(json: unknown, file: string): LayersModelJson {
     throw new UserError('"weightsManifest" must be a list of weight groups', { file, fix: 'Re-export the model' });
   }
   json.weightsManifest.forEach((group, g) => checkWeightGroup(group, g, file));
+  checkLayerGraph(config, file);
   return json as unknown as LayersModelJson;
 }
 
