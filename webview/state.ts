@@ -3,7 +3,7 @@
  * hand it to `vscode.setState` and get it back after the view was hidden, moved or reloaded.
  * Series are bounded: a run of any length keeps at most a few hundred points per curve.
  */
-import type { DoneEvent, EngineEvent, LayerStat, LayersEvent, ModelSummary, Phase } from '../src/protocol/events.js';
+import type { DataSummary, DoneEvent, EngineEvent, LayerStat, LayersEvent, ModelSummary, Phase } from '../src/protocol/events.js';
 import type { HostMessage, RunInfo } from '../src/protocol/webview.js';
 
 export const STATE_VERSION = 1;
@@ -66,6 +66,8 @@ export interface RunView {
   configPath?: string;
   model?: ModelSummary;
   target?: Record<string, number>;
+  /** The data the run trains and evaluates on, from its start event. */
+  data?: DataSummary;
   dryRun?: boolean;
   phase?: Phase;
   phaseMessage?: string;
@@ -283,6 +285,7 @@ export function reduceRunView(view: RunView, event: EngineEvent): RunView {
         configPath: event.configPath,
         model: event.model,
         target: event.target,
+        data: event.data,
         dryRun: event.dryRun,
         phase: 'load',
       };
@@ -379,6 +382,11 @@ export function activeView(state: PanelState): RunView | undefined {
 /** The finished run's summary, from its events or, after a reload, from the runs list. */
 export function activeSummary(state: PanelState): DoneEvent | undefined {
   return activeView(state)?.done ?? activeRun(state)?.summary;
+}
+
+/** Whether a run's accuracy was measured on synthetic data (and so means nothing). */
+export function onSyntheticData(view: RunView | undefined, summary: DoneEvent | undefined): boolean {
+  return (summary?.data ?? view?.data)?.synthetic === true;
 }
 
 /** The layer statistics the panel shows: the analysis or the active run's latest. */

@@ -297,7 +297,9 @@ export class SessionManager implements vscode.Disposable {
     const file = path.basename(run.configPath);
     if (run.status === 'done' && run.summary) {
       const s: DoneEvent = run.summary;
-      const accuracy = s.accuracy ? `, accuracy ${formatPercent(s.accuracy.before)} → ${formatPercent(s.accuracy.after)}` : '';
+      const accuracy = s.accuracy
+        ? `, ${s.data?.synthetic ? 'accuracy on synthetic data (meaningless)' : 'accuracy'} ${formatPercent(s.accuracy.before)} → ${formatPercent(s.accuracy.after)}`
+        : '';
       const what = s.dryRun ? 'Dry run of' : 'Pruned';
       const openReport = 'Open Report';
       void vscode.window

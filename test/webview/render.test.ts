@@ -15,9 +15,10 @@ import type { EngineEvent } from '../../src/protocol/events.js';
 import type { HostMessage, RunInfo, WebviewMessage } from '../../src/protocol/webview.js';
 import { createNonce, renderPanelHtml } from '../../src/extension/panel/html.js';
 import { DEFAULT_PALETTE, parseColor, sparsityColor, withAlpha } from '../../webview/charts-data.js';
-import { analysisEvents, CONFIG_PATH, DONE, finetuneAndDone, layersEvent, sessionUntilFinetune } from './fixtures/session.js';
+import { analysisEvents, CONFIG_PATH, DONE, finetuneAndDone, layersEvent, sessionUntilFinetune, syntheticSession } from './fixtures/session.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
 const ROOT = process.cwd();
 const RESULTS = join(ROOT, 'test-results');
 
@@ -355,6 +356,52 @@ test('the panel renders a live session, its result, an analysis and an error in 
     ];
     assert.deepEqual(violations, [], 'no CSP violations');
     assert.deepEqual(problems, [], 'no console errors');
+  } finally {
+    await browser?.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+test('accuracy on synthetic data is labelled meaningless in the summary card, the curves, the runs list and the comparison', {
+  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  timeout: 120_000,
+}, async () => {
+  await buildPanelBundle();
+  mkdirSync(RESULTS, { recursive: true });
+  const { server, origin } = await startServer();
+  let browser: Browser | undefined;
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    const page = await browser.newPage({ viewport: { width: 380, height: 900 } });
+    await page.goto(origin);
+    await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'ready'));
+    const run = 'r-synthetic';
+    const stream = syntheticSession();
+    const firstEpoch = stream.findIndex((e) => e.type === 'epoch');
+    await post(page, [
+      { type: 'runs', runs: [...previousRuns(), { runId: run, method: 'goprune', configPath: CONFIG_PATH, status: 'running', startedAt: Date.parse('2025-01-01T11:00:00Z') }], activeRunId: run },
+      ...events(run, stream.slice(0, firstEpoch + 1)),
+    ]);
+    // While it trains, before any result: the curves say their accuracy means nothing.
+    await page.waitForSelector('[data-testid="synthetic-note"]', { state: 'visible' });
+    assert.match(await text(page, '[data-testid="synthetic-note"]'), /Synthetic data.*meaningless/);
+
+    await post(page, events(run, stream.slice(firstEpoch + 1)));
+    await page.waitForSelector('[data-testid="summary-card"]', { state: 'visible' });
+    assert.equal(await text(page, '[data-testid="summary-accuracy"]'), 'Accuracy (synthetic) 99.12% \u2192 98.74% \u22120.38 pts');
+    assert.match(await text(page, '[data-testid="summary-synthetic"]'), /^Accuracy on synthetic data \(meaningless\)/);
+    assert.equal(JSON.parse((await page.getAttribute('[data-testid="summary-card"]', 'data-summary'))!).syntheticData, true);
+    assert.match(await text(page, `[data-testid="runs-list"] [data-run-id="${run}"] .run-metrics`), /acc 98\.74% \(synthetic data\)/);
+    assert.doesNotMatch(await text(page, '[data-testid="runs-list"] [data-run-id="r-l1"] .run-metrics'), /synthetic/);
+    assert.ok(await page.isVisible('[data-testid="comparison-synthetic-note"]'));
+    await page.waitForTimeout(100);
+    await page.screenshot({ path: join(RESULTS, 'webview-synthetic.png'), fullPage: true });
+
+    // An earlier run of the same config on real data carries no label.
+    await page.click('[data-testid="runs-list"] [data-run-id="r-l1"] .run-method');
+    await page.waitForFunction(() => document.querySelector('[data-testid="summary-card"] .card-title')?.textContent?.includes('l1'));
+    assert.match(await text(page, '[data-testid="summary-accuracy"]'), /^Accuracy 99\.12%/);
+    assert.ok(await page.isHidden('[data-testid="summary-synthetic"]'));
   } finally {
     await browser?.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));

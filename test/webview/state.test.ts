@@ -9,6 +9,7 @@ import {
   emptySeries,
   initialState,
   MAX_RUN_VIEWS,
+  onSyntheticData,
   reduce,
   restoreState,
   runsOfConfig,
@@ -18,7 +19,7 @@ import {
   type PanelAction,
   type PanelState,
 } from '../../webview/state.js';
-import { analysisEvents, CONFIG_PATH, DONE, fullSession, layersEvent, sessionUntilFinetune } from './fixtures/session.js';
+import { analysisEvents, CONFIG_PATH, DONE, fullSession, layersEvent, sessionUntilFinetune, syntheticSession } from './fixtures/session.js';
 
 function feed(state: PanelState, runId: string, events: EngineEvent[]): PanelState {
   return events.reduce((s, event) => reduce(s, { type: 'engineEvent', runId, event }), state);
@@ -52,6 +53,19 @@ test('a session stream builds the run view: model, latest layers, curves, signal
   assert.equal(state.runs.length, 1);
   assert.equal(state.runs[0].status, 'done');
   assert.equal(state.runs[0].report, DONE.report);
+});
+
+test('a run on synthetic data is known as such from its start event, before any result', () => {
+  const stream = syntheticSession();
+  const running = activeView(feed(initialState(), 'r1', stream.slice(0, 3)))!;
+  assert.deepEqual(running.data, { format: 'synthetic', synthetic: true });
+  assert.equal(onSyntheticData(running, undefined), true);
+  const finished = feed(initialState(), 'r1', stream);
+  assert.equal(onSyntheticData(activeView(finished), activeSummary(finished)), true);
+  // After a reload only the runs list's summary may be left: it carries the flag too.
+  assert.equal(onSyntheticData(undefined, finished.runs[0].summary), true);
+  const real = feed(initialState(), 'r2', fullSession());
+  assert.equal(onSyntheticData(activeView(real), activeSummary(real)), false);
 });
 
 test('accuracy curves hold the values the epochs reported', () => {

@@ -21,6 +21,7 @@ import {
   activeRun,
   activeSummary,
   activeView,
+  onSyntheticData,
   runsOfConfig,
   selectedLayerStat,
   shownLayers,
@@ -225,9 +226,10 @@ class SummaryView {
       metricRow('params', 'Params', formatCount(s.before.params), formatCount(s.after.params), formatChange(s.before.params, s.after.params)),
       metricRow('flops', 'FLOPs', formatFlops(s.before.flops), formatFlops(s.after.flops), formatChange(s.before.flops, s.after.flops)),
     ];
+    const synthetic = s.data?.synthetic === true;
     if (s.accuracy) {
       const points = (s.accuracy.after - s.accuracy.before) * 100;
-      rows.push(metricRow('accuracy', 'Accuracy', formatPercent(s.accuracy.before), formatPercent(s.accuracy.after),
+      rows.push(metricRow('accuracy', synthetic ? 'Accuracy (synthetic)' : 'Accuracy', formatPercent(s.accuracy.before), formatPercent(s.accuracy.after),
         `${points >= 0 ? '+' : '\u2212'}${Math.abs(points).toFixed(2)} pts`));
     }
     if (s.latency) {
@@ -250,6 +252,7 @@ class SummaryView {
       params: s.before.params !== undefined ? { before: s.before.params, after: s.after.params } : undefined,
       flops: { before: s.before.flops, after: s.after.flops },
       accuracy: s.accuracy,
+      syntheticData: synthetic,
       latencyMs: s.latency ? { before: s.latency.before.medianMs, after: s.latency.after.medianMs } : undefined,
       speedup: s.latency?.speedup,
       size: s.size,
@@ -261,10 +264,13 @@ class SummaryView {
         h('span', {}, s.dryRun ? 'Dry run' : `Pruned with ${s.method}`),
         h('vscode-badge', { class: 'speedup', 'data-testid': 'speedup' }, headline)),
       h('div', { class: 'metrics' }, ...rows),
+      ...(synthetic ? [h('p', { class: 'note synthetic-note', 'data-testid': 'summary-synthetic' }, SYNTHETIC_SUMMARY_NOTE)] : []),
       h('p', { class: s.physicallyRemoved ? 'channels removed' : 'channels masked', 'data-testid': 'channels-removed' }, channels),
       ...(notes.length ? [h('p', { class: 'note' }, notes.join(' \u00b7 '))] : []));
   }
 }
+
+const SYNTHETIC_SUMMARY_NOTE = 'Accuracy on synthetic data (meaningless): a pipeline check only. Point "data" in the config at real data.';
 
 function metricRow(id: string, label: string, before: string, after: string, change: string): HTMLElement {
   // Spaces between the spans keep textContent readable: "Params 210,000 → 95,000 −54.8%".
@@ -463,6 +469,8 @@ class TrainingView {
   private readonly chartBox = h('div', { class: 'chart-box curves', 'data-testid': 'curves-chart' });
   private readonly signalsBox = h('div', { class: 'signals', 'data-testid': 'signals' });
   private readonly placeholder = h('p', { class: 'placeholder' }, 'Training curves appear once the first epoch ends.');
+  private readonly syntheticNote = h('p', { class: 'note synthetic-note', 'data-testid': 'synthetic-note' },
+    'Synthetic data: a pipeline check. Accuracy here is meaningless.');
   private readonly chart: CurvesChart;
   private readonly signalCharts = new Map<string, { box: HTMLElement; value: HTMLElement; chart: SignalChart }>();
 
@@ -471,7 +479,7 @@ class TrainingView {
     this.el = s.el;
     const canvas = h('canvas', { role: 'img', 'aria-label': 'Loss, accuracy and FLOPs over epochs' });
     this.chartBox.append(canvas);
-    s.body.append(this.placeholder, this.chartBox, this.signalsBox);
+    s.body.append(this.syntheticNote, this.placeholder, this.chartBox, this.signalsBox);
     this.chart = new CurvesChart(canvas);
   }
 
@@ -483,6 +491,7 @@ class TrainingView {
     const hasCurves = data.loss.length + data.stepLoss.length > 0;
     show(this.el, hasCurves || isLive(state!));
     show(this.placeholder, !hasCurves);
+    show(this.syntheticNote, onSyntheticData(view, view.done));
     show(this.chartBox, hasCurves);
     setAttr(this.chartBox, 'data-epochs', String(view.epochCount));
     setAttr(this.chartBox, 'data-points', String(data.loss.length));
@@ -530,6 +539,8 @@ class ComparisonView {
   readonly el: HTMLElement;
   private readonly chartBox = h('div', { class: 'chart-box comparison', 'data-testid': 'comparison-chart' });
   private readonly placeholder = h('p', { class: 'placeholder' }, 'Finished runs of this config appear here as accuracy against FLOPs. Click a point to open its report.');
+  private readonly syntheticNote = h('p', { class: 'note synthetic-note', 'data-testid': 'comparison-synthetic-note' },
+    'Some of these runs measured accuracy on synthetic data: their accuracy is meaningless.');
   private readonly chart: ComparisonChart;
   private key = '';
 
@@ -538,7 +549,7 @@ class ComparisonView {
     this.el = s.el;
     const canvas = h('canvas', { role: 'img', 'aria-label': 'Accuracy against FLOPs for every run of this config' });
     this.chartBox.append(canvas);
-    s.body.append(this.placeholder, this.chartBox);
+    s.body.append(this.syntheticNote, this.placeholder, this.chartBox);
     this.chart = new ComparisonChart(canvas, (runId) => ctx.post({ type: 'openReport', runId }));
   }
 
@@ -549,6 +560,8 @@ class ComparisonView {
     show(this.el, state.focus === 'run' && (points.length > 0 || isLive(state)));
     show(this.placeholder, points.length === 0);
     show(this.chartBox, points.length > 0);
+    const plotted = new Set(points.map((p) => p.runId));
+    show(this.syntheticNote, runs.some((r) => plotted.has(r.runId) && r.summary?.data?.synthetic));
     this.el.setAttribute('description', points.length ? `${points.length} run${points.length === 1 ? '' : 's'}` : '');
     const key = JSON.stringify([data, state.activeRunId, palette]);
     if (key === this.key) return; // rebuilding the datasets every live frame would reset hover
@@ -592,7 +605,7 @@ class RunsView {
   render(state: PanelState): void {
     show(this.el, state.runs.length > 0);
     const runs = [...state.runs].sort((a, b) => b.startedAt - a.startedAt);
-    const key = JSON.stringify([runs.map((r) => [r.runId, r.status, r.method, r.configPath, r.summary?.after, r.summary?.accuracy, r.report]), state.activeRunId]);
+    const key = JSON.stringify([runs.map((r) => [r.runId, r.status, r.method, r.configPath, r.summary?.after, r.summary?.accuracy, r.summary?.data?.synthetic, r.report]), state.activeRunId]);
     if (key === this.key) return;
     this.key = key;
     this.el.setAttribute('description', String(runs.length));
@@ -602,7 +615,7 @@ class RunsView {
   private row(run: RunInfo, active: boolean): HTMLElement {
     const s = run.summary;
     const metrics = s
-      ? [`FLOPs ${formatChange(s.before.flops, s.after.flops)}`, s.accuracy ? `acc ${formatPercent(s.accuracy.after)}` : '', s.latency ? `${s.latency.speedup.toFixed(2)}\u00d7` : '']
+      ? [`FLOPs ${formatChange(s.before.flops, s.after.flops)}`, s.accuracy ? `acc ${formatPercent(s.accuracy.after)}${s.data?.synthetic ? ' (synthetic data)' : ''}` : '', s.latency ? `${s.latency.speedup.toFixed(2)}\u00d7` : '']
           .filter(Boolean).join(' \u00b7 ')
       : run.status === 'error' ? run.error ?? 'failed' : '';
     const swatch = h('span', { class: 'swatch' });
