@@ -4,10 +4,12 @@ import type { WebviewMessage } from '../protocol/webview.js';
 import { Commands, methodLabel } from './constants.js';
 import { isPruneConfig } from './configDiagnostics.js';
 import type { Cmd, Ctx } from './ctx.js';
-import { askAboutExistingConfig, configPathFor, configuredOutput, newConfigText, pickPruneChoices, updateConfigText } from './pruneModelFlow.js';
+import { parse } from 'jsonc-parser/lib/esm/main.js';
+import { configPathFor, newConfigText, updateConfigText } from './newConfig.js';
+import { askAboutExistingConfig, configuredOutput, pickDataChoice, pickPruneChoices } from './pruneModelFlow.js';
 import type { RunRecord } from './runStore.js';
 
-/** Explorer: "Prune Model…" on a model.json — pick method and target, write the config, run it. */
+/** Explorer: "Prune Model…" on a model.json — pick method, target and data, write the config, run it. */
 export function pruneModel(ctx: Ctx): Cmd {
   return async (arg?: vscode.Uri) => {
     const model = arg ?? (await pickModel());
@@ -22,9 +24,16 @@ export function pruneModel(ctx: Ctx): Cmd {
     if (existing !== undefined) {
       const answer = await askAboutExistingConfig(configPath, choices);
       if (!answer) return undefined;
-      if (answer === 'update') await writeText(configUri, updateConfigText(existing, choices));
+      if (answer === 'update') {
+        const existingData = (parse(existing) as { data?: unknown } | undefined)?.data;
+        const data = await pickDataChoice(model.fsPath, modelName, choices.method, { name: path.basename(configPath), data: existingData });
+        if (!data) return undefined;
+        await writeText(configUri, updateConfigText(existing, { ...choices, data: data === 'keep' ? undefined : data }, configPath));
+      }
     } else {
-      await writeText(configUri, await newConfigText(model.fsPath, choices));
+      const data = await pickDataChoice(model.fsPath, modelName, choices.method);
+      if (!data || data === 'keep') return undefined;
+      await writeText(configUri, newConfigText(model.fsPath, { ...choices, data }));
       ctx.log.info(`Wrote ${configPath}`);
     }
     return ctx.sessions.start(configPath);

@@ -1,15 +1,9 @@
 import * as path from 'node:path';
-import { applyEdits, modify, parse } from 'jsonc-parser/lib/esm/main.js';
+import { parse } from 'jsonc-parser/lib/esm/main.js';
 import * as vscode from 'vscode';
 import { METHOD_INFO } from './constants.js';
-import { readModelInputShape, readModelOutputUnits, sampleShapeMatches } from './modelFiles.js';
-
-export type TargetChoice = { flopsReduction: number } | { paramsReduction: number } | { channelRatio: number };
-
-export interface PruneChoices {
-  method: string;
-  target: TargetChoice;
-}
+import { readModelInputShape, readModelOutputUnits } from './modelFiles.js';
+import { dataOptions, describeDataSection, syntheticClasses, type DataChoice, type DataOption, type ModelShape, type PruneChoices, type TargetChoice } from './newConfig.js';
 
 interface TargetItem extends vscode.QuickPickItem {
   target?: TargetChoice;
@@ -27,10 +21,10 @@ const TARGET_ITEMS: TargetItem[] = [
 export async function pickPruneChoices(modelName: string): Promise<PruneChoices | undefined> {
   const method = await vscode.window.showQuickPick(
     METHOD_INFO.map((m) => ({ label: m.label, description: m.description, id: m.id })),
-    { title: `Prune ${modelName} (1/2): method`, placeHolder: 'Pruning method', matchOnDescription: true },
+    { title: `Prune ${modelName} (1/3): method`, placeHolder: 'Pruning method', matchOnDescription: true },
   );
   if (!method) return undefined;
-  const picked = await vscode.window.showQuickPick(TARGET_ITEMS, { title: `Prune ${modelName} (2/2): how much to remove`, placeHolder: 'Target' });
+  const picked = await vscode.window.showQuickPick(TARGET_ITEMS, { title: `Prune ${modelName} (2/3): how much to remove`, placeHolder: 'Target' });
   if (!picked) return undefined;
   const target = picked.target ?? (await askCustomTarget());
   return target ? { method: method.id, target } : undefined;
@@ -56,38 +50,53 @@ export function parseTarget(text: string): TargetChoice | undefined {
   return kind === 'flops' ? { flopsReduction: amount } : kind === 'params' ? { paramsReduction: amount } : { channelRatio: amount };
 }
 
-/** `<folder>.prune.json` beside `model.json`, or `<name>.prune.json` beside `<name>.model.json`. */
-export function configPathFor(modelPath: string): string {
-  const dir = path.dirname(modelPath);
-  const file = path.basename(modelPath);
-  const stem = file === 'model.json' ? path.basename(dir) : file.replace(/[._-]?model\.json$/i, '') || path.basename(dir);
-  return path.join(dir, `${stem}.prune.json`);
+interface DataItem extends vscode.QuickPickItem {
+  option?: DataOption;
 }
 
-/** A new config with the user's choices and data that fits the model's input. */
-export async function newConfigText(modelPath: string, choices: PruneChoices): Promise<string> {
-  const inputShape = await readModelInputShape(modelPath).catch(() => undefined);
-  const classes = (await readModelOutputUnits(modelPath).catch(() => undefined)) ?? 10;
-  const mnistShaped = inputShape !== undefined && sampleShapeMatches([28, 28, 1], inputShape);
-  const config = {
-    model: `./${path.basename(modelPath)}`,
-    method: choices.method,
-    target: choices.target,
-    output: 'pruned',
-    // Real data when the input is MNIST-shaped; otherwise a synthetic task to try the pipeline until "data" points at yours.
-    data: mnistShaped ? { format: 'builtin', name: 'mnist', trainLimit: 10000, testLimit: 2000 } : { format: 'synthetic', samples: 512, classes: Math.max(2, classes) },
-    train: { epochs: 1 },
-    finetune: { epochs: 1 },
+/**
+ * The data step: what to fine-tune and measure accuracy on. Always asked, the sensible default first;
+ * folders and .npy files are picked in a file dialog. With `existing`, keeping its data comes first.
+ * Undefined when the user backs out.
+ */
+export async function pickDataChoice(modelPath: string, modelName: string, method: string, existing?: { name: string; data: unknown }): Promise<DataChoice | 'keep' | undefined> {
+  const model: ModelShape = {
+    inputShape: await readModelInputShape(modelPath).catch(() => undefined),
+    classes: await readModelOutputUnits(modelPath).catch(() => undefined),
   };
-  return JSON.stringify(config, null, 2) + '\n';
-}
-
-/** The same config with method and target replaced, formatting and other fields kept. */
-export function updateConfigText(text: string, choices: PruneChoices): string {
-  const options = { formattingOptions: { insertSpaces: true, tabSize: 2 } };
-  let updated = applyEdits(text, modify(text, ['method'], choices.method, options));
-  updated = applyEdits(updated, modify(updated, ['target'], choices.target, options));
-  return updated;
+  const items: DataItem[] = dataOptions(model, method).map((option) => ({ label: option.label, description: option.description, option }));
+  if (existing) items.unshift({ label: `Keep the data of ${existing.name}`, description: describeDataSection(existing.data) });
+  const picked = await vscode.window.showQuickPick(items, {
+    title: `Prune ${modelName} (3/3): data to fine-tune and measure accuracy on`,
+    placeHolder: 'Data',
+    matchOnDescription: true,
+  });
+  if (!picked) return undefined;
+  const option = picked.option;
+  if (!option) return 'keep';
+  const folder = vscode.Uri.file(path.dirname(modelPath));
+  switch (option.kind) {
+    case 'builtin':
+      return { kind: 'builtin', name: option.name };
+    case 'none':
+      return { kind: 'none' };
+    case 'synthetic':
+      return { kind: 'synthetic', classes: syntheticClasses(model) };
+    case 'imagefolder': {
+      const [dir] = (await vscode.window.showOpenDialog({
+        title: 'Data folder: one subfolder of images per class', openLabel: 'Use this folder', defaultUri: folder,
+        canSelectFolders: true, canSelectFiles: false, canSelectMany: false,
+      })) ?? [];
+      return dir ? { kind: 'imagefolder', path: dir.fsPath } : undefined;
+    }
+    case 'npy': {
+      const npy = { 'NumPy arrays': ['npy'] };
+      const [x] = (await vscode.window.showOpenDialog({ title: 'Inputs (x.npy)', openLabel: 'Use as inputs', defaultUri: folder, filters: npy, canSelectMany: false })) ?? [];
+      if (!x) return undefined;
+      const [y] = (await vscode.window.showOpenDialog({ title: 'Labels (y.npy)', openLabel: 'Use as labels', defaultUri: vscode.Uri.file(path.dirname(x.fsPath)), filters: npy, canSelectMany: false })) ?? [];
+      return y ? { kind: 'npy', x: x.fsPath, y: y.fsPath } : undefined;
+    }
+  }
 }
 
 export type ExistingConfigChoice = 'update' | 'keep' | undefined;
@@ -95,7 +104,7 @@ export type ExistingConfigChoice = 'update' | 'keep' | undefined;
 export async function askAboutExistingConfig(configPath: string, choices: PruneChoices): Promise<ExistingConfigChoice> {
   const name = path.basename(configPath);
   const items: (vscode.QuickPickItem & { choice: ExistingConfigChoice })[] = [
-    { label: `Update ${name}`, description: `set method ${choices.method} and the new target, keep everything else`, choice: 'update' },
+    { label: `Update ${name}`, description: `set method ${choices.method}, the new target and (next) the data; keep everything else`, choice: 'update' },
     { label: `Run ${name} as it is`, description: 'ignore the choices just made', choice: 'keep' },
   ];
   const picked = await vscode.window.showQuickPick(items, { title: `${name} already exists`, placeHolder: 'Update it or run it unchanged?' });

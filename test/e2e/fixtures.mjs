@@ -71,6 +71,8 @@ await saveModel(model, join(target, 'tiny'));
 // The same network on MNIST-shaped input, without a config beside it, for the explorer's
 // "Prune Model…" flow: its generated config trains on MNIST, so the run lasts a few seconds.
 await saveModel(buildTinyCnn([28, 28, 1], 10), join(target, 'ui'));
+// A colour-image model no built-in data set fits, for the data step's other choices.
+await saveModel(buildTinyCnn([12, 12, 3], 4), join(target, 'rgb'));
 
 writeFileSync(join(target, 'tiny.prune.json'), json({
   model: 'tiny/model.json',

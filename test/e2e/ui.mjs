@@ -51,6 +51,10 @@ export async function runUiTests({ browser, url, workspace, resultsDir }) {
     await chooseMenuItem(page, 'Prune Model…');
     await pickQuickItem(page, 'Magnitude baseline');
     await pickQuickItem(page, 'FLOPs −50%');
+    // The data step: MNIST fits this 28×28×1 model, so it comes first.
+    const dataRows = await quickItems(page, 'Synthetic data');
+    if (!/^MNIST \(built in\)/.test(dataRows[0])) throw new Error(`data step: ${JSON.stringify(dataRows)}`);
+    await pickQuickItem(page, 'Handwritten digits');
 
     const chart = panel.locator('[data-testid="layer-chart"]');
     await chart.waitFor({ timeout: SESSION_TIMEOUT });
@@ -72,6 +76,55 @@ export async function runUiTests({ browser, url, workspace, resultsDir }) {
     const config = JSON.parse(readFileSync(join(workspace, 'ui', 'ui.prune.json'), 'utf8'));
     if (config.method !== 'l1' || config.target.flopsReduction !== 0.5 || config.data.name !== 'mnist') throw new Error(`unexpected config: ${JSON.stringify(config)}`);
     if (!existsSync(join(workspace, 'ui', 'pruned', 'pruning-report.json'))) throw new Error('no pruning-report.json in ui/pruned');
+  });
+
+  await test('Prune Model… on a model no built-in data fits asks for data; synthetic data is labelled, one-shot writes none', async () => {
+    const config = join(workspace, 'rgb', 'rgb.prune.json');
+    const report = join(workspace, 'rgb', 'pruned', 'pruning-report.json');
+    const panel = panelFrame(page);
+    await runCommand(page, 'PruneLens: Prune Model…');
+    await pickQuickItem(page, 'rgb/model.json');
+    await pickQuickItem(page, 'Magnitude baseline');
+    await pickQuickItem(page, 'FLOPs −50%');
+    const rows = await quickItems(page, 'Synthetic data');
+    if (!rows[0].startsWith('Pick a data folder…') || !rows.some((r) => r.startsWith('One-shot, no training')) || !rows.at(-1).startsWith('Synthetic data (pipeline check only; accuracy is meaningless)') || rows.some((r) => r.includes('MNIST'))) {
+      throw new Error(`data step for a 12×12×3 model: ${JSON.stringify(rows)}`);
+    }
+    await pickQuickItem(page, 'Synthetic data (pipeline check only');
+    const label = panel.locator('[data-testid="summary-card"] [data-testid="summary-synthetic"]');
+    await label.waitFor({ timeout: SESSION_TIMEOUT });
+    if (!(await label.innerText()).startsWith('Accuracy on synthetic data (meaningless)')) throw new Error(`summary note: ${await label.innerText()}`);
+    const accuracy = (await panel.locator('[data-testid="summary-accuracy"]').innerText()).replace(/\s+/g, ' ');
+    if (!accuracy.startsWith('Accuracy (synthetic)')) throw new Error(`accuracy row: ${accuracy}`);
+    const written = JSON.parse(readFileSync(config, 'utf8'));
+    if (written.data?.format !== 'synthetic' || written.data.classes !== 4) throw new Error(`unexpected config: ${JSON.stringify(written)}`);
+    if (JSON.parse(readFileSync(report, 'utf8')).syntheticData !== true) throw new Error('the report does not say its data was synthetic');
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: join(resultsDir, 'panel-synthetic.png') });
+
+    // Again on the same model: update the config, this time pruning without data.
+    await runCommand(page, 'PruneLens: Prune Model…');
+    await pickQuickItem(page, 'rgb/model.json');
+    await pickQuickItem(page, 'Magnitude baseline');
+    await pickQuickItem(page, 'FLOPs −30%');
+    await pickQuickItem(page, 'Update rgb.prune.json');
+    const again = await quickItems(page, 'Synthetic data');
+    if (!again[0].startsWith('Keep the data of rgb.prune.json')) throw new Error(`data step for an existing config: ${JSON.stringify(again)}`);
+    await pickQuickItem(page, 'One-shot, no training');
+    const end = Date.now() + SESSION_TIMEOUT;
+    for (;;) {
+      const r = existsSync(report) ? JSON.parse(readFileSync(report, 'utf8')) : undefined;
+      if (r && r.target.flopsReduction === 0.3) {
+        if (r.data !== undefined || r.syntheticData !== undefined || r.after.accuracy !== undefined) throw new Error(`one-shot report: ${JSON.stringify({ data: r.data, syntheticData: r.syntheticData, after: r.after })}`);
+        break;
+      }
+      if (Date.now() > end) throw new Error('the one-shot session wrote no report');
+      await page.waitForTimeout(250);
+    }
+    const oneShot = JSON.parse(readFileSync(config, 'utf8'));
+    if ('data' in oneShot || oneShot.target.flopsReduction !== 0.3) throw new Error(`one-shot config: ${JSON.stringify(oneShot)}`);
+    await panel.locator('[data-testid="summary-synthetic"]').waitFor({ state: 'detached', timeout: 30000 });
+    if (await panel.locator('[data-testid="summary-accuracy"]').count()) throw new Error('a run without data shows an accuracy');
   });
 
   await test('a method code lens runs a variant of the config into its own folder', async () => {
@@ -128,6 +181,15 @@ async function chooseMenuItem(page, label) {
 async function panelDocumentFrame(page) {
   const host = await (await page.locator('iframe.webview.ready').first().elementHandle()).contentFrame();
   return (await (await host.locator('iframe#active-frame').elementHandle()).contentFrame());
+}
+
+/** The texts of the open quick pick's rows, once a row containing `last` is shown. */
+async function quickItems(page, last) {
+  const rows = page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
+  await rows.filter({ hasText: last }).first().waitFor({ timeout: 20000 });
+  // Rows are positioned by their data-index; the DOM order need not be the list's.
+  const indexed = await rows.evaluateAll((els) => els.map((el) => [Number(el.getAttribute('data-index')), el.innerText]));
+  return indexed.sort((a, b) => a[0] - b[0]).map(([, t]) => t.replace(/\s+/g, ' ').trim());
 }
 
 async function pickQuickItem(page, text) {
