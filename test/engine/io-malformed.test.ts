@@ -272,6 +272,42 @@ describe('loadModel checks the weights against the topology', () => {
   });
 });
 
+/** Overwrites values of one weight in the single shard of a saved model. */
+function writeWeightValues(modelJson: string, weight: string, values: Map<number, number>): void {
+  const { offset } = weightOffsets(modelJson).get(weight)!;
+  const shard = readFileSync(shardOf(modelJson));
+  for (const [index, value] of values) shard.writeFloatLE(value, offset + index * 4);
+  writeFileSync(shardOf(modelJson), shard);
+}
+
+describe('loadModel refuses weights that are not finite', () => {
+  it('NaN values, with the weight and how many', async () => {
+    const file = await validModel();
+    writeWeightValues(file, 'conv1/kernel', new Map([[0, NaN], [17, NaN], [431, NaN]]));
+    await rejectsWith(file, 'weight conv1/kernel holds NaN values (3 of 432)', 'finite');
+  });
+
+  it('infinite values, in manifest order, naming the other weights that hold them', async () => {
+    const file = await validModel();
+    writeWeightValues(file, 'bn2/moving_variance', new Map([[3, Infinity]]));
+    writeWeightValues(file, 'logits/bias', new Map([[0, -Infinity], [1, NaN]]));
+    await rejectsWith(file, 'weight logits/bias holds NaN and infinite values (2 of 10); 1 more weight too (bn2/moving_variance)');
+  });
+
+  it('values that overflow float32 once dequantized', async () => {
+    const file = await validModel();
+    const { offset, bytes } = weightOffsets(file).get('logits/bias')!;
+    const shard = readFileSync(shardOf(file));
+    const codes = Uint8Array.from({ length: bytes / 4 }, (_, i) => (i === 9 ? 255 : 0));
+    writeFileSync(shardOf(file), Buffer.concat([shard.subarray(0, offset), codes, shard.subarray(offset + bytes)]));
+    editModelJson(file, (json) => {
+      const entry = json.weightsManifest[0].weights.find((w: { name: string }) => w.name === 'logits/bias');
+      entry.quantization = { dtype: 'uint8', scale: 1e37, min: 0 };
+    });
+    await rejectsWith(file, 'weight logits/bias holds infinite values (1 of 10)');
+  });
+});
+
 /**
  * Loads in a worker thread, so a load that spins forever fails the test after `hangMs`
  * instead of hanging it; the outcome says how long loadModel itself ran.

@@ -10,6 +10,7 @@ import {
 } from './format.js';
 import { isInside } from './paths.js';
 import { checkLayerGraph } from './check-graph.js';
+import { checkFiniteWeights } from './check-values.js';
 
 export interface LoadedModel {
   model: tf.LayersModel;
@@ -368,6 +369,7 @@ export async function loadModel(modelJsonPath: string): Promise<LoadedModel> {
   const quantization = new Map<string, QuantizedDtype>();
   for (const spec of weightSpecs) if (spec.quantization) quantization.set(spec.name, spec.quantization.dtype);
   const weightData = await readShards(shards, weightBytes);
+  checkFiniteWeights(weightData, weightSpecs, file);
 
   const artifacts: tf.io.ModelArtifacts = {
     modelTopology: json.modelTopology,
