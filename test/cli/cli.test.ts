@@ -114,6 +114,21 @@ test('a malformed model is one clear line from analyze', async () => {
   assert.equal(r.stderr.trim().split('\n').length, 1);
 });
 
+test('analyze keeps tfjs\' banner off stderr: a model tfjs has started building fails in one line, a good one prints nothing there', async () => {
+  const ws = await makeWorkspace();
+  const json = JSON.parse(readFileSync(ws.modelPath, 'utf8'));
+  json.weightsManifest[0].weights[0].name = 'renamed/kernel';
+  const mismatched = join(ws.dir, 'model', 'mismatched.json');
+  writeFileSync(mismatched, JSON.stringify(json));
+  const bad = prunelens(['analyze', mismatched]);
+  assert.equal(bad.code, 1);
+  assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  assert.match(bad.stderr, /^prunelens: .*mismatched\.json: weight conv1\/kernel is required by the topology/);
+  const good = prunelens(['analyze', ws.modelPath]);
+  assert.equal(good.code, 0, good.stderr);
+  assert.equal(good.stderr, '');
+});
+
 test('unknown commands print usage and exit 2', () => {
   const r = prunelens(['shrink']);
   assert.equal(r.code, 2);

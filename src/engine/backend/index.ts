@@ -75,11 +75,22 @@ async function useCpu(): Promise<BackendInfo> {
 }
 
 /**
+ * tfjs' cpu backend prints a three-line "install our node backend" banner on stderr when it
+ * first stores a tensor in Node. PruneLens chooses and reports its backend itself, and the cpu
+ * backend also runs the wasm backend's rare kernels, so the banner is silenced for every backend.
+ */
+function silenceCpuBanner(): void {
+  const cpu = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
+  if (cpu && 'firstUse' in cpu) cpu.firstUse = false;
+}
+
+/**
  * Initialises the tensor backend and returns the name of the backend in use.
  * 'auto' prefers tfjs-node, then WebAssembly (SIMD) with PruneLens' gradient kernels,
  * then the pure-JS cpu backend with a fast filter-gradient kernel. Calling it again is cheap.
  */
 export async function initBackend(preference: BackendName = 'auto'): Promise<string> {
+  silenceCpuBanner();
   installBatchNormGradient();
   if (current && tf.getBackend() === current.name && (preference === currentPreference || preference === current.name)) return current.name;
   switch (preference) {
