@@ -77,3 +77,35 @@ test('validateConfigText reports JSON paths for editor diagnostics', () => {
   const paths = problems.map((p) => p.path.join('.')).sort();
   assert.deepEqual(paths, ['scope', 'target.paramsReduction']);
 });
+
+/** The editor's diagnostics for `data`: one message per mistake, with its field. */
+function dataProblems(data: unknown): { field: string; message: string }[] {
+  return validateConfigText(JSON.stringify({ ...minimal, data })).problems.map((p) => ({ field: p.path.join('.'), message: p.message }));
+}
+
+test('a oneOf failure is reported on the field of the branch the value meant, with the allowed values', () => {
+  const dir = workspace();
+  expectUserError(() => loadConfig(writeConfig(dir, { ...minimal, data: { format: 'builtin', name: 'cifar-1000' } })),
+    'run.prune.json: data.name: data.name is "cifar-1000"; it must be one of "mnist", "fashion-mnist"');
+  assert.deepEqual(dataProblems({ format: 'builtin', name: 'cifar-1000' }), [
+    { field: 'data.name', message: 'data.name is "cifar-1000"; it must be one of "mnist", "fashion-mnist"' },
+  ]);
+  assert.deepEqual(dataProblems({ format: 'builtin', name: 'fashion_mnist', trainLimit: 0 }), [
+    { field: 'data.name', message: 'data.name is "fashion_mnist"; it must be one of "mnist", "fashion-mnist" (did you mean "fashion-mnist"?)' },
+    { field: 'data.trainLimit', message: 'data.trainLimit is 0; it must be ≥ 1' },
+  ]);
+  assert.deepEqual(dataProblems({ format: 'npy', x: 'x.npy' }), [{ field: 'data', message: 'data: missing required field "y"' }]);
+  assert.deepEqual(dataProblems({ format: 'synthetic', samples: 10, classes: 2, task: 'regression' }), [
+    { field: 'data.task', message: 'data.task is "regression"; it must be "classification"' },
+  ]);
+  assert.deepEqual(dataProblems({ format: 'builtin', name: 'mnist', path: 'digits' }), [
+    { field: 'data.path', message: 'unknown field "data.path"; remove it or check its spelling (fields here: format, name, trainLimit, testLimit, seed)' },
+  ]);
+});
+
+test('a oneOf discriminator that matches no branch, or is missing, lists its allowed values once', () => {
+  const formats = '"npy", "imagefolder", "builtin", "synthetic"';
+  assert.deepEqual(dataProblems({ format: 'tfrecord', path: 'x' }), [{ field: 'data.format', message: `data.format is "tfrecord"; it must be one of ${formats}` }]);
+  assert.deepEqual(dataProblems({ name: 'mnist' }), [{ field: 'data', message: `data: missing required field "format" (one of ${formats})` }]);
+  assert.deepEqual(dataProblems('mnist'), [{ field: 'data', message: 'data is "mnist"; it must be an object' }]);
+});

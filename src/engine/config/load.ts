@@ -76,8 +76,92 @@ function pathOf(error: ErrorObject): (string | number)[] {
 
 const TARGET_KINDS = ['flopsReduction', 'paramsReduction', 'channelRatio', 'normThreshold'];
 
+type SchemaNode = Record<string, unknown>;
+
+function isObject(value: unknown): value is SchemaNode {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * ajv reports the errors of every branch of a failed oneOf; only the branch the value meant is
+ * worth showing. That is the branch whose discriminator (a property every branch fixes with
+ * `const`, like data.format) matches, or, without one, the branch with the fewest errors. A
+ * discriminator that matches no branch, or is missing, becomes one error listing its allowed values.
+ */
+function narrowOneOfErrors(errors: ErrorObject[]): ErrorObject[] {
+  let result = errors;
+  for (const oneOf of errors.filter((e) => e.keyword === 'oneOf')) {
+    const prefix = `${oneOf.schemaPath}/`;
+    const branchOf = (e: ErrorObject) => Number(e.schemaPath.slice(prefix.length).split('/')[0]);
+    const inside = new Set(result.filter((e) => e !== oneOf && e.schemaPath.startsWith(prefix)));
+    const several = (oneOf.params as { passingSchemas?: unknown }).passingSchemas != null;
+    const chosen = several || inside.size === 0 ? [oneOf] : chooseBranch(oneOf, [...inside], branchOf);
+    const next: ErrorObject[] = [];
+    let placed = false;
+    for (const e of result) {
+      if (e !== oneOf && !inside.has(e)) next.push(e);
+      else if (!placed) { next.push(...chosen); placed = true; }
+    }
+    result = next;
+  }
+  return result;
+}
+
+function chooseBranch(oneOf: ErrorObject, inside: ErrorObject[], branchOf: (e: ErrorObject) => number): ErrorObject[] {
+  const branches = Array.isArray(oneOf.schema) ? (oneOf.schema as unknown[]) : [];
+  const key = discriminator(branches);
+  const value = oneOf.data;
+  if (key !== undefined && isObject(value)) {
+    const allowedValues = branches.map((b) => ((b as SchemaNode).properties as SchemaNode)[key] as SchemaNode).map((p) => p.const);
+    // Kept inside this oneOf's schema path, so an enclosing oneOf still sees it as part of this branch.
+    const schemaPath = `${oneOf.schemaPath}/${key}`;
+    if (!(key in value)) {
+      return [{ ...oneOf, keyword: 'required', schemaPath, params: { missingProperty: key, allowedValues } }];
+    }
+    const matched = allowedValues.findIndex((v) => v === value[key]);
+    if (matched < 0) {
+      return [{ ...oneOf, keyword: 'enum', schemaPath, instancePath: `${oneOf.instancePath}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, params: { allowedValues } }];
+    }
+    return inside.filter((e) => branchOf(e) === matched);
+  }
+  const counts = new Map<number, number>();
+  for (const e of inside) counts.set(branchOf(e), (counts.get(branchOf(e)) ?? 0) + 1);
+  const [fewest] = [...counts.entries()].sort((a, b) => a[1] - b[1] || a[0] - b[0])[0];
+  return inside.filter((e) => branchOf(e) === fewest);
+}
+
+/** A property that every branch fixes to a constant, which tells the branches apart. */
+function discriminator(branches: unknown[]): string | undefined {
+  if (branches.length === 0 || !branches.every((b) => isObject(b) && isObject(b.properties))) return undefined;
+  const first = (branches[0] as SchemaNode).properties as SchemaNode;
+  return Object.keys(first).find((key) => branches.every((b) => {
+    const property = ((b as SchemaNode).properties as SchemaNode)[key];
+    return isObject(property) && 'const' in property;
+  }));
+}
+
+const COMPARISONS: Record<string, string> = { '>=': '≥', '<=': '≤', '>': '>', '<': '<' };
+
+/** A value as the message quotes it, cut short when long. */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
+}
+
+function allowedList(values: unknown[]): string {
+  return values.map((v) => JSON.stringify(v)).join(', ');
+}
+
+/** " (did you mean "x"?)" when a string is a near miss of one of the allowed values. */
+function closestValue(value: unknown, allowed: unknown[]): string {
+  if (typeof value !== 'string') return '';
+  const best = closest(value, allowed.filter((v): v is string => typeof v === 'string'));
+  return best ? ` (did you mean "${best}"?)` : '';
+}
+
 /** Turns ajv's errors into one actionable message per offending field. */
-function describeSchemaErrors(errors: ErrorObject[], value: unknown): ConfigProblem[] {
+function describeSchemaErrors(allErrors: ErrorObject[], value: unknown): ConfigProblem[] {
+  const errors = narrowOneOfErrors(allErrors);
   const problems = new Map<string, ConfigProblem>();
   const add = (path: (string | number)[], message: string) => {
     const key = path.join('.');
@@ -101,28 +185,43 @@ function describeSchemaErrors(errors: ErrorObject[], value: unknown): ConfigProb
       }
       continue;
     }
-    if (path[0] === 'data' && path.length <= 1 && (error.keyword === 'oneOf' || error.keyword === 'required' || error.keyword === 'additionalProperties' || error.keyword === 'const')) {
-      const format = (root.data as Record<string, unknown> | undefined)?.format;
-      const formats = ['npy', 'imagefolder', 'builtin', 'synthetic'];
-      if (!formats.includes(format as string)) add(['data', 'format'], `data.format must be one of ${formats.join(', ')}`);
-      continue;
-    }
+    const current = valueAt(root, path);
     switch (error.keyword) {
-      case 'required':
-        add(path, `${field ? field + ': ' : ''}missing required field "${(error.params as { missingProperty: string }).missingProperty}"`);
+      case 'required': {
+        const { missingProperty, allowedValues } = error.params as { missingProperty: string; allowedValues?: unknown[] };
+        add(path, `${field ? field + ': ' : ''}missing required field "${missingProperty}"${allowedValues ? ` (one of ${allowedList(allowedValues)})` : ''}`);
         break;
+      }
       case 'additionalProperties': {
         const extra = (error.params as { additionalProperty: string }).additionalProperty;
         add([...path, extra], `unknown field "${field ? field + '.' : ''}${extra}"; remove it or check its spelling${suggestion(extra, error)}`);
         break;
       }
-      case 'enum':
-        add(path, `${field} is ${JSON.stringify(valueAt(root, path))}; it must be one of ${((error.params as { allowedValues: unknown[] }).allowedValues).map((v) => JSON.stringify(v)).join(', ')}`);
+      case 'enum': {
+        const allowed = (error.params as { allowedValues: unknown[] }).allowedValues;
+        add(path, `${field} is ${shown(current)}; it must be ${allowed.length === 1 ? '' : 'one of '}${allowedList(allowed)}${closestValue(current, allowed)}`);
+        break;
+      }
+      case 'const':
+        add(path, `${field} is ${shown(current)}; it must be ${JSON.stringify((error.params as { allowedValue: unknown }).allowedValue)}`);
         break;
       case 'type':
-        add(path, `${field} must be ${article((error.params as { type: string }).type)}`);
+        add(path, `${field} is ${shown(current)}; it must be ${article((error.params as { type: string }).type)}`);
+        break;
+      case 'minimum':
+      case 'maximum':
+      case 'exclusiveMinimum':
+      case 'exclusiveMaximum': {
+        const { comparison, limit } = error.params as { comparison: string; limit: number };
+        add(path, `${field} is ${shown(current)}; it must be ${COMPARISONS[comparison] ?? comparison} ${limit}`);
+        break;
+      }
+      case 'minLength':
+        add(path, (error.params as { limit: number }).limit === 1 ? `${field} must not be empty` : `${field} ${error.message ?? 'is too short'}`);
         break;
       case 'oneOf':
+        add(path, `${field || 'config'} matches more than one of its forms; remove the fields of all but one`);
+        break;
       case 'if':
         break;
       default:
@@ -142,16 +241,24 @@ function article(type: string): string {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 
+/** A near-miss field name, or the fields allowed there when they are few. */
 function suggestion(name: string, error: ErrorObject): string {
   const parentSchema = error.parentSchema as { properties?: Record<string, unknown> } | undefined;
-  const candidates = Object.keys(parentSchema?.properties ?? {});
+  const fields = Object.keys(parentSchema?.properties ?? {});
+  const best = closest(name, fields);
+  if (best) return ` (did you mean "${best}"?)`;
+  return fields.length > 0 && fields.length <= 8 ? ` (fields here: ${fields.join(', ')})` : '';
+}
+
+/** The candidate a few edits away from `name`, if any. */
+function closest(name: string, candidates: string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {
     const d = editDistance(name.toLowerCase(), c.toLowerCase());
     if (d < bestDistance) { bestDistance = d; best = c; }
   }
-  return best && bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean "${best}"?)` : '';
+  return best && bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
 }
 
 function editDistance(a: string, b: string): number {
