@@ -7,14 +7,23 @@
  */
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../errors.js';
 
 export const WASM_HEAP_LIMIT_BYTES = 2 ** 31;
 
-/** An allocation the tensor memory cannot hold; the training loop turns it into a message naming the model. */
-export class HeapExhaustedError extends Error {
+/**
+ * An allocation the tensor memory cannot hold: one line for the user, with what to lower. The
+ * training loop rethrows it naming the model, its input size and the micro-batch.
+ */
+export class HeapExhaustedError extends UserError {
   constructor(readonly requestedBytes: number, readonly heapBytes: number, readonly limitBytes: number) {
-    super(`the ${formatMiB(limitBytes)} tensor heap cannot hold ${formatMiB(requestedBytes)} more (it holds ${formatMiB(heapBytes)})`);
+    super(`out of tensor memory: the ${formatMiB(limitBytes)} tensor heap cannot hold ${formatMiB(requestedBytes)} more (it holds ${formatMiB(heapBytes)})`, {
+      fix: 'Lower "batchSize" or set a smaller "microBatchSize" in "train" and "finetune" (and "calibrationSamples" for i-SpaSP), use smaller inputs, or "backend": "tensorflow" with @tensorflow/tfjs-node' });
     this.name = 'HeapExhaustedError';
+  }
+  /** The problem alone, without the fix. */
+  get problem(): string {
+    return `the ${formatMiB(this.limitBytes)} tensor heap cannot hold ${formatMiB(this.requestedBytes)} more (it holds ${formatMiB(this.heapBytes)})`;
   }
 }
 

@@ -158,7 +158,7 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
 /** The one line a step that ran out of tensor memory ends with, despite the plan. */
 function stepDoesNotFit(model: tf.LayersModel, plan: MemoryPlan, err: HeapExhaustedError): UserError {
   const input = model.inputs.map((i) => i.shape.slice(1).join('×')).join(' + ');
-  return new UserError(`training ${model.name} on ${input} inputs in micro-batches of ${plan.microBatchSize} ran out of tensor memory: ${err.message}; planned ${formatMiB(plan.trainingBytes)}, peak ${formatMiB(peakTensorMemory().bytes)}`, {
+  return new UserError(`training ${model.name} on ${input} inputs in micro-batches of ${plan.microBatchSize} ran out of tensor memory: ${err.problem}; planned ${formatMiB(plan.trainingBytes)}, peak ${formatMiB(peakTensorMemory().bytes)}`, {
     field: 'train.microBatchSize', fix: `Set "microBatchSize" below ${plan.microBatchSize} in "train" and "finetune"` });
 }
 
