@@ -8,6 +8,8 @@ import { findBlocks, hiddenActivations, secondLayerOf, zeroSlices, type IspaspBl
 import { searchSupport } from './ispasp/support.js';
 import { allocateWidths } from './ispasp/allocate.js';
 import { createUnitCostModel } from './ocspruner/unit-cost.js';
+import { tensorMemoryLimit } from '../backend/heap.js';
+import { fittingEvalBatch } from '../train/memory.js';
 
 /** i-SpaSP settings (`ispasp` section of the config); defaults follow the official code. */
 export interface IspaspOptions {
@@ -56,6 +58,13 @@ function removedForCounts(blocks: readonly IspaspBlock[], keep: readonly number[
   return blocks.flatMap((block, b) => block.group.units.slice(keep[b]));
 }
 
+/** Calibration samples whose inputs and hidden activations (the largest block's, all kept at once) fit a quarter of the tensor memory. */
+function calibrationThatFits(model: tf.LayersModel, blocks: readonly IspaspBlock[], wanted: number): number {
+  const elements = (t: tf.SymbolicTensor) => t.shape.slice(1).reduce<number>((n, d) => n * (d ?? 1), 1);
+  const perSample = 4 * (model.inputs.reduce((n, i) => n + elements(i), 0) + Math.max(0, ...blocks.map((b) => elements(b.hidden))));
+  return Math.max(1, Math.min(wanted, Math.floor(tensorMemoryLimit().bytes / 4 / perSample)));
+}
+
 async function runIspasp(ctx: MethodContext): Promise<PruningDecision> {
   const options = ispaspOptions(ctx.config);
   if (!ctx.data) {
@@ -83,7 +92,12 @@ async function runIspasp(ctx: MethodContext): Promise<PruningDecision> {
     notes.push(`i-SpaSP widths: ${blocks.map((b, i) => `${b.producer} ${keep[i]}/${widths[i]}`).join(', ')} (planned reduction ${(allocation.achieved * 100).toFixed(2)}%).`);
   }
 
-  const calibration = await ctx.data.calibration(options.calibrationSamples);
+  const samples = calibrationThatFits(ctx.model, blocks, options.calibrationSamples);
+  if (samples < options.calibrationSamples) {
+    notes.push(`i-SpaSP used ${samples} calibration samples, not ${options.calibrationSamples}: the inputs and the largest block's activations of more do not fit a quarter of ${tensorMemoryLimit().where}.`);
+  }
+  const calibration = await ctx.data.calibration(samples);
+  const chunk = fittingEvalBatch(ctx.model, options.batchSize);
   const removedConsumerSlices: WeightSlice[] = [];
   const remove: number[] = [];
   let globalIteration = 0;
@@ -93,7 +107,7 @@ async function runIspasp(ctx: MethodContext): Promise<PruningDecision> {
       const block = blocks[b];
       if (keep[b] >= widths[b]) continue;
       // Earlier blocks are already masked, so the block sees the partly pruned network (§5.3).
-      const hidden = hiddenActivations(ctx.model, block, calibration.x, options.batchSize);
+      const hidden = hiddenActivations(ctx.model, block, calibration.x, chunk);
       const secondLayer = options.includeNorm ? secondLayerOf(block) : secondLayerOf({ ...block, norms: block.norms.map(() => null) });
       let result;
       try {
