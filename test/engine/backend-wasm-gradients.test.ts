@@ -94,6 +94,35 @@ function depthwiseCases(): Case[] {
   return cases;
 }
 
+/**
+ * Shapes real networks have at 224×224 (nsfwjs' MobileNetV2): the stem's 3×3 stride-2 convolution
+ * after an asymmetric ZeroPadding ((0,1),(0,1)), a depthwise 3×3 stride 2 on 112×112×96, and 1×1
+ * convolutions with 960 input channels at the micro-batch sizes the memory plan picks (11).
+ */
+function realNetworkCases(): Case[] {
+  const cases: Case[] = [];
+  const stem = randomArray([2, 224, 224, 3], 9700), stemFilter = randomArray([3, 3, 3, 32], 9701), stemDy = randomArray([2, 112, 112, 32], 9702);
+  cases.push({
+    name: 'stem conv 3×3 stride 2 valid after ZeroPadding((0,1),(0,1)), 224×224×3',
+    run: () => tf.grads((a, b) => tf.conv2d(tf.pad(a as tf.Tensor4D, [[0, 0], [0, 1], [0, 1], [0, 0]]), b as tf.Tensor4D, 2, 'valid').mul(tensorOf(stemDy)).sum())(
+      [tensorOf(stem), tensorOf(stemFilter)]),
+  });
+  const dx = randomArray([2, 112, 112, 96], 9710), dwFilter = randomArray([3, 3, 96, 1], 9711), dwDy = randomArray([2, 56, 56, 96], 9712);
+  cases.push({
+    name: 'depthwise 3×3 stride 2 valid after ZeroPadding((0,1),(0,1)), 112×112×96',
+    run: () => tf.grads((a, b) => tf.depthwiseConv2d(tf.pad(a as tf.Tensor4D, [[0, 0], [0, 1], [0, 1], [0, 0]]), b as tf.Tensor4D, 2, 'valid').mul(tensorOf(dwDy)).sum())(
+      [tensorOf(dx), tensorOf(dwFilter)]),
+  });
+  for (const [ci, co] of [[960, 160], [960, 320]]) {
+    const x = randomArray([11, 7, 7, ci], 9720 + co), f = randomArray([1, 1, ci, co], 9721 + co), dy = randomArray([11, 7, 7, co], 9722 + co);
+    cases.push({
+      name: `1×1 conv ${ci}→${co} on 11×7×7`,
+      run: () => tf.grads((a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same').mul(tensorOf(dy)).sum())([tensorOf(x), tensorOf(f)]),
+    });
+  }
+  return cases;
+}
+
 function batchNormCases(): Case[] {
   // Training-mode batch norm as tf.layers computes it: moments of the batch, then tf.batchNorm.
   const cases: Case[] = [];
@@ -170,7 +199,7 @@ function demoCnnGradients(weights: Float32Array[] | undefined): { weights: Float
 }
 
 test('every PruneLens wasm gradient kernel (and the batch-norm gradient) matches the stock cpu backend', async () => {
-  const cases = [...convCases(), ...depthwiseCases(), ...batchNormCases(), ...poolCases(), ...otherCases()];
+  const cases = [...convCases(), ...depthwiseCases(), ...realNetworkCases(), ...batchNormCases(), ...poolCases(), ...otherCases()];
   await tf.setBackend('cpu'); // stock kernels: nothing is patched before initBackend
   const reference = evaluate(cases, true);
   assert.equal(await initBackend('wasm'), 'wasm');
