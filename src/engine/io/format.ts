@@ -18,11 +18,12 @@ export const QUANTIZED_DTYPE_BYTES: Readonly<Record<QuantizedDtype, number>> = {
 export type QuantizedDtype = 'uint8' | 'uint16' | 'float16';
 
 /**
- * How a model's weights were stored on disk, by manifest weight name: the storage dtype of each
- * quantized weight (weights stored unquantized are absent). For uint8 and uint16 the storage is
- * affine (`q × scale + min`); the scale and min belong to the values and are recomputed on save.
+ * How a model's float weights were stored on disk, by manifest weight name: 'float32' or the
+ * dtype they were quantized to. For uint8 and uint16 the storage is affine (`q × scale + min`);
+ * the scale and min belong to the values and are recomputed on save.
  */
-export type QuantizationMap = ReadonlyMap<string, QuantizedDtype>;
+export type QuantizationMap = ReadonlyMap<string, StoredDtype>;
+export type StoredDtype = QuantizedDtype | 'float32';
 
 export interface WeightQuantizationJson {
   dtype: QuantizedDtype;

@@ -6,7 +6,7 @@ import { UserError } from '../errors.js';
 import {
   LAYERS_MODEL_FORMAT, MODEL_JSON, QUANTIZED_DTYPE_BYTES, WEIGHT_DTYPE_BYTES,
   formatShape, storedWeightBytes,
-  type LayersModelJson, type QuantizationMap, type QuantizedDtype, type WeightEntryJson, type WeightGroupJson,
+  type LayersModelJson, type QuantizationMap, type StoredDtype, type WeightEntryJson, type WeightGroupJson,
 } from './format.js';
 import { isInside } from './paths.js';
 import { checkLayerGraph } from './check-graph.js';
@@ -366,8 +366,11 @@ export async function loadModel(modelJsonPath: string): Promise<LoadedModel> {
   const weightBytes = shards.reduce((sum, s) => sum + s.bytes, 0);
   const modelJsonBytes = (await fs.stat(path)).size;
   const weightSpecs = json.weightsManifest.flatMap((g) => g.weights);
-  const quantization = new Map<string, QuantizedDtype>();
-  for (const spec of weightSpecs) if (spec.quantization) quantization.set(spec.name, spec.quantization.dtype);
+  const quantization = new Map<string, StoredDtype>();
+  for (const spec of weightSpecs) {
+    if (spec.quantization) quantization.set(spec.name, spec.quantization.dtype);
+    else if (spec.dtype === 'float32') quantization.set(spec.name, 'float32');
+  }
   const weightData = await readShards(shards, weightBytes);
   checkFiniteWeights(weightData, weightSpecs, file);
 

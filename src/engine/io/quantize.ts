@@ -3,7 +3,7 @@
  * `--quantize_float16`), so a pruned model is stored the way its input was. TF.js decodes
  * uint8/uint16 as `q × scale + min` and float16 as IEEE half precision.
  */
-import type { QuantizationMap, QuantizedDtype, WeightQuantizationJson } from './format.js';
+import type { QuantizationMap, QuantizedDtype, StoredDtype, WeightQuantizationJson } from './format.js';
 
 export interface QuantizedWeight {
   bytes: Uint8Array;
@@ -108,10 +108,21 @@ export function quantizeWeight(values: Float32Array, dtype: QuantizedDtype): Qua
 /** A per-group layer a method built from one layer (`<layer>_g<N>`) has that layer's weight names after the suffix. */
 const PER_GROUP_LAYER = /^(.*)_g\d+(\/[^/]+)$/;
 
-/** The storage dtype of a saved weight: its own, or that of the layer it was rebuilt from. */
+/**
+ * The storage dtype of a saved weight: its own, that of the layer it was rebuilt from, or, for a
+ * weight a method added (DSP's channel selections), the dtype most of the input's weights had:
+ * a quantized model stays quantized throughout, so its file shrinks with its parameters.
+ */
 export function storageDtypeOf(name: string, quantization: QuantizationMap): QuantizedDtype | undefined {
-  const own = quantization.get(name);
-  if (own) return own;
   const match = PER_GROUP_LAYER.exec(name);
-  return match ? quantization.get(match[1] + match[2]) : undefined;
+  const stored = quantization.get(name) ?? (match ? quantization.get(match[1] + match[2]) : undefined) ?? mostCommonDtype(quantization);
+  return stored === 'float32' ? undefined : stored;
+}
+
+function mostCommonDtype(quantization: QuantizationMap): StoredDtype | undefined {
+  const counts = new Map<StoredDtype, number>();
+  for (const dtype of quantization.values()) counts.set(dtype, (counts.get(dtype) ?? 0) + 1);
+  let best: StoredDtype | undefined;
+  for (const [dtype, n] of counts) if (!best || n > counts.get(best)!) best = dtype;
+  return best;
 }

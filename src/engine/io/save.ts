@@ -12,9 +12,10 @@ import { quantizeWeight, storageDtypeOf } from './quantize.js';
 
 export interface SaveOptions {
   /**
-   * Storage dtype per weight name (as `LoadedModel.quantization` records it). Those float32
-   * weights are written quantized, requantized from their current values; a per-group layer
-   * `<layer>_g<N>` takes its source layer's dtype. Other weights are written as they are.
+   * Storage dtype per weight name (as `LoadedModel.quantization` records it). Weights stored
+   * quantized are written quantized, requantized from their current values; a per-group layer
+   * `<layer>_g<N>` takes its source layer's dtype, and a weight the input did not have the
+   * dtype most of its weights had. Other weights are written as they are.
    */
   quantization?: QuantizationMap;
 }

@@ -212,7 +212,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       wallTimeMs: Date.now() - startedAt,
       memory: memorySummary(memoryPhases),
     };
-    const storedAs = [...new Set(loaded.quantization.values())].join(', ');
+    const storedAs = [...new Set(loaded.quantization.values())].filter((d) => d !== 'float32').join(', ');
     if (storedAs) notes.push(`Weights stored quantized in the input model (${storedAs}) are saved the same way, requantized from the pruned values.`);
     const report = buildReport({ config, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, history });
     // The report is part of the same atomic write as the model: the folder is complete or absent.
