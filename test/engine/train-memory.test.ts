@@ -5,7 +5,7 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/engine/backend/index.js';
-import { HeapExhaustedError, WASM_HEAP_LIMIT_BYTES, peakTensorMemory } from '../../src/engine/backend/heap.js';
+import { HeapExhaustedError, WASM_HEAP_LIMIT_BYTES, limitWasmHeap, peakTensorMemory, wasmHeapInUse } from '../../src/engine/backend/heap.js';
 import { loadDataset } from '../../src/engine/data/index.js';
 import { trainModel } from '../../src/engine/train/index.js';
 import { activationFootprint, fittingEvalBatch, planMemory } from '../../src/engine/train/memory.js';
@@ -99,4 +99,41 @@ test('an allocation past the usable 2 GiB of the wasm heap is refused by name, a
   const sum = tf.tidy(() => tf.sum(tf.ones([1000])).dataSync()[0]);
   assert.equal(sum, 1000);
   assert.equal(peakTensorMemory().measure, 'wasm heap');
+});
+
+/** Wider activations (64×64×16 a layer): a batch of 32 needs tens of MiB. */
+function wideCnn(): tf.LayersModel {
+  const input = tf.input({ shape: [64, 64, 4] });
+  let h = tf.layers.conv2d({ name: 'wide1', filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: 11 }) }).apply(input) as tf.SymbolicTensor;
+  h = tf.layers.conv2d({ name: 'wide2', filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: 12 }) }).apply(h) as tf.SymbolicTensor;
+  h = tf.layers.globalAveragePooling2d({}).apply(h) as tf.SymbolicTensor;
+  const out = tf.layers.dense({ units: CLASSES, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 13 }) }).apply(h) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: out, name: 'wide_cnn' });
+}
+
+test('a step the plan underestimated is retried in halved micro-batches, from where it started, and trains as that micro-batch would', async () => {
+  const wide = await loadDataset({ format: 'synthetic', samples: 64, classes: CLASSES, noise: 0.5, validationSplit: 0 }, '/tmp', { inputShape: [64, 64, 4], classes: CLASSES }, 9);
+  const train = async (microBatchSize: number) => {
+    const model = wideCnn();
+    const sizes: number[] = [];
+    await trainModel(model, wide, settings({ batchSize: 32, microBatchSize, maxStepsPerEpoch: 2 }), {}, { seed: 2, onMemoryPlan: (p) => sizes.push(p.microBatchSize) });
+    const weights = model.getWeights().map((w) => Array.from(w.dataSync()));
+    model.dispose();
+    return { weights, sizes };
+  };
+  // Room for 12 MiB beyond what the heap holds now: a whole batch of 32 (about 50 MiB) cannot fit.
+  limitWasmHeap(wasmHeapInUse() + 12 * 2 ** 20);
+  const tensorsBefore = tf.memory().numTensors;
+  let retried;
+  try {
+    retried = await train(32);
+  } finally {
+    limitWasmHeap(WASM_HEAP_LIMIT_BYTES);
+  }
+  assert.equal(tf.memory().numTensors, tensorsBefore, 'the failed attempts\' activations were freed');
+  assert.equal(retried.sizes[0], 32);
+  const fitted = retried.sizes[retried.sizes.length - 1];
+  assert.ok(fitted < 32, `micro-batches ${retried.sizes.join(' → ')}`);
+  const direct = await train(fitted);
+  assert.deepEqual(retried.weights, direct.weights, 'the failed attempts left no trace');
 });

@@ -10,6 +10,20 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
 
 export const WASM_HEAP_LIMIT_BYTES = 2 ** 31;
+/** Bytes the guard lets tensors hold at once: WASM_HEAP_LIMIT_BYTES, lower only where a test makes memory scarce. */
+let wasmHeapLimit = WASM_HEAP_LIMIT_BYTES;
+/** Bytes the wasm backend's malloc has handed out and not had back. */
+let liveBytes = 0;
+
+/** Makes the wasm heap refuse allocations once `bytes` are held (at most 2 GiB); for tests of running out. */
+export function limitWasmHeap(bytes: number): void {
+  wasmHeapLimit = Math.min(WASM_HEAP_LIMIT_BYTES, bytes);
+}
+
+/** Bytes allocated on the wasm heap now (0 on other backends). */
+export function wasmHeapInUse(): number {
+  return liveBytes;
+}
 
 /**
  * An allocation the tensor memory cannot hold: one line for the user, with what to lower. The
@@ -58,13 +72,21 @@ export function guardWasmHeap(): void {
   const malloc = module._malloc;
   const free = module._free;
   const memory = module.asm!.memory!;
+  const sizes = new Map<number, number>();
   module._malloc = (bytes: number) => {
     const at = malloc(bytes);
-    if (at <= 0 || at + bytes > WASM_HEAP_LIMIT_BYTES) {
+    if (at <= 0 || at + bytes > WASM_HEAP_LIMIT_BYTES || liveBytes + bytes > wasmHeapLimit) {
       if (at > 0) free(at);
-      throw new HeapExhaustedError(bytes, memory.buffer.byteLength, WASM_HEAP_LIMIT_BYTES);
+      throw new HeapExhaustedError(bytes, memory.buffer.byteLength, wasmHeapLimit);
     }
+    sizes.set(at, bytes);
+    liveBytes += bytes;
     return at;
+  };
+  module._free = (at: number) => {
+    liveBytes -= sizes.get(at) ?? 0;
+    sizes.delete(at);
+    free(at);
   };
   guarded.add(module);
 }
@@ -74,7 +96,7 @@ export function guardWasmHeap(): void {
  * backends (tensors in the process's own memory) half of the machine's memory.
  */
 export function tensorMemoryLimit(): { bytes: number; where: string } {
-  if (wasmModule()) return { bytes: WASM_HEAP_LIMIT_BYTES, where: 'the WebAssembly heap' };
+  if (wasmModule()) return { bytes: wasmHeapLimit, where: 'the WebAssembly heap' };
   return { bytes: Math.floor(os.totalmem() / 2), where: 'half of the machine\'s memory' };
 }
 

@@ -10,6 +10,7 @@ import { fittingEvalBatch, planMemory, type MemoryPlan } from './memory.js';
 
 export type { Batch, Dataset, EpochInfo, EvalResult, StepInfo, TrainHooks, TrainConfig } from './types.js';
 export { snapshotBatchNorm } from './batchnorm.js';
+import { BatchNormCheckpoint } from './batchnorm.js';
 export { outputsProbabilities } from './loss.js';
 export { planMemory, type MemoryPlan } from './memory.js';
 
@@ -89,6 +90,7 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
   const probabilities = outputsProbabilities(model);
   const plan = planMemory(model, batchSize, { microBatchSize: settings.microBatchSize });
   control.onMemoryPlan?.(plan);
+  let microBatchSize = plan.microBatchSize;
   const evalBatchSize = Math.max(batchSize, 128);
   const optimizer = new Optimizer(settings);
   const evaluate = data.validationSize > 0;
@@ -112,11 +114,14 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
         let stats: Float32Array | Int32Array | Uint8Array;
         try {
           const stepSeed = mixSeed(control.seed, 0xd0, globalStep);
-          stats = plan.microBatches > 1
-            ? await trainStepInMicroBatches(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed, plan.microBatchSize)
-            : await trainStep(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed);
-        } catch (err) {
-          throw err instanceof HeapExhaustedError ? stepDoesNotFit(model, plan, err) : err;
+          const run = await withMicroBatchRetry(model, plan, microBatchSize, (size) => size < batch.y.shape[0]
+            ? trainStepInMicroBatches(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed, size)
+            : trainStep(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed));
+          stats = run.result;
+          if (run.microBatchSize !== microBatchSize) {
+            microBatchSize = run.microBatchSize;
+            control.onMemoryPlan?.({ ...plan, microBatchSize, microBatches: Math.ceil(batchSize / microBatchSize) });
+          }
         } finally {
           tf.dispose([batch.x, batch.y]);
         }
@@ -155,11 +160,59 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
   return lastEval;
 }
 
+/**
+ * Runs a training step in passes of `microBatchSize`. When the plan underestimated the model
+ * (per-group layers whose gradients outgrow their outputs) and a pass runs out of tensor memory,
+ * the step is retried from the batch-norm statistics it started with, in passes half as large,
+ * until it fits: the optimiser has not stepped yet. Returns the result and the size that fitted.
+ */
+export async function withMicroBatchRetry<T>(model: tf.LayersModel, plan: MemoryPlan, microBatchSize: number,
+  step: (microBatchSize: number) => T | Promise<T>): Promise<{ result: T; microBatchSize: number }> {
+  // Copies of the statistics cost a few clones a step; worth it only where memory is tight.
+  const checkpoint = plan.trainingBytes > plan.limitBytes / 4 ? new BatchNormCheckpoint(model) : undefined;
+  try {
+    for (let size = microBatchSize; ; size = Math.max(1, Math.floor(size / 2))) {
+      try {
+        return { result: await step(size), microBatchSize: size };
+      } catch (err) {
+        if (!(err instanceof HeapExhaustedError)) throw err;
+        discardFailedTape();
+        if (!checkpoint || size <= 1) throw stepDoesNotFit(model, { ...plan, microBatchSize: size }, err);
+        checkpoint.restore();
+      }
+    }
+  } finally {
+    checkpoint?.dispose();
+  }
+}
+
+/**
+ * Frees what a gradient computation that threw left behind: tfjs disposes the tensors its tape
+ * saved for the backward pass (every activation) only when the backward pass completes.
+ */
+function discardFailedTape(): void {
+  const state = (tf.engine() as unknown as { state: { gradientDepth: number; activeTape: { saved?: tf.Tensor[] }[] | null } }).state;
+  if (state.gradientDepth !== 0 || !state.activeTape) return;
+  for (const node of state.activeTape) tf.dispose(node.saved ?? []);
+  state.activeTape = null;
+}
+
+/** Runs `body`; if it throws, disposes the tensors `kept` names (tf.keep'd inside it, so no scope frees them). */
+function keptUntilFailure<T>(kept: () => (tf.Tensor | undefined)[], body: () => T): T {
+  try {
+    return body();
+  } catch (err) {
+    tf.dispose(kept().filter((t): t is tf.Tensor => t !== undefined));
+    throw err;
+  }
+}
+
 /** The one line a step that ran out of tensor memory ends with, despite the plan. */
 function stepDoesNotFit(model: tf.LayersModel, plan: MemoryPlan, err: HeapExhaustedError): UserError {
   const input = model.inputs.map((i) => i.shape.slice(1).join('×')).join(' + ');
   return new UserError(`training ${model.name} on ${input} inputs in micro-batches of ${plan.microBatchSize} ran out of tensor memory: ${err.problem}; planned ${formatMiB(plan.trainingBytes)}, peak ${formatMiB(peakTensorMemory().bytes)}`, {
-    field: 'train.microBatchSize', fix: `Set "microBatchSize" below ${plan.microBatchSize} in "train" and "finetune"` });
+    field: 'train.microBatchSize',
+    fix: plan.microBatchSize > 1 ? `Set "microBatchSize" below ${plan.microBatchSize} in "train" and "finetune"` : 'Use smaller inputs (resize the images and the model input), or "backend": "tensorflow" with @tensorflow/tfjs-node' });
 }
 
 /** One forward/backward/update; returns [task loss, correct predictions]. */
@@ -168,14 +221,14 @@ async function trainStep(model: tf.LayersModel, batch: Batch, parameters: Parame
   const statsTensor = tf.tidy(() => {
     let taskLoss: tf.Scalar | undefined;
     let output: tf.Tensor | undefined;
-    const { grads } = withSeededMathRandom(stepSeed, () => tf.variableGrads(() => {
+    const { grads } = keptUntilFailure(() => [output, taskLoss], () => withSeededMathRandom(stepSeed, () => tf.variableGrads(() => {
       output = tf.keep(model.apply(batch.x, { training: true }) as tf.Tensor);
       taskLoss = tf.keep(tf.mean(crossEntropyPerSample(output, batch.y, probabilities)) as tf.Scalar);
       let total: tf.Scalar = taskLoss;
       for (const extra of layerLosses(model)) total = tf.add(total, extra);
       if (hooks.regularizer) total = tf.add(total, hooks.regularizer(model));
       return total;
-    }, parameters.map((p) => p.variable)));
+    }, parameters.map((p) => p.variable))));
     optimizer.apply(parameters, grads, learningRate);
     const stats = tf.stack([taskLoss as tf.Scalar, tf.cast(correctCount(output as tf.Tensor, batch.y), 'float32')]);
     tf.dispose([output as tf.Tensor, taskLoss as tf.Scalar]); // kept past the gradient tape only for the stats
@@ -225,7 +278,7 @@ export function batchGradients(model: tf.LayersModel, batch: Batch, variables: t
         const y = size === n ? batch.y : tf.slice(batch.y, [start], [size]);
         let taskLoss: tf.Scalar | undefined;
         let output: tf.Tensor | undefined;
-        const pass_ = withSeededMathRandom(mixSeed(seed, 0x3b, pass), () => tf.variableGrads(() => {
+        const pass_ = keptUntilFailure(() => [output, taskLoss], () => withSeededMathRandom(mixSeed(seed, 0x3b, pass), () => tf.variableGrads(() => {
           output = tf.keep(model.apply(x, { training: true }) as tf.Tensor);
           taskLoss = tf.keep(tf.mean(crossEntropyPerSample(output, y, probabilities)) as tf.Scalar);
           // Terms that do not depend on the data count once per step: a share in every pass.
@@ -233,7 +286,7 @@ export function batchGradients(model: tf.LayersModel, batch: Batch, variables: t
           for (const extra of layerLosses(model)) total = tf.add(total, tf.mul(extra, share));
           if (regularizer) total = tf.add(total, tf.mul(regularizer(model), share));
           return total;
-        }, variables));
+        }, variables)));
         const summed: Record<string, tf.Tensor> = {};
         for (const [name, g] of Object.entries(pass_.grads)) summed[name] = grads[name] ? tf.add(grads[name], g) : g;
         const passStats = tf.add(stats, tf.stack([tf.mul(taskLoss as tf.Scalar, share), tf.cast(correctCount(output as tf.Tensor, y), 'float32')])) as tf.Tensor1D;

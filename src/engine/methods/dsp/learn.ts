@@ -3,7 +3,7 @@ import type { TrainConfig } from '../../config/types.js';
 import type { Dataset } from '../../train/types.js';
 import { crossEntropyPerSample, outputsProbabilities } from '../../train/loss.js';
 import { learningRateAt } from '../../train/optimizer.js';
-import { batchGradients, planMemory } from '../../train/index.js';
+import { batchGradients, planMemory, withMicroBatchRetry } from '../../train/index.js';
 import type { DspOptions } from './options.js';
 import {
   groupRegularizer, gumbelNoise, gumbelSoftmax, hardGroups, oneHotAssignment, regularizerAssignmentGrad,
@@ -140,7 +140,13 @@ export async function learnGroups(model: tf.LayersModel, data: Dataset, settings
   const probabilities = outputsProbabilities(model);
   const optimizer = new MomentumSgd(model.trainableWeights, settings.momentum, settings.weightDecay);
   const thetaOptimizer = tf.train.adam(options.thetaLearningRate, 0.9, 0.999, options.thetaEpsilon);
-  const { microBatchSize } = planMemory(model, settings.batchSize, { microBatchSize: settings.microBatchSize });
+  const plan = planMemory(model, settings.batchSize, { microBatchSize: settings.microBatchSize });
+  let microBatchSize = plan.microBatchSize;
+  const sgdStep = async (x: tf.Tensor, y: tf.Tensor1D, learningRate: number, seed: number): Promise<number> => {
+    const run = await withMicroBatchRetry(model, plan, microBatchSize, (size) => trainingStep(model, optimizer, x, y, learningRate, probabilities, size, seed));
+    microBatchSize = run.microBatchSize;
+    return run.result;
+  };
   const fullSteps = Math.ceil(data.trainSize / settings.batchSize);
   const stepsPerEpoch = Math.max(1, Math.min(fullSteps, settings.maxStepsPerEpoch ?? fullSteps));
   const totalSteps = Math.max(1, Math.round(settings.epochs * stepsPerEpoch));
@@ -163,7 +169,7 @@ export async function learnGroups(model: tf.LayersModel, data: Dataset, settings
         const noise = layers.map((l) => gumbelNoise(G, l.filters, callbacks.random));
         const soft = layers.map((l, i) => gumbelSoftmax(l.theta, noise[i], temperature));
 
-        const loss = trainingStep(model, optimizer, batch.x, batch.y, learningRate, probabilities, microBatchSize, globalStep);
+        const loss = await sgdStep(batch.x, batch.y, learningRate, globalStep);
         lossSum += loss;
 
         if (epoch >= options.warmupEpochs && globalStep % options.thetaUpdateEvery === 0) {
@@ -172,7 +178,7 @@ export async function learnGroups(model: tf.LayersModel, data: Dataset, settings
           const start = layers.map((l) => l.kernel.read().clone() as tf.Tensor4D);
           penaltyStep(layers, soft, strength);
           const first = layers.map((l) => l.kernel.read().clone() as tf.Tensor4D);
-          trainingStep(model, optimizer, batch.x, batch.y, learningRate, probabilities, microBatchSize, globalStep);
+          await sgdStep(batch.x, batch.y, learningRate, globalStep);
           const hypergrads = layers.map((l, i) => regularizerAssignmentGrad(soft[i], l.kernel.read() as tf.Tensor4D));
           penaltyStep(layers, soft, strength);
           layers.forEach((l, i) => {
