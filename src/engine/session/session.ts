@@ -74,8 +74,12 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
   const finetuneEpochs = config.finetune?.epochs ?? 0;
   const memoryPhases: MemorySummary['phases'] = [];
   const onMemoryPlan = (plan: MemoryPlan, phase: string) => {
-    if (memoryPhases.some((p) => p.phase === phase && p.microBatchSize === plan.microBatchSize)) return;
-    memoryPhases.push({ phase, batchSize: plan.batchSize, microBatchSize: plan.microBatchSize, plannedBytes: plan.trainingBytes });
+    const entry = { phase, batchSize: plan.batchSize, microBatchSize: plan.microBatchSize, plannedBytes: plan.trainingBytes };
+    const at = memoryPhases.findIndex((p) => p.phase === phase && p.batchSize === plan.batchSize);
+    if (at >= 0 && memoryPhases[at].microBatchSize === plan.microBatchSize) return;
+    // A phase that runs again (OCSPruner's resumed cycle) or a step retried in smaller micro-batches keeps one entry: what it used last.
+    if (at >= 0) memoryPhases[at] = entry;
+    else memoryPhases.push(entry);
     if (plan.microBatches > 1) {
       emit({ type: 'log', level: 'info', message: `${phase}: batches of ${plan.batchSize} run as ${plan.microBatches} micro-batches of ${plan.microBatchSize} (about ${formatMiB(plan.trainingBytes)} of ${formatMiB(plan.limitBytes)} in ${plan.limitWhere}); the optimiser steps on their summed gradients, batch norm normalises each micro-batch` });
     }
