@@ -12,8 +12,9 @@ import { UserError } from '../errors.js';
 export const WASM_HEAP_LIMIT_BYTES = 2 ** 31;
 /** Bytes the guard lets tensors hold at once: WASM_HEAP_LIMIT_BYTES, lower only where a test makes memory scarce. */
 let wasmHeapLimit = WASM_HEAP_LIMIT_BYTES;
-/** Bytes the wasm backend's malloc has handed out and not had back. */
+/** Bytes the wasm backend's malloc has handed out and not had back, and the most since the last reset. */
 let liveBytes = 0;
+let peakLiveBytes = 0;
 
 /** Makes the wasm heap refuse allocations once `bytes` are held (at most 2 GiB); for tests of running out. */
 export function limitWasmHeap(bytes: number): void {
@@ -57,7 +58,7 @@ function wasmModule(): WasmModule | undefined {
   return module?.asm?.memory instanceof WebAssembly.Memory ? module : undefined;
 }
 
-const guarded = new WeakSet<object>();
+const guarded = new Set<object>();
 
 /**
  * Makes the wasm backend's malloc refuse, with HeapExhaustedError, what would land past the
@@ -81,6 +82,7 @@ export function guardWasmHeap(): void {
     }
     sizes.set(at, bytes);
     liveBytes += bytes;
+    peakLiveBytes = Math.max(peakLiveBytes, liveBytes);
     return at;
   };
   module._free = (at: number) => {
@@ -106,11 +108,16 @@ export function tensorMemoryInUse(): number {
 }
 
 /**
- * The most memory tensors have needed so far: the wasm heap's size (it only grows, so it is its
- * high-water mark), else the process's peak resident memory.
+ * The most memory tensors have needed since `resetPeakTensorMemory`: on wasm the most bytes the
+ * heap held at once (its size, which only grows, also counts what the allocator set aside), else
+ * the process's peak resident memory.
  */
 export function peakTensorMemory(): { bytes: number; measure: 'wasm heap' | 'process peak RSS' } {
-  const module = wasmModule();
-  if (module) return { bytes: module.asm!.memory!.buffer.byteLength, measure: 'wasm heap' };
+  if (wasmModule() && guarded.size > 0) return { bytes: peakLiveBytes, measure: 'wasm heap' };
   return { bytes: process.resourceUsage().maxRSS * 1024, measure: 'process peak RSS' };
+}
+
+/** Starts a new peak (a session's own) from what the wasm heap holds now. */
+export function resetPeakTensorMemory(): void {
+  peakLiveBytes = liveBytes;
 }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import type { PruneConfig } from '../config/types.js';
 import type { DoneEvent, EngineEvent, ErrorEvent, LatencySummary, LayerStat, MemorySummary, ModelSummary } from '../../protocol/events.js';
-import { formatMiB, peakTensorMemory, tensorMemoryLimit } from '../backend/heap.js';
+import { formatMiB, peakTensorMemory, resetPeakTensorMemory, tensorMemoryLimit } from '../backend/heap.js';
 import type { MemoryPlan } from '../train/memory.js';
 import { CancelledError, UserError } from '../errors.js';
 import { errorEvent } from './error-event.js';
@@ -89,6 +89,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
   emit({ type: 'phase', phase: 'load', message: `Loading ${relative(process.cwd(), config.model) || config.model}` });
   if (options.workspaceRoots?.length) assertInsideWorkspace(config, options.workspaceRoots);
   const backend = await initBackend(config.backend);
+  resetPeakTensorMemory();
   assertOutputSafe(config.model, config.output);
   const loaded = await loadModel(config.model);
   const model = loaded.model;
