@@ -68,8 +68,8 @@ describe('l1Method', () => {
     const tracker = new CostTracker(model, graph);
     for (const u of decision.remove) tracker.remove(u);
     const reached = 1 - tracker.cost().flops / tracker.baseline.flops;
-    // One conv1 channel is 15% of this tiny model's FLOPs, so allow one unit of overshoot.
-    assert.ok(reached >= 0.4 && reached <= 0.55, `reached ${reached}`);
+    // One conv1 channel is 15% of this tiny model's FLOPs: rank order alone overshoots, the landing search does not.
+    assert.ok(Math.abs(reached - 0.4) <= 0.02, `reached ${reached}`);
     for (const g of graph.groups) assert.ok(g.units.some((u) => !decision.remove.includes(u)), `group ${g.id} keeps a unit`);
   });
 });
