@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { layerClassPrototype } from '../util/layer-classes.js';
 
 type AnyLayer = tf.layers.Layer & { layers?: AnyLayer[] };
 
@@ -48,5 +49,44 @@ export function snapshotBatchNorm(model: tf.LayersModel): () => void {
       weight.write(copy);
       copy.dispose();
     }
+  };
+}
+
+type Tensor = tf.Tensor;
+interface ScalableBatchNorm {
+  axis: number;
+  gamma: { read(): Tensor } | null;
+  beta: { read(): Tensor } | null;
+}
+
+let scaleFreeTrainingInstalled = false;
+
+/**
+ * tf.layers' BatchNormalization reads gamma and beta in training mode even when the layer has
+ * none (`scale: false` or `center: false`, as in Keras' InceptionV3), and throws. While such a
+ * layer trains, a scale of ones and an offset of zeros stand in: what the missing weight means.
+ */
+export function installScaleFreeBatchNormTraining(): void {
+  if (scaleFreeTrainingInstalled) return;
+  const prototype = layerClassPrototype<{ call(inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor }>('BatchNormalization');
+  if (!prototype) return;
+  scaleFreeTrainingInstalled = true;
+  const original = prototype.call;
+  prototype.call = function (this: ScalableBatchNorm, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>) {
+    if (!kwargs?.training || (this.gamma && this.beta)) return original.call(this, inputs, kwargs);
+    const input = Array.isArray(inputs) ? inputs[0] : inputs;
+    const channels = input.shape[this.axis >= 0 ? this.axis : this.axis + input.rank];
+    const { gamma, beta } = this;
+    return tf.tidy(() => {
+      const ones = tf.ones([channels]), zeros = tf.zeros([channels]);
+      this.gamma = gamma ?? { read: () => ones };
+      this.beta = beta ?? { read: () => zeros };
+      try {
+        return original.call(this, inputs, kwargs);
+      } finally {
+        this.gamma = gamma;
+        this.beta = beta;
+      }
+    });
   };
 }

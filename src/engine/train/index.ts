@@ -10,7 +10,9 @@ import { fittingEvalBatch, planMemory, type MemoryPlan } from './memory.js';
 
 export type { Batch, Dataset, EpochInfo, EvalResult, StepInfo, TrainHooks, TrainConfig } from './types.js';
 export { snapshotBatchNorm } from './batchnorm.js';
-import { BatchNormCheckpoint } from './batchnorm.js';
+import { BatchNormCheckpoint, installScaleFreeBatchNormTraining } from './batchnorm.js';
+
+installScaleFreeBatchNormTraining();
 export { outputsProbabilities } from './loss.js';
 export { planMemory, type MemoryPlan } from './memory.js';
 
