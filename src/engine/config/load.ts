@@ -4,7 +4,7 @@ import Ajv, { type ErrorObject } from 'ajv';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import schema from '../../../schemas/prune-config.schema.json';
 import { UserError } from '../errors.js';
-import type { DataConfig, MethodName, PruneConfig, Target, TrainConfig, BackendName } from './types.js';
+import { METHOD_NAMES, type DataConfig, type MethodName, type MethodSections, type PruneConfig, type Target, type TrainConfig, type BackendName } from './types.js';
 
 /** What a config file may override when a session is started (method variants, dry runs). */
 export interface ConfigOverrides {
@@ -333,12 +333,7 @@ function resolveConfig(raw: Record<string, unknown>, file: string): PruneConfig 
     finetune: hasData ? { ...DEFAULT_TRAIN, ...finetuneRaw } : undefined,
     backend: (raw.backend as BackendName | undefined) ?? 'auto',
     seed,
-    goprune: raw.goprune as Record<string, unknown> | undefined,
-    ssr: raw.ssr as Record<string, unknown> | undefined,
-    dsp: raw.dsp as Record<string, unknown> | undefined,
-    ispasp: raw.ispasp as Record<string, unknown> | undefined,
-    ocspruner: raw.ocspruner as Record<string, unknown> | undefined,
-    l1: raw.l1 as Record<string, unknown> | undefined,
+    ...(Object.fromEntries(METHOD_NAMES.map((name) => [name, raw[name]])) as MethodSections),
     latency: { runs: latency?.runs ?? 20, batchSize: latency?.batchSize ?? 1 },
   };
 }

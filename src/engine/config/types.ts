@@ -2,8 +2,10 @@
  * The `*.prune.json` config as the engine sees it after validation against
  * schemas/prune-config.schema.json. Paths here are already resolved to absolute paths.
  */
-export type MethodName = 'l1' | 'goprune' | 'ssr' | 'dsp' | 'ispasp' | 'ocspruner';
-export const METHOD_NAMES: readonly MethodName[] = ['l1', 'goprune', 'ssr', 'dsp', 'ispasp', 'ocspruner'];
+import type { MethodName } from '../../protocol/methods.js';
+
+export type { MethodName } from '../../protocol/methods.js';
+export { METHOD_NAMES } from '../../protocol/methods.js';
 
 export type Target =
   | { flopsReduction: number }
@@ -44,7 +46,10 @@ export type DataConfig =
   | { format: 'builtin'; name: 'mnist' | 'fashion-mnist'; trainLimit?: number; testLimit?: number; seed?: number }
   | { format: 'synthetic'; task?: 'classification'; samples: number; classes: number; validationSplit?: number; seed?: number; noise?: number };
 
-export interface PruneConfig {
+/** Method-specific sections, one per method, validated by the schema; each method reads its own. */
+export type MethodSections = { [M in MethodName]?: Record<string, unknown> };
+
+export interface PruneConfig extends MethodSections {
   /** Absolute path of the config file itself. */
   configPath: string;
   model: string;
@@ -62,13 +67,6 @@ export interface PruneConfig {
   finetune?: TrainConfig;
   backend: BackendName;
   seed: number;
-  /** Method-specific sections, validated by the schema; each method reads its own. */
-  goprune?: Record<string, unknown>;
-  ssr?: Record<string, unknown>;
-  dsp?: Record<string, unknown>;
-  ispasp?: Record<string, unknown>;
-  ocspruner?: Record<string, unknown>;
-  l1?: Record<string, unknown>;
   /** Latency measurement: repeated runs whose median is reported. */
   latency: { runs: number; batchSize: number };
 }
