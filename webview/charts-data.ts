@@ -5,7 +5,7 @@
 import type { LayerStat } from '../src/protocol/events.js';
 import type { RunInfo } from '../src/protocol/webview.js';
 import { seriesPoints, type Curves, type Point, type Series } from './state.js';
-import { formatCount, formatPercent } from './format.js';
+import { formatCount, formatPercent } from '../src/protocol/format.js';
 
 export interface Palette {
   foreground: string;
@@ -132,7 +132,7 @@ export function layerColor(l: LayerStat, palette: Palette = DEFAULT_PALETTE, col
 }
 
 export function describeLayer(l: LayerStat): string {
-  const channels = `${formatCount(l.kept)} of ${formatCount(l.channels)} channels kept, ${formatPercent(l.sparsity, 1)} sparse`;
+  const channels = `${formatCount(l.kept)} of ${formatCount(l.channels)} channels kept, ${formatPercent(l.sparsity)} sparse`;
   if (l.status === 'blocked') return `blocked: ${l.reason ?? 'not prunable'}`;
   if (l.status === 'coupled') return `coupled${l.group !== undefined ? ` (group ${l.group})` : ''}: ${channels}`;
   return channels;

@@ -8,7 +8,9 @@ import { resolve } from 'node:path';
 import type { DoneEvent, EngineEvent } from '../protocol/events.js';
 import { describeError } from '../engine/errors.js';
 import { errorEvent } from '../engine/session/error-event.js';
-import { formatBytes, formatCount, formatDuration, formatPercent, table } from './format.js';
+import {
+  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatMs, formatPercent, formatPointChange, table,
+} from '../protocol/format.js';
 
 const USAGE = `Usage:
   prunelens analyze <model.json> [--json] [--exclude layer1,layer2] [--backend auto|wasm|cpu|tensorflow]
@@ -153,13 +155,13 @@ function humanPrinter(): (e: EngineEvent) => void {
         const now = Date.now();
         if (now - lastStepPrint > 2000 && process.stdout.isTTY) {
           lastStepPrint = now;
-          process.stdout.write(`\r  epoch ${e.epoch + 1} step ${e.step + 1}/${e.stepsPerEpoch} loss ${e.loss.toFixed(4)} ETA ${formatDuration(e.etaMs)}   `);
+          process.stdout.write(`\r  epoch ${e.epoch + 1} step ${e.step + 1}/${e.stepsPerEpoch} loss ${e.loss.toFixed(4)} ETA ${formatEta(e.etaMs)}   `);
         }
         break;
       }
       case 'epoch':
         if (process.stdout.isTTY) process.stdout.write('\r');
-        console.log(`  ${e.phase} epoch ${e.epoch + 1}/${Math.ceil(e.epochs)}: loss ${e.loss.toFixed(4)}${e.valAccuracy !== undefined ? `, val top-1 ${formatPercent(e.valAccuracy)}${synthetic ? ' (synthetic data)' : ''}` : ''}`);
+        console.log(`  ${e.phase} epoch ${e.epoch + 1}/${Math.ceil(e.epochs)}: loss ${e.loss.toFixed(4)}${e.valAccuracy !== undefined ? `, val top-1 ${formatAccuracy(e.valAccuracy)}${synthetic ? ' (synthetic data)' : ''}` : ''}`);
         break;
       case 'signal':
         if (e.step % 1 === 0) console.log(`  ${e.method} ${e.name} @${e.step}: ${Number.isInteger(e.value) ? e.value : e.value.toPrecision(4)}`);
@@ -168,14 +170,13 @@ function humanPrinter(): (e: EngineEvent) => void {
         console.log(`  warning: ${e.message}`);
         break;
       case 'done': {
-        const change = (before: number, after: number) => `${after <= before ? '−' : '+'}${formatPercent(Math.abs(1 - after / before))}`;
         const rows: string[][] = [
-          ['params', formatCount(e.before.params), formatCount(e.after.params), change(e.before.params, e.after.params)],
-          ['FLOPs', formatCount(e.before.flops), formatCount(e.after.flops), change(e.before.flops, e.after.flops)],
+          ['params', formatCount(e.before.params), formatCount(e.after.params), formatChange(e.before.params, e.after.params)],
+          ['FLOPs', formatCount(e.before.flops), formatCount(e.after.flops), formatChange(e.before.flops, e.after.flops)],
         ];
-        if (e.accuracy) rows.push([e.data?.synthetic ? 'top-1 on synthetic data (meaningless)' : 'top-1', formatPercent(e.accuracy.before, 2), formatPercent(e.accuracy.after, 2), `${((e.accuracy.after - e.accuracy.before) * 100).toFixed(2)} pp`]);
-        if (e.latency) rows.push([`latency (${e.latency.after.backend}, batch ${e.latency.after.batchSize})`, `${e.latency.before.medianMs.toFixed(2)} ms`, `${e.latency.after.medianMs.toFixed(2)} ms`, `${e.latency.speedup.toFixed(2)}×`]);
-        if (e.size) rows.push(['file size', formatCount(e.size.before) + 'B', formatCount(e.size.after) + 'B', change(e.size.before, e.size.after)]);
+        if (e.accuracy) rows.push([e.data?.synthetic ? 'top-1 on synthetic data (meaningless)' : 'top-1', formatAccuracy(e.accuracy.before), formatAccuracy(e.accuracy.after), formatPointChange(e.accuracy.before, e.accuracy.after)]);
+        if (e.latency) rows.push([`latency (${e.latency.after.backend}, batch ${e.latency.after.batchSize})`, formatMs(e.latency.before.medianMs), formatMs(e.latency.after.medianMs), `${e.latency.speedup.toFixed(2)}×`]);
+        if (e.size) rows.push(['file size', formatBytes(e.size.before), formatBytes(e.size.after), formatChange(e.size.before, e.size.after)]);
         console.log('');
         console.log(table(['', 'before', 'after', 'change'], rows));
         console.log(e.dryRun

@@ -6,7 +6,8 @@
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { parse, type ParseError } from 'jsonc-parser/lib/esm/main.js';
-import { formatShape, readModelInputShape, readNpyShape, sampleShapeMatches } from './modelFiles.js';
+import { readModelInputShape, readNpyShape, sampleShapeMatches } from './modelFiles.js';
+import { formatShape } from '../protocol/format.js';
 import { assertOutputSafe } from '../engine/io/paths.js';
 import { UserError } from '../engine/errors.js';
 

@@ -65,7 +65,3 @@ export function sampleShapeMatches(sample: number[], modelInput: (number | null)
   const withoutOnes = (shape: number[]) => shape.filter((d) => d !== 1).join();
   return product(sample) === product(input) && (sample.length === 1 || input.length === 1 || withoutOnes(sample) === withoutOnes(input));
 }
-
-export function formatShape(shape: readonly (number | null)[]): string {
-  return `[${shape.map((d) => (d === null ? '?' : String(d))).join(', ')}]`;
-}

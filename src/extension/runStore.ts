@@ -7,6 +7,11 @@ const MAX_REMEMBERED_RUNS = 50;
 /** Events kept per run for replay into a (re)loaded panel. */
 const MAX_EVENTS_PER_RUN = 400;
 
+/** A run's id: time-ordered, unique within a workspace. */
+export function newRunId(): string {
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
 export interface RunRecord extends RunInfo {
   /** What the run was started with, so it can be run again. */
   overrides?: { method?: string; output?: string; dryRun?: boolean };

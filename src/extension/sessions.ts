@@ -5,8 +5,8 @@ import type { DoneEvent, EngineEvent, LayersEvent, StartEvent } from '../protoco
 import type { HostMessage } from '../protocol/webview.js';
 import { Commands, methodLabel } from './constants.js';
 import { startEngine, type EngineRun } from '../engine/process/client.js';
-import { formatEta, formatPercent, formatReduction, newRunId } from './format.js';
-import type { RunRecord, RunStore } from './runStore.js';
+import { formatAccuracy, formatChange, formatDuration, formatEta, formatPercent } from '../protocol/format.js';
+import { newRunId, type RunRecord, type RunStore } from './runStore.js';
 
 export interface SessionOverrides {
   method?: string;
@@ -230,7 +230,7 @@ export class SessionManager implements vscode.Disposable {
       case 'epoch':
         session.progress = event.progress;
         session.etaMs = event.etaMs;
-        log.info(`Session ${run.runId}: ${event.phase} epoch ${event.epoch}/${event.epochs} loss ${event.loss.toFixed(4)}${event.valAccuracy !== undefined ? ` val acc ${formatPercent(event.valAccuracy)}` : ''}`);
+        log.info(`Session ${run.runId}: ${event.phase} epoch ${event.epoch}/${event.epochs} loss ${event.loss.toFixed(4)}${event.valAccuracy !== undefined ? ` val acc ${formatAccuracy(event.valAccuracy)}` : ''}`);
         break;
       case 'step':
         session.progress = event.progress;
@@ -252,7 +252,7 @@ export class SessionManager implements vscode.Disposable {
         else log.debug(event.message);
         break;
       case 'done':
-        log.info(`Session ${run.runId}: done in ${(event.wallTimeMs / 1000).toFixed(1)}s, FLOPs ${formatReduction(event.before.flops, event.after.flops)}, params ${formatReduction(event.before.params, event.after.params)}${event.output ? `, wrote ${event.output}` : ''}`);
+        log.info(`Session ${run.runId}: done in ${formatDuration(event.wallTimeMs)}, FLOPs ${formatChange(event.before.flops, event.after.flops)}, params ${formatChange(event.before.params, event.after.params)}${event.output ? `, wrote ${event.output}` : ''}`);
         break;
       case 'error':
         if (event.cancelled) log.info(`Session ${run.runId}: cancelled`);
@@ -298,12 +298,12 @@ export class SessionManager implements vscode.Disposable {
     if (run.status === 'done' && run.summary) {
       const s: DoneEvent = run.summary;
       const accuracy = s.accuracy
-        ? `, ${s.data?.synthetic ? 'accuracy on synthetic data (meaningless)' : 'accuracy'} ${formatPercent(s.accuracy.before)} → ${formatPercent(s.accuracy.after)}`
+        ? `, ${s.data?.synthetic ? 'accuracy on synthetic data (meaningless)' : 'accuracy'} ${formatAccuracy(s.accuracy.before)} → ${formatAccuracy(s.accuracy.after)}`
         : '';
       const what = s.dryRun ? 'Dry run of' : 'Pruned';
       const openReport = 'Open Report';
       void vscode.window
-        .showInformationMessage(`${what} ${file} with ${methodLabel(s.method)}: FLOPs ${formatReduction(s.before.flops, s.after.flops)}, params ${formatReduction(s.before.params, s.after.params)}${accuracy}.`, ...(run.report ? [openReport] : []))
+        .showInformationMessage(`${what} ${file} with ${methodLabel(s.method)}: FLOPs ${formatChange(s.before.flops, s.after.flops)}, params ${formatChange(s.before.params, s.after.params)}${accuracy}.`, ...(run.report ? [openReport] : []))
         .then((choice) => choice === openReport && vscode.commands.executeCommand(Commands.openReport, run.runId));
     } else if (run.status === 'cancelled') {
       void vscode.window.showInformationMessage(`PruneLens session for ${file} cancelled; nothing was written.`);
@@ -323,7 +323,7 @@ export class SessionManager implements vscode.Disposable {
     }
     const s = sessions[sessions.length - 1];
     const more = sessions.length > 1 ? ` (+${sessions.length - 1})` : '';
-    this.statusItem.text = `$(sync~spin) PruneLens ${methodLabel(s.run.method)} ${Math.round(s.progress * 100)}%${s.etaMs !== undefined ? ` · ETA ${formatEta(s.etaMs)}` : ''}${more}`;
+    this.statusItem.text = `$(sync~spin) PruneLens ${methodLabel(s.run.method)} ${formatPercent(s.progress, 0)}${s.etaMs !== undefined ? ` · ETA ${formatEta(s.etaMs)}` : ''}${more}`;
     this.statusItem.tooltip = `${path.basename(s.run.configPath)}: ${describePhase(s)}. Click to show the PruneLens panel.`;
     this.statusItem.show();
   }
@@ -338,7 +338,7 @@ export class SessionManager implements vscode.Disposable {
 }
 
 function describePhase(session: ActiveSession): string {
-  const parts = [session.phase ?? 'starting', `${Math.round(session.progress * 100)}%`];
+  const parts = [session.phase ?? 'starting', formatPercent(session.progress, 0)];
   if (session.etaMs !== undefined) parts.push(`ETA ${formatEta(session.etaMs)}`);
   return parts.join(' · ');
 }

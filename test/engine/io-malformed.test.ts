@@ -259,7 +259,7 @@ describe('loadModel checks the weights against the topology', () => {
     narrow.dispose();
     const wideTopology = readJson(await validModel()).modelTopology;
     editModelJson(file, (json) => { json.modelTopology = wideTopology; });
-    await rejectsWith(file, 'layer conv2/kernel: manifest shape [3,3,16,8], topology expects [3,3,16,32]', 'more)');
+    await rejectsWith(file, 'layer conv2/kernel: manifest shape [3, 3, 16, 8], topology expects [3, 3, 16, 32]', 'more)');
   });
 
   it('an unknown layer class', async () => {

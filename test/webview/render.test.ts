@@ -238,9 +238,9 @@ test('the panel renders a live session, its result, an analysis and an error in 
     // --- the session finishes: the summary card reads before → after
     await post(page, events(live, finetuneAndDone()));
     await page.waitForSelector('[data-testid="summary-card"]', { state: 'visible' });
-    assert.equal(await text(page, '[data-testid="summary-params"]'), 'Params 210,000 \u2192 95,000 \u221254.8%');
-    assert.equal(await text(page, '[data-testid="summary-flops"]'), 'FLOPs 4.8 MFLOPs \u2192 1.9 MFLOPs \u221260.4%');
-    assert.equal(await text(page, '[data-testid="summary-accuracy"]'), 'Accuracy 99.12% \u2192 98.74% \u22120.38 pts');
+    assert.equal(await text(page, '[data-testid="summary-params"]'), 'Params 210.0k \u2192 95.0k \u221254.8%');
+    assert.equal(await text(page, '[data-testid="summary-flops"]'), 'FLOPs 4.80M \u2192 1.90M \u221260.4%');
+    assert.equal(await text(page, '[data-testid="summary-accuracy"]'), 'Accuracy 99.12% \u2192 98.74% \u22120.38 pp');
     assert.equal(await text(page, '[data-testid="summary-latency"]'), 'Latency 4.20 ms \u2192 1.90 ms 2.21\u00d7 faster');
     assert.equal(await text(page, '[data-testid="summary-size"]'), 'File size 820 KiB \u2192 371 KiB \u221254.8%');
     assert.equal(await text(page, '[data-testid="channels-removed"]'), '98 channels physically removed');
@@ -305,7 +305,7 @@ test('the panel renders a live session, its result, an analysis and an error in 
     await page.waitForFunction(() => document.querySelector('[data-testid="summary-card"] .card-title')?.textContent?.includes('goprune'));
     await page.reload();
     await page.waitForSelector('[data-testid="summary-card"]', { state: 'visible' });
-    assert.equal(await text(page, '[data-testid="summary-params"]'), 'Params 210,000 \u2192 95,000 \u221254.8%');
+    assert.equal(await text(page, '[data-testid="summary-params"]'), 'Params 210.0k \u2192 95.0k \u221254.8%');
     assert.deepEqual(await bars(page), pruned);
     assert.deepEqual(await posted(page), [{ type: 'ready' }]);
 
@@ -388,7 +388,7 @@ test('accuracy on synthetic data is labelled meaningless in the summary card, th
 
     await post(page, events(run, stream.slice(firstEpoch + 1)));
     await page.waitForSelector('[data-testid="summary-card"]', { state: 'visible' });
-    assert.equal(await text(page, '[data-testid="summary-accuracy"]'), 'Accuracy (synthetic) 99.12% \u2192 98.74% \u22120.38 pts');
+    assert.equal(await text(page, '[data-testid="summary-accuracy"]'), 'Accuracy (synthetic) 99.12% \u2192 98.74% \u22120.38 pp');
     assert.match(await text(page, '[data-testid="summary-synthetic"]'), /^Accuracy on synthetic data \(meaningless\)/);
     assert.equal(JSON.parse((await page.getAttribute('[data-testid="summary-card"]', 'data-summary'))!).syntheticData, true);
     assert.match(await text(page, `[data-testid="runs-list"] [data-run-id="${run}"] .run-metrics`), /acc 98\.74% \(synthetic data\)/);

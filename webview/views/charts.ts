@@ -28,7 +28,7 @@ import {
 } from '../charts-data.js';
 import type { LayerStat } from '../../src/protocol/events.js';
 import type { Point } from '../state.js';
-import { formatFlops, formatSi } from '../format.js';
+import { formatCount } from '../../src/protocol/format.js';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineController, LineElement, PointElement, ScatterController, Tooltip, Legend);
 
@@ -258,7 +258,7 @@ export class ComparisonChart {
       options: {
         ...(baseOptions() as ChartOptions<'scatter'>),
         scales: {
-          x: { type: 'linear', title: { display: true, text: 'FLOPs after pruning' }, ticks: { callback: (v) => formatSi(Number(v)).trim() } },
+          x: { type: 'linear', title: { display: true, text: 'FLOPs after pruning' }, ticks: { callback: (v) => formatCount(Number(v)) } },
           y: { type: 'linear', title: { display: true, text: 'accuracy (%)' } },
         },
         plugins: {
@@ -267,7 +267,7 @@ export class ComparisonChart {
             callbacks: {
               label: (item) => {
                 const p = item.raw as ScatterDatum;
-                return `${item.dataset.label}: ${p.y.toFixed(2)}% at ${formatFlops(p.x)}${p.runId ? ' (click for report)' : ''}`;
+                return `${item.dataset.label}: ${p.y.toFixed(2)}% at ${formatCount(p.x)} FLOPs${p.runId ? ' (click for report)' : ''}`;
               },
             },
           },

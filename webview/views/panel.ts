@@ -16,7 +16,9 @@ import {
   statusColor,
   type Palette,
 } from '../charts-data.js';
-import { basename, formatBytes, formatChange, formatCount, formatEta, formatFlops, formatMs, formatPercent } from '../format.js';
+import {
+  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatMs, formatPointChange,
+} from '../../src/protocol/format.js';
 import {
   activeRun,
   activeSummary,
@@ -155,7 +157,7 @@ class HeaderView {
       this.progress.value = Math.round(view.progress * 100);
     } else {
       const done = view?.done ?? run?.summary;
-      setText(this.phase, done ? `Finished in ${formatEta(done.wallTimeMs)} on ${done.backend}` : '');
+      setText(this.phase, done ? `Finished in ${formatDuration(done.wallTimeMs)} on ${done.backend}` : '');
       setText(this.eta, '');
     }
     show(this.progress, running);
@@ -224,13 +226,12 @@ class SummaryView {
     const s = summary;
     const rows: HTMLElement[] = [
       metricRow('params', 'Params', formatCount(s.before.params), formatCount(s.after.params), formatChange(s.before.params, s.after.params)),
-      metricRow('flops', 'FLOPs', formatFlops(s.before.flops), formatFlops(s.after.flops), formatChange(s.before.flops, s.after.flops)),
+      metricRow('flops', 'FLOPs', formatCount(s.before.flops), formatCount(s.after.flops), formatChange(s.before.flops, s.after.flops)),
     ];
     const synthetic = s.data?.synthetic === true;
     if (s.accuracy) {
-      const points = (s.accuracy.after - s.accuracy.before) * 100;
-      rows.push(metricRow('accuracy', synthetic ? 'Accuracy (synthetic)' : 'Accuracy', formatPercent(s.accuracy.before), formatPercent(s.accuracy.after),
-        `${points >= 0 ? '+' : '\u2212'}${Math.abs(points).toFixed(2)} pts`));
+      rows.push(metricRow('accuracy', synthetic ? 'Accuracy (synthetic)' : 'Accuracy', formatAccuracy(s.accuracy.before), formatAccuracy(s.accuracy.after),
+        formatPointChange(s.accuracy.before, s.accuracy.after)));
     }
     if (s.latency) {
       rows.push(metricRow('latency', 'Latency', formatMs(s.latency.before.medianMs), formatMs(s.latency.after.medianMs),
@@ -304,7 +305,7 @@ class AnalysisCardView {
     if (a.model) {
       children.push(h('div', { class: 'metrics' },
         statRow('params', 'Params', formatCount(a.model.params)),
-        statRow('flops', 'FLOPs', formatFlops(a.model.flops)),
+        statRow('flops', 'FLOPs', formatCount(a.model.flops)),
         statRow('groups', 'Prunable groups', formatCount(a.model.prunableGroups)),
         statRow('channels', 'Prunable channels', formatCount(a.model.prunableChannels))));
     }
@@ -396,8 +397,8 @@ class LayersView {
     this.drawn = { snapshot, selected: selected?.name, palette, colourBy };
     const t = snapshot!.totals;
     setText(this.totals, analysing
-      ? `${formatCount(t.prunableChannels)} prunable channels \u00b7 ${formatCount(t.params)} params \u00b7 ${formatFlops(t.flops)}`
-      : `${formatCount(t.keptChannels)} of ${formatCount(t.prunableChannels)} prunable channels kept \u00b7 ${formatCount(t.params)} params \u00b7 ${formatFlops(t.flops)}` +
+      ? `${formatCount(t.prunableChannels)} prunable channels \u00b7 ${formatCount(t.params)} params \u00b7 ${formatCount(t.flops)} FLOPs`
+      : `${formatCount(t.keptChannels)} of ${formatCount(t.prunableChannels)} prunable channels kept \u00b7 ${formatCount(t.params)} params \u00b7 ${formatCount(t.flops)} FLOPs` +
         (t.zeroGroups ? ` \u00b7 ${formatCount(t.zeroGroups)} zero groups` : ''));
 
     this.chartBox.style.height = `${Math.max(120, layers.length * 18 + 48)}px`;
@@ -530,6 +531,12 @@ class TrainingView {
   }
 }
 
+/** The last part of a path, from either platform. */
+function basename(path: string): string {
+  const parts = path.split(/[\\/]/);
+  return parts[parts.length - 1] || path;
+}
+
 function formatSignal(v: number): string {
   if (Number.isInteger(v)) return formatCount(v);
   return Math.abs(v) >= 1e4 || Math.abs(v) < 1e-3 ? v.toExponential(2) : String(Number(v.toPrecision(4)));
@@ -615,7 +622,7 @@ class RunsView {
   private row(run: RunInfo, active: boolean): HTMLElement {
     const s = run.summary;
     const metrics = s
-      ? [`FLOPs ${formatChange(s.before.flops, s.after.flops)}`, s.accuracy ? `acc ${formatPercent(s.accuracy.after)}${s.data?.synthetic ? ' (synthetic data)' : ''}` : '', s.latency ? `${s.latency.speedup.toFixed(2)}\u00d7` : '']
+      ? [`FLOPs ${formatChange(s.before.flops, s.after.flops)}`, s.accuracy ? `acc ${formatAccuracy(s.accuracy.after)}${s.data?.synthetic ? ' (synthetic data)' : ''}` : '', s.latency ? `${s.latency.speedup.toFixed(2)}\u00d7` : '']
           .filter(Boolean).join(' \u00b7 ')
       : run.status === 'error' ? run.error ?? 'failed' : '';
     const swatch = h('span', { class: 'swatch' });

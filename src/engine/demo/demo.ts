@@ -11,7 +11,7 @@ import { loadConfig } from '../config/index.js';
 import { executeSession } from '../session/session.js';
 import { availableMethods } from '../methods/index.js';
 import { buildDemoCnn } from './model.js';
-import { formatCount, formatDuration, formatPercent, table } from '../../cli/format.js';
+import { formatAccuracy, formatCount, formatDuration, formatPercent, table } from '../../protocol/format.js';
 
 export interface DemoOptions {
   outDir?: string;
@@ -63,7 +63,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<{ rows: DemoRo
   log(`Training the dense CNN (${formatCount(countCost(model).flops)} FLOPs per image) for ${pretrain.epochs} epoch(s)…`);
   await trainModel(model, dataset, pretrain, {}, {
     seed: 1,
-    onEpoch: (e) => log(`  epoch ${e.epoch + 1}/${e.epochs}: loss ${e.loss.toFixed(4)}, val top-1 ${formatPercent(e.valAccuracy, 2)}`),
+    onEpoch: (e) => log(`  epoch ${e.epoch + 1}/${e.epochs}: loss ${e.loss.toFixed(4)}, val top-1 ${formatAccuracy(e.valAccuracy)}`),
   });
   const denseEval = await evaluateModel(model, dataset);
   const denseLatency = await measureLatency(model, latency);
@@ -102,12 +102,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<{ rows: DemoRo
     const events: EngineEvent[] = [];
     const result = await executeSession(config, (e) => {
       events.push(e);
-      if (e.type === 'epoch') log(`  ${e.phase} epoch ${e.epoch + 1}/${Math.ceil(e.epochs)}: loss ${e.loss.toFixed(4)}, val top-1 ${formatPercent(e.valAccuracy, 2)}`);
+      if (e.type === 'epoch') log(`  ${e.phase} epoch ${e.epoch + 1}/${Math.ceil(e.epochs)}: loss ${e.loss.toFixed(4)}, val top-1 ${formatAccuracy(e.valAccuracy)}`);
       if (e.type === 'warning') log(`  warning: ${e.message}`);
     });
     if (result.type === 'done') {
       rows.push(rowFromDone(result));
-      log(`  done in ${formatDuration(result.wallTimeMs)}: FLOPs −${formatPercent(1 - result.after.flops / result.before.flops)}, top-1 ${formatPercent(result.accuracy?.after, 2)}`);
+      log(`  done in ${formatDuration(result.wallTimeMs)}: FLOPs −${formatPercent(1 - result.after.flops / result.before.flops)}, top-1 ${formatAccuracy(result.accuracy?.after)}`);
     } else {
       failures++;
       rows.push({ method, params: NaN, flops: NaN, latencyMs: NaN, wallTimeMs: 0, error: result.message });
@@ -118,7 +118,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<{ rows: DemoRo
   const header = ['method', 'params', 'FLOPs', 'FLOPs ↓', 'top-1', 'latency', 'speedup', 'wall time'];
   const body = rows.map((r) => r.error
     ? [r.method, '—', '—', '—', '—', '—', '—', `failed: ${r.error}`]
-    : [r.method, formatCount(r.params), formatCount(r.flops), r.method === 'dense' ? '—' : formatPercent(1 - r.flops / denseCost.flops), formatPercent(r.accuracy, 2), `${r.latencyMs.toFixed(2)} ms`, r.method === 'dense' ? '—' : `${(denseLatency.medianMs / r.latencyMs).toFixed(2)}×`, formatDuration(r.wallTimeMs)]);
+    : [r.method, formatCount(r.params), formatCount(r.flops), r.method === 'dense' ? '—' : formatPercent(1 - r.flops / denseCost.flops), formatAccuracy(r.accuracy), `${r.latencyMs.toFixed(2)} ms`, r.method === 'dense' ? '—' : `${(denseLatency.medianMs / r.latencyMs).toFixed(2)}×`, formatDuration(r.wallTimeMs)]);
   const text = table(header, body);
   log(`\n${text}\n`);
   log(`Latency: median of ${latency.runs} forward passes of a batch of ${latency.batchSize} on ${backend}. Total wall time ${formatDuration(Date.now() - started)}.`);

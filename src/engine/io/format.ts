@@ -65,7 +65,3 @@ export function storedWeightBytes(entry: WeightEntryJson): number {
   const perValue = entry.quantization ? QUANTIZED_DTYPE_BYTES[entry.quantization.dtype] : WEIGHT_DTYPE_BYTES[entry.dtype];
   return elements * perValue;
 }
-
-export function formatShape(shape: readonly (number | null)[]): string {
-  return `[${shape.join(',')}]`;
-}

@@ -5,9 +5,10 @@ import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc
 import { UserError } from '../errors.js';
 import {
   LAYERS_MODEL_FORMAT, MODEL_JSON, QUANTIZED_DTYPE_BYTES, WEIGHT_DTYPE_BYTES,
-  formatShape, storedWeightBytes,
+  storedWeightBytes,
   type LayersModelJson, type QuantizationMap, type StoredDtype, type WeightEntryJson, type WeightGroupJson,
 } from './format.js';
+import { formatShape } from '../../protocol/format.js';
 import { isInside } from './paths.js';
 import { checkLayerGraph } from './check-graph.js';
 import { checkFiniteWeights } from './check-values.js';
