@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import {
   formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatMs,
   formatPercent, formatPointChange, formatShape, table,
@@ -48,7 +49,7 @@ test('bytes and shapes', () => {
 });
 
 test('the demo table is laid out exactly as the README shows it', () => {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const readme = readFileSync(resolve('README.md'), 'utf8');
   const shown = /```\n(method {2,}params.*?)\n```/s.exec(readme)?.[1];
   assert.ok(shown, 'the README shows the demo table');
   // The README leaves out the rule under the header.
