@@ -21,25 +21,12 @@ import { countCost } from '../src/engine/metrics/index.js';
 import { loadConfig } from '../src/engine/config/index.js';
 import { executeSession } from '../src/engine/session/session.js';
 import { buildDemoCnn } from '../src/engine/demo/model.js';
+import { DEMO_METHOD_SETTINGS } from '../src/engine/demo/presets.js';
+import { METHOD_NAMES } from '../src/protocol/methods.js';
 
-const METHODS = ['l1', 'goprune', 'ssr', 'dsp', 'ispasp', 'ocspruner'] as const;
 const TARGETS = [0.3, 0.5, 0.7];
-
-/**
- * Method sections sized for the demo CNN. GoPrune: U's zeroing threshold (≈1.0) sits below most
- * group norms (≈1.4–1.8) and the weak coupling β only nudges W. SSR: λ must be of the order of
- * the loss gradient per group (the group lasso zeroes a group when ‖∇_g L‖ < λ); the official
- * LeNet values (0.02–0.4) applied to every layer at once zero the whole network in two epochs.
- */
-const METHOD_OPTIONS: Record<string, Record<string, unknown>> = {
-  goprune: { p: 2 / 3, lambda: 0.012, beta: 0.01, rho1: 0.01, rho2: 0.01 },
-  ssr: { regularizer: 'l21', lambda: 0.02, rho: 1, updateEvery: 20 },
-  ispasp: { calibrationSamples: 512 },
-  ocspruner: { monitorStartEpoch: 0, slStartEpoch: 1, slEndEpoch: 2, stabilityThreshold: 0.99 },
-};
-
-/** OCSPruner prunes inside one training cycle, so its cycle gets one more epoch than the others' method phase. */
-const METHOD_TRAIN_EPOCHS: Record<string, number> = { ocspruner: 3 };
+/** The method sections the demo uses (OCSPruner's cycle gets one more epoch than the others' method phase). */
+const METHOD_OPTIONS = Object.fromEntries(METHOD_NAMES.flatMap((m) => (DEMO_METHOD_SETTINGS[m]?.options ? [[m, DEMO_METHOD_SETTINGS[m].options]] : [])));
 
 function argument(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -66,12 +53,12 @@ async function main(): Promise<void> {
   console.log(`backend ${backend}; ${dataset.description}; dense top-1 ${(dense.accuracy * 100).toFixed(2)}%`);
 
   const rows: { method: string; target: number; flopsReduction: number; accuracy: number; wallTimeMs: number; notes?: string[] }[] = [];
-  for (const method of METHODS) {
+  for (const method of METHOD_NAMES) {
     for (const target of TARGETS) {
       const configPath = join(work, `${method}-${target}.prune.json`);
       writeFileSync(configPath, JSON.stringify({
         model: './dense/model.json', method, target: { flopsReduction: target }, scope: 'layer', output: `./out/${method}-${target}`,
-        data, train: { ...methodTrain, epochs: METHOD_TRAIN_EPOCHS[method] ?? methodTrain.epochs }, finetune, latency: { runs: 1, batchSize: 1 }, backend: 'auto',
+        data, train: { ...methodTrain, ...DEMO_METHOD_SETTINGS[method]?.train }, finetune, latency: { runs: 1, batchSize: 1 }, backend: 'auto',
         ...(METHOD_OPTIONS[method] ? { [method]: METHOD_OPTIONS[method] } : {}),
       }));
       const notes: string[] = [];
@@ -87,7 +74,7 @@ async function main(): Promise<void> {
 
   const header = `| method | ${TARGETS.map((t) => `−${t * 100}% FLOPs`).join(' | ')} |`;
   const rule = `|---|${TARGETS.map(() => '---').join('|')}|`;
-  const body = METHODS.map((method) => `| ${method} | ${TARGETS.map((t) => {
+  const body = METHOD_NAMES.map((method) => `| ${method} | ${TARGETS.map((t) => {
     const r = rows.find((x) => x.method === method && x.target === t)!;
     return `${(r.accuracy * 100).toFixed(2)}% (−${(r.flopsReduction * 100).toFixed(1)}%, ${(r.wallTimeMs / 1000).toFixed(0)} s)`;
   }).join(' | ')} |`);

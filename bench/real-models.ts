@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nsfwjsModel } from '../test/helpers/real-models.js';
 import type { DoneEvent, EngineEvent } from '../src/protocol/events.js';
+import { METHOD_NAMES } from '../src/protocol/methods.js';
 
-const METHODS = ['l1', 'goprune', 'ssr', 'dsp', 'ispasp', 'ocspruner'];
 const arg = (name: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined; };
-const methods = (arg('methods') ?? METHODS.join(',')).split(',');
+const methods = (arg('methods') ?? METHOD_NAMES.join(',')).split(',');
 const samples = Number(arg('samples') ?? 96);
 const BATCH = 32;
 

@@ -4,6 +4,7 @@
  */
 import type { LayerStat } from '../src/protocol/events.js';
 import type { RunInfo } from '../src/protocol/webview.js';
+import { METHOD_NAMES } from '../src/protocol/methods.js';
 import { seriesPoints, type Curves, type Point, type Series } from './state.js';
 import { formatCount, formatPercent } from '../src/protocol/format.js';
 
@@ -193,12 +194,10 @@ export function signalLines(signals: Record<string, Series>): SignalLine[] {
     .map((name) => ({ name, points: seriesPoints(signals[name]), latest: signals[name].latest?.y }));
 }
 
-const METHOD_ORDER = ['l1', 'goprune', 'ssr', 'dsp', 'ispasp', 'ocspruner'];
-
 /** A stable colour per method, so the same method looks the same in every chart. */
 export function methodColor(method: string, palette: Palette = DEFAULT_PALETTE): string {
   const colours = [palette.blue, palette.orange, palette.green, palette.purple, palette.red, palette.yellow];
-  let index = METHOD_ORDER.indexOf(method);
+  let index = (METHOD_NAMES as readonly string[]).indexOf(method);
   if (index < 0) index = [...method].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7);
   return colours[index % colours.length];
 }

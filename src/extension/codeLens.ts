@@ -1,6 +1,7 @@
 import { findNodeAtLocation, parseTree } from 'jsonc-parser/lib/esm/main.js';
 import * as vscode from 'vscode';
-import { Commands, METHOD_INFO } from './constants.js';
+import { Commands } from './constants.js';
+import { METHOD_INFO } from '../protocol/methods.js';
 import type { SessionManager } from './sessions.js';
 
 /**

@@ -1,7 +1,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { WebviewMessage } from '../protocol/webview.js';
-import { Commands, methodLabel } from './constants.js';
+import { Commands } from './constants.js';
+import { methodLabel } from '../protocol/methods.js';
 import { isPruneConfig } from './configDiagnostics.js';
 import type { Cmd, Ctx } from './ctx.js';
 import { parse } from 'jsonc-parser/lib/esm/main.js';

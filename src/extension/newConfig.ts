@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { applyEdits, modify } from 'jsonc-parser/lib/esm/main.js';
-import { METHOD_INFO } from './constants.js';
+import { isMethodName, methodInfo } from '../protocol/methods.js';
 
 export type TargetChoice = { flopsReduction: number } | { paramsReduction: number } | { channelRatio: number };
 
@@ -55,7 +55,7 @@ function takesImages(model: ModelShape): boolean {
 }
 
 export function methodNeedsData(method: string): boolean {
-  return METHOD_INFO.find((m) => m.id === method)?.needsData ?? true;
+  return isMethodName(method) ? methodInfo(method).needsData : true;
 }
 
 /**

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkConfigText } from '../../src/extension/configChecks.js';
-import { METHOD_INFO } from '../../src/extension/constants.js';
+import { METHOD_INFO } from '../../src/protocol/methods.js';
 import { readModelInputShape, readModelOutputUnits } from '../../src/extension/modelFiles.js';
 import { configPathFor, dataOptions, newConfigText, updateConfigText, type DataChoice } from '../../src/extension/newConfig.js';
 import { loadConfig } from '../../src/engine/config/index.js';
@@ -123,5 +123,5 @@ test('updating an existing config replaces method, target and data and keeps the
 });
 
 test("the editor's needsData matches every engine method's", () => {
-  for (const info of METHOD_INFO) assert.equal(info.needsData, getMethod(info.id as never).needsData, info.id);
+  for (const info of METHOD_INFO) assert.equal(info.needsData, getMethod(info.id).needsData, info.id);
 });

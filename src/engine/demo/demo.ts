@@ -11,6 +11,7 @@ import { loadConfig } from '../config/index.js';
 import { executeSession } from '../session/session.js';
 import { availableMethods } from '../methods/index.js';
 import { buildDemoCnn } from './model.js';
+import { DEMO_METHOD_SETTINGS } from './presets.js';
 import { formatAccuracy, formatCount, formatDuration, formatPercent, table } from '../../protocol/format.js';
 
 export interface DemoOptions {
@@ -74,16 +75,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<{ rows: DemoRo
   const rows: DemoRow[] = [{ method: 'dense', params: denseCost.params, flops: denseCost.flops, accuracy: denseEval.accuracy, latencyMs: denseLatency.medianMs, wallTimeMs: Date.now() - started }];
   let failures = 0;
   mkdirSync(join(outDir, 'configs'), { recursive: true });
-  // Settings sized for a 3-layer CNN and one-epoch phases; the schema's defaults follow the papers'
-  // CIFAR/ImageNet runs (SSR's λ = 0.15 zeroes a small batch-norm network; OCSPruner searches for 30–110 epochs).
-  const methodSettings: Partial<Record<MethodName, { train?: Partial<TrainConfig>; options?: Record<string, unknown> }>> = {
-    goprune: { options: { lambda: 0.012, beta: 0.01, rho1: 0.01, rho2: 0.01 } },
-    ssr: { options: { lambda: 0.02, updateEvery: 50 } },
-    ocspruner: { train: { epochs: 3 }, options: { monitorStartEpoch: 0, slStartEpoch: 1, slEndEpoch: 2, stabilityThreshold: 0.99 } },
-    ispasp: { options: { calibrationSamples: 512 } },
-  };
   for (const method of methods) {
-    const settings = methodSettings[method];
+    const settings = DEMO_METHOD_SETTINGS[method];
     const configPath = join(outDir, 'configs', `${method}.prune.json`);
     writeFileSync(configPath, JSON.stringify({
       $schema: '../../schemas/prune-config.schema.json',
