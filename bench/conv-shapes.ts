@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/engine/backend/index.js';
 import { startKernelPool } from '../src/engine/backend/simd/pool.js';
 import { SimdKernels } from '../src/engine/backend/simd/tfjs-kernels.js';
+import { setSwitches } from '../src/engine/util/switches.js';
 
 const SHAPES: [number, number, number, number][] = [[32, 16, 16, 1], [16, 32, 32, 1], [8, 64, 64, 1], [32, 3, 16, 1], [32, 16, 32, 2], [28, 1, 16, 1], [14, 16, 4, 1]];
 
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
     const best: Record<string, { fwd: number; dx: number; dw: number }> = {};
     for (let round = 0; round < 16; round++) {
       for (const mode of modes) {
-        process.env[variable] = mode;
+        setSwitches({ [variable]: mode });
         const b = best[mode] ??= { fwd: Infinity, dx: Infinity, dw: Infinity };
         b.fwd = Math.min(b.fwd, time(() => kernels.conv2d(be, x, w, undefined, 0, g)));
         b.dx = Math.min(b.dx, time(() => kernels.conv2dBackpropInput(be, dy, w, g)));

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { backendInfo, initBackend } from '../src/engine/backend/index.js';
 import { buildResNet20 } from './resnet20.js';
+import { setSwitches } from '../src/engine/util/switches.js';
 import { Optimizer, isDecayed } from '../src/engine/train/optimizer.js';
 
 const spent = new Map<string, { ms: number; calls: number }>();
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
   const times: number[] = [];
   const ab = process.argv.indexOf('--ab'), abTimes: Record<string, number[]> = {};
   for (let s = 0; s < steps; s++) {
-    if (ab >= 0) process.env[process.argv[ab + 1]] = String(s % 2);
+    if (ab >= 0) setSwitches({ [process.argv[ab + 1]]: String(s % 2) });
     const t = performance.now();
     step().dataSync();
     times.push(performance.now() - t);

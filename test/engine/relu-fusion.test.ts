@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/engine/backend/index.js';
 import { planReluFusion } from '../../src/engine/backend/simd/fusion.js';
+import { setSwitches } from '../../src/engine/util/switches.js';
 import { randomizeBatchNorms } from '../helpers/models.js';
 
 /**
@@ -41,8 +42,8 @@ function lossAndGradients(model: tf.LayersModel, x: tf.Tensor): { loss: number; 
 }
 
 function withFusion<T>(on: boolean, run: () => T): T {
-  process.env.PRUNELENS_FUSE_RELU = on ? '1' : '0';
-  try { return run(); } finally { delete process.env.PRUNELENS_FUSE_RELU; }
+  const restore = setSwitches({ PRUNELENS_FUSE_RELU: on ? '1' : '0' });
+  try { return run(); } finally { restore(); }
 }
 
 test('the plan fuses a ReLU only into a BatchNormalization or two-input Add whose output nothing else reads', () => {

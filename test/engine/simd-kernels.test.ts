@@ -11,6 +11,7 @@ import { trainModel } from '../../src/engine/train/index.js';
 import { Optimizer } from '../../src/engine/train/optimizer.js';
 import { loadDataset } from '../../src/engine/data/index.js';
 import { randomArray } from '../helpers/seeded.js';
+import { setSwitches } from '../../src/engine/util/switches.js';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 
@@ -81,9 +82,10 @@ test('the kernels are built and the wasm backend uses them on every core', async
 test('conv2d forward, dX and dW match tfjs\' cpu kernels on 1, 2 and 3 threads, with Winograd and with im2col only', async (t) => {
   await initBackend('wasm');
   const be = tf.backend() as never;
-  t.after(() => { delete process.env.PRUNELENS_WINOGRAD; });
+  const restore = setSwitches({});
+  t.after(restore);
   for (const [pool, winograd] of pools().flatMap((p) => [[p, '1'], [p, '0']] as const)) {
-    process.env.PRUNELENS_WINOGRAD = winograd;
+    setSwitches({ PRUNELENS_WINOGRAD: winograd });
     const kernels = new SimdKernels(pool);
     for (const [i, c] of CONV_CASES.entries()) {
       const g = convGeometry(c);

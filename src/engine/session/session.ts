@@ -7,6 +7,7 @@ import { formatMiB, peakTensorMemory, resetPeakTensorMemory, tensorMemoryLimit }
 import type { MemoryPlan } from '../train/memory.js';
 import { CancelledError, UserError } from '../errors.js';
 import { errorEvent } from './error-event.js';
+import { switches } from '../util/switches.js';
 import { initBackend } from '../backend/index.js';
 import { encodeModel, loadModel, saveModelAtomic, assertOutputSafe } from '../io/index.js';
 import { analyzeModel } from '../graph/analyze.js';
@@ -40,7 +41,7 @@ export async function executeSession(config: PruneConfig, emit: (event: EngineEv
     emit(done);
     return done;
   } catch (err) {
-    if (process.env.PRUNELENS_DEBUG) console.error(err);
+    if (switches().debug) console.error(err);
     const error = errorEvent(err);
     emit(error);
     return error;

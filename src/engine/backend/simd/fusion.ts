@@ -8,12 +8,13 @@
  * Whether a layer's output goes only to a ReLU is a property of the model's graph, not of the layer
  * (tf.model can wire the same layers differently), so each training-mode call of a model looks up
  * the plan of that model (worked out once, kept per model) and the layers consult it.
- * PRUNELENS_FUSE_RELU=0 turns it off (read at every call, for A/B runs).
+ * PRUNELENS_FUSE_RELU=0 turns it off.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs';
 import { heapOffset as at, type HeapBackend, type InPlaceKernels } from './inplace.js';
 import { RELU_GRAD } from './relu.js';
+import { switches } from '../../util/switches.js';
 import { layerClassPrototype } from '../../util/layer-classes.js';
 
 export const ADD_RELU = 'PruneLensAddRelu';
@@ -115,7 +116,7 @@ export function installReluFusion(kernels: InPlaceKernels): void {
   const model = tf.LayersModel.prototype as unknown as { call: CallFn };
   const modelCall = model.call;
   model.call = function (this: tf.LayersModel, inputs, kwargs) {
-    if (!kwargs?.training || tf.getBackend() !== 'wasm' || process.env.PRUNELENS_FUSE_RELU === '0') return modelCall.call(this, inputs, kwargs);
+    if (!kwargs?.training || tf.getBackend() !== 'wasm' || !switches().fuseRelu) return modelCall.call(this, inputs, kwargs);
     let plan = plans.get(this);
     if (!plan) plans.set(this, (plan = planReluFusion(this)));
     const outer = active;

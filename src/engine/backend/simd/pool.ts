@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { HeapExhaustedError } from '../heap.js';
+import { switches } from '../../util/switches.js';
 
 /** The jobs kernels.c exports; every one is (args, thread, threads) => void. */
 export const JOBS = [
@@ -193,8 +194,8 @@ export class KernelPool {
 
 /** Cores to use: PRUNELENS_THREADS when set, else every core the process may run on. */
 export function defaultThreads(): number {
-  const fromEnv = Number(process.env.PRUNELENS_THREADS);
-  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
+  const threads = switches().threads;
+  if (threads !== undefined) return threads;
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 }
 
@@ -211,7 +212,7 @@ let shared: { pool: KernelPool } | { reason: string } | undefined;
 
 /** A pool of its own (tests compare thread counts); startKernelPool shares one per process. */
 export function createKernelPool(threads = defaultThreads(), heap?: SharedHeap): { pool: KernelPool } | { reason: string } {
-  if (process.env.PRUNELENS_SIMD_KERNELS === '0') return { reason: 'PRUNELENS_SIMD_KERNELS=0' };
+  if (!switches().simdKernels) return { reason: 'PRUNELENS_SIMD_KERNELS=0' };
   const path = kernelsPath('simd');
   if (!path) return { reason: 'the SIMD kernels were not built (the build needs clang and lld)' };
   try {
@@ -223,7 +224,7 @@ export function createKernelPool(threads = defaultThreads(), heap?: SharedHeap):
 
 /** The single-thread kernels that work in place on the wasm backend's heap, when built. */
 export function loadInPlaceKernels(): WebAssembly.Module | undefined {
-  if (process.env.PRUNELENS_SIMD_KERNELS === '0') return undefined;
+  if (!switches().simdKernels) return undefined;
   const path = kernelsPath('inplace');
   return path ? new WebAssembly.Module(new Uint8Array(readFileSync(path))) : undefined;
 }

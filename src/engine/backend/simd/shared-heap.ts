@@ -5,6 +5,7 @@
  * touches only how the memory is declared (same index, size and maximum); the module's code is
  * unchanged and runs on a shared memory as on any other. PRUNELENS_SHARED_HEAP=0 turns it off.
  */
+import { switches } from '../../util/switches.js';
 
 const MEMORY_SECTION = 5, IMPORT_SECTION = 2, MEMORY_KIND = 2;
 
@@ -71,7 +72,7 @@ export function importSharedMemory(binary: Uint8Array): { binary: Uint8Array<Arr
  * no module was rewritten (turned off, or a module of another shape) and the backend keeps its own.
  */
 export async function withSharedHeap(init: () => Promise<void>): Promise<WebAssembly.Memory | undefined> {
-  if (process.env.PRUNELENS_SHARED_HEAP === '0') {
+  if (!switches().sharedHeap) {
     await init();
     return undefined;
   }

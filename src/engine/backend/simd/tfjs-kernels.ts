@@ -11,6 +11,7 @@ import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import type { KernelPool } from './pool.js';
 import type { HeapBackend } from './inplace.js';
 import { workspace, type Workspace } from './workspace.js';
+import { switches } from '../../util/switches.js';
 
 type Shape = number[];
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -67,7 +68,7 @@ export function forwardGeometry(g: Geometry): ForwardGeometry {
  * PRUNELENS_WINOGRAD=0 turns it off.
  */
 export function useWinograd(g: ForwardGeometry): boolean {
-  return process.env.PRUNELENS_WINOGRAD !== '0' && g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1 &&
+  return switches().winograd && g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1 &&
     g.ho >= 4 && g.wo >= 4;
 }
 
