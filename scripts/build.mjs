@@ -24,8 +24,23 @@ const targets = [
   { ...common, entryPoints: { webview: 'webview/main.ts' }, outdir: 'dist', platform: 'browser', format: 'iife', target: 'es2022' },
 ];
 
-const { existsSync, mkdirSync } = await import('node:fs');
+const { existsSync, mkdirSync, writeFileSync } = await import('node:fs');
 const { spawnSync } = await import('node:child_process');
+
+/**
+ * kernel-args.h, the C structs of the kernels' argument blocks, generated from the table the
+ * TypeScript side writes them with (src/engine/backend/simd/kernel-args.ts). Returns its folder.
+ */
+async function generateKernelArgsHeader() {
+  const { outputFiles } = await esbuild.build({
+    entryPoints: ['src/engine/backend/simd/kernel-args.ts'], bundle: true, write: false, format: 'esm', platform: 'node', logLevel: 'warning',
+  });
+  const { kernelArgsHeader } = await import(`data:text/javascript;base64,${Buffer.from(outputFiles[0].text).toString('base64')}`);
+  const dir = '.cache/kernels';
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(`${dir}/kernel-args.h`, kernelArgsHeader());
+  return dir;
+}
 
 /**
  * The training kernels (src/engine/backend/simd/kernels.c), compiled by clang to wasm32 with SIMD,
@@ -33,7 +48,7 @@ const { spawnSync } = await import('node:child_process');
  * wasm backend's own heap (dist/prunelens-kernels-inplace.wasm).
  * Without clang and wasm-ld the engine runs on the stock wasm kernels, and the build says so.
  */
-function buildKernels() {
+async function buildKernels() {
   const source = 'src/engine/backend/simd/kernels.c';
   const version = (cmd) => {
     const r = spawnSync(cmd, ['--version'], { encoding: 'utf8' });
@@ -46,7 +61,8 @@ function buildKernels() {
     return;
   }
   mkdirSync('dist', { recursive: true });
-  const common = ['--target=wasm32', '-O3', '-msimd128', '-mmutable-globals', '-matomics', '-mbulk-memory', '-nostdlib', '-Wall', '-Werror',
+  const include = await generateKernelArgsHeader();
+  const common = [`-I${include}`, '--target=wasm32', '-O3', '-msimd128', '-mmutable-globals', '-matomics', '-mbulk-memory', '-nostdlib', '-Wall', '-Werror',
     '-Wl,--no-entry', '-Wl,--import-memory'];
   // Each worker thread moves its instance's __stack_pointer to a stack of its own (simd/pool.ts).
   const threaded = ['-Wl,--shared-memory', '-Wl,--max-memory=4294967296', '-Wl,--export=__heap_base', '-Wl,--export=__stack_pointer'];
@@ -65,7 +81,7 @@ const present = targets.filter((t) => Object.values(t.entryPoints).every((p) => 
 if (watch) {
   for (const t of present) await (await esbuild.context(t)).watch();
 } else {
-  buildKernels();
+  await buildKernels();
   await Promise.all(present.map((t) => esbuild.build(t)));
   if (existsSync('dist/cli.js')) chmodSync('dist/cli.js', 0o755);
 }

@@ -10,6 +10,7 @@ import type { KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/t
 import { heapOffset as at, type HeapBackend, type InPlaceKernels } from './inplace.js';
 import type { KernelPool } from './pool.js';
 import { HeapScratch } from './workspace.js';
+import { argInts, writeArgs } from './kernel-args.js';
 import { markActivated, reluFollows } from './fusion.js';
 import { layerClassPrototype } from '../../util/layer-classes.js';
 
@@ -147,9 +148,9 @@ function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channe
   epsilon: number, relu: boolean): void {
   const threads = pool.threads;
   const s = new HeapScratch(be);
-  const args = s.alloc(9), partials = s.alloc(threads * 4 * channels), scale = at(be, t.scale);
+  const args = s.alloc(Math.max(argInts('MomentsArgs'), argInts('NormalizeRowsArgs'))), partials = s.alloc(threads * 4 * channels), scale = at(be, t.scale);
   try {
-    pool.ints().set([rows, channels, at(be, t.x), partials], args / 4);
+    writeArgs(pool.ints(), args, 'MomentsArgs', { rows, channels, src: at(be, t.x), partials });
     pool.run('moments_job', args, threads);
     // Each thread's mean and m2 over its share of the rows (split() in kernels.c), merged in order as moments() merges blocks.
     const mem = pool.floats(), mean = new Float64Array(channels), m2 = new Float64Array(channels);
@@ -171,7 +172,8 @@ function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channe
       mem[at(be, t.variance) / 4 + c] = variance;
       mem[scale / 4 + c] = mem[gamma + c] / Math.sqrt(variance + epsilon);
     }
-    pool.ints().set([rows, channels, at(be, t.x), at(be, t.mean), scale, at(be, t.beta), at(be, t.y), 0, relu ? 1 : 0], args / 4);
+    writeArgs(pool.ints(), args, 'NormalizeRowsArgs',
+      { rows, channels, x: at(be, t.x), mean: at(be, t.mean), scale, beta: at(be, t.beta), y: at(be, t.y), next: 0, relu: relu ? 1 : 0 });
     pool.run('normalize_rows_job', args, threads);
   } finally {
     s.release();
@@ -183,10 +185,11 @@ function threadedBackward(pool: KernelPool, be: HeapBackend, rows: number, chann
   mask: { scale: number; beta: number }, epsilon: number): void {
   const threads = pool.threads;
   const s = new HeapScratch(be);
-  const args = s.alloc(12), partials = s.alloc(threads * 2 * channels);
+  const args = s.alloc(Math.max(argInts('GradientSumsArgs'), argInts('GradientRowsArgs'))), partials = s.alloc(threads * 2 * channels);
   const k1 = s.alloc(channels), k3 = s.alloc(channels), shift = s.alloc(channels);
   try {
-    pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), partials, mask.scale, mask.beta], args / 4);
+    writeArgs(pool.ints(), args, 'GradientSumsArgs',
+      { rows, channels, dy: at(be, t.dy), x: at(be, t.x), mean: at(be, t.mean), partials, scale: mask.scale, beta: mask.beta });
     pool.run('gradient_sums_job', args, threads);
     const mem = pool.floats();
     // Per-row means of dy and dy·(x − μ): dβ and dγ·σ are rows times them (batchnorm_backward in kernels.c).
@@ -202,7 +205,9 @@ function threadedBackward(pool: KernelPool, be: HeapBackend, rows: number, chann
       mem[k3 / 4 + c] = mem[gamma + c] * invStd * dgamma * invStd / rows;
       mem[shift / 4 + c] = dyMean[c];
     }
-    pool.ints().set([rows, channels, at(be, t.dy), at(be, t.x), at(be, t.mean), k1, k3, shift, at(be, t.dx), 0, mask.scale, mask.beta], args / 4);
+    writeArgs(pool.ints(), args, 'GradientRowsArgs', {
+      rows, channels, dy: at(be, t.dy), x: at(be, t.x), mean: at(be, t.mean), k1, k3, shift, dx: at(be, t.dx), next: 0, scale: mask.scale, beta: mask.beta,
+    });
     pool.run('gradient_rows_job', args, threads);
   } finally {
     s.release();

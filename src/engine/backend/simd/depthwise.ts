@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { heapOffset as at, type HeapBackend, type InPlaceKernels } from './inplace.js';
 import { ACTIVATIONS, override } from './tfjs-kernels.js';
+import { argInts, writeArgs } from './kernel-args.js';
 
 interface DepthwiseAttrs {
   strides: [number, number] | number; pad: 'valid' | 'same' | number; dilations?: [number, number] | number;
@@ -23,9 +24,11 @@ export function installDepthwiseKernels(kernels: InPlaceKernels): void {
       a.strides, a.dilations ?? 1, a.pad as never, a.dimRoundingMode, true);
   /** Runs `body` with the geometry written into a temporary int32 buffer on the heap. */
   const withGeometry = (be: HeapBackend, g: ReturnType<typeof geometry>, body: (geometry: number) => void) => {
-    const info = be.makeOutput([14], 'int32');
-    (be.typedArrayFromHeap(info) as Int32Array).set([g.batchSize, g.inHeight, g.inWidth, g.inChannels, g.outHeight, g.outWidth,
-      g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth, g.dilationHeight, g.dilationWidth, g.padInfo.top, g.padInfo.left]);
+    const info = be.makeOutput([argInts('Depthwise')], 'int32');
+    writeArgs(be.typedArrayFromHeap(info) as Int32Array, 0, 'Depthwise', {
+      n: g.batchSize, h: g.inHeight, w: g.inWidth, c: g.inChannels, ho: g.outHeight, wo: g.outWidth, kh: g.filterHeight, kw: g.filterWidth,
+      sh: g.strideHeight, sw: g.strideWidth, dh: g.dilationHeight, dw: g.dilationWidth, padTop: g.padInfo.top, padLeft: g.padInfo.left,
+    });
     try { body(at(be, info)); } finally { be.disposeData(info.dataId); }
   };
   const supported = (filterShape: number[] | undefined, a: DepthwiseAttrs, ...ts: (TensorInfo | undefined)[]) =>

@@ -1,6 +1,7 @@
 // PruneLens training kernels: WebAssembly SIMD, run by several threads over one shared memory.
 // Every job takes (args, thread, threads) and does its share; args is an int32 block in linear
-// memory laid out by simd/tfjs-kernels.ts. There is no static data. Local arrays live on the shadow
+// memory, one of the structs of kernel-args.h, which the build generates from the table the
+// TypeScript side writes them with (simd/kernel-args.ts). There is no static data. Local arrays live on the shadow
 // stack: the calling thread's is the module's own, and each worker thread's instance is given a
 // stack of its own (simd/pool.ts). The in-place build (on the wasm backend's heap) has no such
 // stack, so what it runs (batch norm, depthwise, relu_backward, sgd_momentum) uses no local arrays.
@@ -8,6 +9,7 @@
 // K = kh·kw·ci in the same order as an im2col row.
 #include <stdint.h>
 #include <wasm_simd128.h>
+#include "kernel-args.h"
 
 typedef float f32;
 typedef int32_t i32;
@@ -118,16 +120,6 @@ static inline void add_floats(f32 *dst, const f32 *src, i32 n) {
   for (; i < n; i++) dst[i] += src[i];
 }
 
-// Convolution geometry, as laid out by simd/kernels.ts.
-typedef struct {
-  i32 n, h, w, ci, ho, wo, co, kh, kw, sh, sw, dh, dw, pad_top, pad_left;
-  i32 x, y, bias, activation;         // byte offsets (0 = none); activation 0 linear, 1 relu, 2 relu6
-  i32 scratch, scratch_bytes;         // per-thread scratch: scratch + thread·scratch_bytes
-  i32 tile;                           // output pixels per packed tile
-  i32 aux;                            // the filter packed for the GEMM (forward, dX) / dW partials
-  i32 next;                           // work counter for take(); the caller sets it to 0
-} Conv;
-
 static inline int is_pointwise(const Conv *c) {
   return c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && c->pad_top == 0 && c->pad_left == 0;
 }
@@ -224,14 +216,13 @@ EXPORT(conv2d_forward) void conv2d_forward(Conv *c, i32 thread, i32 threads) {
 }
 
 // Packs a batch of matrices for the GEMM (see pack_panels); threads split the (matrix, panel) pairs.
-// args: src, k, n, sp, sj, dst, batch, src_stride, dst_stride (strides in floats).
-EXPORT(pack_matrix_panels) void pack_matrix_panels(const i32 *args, i32 thread, i32 threads) {
-  const i32 k = args[1], n = args[2], sp = args[3], sj = args[4], batch = args[6], panels = (n + 7) / 8;
+EXPORT(pack_matrix_panels) void pack_matrix_panels(const PackPanelsArgs *args, i32 thread, i32 threads) {
+  const i32 k = args->k, n = args->n, sp = args->sp, sj = args->sj, batch = args->batch, panels = (n + 7) / 8;
   i32 begin, end;
   split(batch * panels, thread, threads, &begin, &end);
   for (i32 t = begin; t < end; t++) {
     const i32 b = t / panels, panel = t - b * panels;
-    pack_panels(PTR(args[0]) + b * args[7], k, n, sp, sj, PTR(args[5]) + b * args[8], panel, panel + 1);
+    pack_panels(PTR(args->src) + b * args->src_stride, k, n, sp, sj, PTR(args->dst) + b * args->dst_stride, panel, panel + 1);
   }
 }
 
@@ -277,11 +268,11 @@ EXPORT(conv2d_backprop_filter) void conv2d_backprop_filter(const Conv *c, i32 th
   }
 }
 
-// dW = Σ_threads partials, elementwise; threads split the elements. args: floats, partials, count, dw.
-EXPORT(reduce_filter_partials) void reduce_filter_partials(const i32 *args, i32 thread, i32 threads) {
-  const i32 floats = args[0], count = args[2];
-  const f32 *partials = PTR(args[1]);
-  f32 *dw = PTR(args[3]);
+// dW = Σ_threads partials, elementwise; threads split the elements.
+EXPORT(reduce_filter_partials) void reduce_filter_partials(const ReduceFilterArgs *args, i32 thread, i32 threads) {
+  const i32 floats = args->floats, count = args->count;
+  const f32 *partials = PTR(args->partials);
+  f32 *dw = PTR(args->dw);
   i32 begin, end;
   split((floats + 3) / 4, thread, threads, &begin, &end);
   begin *= 4;
@@ -291,19 +282,17 @@ EXPORT(reduce_filter_partials) void reduce_filter_partials(const i32 *args, i32 
 }
 
 // Batched C[b] = A[b]·B[b] (+ bias, activation), B packed by pack_matrix_panels.
-// args: batch, m, n, k, a, panels, c, bias, activation, a_stride, panel_stride (floats; 0 broadcasts),
-// a_rs, a_ks (A's element (i, p) is a[i·rs + p·ks]), then a work counter set to 0 by the caller.
-EXPORT(matmul) void matmul(i32 *args, i32 thread, i32 threads) {
-  const i32 batch = args[0], m = args[1], n = args[2], k = args[3];
-  const f32 *a = PTR(args[4]), *panels = PTR(args[5]), *bias = args[7] ? PTR(args[7]) : 0;
-  f32 *c = PTR(args[6]);
-  const i32 activation = args[8], a_stride = args[9], panel_stride = args[10], rs = args[11], ks = args[12];
+EXPORT(matmul) void matmul(MatmulArgs *args, i32 thread, i32 threads) {
+  const i32 batch = args->batch, m = args->m, n = args->n, k = args->k;
+  const f32 *a = PTR(args->a), *panels = PTR(args->panels), *bias = args->bias ? PTR(args->bias) : 0;
+  f32 *c = PTR(args->c);
+  const i32 activation = args->activation, a_stride = args->a_stride, panel_stride = args->panel_stride, rs = args->rs, ks = args->ks;
   // Tasks are (matrix, chunk of rows, panel of 8 columns), panels fastest, so successive tasks reread
   // one chunk of A (≤ 256 KiB, in L2) against panels of B that fit in L1.
   const i32 chunk = min_i(m, max_i(4, (65536 / max_i(k, 1)) & ~3));
   const i32 chunks = (m + chunk - 1) / chunk, panel_count = (n + 7) / 8;
   (void)thread; (void)threads;
-  for (i32 t; take(&args[13], batch * chunks * panel_count, 1, &t) > 0;) {
+  for (i32 t; take(&args->next, batch * chunks * panel_count, 1, &t) > 0;) {
     const i32 bi = t / (chunks * panel_count), rest = t - bi * chunks * panel_count;
     const i32 r0 = rest / panel_count * chunk, j = (rest % panel_count) * 8, rows = min_i(chunk, m - r0), cols = min_i(8, n - j);
     f32 *cp = c + (bi * m + r0) * n + j;
@@ -400,12 +389,12 @@ static void transform_input_tile(const Conv *c, const f32 *x, i32 b, i32 iy0, i3
 // GEMM's panels: U[pos] is a [ci4 × co4] matrix (rows past ci zero) packed as pack_panels would.
 // turned = 0: the filter is [3,3,ci,co]; turned = 1: it is the [3,3,co,ci] filter of the convolution
 // whose dX this is, used turned 180° with its channels swapped (g[tap] = W[8 − tap][o][c]).
-// args: filter, ci, co, panels, turned. Threads split the input channels.
-EXPORT(winograd_filter) void winograd_filter(const i32 *args, i32 thread, i32 threads) {
-  const f32 *w = PTR(args[0]);
-  const i32 ci = args[1], co = args[2], turned = args[4], ci4 = round4(ci), co4 = round4(co), cols = (co4 + 7) & ~7;
+// Threads split the input channels.
+EXPORT(winograd_filter) void winograd_filter(const WinogradFilterArgs *args, i32 thread, i32 threads) {
+  const f32 *w = PTR(args->filter);
+  const i32 ci = args->ci, co = args->co, turned = args->turned, ci4 = round4(ci), co4 = round4(co), cols = (co4 + 7) & ~7;
   const i32 ps = filter_panel_stride(ci4, co4);
-  f32 *panels = PTR(args[3]);
+  f32 *panels = PTR(args->panels);
   i32 begin, end;
   split(ci4, thread, threads, &begin, &end);
   for (i32 ch = begin; ch < end; ch++)
@@ -563,11 +552,11 @@ EXPORT(winograd_filter_grad) void winograd_filter_grad(const Conv *c, i32 thread
   }
 }
 
-// dW [3,3,ci,co] = Gᵀ (Σ_threads partials) G; threads split the input channels. args: partials, count, ci, co, dw.
-EXPORT(winograd_filter_grad_finish) void winograd_filter_grad_finish(const i32 *args, i32 thread, i32 threads) {
-  const f32 *partials = PTR(args[0]);
-  const i32 count = args[1], ci = args[2], co = args[3], ci4 = round4(ci), co4 = round4(co), partial_stride = ci4 * co4 + WINOGRAD_PAD, stride = 36 * partial_stride;
-  f32 *dw = PTR(args[4]);
+// dW [3,3,ci,co] = Gᵀ (Σ_threads partials) G; threads split the input channels.
+EXPORT(winograd_filter_grad_finish) void winograd_filter_grad_finish(const WinogradFinishArgs *args, i32 thread, i32 threads) {
+  const f32 *partials = PTR(args->partials);
+  const i32 count = args->count, ci = args->ci, co = args->co, ci4 = round4(ci), co4 = round4(co), partial_stride = ci4 * co4 + WINOGRAD_PAD, stride = 36 * partial_stride;
+  f32 *dw = PTR(args->dw);
   i32 begin, end;
   split(ci, thread, threads, &begin, &end);
   for (i32 ch = begin; ch < end; ch++)
@@ -816,41 +805,38 @@ EXPORT(batchnorm_backward) void batchnorm_backward(i32 rows, i32 channels, const
 #define BN_CHUNK 1024
 
 // Per-thread moments of its equal share of the rows (see moments), which the caller merges.
-// args: rows, channels, src, partials (threads × 4·channels: mean, m2, then scratch).
-EXPORT(moments_job) void moments_job(const i32 *args, i32 thread, i32 threads) {
-  const i32 rows = args[0], channels = args[1];
-  f32 *partial = PTR(args[3]) + thread * 4 * channels;
+// Each thread's partial: mean, m2, then scratch.
+EXPORT(moments_job) void moments_job(const MomentsArgs *args, i32 thread, i32 threads) {
+  const i32 rows = args->rows, channels = args->channels;
+  f32 *partial = PTR(args->partials) + thread * 4 * channels;
   i32 begin, end;
   split(rows, thread, threads, &begin, &end);
-  moments(PTR(args[2]) + begin * channels, end - begin, channels, partial, partial + channels, partial + 2 * channels);
+  moments(PTR(args->src) + begin * channels, end - begin, channels, partial, partial + channels, partial + 2 * channels);
 }
 
-// args: rows, channels, x, mean, scale, beta, y, next, relu.
-EXPORT(normalize_rows_job) void normalize_rows_job(i32 *args, i32 thread, i32 threads) {
-  const i32 rows = args[0], channels = args[1];
+EXPORT(normalize_rows_job) void normalize_rows_job(NormalizeRowsArgs *args, i32 thread, i32 threads) {
+  const i32 rows = args->rows, channels = args->channels;
   (void)thread; (void)threads;
-  for (i32 r0, n; (n = take(&args[7], rows, BN_CHUNK, &r0)) > 0;)
-    normalize_rows(PTR(args[2]) + r0 * channels, n, channels, PTR(args[3]), PTR(args[4]), PTR(args[5]), PTR(args[6]) + r0 * channels, args[8]);
+  for (i32 r0, n; (n = take(&args->next, rows, BN_CHUNK, &r0)) > 0;)
+    normalize_rows(PTR(args->x) + r0 * channels, n, channels, PTR(args->mean), PTR(args->scale), PTR(args->beta), PTR(args->y) + r0 * channels, args->relu);
 }
 
 // Per-thread Σdy and Σdy·(x − mean), dy through the fused ReLU when scale is set.
-// args: rows, channels, dy, x, mean, partials (threads × 2·channels), scale (0 = no ReLU), beta.
-EXPORT(gradient_sums_job) void gradient_sums_job(const i32 *args, i32 thread, i32 threads) {
-  const i32 rows = args[0], channels = args[1];
-  f32 *partial = PTR(args[5]) + thread * 2 * channels;
+EXPORT(gradient_sums_job) void gradient_sums_job(const GradientSumsArgs *args, i32 thread, i32 threads) {
+  const i32 rows = args->rows, channels = args->channels;
+  f32 *partial = PTR(args->partials) + thread * 2 * channels;
   i32 begin, end;
   split(rows, thread, threads, &begin, &end);
-  gradient_sums(PTR(args[2]) + begin * channels, PTR(args[3]) + begin * channels, end - begin, channels, PTR(args[4]),
-                args[6] ? PTR(args[6]) : 0, args[6] ? PTR(args[7]) : 0, partial, partial + channels);
+  gradient_sums(PTR(args->dy) + begin * channels, PTR(args->x) + begin * channels, end - begin, channels, PTR(args->mean),
+                args->scale ? PTR(args->scale) : 0, args->scale ? PTR(args->beta) : 0, partial, partial + channels);
 }
 
-// args: rows, channels, dy, x, mean, k1, k3, shift, dx, next, scale (0 = no ReLU), beta.
-EXPORT(gradient_rows_job) void gradient_rows_job(i32 *args, i32 thread, i32 threads) {
-  const i32 rows = args[0], channels = args[1];
+EXPORT(gradient_rows_job) void gradient_rows_job(GradientRowsArgs *args, i32 thread, i32 threads) {
+  const i32 rows = args->rows, channels = args->channels;
   (void)thread; (void)threads;
-  for (i32 r0, n; (n = take(&args[9], rows, BN_CHUNK, &r0)) > 0;)
-    gradient_rows(PTR(args[2]) + r0 * channels, PTR(args[3]) + r0 * channels, n, channels, PTR(args[4]),
-                  args[10] ? PTR(args[10]) : 0, PTR(args[11]), PTR(args[5]), PTR(args[6]), PTR(args[7]), PTR(args[8]) + r0 * channels);
+  for (i32 r0, n; (n = take(&args->next, rows, BN_CHUNK, &r0)) > 0;)
+    gradient_rows(PTR(args->dy) + r0 * channels, PTR(args->x) + r0 * channels, n, channels, PTR(args->mean),
+                  args->scale ? PTR(args->scale) : 0, PTR(args->beta), PTR(args->k1), PTR(args->k3), PTR(args->shift), PTR(args->dx) + r0 * channels);
 }
 
 // ---- ReLU's gradient in one pass: dx = dy where x > 0, else 0 (tfjs does step, cast and multiply). ----
@@ -891,9 +877,8 @@ EXPORT(sgd_momentum) void sgd_momentum(i32 n, const f32 *w, const f32 *g, const 
 }
 
 // ---- Depthwise convolution (channel multiplier 1), in place on the wasm backend's heap (one thread). ----
-// Vectorised across channels, which are contiguous in NHWC. Geometry as in Conv; y/bias/activation
-// are used by the forward pass only.
-typedef struct { i32 n, h, w, c, ho, wo, kh, kw, sh, sw, dh, dw, pad_top, pad_left; } Depthwise;
+// Vectorised across channels, which are contiguous in NHWC. y/bias/activation are used by the
+// forward pass only.
 
 static inline void madd_row(f32 *acc, const f32 *a, const f32 *b, i32 n) {
   i32 i = 0;

@@ -12,6 +12,7 @@ import type { KernelPool } from './pool.js';
 import type { HeapBackend } from './inplace.js';
 import { workspace, type Workspace } from './workspace.js';
 import { switches } from '../../util/switches.js';
+import { argInts, writeArgs, type KernelArgs } from './kernel-args.js';
 
 type Shape = number[];
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -22,7 +23,6 @@ interface ConvAttrs {
 }
 
 export const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2 };
-const CONV_INTS = 24;
 
 interface Panels { k: number; n: number; count: number; stride: number; at: number; args: number }
 // Work below this many multiply-adds runs on the calling thread alone: waking workers costs more.
@@ -47,11 +47,8 @@ function filterTileRows(k: number): number {
   return Math.max(4, Math.min(512, Math.floor(65536 / Math.max(1, k) / 4) * 4));
 }
 
-/** A convolution as kernels.c's Conv lays it out (dX runs as the forward convolution of dy). */
-interface ForwardGeometry {
-  n: number; h: number; w: number; ci: number; ho: number; wo: number; co: number;
-  kh: number; kw: number; sh: number; sw: number; dh: number; dw: number; padTop: number; padLeft: number;
-}
+/** A convolution's geometry as kernels.c's Conv holds it (dX runs as the forward convolution of dy). */
+type ForwardGeometry = Pick<KernelArgs<'Conv'>, 'n' | 'h' | 'w' | 'ci' | 'ho' | 'wo' | 'co' | 'kh' | 'kw' | 'sh' | 'sw' | 'dh' | 'dw' | 'padTop' | 'padLeft'>;
 
 /** A tfjs convolution's geometry in kernels.c's terms. */
 export function forwardGeometry(g: Geometry): ForwardGeometry {
@@ -111,20 +108,23 @@ export class SimdKernels {
     }
   }
 
-  private writeConvGeometry(at: number, g: ForwardGeometry, fields: { x: number; y: number; bias: number; activation: number; scratch: number; scratchBytes: number; tile: number; aux: number }): void {
-    this.pool.ints().set([g.n, g.h, g.w, g.ci, g.ho, g.wo, g.co, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.padTop, g.padLeft,
-      fields.x, fields.y, fields.bias, fields.activation, fields.scratch, fields.scratchBytes, fields.tile, fields.aux, 0], at / 4);
+  private writeConvGeometry(at: number, g: ForwardGeometry, fields: Omit<KernelArgs<'Conv'>, keyof ForwardGeometry | 'next'>): void {
+    writeArgs(this.pool.ints(), at, 'Conv', {
+      n: g.n, h: g.h, w: g.w, ci: g.ci, ho: g.ho, wo: g.wo, co: g.co, kh: g.kh, kw: g.kw, sh: g.sh, sw: g.sw, dh: g.dh, dw: g.dw,
+      padTop: g.padTop, padLeft: g.padLeft, ...fields, next: 0,
+    });
   }
 
   /** Room for `count` k × n matrices packed into GEMM panels; fill it with pack() once the workspace is ready. */
   private panels(ws: Workspace, k: number, n: number, count = 1): Panels {
     const stride = panelFloats(k, n);
-    return { k, n, count, stride, at: ws.alloc(stride * count), args: ws.alloc(9) };
+    return { k, n, count, stride, at: ws.alloc(stride * count), args: ws.alloc(argInts('PackPanelsArgs')) };
   }
 
   /** Packs matrices whose element (p, j) is at src + p·sp + j·sj floats, successive matrices srcStride floats apart. */
   private pack(panels: Panels, src: number, sp: number, sj: number, srcStride: number, threads: number): void {
-    this.pool.ints().set([src, panels.k, panels.n, sp, sj, panels.at, panels.count, srcStride, panels.stride], panels.args / 4);
+    writeArgs(this.pool.ints(), panels.args, 'PackPanelsArgs',
+      { src, k: panels.k, n: panels.n, sp, sj, dst: panels.at, batch: panels.count, srcStride, dstStride: panels.stride });
     this.pool.run('pack_matrix_panels', panels.args, threads);
   }
 
@@ -160,10 +160,10 @@ export class SimdKernels {
       const winograd = useWinograd(g);
       const taps = g.kh * g.kw, k = taps * g.ci, pixels = g.n * g.ho * g.wo, ci4 = Math.ceil(g.ci / 4) * 4, co4 = Math.ceil(g.co / 4) * 4;
       const threads = this.threadsFor(pixels * k * g.co);
-      const args = ws.alloc(CONV_INTS), xAt = ws.input(input), bAt = bias ? ws.input(bias) : 0, yAt = ws.output([g.n, g.ho, g.wo, g.co]);
+      const args = ws.alloc(argInts('Conv')), xAt = ws.input(input), bAt = bias ? ws.input(bias) : 0, yAt = ws.output([g.n, g.ho, g.wo, g.co]);
       // Winograd: 36 transformed filters [ci4 × co4] written straight into GEMM panels, turned on the way
       // when asked. im2col: the filter [K × co] packed as it stands (a turned one is turned first).
-      const fArgs = winograd ? ws.alloc(5) : 0, wAt = turned && !winograd ? ws.alloc(taps * g.ci * g.co) : ws.input(filter);
+      const fArgs = winograd ? ws.alloc(argInts('WinogradFilterArgs')) : 0, wAt = turned && !winograd ? ws.alloc(taps * g.ci * g.co) : ws.input(filter);
       const packed = winograd ? undefined : this.panels(ws, k, g.co), panels = packed?.at ?? ws.alloc(36 * (panelFloats(ci4, co4) + WINOGRAD_PAD));
       const tile = winograd ? winogradChunk(ci4, co4) : tileRows(k);
       const { scratch, scratchBytes } = this.scratch(ws, winograd ? 36 * (tile * (ci4 + co4) + 2 * WINOGRAD_PAD) : tile * k, threads);
@@ -180,7 +180,7 @@ export class SimdKernels {
         }
         this.pack(packed, wAt, g.co, 1, 0, 1);
       } else {
-        this.pool.ints().set([wAt, g.ci, g.co, panels, turned ? 1 : 0], fArgs / 4);
+        writeArgs(this.pool.ints(), fArgs, 'WinogradFilterArgs', { filter: wAt, ci: g.ci, co: g.co, panels, turned: turned ? 1 : 0 });
         this.pool.run('winograd_filter', fArgs, 1);
       }
       this.writeConvGeometry(args, g, { x: xAt, y: yAt, bias: bAt, activation, scratch, scratchBytes, tile, aux: panels });
@@ -194,7 +194,7 @@ export class SimdKernels {
       const k = g.filterHeight * g.filterWidth * g.inChannels, co = g.outChannels, pixels = g.batchSize * g.outHeight * g.outWidth;
       const threads = Math.min(this.threadsFor(pixels * k * co), g.batchSize);
       const tile = tileRows(k);
-      const args = ws.alloc(CONV_INTS), dyAt = ws.input(dy), wAt = ws.input(filter);
+      const args = ws.alloc(argInts('Conv')), dyAt = ws.input(dy), wAt = ws.input(filter);
       const panels = this.panels(ws, co, k), dxAt = ws.output([g.batchSize, g.inHeight, g.inWidth, g.inChannels]);
       const { scratch, scratchBytes } = this.scratch(ws, tile * k, threads);
       ws.ready();
@@ -216,11 +216,11 @@ export class SimdKernels {
       const ci4 = Math.ceil(g.ci / 4) * 4, co4 = Math.ceil(g.co / 4) * 4, cols = Math.ceil(co4 / 8) * 8;
       const threads = this.threadsFor(g.n * g.ho * g.wo * 9 * g.ci * g.co);
       const tile = winogradFilterChunk(ci4, cols);
-      const args = ws.alloc(CONV_INTS), fArgs = ws.alloc(5), xAt = ws.input(x), dyAt = ws.input(dy);
+      const args = ws.alloc(argInts('Conv')), fArgs = ws.alloc(argInts('WinogradFinishArgs')), xAt = ws.input(x), dyAt = ws.input(dy);
       const partials = ws.alloc(threads * 36 * (ci4 * co4 + WINOGRAD_PAD)), dwAt = ws.output([3, 3, g.ci, g.co]);
       const { scratch, scratchBytes } = this.scratch(ws, 36 * (tile * (ci4 + cols) + 2 * WINOGRAD_PAD), threads);
       ws.ready();
-      this.pool.ints().set([partials, threads, g.ci, g.co, dwAt], fArgs / 4);
+      writeArgs(this.pool.ints(), fArgs, 'WinogradFinishArgs', { partials, count: threads, ci: g.ci, co: g.co, dw: dwAt });
       this.writeConvGeometry(args, g, { x: xAt, y: dyAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: partials });
       this.pool.run('winograd_filter_grad', args, threads);
       this.pool.run('winograd_filter_grad_finish', fArgs, threads);
@@ -232,12 +232,12 @@ export class SimdKernels {
       const k = g.kh * g.kw * g.ci, co = g.co, pixels = g.n * g.ho * g.wo;
       const threads = this.threadsFor(pixels * k * co);
       const tile = filterTileRows(k);
-      const args = ws.alloc(CONV_INTS), rArgs = ws.alloc(4), xAt = ws.input(x), dyAt = ws.input(dy);
+      const args = ws.alloc(argInts('Conv')), rArgs = ws.alloc(argInts('ReduceFilterArgs')), xAt = ws.input(x), dyAt = ws.input(dy);
       const partials = ws.alloc(threads * k * co), dwAt = ws.output([g.kh, g.kw, g.ci, co]);
       // Per thread: the tile's patches, then its dy packed into panels.
       const { scratch, scratchBytes } = this.scratch(ws, tile * k + panelFloats(tile, co), threads);
       ws.ready();
-      this.pool.ints().set([k * co, partials, threads, dwAt], rArgs / 4);
+      writeArgs(this.pool.ints(), rArgs, 'ReduceFilterArgs', { floats: k * co, partials, count: threads, dw: dwAt });
       this.writeConvGeometry(args, g, { x: xAt, y: dyAt, bias: 0, activation: 0, scratch, scratchBytes, tile, aux: partials });
       this.pool.run('conv2d_backprop_filter', args, threads);
       this.pool.run('reduce_filter_partials', rArgs, threads);
@@ -257,13 +257,16 @@ export class SimdKernels {
     const batch = Math.max(batchA, batchB);
     const threads = this.threadsFor(batch * m * n * k);
     return this.call(be, (ws) => {
-      const args = ws.alloc(14), aAt = ws.input(a), bAt = ws.input(b);
+      const args = ws.alloc(argInts('MatmulArgs')), aAt = ws.input(a), bAt = ws.input(b);
       const panels = this.panels(ws, k, n, batchB), biasAt = bias ? ws.input(bias) : 0, cAt = ws.output([...batchShape, m, n]);
       ws.ready();
       // Transposes are strides: B's element (p, j) and A's element (i, p).
       this.pack(panels, bAt, transposeB ? 1 : n, transposeB ? k : 1, k * n, threads);
       const [rs, ks] = transposeA ? [1, m] : [k, 1];
-      this.pool.ints().set([batch, m, n, k, aAt, panels.at, cAt, biasAt, activation, batchA === 1 ? 0 : m * k, batchB === 1 ? 0 : panels.stride, rs, ks, 0], args / 4);
+      writeArgs(this.pool.ints(), args, 'MatmulArgs', {
+        batch, m, n, k, a: aAt, panels: panels.at, c: cAt, bias: biasAt, activation,
+        aStride: batchA === 1 ? 0 : m * k, panelStride: batchB === 1 ? 0 : panels.stride, rs, ks, next: 0,
+      });
       this.pool.run('matmul', args, threads);
     });
   }
