@@ -2,11 +2,12 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { countCost } from '../../src/engine/metrics/index.js';
-import { dspLayers, planLayers } from '../../src/engine/methods/dsp.js';
-import { DSP_DEFAULTS } from '../../src/engine/methods/dsp/options.js';
+import { dspLayers, dspMethod, planLayers } from '../../src/engine/methods/dsp.js';
 import { DspPlanner, cumulativeShares, droppedByShare } from '../../src/engine/methods/dsp/plan.js';
 import { applyPlanMasks, buildPackedModel } from '../../src/engine/methods/dsp/pack.js';
 import { seededRandom } from '../../src/engine/util/random.js';
+
+const DSP_DEFAULTS = dspMethod.defaults;
 
 before(async () => {
   await tf.setBackend('cpu');

@@ -8,14 +8,15 @@ import type { EngineEvent } from '../../src/protocol/events.js';
 import { loadConfig } from '../../src/engine/config/index.js';
 import { loadModel, saveModelAtomic } from '../../src/engine/io/index.js';
 import { countCost } from '../../src/engine/metrics/index.js';
-import { dspLayers, planLayers } from '../../src/engine/methods/dsp.js';
-import { DSP_DEFAULTS } from '../../src/engine/methods/dsp/options.js';
+import { dspLayers, dspMethod, planLayers } from '../../src/engine/methods/dsp.js';
 import { DspPlanner, packedOrder } from '../../src/engine/methods/dsp/plan.js';
 import { applyPlanMasks, buildPackedModel } from '../../src/engine/methods/dsp/pack.js';
 import { executeSession } from '../../src/engine/session/session.js';
 import { seededRandom } from '../../src/engine/util/random.js';
 import { maxOutputDiff, randomizeBatchNorms } from '../helpers/models.js';
 import { nsfwjsAvailable, nsfwjsModel } from '../helpers/real-models.js';
+
+const DSP_DEFAULTS = dspMethod.defaults;
 
 before(async () => {
   await tf.setBackend('cpu');
@@ -135,6 +136,18 @@ test('DSP runs a whole session on a Sequential model and writes a model that rel
   const reloaded = await loadModel(result.output!);
   assert.equal(countCost(reloaded.model).flops, result.after.flops, 'the saved model is the pruned one');
   assert.ok(reloaded.model.layers.some((l) => l.name.includes('_g')), 'with per-group convolutions');
+  // The live bars keep a regrouped conv under its own name, with the channels of its per-group convolutions.
+  const pruneLayers = events.filter((e) => e.type === 'layers' && e.phase === 'prune').at(-1);
+  assert.ok(pruneLayers?.type === 'layers');
+  const saved = new Set(reloaded.model.layers.map((l) => l.name));
+  const regrouped = pruneLayers.layers.filter((l) => !saved.has(l.name));
+  assert.ok(regrouped.length > 0, 'some conv was regrouped');
+  for (const layer of regrouped) {
+    const groups = reloaded.model.layers.filter((l) => new RegExp(`^${layer.name}_g\\d+$`).test(l.name));
+    const channels = groups.reduce((sum, l) => sum + (l.getWeights()[0].shape[3] as number), 0);
+    assert.ok(channels > 0 && layer.kept === channels, `${layer.name} keeps ${layer.kept}, its groups have ${channels}`);
+  }
+  assert.equal(pruneLayers.totals.keptChannels, pruneLayers.layers.filter((l) => l.status !== 'blocked').reduce((sum, l) => sum + Math.min(l.kept, l.channels), 0));
   const y = reloaded.model.predict(tf.randomNormal([2, 10, 10, 1], 0, 1, 'float32', 3)) as tf.Tensor;
   assert.deepEqual(y.shape, [2, 4]);
   y.dispose();

@@ -4,13 +4,14 @@ import * as tf from '@tensorflow/tfjs';
 import { buildDemoCnn } from '../../src/engine/demo/model.js';
 import { applyPlanMasks, buildPackedModel } from '../../src/engine/methods/dsp/pack.js';
 import { DspPlanner, mergeGroups, keepsFilterOrder, packedOrder, realiseGroups, realisedGroupFlops, type GroupedConvPlan } from '../../src/engine/methods/dsp/plan.js';
-import { dspLayers, planLayers } from '../../src/engine/methods/dsp.js';
-import { DSP_DEFAULTS } from '../../src/engine/methods/dsp/options.js';
+import { dspLayers, dspMethod, planLayers } from '../../src/engine/methods/dsp.js';
 import { spatialShapes } from '../../src/engine/methods/dsp/topology.js';
 import { countCost } from '../../src/engine/metrics/index.js';
 
 const modelFlops = (model: tf.LayersModel) => countCost(model).flops;
 import { seededRandom } from '../../src/engine/util/random.js';
+
+const DSP_DEFAULTS = dspMethod.defaults;
 
 before(async () => {
   await tf.setBackend('cpu');

@@ -6,8 +6,8 @@ import type { EngineEvent, MethodSignalEvent } from '../../src/protocol/events.j
 import { analyzeModel } from '../../src/engine/graph/analyze.js';
 import { loadDataset } from '../../src/engine/data/index.js';
 import { createMethodContext } from '../../src/engine/session/context.js';
-import { runGoPrune } from '../../src/engine/methods/goprune.js';
-import { runSsr } from '../../src/engine/methods/ssr.js';
+import { gopruneMethod } from '../../src/engine/methods/goprune.js';
+import { ssrMethod } from '../../src/engine/methods/ssr.js';
 import { buildMlp } from '../helpers/models.js';
 
 const TRAIN: TrainConfig = { epochs: 3, batchSize: 32, learningRate: 0.05, momentum: 0.9, weightDecay: 0, optimizer: 'sgd', schedule: 'constant' };
@@ -36,7 +36,7 @@ async function zeroGroupsAfter(method: 'goprune' | 'ssr', options: Record<string
   const events: EngineEvent[] = [];
   const cfg = config(method === 'goprune' ? { method, goprune: options } : { method, ssr: options });
   const ctx = createMethodContext({ config: cfg, model, graph, data, emit: (e) => events.push(e) });
-  const decision = method === 'goprune' ? await runGoPrune(ctx) : await runSsr(ctx);
+  const decision = await (method === 'goprune' ? gopruneMethod : ssrMethod).run(ctx);
   assert.equal(decision.kind, 'units');
   const signals = events.filter((e): e is MethodSignalEvent => e.type === 'signal' && e.name === 'zeroGroups');
   model.dispose();

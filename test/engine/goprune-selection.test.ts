@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { auxiliaryScores, readMethodOptions, GOPRUNE_DEFAULTS } from '../../src/engine/methods/goprune.js';
+import { auxiliaryScores } from '../../src/engine/methods/shared/auxiliary.js';
+import { gopruneMethod } from '../../src/engine/methods/goprune.js';
+import { UserError } from '../../src/engine/errors.js';
 
 test('zero groups of the auxiliary variable score below every non-zero group, ordered by the weights\u2019 norms', () => {
   const auxiliary = [0, 0.5, 0, 2];
@@ -11,9 +13,10 @@ test('zero groups of the auxiliary variable score below every non-zero group, or
   assert.deepEqual(Array.from(auxiliaryScores(auxiliary, live, true)), auxiliary, 'a norm-threshold target sees exact zeros');
 });
 
-test('method options keep defaults for missing or mistyped keys', () => {
-  const options = readMethodOptions({ p: 0.5, lambda: 'big', unknown: 1 }, GOPRUNE_DEFAULTS);
+test('method options take the schema defaults for missing keys and refuse mistyped or unknown ones', () => {
+  const options = gopruneMethod.options({ configPath: 'run.prune.json', goprune: { p: 0.5 } });
   assert.equal(options.p, 0.5);
-  assert.equal(options.lambda, GOPRUNE_DEFAULTS.lambda);
-  assert.equal((options as unknown as Record<string, unknown>).unknown, undefined);
+  assert.equal(options.lambda, gopruneMethod.defaults.lambda);
+  assert.throws(() => gopruneMethod.options({ configPath: 'run.prune.json', goprune: { lambda: 'big' } }), (err: unknown) => err instanceof UserError && err.field === 'goprune.lambda');
+  assert.throws(() => gopruneMethod.options({ configPath: 'run.prune.json', goprune: { unknown: 1 } }), /unknown field "goprune.unknown"/);
 });

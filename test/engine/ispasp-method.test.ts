@@ -10,6 +10,7 @@ import { loadDataset } from '../../src/engine/data/index.js';
 import { createMethodContext } from '../../src/engine/session/context.js';
 import { buildDemoCnn } from '../../src/engine/demo/model.js';
 import { ispaspMethod } from '../../src/engine/methods/ispasp.js';
+import { checkMethodFits } from '../../src/engine/methods/index.js';
 import { randomizeBatchNorms } from '../helpers/models.js';
 import { initBackend } from '../../src/engine/backend/index.js';
 
@@ -91,8 +92,7 @@ test('with per-block training the removed channels stay removed', async () => {
   model.dispose();
 });
 
-test('i-SpaSP rejects a norm threshold target with a one-line fix', async () => {
-  const { ctx, model } = await setup(config({ target: { normThreshold: 0.1 } }));
-  await assert.rejects(ispaspMethod.run(ctx), /i-SpaSP needs a size target.*flopsReduction/);
-  model.dispose();
+test('i-SpaSP rejects a norm threshold target with a one-line fix, unless keepRatio fixes the widths', () => {
+  assert.throws(() => checkMethodFits(ispaspMethod, config({ target: { normThreshold: 0.1 } })), /target: i-SpaSP prunes to a flopsReduction, paramsReduction or channelRatio target, not normThreshold\. Use e\.g\. "target": \{"flopsReduction": 0\.5\}/);
+  checkMethodFits(ispaspMethod, config({ target: { normThreshold: 0.1 }, ispasp: { keepRatio: 0.5 } }));
 });

@@ -6,7 +6,7 @@ import type { EngineEvent, MethodSignalEvent } from '../../src/protocol/events.j
 import { analyzeModel } from '../../src/engine/graph/analyze.js';
 import { loadDataset } from '../../src/engine/data/index.js';
 import { createMethodContext } from '../../src/engine/session/context.js';
-import { runSsr } from '../../src/engine/methods/ssr.js';
+import { ssrMethod } from '../../src/engine/methods/ssr.js';
 import { PRODUCING_ROLES, UnitWeightLayout } from '../../src/engine/methods/group-tensors.js';
 import { buildMlp } from '../helpers/models.js';
 
@@ -23,7 +23,7 @@ test('layer-wise SSR regularises one layer per phase, keeps earlier zero groups 
   };
   const events: EngineEvent[] = [];
   const ctx = createMethodContext({ config, model, graph, data, emit: (e) => events.push(e) });
-  const decision = await runSsr(ctx);
+  const decision = await ssrMethod.run(ctx);
   assert.equal(decision.kind, 'units');
   if (decision.kind !== 'units') return;
 

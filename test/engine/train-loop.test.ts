@@ -6,7 +6,7 @@ import { loadDataset } from '../../src/engine/data/index.js';
 import { evaluateModel, snapshotBatchNorm, trainModel, type StepProgress } from '../../src/engine/train/index.js';
 import { learningRateAt } from '../../src/engine/train/optimizer.js';
 import type { TrainConfig } from '../../src/engine/config/types.js';
-import type { Dataset, EpochInfo } from '../../src/engine/train/types.js';
+import type { Dataset, EpochInfo, TrainHooks } from '../../src/engine/train/types.js';
 import { CancelledError } from '../../src/engine/errors.js';
 
 const INPUT = [8, 8, 2];
@@ -143,6 +143,7 @@ test('hooks are called in order and afterEpoch "stop" ends training early', asyn
   const calls: string[] = [];
   const result = await trainModel(model, data, settings({ epochs: 3, maxStepsPerEpoch: 2 }), {
     beforeEpoch: ({ epoch, epochs }) => { calls.push(`before ${epoch}/${epochs}`); },
+    afterBatch: ({ info, batch }) => { calls.push(`batch #${info.globalStep}/${info.totalSteps} of ${batch.y.shape[0]}`); },
     afterStep: async (s) => {
       tf.zeros([4]); // created inside the hook's scope and freed after it
       await Promise.resolve();
@@ -150,9 +151,39 @@ test('hooks are called in order and afterEpoch "stop" ends training early', asyn
     },
     afterEpoch: (e) => { calls.push(`after ${e.epoch}`); return e.epoch === 1 ? 'stop' : undefined; },
   }, { seed: 1 });
-  assert.deepEqual(calls, ['before 0/3', 'step 0.0 #0', 'step 0.1 #1', 'after 0', 'before 1/3', 'step 1.0 #2', 'step 1.1 #3', 'after 1']);
+  assert.deepEqual(calls, ['before 0/3', 'batch #0/6 of 32', 'step 0.0 #0', 'batch #1/6 of 32', 'step 0.1 #1', 'after 0',
+    'before 1/3', 'batch #2/6 of 32', 'step 1.0 #2', 'batch #3/6 of 32', 'step 1.1 #3', 'after 1']);
   assert.ok(result && result.samples === data.validationSize);
   model.dispose();
+});
+
+test('a look-ahead in afterBatch (a step on the same batch between a snapshot and its restore) leaves training exactly as without it', async () => {
+  const variants: Partial<TrainConfig>[] = [{}, { optimizer: 'adam', learningRate: 0.01 }, { microBatchSize: 12 }];
+  for (const over of variants) {
+    const run = async (hooks: TrainHooks) => {
+      const model = smallCnn({ seed: 4, dropout: 0.2 });
+      await trainModel(model, data, settings({ epochs: 1, maxStepsPerEpoch: 4, ...over }), hooks, { seed: 3 });
+      const weights = model.weights.map((w) => Array.from(w.read().dataSync())); // batch-norm statistics included
+      model.dispose();
+      return weights;
+    };
+    const plain = await run({});
+    const lookAheadLosses: number[] = [];
+    const tensors = tf.memory().numTensors;
+    const lookedAhead = await run({
+      afterBatch: async (s) => {
+        const saved = s.snapshot();
+        lookAheadLosses.push(await s.step());
+        saved.restore();
+      },
+    });
+    assert.equal(tf.memory().numTensors, tensors, `${JSON.stringify(over)}: no tensor left behind`);
+    const kept = await run({ afterBatch: async (s) => { await s.step(); } });
+    assert.deepEqual(lookedAhead, plain, `${JSON.stringify(over)}: restored exactly`);
+    assert.notDeepEqual(kept, plain, 'the extra step changes training when it is not undone');
+    assert.equal(lookAheadLosses.length, 4);
+    assert.ok(lookAheadLosses.every(Number.isFinite));
+  }
 });
 
 test('fractional epochs, step caps and schedules', async () => {

@@ -1,10 +1,10 @@
 import { readFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import Ajv, { type ErrorObject } from 'ajv';
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import schema from '../../../schemas/prune-config.schema.json';
 import { UserError } from '../errors.js';
-import { METHOD_NAMES, type DataConfig, type MethodName, type MethodSections, type PruneConfig, type Target, type TrainConfig, type BackendName } from './types.js';
+import { METHOD_NAMES, TARGET_KINDS, type DataConfig, type MethodName, type MethodSections, type PruneConfig, type Target, type TrainConfig, type BackendName } from './types.js';
 
 /** What a config file may override when a session is started (method variants, dry runs). */
 export interface ConfigOverrides {
@@ -61,6 +61,27 @@ function validateConfigValue(value: Record<string, unknown>): ConfigProblem[] {
   return validateSchema(value) ? [] : describeSchemaErrors(validateSchema.errors ?? [], value);
 }
 
+type SectionSchema = { properties?: Record<string, { default?: unknown }> };
+const methodSectionSchema = (method: MethodName) => (schema.properties as unknown as Record<MethodName, SectionSchema>)[method];
+const sectionValidators = new Map<MethodName, ValidateFunction>();
+
+/** Problems of one method's section (`{"goprune": {...}}`), worded and located as loading a config file reports them. */
+export function methodSectionProblems(method: MethodName, section: unknown): ConfigProblem[] {
+  let validate = sectionValidators.get(method);
+  if (!validate) {
+    validate = ajv.compile({ type: 'object', properties: { [method]: methodSectionSchema(method) } });
+    sectionValidators.set(method, validate);
+  }
+  const value = { [method]: section };
+  return validate(value) ? [] : describeSchemaErrors(validate.errors ?? [], value);
+}
+
+/** The schema's default of every option of a method's section that has one (a fresh copy each call). */
+export function methodSectionDefaults(method: MethodName): Record<string, unknown> {
+  const options = Object.entries(methodSectionSchema(method).properties ?? {}).filter(([, option]) => 'default' in option);
+  return structuredClone(Object.fromEntries(options.map(([name, option]) => [name, option.default])));
+}
+
 function lineAndColumn(text: string, offset: number): { line: number; column: number } {
   const before = text.slice(0, offset).split('\n');
   return { line: before.length, column: before[before.length - 1].length + 1 };
@@ -73,8 +94,6 @@ function pathOf(error: ErrorObject): (string | number)[] {
     .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
     .map((part) => (/^\d+$/.test(part) ? Number(part) : part));
 }
-
-const TARGET_KINDS = ['flopsReduction', 'paramsReduction', 'channelRatio', 'normThreshold'];
 
 type SchemaNode = Record<string, unknown>;
 
@@ -174,7 +193,7 @@ function describeSchemaErrors(allErrors: ErrorObject[], value: unknown): ConfigP
     if (path[0] === 'target' && path.length <= 2) {
       const target = root.target;
       const kinds = target && typeof target === 'object' ? Object.keys(target) : [];
-      const known = kinds.filter((k) => TARGET_KINDS.includes(k));
+      const known = kinds.filter((k) => (TARGET_KINDS as readonly string[]).includes(k));
       if (known.length === 1 && kinds.length === 1) {
         const kind = known[0];
         const amount = (target as Record<string, unknown>)[kind];

@@ -7,11 +7,16 @@ import type { MethodName } from '../../protocol/methods.js';
 export type { MethodName } from '../../protocol/methods.js';
 export { METHOD_NAMES } from '../../protocol/methods.js';
 
-export type Target =
-  | { flopsReduction: number }
-  | { paramsReduction: number }
-  | { channelRatio: number }
-  | { normThreshold: number };
+export const TARGET_KINDS = ['flopsReduction', 'paramsReduction', 'channelRatio', 'normThreshold'] as const;
+export type TargetKind = (typeof TARGET_KINDS)[number];
+
+/** Exactly one kind with its amount, e.g. { flopsReduction: 0.5 }. */
+export type Target = { [K in TargetKind]: { [P in K]: number } }[TargetKind];
+
+/** The kind of a target (the one key it has). */
+export function targetKind(target: Target): TargetKind {
+  return Object.keys(target)[0] as TargetKind;
+}
 
 export type BackendName = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 

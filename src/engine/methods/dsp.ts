@@ -1,12 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
-import type { MethodContext, PruningDecision, PruningMethod } from './types.js';
+import type { Target } from '../config/types.js';
+import type { MethodContext, PruningDecision } from './types.js';
 import { UserError } from '../errors.js';
 import { countCost } from '../metrics/index.js';
-import { dspOptions, type DspOptions } from './dsp/options.js';
+import { defineMethod } from './shared/descriptor.js';
+import { settleDspOptions, type DspOptions } from './dsp/options.js';
 import { currentGroups, learnGroups, regularizerValue, type GroupedLayer } from './dsp/learn.js';
 import { regularizerScale } from './dsp/regularizer.js';
 import { DspPlanner, groupedPairs, type GroupedConvPlan, type PlanLayer } from './dsp/plan.js';
-import { applyPlanMasks, buildPackedModel } from './dsp/pack.js';
+import { applyPlanMasks, buildPackedModel, groupLayerName } from './dsp/pack.js';
 import { channelReader, feedsResidualAdd, isPlainConv2D, isShortcutConv, privateProducer, readsModelInput, spatialShapes } from './dsp/topology.js';
 
 /**
@@ -104,15 +106,21 @@ function removedStructures(model: tf.LayersModel, plans: GroupedConvPlan[]): num
   }, 0);
 }
 
-export const dspMethod: PruningMethod = {
+/** The layers of the packed model that hold each regrouped conv's channels: its per-group convolutions. */
+function groupLayers(packed: tf.LayersModel, plans: GroupedConvPlan[]): Record<string, string[]> {
+  const names = new Set(packed.layers.map((layer) => layer.name));
+  return Object.fromEntries(plans.map((plan) => [plan.layer, plan.inputsOfGroup.map((_, g) => groupLayerName(plan.layer, g)).filter((name) => names.has(name))]));
+}
+
+export const dspMethod = defineMethod({
   name: 'dsp',
-  needsData: true,
-  async run(ctx: MethodContext): Promise<PruningDecision> {
+  training: 'optional',
+  targets: ['flopsReduction'],
+  settle: settleDspOptions,
+  async run(ctx: MethodContext, options: DspOptions): Promise<PruningDecision> {
     const { config, model } = ctx;
-    const options = dspOptions(config.dsp, config.configPath);
-    if (!('flopsReduction' in config.target)) {
-      throw new UserError('DSP prunes to a FLOPs target', { file: config.configPath, field: 'target', fix: 'Use "target": { "flopsReduction": 0.5 } with method "dsp"' });
-    }
+    // The session admits only the descriptor's target kinds.
+    const target = config.target as Extract<Target, { flopsReduction: number }>;
     const grouped = dspLayers(model, options, config.exclude);
     if (!grouped.length) {
       throw new UserError(`no conv layer DSP can regroup into ${options.groups} groups`, { file: config.configPath, field: 'dsp.groups',
@@ -170,11 +178,11 @@ export const dspMethod: PruningMethod = {
       const groupOf = currentGroups(layers, options.groups);
       const planner = new DspPlanner(planLayers(model, grouped, groupOf, options, config.exclude), { layerCostFlops: options.layerCostFlops });
       const denseFlops = countCost(model).flops;
-      const targetFlops = denseFlops * (1 - config.target.flopsReduction);
+      const targetFlops = denseFlops * (1 - target.flopsReduction);
       const { beta, plans, flops } = planner.bisect(denseFlops, targetFlops);
       if (Math.abs(flops - targetFlops) > 0.02 * targetFlops) {
         notes.push(`closest FLOPs DSP can reach is ${flops} for a target of ${Math.round(targetFlops)}`);
-        ctx.emit({ type: 'warning', message: `DSP reached ${(100 * (1 - flops / denseFlops)).toFixed(1)}% FLOPs reduction, target ${(100 * config.target.flopsReduction).toFixed(1)}%` });
+        ctx.emit({ type: 'warning', message: `DSP reached ${(100 * (1 - flops / denseFlops)).toFixed(1)}% FLOPs reduction, target ${(100 * target.flopsReduction).toFixed(1)}%` });
       }
       ctx.emit({ type: 'signal', method: 'dsp', name: 'keptChannels', step: 0, value: beta, detail: { beta, flops, denseFlops, layers: planDetail(plans, planner) } });
 
@@ -187,9 +195,9 @@ export const dspMethod: PruningMethod = {
         const inChannels = model.getLayer(plan.layer).getWeights()[0].shape[2] as number;
         notes.push(`${plan.layer}: ${new Set(plan.groupOfFilter.filter((g) => g >= 0)).size} groups, ${groupedPairs(plan)} of ${plan.groupOfFilter.length * inChannels} filter·input pairs kept`);
       }
-      return { kind: 'model', model: packed, channelsRemoved: removedStructures(model, plans), notes };
+      return { kind: 'model', model: packed, channelsRemoved: removedStructures(model, plans), layerParts: groupLayers(packed, plans), notes };
     } finally {
       for (const layer of layers) layer.theta.dispose();
     }
   },
-};
+});

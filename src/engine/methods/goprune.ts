@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import type { TrainConfig } from '../config/types.js';
+import { TARGET_KINDS, type TrainConfig } from '../config/types.js';
 import type { TrainHooks } from '../train/types.js';
-import type { MethodContext, PruningDecision, PruningMethod } from './types.js';
-import { PRODUCING_ROLES, ALL_ROLES, UnitWeightLayout, disposeWeightSet, proximityPenalty, squaredDistance, type WeightSet } from './group-tensors.js';
+import type { MethodContext, PruningDecision } from './types.js';
+import { UnitWeightLayout, disposeWeightSet, proximityPenalty, squaredDistance, type WeightSet } from './group-tensors.js';
 import { proxFactors } from './prox.js';
+import { decideFromAuxiliary, layoutRoles, perLayerGroupStats, type GroupSlices } from './shared/auxiliary.js';
+import { defineMethod } from './shared/descriptor.js';
 
 /**
  * GoPrune (Xu & Xiu): l2,p group sparsity, p ∈ [0, 1), solved by proximal alternating
@@ -18,8 +20,7 @@ import { proxFactors } from './prox.js';
  * picks the removal set that lands on the configured target (optionally the kept groups take U's values).
  */
 
-export type GroupSlices = 'producer' | 'all';
-
+/** The `goprune` section; defaults and limits are the schema's. */
 export interface GoPruneOptions {
   p: number;
   lambda: number;
@@ -40,116 +41,6 @@ export interface GoPruneOptions {
    * other layers were trained with.
    */
   adoptAuxiliary: boolean;
-}
-
-export const GOPRUNE_DEFAULTS: GoPruneOptions = {
-  p: 2 / 3,
-  lambda: 5e-3,
-  beta: 1.5e-3,
-  rho1: 1.5e-3,
-  rho2: 1.5e-3,
-  betaGrowth: 1,
-  betaMax: 1,
-  lambdaWarmupEpochs: 0,
-  tolerance: 0,
-  groupSlices: 'producer',
-  adoptAuxiliary: false,
-};
-
-/** Reads a method section of the config over defaults, keeping only keys of the right type. */
-export function readMethodOptions<T extends object>(section: Record<string, unknown> | undefined, defaults: T): T {
-  const out = { ...defaults } as Record<string, unknown>;
-  for (const [key, value] of Object.entries(section ?? {})) {
-    if (!(key in out)) continue;
-    const fallback = out[key];
-    if (typeof fallback === typeof value || (typeof fallback === 'object' && value !== null && typeof value === 'object')) out[key] = value;
-  }
-  return out as T;
-}
-
-export function gopruneOptions(ctx: Pick<MethodContext, 'config'>): GoPruneOptions {
-  const options = readMethodOptions(ctx.config.goprune, GOPRUNE_DEFAULTS);
-  if (!(options.p >= 0 && options.p <= 1)) throw new RangeError(`goprune.p must lie in [0, 1], got ${options.p}`);
-  return options;
-}
-
-export function layoutRoles(groupSlices: GroupSlices) {
-  return groupSlices === 'all' ? ALL_ROLES : PRODUCING_ROLES;
-}
-
-/** Per-layer zero-group counts and mean group norms, keyed by each group's first producer. */
-export function perLayerGroupStats(ctx: MethodContext, unitIds: readonly number[], norms: ArrayLike<number>): Record<string, { zeroGroups: number; groups: number; meanNorm: number }> {
-  const stats: Record<string, { zeroGroups: number; groups: number; meanNorm: number }> = {};
-  unitIds.forEach((unitId, i) => {
-    const group = ctx.graph.groups[ctx.graph.units[unitId].group];
-    const name = group.producers[0] ?? group.members[0];
-    const entry = (stats[name] ??= { zeroGroups: 0, groups: 0, meanNorm: 0 });
-    entry.groups++;
-    if (norms[i] === 0) entry.zeroGroups++;
-    entry.meanNorm += norms[i];
-  });
-  for (const entry of Object.values(stats)) entry.meanNorm /= Math.max(entry.groups, 1);
-  return stats;
-}
-
-/**
- * Scores for the shared selection from the auxiliary (sparse) variable's group norms:
- * non-zero groups score their norm; zero groups score below every non-zero one, ordered by
- * the current weights' norms so ties break by magnitude. A norm-threshold target sees the
- * auxiliary norms unchanged.
- */
-export function auxiliaryScores(auxiliaryNorms: ArrayLike<number>, liveNorms: ArrayLike<number>, keepZerosExact: boolean): Float64Array {
-  const scores = Float64Array.from(auxiliaryNorms);
-  if (keepZerosExact) return scores;
-  let minPositive = Infinity;
-  let maxLive = 0;
-  for (let i = 0; i < scores.length; i++) {
-    if (scores[i] > 0) minPositive = Math.min(minPositive, scores[i]);
-    maxLive = Math.max(maxLive, liveNorms[i]);
-  }
-  const ceiling = Number.isFinite(minPositive) ? minPositive / 2 : 1;
-  const scale = maxLive > 0 ? ceiling / maxLive : 0;
-  for (let i = 0; i < scores.length; i++) if (scores[i] === 0) scores[i] = liveNorms[i] * scale;
-  return scores;
-}
-
-/**
- * Picks the units to remove from the auxiliary variable (U or F) and, when asked, copies
- * the auxiliary values into the kept non-zero groups of W. `layout` covers every unit id in
- * `auxiliaryNorms` order; units of the graph outside the layout are never removed.
- */
-export function decideFromAuxiliary(
-  ctx: MethodContext,
-  methodName: string,
-  layout: UnitWeightLayout,
-  auxiliary: WeightSet | undefined,
-  auxiliaryNormsByUnit: Float64Array,
-  adoptAuxiliary: boolean,
-  notes: string[],
-): PruningDecision {
-  const liveNormsLayout = layout.norms();
-  const liveNorms = new Float64Array(ctx.graph.units.length).fill(Infinity);
-  layout.unitIds.forEach((id, i) => { liveNorms[id] = liveNormsLayout[i]; });
-  const keepZerosExact = 'normThreshold' in ctx.config.target;
-  const scores = auxiliaryScores(auxiliaryNormsByUnit, liveNorms, keepZerosExact);
-  // Units outside the layout keep an infinite score: the selection never takes them first.
-  const covered = new Set(layout.unitIds);
-  for (let id = 0; id < scores.length; id++) if (!covered.has(id)) scores[id] = Number.MAX_VALUE;
-  const remove = ctx.selectUnits(scores);
-  const removed = new Set(remove);
-  const zeroGroups = layout.unitIds.filter((id) => auxiliaryNormsByUnit[id] === 0).length;
-  const keptZero = layout.unitIds.filter((id) => auxiliaryNormsByUnit[id] === 0 && !removed.has(id)).length;
-  const removedNonZero = remove.filter((id) => auxiliaryNormsByUnit[id] > 0).length;
-  if (adoptAuxiliary && auxiliary) {
-    const adopt = layout.unitIds.map((id) => !removed.has(id) && auxiliaryNormsByUnit[id] > 0);
-    const live = layout.live();
-    const merged = layout.select(live, auxiliary, adopt);
-    layout.write(merged);
-    disposeWeightSet(merged);
-  }
-  notes.push(`${methodName}: ${zeroGroups} of ${layout.unitCount} channel groups reached exactly zero; removed ${remove.length} (${removedNonZero} non-zero, by norm, to meet the target; ${keptZero} zero groups kept to land on the target).`);
-  ctx.emit({ type: 'signal', method: methodName, name: 'removedGroups', step: 0, value: remove.length, detail: { zeroGroups, keptZero, removedNonZero } });
-  return { kind: 'units', remove, notes };
 }
 
 /** State of the PAM iteration: the auxiliary U and the anchor A, over one unit layout. */
@@ -233,8 +124,7 @@ function lambdaAt(options: GoPruneOptions, epoch: number): number {
   return options.lambda * Math.min(1, (epoch + 1) / options.lambdaWarmupEpochs);
 }
 
-export async function runGoPrune(ctx: MethodContext): Promise<PruningDecision> {
-  const options = gopruneOptions(ctx);
+async function runGoPrune(ctx: MethodContext, options: GoPruneOptions): Promise<PruningDecision> {
   const layout = UnitWeightLayout.build(ctx.model, ctx.graph, { roles: layoutRoles(options.groupSlices) });
   const state = new PamState(layout, options);
   const notes: string[] = [];
@@ -279,8 +169,9 @@ export async function runGoPrune(ctx: MethodContext): Promise<PruningDecision> {
   }
 }
 
-export const gopruneMethod: PruningMethod = {
+export const gopruneMethod = defineMethod({
   name: 'goprune',
-  needsData: true,
+  training: 'optional',
+  targets: TARGET_KINDS,
   run: runGoPrune,
-};
+});

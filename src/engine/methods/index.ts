@@ -1,5 +1,5 @@
 import type { MethodName } from '../config/types.js';
-import type { PruningMethod } from './types.js';
+import type { MethodDescriptor } from './types.js';
 import { UserError } from '../errors.js';
 import { l1Method } from './l1.js';
 import { gopruneMethod } from './goprune.js';
@@ -8,22 +8,25 @@ import { dspMethod } from './dsp.js';
 import { ispaspMethod } from './ispasp.js';
 import { ocsprunerMethod } from './ocspruner.js';
 
-/** Every method the engine can run, by config name. */
-const METHODS: Partial<Record<MethodName, PruningMethod>> = {
-  l1: l1Method,
-  goprune: gopruneMethod,
-  ssr: ssrMethod,
-  dsp: dspMethod,
-  ispasp: ispaspMethod,
-  ocspruner: ocsprunerMethod,
-};
+export { checkMethodFits } from './shared/descriptor.js';
+/** The magnitude baseline's plan: what a dry run shows the target means, without training. */
+export { magnitudePlan } from './l1.js';
+
+/** Every method's descriptor, keyed by its name in the protocol's method list. */
+const METHODS = [l1Method, gopruneMethod, ssrMethod, dspMethod, ispaspMethod, ocsprunerMethod] as const;
+const BY_NAME = new Map<string, MethodDescriptor>(METHODS.map((method) => [method.name, method]));
+
+/** Fails to compile when a method of the protocol's list has no descriptor here. */
+type Missing = Exclude<MethodName, (typeof METHODS)[number]['name']>;
+const EVERY_METHOD_HAS_A_DESCRIPTOR: [Missing] extends [never] ? true : Missing = true;
+void EVERY_METHOD_HAS_A_DESCRIPTOR;
 
 export function availableMethods(): MethodName[] {
-  return Object.keys(METHODS) as MethodName[];
+  return METHODS.map((method) => method.name);
 }
 
-export function getMethod(name: MethodName, configPath?: string): PruningMethod {
-  const method = METHODS[name];
+export function getMethod(name: MethodName, configPath?: string): MethodDescriptor {
+  const method = BY_NAME.get(name);
   if (!method) {
     throw new UserError(`method "${name}" is not available in this version`, { file: configPath, field: 'method', fix: `Available methods: ${availableMethods().join(', ')}` });
   }

@@ -1,17 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
-import type { PruneConfig, Target, TrainConfig } from '../config/types.js';
+import type { Target, TrainConfig } from '../config/types.js';
 import type { WeightSlice } from '../graph/types.js';
-import type { MethodContext, PruningDecision, PruningMethod } from './types.js';
-import { UserError } from '../errors.js';
+import type { MethodContext, PruningDecision } from './types.js';
 import { DEFAULT_TRAIN } from '../config/index.js';
+import { defineMethod } from './shared/descriptor.js';
 import { findBlocks, hiddenActivations, secondLayerOf, zeroSlices, type IspaspBlock } from './ispasp/blocks.js';
 import { searchSupport } from './ispasp/support.js';
 import { allocateWidths } from './ispasp/allocate.js';
-import { createUnitCostModel } from './ocspruner/unit-cost.js';
+import { CostTracker } from '../metrics/cost.js';
 import { tensorMemoryLimit } from '../backend/heap.js';
 import { fittingEvalBatch } from '../train/memory.js';
 
-/** i-SpaSP settings (`ispasp` section of the config); defaults follow the official code. */
+/** i-SpaSP settings (`ispasp` section of the config); the schema's defaults follow the official code. */
 export interface IspaspOptions {
   iterations: number;
   candidateFactor: number;
@@ -26,31 +26,12 @@ export interface IspaspOptions {
   keepRatio?: number;
 }
 
-export const ISPASP_DEFAULTS: IspaspOptions = {
-  iterations: 20,
-  candidateFactor: 2,
-  calibrationSamples: 1280,
-  batchSize: 256,
-  importance: 'signed',
-  threshold: 'contribution',
-  includeNorm: true,
-  blockFinetuneEpochs: 1,
-  blockFinetuneLearningRate: 0.01,
-};
-
-export function ispaspOptions(config: PruneConfig): IspaspOptions {
-  const section = (config.ispasp ?? {}) as Partial<IspaspOptions>;
-  return { ...ISPASP_DEFAULTS, ...section };
-}
-
-
-/** The model-level measure a target refers to, as a function of the units removed. */
-function targetMeasure(ctx: MethodContext, target: Target): { value: number; measure: (removed: number[]) => number } {
-  const cost = createUnitCostModel(ctx.model, ctx.graph);
-  if ('flopsReduction' in target) return { value: target.flopsReduction, measure: (r) => cost.flopsReduction(r) };
-  if ('paramsReduction' in target) return { value: target.paramsReduction, measure: (r) => cost.paramsReduction(r) };
-  if ('channelRatio' in target) return { value: target.channelRatio, measure: (r) => r.length / Math.max(1, ctx.graph.units.length) };
-  throw new UserError('i-SpaSP needs a size target', { file: ctx.config.configPath, field: 'target', fix: 'Use flopsReduction, paramsReduction or channelRatio' });
+/** The model-level measure a size target refers to, as a function of the units removed. */
+function targetMeasure(ctx: MethodContext, target: Exclude<Target, { normThreshold: number }>): { value: number; measure: (removed: number[]) => number } {
+  const cost = new CostTracker(ctx.model, ctx.graph);
+  if ('flopsReduction' in target) return { value: target.flopsReduction, measure: (r) => cost.reductionWithout(r).flops };
+  if ('paramsReduction' in target) return { value: target.paramsReduction, measure: (r) => cost.reductionWithout(r).params };
+  return { value: target.channelRatio, measure: (r) => r.length / Math.max(1, ctx.graph.units.length) };
 }
 
 /** Units of each block beyond its first `keep[b]` channels: which ones does not change the cost. */
@@ -65,11 +46,9 @@ function calibrationThatFits(model: tf.LayersModel, blocks: readonly IspaspBlock
   return Math.max(1, Math.min(wanted, Math.floor(tensorMemoryLimit().bytes / 4 / perSample)));
 }
 
-async function runIspasp(ctx: MethodContext): Promise<PruningDecision> {
-  const options = ispaspOptions(ctx.config);
-  if (!ctx.data) {
-    throw new UserError('i-SpaSP needs calibration data', { file: ctx.config.configPath, field: 'data', fix: 'Add a "data" section' });
-  }
+async function runIspasp(ctx: MethodContext, options: IspaspOptions): Promise<PruningDecision> {
+  // The session admits only configs with data.
+  if (!ctx.data) throw new Error('i-SpaSP runs on calibration data');
   const { blocks, skipped } = findBlocks(ctx.model, ctx.graph, ctx.config.exclude);
   const notes: string[] = [];
   if (skipped.length > 0) notes.push(`i-SpaSP prunes private producer→consumer blocks only; ${skipped.length} channel group(s) kept whole (${[...new Set(skipped.map((s) => s.reason))].join('; ')}).`);
@@ -83,7 +62,8 @@ async function runIspasp(ctx: MethodContext): Promise<PruningDecision> {
   if (options.keepRatio !== undefined) {
     keep = widths.map((m) => Math.max(1, Math.min(m, Math.floor(options.keepRatio! * m))));
   } else {
-    const { value, measure } = targetMeasure(ctx, ctx.config.target);
+    // The session admits only the descriptor's target kinds unless keepRatio fixes the widths.
+    const { value, measure } = targetMeasure(ctx, ctx.config.target as Exclude<Target, { normThreshold: number }>);
     const allocation = allocateWidths(widths, value, (k) => measure(removedForCounts(blocks, k)));
     keep = allocation.keep;
     if (allocation.maximum < value - 0.02) {
@@ -152,8 +132,10 @@ async function runIspasp(ctx: MethodContext): Promise<PruningDecision> {
   return { kind: 'units', remove: remove.sort((a, c) => a - c), notes };
 }
 
-export const ispaspMethod: PruningMethod = {
+export const ispaspMethod = defineMethod({
   name: 'ispasp',
-  needsData: true,
+  training: 'optional',
+  targets: ['flopsReduction', 'paramsReduction', 'channelRatio'],
+  ignoresTarget: (options) => options.keepRatio !== undefined,
   run: runIspasp,
-};
+});

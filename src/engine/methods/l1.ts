@@ -1,18 +1,23 @@
 import { unitNorms } from '../metrics/norms.js';
-import type { PruningMethod } from './types.js';
+import { TARGET_KINDS } from '../config/types.js';
+import type { MethodContext, PruningDecision } from './types.js';
+import { defineMethod } from './shared/descriptor.js';
 
 /**
  * The L1 baseline: a unit's importance is the mean absolute weight over every slice it owns
  * (L1 divided by the slice size, so groups with different fan-in compare fairly). One shot,
  * no data, no training.
  */
-export const l1Method: PruningMethod = {
+export async function magnitudePlan(ctx: MethodContext): Promise<PruningDecision> {
+  ctx.checkCancelled();
+  const scores = unitNorms(ctx.model, ctx.graph, 'l1', true);
+  const remove = ctx.selectUnits(scores);
+  return { kind: 'units', remove, notes: [`L1 baseline: removed ${remove.length} of ${ctx.graph.units.length} channels with the smallest mean |w|`] };
+}
+
+export const l1Method = defineMethod({
   name: 'l1',
-  needsData: false,
-  async run(ctx) {
-    ctx.checkCancelled();
-    const scores = unitNorms(ctx.model, ctx.graph, 'l1', true);
-    const remove = ctx.selectUnits(scores);
-    return { kind: 'units', remove, notes: [`L1 baseline: removed ${remove.length} of ${ctx.graph.units.length} channels with the smallest mean |w|`] };
-  },
-};
+  training: 'none',
+  targets: TARGET_KINDS,
+  run: magnitudePlan,
+});

@@ -1,14 +1,14 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { PruneConfig, TrainConfig } from '../config/types.js';
-import type { MethodContext, PruningDecision, PruningMethod } from './types.js';
-import { UserError } from '../errors.js';
+import type { Target, TrainConfig } from '../config/types.js';
+import type { MethodContext, PruningDecision } from './types.js';
+import { defineMethod } from './shared/descriptor.js';
 import { removeUnits } from '../surgery/index.js';
 import { SubnetworkSelector, type Subnetwork } from './ocspruner/subnetwork.js';
 import { StabilityTracker } from './ocspruner/stability.js';
 import { SelectedChannelShrink } from './ocspruner/shrink.js';
 import { continueSchedule } from './ocspruner/schedule.js';
 
-/** OCSPruner settings (`ocspruner` section of the config); defaults follow the official CIFAR scripts. */
+/** OCSPruner settings (`ocspruner` section of the config); the schema's defaults follow the official CIFAR scripts. */
 export interface OcsprunerOptions {
   /** First epoch (0-based) at which a sub-network is chosen and the stability monitored. */
   monitorStartEpoch: number;
@@ -27,37 +27,15 @@ export interface OcsprunerOptions {
   flopsAware: boolean;
 }
 
-export const OCSPRUNER_DEFAULTS: OcsprunerOptions = {
-  monitorStartEpoch: 2,
-  slStartEpoch: 30,
-  slEndEpoch: 110,
-  reg: 1e-4,
-  regDelta: 1e-4,
-  regInterval: 1,
-  stabilityThreshold: 0.999,
-  stabilityWindow: 3,
-  layerPruneLimit: 0.75,
-  layerLimitFactor: 1,
-  flopsAware: true,
-};
-
-export function ocsprunerOptions(config: PruneConfig): OcsprunerOptions {
-  return { ...OCSPRUNER_DEFAULTS, ...((config.ocspruner ?? {}) as Partial<OcsprunerOptions>) };
-}
-
-async function runOcspruner(ctx: MethodContext): Promise<PruningDecision> {
-  const options = ocsprunerOptions(ctx.config);
+async function runOcspruner(ctx: MethodContext, options: OcsprunerOptions): Promise<PruningDecision> {
+  // The session admits only configs with data, a training phase and a FLOPs target.
   const settings = ctx.config.train;
-  if (!ctx.data || !settings || settings.epochs <= 0) {
-    throw new UserError('OCSPruner prunes inside one training cycle and needs data and a "train" section with epochs', { file: ctx.config.configPath, field: 'train', fix: 'Add "data" and e.g. "train": {"epochs": 60}' });
-  }
-  if (!('flopsReduction' in ctx.config.target)) {
-    throw new UserError('OCSPruner searches its sub-network for a FLOPs target', { file: ctx.config.configPath, field: 'target', fix: 'Use "target": {"flopsReduction": 0.5}' });
-  }
+  if (!ctx.data || !settings) throw new Error('OCSPruner prunes inside its training cycle');
+  const target = ctx.config.target as Extract<Target, { flopsReduction: number }>;
   const excluded = new Set(ctx.config.exclude);
   const groups = ctx.graph.groups.filter((g) => g.units.length > 1 && !g.producers.some((p) => excluded.has(p)));
   const selector = new SubnetworkSelector(ctx.model, ctx.graph, groups, {
-    target: ctx.config.target.flopsReduction,
+    target: target.flopsReduction,
     layerPruneLimit: options.layerPruneLimit,
     layerLimitFactor: options.layerLimitFactor,
     flopsAware: options.flopsAware,
@@ -141,8 +119,9 @@ async function runOcspruner(ctx: MethodContext): Promise<PruningDecision> {
   return { kind: 'model', model: pruned as tf.LayersModel, channelsRemoved: chosen.removed.length, notes };
 }
 
-export const ocsprunerMethod: PruningMethod = {
+export const ocsprunerMethod = defineMethod({
   name: 'ocspruner',
-  needsData: true,
+  training: 'required',
+  targets: ['flopsReduction'],
   run: runOcspruner,
-};
+});

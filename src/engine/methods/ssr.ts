@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import type { TrainConfig } from '../config/types.js';
+import { TARGET_KINDS, type TrainConfig } from '../config/types.js';
 import type { TrainHooks } from '../train/types.js';
-import type { MethodContext, PruningDecision, PruningMethod } from './types.js';
+import type { MethodContext, PruningDecision } from './types.js';
 import { UnitWeightLayout, disposeWeightSet, proximityPenalty, squaredDistance, type WeightSet } from './group-tensors.js';
 import { proxFactors } from './prox.js';
-import { decideFromAuxiliary, layoutRoles, perLayerGroupStats, readMethodOptions, type GroupSlices } from './goprune.js';
+import { decideFromAuxiliary, layoutRoles, perLayerGroupStats, type GroupSlices } from './shared/auxiliary.js';
+import { defineMethod } from './shared/descriptor.js';
 
 /**
  * SSR (Lin et al., TNNLS 2020): structured sparsity regularisation, min L(W) + λ Σ R(W_g),
@@ -23,6 +24,7 @@ import { decideFromAuxiliary, layoutRoles, perLayerGroupStats, readMethodOptions
 
 export type SsrRegularizer = 'l21' | 'l20';
 
+/** The `ssr` section; defaults and limits are the schema's. */
 export interface SsrOptions {
   regularizer: SsrRegularizer;
   lambda: number;
@@ -39,23 +41,8 @@ export interface SsrOptions {
   adoptAuxiliary: boolean;
 }
 
-export const SSR_DEFAULTS: SsrOptions = {
-  regularizer: 'l21',
-  lambda: 0.15,
-  layerLambda: {},
-  rho: 1,
-  rhoGrowth: 1,
-  rhoMax: 1,
-  updateEvery: 200,
-  schedule: 'global',
-  groupSlices: 'producer',
-  adoptAuxiliary: false,
-};
-
-export function ssrOptions(ctx: Pick<MethodContext, 'config'>): SsrOptions {
-  const options = readMethodOptions(ctx.config.ssr, SSR_DEFAULTS);
-  if (options.regularizer !== 'l21' && options.regularizer !== 'l20') throw new RangeError(`ssr.regularizer must be l21 or l20, got ${options.regularizer}`);
-  if (!(options.rho > 0)) throw new RangeError(`ssr.rho must be positive, got ${options.rho}`);
+/** ρ never ends below its start; K is a whole number of steps. */
+function settleSsrOptions(options: SsrOptions): SsrOptions {
   options.rhoMax = Math.max(options.rhoMax, options.rho);
   options.updateEvery = Math.max(1, Math.round(options.updateEvery));
   return options;
@@ -156,8 +143,7 @@ function phaseConfig(train: TrainConfig, parts: number): TrainConfig {
   return { ...train, epochs: train.epochs / parts };
 }
 
-export async function runSsr(ctx: MethodContext): Promise<PruningDecision> {
-  const options = ssrOptions(ctx);
+async function runSsr(ctx: MethodContext, options: SsrOptions): Promise<PruningDecision> {
   const roles = layoutRoles(options.groupSlices);
   const fullLayout = UnitWeightLayout.build(ctx.model, ctx.graph, { roles });
   const notes: string[] = [];
@@ -230,8 +216,10 @@ export async function runSsr(ctx: MethodContext): Promise<PruningDecision> {
   }
 }
 
-export const ssrMethod: PruningMethod = {
+export const ssrMethod = defineMethod({
   name: 'ssr',
-  needsData: true,
+  training: 'optional',
+  targets: TARGET_KINDS,
+  settle: settleSsrOptions,
   run: runSsr,
-};
+});

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { PruneConfig, Target, TrainConfig } from '../config/types.js';
+import type { MethodName, MethodSections, PruneConfig, Target, TargetKind, TrainConfig } from '../config/types.js';
 import type { ChannelGraph } from '../graph/types.js';
 import type { EngineEvent, Phase } from '../../protocol/events.js';
 import type { Dataset, TrainHooks, EvalResult } from '../train/types.js';
@@ -11,7 +11,17 @@ import type { Dataset, TrainHooks, EvalResult } from '../train/types.js';
  */
 export type PruningDecision =
   | { kind: 'units'; remove: number[]; notes?: string[] }
-  | { kind: 'model'; model: tf.LayersModel; channelsRemoved: number; notes?: string[] };
+  | {
+    kind: 'model';
+    model: tf.LayersModel;
+    channelsRemoved: number;
+    /**
+     * The layers of `model` that hold an original layer's channels, for each layer the method
+     * split or renamed (DSP's per-group convolutions); every other layer keeps its name.
+     */
+    layerParts?: Record<string, string[]>;
+    notes?: string[];
+  };
 
 export interface MethodContext {
   config: PruneConfig;
@@ -34,9 +44,28 @@ export interface MethodContext {
   selectUnits: (scores: ArrayLike<number>, target?: Target) => number[];
 }
 
-export interface PruningMethod {
-  name: PruneConfig['method'];
-  /** Whether the method needs `data` in the config. */
+/** Whether a method runs the config's `train` phase: never, when configured, or only with `train.epochs` > 0. */
+export type TrainingNeed = 'none' | 'optional' | 'required';
+
+/**
+ * Everything the session knows about a method: what it needs, which targets it prunes to,
+ * its options (defaults from the schema, one validator) and how to run it.
+ */
+export interface MethodDescriptor<Options extends object = object, Name extends MethodName = MethodName> {
+  name: Name;
+  /** Whether the method needs `data` in the config (from the protocol's method list). */
   needsData: boolean;
+  training: TrainingNeed;
+  /** Target kinds the method prunes to. */
+  targets: readonly TargetKind[];
+  /** Options under which the method does not read the target (i-SpaSP's fixed keep ratio): any kind is then accepted. */
+  ignoresTarget?(options: Options): boolean;
+  /** The options of an empty section: the schema's defaults, settled. */
+  defaults: Readonly<Options>;
+  /** The config's section over the defaults; throws a UserError naming the file and the field. */
+  options(config: OptionsSource): Options;
   run(ctx: MethodContext): Promise<PruningDecision>;
 }
+
+/** What a method's options are read from: the config's sections and its path, for messages. */
+export type OptionsSource = Pick<PruneConfig, 'configPath'> & MethodSections;

@@ -17,8 +17,7 @@ import { LANDING_TOLERANCE, maxReachable, nearestReachable } from '../prune/sele
 import { loadDataset, summarizeData } from '../data/index.js';
 import type { Dataset, EvalResult } from '../train/types.js';
 import { evaluateModel } from '../train/index.js';
-import { getMethod } from '../methods/index.js';
-import { l1Method } from '../methods/l1.js';
+import { checkMethodFits, getMethod, magnitudePlan } from '../methods/index.js';
 import { createMethodContext } from './context.js';
 import { SessionProgress } from './progress.js';
 import { buildReport } from './report.js';
@@ -71,7 +70,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     if (signal.aborted) throw new CancelledError();
   };
   const method = getMethod(config.method, config.configPath);
-  const trainEpochs = config.method === 'l1' ? 0 : config.train?.epochs ?? 0;
+  const trainEpochs = method.training === 'none' ? 0 : config.train?.epochs ?? 0;
   const finetuneEpochs = config.finetune?.epochs ?? 0;
   const memoryPhases: MemorySummary['phases'] = [];
   const onMemoryPlan = (plan: MemoryPlan, phase: string) => {
@@ -113,14 +112,13 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       throw new UserError('no prunable channels: every layer is blocked', { file: config.model, fix: 'Run `prunelens analyze` on the model to see why each layer is blocked' });
     }
 
+    checkMethodFits(method, config);
     let data: Dataset | undefined;
     if (config.data) {
       const inputShape = (model.inputs[0].shape.slice(1) as number[]);
       const outputShape = model.outputs[0].shape;
       const classes = outputShape[outputShape.length - 1] as number;
       data = await loadDataset(config.data, config.configPath, { inputShape, classes }, config.seed);
-    } else if (method.needsData) {
-      throw new UserError(`method "${config.method}" trains and needs data`, { file: config.configPath, field: 'data', fix: 'Add a "data" section, e.g. {"format": "builtin", "name": "mnist"}' });
     }
     checkCancelled();
 
@@ -157,7 +155,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     disposables.push(pruned);
     const prunedGraph = analyzeModel(pruned, { exclude: config.exclude });
     const afterStats = layerStats(pruned, prunedGraph);
-    const merged = mergeKept(initialStats.layers, afterStats.layers);
+    const merged = mergeKept(initialStats.layers, afterStats.layers, decision.kind === 'model' ? decision.layerParts : undefined);
     const keptChannels = decision.kind === 'units'
       ? initialStats.totals.prunableChannels - channelsRemoved
       : merged.filter((l) => l.status !== 'blocked').reduce((sum, l) => sum + Math.min(l.kept, l.channels), 0);
@@ -242,15 +240,15 @@ function speedup(before: LatencySummary, after: LatencySummary): number {
 }
 
 /**
- * Live bars show dense channels against what remains, keyed by layer name. A layer a method
- * rebuilt as per-group layers (`<name>_g0`, `<name>_g1`, …) keeps the channels of its groups.
+ * Live bars show dense channels against what remains, keyed by layer name. A layer the method
+ * split into parts (its decision's `layerParts`) keeps the channels of its parts.
  */
-function mergeKept(before: LayerStat[], after: LayerStat[]): LayerStat[] {
+function mergeKept(before: LayerStat[], after: LayerStat[], layerParts: Record<string, string[]> = {}): LayerStat[] {
   const afterByName = new Map(after.map((l) => [l.name, l]));
   return before.map((l) => {
     const same = afterByName.get(l.name);
     if (same) return { ...same, channels: l.channels, kept: same.channels };
-    const groups = after.filter((a) => a.name.startsWith(`${l.name}_g`) && /^\d+$/.test(a.name.slice(l.name.length + 2)));
+    const groups = (layerParts[l.name] ?? []).flatMap((name) => afterByName.get(name) ?? []);
     if (groups.length === 0) return { ...l, kept: 0 };
     const kept = groups.reduce((sum, g) => sum + g.channels, 0);
     return { ...l, kept, params: groups.reduce((sum, g) => sum + g.params, 0), flops: groups.reduce((sum, g) => sum + g.flops, 0) };
@@ -259,7 +257,7 @@ function mergeKept(before: LayerStat[], after: LayerStat[]): LayerStat[] {
 
 async function dryRun(config: PruneConfig, model: tf.LayersModel, graph: ChannelGraph, costBefore: { params: number; flops: number }, backend: string, sessionId: string, startedAt: number, emit: (e: EngineEvent) => void): Promise<DoneEvent> {
   // A dry run plans with the magnitude baseline: it shows what the target means for this model without training.
-  const plan = await l1Method.run(createMethodContext({ config, model, graph }));
+  const plan = await magnitudePlan(createMethodContext({ config, model, graph }));
   const remove = plan.kind === 'units' ? plan.remove : [];
   const stats = layerStats(model, graph, { removed: remove });
   emit({ type: 'layers', phase: 'prune', step: 0, layers: stats.layers, totals: stats.totals });

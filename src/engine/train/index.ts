@@ -4,11 +4,11 @@ import { CancelledError, UserError } from '../errors.js';
 import { mixSeed, seededRandom } from '../util/random.js';
 import { correctCount, crossEntropyPerSample, outputsProbabilities } from './loss.js';
 import { Optimizer, isDecayed, learningRateAt, type Parameter } from './optimizer.js';
-import type { Batch, Dataset, EpochInfo, EvalResult, StepInfo, TrainHooks } from './types.js';
+import type { Batch, BatchStep, Dataset, EpochInfo, EvalResult, StepInfo, TrainHooks, TrainingSnapshot } from './types.js';
 import { HeapExhaustedError, formatMiB, peakTensorMemory } from '../backend/heap.js';
 import { fittingEvalBatch, planMemory, type MemoryPlan } from './memory.js';
 
-export type { Batch, Dataset, EpochInfo, EvalResult, StepInfo, TrainHooks, TrainConfig } from './types.js';
+export type { Batch, BatchStep, Dataset, EpochInfo, EvalResult, StepInfo, TrainHooks, TrainingSnapshot, TrainConfig } from './types.js';
 export { snapshotBatchNorm } from './batchnorm.js';
 import { BatchNormCheckpoint, installScaleFreeBatchNormTraining } from './batchnorm.js';
 
@@ -36,6 +36,38 @@ export interface TrainControl {
   onEpoch?: (e: EpochInfo & { etaMs: number }) => void;
   /** The memory plan, once, before the first step. */
   onMemoryPlan?: (plan: MemoryPlan) => void;
+}
+
+/** Runs a hook in a tensor scope that frees what it leaves behind (hooks may be async, which tf.tidy does not allow). */
+async function inTensorScope(hook: () => void | Promise<void>): Promise<void> {
+  tf.engine().startScope();
+  try {
+    await hook();
+  } finally {
+    tf.engine().endScope();
+  }
+}
+
+/** Copies every weight of `model` (batch-norm statistics included) and the optimizer's state. */
+function snapshotTraining(model: tf.LayersModel, optimizer: Optimizer): TrainingSnapshot {
+  const weights = model.weights.map((weight) => ({ weight, copy: tf.keep(tf.clone(weight.read())) }));
+  const optimizerState = optimizer.snapshot();
+  let released = false;
+  const dispose = () => {
+    if (released) return;
+    released = true;
+    tf.dispose(weights.map((w) => w.copy));
+    optimizerState.dispose();
+  };
+  return {
+    restore: () => {
+      if (released) return;
+      for (const { weight, copy } of weights) weight.write(copy);
+      optimizerState.restore();
+      dispose();
+    },
+    dispose,
+  };
 }
 
 /** Lets pending I/O (an IPC cancel message) run between steps; a resolved promise would not. */
@@ -103,6 +135,18 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
   let evalMs = 0;
   let lastEval: EvalResult | undefined;
   const etaMs = () => (stepMsAverage ?? 0) * (totalSteps - globalStep) + evalMs * Math.max(0, epochs - Math.ceil(globalStep / Math.max(1, stepsPerEpoch)));
+  /** One optimizer step on `batch`, in the micro-batches that fit; returns [task loss, correct predictions]. */
+  const optimizerStep = async (batch: Batch, learningRate: number, stepSeed: number): Promise<Float32Array | Int32Array | Uint8Array> => {
+    const parameters = trainableParameters(model);
+    const run = await withMicroBatchRetry(model, plan, microBatchSize, (size) => size < batch.y.shape[0]
+      ? trainStepInMicroBatches(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed, size)
+      : trainStep(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed));
+    if (run.microBatchSize !== microBatchSize) {
+      microBatchSize = run.microBatchSize;
+      control.onMemoryPlan?.({ ...plan, microBatchSize, microBatches: Math.ceil(batchSize / microBatchSize) });
+    }
+    return run.result;
+  };
 
   try {
     for (let epoch = startEpoch; epoch < epochs; epoch++) {
@@ -112,17 +156,20 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
       for await (const batch of data.trainBatches(batchSize, epoch)) {
         const started = performance.now();
         const learningRate = learningRateAt(settings, globalStep, stepsPerEpoch, totalSteps);
-        const parameters = trainableParameters(model);
+        const stepSeed = mixSeed(control.seed, 0xd0, globalStep);
         let stats: Float32Array | Int32Array | Uint8Array;
+        let info: StepInfo;
         try {
-          const stepSeed = mixSeed(control.seed, 0xd0, globalStep);
-          const run = await withMicroBatchRetry(model, plan, microBatchSize, (size) => size < batch.y.shape[0]
-            ? trainStepInMicroBatches(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed, size)
-            : trainStep(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed));
-          stats = run.result;
-          if (run.microBatchSize !== microBatchSize) {
-            microBatchSize = run.microBatchSize;
-            control.onMemoryPlan?.({ ...plan, microBatchSize, microBatches: Math.ceil(batchSize / microBatchSize) });
+          stats = await optimizerStep(batch, learningRate, stepSeed);
+          info = { epoch, step, globalStep, totalSteps, learningRate, loss: stats[0] };
+          const { afterBatch } = hooks;
+          if (afterBatch) {
+            const batchStep: BatchStep = {
+              info, batch,
+              step: async () => (await optimizerStep(batch, learningRate, stepSeed))[0],
+              snapshot: () => snapshotTraining(model, optimizer),
+            };
+            await inTensorScope(() => afterBatch(batchStep));
           }
         } finally {
           tf.dispose([batch.x, batch.y]);
@@ -130,11 +177,8 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
         const n = batch.y.shape[0];
         const loss = stats[0];
         lossSum += loss * n; correctSum += stats[1]; seen += n;
-        if (hooks.afterStep) {
-          const info: StepInfo = { epoch, step, globalStep, learningRate, loss };
-          tf.engine().startScope(); // afterStep may be async, which tf.tidy does not allow
-          try { await hooks.afterStep(info); } finally { tf.engine().endScope(); }
-        }
+        const { afterStep } = hooks;
+        if (afterStep) await inTensorScope(() => afterStep(info));
         const elapsed = performance.now() - started;
         stepMsAverage = stepMsAverage === undefined ? elapsed : 0.9 * stepMsAverage + 0.1 * elapsed;
         globalStep++;

@@ -67,10 +67,46 @@ export class Optimizer {
     return slots;
   }
 
+  /**
+   * Copies the optimizer's state (momentum buffers or Adam moments, and the step count) so a
+   * look-ahead step can be undone exactly; slots first made after the copy are dropped on restore.
+   */
+  snapshot(): OptimizerSnapshot {
+    const saved = new Map([...this.slots].map(([variable, slots]) => [variable, slots.map((s) => tf.keep(tf.clone(s)))]));
+    const steps = this.steps;
+    let released = false;
+    const dispose = () => {
+      released = true;
+      for (const copies of saved.values()) tf.dispose(copies);
+    };
+    return {
+      restore: () => {
+        if (released) return;
+        for (const [variable, slots] of this.slots) {
+          const copies = saved.get(variable);
+          if (copies) slots.forEach((slot, i) => slot.assign(copies[i]));
+          else {
+            tf.dispose(slots);
+            this.slots.delete(variable);
+          }
+        }
+        this.steps = steps;
+        dispose();
+      },
+      dispose,
+    };
+  }
+
   dispose(): void {
     for (const slots of this.slots.values()) for (const s of slots) s.dispose();
     this.slots.clear();
   }
+}
+
+/** A copy of an optimizer's state: `restore` writes it back and frees it; `dispose` only frees it. */
+export interface OptimizerSnapshot {
+  restore(): void;
+  dispose(): void;
 }
 
 /** The learning rate at `globalStep` (0-based) of a phase of `totalSteps`, `stepsPerEpoch` steps an epoch. */

@@ -29,6 +29,12 @@ export interface Batch {
 export interface TrainHooks {
   /** Extra differentiable loss added to the task loss (a regulariser). Called inside the gradient tape. */
   regularizer?: (model: tf.LayersModel) => tf.Scalar;
+  /**
+   * After the optimizer step, while the step's batch is alive (before afterStep): a method can take
+   * further steps on the same minibatch, between a snapshot and its restore (DSP's look-ahead).
+   * Tensors it leaves undisposed are freed when it returns.
+   */
+  afterBatch?: (step: BatchStep) => void | Promise<void>;
   /** After the optimizer step: proximal steps, masks, shrinkage. Runs inside tf.tidy. */
   afterStep?: (info: StepInfo) => void | Promise<void>;
   /** After each epoch (and its evaluation). Return 'stop' to end training early. */
@@ -41,8 +47,30 @@ export interface StepInfo {
   epoch: number;
   step: number;
   globalStep: number;
+  /** Steps in the whole phase. */
+  totalSteps: number;
   learningRate: number;
   loss: number;
+}
+
+/** The step just taken, with what a per-batch hook may do on its batch. */
+export interface BatchStep {
+  info: StepInfo;
+  /** The step's minibatch; the loop disposes it after the hook. */
+  batch: Batch;
+  /**
+   * One more optimizer step on this batch, at this step's learning rate, seeds and micro-batches
+   * (layer losses and the regularizer included); resolves to its task loss.
+   */
+  step(): Promise<number>;
+  /** Copies every weight (batch-norm statistics included) and the optimizer's state. */
+  snapshot(): TrainingSnapshot;
+}
+
+/** A copy of the training state: `restore` writes it back exactly and frees it; `dispose` only frees it. */
+export interface TrainingSnapshot {
+  restore(): void;
+  dispose(): void;
 }
 
 export interface EpochInfo {

@@ -1,6 +1,4 @@
-import { UserError } from '../../errors.js';
-
-/** DSP hyperparameters (config section `dsp`); defaults follow the official CIFAR code (algorithms.md §4.6). */
+/** DSP hyperparameters (config section `dsp`); the schema's defaults follow the official CIFAR code (algorithms.md §4.6). */
 export interface DspOptions {
   /** Filter groups per regrouped conv layer. */
   groups: number;
@@ -33,28 +31,8 @@ export interface DspOptions {
   layerCostFlops: number;
 }
 
-export const DSP_DEFAULTS: DspOptions = {
-  groups: 4,
-  temperature: 0.5,
-  finalTemperature: 0.5,
-  regularization: 2e-3,
-  thetaLearningRate: 1e-3,
-  thetaEpsilon: 1e-12,
-  thetaUpdateEvery: 1,
-  warmupEpochs: 0,
-  filterPruning: true,
-  skipStem: true,
-  skipShortcut: true,
-  skipPointwise: false,
-  layerCostFlops: 0,
-};
-
-/** Merges a validated `dsp` config section over the defaults. */
-export function dspOptions(section: Record<string, unknown> | undefined, configPath?: string): DspOptions {
-  const options: DspOptions = { ...DSP_DEFAULTS, ...(section ?? {}) } as DspOptions;
-  if (section && section.finalTemperature === undefined) options.finalTemperature = options.temperature;
-  if (!Number.isInteger(options.groups) || options.groups < 1) {
-    throw new UserError('dsp.groups must be a positive integer', { file: configPath, field: 'dsp.groups', fix: 'Use 2, 3 or 4.' });
-  }
+/** `finalTemperature` defaults to `temperature` (constant, as the official code keeps it). */
+export function settleDspOptions(options: DspOptions, section: Record<string, unknown>): DspOptions {
+  if (section.finalTemperature === undefined) options.finalTemperature = options.temperature;
   return options;
 }

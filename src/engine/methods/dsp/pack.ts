@@ -34,6 +34,11 @@ function pairCosts(layer: tf.layers.Layer): { pairFlops: number; selectionPairFl
   return { pairFlops: 2 * kh * kw * output[0] * output[1], selectionPairFlops: 2 * input[0] * input[1] };
 }
 
+/** The per-group convolution that replaces group `group` of a regrouped conv. */
+export function groupLayerName(conv: string, group: number): string {
+  return `${conv}_g${group}`;
+}
+
 /** Layers that rebuild one conv; the last one produces the conv's replacement output. */
 function packedLayers(conv: LayerJson, built: BuiltConv): LayerJson[] {
   const base = conv.name;
@@ -49,8 +54,8 @@ function packedLayers(conv: LayerJson, built: BuiltConv): LayerJson[] {
   const inputRef = ((conv.inbound_nodes[0] as TensorRef[])[0])[0];
   const activation = conv.config.activation ?? 'linear';
   const groupOutputs = built.groups.map(({ group, filters, inputs, selection }) => {
-    const groupInput = selection ? add(`${base}_g${group}_select`, 'Conv2D', pointwise(inputs.length, 'linear'), [inputRef]) : inputRef;
-    return add(`${base}_g${group}`, 'Conv2D', { ...conv.config, filters: filters.length, activation: built.scatter ? 'linear' : activation }, [groupInput]);
+    const groupInput = selection ? add(`${groupLayerName(base, group)}_select`, 'Conv2D', pointwise(inputs.length, 'linear'), [inputRef]) : inputRef;
+    return add(groupLayerName(base, group), 'Conv2D', { ...conv.config, filters: filters.length, activation: built.scatter ? 'linear' : activation }, [groupInput]);
   });
   const out = groupOutputs.length === 1 ? groupOutputs[0] : add(`${base}_dsp_cat`, 'Concatenate', { axis: -1 }, groupOutputs);
   if (built.scatter) add(`${base}_dsp_scatter`, 'Conv2D', pointwise(built.plan.groupOfFilter.length, activation), [out]);
@@ -142,8 +147,8 @@ export async function buildPackedModel(model: tf.LayersModel, plans: GroupedConv
       const width = built.inputOrder.length;
       const position = new Map(built.inputOrder.map((c, p) => [c, p]));
       for (const { group, filters, inputs, selection } of built.groups) {
-        if (selection) setWeights(`${layer.name}_g${group}_select`, [oneHot(width, inputs.length, inputs.map((c, i) => [position.get(c)!, i]))]);
-        setWeights(`${layer.name}_g${group}`, tf.tidy(() => {
+        if (selection) setWeights(`${groupLayerName(layer.name, group)}_select`, [oneHot(width, inputs.length, inputs.map((c, i) => [position.get(c)!, i]))]);
+        setWeights(groupLayerName(layer.name, group), tf.tidy(() => {
           const k = tf.gather(tf.gather(kernel, selection ? inputs : built.inputOrder, 2), filters, 3);
           return bias ? [k, tf.gather(bias, filters)] : [k];
         }));

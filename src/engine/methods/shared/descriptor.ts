@@ -1,0 +1,62 @@
+import { methodInfo } from '../../../protocol/methods.js';
+import { targetKind, type MethodName, type PruneConfig, type TargetKind } from '../../config/types.js';
+import { UserError } from '../../errors.js';
+import type { MethodContext, MethodDescriptor, OptionsSource, PruningDecision, TrainingNeed } from '../types.js';
+import { readMethodOptions } from './options.js';
+
+export interface MethodDefinition<Options extends object, Name extends MethodName> {
+  name: Name;
+  training: TrainingNeed;
+  targets: readonly TargetKind[];
+  ignoresTarget?: (options: Options) => boolean;
+  /** Options that follow from others once merged (e.g. a default that is another option's value). */
+  settle?: (options: Options, section: Record<string, unknown>) => Options;
+  run: (ctx: MethodContext, options: Options) => Promise<PruningDecision>;
+}
+
+/**
+ * A method's descriptor: its data need from the protocol's method list, its options from the
+ * schema. The options' type is the one `run` takes.
+ */
+export function defineMethod<Options extends object, Name extends MethodName>(definition: MethodDefinition<Options, Name>): MethodDescriptor<Options, Name> {
+  const { name, settle } = definition;
+  const options = (config: OptionsSource): Options => {
+    const merged = readMethodOptions<Options>(name, config);
+    return settle ? settle(merged, config[name] ?? {}) : merged;
+  };
+  return {
+    name,
+    needsData: methodInfo(name).needsData,
+    training: definition.training,
+    targets: definition.targets,
+    ignoresTarget: definition.ignoresTarget,
+    defaults: Object.freeze(options({ configPath: '' })),
+    options,
+    run: (ctx) => definition.run(ctx, options(ctx.config)),
+  };
+}
+
+/** "a", "a or b", "a, b or c". */
+function either(values: readonly string[]): string {
+  return values.length <= 1 ? values.join('') : `${values.slice(0, -1).join(', ')} or ${values[values.length - 1]}`;
+}
+
+/**
+ * Whether a config gives the method what it needs (data, a training phase, a target kind it prunes
+ * to, valid options), checked once before the session loads data or trains. Throws a UserError naming the field.
+ */
+export function checkMethodFits(method: MethodDescriptor, config: PruneConfig): void {
+  const file = config.configPath;
+  const { label } = methodInfo(method.name);
+  if (method.needsData && !config.data) {
+    throw new UserError(`method "${method.name}" trains and needs data`, { file, field: 'data', fix: 'Add a "data" section, e.g. {"format": "builtin", "name": "mnist"}' });
+  }
+  if (method.training === 'required' && !(config.train && config.train.epochs > 0)) {
+    throw new UserError(`${label} prunes inside its training and needs a "train" section with epochs`, { file, field: 'train', fix: 'Add e.g. "train": {"epochs": 60}' });
+  }
+  const options = method.options(config);
+  const kind = targetKind(config.target);
+  if (!method.targets.includes(kind) && !method.ignoresTarget?.(options)) {
+    throw new UserError(`${label} prunes to a ${either(method.targets)} target, not ${kind}`, { file, field: 'target', fix: `Use e.g. "target": {"${method.targets[0]}": 0.5}` });
+  }
+}
