@@ -10,14 +10,16 @@ import { analyzeModel } from '../../src/engine/graph/analyze.js';
 import { loadModel } from '../../src/engine/io/index.js';
 import { countCost } from '../../src/engine/metrics/index.js';
 import { dspMethod, dspLayers } from '../../src/engine/methods/dsp.js';
-const DSP_DEFAULTS = dspMethod.defaults;
 import { learnGroups, type GroupedLayer } from '../../src/engine/methods/dsp/learn.js';
 import type { DspOptions } from '../../src/engine/methods/dsp/options.js';
 import { regularizerScale } from '../../src/engine/methods/dsp/regularizer.js';
 import { createMethodContext } from '../../src/engine/session/context.js';
 import { executeSession } from '../../src/engine/session/session.js';
 import { seededRandom } from '../../src/engine/util/random.js';
+import { trainModel } from '../../src/engine/train/index.js';
 import { makeWorkspace, tinyTrainingConfig } from '../helpers/fixtures.js';
+
+const DSP_DEFAULTS = dspMethod.defaults;
 
 before(async () => {
   await tf.setBackend('cpu');
@@ -55,7 +57,7 @@ test('the look-ahead restores weights, batch-norm statistics and momentum: with 
     const model = residualNet(5);
     const options = { ...DSP_DEFAULTS, groups: 2, regularization: 0, thetaUpdateEvery };
     const layers = groupedLayers(model, options);
-    await learnGroups(model, data, train, options, layers, { random: seededRandom(9), checkCancelled: () => undefined });
+    await learnGroups((hooks) => trainModel(model, data, train, hooks, { seed: 1 }), options, layers, seededRandom(9));
     const weights = model.weights.map((w) => Array.from(w.read().dataSync()));
     const theta = layers.map((l) => Array.from(l.theta.dataSync()));
     layers.forEach((l) => l.theta.dispose());
@@ -76,7 +78,7 @@ test('the decoupled regulariser step drives group-channel norms down compared wi
     const model = residualNet(6);
     const options = { ...DSP_DEFAULTS, groups: 2, regularization };
     const layers = groupedLayers(model, options);
-    await learnGroups(model, data, { ...train, weightDecay: 0, maxStepsPerEpoch: 4 }, options, layers, { random: seededRandom(3), checkCancelled: () => undefined });
+    await learnGroups((hooks) => trainModel(model, data, { ...train, weightDecay: 0, maxStepsPerEpoch: 4 }, hooks, { seed: 1 }), options, layers, seededRandom(3));
     const energy = layers.map((l) => tf.tidy(() => tf.sum(tf.sqrt(tf.sum(tf.square(l.kernel.read()), [0, 1]))).dataSync()[0]));
     layers.forEach((l) => l.theta.dispose());
     model.dispose();
@@ -132,4 +134,42 @@ test('a DSP session on the tiny CNN saves a smaller per-group model that loads b
   assert.ok(reloaded.model.layers.some((l) => /^conv2_g\d$/.test(l.name)), 'conv2 was rebuilt as per-group convolutions');
   assert.equal(countCost(reloaded.model).flops, result.after.flops);
   reloaded.model.dispose();
+});
+
+test('DSP learning with λ = 0 trains exactly as the shared loop, SGD and Adam: the look-ahead restores the optimizer state too', async () => {
+  const data = await loadDataset({ format: 'synthetic', samples: 48, classes: 3 }, process.cwd(), { inputShape: [8, 8, 1], classes: 3 }, 4);
+  for (const optimizer of ['sgd', 'adam'] as const) {
+    const settings: TrainConfig = { ...train, optimizer, learningRate: optimizer === 'adam' ? 0.01 : 0.05 };
+    const plain = residualNet(8);
+    await trainModel(plain, data, settings, {}, { seed: 1 });
+    const expected = plain.weights.map((w) => Array.from(w.read().dataSync()));
+    plain.dispose();
+
+    const model = residualNet(8);
+    const options = { ...DSP_DEFAULTS, groups: 2, regularization: 0 };
+    const layers = groupedLayers(model, options);
+    await learnGroups((hooks) => trainModel(model, data, settings, hooks, { seed: 1 }), options, layers, seededRandom(5));
+    assert.ok(layers.some((l) => Array.from(l.theta.dataSync()).some((v) => v !== 0)), 'θ learned something');
+    assert.deepEqual(model.weights.map((w) => Array.from(w.read().dataSync())), expected, `${optimizer}: weights equal the shared loop's`);
+    layers.forEach((l) => l.theta.dispose());
+    model.dispose();
+  }
+});
+
+test('DSP reports session progress: monotone from the train phase through fine-tuning, equal to another method\'s', async () => {
+  const progressOf = async (method: string, settings: Record<string, unknown>) => {
+    const ws = await makeWorkspace(`prunelens-${method}-progress-`);
+    const config = loadConfig(ws.writeConfig({ ...tinyTrainingConfig, method, train: { epochs: 2, batchSize: 16, learningRate: 0.01, maxStepsPerEpoch: 3 }, ...settings }));
+    const events: EngineEvent[] = [];
+    const result = await executeSession(config, (e) => events.push(e));
+    assert.equal(result.type, 'done', result.type === 'error' ? result.message : '');
+    return events.flatMap((e) => e.type === 'step' || e.type === 'epoch' ? [{ type: e.type, phase: e.phase, progress: e.progress }] : []);
+  };
+  const dsp = await progressOf('dsp', { dsp: { groups: 2 } });
+  const goprune = await progressOf('goprune', {});
+  const values = dsp.map((e) => e.progress);
+  assert.ok(values.every((p, i) => i === 0 || p >= values[i - 1]), `monotone: ${values.map((p) => p.toFixed(3))}`);
+  assert.ok(dsp.some((e) => e.phase === 'finetune') && values[values.length - 1] < 1);
+  const trainPhase = (events: typeof dsp) => events.filter((e) => e.phase === 'train');
+  assert.deepEqual(trainPhase(dsp), trainPhase(goprune));
 });

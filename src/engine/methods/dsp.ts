@@ -146,28 +146,16 @@ export const dspMethod = defineMethod({
       const settings = config.train;
       if (ctx.data && settings && settings.epochs > 0) {
         ctx.emit({ type: 'phase', phase: 'train', message: `DSP group learning: ${layers.length} conv layers, ${options.groups} groups each` });
-        let started = Date.now();
-        await learnGroups(model, ctx.data, settings, options, layers, {
-          random: ctx.random,
-          checkCancelled: ctx.checkCancelled,
-          onStep: (s) => {
-            if (s.globalStep === 0) started = Date.now();
-            const etaMs = s.globalStep > 0 ? ((Date.now() - started) / s.globalStep) * (s.totalSteps - s.globalStep - 1) : 0;
-            ctx.emit({ type: 'step', phase: 'train', epoch: s.epoch, step: s.step, stepsPerEpoch: s.stepsPerEpoch, loss: s.loss, learningRate: s.learningRate, etaMs, progress: (s.globalStep + 1) / s.totalSteps });
-          },
-          onEpoch: async (epoch, epochs, loss) => {
-            const evaluation = await ctx.evaluate();
-            ctx.emit({ type: 'epoch', phase: 'train', epoch, epochs, loss, accuracy: undefined, valLoss: evaluation?.loss, valAccuracy: evaluation?.accuracy, etaMs: 0, progress: (epoch + 1) / epochs });
-            const assignment = currentGroups(layers, options.groups);
-            const detail: Record<string, unknown> = {};
-            layers.forEach((l, i) => {
-              const sizes = new Array<number>(options.groups).fill(0);
-              assignment[i].forEach((g) => sizes[g]++);
-              detail[l.name] = { groupSizes: sizes, groupOfFilter: assignment[i] };
-            });
-            ctx.emit({ type: 'signal', method: 'dsp', name: 'groupAssignment', step: epoch, value: regularizerValue(layers, options.groups), detail });
-            ctx.reportLayers('train', epoch);
-          },
+        await learnGroups((hooks) => ctx.train(settings, hooks, 'train'), options, layers, ctx.random, ({ epoch }) => {
+          const assignment = currentGroups(layers, options.groups);
+          const detail: Record<string, unknown> = {};
+          layers.forEach((l, i) => {
+            const sizes = new Array<number>(options.groups).fill(0);
+            assignment[i].forEach((g) => sizes[g]++);
+            detail[l.name] = { groupSizes: sizes, groupOfFilter: assignment[i] };
+          });
+          ctx.emit({ type: 'signal', method: 'dsp', name: 'groupAssignment', step: epoch, value: regularizerValue(layers, options.groups), detail });
+          ctx.reportLayers('train', epoch);
         });
       } else {
         notes.push('no group learning ran (no data or train.epochs is 0): every filter stays in group 0, so DSP prunes input channels per layer');
