@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/types.js';
+import type { StepEvent } from '../../protocol/events.js';
 import { CancelledError, UserError } from '../errors.js';
 import { mixSeed, seededRandom } from '../util/random.js';
 import { correctCount, crossEntropyPerSample, outputsProbabilities } from './loss.js';
@@ -16,14 +17,8 @@ installScaleFreeBatchNormTraining();
 export { outputsProbabilities } from './loss.js';
 export { planMemory, type MemoryPlan } from './memory.js';
 
-export interface StepProgress {
-  epoch: number;
-  step: number;
-  stepsPerEpoch: number;
-  loss: number;
-  learningRate: number;
-  etaMs: number;
-}
+/** What a step reports: the fields of the protocol's step event that training knows. */
+export type StepProgress = Pick<StepEvent, 'epoch' | 'step' | 'stepsPerEpoch' | 'loss' | 'learningRate' | 'etaMs'>;
 
 export interface TrainControl {
   /** Seeds dropout and any other random layer; with the dataset's seed, runs are reproducible. */

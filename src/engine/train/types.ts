@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/types.js';
+import type { EpochEvent } from '../../protocol/events.js';
 
 /** A labelled dataset streamed in batches; tensors returned are owned by the caller. */
 export interface Dataset {
@@ -73,14 +74,8 @@ export interface TrainingSnapshot {
   dispose(): void;
 }
 
-export interface EpochInfo {
-  epoch: number;
-  epochs: number;
-  loss: number;
-  accuracy?: number;
-  valLoss?: number;
-  valAccuracy?: number;
-}
+/** What an epoch reports: the fields of the protocol's epoch event that training knows. */
+export type EpochInfo = Pick<EpochEvent, 'epoch' | 'epochs' | 'loss' | 'accuracy' | 'valLoss' | 'valAccuracy'>;
 
 export interface EvalResult {
   loss: number;
