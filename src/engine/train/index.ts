@@ -207,7 +207,7 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
  * the step is retried from the batch-norm statistics it started with, in passes half as large,
  * until it fits: the optimiser has not stepped yet. Returns the result and the size that fitted.
  */
-export async function withMicroBatchRetry<T>(model: tf.LayersModel, plan: MemoryPlan, microBatchSize: number,
+async function withMicroBatchRetry<T>(model: tf.LayersModel, plan: MemoryPlan, microBatchSize: number,
   step: (microBatchSize: number) => T | Promise<T>): Promise<{ result: T; microBatchSize: number }> {
   // Copies of the statistics cost a few clones a step; worth it only where memory is tight.
   const checkpoint = plan.trainingBytes > plan.limitBytes / 4 ? new BatchNormCheckpoint(model) : undefined;
@@ -305,7 +305,7 @@ async function trainStepInMicroBatches(model: tf.LayersModel, batch: Batch, para
  * normalise each pass by its own statistics. `stats` is [task loss, correct predictions]; the
  * caller disposes what is returned.
  */
-export function batchGradients(model: tf.LayersModel, batch: Batch, variables: tf.Variable[], probabilities: boolean, microBatchSize: number,
+function batchGradients(model: tf.LayersModel, batch: Batch, variables: tf.Variable[], probabilities: boolean, microBatchSize: number,
   seed: number, regularizer?: (model: tf.LayersModel) => tf.Scalar): { grads: Record<string, tf.Tensor>; stats: tf.Tensor1D } {
   const n = batch.y.shape[0];
   let grads: Record<string, tf.Tensor> = {};
