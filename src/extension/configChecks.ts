@@ -1,21 +1,11 @@
 /**
- * Checks of a `*.prune.json` that its JSON schema cannot express: files that must exist, an
- * output that would overwrite the model, a target the model cannot reach, data whose shape
- * does not fit the model input. vscode-free: the editor maps the JSON paths to ranges.
+ * The editor's checks of a `*.prune.json` beyond its JSON schema: the engine's file checks (the
+ * model file, an output that would overwrite it, data files and their shapes) plus a target the
+ * model cannot reach. vscode-free: the editor maps the JSON paths to ranges.
  */
-import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { parse, type ParseError } from 'jsonc-parser/lib/esm/main.js';
-import { readModelInputShape, readNpyShape, sampleShapeMatches } from './modelFiles.js';
-import { formatShape } from '../protocol/format.js';
-import { assertOutputSafe } from '../engine/io/paths.js';
-import { UserError } from '../engine/errors.js';
-
-export interface ConfigCheck {
-  message: string;
-  path: (string | number)[];
-  severity: 'error' | 'warning';
-}
+import { checkConfigFiles, type ConfigProblem } from '../engine/config/index.js';
 
 /** What an analysis of the model says about how far it can be pruned. */
 export interface ModelCapacity {
@@ -31,32 +21,12 @@ export type CapacityLookup = (modelPath: string) => Promise<ModelCapacity | unde
 
 const FRACTION_TARGETS = ['flopsReduction', 'paramsReduction', 'channelRatio'] as const;
 
-export async function checkConfigText(text: string, configPath: string, capacityOf?: CapacityLookup): Promise<ConfigCheck[]> {
+export async function checkConfigText(text: string, configPath: string, capacityOf?: CapacityLookup): Promise<ConfigProblem[]> {
   const errors: ParseError[] = [];
   const raw = parse(text, errors, { allowTrailingComma: false, disallowComments: false }) as Record<string, unknown> | undefined;
   if (errors.length || typeof raw !== 'object' || raw === null || Array.isArray(raw)) return [];
-  const checks: ConfigCheck[] = [];
-  const base = path.dirname(configPath);
-  const at = (p: string) => path.resolve(base, p);
-
-  let modelPath: string | undefined;
-  if (typeof raw.model === 'string' && raw.model) {
-    const resolved = at(raw.model);
-    const info = await statOrUndefined(resolved);
-    if (!info) checks.push({ path: ['model'], severity: 'error', message: `Model file not found: ${raw.model} (looked for ${resolved}). Point "model" at a TF.js model.json, relative to this config.` });
-    else if (info.isDirectory()) checks.push({ path: ['model'], severity: 'error', message: `"${raw.model}" is a folder. Point "model" at the model.json inside it.` });
-    else modelPath = resolved;
-  }
-
-  if (typeof raw.output === 'string' && raw.output && typeof raw.model === 'string' && raw.model) {
-    // The engine's own check: the model's folder, a folder containing it, through symbolic links too.
-    try {
-      assertOutputSafe(at(raw.model), at(raw.output));
-    } catch (err) {
-      if (!(err instanceof UserError)) throw err;
-      checks.push({ path: ['output'], severity: 'error', message: err.message });
-    }
-  }
+  const fileProblems = await checkConfigFiles(raw, configPath);
+  const checks = fileProblems.map(asSentence);
 
   const target = raw.target as Record<string, unknown> | undefined;
   let targetChecked = false;
@@ -74,27 +44,21 @@ export async function checkConfigText(text: string, configPath: string, capacity
     }
   }
 
-  let inputShape: (number | null)[] | undefined;
-  if (modelPath) {
-    try {
-      inputShape = await readModelInputShape(modelPath);
-    } catch (err) {
-      checks.push({ path: ['model'], severity: 'error', message: `The model file is not a readable TF.js model.json: ${(err as Error).message}` });
-      modelPath = undefined;
-    }
-  }
-
-  if (modelPath && target && !targetChecked && capacityOf) {
-    const capacity = await capacityOf(modelPath).catch(() => undefined);
+  const modelUsable = typeof raw.model === 'string' && raw.model && !fileProblems.some((p) => p.path[0] === 'model');
+  if (modelUsable && target && !targetChecked && capacityOf) {
+    const capacity = await capacityOf(path.resolve(path.dirname(configPath), raw.model as string)).catch(() => undefined);
     if (capacity) checks.push(...checkTargetAgainstCapacity(target, capacity));
   }
-
-  const data = raw.data as Record<string, unknown> | undefined;
-  if (data && typeof data === 'object') checks.push(...(await checkData(data, at, inputShape)));
   return checks;
 }
 
-export function checkTargetAgainstCapacity(target: Record<string, unknown>, capacity: ModelCapacity): ConfigCheck[] {
+/** An engine problem as the editor shows it: a sentence, the fix after it. */
+function asSentence(problem: ConfigProblem): ConfigProblem {
+  const message = problem.message.charAt(0).toUpperCase() + problem.message.slice(1);
+  return { path: problem.path, severity: problem.severity, message: `${message}.${problem.fix ? ` ${problem.fix}.` : ''}` };
+}
+
+export function checkTargetAgainstCapacity(target: Record<string, unknown>, capacity: ModelCapacity): ConfigProblem[] {
   const kind = Object.keys(target).find((k) => typeof target[k] === 'number');
   if (!kind) return [];
   const amount = target[kind] as number;
@@ -111,47 +75,4 @@ export function checkTargetAgainstCapacity(target: Record<string, unknown>, capa
     return [{ path: ['target', kind], severity: 'error', message: `Target impossible for this model: ${kind} ${amount} exceeds the largest reachable ${limit.toFixed(3)} (every channel group keeps at least one channel).` }];
   }
   return [];
-}
-
-async function checkData(data: Record<string, unknown>, at: (p: string) => string, inputShape: (number | null)[] | undefined): Promise<ConfigCheck[]> {
-  const checks: ConfigCheck[] = [];
-  if (data.format === 'builtin' && (data.name === 'mnist' || data.name === 'fashion-mnist')) {
-    if (inputShape && !sampleShapeMatches([28, 28, 1], inputShape)) {
-      checks.push({ path: ['data', 'name'], severity: 'error', message: `${data.name} images are 28×28×1 but the model input is ${formatShape(inputShape)}.` });
-    }
-  }
-  if (data.format === 'npy') {
-    for (const field of ['x', 'xVal'] as const) {
-      const file = data[field];
-      if (typeof file !== 'string') continue;
-      const shape = await readNpyShape(at(file)).catch((err: NodeJS.ErrnoException) => {
-        checks.push({ path: ['data', field], severity: 'error', message: err.code === 'ENOENT' ? `Data file not found: ${file}.` : `Cannot read ${file}: ${err.message}.` });
-        return undefined;
-      });
-      if (shape && inputShape && !sampleShapeMatches(shape.slice(1), inputShape)) {
-        checks.push({ path: ['data', field], severity: 'error', message: `${file} holds samples shaped ${formatShape(shape.slice(1))} (array ${formatShape(shape)}) but the model input is ${formatShape(inputShape)}.` });
-      }
-    }
-    for (const field of ['y', 'yVal'] as const) {
-      const file = data[field];
-      if (typeof file === 'string' && !(await statOrUndefined(at(file)))) checks.push({ path: ['data', field], severity: 'error', message: `Data file not found: ${file}.` });
-    }
-  }
-  if (data.format === 'imagefolder') {
-    for (const field of ['path', 'validationPath'] as const) {
-      const folder = data[field];
-      if (typeof folder !== 'string') continue;
-      const info = await statOrUndefined(at(folder));
-      if (!info?.isDirectory()) checks.push({ path: ['data', field], severity: 'error', message: `Image folder not found: ${folder}.` });
-    }
-  }
-  return checks;
-}
-
-async function statOrUndefined(p: string) {
-  try {
-    return await stat(p);
-  } catch {
-    return undefined;
-  }
 }

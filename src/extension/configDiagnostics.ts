@@ -3,7 +3,8 @@ import { findNodeAtLocation, parseTree } from 'jsonc-parser/lib/esm/main.js';
 import * as vscode from 'vscode';
 import type { LayersEvent } from '../protocol/events.js';
 import { CONFIG_GLOB, DIAGNOSTIC_SOURCE } from './constants.js';
-import { checkConfigText, type ConfigCheck, type ModelCapacity } from './configChecks.js';
+import type { ConfigProblem } from '../engine/config/index.js';
+import { checkConfigText, type ModelCapacity } from './configChecks.js';
 import type { AnalysisResult } from './sessions.js';
 
 export function isPruneConfig(uri: vscode.Uri): boolean {
@@ -82,7 +83,7 @@ export class ConfigDiagnostics implements vscode.Disposable {
     }
     const checks = await checkConfigText(text, uri.fsPath, (model) => this.capacities.capacityOf(model)).catch((err) => {
       this.log.warn(`Could not check ${uri.fsPath}: ${(err as Error).message}`);
-      return [] as ConfigCheck[];
+      return [] as ConfigProblem[];
     });
     // A newer edit started its own check meanwhile; its result wins.
     if (this.generation.get(key) !== generation) return this.collection.get(uri) ?? [];
@@ -111,7 +112,7 @@ export class ConfigDiagnostics implements vscode.Disposable {
   }
 }
 
-function toDiagnostic(text: string, check: ConfigCheck): vscode.Diagnostic {
+function toDiagnostic(text: string, check: ConfigProblem): vscode.Diagnostic {
   const diagnostic = new vscode.Diagnostic(rangeOf(text, check.path), check.message, check.severity === 'error' ? vscode.DiagnosticSeverity.Error : vscode.DiagnosticSeverity.Warning);
   diagnostic.source = DIAGNOSTIC_SOURCE;
   diagnostic.code = check.path.join('.') || undefined;

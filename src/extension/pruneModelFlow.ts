@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { parse } from 'jsonc-parser/lib/esm/main.js';
 import * as vscode from 'vscode';
 import { METHOD_INFO } from '../protocol/methods.js';
-import { readModelInputShape, readModelOutputUnits } from './modelFiles.js';
+import { readModelInputShape, readModelOutputUnits } from '../engine/config/index.js';
 import { dataOptions, describeDataSection, syntheticClasses, type DataChoice, type DataOption, type ModelShape, type PruneChoices, type TargetChoice } from './newConfig.js';
 
 interface TargetItem extends vscode.QuickPickItem {

@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkConfigText } from '../../src/extension/configChecks.js';
 import { METHOD_INFO } from '../../src/protocol/methods.js';
-import { readModelInputShape, readModelOutputUnits } from '../../src/extension/modelFiles.js';
+import { readModelInputShape, readModelOutputUnits } from '../../src/engine/config/index.js';
 import { configPathFor, dataOptions, newConfigText, updateConfigText, type DataChoice } from '../../src/extension/newConfig.js';
 import { loadConfig } from '../../src/engine/config/index.js';
 import { encodeNpy } from '../../src/engine/data/index.js';

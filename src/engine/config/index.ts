@@ -1,2 +1,3 @@
 export * from './types.js';
-export { loadConfig, validateConfigText, DEFAULT_TRAIN, type ConfigOverrides, type ConfigProblem } from './load.js';
+export { loadConfig, validateConfigText, DEFAULT_TRAIN, type ConfigOverrides } from './load.js';
+export { checkConfigFiles, readModelInputShape, readModelOutputUnits, type ConfigProblem } from './files.js';

@@ -1,9 +1,10 @@
-import { readFileSync, existsSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import schema from '../../../schemas/prune-config.schema.json';
 import { UserError } from '../errors.js';
+import { modelPathProblem, outputPathProblem, type ConfigProblem } from './files.js';
 import { METHOD_NAMES, TARGET_KINDS, type DataConfig, type MethodName, type MethodSections, type PruneConfig, type Target, type TrainConfig, type BackendName } from './types.js';
 
 /** What a config file may override when a session is started (method variants, dry runs). */
@@ -12,13 +13,6 @@ export interface ConfigOverrides {
   output?: string;
   backend?: string;
   dryRun?: boolean;
-}
-
-export interface ConfigProblem {
-  message: string;
-  /** JSON path of the offending value, e.g. ['target', 'flopsReduction']. Empty for the whole file. */
-  path: (string | number)[];
-  severity: 'error' | 'warning';
 }
 
 export const DEFAULT_TRAIN: TrainConfig = {
@@ -321,17 +315,10 @@ export function loadConfig(configPath: string, overrides: ConfigOverrides = {}):
 function resolveConfig(raw: Record<string, unknown>, file: string): PruneConfig {
   const base = dirname(file);
   const at = (p: string) => resolve(base, p);
+  const problem = modelPathProblem(raw.model as string, file) ?? outputPathProblem(raw.model as string, raw.output as string, file);
+  if (problem) throw new UserError(problem.message, { file, field: problem.path.join('.'), fix: problem.fix });
   const model = at(raw.model as string);
-  if (!existsSync(model)) {
-    throw new UserError(`model file ${raw.model as string} does not exist (looked for ${model})`, { file, field: 'model', fix: 'Point "model" at a TF.js model.json, relative to this config' });
-  }
-  if (statSync(model).isDirectory()) {
-    throw new UserError(`"${raw.model as string}" is a folder`, { file, field: 'model', fix: 'Point "model" at the model.json file inside it' });
-  }
   const output = at(raw.output as string);
-  if (resolve(output) === dirname(model)) {
-    throw new UserError('output is the model\'s own folder; PruneLens never overwrites the input model', { file, field: 'output', fix: 'Choose another folder, e.g. "pruned/"' });
-  }
   const data = raw.data as DataConfig | undefined;
   const seed = (raw.seed as number | undefined) ?? 1;
   const hasData = data !== undefined;

@@ -8,6 +8,7 @@ import { loadBuiltin } from './builtin.js';
 import { ArraySource, makeDataset } from './dataset.js';
 import { loadImageFolder } from './imagefolder.js';
 import { readNpy, type NpyArray } from './npy.js';
+import { sampleShapeFits } from './shapes.js';
 import { splitIndices } from '../util/random.js';
 import { loadSynthetic } from './synthetic.js';
 
@@ -58,7 +59,6 @@ export function summarizeData(cfg: DataConfig | undefined, dataset?: Dataset): D
 }
 
 const product = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-const withoutOnes = (shape: number[]) => shape.filter((d) => d !== 1);
 
 /** Inputs shaped [N, ...inputShape], [N, features] or with singleton dimensions dropped are accepted. */
 function checkInputs(x: NpyArray, file: string, inputShape: number[]): Float32Array | Uint8Array {
@@ -66,10 +66,7 @@ function checkInputs(x: NpyArray, file: string, inputShape: number[]): Float32Ar
     throw new UserError(`inputs have dtype ${x.dtype}; expected float32 or uint8`, { file, fix: "Save them with x.astype('float32') (or uint8 pixels 0..255)" });
   }
   const sample = x.shape.slice(1);
-  const same = sample.length === inputShape.length && sample.every((d, i) => d === inputShape[i]);
-  const flat = product(sample) === product(inputShape) &&
-    (sample.length === 1 || inputShape.length === 1 || withoutOnes(sample).join() === withoutOnes(inputShape).join());
-  if (x.shape.length < 2 || !(same || flat)) {
+  if (x.shape.length < 2 || !sampleShapeFits(sample, inputShape)) {
     throw new UserError(`inputs have shape [${x.shape.join(', ')}], i.e. samples of [${sample.join(', ')}], but the model input is [${inputShape.join(', ')}]`, {
       file, fix: `Save x shaped [N, ${inputShape.join(', ')}] (NHWC) or [N, ${product(inputShape)}]` });
   }

@@ -37,27 +37,26 @@ function modelFolderOf(inputModelPath: string): string {
 }
 
 /**
- * Refuses output folders that would overwrite the input model (its own folder, or a folder
- * containing it, which replacing would delete), and, when a workspace is given, folders
- * outside it or the workspace root itself.
+ * Why `outDir` must not receive the pruned model, if it must not: it would overwrite the input
+ * model (its own folder, or a folder containing it, which replacing would delete), or, when a
+ * workspace is given, it lies outside it or is the workspace root itself.
  */
-export function assertOutputSafe(inputModelPath: string, outDir: string, workspaceRoot?: string): void {
+export function outputFolderProblem(inputModelPath: string, outDir: string, workspaceRoot?: string): { message: string; fix: string } | undefined {
   const modelDir = canonicalPath(modelFolderOf(inputModelPath));
   const out = canonicalPath(outDir);
-  const suggestion = `Choose another output folder, e.g. ${basename(modelDir)}-pruned next to it`;
-  if (out === modelDir) {
-    throw new UserError(`output folder is the input model's own folder (${modelDir}); saving would overwrite the input model`, { file: outDir, fix: suggestion });
-  }
-  if (isInside(modelDir, out)) {
-    throw new UserError(`output folder contains the input model (${modelDir}); replacing it would delete the input model`, { file: outDir, fix: suggestion });
-  }
+  const fix = `Choose another output folder, e.g. ${basename(modelDir)}-pruned next to it`;
+  if (out === modelDir) return { message: `output folder is the input model's own folder (${modelDir}); saving would overwrite the input model`, fix };
+  if (isInside(modelDir, out)) return { message: `output folder contains the input model (${modelDir}); replacing it would delete the input model`, fix };
   if (workspaceRoot !== undefined) {
     const root = canonicalPath(workspaceRoot);
-    if (out === root) {
-      throw new UserError('output folder is the workspace root; saving replaces the whole output folder', { file: outDir, fix: 'Choose a subfolder of the workspace, e.g. pruned/' });
-    }
-    if (!isInside(out, root)) {
-      throw new UserError(`output folder is outside the workspace (${root})`, { file: outDir, fix: 'Choose an output folder inside the workspace' });
-    }
+    if (out === root) return { message: 'output folder is the workspace root; saving replaces the whole output folder', fix: 'Choose a subfolder of the workspace, e.g. pruned/' };
+    if (!isInside(out, root)) return { message: `output folder is outside the workspace (${root})`, fix: 'Choose an output folder inside the workspace' };
   }
+  return undefined;
+}
+
+/** Throws outputFolderProblem's problem as a UserError naming the folder. */
+export function assertOutputSafe(inputModelPath: string, outDir: string, workspaceRoot?: string): void {
+  const problem = outputFolderProblem(inputModelPath, outDir, workspaceRoot);
+  if (problem) throw new UserError(problem.message, { file: outDir, fix: problem.fix });
 }

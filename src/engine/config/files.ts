@@ -1,0 +1,138 @@
+/**
+ * Checks of what a config's paths point at, which its JSON schema cannot express: the model file,
+ * an output folder that would overwrite it, data files and whether their samples fit the model
+ * input. `loadConfig` applies the model and output checks; the editor's diagnostics apply them all.
+ * Loads no tfjs: a model's input shape comes from its model.json topology, an .npy array's shape
+ * from its header.
+ */
+import { statSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { formatShape } from '../../protocol/format.js';
+import { readNpyHeader } from '../data/npy.js';
+import { sampleShapeFits } from '../data/shapes.js';
+import { outputFolderProblem } from '../io/paths.js';
+
+export interface ConfigProblem {
+  /** What is wrong, in the engine's words (lower case, no full stop). */
+  message: string;
+  /** JSON path of the offending value, e.g. ['target', 'flopsReduction']. Empty for the whole file. */
+  path: (string | number)[];
+  severity: 'error' | 'warning';
+  /** What to do about it, when there is one thing to do. */
+  fix?: string;
+}
+
+/** The `model` field's file: it must exist and be a file. */
+export function modelPathProblem(model: string, configFile: string): ConfigProblem | undefined {
+  const resolved = resolve(dirname(configFile), model);
+  const info = statSync(resolved, { throwIfNoEntry: false });
+  if (!info) return { path: ['model'], severity: 'error', message: `model file not found: ${model} (looked for ${resolved})`, fix: 'Point "model" at a TF.js model.json, relative to this config' };
+  if (info.isDirectory()) return { path: ['model'], severity: 'error', message: `"${model}" is a folder`, fix: 'Point "model" at the model.json file inside it' };
+  return undefined;
+}
+
+/** The `output` folder: saving there must not overwrite or delete the input model. */
+export function outputPathProblem(model: string, output: string, configFile: string): ConfigProblem | undefined {
+  const at = (p: string) => resolve(dirname(configFile), p);
+  const problem = outputFolderProblem(at(model), at(output));
+  return problem && { path: ['output'], severity: 'error', ...problem };
+}
+
+/** Every file check of a parsed config; fields that are missing or of the wrong type are the schema's to report. */
+export async function checkConfigFiles(raw: Record<string, unknown>, configFile: string): Promise<ConfigProblem[]> {
+  const problems: ConfigProblem[] = [];
+  const at = (p: string) => resolve(dirname(configFile), p);
+  const model = typeof raw.model === 'string' && raw.model ? raw.model : undefined;
+  const modelProblem = model === undefined ? undefined : modelPathProblem(model, configFile);
+  if (modelProblem) problems.push(modelProblem);
+  if (model !== undefined && typeof raw.output === 'string' && raw.output) {
+    const outputProblem = outputPathProblem(model, raw.output, configFile);
+    if (outputProblem) problems.push(outputProblem);
+  }
+  let inputShape: (number | null)[] | undefined;
+  if (model !== undefined && !modelProblem) {
+    try {
+      inputShape = await readModelInputShape(at(model));
+    } catch (err) {
+      problems.push({ path: ['model'], severity: 'error', message: `the model file is not a readable TF.js model.json: ${(err as Error).message}` });
+    }
+  }
+  const data = raw.data;
+  if (data && typeof data === 'object' && !Array.isArray(data)) problems.push(...(await checkDataFiles(data as Record<string, unknown>, at, inputShape)));
+  return problems;
+}
+
+async function checkDataFiles(data: Record<string, unknown>, at: (p: string) => string, inputShape: (number | null)[] | undefined): Promise<ConfigProblem[]> {
+  const problems: ConfigProblem[] = [];
+  const problem = (field: string, message: string) => problems.push({ path: ['data', field], severity: 'error', message });
+  if (data.format === 'builtin' && (data.name === 'mnist' || data.name === 'fashion-mnist')) {
+    if (inputShape && !sampleShapeFits([28, 28, 1], inputShape)) problem('name', `the built-in ${data.name} images are 28×28×1 but the model input is ${formatShape(inputShape)}`);
+  }
+  if (data.format === 'npy') {
+    for (const field of ['x', 'xVal'] as const) {
+      const file = data[field];
+      if (typeof file !== 'string') continue;
+      const shape = await readNpyHeader(at(file)).then((h) => h.shape, (err: NodeJS.ErrnoException) => {
+        problem(field, err.code === 'ENOENT' ? `data file not found: ${file}` : `cannot read ${file}: ${err.message}`);
+        return undefined;
+      });
+      if (shape && inputShape && !sampleShapeFits(shape.slice(1), inputShape)) {
+        problem(field, `the samples in ${file} are shaped ${formatShape(shape.slice(1))} (array ${formatShape(shape)}) but the model input is ${formatShape(inputShape)}`);
+      }
+    }
+    for (const field of ['y', 'yVal'] as const) {
+      const file = data[field];
+      if (typeof file === 'string' && !(await exists(at(file)))) problem(field, `data file not found: ${file}`);
+    }
+  }
+  if (data.format === 'imagefolder') {
+    for (const field of ['path', 'validationPath'] as const) {
+      const folder = data[field];
+      if (typeof folder === 'string' && !(await stat(at(folder)).then((s) => s.isDirectory(), () => false))) problem(field, `image folder not found: ${folder}`);
+    }
+  }
+  return problems;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+/** Input shape without the batch dimension, e.g. [28, 28, 1]; undefined when not found. */
+export async function readModelInputShape(modelJsonPath: string): Promise<(number | null)[] | undefined> {
+  const json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as Record<string, unknown>;
+  for (const layer of layersOf(json.modelTopology)) {
+    const c = layer.config ?? {};
+    const shape = (c.batch_input_shape ?? c.batchInputShape) as (number | null)[] | undefined;
+    if (Array.isArray(shape)) return shape.slice(1);
+    const input = (c.input_shape ?? c.inputShape) as (number | null)[] | undefined;
+    if (Array.isArray(input)) return input;
+    if (layer.class_name === 'InputLayer') break;
+  }
+  return undefined;
+}
+
+/** Number of output units of the model's last layer (classes, for a classifier). */
+export async function readModelOutputUnits(modelJsonPath: string): Promise<number | undefined> {
+  const json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as Record<string, unknown>;
+  const layers = layersOf(json.modelTopology);
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const units = (layers[i].config as { units?: unknown } | undefined)?.units;
+    if (typeof units === 'number') return units;
+  }
+  return undefined;
+}
+
+interface LayerJson {
+  class_name?: string;
+  config?: Record<string, unknown>;
+}
+
+function layersOf(topology: unknown): LayerJson[] {
+  const t = topology as { model_config?: { config?: unknown }; config?: unknown } | undefined;
+  const config = (t?.model_config?.config ?? t?.config) as { layers?: unknown } | unknown[] | undefined;
+  if (Array.isArray(config)) return config as LayerJson[];
+  const layers = (config as { layers?: unknown } | undefined)?.layers;
+  return Array.isArray(layers) ? (layers as LayerJson[]) : [];
+}
