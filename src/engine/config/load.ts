@@ -59,7 +59,7 @@ type SectionSchema = { properties?: Record<string, { default?: unknown }> };
 const methodSectionSchema = (method: MethodName) => (schema.properties as unknown as Record<MethodName, SectionSchema>)[method];
 const sectionValidators = new Map<MethodName, ValidateFunction>();
 
-/** Problems of one method's section (`{"goprune": {...}}`), worded and located as loading a config file reports them. */
+/** Problems of one method's section (`{"<method>": {...}}`), worded and located as loading a config file reports them. */
 export function methodSectionProblems(method: MethodName, section: unknown): ConfigProblem[] {
   let validate = sectionValidators.get(method);
   if (!validate) {
