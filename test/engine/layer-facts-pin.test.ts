@@ -26,7 +26,6 @@ import type { DspOptions } from '../../src/engine/methods/dsp/options.js';
 import {
   channelReader, feedsResidualAdd, followingBatchNorm, isChannelwiseDepthwise, isPerChannel, isPlainConv2D, isShortcutConv, privateProducer, readsModelInput,
 } from '../../src/engine/methods/dsp/topology.js';
-import { createUnitCostModel } from '../../src/engine/methods/ocspruner/unit-cost.js';
 import { buildResNet20 as buildBenchResNet20 } from '../../bench/resnet20.js';
 import {
   buildBlockedModel, buildConcatDepthwise, buildConv1dModel, buildConvFlattenDense, buildDeepModel, buildMlp, buildResNet20, buildResidualChain, buildSequentialCnn,
@@ -154,8 +153,9 @@ function removalSets(graph: ChannelGraph): number[][] {
 
 /** The cost-of-removing query OCSPruner and i-SpaSP search with. */
 function costOfRemoving(model: tf.LayersModel, graph: ChannelGraph, removed: number[]): Record<string, number> {
-  const cost = createUnitCostModel(model, graph);
-  return { ...cost.cost(removed), flopsReduction: cost.flopsReduction(removed), paramsReduction: cost.paramsReduction(removed) };
+  const cost = new CostTracker(model, graph);
+  const reduction = cost.reductionWithout(removed);
+  return { ...cost.costWithout(removed), flopsReduction: reduction.flops, paramsReduction: reduction.params };
 }
 
 function attempt<T>(fn: () => T): T | string {

@@ -75,6 +75,47 @@ describe('CostTracker', () => {
   });
 });
 
+/** Multiply-adds a convolution performs: with all-ones input and kernel, each one adds exactly 1 to the output ('valid': none is cropped). */
+function multiplyAdds(run: (x: tf.Tensor4D, k: tf.Tensor4D) => tf.Tensor4D, input: [number, number, number, number], kernel: [number, number, number, number]): number {
+  return tf.tidy(() => tf.sum(run(tf.ones(input), tf.ones(kernel))).dataSync()[0]);
+}
+
+describe('FLOPs of a transposed convolution', () => {
+  it('count every kernel element once per input position, as running the op on ones shows (a conv: once per output position)', () => {
+    const input = tf.input({ shape: [5, 6, 3] });
+    const up = tf.layers.conv2dTranspose({ name: 'up', filters: 4, kernelSize: 3, strides: 2, padding: 'valid' }).apply(input) as tf.SymbolicTensor; // 11×13×4
+    const down = tf.layers.conv2d({ name: 'down', filters: 2, kernelSize: 3, strides: 2, padding: 'valid' }).apply(up) as tf.SymbolicTensor; // 5×6×2
+    const cost = countCost(tf.model({ inputs: input, outputs: down }));
+    const upMacs = multiplyAdds((x, k) => tf.conv2dTranspose(x, k, [1, 11, 13, 4], 2, 'valid'), [1, 5, 6, 3], [3, 3, 4, 3]);
+    const downMacs = multiplyAdds((x, k) => tf.conv2d(x, k, 2, 'valid'), [1, 11, 13, 4], [3, 3, 4, 2]);
+    assert.equal(upMacs, 5 * 6 * 3 * 3 * 3 * 4, 'input positions × kernel elements');
+    assert.equal(cost.layers.up.flops, 2 * upMacs);
+    assert.equal(cost.layers.down.flops, 2 * downMacs);
+  });
+
+  it('the cost of removing units next to one equals the counted cost of the pruned model', async () => {
+    const input = tf.input({ shape: [6, 6, 3] });
+    let x = tf.layers.conv2d({ name: 'a', filters: 6, kernelSize: 3, padding: 'same', activation: 'relu' }).apply(input) as tf.SymbolicTensor;
+    x = tf.layers.conv2d({ name: 'b', filters: 5, kernelSize: 3, padding: 'same' }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers.conv2dTranspose({ name: 'up', filters: 4, kernelSize: 3, strides: 2, padding: 'same' }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: tf.layers.dense({ name: 'out', units: 2 }).apply(x) as tf.SymbolicTensor });
+    const graph = analyzeModel(model);
+    const tracker = new CostTracker(model, graph);
+    const dense = countCost(model);
+    assert.deepEqual(tracker.baseline, { params: dense.params, flops: dense.flops });
+    const removed = graph.groups[0].units.filter((_, i) => i % 2 === 0);
+    const pruned = await removeUnits(model, graph, removed);
+    const counted = countCost(pruned);
+    assert.deepEqual(tracker.costWithout(removed), { params: counted.params, flops: counted.flops });
+    assert.equal(tracker.reductionWithout(removed).flops, 1 - counted.flops / dense.flops);
+    assert.deepEqual(tracker.cost(), tracker.baseline, 'asking does not remove');
+    tracker.remove(removed[0]);
+    assert.deepEqual(tracker.costWithout(removed), { params: counted.params, flops: counted.flops }, 'units already removed count once');
+    pruned.dispose();
+  });
+});
+
 describe('unitNorms', () => {
   it('sums every slice of a unit (not BN moving statistics), normalised by element count', () => {
     const model = buildConvFlattenDense();

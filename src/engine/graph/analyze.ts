@@ -1,7 +1,8 @@
 import type * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
-import { countCost } from '../metrics/cost.js';
-import { layerWeights, walkModel, type TopoNode, type TopoTensor, type Topology } from './topology.js';
+import { layerSpec, layerWeights, unsupportedReason, type ChannelTensor, type ChannelWiring } from '../layers/index.js';
+import { layerCosts } from './layer-cost.js';
+import { walkModel, type TopoNode, type TopoTensor, type Topology } from './topology.js';
 import { UnionFind } from './union-find.js';
 import type { ChannelGraph, ChannelGroup, ChannelUnit, LayerInfo, LayerStatus, WeightSlice } from './types.js';
 
@@ -9,29 +10,12 @@ import type { ChannelGraph, ChannelGroup, ChannelUnit, LayerInfo, LayerStatus, W
  * Channel-group analysis (DepGraph-style, by union-find over channel atoms). Every channel
  * of every tensor in the model is an atom; layers tie atoms together (pass-through layers,
  * element-wise merges, concat and flatten index maps) and attach weight slices to them
- * (producers' output filters, consumers' input slices, batch-norm vectors, depthwise channels).
+ * (producers' output filters, consumers' input slices, batch-norm vectors, depthwise channels),
+ * each by the channel rule of its entry in the layer registry (engine/layers/).
  * A class of tied atoms with a producer and no blocked atom is one prunable unit.
  */
 
 type SliceRole = WeightSlice['role'];
-
-/** Layers whose output channels are created by a weight (kernel last axis + bias). */
-const PRODUCER_CLASSES = new Set(['Conv1D', 'Conv2D', 'Conv3D', 'Dense', 'SeparableConv1D', 'SeparableConv2D']);
-
-/** Channel-wise layers without weights: input channel c is output channel c. */
-const PASS_THROUGH_CLASSES = new Set([
-  'ReLU', 'LeakyReLU', 'ELU', 'ThresholdedReLU',
-  'Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout',
-  'MaxPooling1D', 'MaxPooling2D', 'MaxPooling3D', 'AveragePooling1D', 'AveragePooling2D', 'AveragePooling3D',
-  'GlobalAveragePooling1D', 'GlobalAveragePooling2D', 'GlobalMaxPooling1D', 'GlobalMaxPooling2D',
-  'ZeroPadding1D', 'ZeroPadding2D', 'Cropping1D', 'Cropping2D', 'UpSampling1D', 'UpSampling2D',
-  'Rescaling', 'CenterCrop', 'Resizing',
-]);
-
-const ELEMENTWISE_MERGE_CLASSES = new Set(['Add', 'Subtract', 'Multiply', 'Average', 'Maximum', 'Minimum']);
-
-/** Batch-norm weights that never decide importance or zero-ness (moving statistics). */
-export const STATISTIC_WEIGHTS: ReadonlySet<string> = new Set(['moving_mean', 'moving_variance']);
 
 const ROLE_ORDER: Record<SliceRole, number> = { producer: 0, depthwise: 1, norm: 2, consumer: 3 };
 
@@ -54,6 +38,8 @@ class AtomSpace {
   readonly sliceKey: number[] = [];
   readonly sliceIndex: number[] = [];
   readonly blocks: { atom: number; reason: string }[] = [];
+  /** Tensors that couple the groups passing through them (channel concats). */
+  readonly coupling = new Set<number>();
 
   constructor(tensors: TopoTensor[]) {
     let total = 0;
@@ -91,175 +77,43 @@ class AtomSpace {
     this.sliceKey.push(key);
     this.sliceIndex.push(index);
   }
+
+  /** The channel-graph operations a layer's registry entry applies for one call of `layer`. */
+  wiring(layer: string): ChannelWiring {
+    const topo = (t: ChannelTensor) => t as TopoTensor;
+    return {
+      tie: (a, ca, b, cb) => this.union(topo(a), ca, topo(b), cb),
+      slice: (t, c, weight, axis, role, index) => this.slice(topo(t), c, layer, weight, axis, role, index),
+      block: (t, reason) => this.block(topo(t), reason),
+      couple: (t) => this.coupling.add(topo(t).id),
+    };
+  }
 }
 
 function isChannelsFirst(config: Record<string, unknown>): boolean {
   return config.dataFormat === 'channelsFirst';
 }
 
-function unsupportedReason(name: string, className: string): string {
-  return `${name} (${className}) is not supported, so the channels it touches are kept`;
-}
-
-/** Applies one node's channel rule: unions, weight slices, or blocks. */
+/** Applies one node's channel rule (the registry entry of its layer class): unions, weight slices, or blocks. */
 function applyNodeRule(space: AtomSpace, node: TopoNode): void {
-  const cls = node.className;
+  const spec = layerSpec(node.className);
   const config = node.layer.getConfig() as Record<string, unknown>;
   const [input] = node.inputs;
   const [output] = node.outputs;
+  const wiring = space.wiring(node.name);
+  const call = { name: node.name, className: node.className, inputs: node.inputs, outputs: node.outputs, config, weights: layerWeights(node.layer) };
   const blockAll = (reason: string) => {
     for (const t of node.inputs) space.block(t, reason);
     for (const t of node.outputs) space.block(t, reason);
   };
-  const passThrough = (from: TopoTensor, to: TopoTensor): boolean => {
-    if (from.channels !== to.channels || from.channels === 0) return false;
-    for (let c = 0; c < from.channels; c++) space.union(from, c, to, c);
-    return true;
-  };
 
-  if (cls === 'InputLayer') {
-    for (const t of node.outputs) space.block(t, 'model input');
-    return;
-  }
+  if (spec?.role === 'input') return spec.wire(call, wiring);
   if (!input || !output || node.outputs.length !== 1 || output.channels === 0 || node.inputs.some((t) => t.channels === 0)) {
-    blockAll(unsupportedReason(node.name, node.className));
-    return;
+    return blockAll(unsupportedReason(node.name, node.className));
   }
-  if (isChannelsFirst(config)) {
-    blockAll(`${node.name} (${cls}) uses channels-first data, which is not supported`);
-    return;
-  }
-  const weights = layerWeights(node.layer);
-  const softmaxReason = `${node.name} (${cls}) applies softmax across channels, so its channels cannot be removed`;
-
-  if (PRODUCER_CLASSES.has(cls)) {
-    const separable = cls.startsWith('Separable');
-    if (separable) {
-      const dw = weights.get('depthwise_kernel');
-      const pw = weights.get('pointwise_kernel');
-      if (!dw || !pw || node.inputs.length !== 1) return blockAll(unsupportedReason(node.name, node.className));
-      const m = dw.shape[dw.shape.length - 1] as number;
-      for (let c = 0; c < input.channels; c++) {
-        space.slice(input, c, node.name, 'depthwise_kernel', dw.shape.length - 2, 'consumer', c);
-        for (let j = 0; j < m; j++) space.slice(input, c, node.name, 'pointwise_kernel', pw.shape.length - 2, 'consumer', c * m + j);
-      }
-      for (let o = 0; o < output.channels; o++) {
-        space.slice(output, o, node.name, 'pointwise_kernel', pw.shape.length - 1, 'producer', o);
-        if (weights.has('bias')) space.slice(output, o, node.name, 'bias', 0, 'producer', o);
-      }
-    } else {
-      const kernel = weights.get('kernel');
-      if (!kernel || node.inputs.length !== 1) return blockAll(unsupportedReason(node.name, node.className));
-      const rank = kernel.shape.length;
-      for (let c = 0; c < input.channels; c++) space.slice(input, c, node.name, 'kernel', rank - 2, 'consumer', c);
-      for (let o = 0; o < output.channels; o++) {
-        space.slice(output, o, node.name, 'kernel', rank - 1, 'producer', o);
-        if (weights.has('bias')) space.slice(output, o, node.name, 'bias', 0, 'producer', o);
-      }
-    }
-    if (config.activation === 'softmax') space.block(output, softmaxReason);
-    return;
-  }
-
-  if (cls === 'DepthwiseConv2D') {
-    const dw = weights.get('depthwise_kernel');
-    if (!dw) return blockAll(unsupportedReason(node.name, node.className));
-    const m = dw.shape[3] as number;
-    if (output.channels !== input.channels * m) return blockAll(unsupportedReason(node.name, node.className));
-    for (let c = 0; c < input.channels; c++) {
-      space.slice(input, c, node.name, 'depthwise_kernel', 2, 'depthwise', c);
-      for (let j = 0; j < m; j++) {
-        space.union(input, c, output, c * m + j);
-        if (weights.has('bias')) space.slice(output, c * m + j, node.name, 'bias', 0, 'depthwise', c * m + j);
-      }
-    }
-    if (config.activation === 'softmax') space.block(output, softmaxReason);
-    return;
-  }
-
-  if (cls === 'BatchNormalization') {
-    const axis = Number(config.axis ?? -1);
-    const rank = output.shape.length;
-    if (axis !== -1 && axis !== rank - 1) {
-      return blockAll(`${node.name} (BatchNormalization) normalizes axis ${axis}, not the channel axis`);
-    }
-    if (!passThrough(input, output)) return blockAll(unsupportedReason(node.name, node.className));
-    for (const name of ['gamma', 'beta', 'moving_mean', 'moving_variance']) {
-      if (!weights.has(name)) continue;
-      for (let c = 0; c < output.channels; c++) space.slice(output, c, node.name, name, 0, 'norm', c);
-    }
-    return;
-  }
-
-  if (cls === 'PReLU') {
-    if (!passThrough(input, output)) return blockAll(unsupportedReason(node.name, node.className));
-    const alpha = weights.get('alpha');
-    // A per-channel alpha is a member; an alpha shared across channels is not.
-    if (alpha && alpha.shape[alpha.shape.length - 1] === output.channels && output.channels > 1) {
-      for (let c = 0; c < output.channels; c++) space.slice(output, c, node.name, 'alpha', alpha.shape.length - 1, 'norm', c);
-    }
-    return;
-  }
-
-  if (cls === 'Activation' || cls === 'Softmax') {
-    const rank = output.shape.length;
-    const axis = Number(config.axis ?? -1);
-    const softmaxOnChannels = cls === 'Softmax' ? axis === -1 || axis === rank - 1 : config.activation === 'softmax';
-    if (softmaxOnChannels) return blockAll(softmaxReason);
-    if (!passThrough(input, output)) blockAll(unsupportedReason(node.name, node.className));
-    return;
-  }
-
-  if (PASS_THROUGH_CLASSES.has(cls)) {
-    if (node.inputs.length !== 1 || !passThrough(input, output)) blockAll(unsupportedReason(node.name, node.className));
-    return;
-  }
-
-  if (ELEMENTWISE_MERGE_CLASSES.has(cls)) {
-    if (node.inputs.some((t) => t.channels !== output.channels)) {
-      return blockAll(`${node.name} (${cls}) broadcasts inputs of different widths`);
-    }
-    for (const t of node.inputs) passThrough(t, output);
-    return;
-  }
-
-  if (cls === 'Concatenate') {
-    const rank = output.shape.length;
-    const axis = Number(config.axis ?? -1);
-    if (axis === -1 || axis === rank - 1) {
-      let offset = 0;
-      for (const t of node.inputs) {
-        for (let c = 0; c < t.channels; c++) space.union(t, c, output, offset + c);
-        offset += t.channels;
-      }
-      if (offset !== output.channels) blockAll(unsupportedReason(node.name, node.className));
-    } else {
-      for (const t of node.inputs) if (!passThrough(t, output)) return blockAll(unsupportedReason(node.name, node.className));
-    }
-    return;
-  }
-
-  if (cls === 'Flatten') {
-    const c = input.channels;
-    if (output.channels % c !== 0) return blockAll(unsupportedReason(node.name, node.className));
-    // NHWC flatten: feature f comes from channel f mod C.
-    for (let f = 0; f < output.channels; f++) space.union(input, f % c, output, f);
-    return;
-  }
-
-  blockAll(unsupportedReason(node.name, node.className));
-}
-
-/** Channel tensors that a channel-axis concat produces: groups through them are coupled. */
-function concatOutputs(topo: Topology): Set<number> {
-  const out = new Set<number>();
-  for (const node of topo.nodes) {
-    if (node.className === 'Concatenate' && node.inputs.length > 1) {
-      const axis = Number((node.layer.getConfig() as Record<string, unknown>).axis ?? -1);
-      if (axis === -1 || axis === node.outputs[0].shape.length - 1) out.add(node.outputs[0].id);
-    }
-  }
-  return out;
+  if (isChannelsFirst(config)) return blockAll(`${node.name} (${node.className}) uses channels-first data, which is not supported`);
+  if (!spec) return blockAll(unsupportedReason(node.name, node.className));
+  spec.wire(call, wiring);
 }
 
 export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[] } = {}): ChannelGraph {
@@ -327,7 +181,7 @@ export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[
   const unitOfRoot = new Map<number, number>();
   const groups: ChannelGroup[] = [];
   const units: ChannelUnit[] = [];
-  const concatTensors = concatOutputs(topo);
+  const concatTensors = space.coupling;
   for (const roots of groupRoots) {
     const groupId = groups.length;
     const ids: number[] = [];
@@ -389,10 +243,11 @@ function describeLayers(
   units: ChannelUnit[],
   groups: ChannelGroup[],
 ): LayerInfo[] {
-  const cost = countCost(model, topo);
+  const cost = layerCosts(model, topo);
   return model.layers.map((layer) => {
     const type = layer.getClassName();
-    const c = cost.layers[layer.name];
+    const role = layerSpec(type)?.role;
+    const c = cost[layer.name];
     const base = {
       name: layer.name,
       type,
@@ -400,10 +255,10 @@ function describeLayers(
       inChannels: c.inChannels,
       params: c.params,
       flops: c.flops,
-      ownsChannels: PRODUCER_CLASSES.has(type),
+      ownsChannels: role === 'producer',
     };
     const node = topo.nodesByLayer.get(layer.name)?.[0];
-    if (type === 'InputLayer') return { ...base, status: 'blocked' as LayerStatus, reason: 'model input' };
+    if (role === 'input') return { ...base, status: 'blocked' as LayerStatus, reason: 'model input' };
     const out = node?.outputs[0];
     if (!out || out.channels === 0) return { ...base, status: 'blocked' as LayerStatus, reason: unsupportedReason(layer.name, type) };
     let firstReason: string | undefined;

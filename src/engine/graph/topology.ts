@@ -113,20 +113,6 @@ export function walkModel(model: tf.LayersModel): Topology {
   return { nodes, tensors, inputs: model.inputs.map(find), outputs: model.outputs.map(find), nodesByLayer };
 }
 
-/** The weight's name inside its layer ("kernel", "gamma", ...), independent of name-collision suffixes. */
-export function weightShortName(variable: { originalName?: string; name: string }): string {
-  const full = variable.originalName ?? variable.name;
-  const cut = full.lastIndexOf('/');
-  return cut >= 0 ? full.slice(cut + 1) : full;
-}
-
-/** Map from short weight name to the layer's variable. */
-export function layerWeights(layer: tf.layers.Layer): Map<string, tf.LayerVariable> {
-  const out = new Map<string, tf.LayerVariable>();
-  for (const w of layer.weights) out.set(weightShortName(w as unknown as { originalName?: string; name: string }), w);
-  return out;
-}
-
 export function product(values: readonly (number | null)[]): number {
   let p = 1;
   for (const v of values) p *= v ?? 1;

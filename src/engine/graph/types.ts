@@ -4,6 +4,8 @@
  * topology by union-find over channel "atoms" (tensor, channel).
  */
 
+import type { SliceRole } from '../layers/types.js';
+
 /** One slice of one weight that belongs to a channel unit. */
 export interface WeightSlice {
   layer: string;
@@ -12,7 +14,7 @@ export interface WeightSlice {
   /** Axis of the weight tensor the indices address. */
   axis: number;
   indices: number[];
-  role: 'producer' | 'consumer' | 'norm' | 'depthwise';
+  role: SliceRole;
 }
 
 /** The smallest prunable thing: one channel carried by several tensors, plus every weight slice tied to it. */

@@ -1,20 +1,18 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { ChannelGraph } from '../graph/types.js';
-import { layerWeights, product, walkModel, weightShortName, type Topology } from '../graph/topology.js';
+import { product, walkModel, type Topology } from '../graph/topology.js';
+import { layerCosts, weightFlopFactors, type LayerCost } from '../graph/layer-cost.js';
+import { layerWeights } from '../layers/index.js';
 
 /**
- * Parameters and FLOPs. FLOPs are per sample with a multiply-add counted as 2; convolutions
- * (plain, depthwise, separable, transposed) and dense layers are counted, bias additions,
- * batch norm, activations, pooling and merges are not. Every counted weight costs
- * `numel × factor` FLOPs, so the cost after removing channels follows from the kept weight shapes.
+ * Parameters and FLOPs. FLOPs are per sample with a multiply-add counted as 2; each layer's rule
+ * is its entry's in the layer registry: convolutions (plain, depthwise, separable, transposed)
+ * and dense layers are counted, bias additions, batch norm, activations, pooling and merges are
+ * not. Every counted weight costs `numel × factor` FLOPs, so the cost after removing channels
+ * follows from the kept weight shapes.
  */
 
-export interface LayerCost {
-  params: number;
-  flops: number;
-  inChannels: number;
-  outChannels: number;
-}
+export { weightFlopFactors, type LayerCost };
 
 export interface ModelCost {
   params: number;
@@ -22,64 +20,10 @@ export interface ModelCost {
   layers: Record<string, LayerCost>;
 }
 
-/** FLOPs per element of each compute weight: layer → weight short name → factor. */
-export function weightFlopFactors(topo: Topology): Map<string, Map<string, number>> {
-  const factors = new Map<string, Map<string, number>>();
-  const add = (layer: string, weight: string, value: number) => {
-    let m = factors.get(layer);
-    if (!m) factors.set(layer, (m = new Map()));
-    m.set(weight, (m.get(weight) ?? 0) + value);
-  };
-  for (const node of topo.nodes) {
-    const out = node.outputs[0]?.shape;
-    const inp = node.inputs[0]?.shape;
-    if (!out) continue;
-    const outPositions = product(out.slice(1, -1));
-    switch (node.className) {
-      case 'Conv1D':
-      case 'Conv2D':
-      case 'Conv3D':
-      case 'Dense':
-        add(node.name, 'kernel', 2 * outPositions);
-        break;
-      case 'DepthwiseConv2D':
-        add(node.name, 'depthwise_kernel', 2 * outPositions);
-        break;
-      case 'SeparableConv1D':
-      case 'SeparableConv2D':
-        add(node.name, 'depthwise_kernel', 2 * outPositions);
-        add(node.name, 'pointwise_kernel', 2 * outPositions);
-        break;
-      case 'Conv2DTranspose':
-      case 'Conv3DTranspose':
-        if (inp) add(node.name, 'kernel', 2 * product(inp.slice(1, -1)));
-        break;
-      default:
-        break;
-    }
-  }
-  return factors;
-}
-
 export function countCost(model: tf.LayersModel, topo: Topology = walkModel(model)): ModelCost {
-  const factors = weightFlopFactors(topo);
-  const layers: Record<string, LayerCost> = {};
+  const layers = layerCosts(model, topo);
   let flops = 0;
-  for (const layer of model.layers) {
-    const f = factors.get(layer.name);
-    let layerFlops = 0;
-    if (f) {
-      for (const w of layer.weights) {
-        const factor = f.get(weightShortName(w as unknown as { originalName?: string; name: string }));
-        if (factor) layerFlops += product(w.shape) * factor;
-      }
-    }
-    flops += layerFlops;
-    const node = topo.nodesByLayer.get(layer.name)?.[0];
-    const outChannels = node?.outputs[0]?.channels ?? 0;
-    const inChannels = node?.inputs[0]?.channels ?? outChannels;
-    layers[layer.name] = { params: layer.countParams(), flops: layerFlops, inChannels, outChannels };
-  }
+  for (const layer of model.layers) flops += layers[layer.name].flops;
   return { params: model.countParams(), flops, layers };
 }
 
@@ -149,18 +93,33 @@ export class CostTracker {
 
   /** How much params and FLOPs would drop if `unit` were removed now. */
   removalDelta(unit: number): { params: number; flops: number } {
-    return this.apply(unit, -1, false);
+    return this.apply([unit], -1, false);
+  }
+
+  /** The cost of removing `units` as well: params and FLOPs of the model without them (the tracker does not change). */
+  costWithout(units: Iterable<number>): { params: number; flops: number } {
+    const fresh = new Set<number>();
+    for (const u of units) if (!this.removed.has(u)) fresh.add(u);
+    const drop = this.apply(fresh, -1, false);
+    return { params: this.params - drop.params, flops: this.flops - drop.flops };
+  }
+
+  /** Fractions of the baseline params and FLOPs gone once `units` are removed as well (0 where the baseline is 0). */
+  reductionWithout(units: Iterable<number>): { params: number; flops: number } {
+    const cost = this.costWithout(units);
+    const fraction = (value: number, base: number) => (base > 0 ? 1 - value / base : 0);
+    return { params: fraction(cost.params, this.baseline.params), flops: fraction(cost.flops, this.baseline.flops) };
   }
 
   remove(unit: number): void {
     if (this.removed.has(unit)) return;
-    this.apply(unit, -1, true);
+    this.apply([unit], -1, true);
     this.removed.add(unit);
   }
 
   restore(unit: number): void {
     if (!this.removed.has(unit)) return;
-    this.apply(unit, +1, true);
+    this.apply([unit], +1, true);
     this.removed.delete(unit);
   }
 
@@ -183,14 +142,16 @@ export class CostTracker {
     return { params, flops };
   }
 
-  private apply(unit: number, sign: number, commit: boolean): { params: number; flops: number } {
-    const t = this.unitShrinks[unit];
+  private apply(units: Iterable<number>, sign: number, commit: boolean): { params: number; flops: number } {
     const touched = new Map<number, number[]>();
-    for (let i = 0; i < t.length; i += 3) {
-      const w = t[i];
-      const dims = touched.get(w) ?? [...this.weights[w].dims];
-      dims[t[i + 1]] += sign * t[i + 2];
-      touched.set(w, dims);
+    for (const unit of units) {
+      const t = this.unitShrinks[unit];
+      for (let i = 0; i < t.length; i += 3) {
+        const w = t[i];
+        const dims = touched.get(w) ?? [...this.weights[w].dims];
+        dims[t[i + 1]] += sign * t[i + 2];
+        touched.set(w, dims);
+      }
     }
     let dParams = 0;
     let dFlops = 0;

@@ -1,6 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import { STATISTIC_WEIGHTS } from '../graph/analyze.js';
-import { layerWeights } from '../graph/topology.js';
+import { isStatisticWeight, layerWeight } from '../layers/index.js';
 import type { ChannelGraph } from '../graph/types.js';
 
 /**
@@ -30,7 +29,7 @@ interface AxisSums {
  * weight's values: much faster than transposing reductions on the CPU backend.
  */
 function axisSums(model: tf.LayersModel, layer: string, weight: string, axis: number): AxisSums | undefined {
-  const variable = layerWeights(model.getLayer(layer)).get(weight);
+  const variable = layerWeight(model.getLayer(layer), weight);
   if (!variable) return undefined;
   const value = variable.read();
   const data = value.dataSync() as Float32Array;
@@ -55,7 +54,7 @@ export function unitSums(model: tf.LayersModel, graph: ChannelGraph): UnitSums {
   const cache = new Map<string, AxisSums | undefined>();
   for (const unit of graph.units) {
     for (const s of unit.slices) {
-      if (STATISTIC_WEIGHTS.has(s.weight)) continue;
+      if (isStatisticWeight(s.weight)) continue;
       const key = `${s.layer}\u0000${s.weight}\u0000${s.axis}`;
       if (!cache.has(key)) cache.set(key, axisSums(model, s.layer, s.weight, s.axis));
       const a = cache.get(key);

@@ -1,25 +1,9 @@
 import type * as tf from '@tensorflow/tfjs';
-import { layerWeights } from '../graph/topology.js';
 import type { ChannelGraph } from '../graph/types.js';
+import { layerSpec, layerWeights, resolveAxis, weightKind } from '../layers/index.js';
 import type { LayersEvent, LayerStat } from '../../protocol/events.js';
 import { CostTracker } from './cost.js';
 import { unitSums } from './norms.js';
-
-const KERNEL_WEIGHTS = ['kernel', 'depthwise_kernel', 'pointwise_kernel'];
-
-/** The weight axis that carries a layer's output channels, by layer type. */
-function outputAxis(type: string): { weight: string; axis: number; times?: { weight: string; axis: number } } | undefined {
-  switch (type) {
-    case 'Conv1D': return { weight: 'kernel', axis: 2 };
-    case 'Conv2D': return { weight: 'kernel', axis: 3 };
-    case 'Conv3D': return { weight: 'kernel', axis: 4 };
-    case 'Dense': return { weight: 'kernel', axis: 1 };
-    case 'SeparableConv1D': return { weight: 'pointwise_kernel', axis: 2 };
-    case 'SeparableConv2D': return { weight: 'pointwise_kernel', axis: 3 };
-    case 'DepthwiseConv2D': return { weight: 'depthwise_kernel', axis: 2, times: { weight: 'depthwise_kernel', axis: 3 } };
-    default: return undefined;
-  }
-}
 
 function histogram(values: number[], bins: number): { edges: number[]; counts: number[] } {
   const max = values.reduce((m, v) => Math.max(m, v), 0);
@@ -56,21 +40,24 @@ export function layerStats(
 
   const layers: LayerStat[] = [];
   for (const info of graph.layers) {
-    const axis = outputAxis(info.type);
-    if (!axis) continue;
-    const layer = model.getLayer(info.name);
-    const weights = layerWeights(layer);
+    const output = layerSpec(info.type)?.outputChannels;
+    if (!output) continue;
+    const weights = layerWeights(model.getLayer(info.name));
     let zeros = 0;
     let total = 0;
-    for (const name of KERNEL_WEIGHTS) {
-      const v = weights.get(name);
-      if (!v) continue;
+    for (const [name, v] of weights) {
+      if (weightKind(name) !== 'kernel') continue;
       const data = v.read().dataSync();
       for (let i = 0; i < data.length; i++) if (data[i] === 0) zeros++;
       total += data.length;
     }
-    const keptDim = tracker.dim(info.name, axis.weight, axis.axis) ?? info.outChannels;
-    const kept = axis.times ? keptDim * (tracker.dim(info.name, axis.times.weight, axis.times.axis) ?? 1) : keptDim;
+    // The tracker's current size of the weight axis that carries the output channels.
+    const keptAlong = (axis: { weight: string; axis: number }) => {
+      const rank = weights.get(axis.weight)?.shape.length;
+      return rank === undefined ? undefined : tracker.dim(info.name, axis.weight, resolveAxis(axis, rank).axis);
+    };
+    const keptDim = keptAlong(output) ?? info.outChannels;
+    const kept = output.times ? keptDim * (keptAlong(output.times) ?? 1) : keptDim;
     const cost = tracker.layerCost(info.name);
     const stat: LayerStat = {
       name: info.name,

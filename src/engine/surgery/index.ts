@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import '../io/serialization-fixes.js';
-import { STATISTIC_WEIGHTS } from '../graph/analyze.js';
-import { layerWeights, weightShortName } from '../graph/topology.js';
+import { isStatisticWeight, layerSpec, layerWeight, layerWeights, resolveAxis, weightShortName } from '../layers/index.js';
 import type { ChannelGraph } from '../graph/types.js';
 
 /**
@@ -23,11 +22,11 @@ function validUnitIds(graph: ChannelGraph, unitIds: readonly number[]): number[]
   return ids;
 }
 
-function planFor(graph: ChannelGraph, unitIds: readonly number[], skip?: ReadonlySet<string>): Plan {
+function planFor(graph: ChannelGraph, unitIds: readonly number[], skip?: (weight: string) => boolean): Plan {
   const plan: Plan = new Map();
   for (const id of unitIds) {
     for (const s of graph.units[id].slices) {
-      if (skip?.has(s.weight)) continue;
+      if (skip?.(s.weight)) continue;
       let byWeight = plan.get(s.layer);
       if (!byWeight) plan.set(s.layer, (byWeight = new Map()));
       let byAxis = byWeight.get(s.weight);
@@ -38,23 +37,6 @@ function planFor(graph: ChannelGraph, unitIds: readonly number[], skip?: Readonl
     }
   }
   return plan;
-}
-
-/** The config field that sets a layer's output width, and the weight axis that carries it. */
-function widthField(className: string): { field: 'filters' | 'units'; weight: string; axisFromEnd: number } | undefined {
-  switch (className) {
-    case 'Conv1D':
-    case 'Conv2D':
-    case 'Conv3D':
-      return { field: 'filters', weight: 'kernel', axisFromEnd: 1 };
-    case 'SeparableConv1D':
-    case 'SeparableConv2D':
-      return { field: 'filters', weight: 'pointwise_kernel', axisFromEnd: 1 };
-    case 'Dense':
-      return { field: 'units', weight: 'kernel', axisFromEnd: 1 };
-    default:
-      return undefined;
-  }
 }
 
 function keptIndices(size: number, drop: Set<number>): number[] {
@@ -92,13 +74,14 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
   const json = model.toJSON(undefined, false) as unknown as { class_name: string; config: { layers: LayerJson[] } };
   const topology = structuredClone(json);
   for (const layerJson of topology.config.layers) {
-    const width = widthField(layerJson.class_name);
-    const drop = plan.get(layerJson.config.name)?.get(width?.weight ?? '');
-    if (!width || !drop) continue;
-    const variable = layerWeights(model.getLayer(layerJson.config.name)).get(width.weight)!;
-    const axis = variable.shape.length - width.axisFromEnd;
-    const removed = drop.get(axis);
-    if (removed) layerJson.config[width.field] = (layerJson.config[width.field] as number) - removed.size;
+    // The registry's width field shrinks by the channels removed along the weight axis that carries it.
+    const spec = layerSpec(layerJson.class_name);
+    const output = spec?.outputChannels;
+    const drop = plan.get(layerJson.config.name)?.get(output?.weight ?? '');
+    if (!spec?.widthField || !output || !drop) continue;
+    const variable = layerWeight(model.getLayer(layerJson.config.name), output.weight)!;
+    const removed = drop.get(resolveAxis(output, variable.shape.length).axis);
+    if (removed) layerJson.config[spec.widthField] = (layerJson.config[spec.widthField] as number) - removed.size;
   }
   const pruned = await tf.models.modelFromJSON({ modelTopology: topology } as unknown as Parameters<typeof tf.models.modelFromJSON>[0]);
 
@@ -141,7 +124,7 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
  * statistics are left alone; with gamma and beta at zero the channel is exactly zero.
  */
 export function zeroUnits(model: tf.LayersModel, graph: ChannelGraph, unitIds: readonly number[]): void {
-  const plan = planFor(graph, validUnitIds(graph, unitIds), STATISTIC_WEIGHTS);
+  const plan = planFor(graph, validUnitIds(graph, unitIds), isStatisticWeight);
   for (const [layerName, byWeight] of plan) {
     const weights = layerWeights(model.getLayer(layerName));
     for (const [name, byAxis] of byWeight) {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ChannelGraph, ChannelGroup, WeightSlice } from '../../graph/types.js';
-import { layerWeights } from '../../graph/topology.js';
+import { appliedActivation, isOp, layerWeight, specOf } from '../../layers/index.js';
 
 /**
  * A two-layer block as i-SpaSP sees it: one producer layer whose output channels are private
@@ -31,16 +31,11 @@ function layerIndex(model: tf.LayersModel): Map<string, number> {
   return new Map(model.layers.map((l, i) => [l.name, i]));
 }
 
-function activationOf(layer: tf.layers.Layer): string {
-  const act = (layer.getConfig() as { activation?: unknown }).activation;
-  return typeof act === 'string' ? act : 'linear';
-}
-
 /** The batch norm that alone reads a linear layer's output; it belongs to the second layer. */
 function followingNorm(layer: tf.layers.Layer): tf.layers.Layer | null {
-  if (activationOf(layer) !== 'linear' || layer.outboundNodes.length !== 1) return null;
+  if (appliedActivation(layer) !== 'linear' || layer.outboundNodes.length !== 1) return null;
   const next = layer.outboundNodes[0].outboundLayer;
-  return next.getClassName() === 'BatchNormalization' ? next : null;
+  return isOp(next, 'batch-norm') ? next : null;
 }
 
 /** Finds the private producer→consumer blocks in network order. */
@@ -64,7 +59,7 @@ export function findBlocks(model: tf.LayersModel, graph: ChannelGraph, exclude: 
       if (consumer.inboundNodes.length !== 1 || consumer.inboundNodes[0].inputTensors.length !== 1) { consistent = false; break; }
       let input = consumer.inboundNodes[0].inputTensors[0];
       let viaFlatten = false;
-      if (input.sourceLayer.getClassName() === 'Flatten') {
+      if (specOf(input.sourceLayer)?.role === 'flatten') {
         input = input.sourceLayer.inboundNodes[0].inputTensors[0];
         viaFlatten = true;
       }
@@ -80,20 +75,15 @@ export function findBlocks(model: tf.LayersModel, graph: ChannelGraph, exclude: 
   return { blocks, skipped };
 }
 
-function variableOf(layer: tf.layers.Layer, weight: string): tf.LayerVariable | undefined {
-  return layerWeights(layer).get(weight);
-}
-
 /** The second layer's linear part (bias included, activation left out), then its batch norm in inference mode. */
 function linearPart(layer: tf.layers.Layer, x: tf.Tensor): tf.Tensor {
-  const kind = layer.getClassName();
-  const kernel = variableOf(layer, 'kernel')?.read();
-  const bias = variableOf(layer, 'bias')?.read();
+  const kernel = layerWeight(layer, 'kernel')?.read();
+  const bias = layerWeight(layer, 'bias')?.read();
   const config = layer.getConfig() as { strides?: number[]; padding?: string; dilationRate?: number[] | number; dataFormat?: string };
   let y: tf.Tensor | null = null;
-  if (kind === 'Dense' && kernel && x.rank === 2) {
+  if (isOp(layer, 'dense') && kernel && x.rank === 2) {
     y = tf.matMul(x as tf.Tensor2D, kernel as tf.Tensor2D);
-  } else if (kind === 'Conv2D' && kernel && x.rank === 4 && (config.dataFormat ?? 'channelsLast') === 'channelsLast' && (config.padding === 'same' || config.padding === 'valid')) {
+  } else if (isOp(layer, 'conv', 2) && kernel && x.rank === 4 && (config.dataFormat ?? 'channelsLast') === 'channelsLast' && (config.padding === 'same' || config.padding === 'valid')) {
     const dilation = config.dilationRate ?? [1, 1];
     y = tf.conv2d(x as tf.Tensor4D, kernel as tf.Tensor4D, (config.strides ?? [1, 1]) as [number, number], config.padding, 'NHWC', (typeof dilation === 'number' ? [dilation, dilation] : dilation) as [number, number]);
   }
@@ -149,7 +139,7 @@ export function zeroSlices(model: tf.LayersModel, slices: readonly WeightSlice[]
   }
   for (const list of byWeight.values()) {
     const { layer: layerName, weight } = list[0].slice;
-    const variable = variableOf(model.getLayer(layerName), weight);
+    const variable = layerWeight(model.getLayer(layerName), weight);
     if (!variable) continue;
     tf.tidy(() => {
       let value = variable.read() as tf.Tensor;

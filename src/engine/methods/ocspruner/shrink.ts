@@ -1,9 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ChannelGraph } from '../../graph/types.js';
-import { layerWeights } from '../../graph/topology.js';
+import { layerWeight, weightKind } from '../../layers/index.js';
 
-/** The weights OCSPruner's shrink touches: kernels (producer, consumer and depthwise slices) and BN γ. */
-const SHRUNK_WEIGHTS = new Set(['kernel', 'depthwise_kernel', 'pointwise_kernel', 'gamma']);
+/** The weights OCSPruner's shrink touches: kernels (producer, consumer and depthwise slices) and norm scales (γ). */
+function isShrunk(weight: string): boolean {
+  const kind = weightKind(weight);
+  return kind === 'kernel' || kind === 'scale';
+}
 
 /**
  * The regulariser the official OCSPruner code effectively applies (§7.3): after every optimiser
@@ -18,7 +21,7 @@ export class SelectedChannelShrink {
     const perWeight = new Map<string, { layer: string; weight: string; axes: Map<number, Set<number>> }>();
     for (const id of removed) {
       for (const slice of graph.units[id].slices) {
-        if (!SHRUNK_WEIGHTS.has(slice.weight)) continue;
+        if (!isShrunk(slice.weight)) continue;
         const key = `${slice.layer}\u0000${slice.weight}`;
         let entry = perWeight.get(key);
         if (!entry) perWeight.set(key, (entry = { layer: slice.layer, weight: slice.weight, axes: new Map() }));
@@ -28,7 +31,7 @@ export class SelectedChannelShrink {
       }
     }
     for (const { layer, weight, axes } of perWeight.values()) {
-      const variable = layerWeights(model.getLayer(layer)).get(weight);
+      const variable = layerWeight(model.getLayer(layer), weight);
       if (!variable) continue;
       const shape = variable.shape as number[];
       // 1 where any selected slice covers the element, else 0.

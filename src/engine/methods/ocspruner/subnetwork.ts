@@ -1,15 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ChannelGraph, ChannelGroup } from '../../graph/types.js';
-import { createUnitCostModel, type UnitCostModel } from './unit-cost.js';
-import { layerWeights } from '../../graph/topology.js';
+import { CostTracker } from '../../metrics/cost.js';
+import { layerWeight, weightKind } from '../../layers/index.js';
 
 /**
  * OCSPruner's per-epoch sub-network choice (§7.2 of the algorithm notes): group saliency
  * averaged over every member slice, a FLOPs-aware scale per group, per-group protection of
  * the strongest channels, and one global score threshold searched to hit the FLOPs target.
  */
-
-const SCORED_WEIGHTS = new Set(['kernel', 'depthwise_kernel', 'pointwise_kernel']);
 
 /**
  * Saliency of every unit (indexed like graph.units): the mean over its member slices of
@@ -22,7 +20,7 @@ export function unitSaliency(model: tf.LayersModel, graph: ChannelGraph): Float6
     const key = `${layerName}\u0000${weight}\u0000${axis}`;
     let entry = sums.get(key);
     if (entry) return entry;
-    const variable = layerWeights(model.getLayer(layerName)).get(weight);
+    const variable = layerWeight(model.getLayer(layerName), weight);
     if (!variable) return null;
     const shape = variable.shape as number[];
     const t = tf.tidy(() => {
@@ -42,8 +40,9 @@ export function unitSaliency(model: tf.LayersModel, graph: ChannelGraph): Float6
     let total = 0;
     let members = 0;
     for (const slice of unit.slices) {
-      const isKernel = SCORED_WEIGHTS.has(slice.weight);
-      const isGamma = slice.weight === 'gamma';
+      const kind = weightKind(slice.weight);
+      const isKernel = kind === 'kernel';
+      const isGamma = kind === 'scale';
       if (!isKernel && !isGamma) continue;
       const entry = sumsOf(slice.layer, slice.weight, slice.axis);
       if (!entry) continue;
@@ -62,10 +61,10 @@ export function unitSaliency(model: tf.LayersModel, graph: ChannelGraph): Float6
  * costs, measured on the dense model. Scores are multiplied by (1 − c_g), so channels of
  * expensive groups look a little less important.
  */
-export function groupCostWeights(cost: UnitCostModel, groups: readonly ChannelGroup[]): Map<number, number> {
+export function groupCostWeights(cost: CostTracker, groups: readonly ChannelGroup[]): Map<number, number> {
   const perChannel = groups.map((g) => {
     if (g.units.length < 2) return 0;
-    const saved = cost.denseFlops - cost.cost(g.units.slice(1)).flops;
+    const saved = cost.baseline.flops - cost.costWithout(g.units.slice(1)).flops;
     return saved / (g.units.length - 1) / 1e6;
   });
   const max = Math.max(...perChannel, 0);
@@ -93,16 +92,16 @@ export interface Subnetwork {
   retained: Map<number, number[]>;
   /** Units selected for removal (ids into graph.units). */
   removed: number[];
-  /** FLOPs reduction of that removal, from the analytic cost model. */
+  /** FLOPs reduction of that removal, from the cost tracker. */
   flopsReduction: number;
 }
 
 export class SubnetworkSelector {
-  readonly cost: UnitCostModel;
+  readonly cost: CostTracker;
   private readonly costWeights: Map<number, number>;
 
   constructor(model: tf.LayersModel, readonly graph: ChannelGraph, readonly groups: readonly ChannelGroup[], readonly options: SubnetworkOptions) {
-    this.cost = createUnitCostModel(model, graph);
+    this.cost = new CostTracker(model, graph);
     this.costWeights = groupCostWeights(this.cost, groups);
   }
 
@@ -125,7 +124,7 @@ export class SubnetworkSelector {
     const candidates = this.groups.flatMap((g) => g.units).filter((id) => Number.isFinite(scores[id]));
     candidates.sort((a, b) => scores[a] - scores[b] || a - b);
     // Removing the k lowest-scoring candidates; reduction grows with k, so bisect on k.
-    const reductionAt = (k: number) => this.cost.flopsReduction(candidates.slice(0, k));
+    const reductionAt = (k: number) => this.cost.reductionWithout(candidates.slice(0, k)).flops;
     let lo = 0;
     let hi = candidates.length;
     if (reductionAt(hi) <= this.options.target) lo = hi;
@@ -141,6 +140,6 @@ export class SubnetworkSelector {
     const removedSet = new Set(removed);
     const retained = new Map<number, number[]>();
     for (const group of this.groups) retained.set(group.id, group.units.flatMap((id, index) => (removedSet.has(id) ? [] : [index])));
-    return { retained, removed, flopsReduction: this.cost.flopsReduction(removed) };
+    return { retained, removed, flopsReduction: this.cost.reductionWithout(removed).flops };
   }
 }
