@@ -3,6 +3,7 @@ import type { Target } from '../config/types.js';
 import type { MethodContext, PruningDecision } from './types.js';
 import { UserError } from '../errors.js';
 import { countCost } from '../metrics/index.js';
+import { kernelElementFlops, layerWeight } from '../layers/index.js';
 import { defineMethod } from './shared/descriptor.js';
 import { settleDspOptions, type DspOptions } from './dsp/options.js';
 import { currentGroups, learnGroups, regularizerValue, type GroupedLayer } from './dsp/learn.js';
@@ -60,8 +61,9 @@ export function planLayers(model: tf.LayersModel, grouped: Layer[], groupOf: num
       groups: options.groups,
       filterPruning: Boolean(assignment) && options.filterPruning && feedsResidualAdd(layer),
       privateProducer: producer && !exclude.includes(producer.name) ? producer.name : undefined,
-      selectionPairFlops: 2 * shapes.input[0] * shapes.input[1],
-      scatterPairFlops: 2 * shapes.output[0] * shapes.output[1],
+      // A 1×1 conv's FLOPs per (input, output) pair, at this layer's input and output resolution.
+      selectionPairFlops: kernelElementFlops([null, ...shapes.input]),
+      scatterPairFlops: kernelElementFlops([null, ...shapes.output]),
       reader: readable,
       depthwiseChannelFlops: readable?.depthwise.reduce((sum, name) => sum + cost.layers[name].flops / filters, 0),
     };
@@ -134,7 +136,7 @@ export const dspMethod = defineMethod({
       const [kh, , , filters] = layer.getWeights()[0].shape;
       return {
         name: layer.name,
-        kernel: layer.weights.find((w) => w.originalName.endsWith('kernel'))!,
+        kernel: layerWeight(layer, 'kernel')!,
         filters,
         scale: regularizerScale(inputSize(layer) / reference, kh, options.groups, filters),
         theta: tf.variable(tf.zeros([options.groups, filters]), true, `dsp_theta_${layer.name}_${Date.now()}_${Math.floor(ctx.random() * 1e9)}`) as tf.Variable<tf.Rank.R2>,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ChannelGraph, WeightSlice } from '../graph/types.js';
+import { layerWeight } from '../layers/index.js';
 
 /**
  * Channel units as tensors. A channel unit owns slices of several weights (a producer's
@@ -53,12 +54,6 @@ export function weightKey(layer: string, weight: string): string {
   return `${layer}/${weight}`;
 }
 
-/** The variable of `layer` whose short name is `weight` (kernel, bias, gamma, ...). */
-export function findLayerVariable(model: tf.LayersModel, layer: string, weight: string): tf.LayerVariable | undefined {
-  const owner = model.getLayer(layer);
-  return owner.weights.find((v) => v.originalName.split('/').pop() === weight || v.name.split('/').pop() === weight);
-}
-
 export class UnitWeightLayout {
   /** Unit ids in the order used by every per-unit vector. */
   readonly unitIds: readonly number[];
@@ -89,7 +84,7 @@ export class UnitWeightLayout {
         const key = weightKey(slice.layer, slice.weight);
         let variable = variables.get(key);
         if (!variable) {
-          variable = findLayerVariable(model, slice.layer, slice.weight);
+          variable = layerWeight(model.getLayer(slice.layer), slice.weight);
           if (!variable) throw new Error(`layer ${slice.layer} has no weight ${slice.weight}`);
           if (trainableOnly && !variable.trainable) continue;
           variables.set(key, variable);

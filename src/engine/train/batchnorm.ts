@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { layerClassPrototype } from '../util/layer-classes.js';
+import { classNameOf, isOp } from '../layers/index.js';
 
 type AnyLayer = tf.layers.Layer & { layers?: AnyLayer[] };
 
 function batchNormLayers(layers: AnyLayer[], out: AnyLayer[] = []): AnyLayer[] {
   for (const layer of layers) {
-    if (layer.getClassName() === 'BatchNormalization') out.push(layer);
+    if (isOp(layer, 'batch-norm')) out.push(layer);
     if (Array.isArray(layer.layers)) batchNormLayers(layer.layers, out); // nested models
   }
   return out;
@@ -68,7 +69,7 @@ let scaleFreeTrainingInstalled = false;
  */
 export function installScaleFreeBatchNormTraining(): void {
   if (scaleFreeTrainingInstalled) return;
-  const prototype = layerClassPrototype<{ call(inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor }>('BatchNormalization');
+  const prototype = layerClassPrototype<{ call(inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor }>(classNameOf('batch-norm'));
   if (!prototype) return;
   scaleFreeTrainingInstalled = true;
   const original = prototype.call;

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { appliedActivation } from '../layers/index.js';
 
 const EPSILON = 1e-7;
 
@@ -6,9 +7,7 @@ const EPSILON = 1e-7;
 export function outputsProbabilities(model: tf.LayersModel): boolean {
   const last = model.outputLayers[model.outputLayers.length - 1];
   if (!last) return false;
-  if (last.getClassName() === 'Softmax') return true;
-  const activation = (last.getConfig() as { activation?: unknown }).activation;
-  return activation === 'softmax';
+  return appliedActivation(last) === 'softmax';
 }
 
 /**

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/types.js';
 import { fusedSgdMomentum } from '../backend/simd/optimizer.js';
+import { isDecayedWeight } from '../layers/index.js';
 
 /** Weight decay applies to kernels (conv, dense, depthwise, pointwise) and embeddings, never to biases or BN. */
 export function isDecayed(variableName: string): boolean {
-  return /kernel$|embeddings$/.test(variableName.replace(/_\d+$/, ''));
+  return isDecayedWeight(variableName);
 }
 
 export interface Parameter {

@@ -13,6 +13,7 @@ import { HeapScratch } from './workspace.js';
 import { argInts, writeArgs } from './kernel-args.js';
 import { markActivated, reluFollows } from './fusion.js';
 import { layerClassPrototype } from '../../util/layer-classes.js';
+import { classNameOf } from '../../layers/index.js';
 
 export const BATCHNORM_TRAINING = 'PruneLensBatchNormTraining';
 export const BATCHNORM_TRAINING_GRAD = 'PruneLensBatchNormTrainingGrad';
@@ -108,7 +109,7 @@ interface BatchNormLayer {
 
 /** The training path of tf.layers' BatchNormalization.call, with the moments and normalisation in one kernel. */
 function routeBatchNormalization(): void {
-  const prototype = layerClassPrototype<{ call(inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor }>('BatchNormalization');
+  const prototype = layerClassPrototype<{ call(inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor }>(classNameOf('batch-norm'));
   if (!prototype) return;
   const original = prototype.call;
   prototype.call = function (this: BatchNormLayer, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>) {

@@ -16,6 +16,7 @@ import { heapOffset as at, type HeapBackend, type InPlaceKernels } from './inpla
 import { RELU_GRAD } from './relu.js';
 import { switches } from '../../util/switches.js';
 import { layerClassPrototype } from '../../util/layer-classes.js';
+import { appliedActivation, classNameOf, isOp } from '../../layers/index.js';
 
 export const ADD_RELU = 'PruneLensAddRelu';
 
@@ -26,18 +27,18 @@ interface GraphLayer {
   name: string;
   inboundNodes: GraphNode[];
   getClassName(): string;
-  maxValue?: number | null;
-  activation?: { getClassName(): string };
+  getConfig(): object;
 }
 interface GraphModel { layers: GraphLayer[]; containerNodes: Set<string>; outputs: SymbolicRef[] }
 
-/** Layer kinds that can compute the ReLU after them. */
-const PRODUCERS = new Set(['BatchNormalization', 'Add']);
+/** Layers that can compute the ReLU after them (batch norm in batchnorm.ts, Add here). */
+function canApplyRelu(layer: GraphLayer): boolean {
+  return isOp(layer, 'batch-norm') || isOp(layer, 'add');
+}
 
+/** A ReLU layer without a cap, or an Activation layer applying relu. */
 function isPlainRelu(layer: GraphLayer): boolean {
-  const name = layer.getClassName();
-  if (name === 'ReLU') return layer.maxValue == null;
-  return name === 'Activation' && layer.activation?.getClassName() === 'relu';
+  return (isOp(layer, 'relu') || isOp(layer, 'activation')) && appliedActivation(layer) === 'relu';
 }
 
 /** The producers in this model (Adds of two tensors) whose every call feeds only a plain ReLU, and is not an output of the model. */
@@ -53,10 +54,10 @@ export function planReluFusion(model: tf.LayersModel): Set<object> {
   const outputs = new Set(graph.outputs.map((t) => t.id));
   const fused = new Set<object>();
   for (const layer of graph.layers) {
-    if (!PRODUCERS.has(layer.getClassName())) continue;
+    if (!canApplyRelu(layer)) continue;
     const nodes = ownNodes(layer);
     const feedsOnlyRelu = (node: GraphNode) => {
-      if (layer.getClassName() === 'Add' && node.inputTensors.length !== 2) return false;
+      if (isOp(layer, 'add') && node.inputTensors.length !== 2) return false;
       if (node.outputTensors.length !== 1 || outputs.has(node.outputTensors[0].id)) return false;
       const readers = consumers.get(node.outputTensors[0].id) ?? [];
       return readers.length === 1 && isPlainRelu(readers[0]);
@@ -128,7 +129,7 @@ export function installReluFusion(kernels: InPlaceKernels): void {
     }
   } as CallFn;
 
-  const add = layerClassPrototype<LayerPrototype>('Add');
+  const add = layerClassPrototype<LayerPrototype>(classNameOf('add'));
   if (add?.mergeFunction) {
     const merge = add.mergeFunction;
     add.mergeFunction = function (this: object, inputs: Tensor[]) {
@@ -139,7 +140,7 @@ export function installReluFusion(kernels: InPlaceKernels): void {
       return markActivated(tf.engine().runKernel(ADD_RELU, { a, b }) as Tensor);
     };
   }
-  for (const name of ['ReLU', 'Activation']) {
+  for (const name of [classNameOf('relu'), classNameOf('activation')]) {
     const prototype = layerClassPrototype<LayerPrototype>(name);
     if (!prototype) continue;
     const call = prototype.call;

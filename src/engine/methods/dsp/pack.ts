@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { keepsFilterOrder, packedOrder, realiseGroups, type GroupRealisation, type GroupedConvPlan } from './plan.js';
 import { channelReader, followingBatchNorm, spatialShapes, type ChannelReader } from './topology.js';
+import { classNameOf, weightKind } from '../../layers/index.js';
 
 /**
  * Physical realisation of DSP's intra-channel pruning with built-in TF.js layers only, so the
@@ -39,6 +40,8 @@ export function groupLayerName(conv: string, group: number): string {
   return `${conv}_g${group}`;
 }
 
+const CONV2D = classNameOf('conv', 2);
+
 /** Layers that rebuild one conv; the last one produces the conv's replacement output. */
 function packedLayers(conv: LayerJson, built: BuiltConv): LayerJson[] {
   const base = conv.name;
@@ -54,11 +57,11 @@ function packedLayers(conv: LayerJson, built: BuiltConv): LayerJson[] {
   const inputRef = ((conv.inbound_nodes[0] as TensorRef[])[0])[0];
   const activation = conv.config.activation ?? 'linear';
   const groupOutputs = built.groups.map(({ group, filters, inputs, selection }) => {
-    const groupInput = selection ? add(`${groupLayerName(base, group)}_select`, 'Conv2D', pointwise(inputs.length, 'linear'), [inputRef]) : inputRef;
-    return add(groupLayerName(base, group), 'Conv2D', { ...conv.config, filters: filters.length, activation: built.scatter ? 'linear' : activation }, [groupInput]);
+    const groupInput = selection ? add(`${groupLayerName(base, group)}_select`, CONV2D, pointwise(inputs.length, 'linear'), [inputRef]) : inputRef;
+    return add(groupLayerName(base, group), CONV2D, { ...conv.config, filters: filters.length, activation: built.scatter ? 'linear' : activation }, [groupInput]);
   });
-  const out = groupOutputs.length === 1 ? groupOutputs[0] : add(`${base}_dsp_cat`, 'Concatenate', { axis: -1 }, groupOutputs);
-  if (built.scatter) add(`${base}_dsp_scatter`, 'Conv2D', pointwise(built.plan.groupOfFilter.length, activation), [out]);
+  const out = groupOutputs.length === 1 ? groupOutputs[0] : add(`${base}_dsp_cat`, classNameOf('concat'), { axis: -1 }, groupOutputs);
+  if (built.scatter) add(`${base}_dsp_scatter`, CONV2D, pointwise(built.plan.groupOfFilter.length, activation), [out]);
   return layers;
 }
 
@@ -123,7 +126,7 @@ export async function buildPackedModel(model: tf.LayersModel, plans: GroupedConv
       layers.push(layer);
       continue;
     }
-    if (layer.class_name !== 'Conv2D' || layer.inbound_nodes.length !== 1) throw new Error(`DSP can only regroup a Conv2D used once; ${layer.name} is a ${layer.class_name}`);
+    if (layer.class_name !== CONV2D || layer.inbound_nodes.length !== 1) throw new Error(`DSP can only regroup a Conv2D used once; ${layer.name} is a ${layer.class_name}`);
     const replacement = packedLayers(layer, built);
     layers.push(...replacement);
     renamed.push([layer.name, replacement[replacement.length - 1].name]);
@@ -213,8 +216,8 @@ export function applyPlanMasks(model: tf.LayersModel, plans: GroupedConvPlan[]):
     const bn = followingBatchNorm(layer);
     if (bn && filterMask.some((v) => v === 0)) {
       const bnWeights = bn.getWeights();
-      const names = bn.weights.map((w) => w.originalName.split('/').pop());
-      const updated = tf.tidy(() => bnWeights.map((w, i) => (names[i] === 'gamma' || names[i] === 'beta' ? tf.mul(w, tf.tensor1d(filterMask)) : w.clone())));
+      const kinds = bn.weights.map((w) => weightKind(w.originalName));
+      const updated = tf.tidy(() => bnWeights.map((w, i) => (kinds[i] === 'scale' || kinds[i] === 'offset' ? tf.mul(w, tf.tensor1d(filterMask)) : w.clone())));
       bn.setWeights(updated);
       tf.dispose(updated);
     }

@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import { activationKeepsZero, isOp, keepsChannels, preservesZero, specOf } from '../../layers/index.js';
 
 /**
  * Small walks over a tf.LayersModel's topology (Sequential ones too) that DSP needs: which conv
@@ -8,14 +9,10 @@ import type * as tf from '@tensorflow/tfjs';
 
 type Layer = tf.layers.Layer;
 
-/** Layers that map channel c to channel c and nothing else. */
-const PER_CHANNEL = new Set([
-  'BatchNormalization', 'Activation', 'ReLU', 'LeakyReLU', 'ELU', 'PReLU', 'Softmax', 'ThresholdedReLU',
-  'MaxPooling2D', 'AveragePooling2D', 'Dropout', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'ZeroPadding2D',
-]);
-
+/** Layers of a 2-D net that map channel c to channel c and nothing else, at every position (the registry's channel-wise layers but global pooling). */
 export function isPerChannel(layer: Layer): boolean {
-  return PER_CHANNEL.has(layer.getClassName());
+  const rank = specOf(layer)?.spatialRank;
+  return keepsChannels(layer) && !isOp(layer, 'global-pooling') && (rank === undefined || rank === 2);
 }
 
 export function inboundLayers(layer: Layer): Layer[] {
@@ -28,7 +25,7 @@ export function outboundLayers(layer: Layer): Layer[] {
 
 /** Whether a 2-D convolution is a plain NHWC Conv2D that DSP's packing understands. */
 export function isPlainConv2D(layer: Layer): boolean {
-  if (layer.getClassName() !== 'Conv2D') return false;
+  if (!isOp(layer, 'conv', 2)) return false;
   const config = layer.getConfig() as { dataFormat?: string; groups?: number };
   return (config.dataFormat ?? 'channelsLast') === 'channelsLast' && (config.groups ?? 1) === 1 && layer.inboundNodes.length === 1;
 }
@@ -38,7 +35,7 @@ export function isPlainConv2D(layer: Layer): boolean {
  * channel c out, so it follows its producer's channels (it is reindexed, never regrouped).
  */
 export function isChannelwiseDepthwise(layer: Layer): boolean {
-  if (layer.getClassName() !== 'DepthwiseConv2D') return false;
+  if (!isOp(layer, 'depthwise-conv', 2)) return false;
   const config = layer.getConfig() as { dataFormat?: string; depthMultiplier?: number };
   return (config.dataFormat ?? 'channelsLast') === 'channelsLast' && (config.depthMultiplier ?? 1) === 1 && layer.inboundNodes.length === 1;
 }
@@ -53,7 +50,7 @@ export function privateProducer(layer: Layer): Layer | undefined {
   while (current.length === 1) {
     const prev = current[0];
     if (prev.outboundNodes.length !== 1 || prev.inboundNodes.length !== 1) return undefined;
-    if (prev.getClassName() === 'Conv2D') return isPlainConv2D(prev) ? prev : undefined;
+    if (isOp(prev, 'conv', 2)) return isPlainConv2D(prev) ? prev : undefined;
     if (!isPerChannel(prev) && !isChannelwiseDepthwise(prev)) return undefined;
     current = inboundLayers(prev);
   }
@@ -65,7 +62,7 @@ export function feedsResidualAdd(layer: Layer): boolean {
   let current = outboundLayers(layer);
   while (current.length === 1) {
     const next = current[0];
-    if (next.getClassName() === 'Add') return true;
+    if (isOp(next, 'add')) return true;
     if (!isPerChannel(next)) return false;
     current = outboundLayers(next);
   }
@@ -86,7 +83,7 @@ export function readsModelInput(layer: Layer): boolean {
   let current = inboundLayers(layer);
   while (current.length === 1) {
     const prev = current[0];
-    if (prev.getClassName() === 'InputLayer') return true;
+    if (specOf(prev)?.role === 'input') return true;
     if (!isPerChannel(prev)) return false;
     current = inboundLayers(prev);
   }
@@ -96,7 +93,7 @@ export function readsModelInput(layer: Layer): boolean {
 /** The BatchNormalization directly after a layer when it is the layer's only consumer. */
 export function followingBatchNorm(layer: Layer): Layer | undefined {
   const next = outboundLayers(layer);
-  return next.length === 1 && next[0].getClassName() === 'BatchNormalization' ? next[0] : undefined;
+  return next.length === 1 && isOp(next[0], 'batch-norm') ? next[0] : undefined;
 }
 
 /** [H, W, C] of a layer's (single) input and output. */
@@ -106,10 +103,6 @@ export function spatialShapes(layer: Layer): { input: number[]; output: number[]
   const output = (Array.isArray(node.outputShapes[0]) ? node.outputShapes[0] : node.outputShapes) as number[];
   return { input: input.slice(1), output: output.slice(1) };
 }
-
-/** Activations that map 0 to 0, so a removed (all-zero) filter stays a zero channel through them. */
-const ZERO_PRESERVING_ACTIVATIONS = new Set([undefined, 'linear', 'relu', 'relu6', 'elu', 'selu', 'tanh', 'swish', 'gelu']);
-const ZERO_PRESERVING_LAYERS = new Set(['ReLU', 'LeakyReLU', 'ELU', 'MaxPooling2D', 'AveragePooling2D', 'Dropout', 'SpatialDropout2D', 'ZeroPadding2D']);
 
 /**
  * The one weight layer that reads a conv's output channels, reached through a single chain of
@@ -129,8 +122,7 @@ export interface ChannelReader {
 }
 
 export function channelReader(conv: Layer): ChannelReader | undefined {
-  const activation = (conv.getConfig() as { activation?: string }).activation;
-  let zeroPreserving = ZERO_PRESERVING_ACTIVATIONS.has(activation);
+  let zeroPreserving = activationKeepsZero(conv);
   const batchNorms: string[] = [];
   const depthwise: string[] = [];
   let current = conv;
@@ -138,24 +130,25 @@ export function channelReader(conv: Layer): ChannelReader | undefined {
     const next = outboundLayers(current);
     if (current.outboundNodes.length !== 1 || next.length !== 1 || next[0].inboundNodes.length !== 1) return undefined;
     const layer = next[0];
-    const className = layer.getClassName();
-    if (className === 'Conv2D') return isPlainConv2D(layer) ? { layer: layer.name, kind: 'conv', batchNorms, depthwise, positions: 1, zeroPreserving } : undefined;
-    if (className === 'Flatten' || className === 'GlobalAveragePooling2D' || className === 'GlobalMaxPooling2D') {
+    const flattens = specOf(layer)?.role === 'flatten';
+    if (isOp(layer, 'conv', 2)) return isPlainConv2D(layer) ? { layer: layer.name, kind: 'conv', batchNorms, depthwise, positions: 1, zeroPreserving } : undefined;
+    if (flattens || isOp(layer, 'global-pooling', 2)) {
       const dense = outboundLayers(layer);
-      if (layer.outboundNodes.length !== 1 || dense.length !== 1 || dense[0].getClassName() !== 'Dense' || dense[0].inboundNodes.length !== 1) return undefined;
-      const positions = className === 'Flatten' ? spatialShapes(layer).input.slice(0, -1).reduce((a, b) => a * b, 1) : 1;
+      if (layer.outboundNodes.length !== 1 || dense.length !== 1 || !isOp(dense[0], 'dense') || dense[0].inboundNodes.length !== 1) return undefined;
+      const positions = flattens ? spatialShapes(layer).input.slice(0, -1).reduce((a, b) => a * b, 1) : 1;
       return { layer: dense[0].name, kind: 'dense', batchNorms, depthwise, positions, zeroPreserving };
     }
-    if (className === 'BatchNormalization') {
+    if (isOp(layer, 'batch-norm')) {
       // Only a batch norm right after the conv is masked with it (applyPlanMasks).
       zeroPreserving &&= current === conv;
       batchNorms.push(layer.name);
     } else if (isChannelwiseDepthwise(layer)) {
       zeroPreserving &&= !(layer.getConfig() as { useBias?: boolean }).useBias;
       depthwise.push(layer.name);
-    } else if (className === 'Activation') {
-      zeroPreserving &&= ZERO_PRESERVING_ACTIVATIONS.has((layer.getConfig() as { activation?: string }).activation);
-    } else if (!ZERO_PRESERVING_LAYERS.has(className)) {
+    } else if (isPerChannel(layer) && layer.weights.length === 0) {
+      // Weightless, so nothing to reindex; it only decides whether removed channels still arrive as zeros.
+      zeroPreserving &&= preservesZero(layer);
+    } else {
       return undefined;
     }
     current = layer;
