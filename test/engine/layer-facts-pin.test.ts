@@ -42,7 +42,7 @@ type ST = tf.SymbolicTensor;
 const apply = (layer: tf.layers.Layer, x: ST | ST[]) => layer.apply(x) as ST;
 const init = (seed: number) => tf.initializers.glorotNormal({ seed });
 
-/** Every 2-D layer kind the engine names, in one functional model. */
+/** Every 2-D layer kind the engine names, in one functional model (transposed convs have their own hazard test). */
 function buildKitchen2d(): tf.LayersModel {
   const image = tf.input({ shape: [10, 10, 3], name: 'image' });
   const scaled = apply(tf.layers.rescaling({ name: 'rescale', scale: 1 / 255 }), image);
@@ -70,8 +70,8 @@ function buildKitchen2d(): tf.LayersModel {
   const min = apply(tf.layers.minimum({ name: 'min' }), [added, sub]);
   const avg = apply(tf.layers.average({ name: 'mean' }), [max, min]);
   const mul = apply(tf.layers.multiply({ name: 'mul' }), [avg, b]);
-  let t = apply(tf.layers.conv2dTranspose({ name: 'tconv', filters: 4, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: init(8) }), mul);
-  t = apply(tf.layers.maxPooling2d({ name: 'mp', poolSize: 2 }), t);
+  let t = apply(tf.layers.conv2d({ name: 'conv_t', filters: 4, kernelSize: 3, padding: 'same', kernelInitializer: init(8) }), mul);
+  t = apply(tf.layers.maxPooling2d({ name: 'mp', poolSize: 1 }), t);
   const c = apply(tf.layers.conv2d({ name: 'conv_c', filters: 5, kernelSize: 3, padding: 'same', kernelInitializer: init(9) }), mul);
   let x = apply(tf.layers.concatenate({ name: 'cat' }), [t, c]);
   x = apply(tf.layers.reLU({ name: 'relu6', maxValue: 6 }), x);
@@ -90,7 +90,7 @@ function buildKitchen2d(): tf.LayersModel {
   return tf.model({ inputs: image, outputs: out, name: 'kitchen_2d' });
 }
 
-/** 1-D and 3-D layers, a transposed 3-D conv and a reused layer. */
+/** 1-D and 3-D layers and a reused layer. */
 function buildKitchen1d3d(): tf.LayersModel {
   const seq = tf.input({ shape: [16, 4], name: 'sequence' });
   let s = apply(tf.layers.conv1d({ name: 'c1d', filters: 6, kernelSize: 3, padding: 'same', kernelInitializer: init(21) }), seq);
@@ -106,7 +106,7 @@ function buildKitchen1d3d(): tf.LayersModel {
   let v = apply(tf.layers.conv3d({ name: 'c3d', filters: 4, kernelSize: 3, padding: 'same', kernelInitializer: init(24) }), vol);
   v = apply(tf.layers.maxPooling3d({ name: 'mp3d', poolSize: 2 }), v);
   v = apply(tf.layers.averagePooling3d({ name: 'ap3d', poolSize: 1 }), v);
-  v = apply(tf.layers.conv3dTranspose({ name: 't3d', filters: 3, kernelSize: 2, strides: 2, kernelInitializer: init(25) }), v);
+  v = apply(tf.layers.conv3d({ name: 'c3d_b', filters: 3, kernelSize: 2, padding: 'same', kernelInitializer: init(25) }), v);
   const volOut = apply(tf.layers.flatten({ name: 'flat3d' }), v);
   const h = apply(tf.layers.concatenate({ name: 'join' }), [seqOut, seqAvg, volOut]);
   const out = apply(tf.layers.dense({ name: 'logits', units: 2, kernelInitializer: init(26) }), h);
