@@ -215,10 +215,12 @@ function separableConv(className: string, spatialRank: number): LayerSpec {
   };
 }
 
+/** A transposed conv's kernel holds output channels before input channels: [.., out, in]. */
 function transposedConv(className: string, spatialRank: number): LayerSpec {
   return {
-    className, op: 'transposed-conv', spatialRank, role: 'blocked', blockedBecause: 'its kernel holds output channels before input channels; not wired yet',
-    flops: perInputPosition('kernel'), wire: wireBlocked, activation: configuredActivation,
+    className, op: 'transposed-conv', spatialRank, role: 'producer',
+    outputChannels: { weight: 'kernel', axis: -2 }, inputChannels: { weight: 'kernel', axis: -1 }, widthField: 'filters',
+    flops: perInputPosition('kernel'), wire: wireKernel(-2, -1), activation: configuredActivation,
   };
 }
 
@@ -249,7 +251,11 @@ const ENTRIES: LayerSpec[] = [
     outputChannels: { weight: 'depthwise_kernel', axis: -2, times: { weight: 'depthwise_kernel', axis: -1 } }, inputChannels: { weight: 'depthwise_kernel', axis: -2 },
     flops: perOutputPosition('depthwise_kernel'), wire: wireDepthwise, activation: configuredActivation,
   },
-  transposedConv('Conv2DTranspose', 2), transposedConv('Conv3DTranspose', 3),
+  transposedConv('Conv2DTranspose', 2),
+  {
+    className: 'Conv3DTranspose', op: 'transposed-conv', spatialRank: 3, role: 'blocked', blockedBecause: 'no hazard test covers it yet',
+    flops: perInputPosition('kernel'), wire: wireBlocked, activation: configuredActivation,
+  },
 
   {
     className: 'BatchNormalization', op: 'batch-norm', role: 'channelwise', wire: wireBatchNorm,
