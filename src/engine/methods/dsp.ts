@@ -156,7 +156,7 @@ export const dspMethod = defineMethod({
             assignment[i].forEach((g) => sizes[g]++);
             detail[l.name] = { groupSizes: sizes, groupOfFilter: assignment[i] };
           });
-          ctx.emit({ type: 'signal', method: 'dsp', name: 'groupAssignment', step: epoch, value: regularizerValue(layers, options.groups), detail });
+          ctx.emit({ type: 'signal', method: dspMethod.name, name: 'groupAssignment', step: epoch, value: regularizerValue(layers, options.groups), detail });
           ctx.reportLayers('train', epoch);
         });
       } else {
@@ -174,7 +174,7 @@ export const dspMethod = defineMethod({
         notes.push(`closest FLOPs DSP can reach is ${flops} for a target of ${Math.round(targetFlops)}`);
         ctx.emit({ type: 'warning', message: `DSP reached ${(100 * (1 - flops / denseFlops)).toFixed(1)}% FLOPs reduction, target ${(100 * target.flopsReduction).toFixed(1)}%` });
       }
-      ctx.emit({ type: 'signal', method: 'dsp', name: 'keptChannels', step: 0, value: beta, detail: { beta, flops, denseFlops, layers: planDetail(plans, planner) } });
+      ctx.emit({ type: 'signal', method: dspMethod.name, name: 'keptChannels', step: 0, value: beta, detail: { beta, flops, denseFlops, layers: planDetail(plans, planner) } });
 
       applyPlanMasks(model, plans);
       ctx.reportLayers('prune', 0, true);

@@ -132,8 +132,8 @@ async function runGoPrune(ctx: MethodContext, options: GoPruneOptions): Promise<
   let iterations = 0;
   try {
     const report = (epoch: number, zeroGroups: number, gap: number, lambda: number) => {
-      ctx.emit({ type: 'signal', method: 'goprune', name: 'zeroGroups', step: epoch, value: zeroGroups, detail: { layers: perLayerGroupStats(ctx, layout.unitIds, state.uNorms), gap, beta: state.beta, lambda } });
-      ctx.emit({ type: 'signal', method: 'goprune', name: 'gap', step: epoch, value: gap });
+      ctx.emit({ type: 'signal', method: gopruneMethod.name, name: 'zeroGroups', step: epoch, value: zeroGroups, detail: { layers: perLayerGroupStats(ctx, layout.unitIds, state.uNorms), gap, beta: state.beta, lambda } });
+      ctx.emit({ type: 'signal', method: gopruneMethod.name, name: 'gap', step: epoch, value: gap });
       ctx.reportLayers('train', epoch, true);
     };
 
@@ -162,7 +162,7 @@ async function runGoPrune(ctx: MethodContext, options: GoPruneOptions): Promise<
 
     const normsByUnit = new Float64Array(ctx.graph.units.length);
     layout.unitIds.forEach((id, i) => { normsByUnit[id] = state.uNorms[i]; });
-    return decideFromAuxiliary(ctx, 'goprune', layout, state.u, normsByUnit, options.adoptAuxiliary, notes);
+    return decideFromAuxiliary(ctx, gopruneMethod.name, layout, state.u, normsByUnit, options.adoptAuxiliary, notes);
   } finally {
     state.dispose();
     layout.dispose();

@@ -99,7 +99,7 @@ async function runIspasp(ctx: MethodContext, options: IspaspOptions): Promise<Pr
           threshold: options.threshold,
           onIteration: (info) => {
             ctx.emit({
-              type: 'signal', method: 'ispasp', name: 'residual', step: globalIteration++, value: info.relativeResidual,
+              type: 'signal', method: ispaspMethod.name, name: 'residual', step: globalIteration++, value: info.relativeResidual,
               detail: { layer: block.producer, block: b, iteration: info.iteration, residual: info.residual, kept: keep[b], channels: widths[b] },
             });
           },
@@ -114,7 +114,7 @@ async function runIspasp(ctx: MethodContext, options: IspaspOptions): Promise<Pr
       removedConsumerSlices.push(...slices);
       zeroSlices(ctx.model, slices);
       ctx.emit({
-        type: 'signal', method: 'ispasp', name: 'blockResidual', step: b, value: result.denseEnergy > 0 ? result.residual / result.denseEnergy : 0,
+        type: 'signal', method: ispaspMethod.name, name: 'blockResidual', step: b, value: result.denseEnergy > 0 ? result.residual / result.denseEnergy : 0,
         detail: { layer: block.producer, kept: keep[b], channels: widths[b], iterations: result.iterations, residual: result.residual },
       });
 

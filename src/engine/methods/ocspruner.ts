@@ -72,7 +72,7 @@ async function runOcspruner(ctx: MethodContext, options: OcsprunerOptions): Prom
         stability.push(indicator);
         const current = selected as Subnetwork | null;
         ctx.emit({
-          type: 'signal', method: 'ocspruner', name: 'stability', step: epoch, value: indicator,
+          type: 'signal', method: ocsprunerMethod.name, name: 'stability', step: epoch, value: indicator,
           detail: { raw: tracker.lastRaw(), threshold: options.stabilityThreshold, reg: regActive ? reg : 0, selectedForRemoval: current?.removed.length ?? 0, plannedFlopsReduction: current?.flopsReduction ?? 0 },
         });
         ctx.reportLayers('train', epoch);
@@ -99,7 +99,7 @@ async function runOcspruner(ctx: MethodContext, options: OcsprunerOptions): Prom
   ctx.model = pruned;
   const afterPrune = await ctx.evaluate();
   ctx.emit({
-    type: 'signal', method: 'ocspruner', name: 'pruned', step: pruneEpoch, value: chosen.flopsReduction,
+    type: 'signal', method: ocsprunerMethod.name, name: 'pruned', step: pruneEpoch, value: chosen.flopsReduction,
     detail: { stable, channelsRemoved: chosen.removed.length, accuracyBeforePrune: beforePrune?.accuracy, accuracyAfterPrune: afterPrune?.accuracy },
   });
   const tail: TrainConfig = continueSchedule(settings, pruneEpoch + 1);

@@ -165,8 +165,8 @@ async function runSsr(ctx: MethodContext, options: SsrOptions): Promise<PruningD
         const update = (step: number) => {
           const result = aulm.update();
           updates++;
-          ctx.emit({ type: 'signal', method: 'ssr', name: 'zeroGroups', step: updates, value: result.zeroGroups, detail: { phase: phase.name, step, residual: result.residual, rho: aulm.rho, layers: perLayerGroupStats(ctx, layout.unitIds, aulm.fNorms) } });
-          ctx.emit({ type: 'signal', method: 'ssr', name: 'residual', step: updates, value: result.residual });
+          ctx.emit({ type: 'signal', method: ssrMethod.name, name: 'zeroGroups', step: updates, value: result.zeroGroups, detail: { phase: phase.name, step, residual: result.residual, rho: aulm.rho, layers: perLayerGroupStats(ctx, layout.unitIds, aulm.fNorms) } });
+          ctx.emit({ type: 'signal', method: ssrMethod.name, name: 'residual', step: updates, value: result.residual });
           aulm.setRho(Math.min(options.rhoMax, aulm.rho * options.rhoGrowth));
         };
         const keepMasked = () => maskLayout?.scaleWeights(new Float32Array(maskLayout.unitCount));
@@ -208,7 +208,7 @@ async function runSsr(ctx: MethodContext, options: SsrOptions): Promise<PruningD
     }
     notes.push(`ssr: ${options.regularizer === 'l21' ? 'l2,1' : 'l2,0'} regulariser, ${options.schedule} schedule, ${updates} F/Y update(s), ρ = ${options.rho}.`);
     // Layer-wise phases already left W equal to its masked state; only global mode adopts F.
-    return decideFromAuxiliary(ctx, 'ssr', fullLayout, auxiliary, fNormsByUnit, options.adoptAuxiliary && auxiliary !== undefined, notes);
+    return decideFromAuxiliary(ctx, ssrMethod.name, fullLayout, auxiliary, fNormsByUnit, options.adoptAuxiliary && auxiliary !== undefined, notes);
   } finally {
     disposeWeightSet(auxiliary);
     maskLayout?.dispose();
