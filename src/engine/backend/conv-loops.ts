@@ -3,22 +3,26 @@
  * implement with per-element TensorBuffer access. All layouts are NHWC.
  */
 
-/** Geometry of one 2-D convolution, as computed by backend_util.computeConv2DInfo. */
-export interface ConvGeometry {
+/** What a convolution and a pooling window grid share: sizes, strides, dilations and padding. */
+interface WindowGeometry {
   batchSize: number;
   inHeight: number;
   inWidth: number;
   inChannels: number;
   outHeight: number;
   outWidth: number;
-  outChannels: number;
-  filterHeight: number;
-  filterWidth: number;
   strideHeight: number;
   strideWidth: number;
   dilationHeight: number;
   dilationWidth: number;
   padInfo: { top: number; left: number };
+}
+
+/** Geometry of one 2-D convolution, as computed by backend_util.computeConv2DInfo. */
+export interface ConvGeometry extends WindowGeometry {
+  outChannels: number;
+  filterHeight: number;
+  filterWidth: number;
 }
 
 /**
@@ -109,20 +113,9 @@ export function unsortedSegmentSum(x: ArrayLike<number>, ids: ArrayLike<number>,
 }
 
 /** Geometry of one 2-D pooling window grid (backend_util.computePool2DInfo). */
-export interface PoolGeometry {
-  batchSize: number;
-  inHeight: number;
-  inWidth: number;
-  inChannels: number;
-  outHeight: number;
-  outWidth: number;
-  strideHeight: number;
-  strideWidth: number;
-  dilationHeight: number;
-  dilationWidth: number;
+export interface PoolGeometry extends WindowGeometry {
   effectiveFilterHeight: number;
   effectiveFilterWidth: number;
-  padInfo: { top: number; left: number };
 }
 
 /**

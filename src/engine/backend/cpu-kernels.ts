@@ -24,23 +24,23 @@ const conv2dBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   return be.makeTensorInfo(g.filterShape, 'float32', convFilterGradient(valuesOf(be, x), valuesOf(be, dy), g));
 };
 
-const depthwiseBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
-  const be = backend as unknown as CpuBackend;
-  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
-  const { strides, dilations, pad, dimRoundingMode, filterShape } = attrs as never as {
-    strides: [number, number]; dilations: [number, number]; pad: 'same'; dimRoundingMode?: 'floor'; filterShape: number[] };
-  const g = convGeometry(x.shape, filterShape, strides, dilations ?? 1, pad, dimRoundingMode, true);
-  return be.makeTensorInfo(g.filterShape, 'float32', depthwiseFilterGradient(valuesOf(be, x), valuesOf(be, dy), g));
-};
+interface DepthwiseAttrs {
+  strides: [number, number]; dilations: [number, number]; pad: 'same'; dimRoundingMode?: 'floor'; filterShape: number[]; inputShape: number[];
+}
 
-const depthwiseBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
-  const be = backend as unknown as CpuBackend;
-  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
-  const { strides, dilations, pad, dimRoundingMode, inputShape } = attrs as never as {
-    strides: [number, number]; dilations: [number, number]; pad: 'same'; dimRoundingMode?: 'floor'; inputShape: number[] };
-  const g = convGeometry(inputShape, filter.shape, strides, dilations ?? 1, pad, dimRoundingMode, true);
-  return be.makeTensorInfo(inputShape, 'float32', depthwiseInputGradient(valuesOf(be, dy), valuesOf(be, filter), g));
-};
+/** Depthwise dW (from x and dy; the filter's shape is an attribute) or dX (from dy and the filter; the input's shape is one). */
+function depthwiseGradient(of: 'filter' | 'input'): KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const be = backend as unknown as CpuBackend;
+    const { x, dy, filter } = inputs as { x?: TensorInfo; dy: TensorInfo; filter?: TensorInfo };
+    const a = attrs as never as DepthwiseAttrs;
+    const [xShape, filterShape] = of === 'filter' ? [x!.shape, a.filterShape] : [a.inputShape, filter!.shape];
+    const g = convGeometry(xShape, filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, true);
+    return of === 'filter'
+      ? be.makeTensorInfo(g.filterShape, 'float32', depthwiseFilterGradient(valuesOf(be, x!), valuesOf(be, dy), g))
+      : be.makeTensorInfo(a.inputShape, 'float32', depthwiseInputGradient(valuesOf(be, dy), valuesOf(be, filter!), g));
+  };
+}
 
 let cpuKernelsInstalled = false;
 
@@ -50,8 +50,8 @@ export function installCpuKernels(): void {
   cpuKernelsInstalled = true;
   const kernels: Array<[string, KernelFunc]> = [
     ['Conv2DBackpropFilter', conv2dBackpropFilter],
-    ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
-    ['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput],
+    ['DepthwiseConv2dNativeBackpropFilter', depthwiseGradient('filter')],
+    ['DepthwiseConv2dNativeBackpropInput', depthwiseGradient('input')],
   ];
   for (const [kernelName, kernelFunc] of kernels) {
     if (tf.getKernel(kernelName, 'cpu')) tf.unregisterKernel(kernelName, 'cpu');
