@@ -11,8 +11,8 @@
  * PRUNELENS_FUSE_RELU=0 turns it off.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs';
-import { heapOffset as at, type HeapBackend, type InPlaceKernels } from './inplace.js';
+import type { Tensor } from '@tensorflow/tfjs';
+import { elementwiseKernel, type InPlaceKernels } from './inplace.js';
 import { RELU_GRAD } from './relu.js';
 import { switches } from '../../util/switches.js';
 import { layerClassPrototype } from '../../util/layer-classes.js';
@@ -96,14 +96,7 @@ let installed = false;
 export function installReluFusion(kernels: InPlaceKernels): void {
   if (installed) return;
   installed = true;
-  const addRelu: KernelFunc = ({ inputs, backend: b }) => {
-    const be = b as unknown as HeapBackend;
-    const { a, b: other } = inputs as { a: TensorInfo; b: TensorInfo };
-    const out = be.makeOutput(a.shape, 'float32');
-    kernels.add_relu(a.shape.reduce((n, d) => n * d, 1), at(be, a), at(be, other), at(be, out));
-    return out;
-  };
-  tf.registerKernel({ kernelName: ADD_RELU, backendName: 'wasm', kernelFunc: addRelu });
+  tf.registerKernel({ kernelName: ADD_RELU, backendName: 'wasm', kernelFunc: elementwiseKernel(['a', 'b'], kernels.add_relu) });
   tf.registerGradient({
     kernelName: ADD_RELU,
     outputsToSave: [true],

@@ -4,7 +4,7 @@
  * would cost more than the second core gains.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { TensorInfo } from '@tensorflow/tfjs';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
 export interface HeapBackend {
   makeOutput(shape: number[], dtype: string): TensorInfo;
@@ -29,6 +29,20 @@ export interface InPlaceKernels {
 
 /** Byte offset of a tensor's data in the wasm backend's heap. */
 export const heapOffset = (be: HeapBackend, t: TensorInfo): number => be.dataIdMap.get(t.dataId)!.memoryOffset;
+
+/**
+ * A kernel of one in-place pass `(elements, first, second, out)` over two float tensors of one
+ * shape, named `inputs`, into a new tensor of that shape.
+ */
+export function elementwiseKernel(inputs: [string, string], pass: (elements: number, first: number, second: number, out: number) => void): KernelFunc {
+  return ({ inputs: given, backend }) => {
+    const be = backend as unknown as HeapBackend;
+    const [first, second] = inputs.map((name) => (given as Record<string, TensorInfo>)[name]);
+    const out = be.makeOutput(first.shape, 'float32');
+    pass(first.shape.reduce((n, d) => n * d, 1), heapOffset(be, first), heapOffset(be, second), heapOffset(be, out));
+    return out;
+  };
+}
 
 /** Instantiates the module on the initialised wasm backend's memory; undefined when that memory is not reachable. */
 export function instantiateOnHeap(module: WebAssembly.Module): InPlaceKernels | undefined {

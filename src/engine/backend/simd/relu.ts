@@ -3,8 +3,8 @@
  * a multiply: three full passes and two temporaries for every ReLU of every step.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs';
-import { heapOffset as at, type HeapBackend, type InPlaceKernels } from './inplace.js';
+import type { Tensor } from '@tensorflow/tfjs';
+import { elementwiseKernel, type InPlaceKernels } from './inplace.js';
 
 export const RELU_GRAD = 'PruneLensReluGrad';
 
@@ -14,14 +14,7 @@ let installed = false;
 export function installReluGradient(kernels: InPlaceKernels): void {
   if (installed) return;
   installed = true;
-  const kernelFunc: KernelFunc = ({ inputs, backend: b }) => {
-    const be = b as unknown as HeapBackend;
-    const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
-    const dx = be.makeOutput(x.shape, 'float32');
-    kernels.relu_backward(x.shape.reduce((n, d) => n * d, 1), at(be, dy), at(be, x), at(be, dx));
-    return dx;
-  };
-  tf.registerKernel({ kernelName: RELU_GRAD, backendName: 'wasm', kernelFunc });
+  tf.registerKernel({ kernelName: RELU_GRAD, backendName: 'wasm', kernelFunc: elementwiseKernel(['dy', 'x'], kernels.relu_backward) });
   const original = tf.getGradient('Relu');
   if (!original) return;
   tf.registerGradient({
