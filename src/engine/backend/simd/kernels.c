@@ -124,6 +124,14 @@ static inline int is_pointwise(const Conv *c) {
   return c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && c->pad_top == 0 && c->pad_left == 0;
 }
 
+// Runs the statement after it for every filter tap (ky, kx) of output pixel (oy, ox) whose input pixel
+// (iy, ix) lies inside the image, row by row, as the two nested loops it stands for (`g` is a Conv or a
+// Depthwise: both name their geometry alike). A row outside the image ends the inner loop at once.
+#define FOR_EACH_INSIDE_TAP(g, oy, ox, ky, kx, iy, ix)                                                   \
+  for (i32 ky = 0; ky < (g)->kh; ky++)                                                                   \
+    for (i32 iy = (oy) * (g)->sh - (g)->pad_top + ky * (g)->dh, kx = 0; iy >= 0 && iy < (g)->h && kx < (g)->kw; kx++) \
+      for (i32 ix = (ox) * (g)->sw - (g)->pad_left + kx * (g)->dw, inside_ = ix >= 0 && ix < (g)->w; inside_; inside_ = 0)
+
 // im2col rows for output pixels [p0, p0+rows) into dst ([rows × K]).
 static void pack_patches(const Conv *c, const f32 *x, i32 p0, i32 rows, f32 *dst) {
   const i32 ci = c->ci, k = c->kh * c->kw * ci, hw = c->ho * c->wo;
@@ -148,15 +156,8 @@ static void unpack_patches_add(const Conv *c, f32 *dx, i32 p0, i32 rows, const f
   for (i32 r = 0; r < rows; r++) {
     const i32 p = p0 + r, b = p / hw, rem = p - b * hw, oy = rem / c->wo, ox = rem - oy * c->wo;
     const f32 *row = dcol + r * k;
-    for (i32 ky = 0; ky < c->kh; ky++) {
-      const i32 iy = oy * c->sh - c->pad_top + ky * c->dh;
-      if (iy < 0 || iy >= c->h) continue;
-      for (i32 kx = 0; kx < c->kw; kx++) {
-        const i32 ix = ox * c->sw - c->pad_left + kx * c->dw;
-        if (ix < 0 || ix >= c->w) continue;
-        add_floats(dx + ((b * c->h + iy) * c->w + ix) * ci, row + (ky * c->kw + kx) * ci, ci);
-      }
-    }
+    FOR_EACH_INSIDE_TAP(c, oy, ox, ky, kx, iy, ix)
+      add_floats(dx + ((b * c->h + iy) * c->w + ix) * ci, row + (ky * c->kw + kx) * ci, ci);
   }
 }
 
@@ -896,17 +897,11 @@ static void depthwise_taps(const Depthwise *g, i32 mode, const f32 *p, const f32
     for (i32 oy = 0; oy < g->ho; oy++)
       for (i32 ox = 0; ox < g->wo; ox++) {
         const i32 pixel = ((b * g->ho + oy) * g->wo + ox) * c;
-        for (i32 ky = 0; ky < g->kh; ky++) {
-          const i32 iy = oy * g->sh - g->pad_top + ky * g->dh;
-          if (iy < 0 || iy >= g->h) continue;
-          for (i32 kx = 0; kx < g->kw; kx++) {
-            const i32 ix = ox * g->sw - g->pad_left + kx * g->dw;
-            if (ix < 0 || ix >= g->w) continue;
-            const i32 tap = ((b * g->h + iy) * g->w + ix) * c, k = (ky * g->kw + kx) * c;
-            if (mode == FORWARD) madd_row(out + pixel, p + tap, q + k, c);
-            else if (mode == INPUT) madd_row(out + tap, p + pixel, q + k, c);
-            else madd_row(out + k, p + tap, q + pixel, c);
-          }
+        FOR_EACH_INSIDE_TAP(g, oy, ox, ky, kx, iy, ix) {
+          const i32 tap = ((b * g->h + iy) * g->w + ix) * c, k = (ky * g->kw + kx) * c;
+          if (mode == FORWARD) madd_row(out + pixel, p + tap, q + k, c);
+          else if (mode == INPUT) madd_row(out + tap, p + pixel, q + k, c);
+          else madd_row(out + k, p + tap, q + pixel, c);
         }
       }
 }
