@@ -164,20 +164,25 @@ function previousRuns(): RunInfo[] {
   return [finished('r-l1', 'l1', 2_400_000, 0.981), finished('r-dsp', 'dsp', 1_500_000, 0.978)];
 }
 
-test('the panel renders a live session, its result, an analysis and an error in Chromium under the CSP', {
-  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (the CI script installs it); skipping the rendering check`,
-  timeout: 120_000,
-}, async () => {
+/** Builds the panel bundle, serves it and runs `body` with headless Chromium and the server's origin; both are closed after. */
+async function withPanelInChromium(body: (browser: Browser, origin: string) => Promise<void>): Promise<void> {
   await buildPanelBundle();
   mkdirSync(RESULTS, { recursive: true });
   const { server, origin } = await startServer();
   let browser: Browser | undefined;
   try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-    });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    await body(browser, origin);
+  } finally {
+    await browser?.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+test('the panel renders a live session, its result, an analysis and an error in Chromium under the CSP', {
+  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (the CI script installs it); skipping the rendering check`,
+  timeout: 120_000,
+}, () => withPanelInChromium(async (browser, origin) => {
     const context = await browser.newContext({ viewport: { width: 380, height: 900 } });
     const page = await context.newPage();
     const problems: string[] = [];
@@ -356,22 +361,12 @@ test('the panel renders a live session, its result, an analysis and an error in 
     ];
     assert.deepEqual(violations, [], 'no CSP violations');
     assert.deepEqual(problems, [], 'no console errors');
-  } finally {
-    await browser?.close();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-});
+}));
 
 test('accuracy on synthetic data is labelled meaningless in the summary card, the curves, the runs list and the comparison', {
   skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
   timeout: 120_000,
-}, async () => {
-  await buildPanelBundle();
-  mkdirSync(RESULTS, { recursive: true });
-  const { server, origin } = await startServer();
-  let browser: Browser | undefined;
-  try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}, () => withPanelInChromium(async (browser, origin) => {
     const page = await browser.newPage({ viewport: { width: 380, height: 900 } });
     await page.goto(origin);
     await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'ready'));
@@ -402,8 +397,4 @@ test('accuracy on synthetic data is labelled meaningless in the summary card, th
     await page.waitForFunction(() => document.querySelector('[data-testid="summary-card"] .card-title')?.textContent?.includes('l1'));
     assert.match(await text(page, '[data-testid="summary-accuracy"]'), /^Accuracy 99\.12%/);
     assert.ok(await page.isHidden('[data-testid="summary-synthetic"]'));
-  } finally {
-    await browser?.close();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-});
+}));
