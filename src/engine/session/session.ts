@@ -72,18 +72,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
   const method = getMethod(config.method, config.configPath);
   const trainEpochs = method.training === 'none' ? 0 : config.train?.epochs ?? 0;
   const finetuneEpochs = config.finetune?.epochs ?? 0;
-  const memoryPhases: MemorySummary['phases'] = [];
-  const onMemoryPlan = (plan: MemoryPlan, phase: string) => {
-    const entry = { phase, batchSize: plan.batchSize, microBatchSize: plan.microBatchSize, plannedBytes: plan.trainingBytes };
-    const at = memoryPhases.findIndex((p) => p.phase === phase && p.batchSize === plan.batchSize);
-    if (at >= 0 && memoryPhases[at].microBatchSize === plan.microBatchSize) return;
-    // A phase that runs again (OCSPruner's resumed cycle) or a step retried in smaller micro-batches keeps one entry: what it used last.
-    if (at >= 0) memoryPhases[at] = entry;
-    else memoryPhases.push(entry);
-    if (plan.microBatches > 1) {
-      emit({ type: 'log', level: 'info', message: `${phase}: batches of ${plan.batchSize} run as ${plan.microBatches} micro-batches of ${plan.microBatchSize} (about ${formatMiB(plan.trainingBytes)} of ${formatMiB(plan.limitBytes)} in ${plan.limitWhere}); the optimiser steps on their summed gradients, batch norm normalises each micro-batch` });
-    }
-  };
+  const memory = memoryRecorder(emit);
   const progress = new SessionProgress(options.dryRun ? 0 : trainEpochs, options.dryRun ? 0 : finetuneEpochs);
 
   emit({ type: 'phase', phase: 'load', message: `Loading ${relative(process.cwd(), config.model) || config.model}` });
@@ -135,7 +124,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
 
     progress.enter('train');
     emit({ type: 'phase', phase: 'train', message: `Running ${config.method}` });
-    const context = createMethodContext({ config, model, graph, data, emit, signal, progress, onMemoryPlan });
+    const context = createMethodContext({ config, model, graph, data, emit, signal, progress, onMemoryPlan: memory.onPlan });
     const decision = await method.run(context);
     checkCancelled();
     if (context.model !== model) disposables.push(context.model);
@@ -180,7 +169,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     const history: EvalResult[] = [];
     if (data && config.finetune && config.finetune.epochs > 0) {
       emit({ type: 'phase', phase: 'finetune', message: `Fine-tuning for ${config.finetune.epochs} epoch(s)` });
-      const finetuneContext = createMethodContext({ config, model: pruned, graph: prunedGraph, data, emit, signal, progress, onMemoryPlan });
+      const finetuneContext = createMethodContext({ config, model: pruned, graph: prunedGraph, data, emit, signal, progress, onMemoryPlan: memory.onPlan });
       const result = await finetuneContext.train(config.finetune, {}, 'finetune');
       if (result) history.push(result);
     }
@@ -214,7 +203,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       physicallyRemoved: true,
       backend,
       wallTimeMs: Date.now() - startedAt,
-      memory: memorySummary(memoryPhases),
+      memory: memory.summary(),
     };
     const storedAs = [...new Set(loaded.quantization.values())].filter((d) => d !== 'float32').join(', ');
     if (storedAs) notes.push(`Weights stored quantized in the input model (${storedAs}) are saved the same way, requantized from the pruned values.`);
@@ -230,9 +219,28 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
   }
 }
 
-function memorySummary(phases: MemorySummary['phases']): MemorySummary {
-  const peak = peakTensorMemory();
-  return { peakBytes: peak.bytes, measure: peak.measure, limitBytes: tensorMemoryLimit().bytes, phases };
+/**
+ * Collects each training phase's memory plan (the micro-batch it used last: a phase that runs
+ * again, or a step retried in smaller micro-batches, keeps one entry) and says when batches split.
+ */
+function memoryRecorder(emit: (event: EngineEvent) => void): { onPlan: (plan: MemoryPlan, phase: string) => void; summary: () => MemorySummary } {
+  const phases: MemorySummary['phases'] = [];
+  return {
+    onPlan(plan, phase) {
+      const entry = { phase, batchSize: plan.batchSize, microBatchSize: plan.microBatchSize, plannedBytes: plan.trainingBytes };
+      const at = phases.findIndex((p) => p.phase === phase && p.batchSize === plan.batchSize);
+      if (at >= 0 && phases[at].microBatchSize === plan.microBatchSize) return;
+      if (at >= 0) phases[at] = entry;
+      else phases.push(entry);
+      if (plan.microBatches > 1) {
+        emit({ type: 'log', level: 'info', message: `${phase}: batches of ${plan.batchSize} run as ${plan.microBatches} micro-batches of ${plan.microBatchSize} (about ${formatMiB(plan.trainingBytes)} of ${formatMiB(plan.limitBytes)} in ${plan.limitWhere}); the optimiser steps on their summed gradients, batch norm normalises each micro-batch` });
+      }
+    },
+    summary() {
+      const peak = peakTensorMemory();
+      return { peakBytes: peak.bytes, measure: peak.measure, limitBytes: tensorMemoryLimit().bytes, phases };
+    },
+  };
 }
 
 function speedup(before: LatencySummary, after: LatencySummary): number {
