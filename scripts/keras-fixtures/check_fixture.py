@@ -26,7 +26,8 @@ def run_model(model_path, inputs_path):
 
 
 def check_fixture(model_path, inputs_path, output_paths):
-    _, actual = run_model(model_path, inputs_path)
+    """Returns (largest absolute difference, parameter count)."""
+    model, actual = run_model(model_path, inputs_path)
     if len(actual) != len(output_paths):
         raise ValueError(f"{model_path} has {len(actual)} outputs, expected {len(output_paths)}")
     difference = 0.0
@@ -35,7 +36,7 @@ def check_fixture(model_path, inputs_path, output_paths):
         if expected.shape != output.shape:
             raise ValueError(f"{model_path}: output shape {output.shape}, expected {expected.shape}")
         difference = max(difference, float(np.max(np.abs(expected - output))))
-    return difference
+    return difference, model.count_params()
 
 
 def main(arguments):
@@ -44,13 +45,12 @@ def main(arguments):
         return 2
     model_path, inputs_path, *output_paths = arguments
     try:
-        model, _ = run_model(model_path, inputs_path)
-        difference = check_fixture(model_path, inputs_path, output_paths)
+        difference, params = check_fixture(model_path, inputs_path, output_paths)
     except Exception as error:  # one line for the caller, not a stack trace
         print(f"{model_path}: Keras could not load or run it: {type(error).__name__}: {error}",
               file=sys.stderr)
         return 1
-    print(f"max_abs_difference {difference:.9g} params {model.count_params()}")
+    print(f"max_abs_difference {difference:.9g} params {params}")
     return 0
 
 
