@@ -12,22 +12,27 @@ import { formatShape } from '../../protocol/format.js';
 import { isInside } from './paths.js';
 import { checkLayerGraph } from './check-graph.js';
 import { checkFiniteWeights } from './check-values.js';
+import { isKerasPath, loadKerasModel } from './keras/load.js';
+import type { KerasSerialization } from './keras/record.js';
 
 export interface LoadedModel {
   model: tf.LayersModel;
-  /** Absolute path of model.json. */
+  /** Absolute path of model.json, or of the Keras file. */
   path: string;
-  /** Folder holding model.json and its shards. */
+  /** Folder holding model.json and its shards (or the Keras file). */
   dir: string;
-  /** Bytes of all weight shards on disk. */
+  /** Bytes of all weight shards on disk (Keras: of the float32 weight values). */
   weightBytes: number;
-  /** Bytes on disk of model.json plus its weight shards. */
+  /** Bytes on disk of model.json plus its weight shards, or of the Keras file. */
   fileBytes: number;
   /** Storage dtype of each weight that came quantized (the model itself holds them dequantized to float32). */
   quantization: QuantizationMap;
+  /** 'layers-model' (TF.js), 'keras' (a .keras archive) or 'h5' (Keras HDF5). */
   format: string;
   generatedBy?: string;
   convertedBy?: string;
+  /** For a Keras file: what writing it back in its own format needs (kept apart from the runtime model). */
+  keras?: KerasSerialization;
 }
 
 /** A validated shard: where it is and how many bytes it has. */
@@ -36,7 +41,7 @@ interface ShardFile {
   bytes: number;
 }
 
-const CONVERT_KERAS = 'Convert it with `tensorflowjs_converter --input_format=keras model.h5 out_dir` and open out_dir/model.json';
+const SAVE_WHOLE_KERAS_MODEL = 'Save the whole model with model.save("model.keras") and open that file';
 const CONVERT_GRAPH = 'PruneLens needs a layers model: convert the Keras or SavedModel source with `tensorflowjs_converter --output_format=tfjs_layers_model`';
 const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
 const ZIP_SIGNATURE = Buffer.from('PK\x03\x04', 'latin1');
@@ -71,9 +76,6 @@ async function locateModelJson(modelJsonPath: string): Promise<string> {
     throw new UserError('folder holds no model.json', { file: modelJsonPath, fix: 'Point to the model.json of a TF.js layers model' });
   }
   const ext = extname(path).toLowerCase();
-  if (ext === '.h5' || ext === '.hdf5' || ext === '.keras') {
-    throw new UserError(`is a Keras ${ext} file; PruneLens reads TF.js layers models (model.json + weight shards)`, { file: modelJsonPath, fix: CONVERT_KERAS });
-  }
   if (ext === '.pb' || ext === '.tflite' || ext === '.onnx') {
     throw new UserError(`is a ${ext.slice(1)} file; PruneLens reads TF.js layers models (model.json + weight shards)`, { file: modelJsonPath, fix: CONVERT_GRAPH });
   }
@@ -115,10 +117,10 @@ async function readModelJson(path: string, shownPath: string): Promise<unknown> 
     throw readFailure(shownPath, err, 'model file');
   }
   if (bytes.subarray(0, HDF5_SIGNATURE.length).equals(HDF5_SIGNATURE)) {
-    throw new UserError('is a Keras HDF5 file, not a TF.js model.json', { file: shownPath, fix: CONVERT_KERAS });
+    throw new UserError('is a Keras HDF5 file, not a TF.js model.json', { file: shownPath, fix: 'Give it the .h5 extension and open it' });
   }
   if (bytes.subarray(0, ZIP_SIGNATURE.length).equals(ZIP_SIGNATURE)) {
-    throw new UserError('is a zip archive (a Keras .keras file?), not a TF.js model.json', { file: shownPath, fix: CONVERT_KERAS });
+    throw new UserError('is a zip archive (a Keras .keras file?), not a TF.js model.json', { file: shownPath, fix: 'Give it the .keras extension and open it' });
   }
   const text = bytes.toString('utf8').replace(/^\uFEFF/, '');
   if (text.trim() === '') throw new UserError('is empty', { file: shownPath, fix: 'Re-export the model' });
@@ -144,7 +146,7 @@ function checkModelJson(json: unknown, file: string): LayersModelJson {
   }
   if (topology === undefined) {
     if (typeof json.class_name === 'string' && isRecord(json.config)) {
-      throw new UserError('holds only a Keras architecture (model.to_json()), without weights', { file, fix: CONVERT_KERAS });
+      throw new UserError('holds only a Keras architecture (model.to_json()), without weights', { file, fix: SAVE_WHOLE_KERAS_MODEL });
     }
     throw new UserError('is not a TF.js layers model: "modelTopology" is missing', { file, fix: CONVERT_GRAPH });
   }
@@ -355,9 +357,10 @@ function unknownClassError(err: unknown, file: string): UserError | undefined {
  * failure is a one-line `UserError` naming the file. Quantized weights are dequantized to
  * float32 and their storage dtype is kept in `quantization`, for saving them the same way.
  * The training configuration in model.json is not applied (PruneLens compiles models with its
- * own training settings).
+ * own training settings). A `.keras` or `.h5` path is read as a Keras model (keras/load.ts).
  */
 export async function loadModel(modelJsonPath: string): Promise<LoadedModel> {
+  if (isKerasPath(modelJsonPath)) return loadKeras(modelJsonPath);
   const path = await locateModelJson(modelJsonPath);
   const file = path === resolve(modelJsonPath) ? modelJsonPath : path;
   const dir = dirname(path);
@@ -411,8 +414,31 @@ export async function loadModel(modelJsonPath: string): Promise<LoadedModel> {
   };
 }
 
-/** Bytes of model.json plus the weight shards it lists (`path` is model.json or its folder). */
+/** A Keras `.keras` or `.h5` file, read by keras/load.ts. */
+async function loadKeras(file: string): Promise<LoadedModel> {
+  const path = resolve(file);
+  const loaded = await loadKerasModel(file);
+  return {
+    model: loaded.model,
+    path,
+    dir: dirname(path),
+    weightBytes: loaded.weightBytes,
+    fileBytes: loaded.fileBytes,
+    quantization: loaded.quantization,
+    format: loaded.keras.kind,
+    keras: loaded.keras,
+  };
+}
+
+/** Bytes of model.json plus the weight shards it lists (`path` is model.json or its folder), or of a Keras file. */
 export async function modelFileSize(path: string): Promise<number> {
+  if (isKerasPath(path)) {
+    try {
+      return (await fs.stat(path)).size;
+    } catch (err) {
+      throw readFailure(path, err, 'model file');
+    }
+  }
   const modelJson = await locateModelJson(path);
   const file = modelJson === resolve(path) ? path : modelJson;
   const json = checkModelJson(await readModelJson(modelJson, file), file);
