@@ -1,4 +1,5 @@
 export { loadModel, modelFileSize, type LoadedModel } from './load.js';
+export type { KerasFileKind, KerasSerialization, KerasWeightLocation } from './keras/record.js';
 export { encodeModel, saveModelAtomic, type EncodedModel, type SaveOptions, type SavedModel } from './save.js';
 export { writeFileAtomic, removeStaleTemporaries } from './atomic.js';
 export { assertOutputSafe, canonicalPath, isInside } from './paths.js';
