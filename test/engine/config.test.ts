@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, validateConfigText } from '../../src/engine/config/index.js';
@@ -109,4 +109,14 @@ test('a oneOf discriminator that matches no branch, or is missing, lists its all
   assert.deepEqual(dataProblems({ format: 'tfrecord', path: 'x' }), [{ field: 'data.format', message: `data.format is "tfrecord"; it must be one of ${formats}` }]);
   assert.deepEqual(dataProblems({ name: 'mnist' }), [{ field: 'data', message: `data: missing required field "format" (one of ${formats})` }]);
   assert.deepEqual(dataProblems('mnist'), [{ field: 'data', message: 'data is "mnist"; it must be an object' }]);
+});
+
+test('a config pointing at a Keras .keras or .h5 model loads, with the model path resolved beside the config', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'prunelens-config-keras-'));
+  for (const file of ['tiny_cnn.keras', 'tiny_cnn.h5']) {
+    copyFileSync(join('test', 'fixtures', 'keras', file), join(dir, file));
+    const config = loadConfig(writeConfig(dir, { ...minimal, model: `./${file}` }, 'tiny_cnn.prune.json'));
+    assert.equal(config.model, join(dir, file));
+    assert.equal(config.output, join(dir, 'pruned'));
+  }
 });

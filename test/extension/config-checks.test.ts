@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkConfigText, checkTargetAgainstCapacity } from '../../src/extension/configChecks.js';
 import { makeWorkspace } from '../helpers/fixtures.js';
@@ -56,4 +56,34 @@ test('targets beyond what whole-channel pruning can reach are impossible', () =>
   assert.match(checkTargetAgainstCapacity({ flopsReduction: 0.95 }, capacity)[0].message, /largest reachable 0\.900/);
   assert.match(checkTargetAgainstCapacity({ channelRatio: 0.95 }, capacity)[0].message, /largest reachable 0\.917/);
   assert.match(checkTargetAgainstCapacity({ channelRatio: 0.5 }, { ...capacity, prunableChannels: 0 })[0].message, /no prunable channels/);
+});
+
+test('a config pointing at a Keras .keras or .h5 model passes the checks; data of another shape is reported against the Keras input', async () => {
+  const ws = await makeWorkspace();
+  writeNpy(join(ws.dir, 'y.npy'), [10]);
+  for (const file of ['tiny_cnn.keras', 'tiny_cnn.h5']) {
+    copyFileSync(join('test', 'fixtures', 'keras', file), join(ws.dir, file));
+    const config = { ...base, model: `./${file}`, data: { format: 'npy', x: 'x.npy', y: 'y.npy' } };
+    const path = join(ws.dir, 'tiny_cnn.prune.json');
+    writeNpy(join(ws.dir, 'x.npy'), [10, 16, 16, 3]);
+    assert.deepEqual(await checkConfigText(JSON.stringify(config), path), [], `${file}: 16×16×3 samples fit its input`);
+    writeNpy(join(ws.dir, 'x.npy'), [10, 28, 28, 1]);
+    const wrong = await checkConfigText(JSON.stringify(config), path);
+    assert.deepEqual(wrong.map((c) => c.path.join('.')), ['data.x'], file);
+    assert.match(wrong[0].message, /28×28×1.*16×16×3|28, 28, 1.*16, 16, 3/);
+    const mnist = await checkConfigText(JSON.stringify({ ...config, data: { format: 'builtin', name: 'mnist' } }), path);
+    assert.deepEqual(mnist.map((c) => c.path.join('.')), ['data.name'], `${file}: MNIST does not fit a 16×16×3 input`);
+  }
+});
+
+test('a Keras file that is not a model is one line on the model field', async () => {
+  const ws = await makeWorkspace();
+  writeFileSync(join(ws.dir, 'broken.keras'), 'not a zip');
+  writeFileSync(join(ws.dir, 'broken.h5'), 'not hdf5');
+  for (const file of ['broken.keras', 'broken.h5']) {
+    const problems = await checkConfigText(JSON.stringify({ ...base, model: file }), join(ws.dir, 'x.prune.json'));
+    assert.deepEqual(problems.map((c) => c.path.join('.')), ['model'], file);
+    assert.match(problems[0].message, /not a readable Keras model/);
+    assert.doesNotMatch(problems[0].message, /\n/);
+  }
 });

@@ -2,16 +2,18 @@
  * Checks of what a config's paths point at, which its JSON schema cannot express: the model file,
  * an output folder that would overwrite it, data files and whether their samples fit the model
  * input. `loadConfig` applies the model and output checks; the editor's diagnostics apply them all.
- * Loads no tfjs: a model's input shape comes from its model.json topology, an .npy array's shape
- * from its header.
+ * Loads no tfjs: a model's input shape comes from its model.json topology or its Keras file's model
+ * config (io/keras/model-config.ts), an .npy array's shape from its header.
  */
 import { statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { formatShape } from '../../protocol/format.js';
+import { UserError } from '../errors.js';
 import { readNpyHeader } from '../data/npy.js';
 import { sampleShapeFits } from '../data/shapes.js';
 import { outputFolderProblem } from '../io/paths.js';
+import { isKerasModelFile, readKerasModelConfig } from '../io/keras/model-config.js';
 
 export interface ConfigProblem {
   /** What is wrong, in the engine's words (lower case, no full stop). */
@@ -27,7 +29,7 @@ export interface ConfigProblem {
 export function modelPathProblem(model: string, configFile: string): ConfigProblem | undefined {
   const resolved = resolve(dirname(configFile), model);
   const info = statSync(resolved, { throwIfNoEntry: false });
-  if (!info) return { path: ['model'], severity: 'error', message: `model file not found: ${model} (looked for ${resolved})`, fix: 'Point "model" at a TF.js model.json, relative to this config' };
+  if (!info) return { path: ['model'], severity: 'error', message: `model file not found: ${model} (looked for ${resolved})`, fix: 'Point "model" at a TF.js model.json or a Keras .keras or .h5 file, relative to this config' };
   if (info.isDirectory()) return { path: ['model'], severity: 'error', message: `"${model}" is a folder`, fix: 'Point "model" at the model.json file inside it' };
   return undefined;
 }
@@ -55,12 +57,23 @@ export async function checkConfigFiles(raw: Record<string, unknown>, configFile:
     try {
       inputShape = await readModelInputShape(at(model));
     } catch (err) {
-      problems.push({ path: ['model'], severity: 'error', message: `the model file is not a readable TF.js model.json: ${(err as Error).message}` });
+      const what = isKerasModelFile(model) ? 'Keras model' : 'TF.js model.json';
+      problems.push({ path: ['model'], severity: 'error', message: `the model file is not a readable ${what}: ${problemText(err)}`, ...(err instanceof UserError && err.fix ? { fix: err.fix } : {}) });
     }
   }
   const data = raw.data;
   if (data && typeof data === 'object' && !Array.isArray(data)) problems.push(...(await checkDataFiles(data as Record<string, unknown>, at, inputShape)));
   return problems;
+}
+
+/** A reader's error without the file (the diagnostic sits on the config's model field) and without its fix (the problem's own field). */
+function problemText(err: unknown): string {
+  let text = (err as Error).message ?? String(err);
+  if (err instanceof UserError) {
+    if (err.file && text.startsWith(`${err.file}: `)) text = text.slice(err.file.length + 2);
+    if (err.fix && text.endsWith(`. ${err.fix}`)) text = text.slice(0, -(err.fix.length + 2));
+  }
+  return text;
 }
 
 async function checkDataFiles(data: Record<string, unknown>, at: (p: string) => string, inputShape: (number | null)[] | undefined): Promise<ConfigProblem[]> {
@@ -99,24 +112,33 @@ async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
 }
 
-/** Input shape without the batch dimension, e.g. [28, 28, 1]; undefined when not found. */
-export async function readModelInputShape(modelJsonPath: string): Promise<(number | null)[] | undefined> {
-  const json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as Record<string, unknown>;
-  for (const layer of layersOf(json.modelTopology)) {
+/** The model's topology: model.json's `modelTopology`, or a Keras file's model config (the same `{class_name, config}` form). */
+async function readTopology(modelPath: string): Promise<unknown> {
+  if (isKerasModelFile(modelPath)) return readKerasModelConfig(modelPath);
+  const json = JSON.parse(await readFile(modelPath, 'utf8')) as Record<string, unknown>;
+  return json.modelTopology;
+}
+
+/** Input shape without the batch dimension, e.g. [28, 28, 1]; undefined when not found. Reads model.json, .keras and .h5. */
+export async function readModelInputShape(modelPath: string): Promise<(number | null)[] | undefined> {
+  const topology = await readTopology(modelPath);
+  for (const layer of layersOf(topology)) {
     const c = layer.config ?? {};
-    const shape = (c.batch_input_shape ?? c.batchInputShape) as (number | null)[] | undefined;
+    // Keras 3 writes `batch_shape`, Keras 2 and TF.js `batch_input_shape`.
+    const shape = (c.batch_input_shape ?? c.batchInputShape ?? c.batch_shape) as (number | null)[] | undefined;
     if (Array.isArray(shape)) return shape.slice(1);
     const input = (c.input_shape ?? c.inputShape) as (number | null)[] | undefined;
     if (Array.isArray(input)) return input;
     if (layer.class_name === 'InputLayer') break;
   }
-  return undefined;
+  // A Keras Sequential built with build(input_shape) records the shape only on the model.
+  const built = ((topology as { config?: { build_input_shape?: unknown } } | undefined)?.config)?.build_input_shape;
+  return Array.isArray(built) ? (built as (number | null)[]).slice(1) : undefined;
 }
 
-/** Number of output units of the model's last layer (classes, for a classifier). */
-export async function readModelOutputUnits(modelJsonPath: string): Promise<number | undefined> {
-  const json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as Record<string, unknown>;
-  const layers = layersOf(json.modelTopology);
+/** Number of output units of the model's last layer (classes, for a classifier). Reads model.json, .keras and .h5. */
+export async function readModelOutputUnits(modelPath: string): Promise<number | undefined> {
+  const layers = layersOf(await readTopology(modelPath));
   for (let i = layers.length - 1; i >= 0; i--) {
     const units = (layers[i].config as { units?: unknown } | undefined)?.units;
     if (typeof units === 'number') return units;
