@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { applyEdits, modify } from 'jsonc-parser/lib/esm/main.js';
 import { isMethodName, methodInfo } from '../protocol/methods.js';
+import { isKerasModelFile } from '../engine/config/index.js';
 
 export type TargetChoice = { flopsReduction: number } | { paramsReduction: number } | { channelRatio: number };
 
@@ -86,11 +87,16 @@ export function syntheticClasses(model: ModelShape): number {
   return Math.max(2, model.classes ?? 10);
 }
 
-/** `<folder>.prune.json` beside `model.json`, or `<name>.prune.json` beside `<name>.model.json`. */
+/**
+ * `<folder>.prune.json` beside `model.json`, `<name>.prune.json` beside `<name>.model.json`, and
+ * `<name>.prune.json` beside a Keras `<name>.keras` or `<name>.h5`.
+ */
 export function configPathFor(modelPath: string): string {
   const dir = path.dirname(modelPath);
   const file = path.basename(modelPath);
-  const stem = file === 'model.json' ? path.basename(dir) : file.replace(/[._-]?model\.json$/i, '') || path.basename(dir);
+  const stem = file === 'model.json' ? path.basename(dir)
+    : isKerasModelFile(file) ? path.basename(file, path.extname(file)) || path.basename(dir)
+      : file.replace(/[._-]?model\.json$/i, '') || path.basename(dir);
   return path.join(dir, `${stem}.prune.json`);
 }
 

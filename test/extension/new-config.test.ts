@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkConfigText } from '../../src/extension/configChecks.js';
 import { METHOD_INFO } from '../../src/protocol/methods.js';
 import { readModelInputShape, readModelOutputUnits } from '../../src/engine/config/index.js';
-import { configPathFor, dataOptions, newConfigText, updateConfigText, type DataChoice } from '../../src/extension/newConfig.js';
+import { configPathFor, dataOptions, newConfigText, syntheticClasses, updateConfigText, type DataChoice } from '../../src/extension/newConfig.js';
 import { loadConfig } from '../../src/engine/config/index.js';
 import { encodeNpy } from '../../src/engine/data/index.js';
 import { getMethod } from '../../src/engine/methods/index.js';
@@ -124,4 +124,26 @@ test('updating an existing config replaces method, target and data and keeps the
 
 test("the editor's needsData matches every engine method's", () => {
   for (const info of METHOD_INFO) assert.equal(info.needsData, getMethod(info.id).needsData, info.id);
+});
+
+test('Prune Model… on a Keras file writes <name>.prune.json beside it, and its data step reads the Keras input shape', async () => {
+  const ws = await makeWorkspace();
+  for (const file of ['tiny_cnn.keras', 'tiny_cnn.h5']) {
+    const modelPath = join(ws.dir, 'keras', file);
+    mkdirSync(join(ws.dir, 'keras'), { recursive: true });
+    copyFileSync(join('test', 'fixtures', 'keras', file), modelPath);
+    const configPath = configPathFor(modelPath);
+    assert.equal(configPath, join(ws.dir, 'keras', 'tiny_cnn.prune.json'), file);
+    const shape = { inputShape: await readModelInputShape(modelPath), classes: await readModelOutputUnits(modelPath) };
+    assert.deepEqual(shape, { inputShape: [16, 16, 3], classes: 5 }, file);
+    assert.deepEqual(kinds(dataOptions(shape, 'l1', { fashionMnist: false })), ['imagefolder', 'npy', 'none', 'synthetic'], 'no MNIST for a 16×16×3 model');
+    const text = newConfigText(modelPath, { method: 'l1', target: { flopsReduction: 0.3 }, data: { kind: 'synthetic', classes: syntheticClasses(shape) } });
+    assert.deepEqual(JSON.parse(text), {
+      model: `./${file}`, method: 'l1', target: { flopsReduction: 0.3 }, output: 'pruned',
+      data: { format: 'synthetic', samples: 512, classes: 5 }, train: { epochs: 1 }, finetune: { epochs: 1 },
+    });
+    writeFileSync(configPath, text);
+    assert.equal(loadConfig(configPath).model, modelPath);
+    assert.deepEqual(await checkConfigText(text, configPath), [], 'the editor reads the Keras model the config points at');
+  }
 });
