@@ -1,6 +1,6 @@
 /**
  * `prunelens` — the PruneLens engine on the command line.
- *   prunelens analyze <model.json> [--json] [--exclude a,b]
+ *   prunelens analyze <model.json|model.keras|model.h5> [--json] [--exclude a,b]
  *   prunelens prune <config.prune.json> [--json] [--method m] [--output dir] [--dry-run]
  *   prunelens demo [--out dir] [--methods l1,goprune,...] [--quick]
  */
@@ -13,7 +13,7 @@ import {
 } from '../protocol/format.js';
 
 const USAGE = `Usage:
-  prunelens analyze <model.json> [--json] [--exclude layer1,layer2] [--backend auto|wasm|cpu|tensorflow]
+  prunelens analyze <model.json|model.keras|model.h5> [--json] [--exclude layer1,layer2] [--backend auto|wasm|cpu|tensorflow]
   prunelens prune <config.prune.json> [--json] [--method NAME] [--output DIR] [--dry-run]
   prunelens demo [--out DIR] [--methods l1,goprune,...] [--quick]
 
@@ -97,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
 
 async function analyzeCommand(args: ParsedArgs, json: boolean): Promise<number> {
   const modelPath = args.positional[0];
-  if (!modelPath) throw new UsageError('analyze needs the path of a model.json');
+  if (!modelPath) throw new UsageError('analyze needs the path of a model: model.json, .keras or .h5');
   const { analyzeModelFile } = await import('../engine/session/analyze.js');
   const exclude = typeof args.flags.get('exclude') === 'string' ? String(args.flags.get('exclude')).split(',') : [];
   const backend = (args.flags.get('backend') as 'auto' | 'wasm' | 'cpu' | 'tensorflow' | undefined) ?? 'cpu';
