@@ -15,7 +15,7 @@ let nextFileId = 0;
  * open or read) off the user's terminal while PruneLens is calling HDF5, and passes anything
  * else through.
  */
-function hdf5Library(): Promise<Hdf5Library> {
+export function hdf5Library(): Promise<Hdf5Library> {
   library ??= (async () => {
     const original = console.error;
     const forwarder = (...args: unknown[]): void => {
