@@ -129,8 +129,8 @@ function splitShards(weights: Uint8Array): Uint8Array[] {
   return Array.from({ length: count }, (_, i) => weights.subarray(i * SHARD_BYTES, (i + 1) * SHARD_BYTES));
 }
 
-/** Refuses to replace something that is not a folder or a folder holding unrelated files. */
-async function checkReplaceable(target: string): Promise<boolean> {
+/** Refuses to replace something that is not a folder or a folder holding unrelated files (one without `ownFile`, the model's file). */
+async function checkReplaceable(target: string, ownFile: string): Promise<boolean> {
   let stat;
   try {
     stat = await fs.lstat(target);
@@ -144,7 +144,7 @@ async function checkReplaceable(target: string): Promise<boolean> {
     throw new UserError('output path exists and is not a folder', { file: target, fix: 'Choose a folder name that is free or holds a previous output' });
   }
   const entries = await fs.readdir(target);
-  if (entries.length > 0 && !entries.includes(MODEL_JSON)) {
+  if (entries.length > 0 && !entries.includes(ownFile)) {
     throw new UserError('output folder already holds files that are not a model; saving replaces the whole folder', {
       file: target,
       fix: 'Choose an empty or new folder, or one holding a previous output',
@@ -165,13 +165,30 @@ export async function saveModelAtomic(
   extraFiles: Record<string, string | Uint8Array> = {},
   options: SaveOptions = {},
 ): Promise<SavedModel> {
-  const target = resolve(outDir);
   for (const name of Object.keys(extraFiles)) checkExtraFileName(name, outDir);
-  const replacing = await checkReplaceable(target);
-
+  const target = resolve(outDir);
+  await checkReplaceable(target, MODEL_JSON);
   const encoded = isEncoded(model) ? model : await encodeModel(model, options);
-  const paths = encoded.shards.map((s) => s.name);
+  const files: Record<string, string | Uint8Array> = { [MODEL_JSON]: encoded.modelJsonText };
+  for (const shard of encoded.shards) files[shard.name] = shard.data;
+  const written = await writeFolderAtomic(outDir, MODEL_JSON, { ...files, ...extraFiles });
+  return {
+    modelJson: join(target, MODEL_JSON),
+    weightBytes: encoded.weightBytes,
+    fileBytes: encoded.fileBytes,
+    files: written,
+  };
+}
 
+/**
+ * Writes `files` (relative names, the model's own file `ownFile` among them) as the whole of
+ * `outDir`: to a temporary sibling folder, flushed, then renamed into place. An existing `outDir`
+ * is replaced only if it holds `ownFile` (a previous output), and only once the new one is
+ * complete. Returns the absolute paths written.
+ */
+export async function writeFolderAtomic(outDir: string, ownFile: string, files: Record<string, string | Uint8Array>): Promise<string[]> {
+  const target = resolve(outDir);
+  const replacing = await checkReplaceable(target, ownFile);
   const parent = dirname(target);
   try {
     await fs.mkdir(parent, { recursive: true });
@@ -181,12 +198,9 @@ export async function saveModelAtomic(
   await removeStaleTemporaries(parent);
 
   const staging = temporarySibling(target, 'tmp');
-  const relativeFiles = [MODEL_JSON, ...paths, ...Object.keys(extraFiles)];
   try {
     await fs.mkdir(staging);
-    await writeDurable(join(staging, MODEL_JSON), encoded.modelJsonText);
-    for (const shard of encoded.shards) await writeDurable(join(staging, shard.name), shard.data);
-    for (const [name, data] of Object.entries(extraFiles)) {
+    for (const [name, data] of Object.entries(files)) {
       const path = join(staging, name);
       await fs.mkdir(dirname(path), { recursive: true });
       await writeDurable(path, data);
@@ -198,12 +212,7 @@ export async function saveModelAtomic(
   }
 
   await swapIntoPlace(staging, target, replacing);
-  return {
-    modelJson: join(target, MODEL_JSON),
-    weightBytes: encoded.weightBytes,
-    fileBytes: encoded.fileBytes,
-    files: relativeFiles.map((name) => join(target, name)),
-  };
+  return Object.keys(files).map((name) => join(target, name));
 }
 
 /** Renames the finished staging folder onto `target`, keeping the previous output until it has. */
