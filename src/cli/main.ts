@@ -1,7 +1,7 @@
 /**
  * `prunelens` — the PruneLens engine on the command line.
  *   prunelens analyze <model.json|model.keras|model.h5> [--json] [--exclude a,b]
- *   prunelens prune <config.prune.json> [--json] [--method m] [--output dir] [--dry-run]
+ *   prunelens prune <config.prune.json> [--json] [--method m] [--output dir] [--export tfjs] [--dry-run]
  *   prunelens demo [--out dir] [--methods l1,goprune,...] [--quick]
  */
 import { resolve } from 'node:path';
@@ -14,11 +14,12 @@ import {
 
 const USAGE = `Usage:
   prunelens analyze <model.json|model.keras|model.h5> [--json] [--exclude layer1,layer2] [--backend auto|wasm|cpu|tensorflow]
-  prunelens prune <config.prune.json> [--json] [--method NAME] [--output DIR] [--dry-run]
+  prunelens prune <config.prune.json> [--json] [--method NAME] [--output DIR] [--export tfjs] [--dry-run]
   prunelens demo [--out DIR] [--methods l1,goprune,...] [--quick]
 
 Options:
   --json      machine-readable output (analyze: one JSON object; prune: one JSON event per line)
+  --export tfjs  prune: also write a TF.js layers copy in <output>/tfjs/ (a Keras model is saved as .keras/.h5)
   --help      show this help
   --version   print the version`;
 
@@ -31,7 +32,7 @@ interface ParsedArgs {
 function parseArgs(argv: string[]): ParsedArgs {
   const flags = new Map<string, string | true>();
   const positional: string[] = [];
-  const valued = new Set(['method', 'output', 'out', 'methods', 'exclude', 'backend']);
+  const valued = new Set(['method', 'output', 'out', 'methods', 'exclude', 'backend', 'export']);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg.startsWith('--')) {
@@ -124,7 +125,9 @@ async function pruneCommand(args: ParsedArgs, json: boolean): Promise<number> {
   const { executeSession } = await import('../engine/session/session.js');
   const output = typeof args.flags.get('output') === 'string' ? resolve(String(args.flags.get('output'))) : undefined;
   const method = typeof args.flags.get('method') === 'string' ? String(args.flags.get('method')) : undefined;
-  const config = loadConfig(resolve(configPath), { method, output });
+  // --export tfjs: also a TF.js copy in <output>/tfjs/ (formats comma-separated, as the config's "export" lists them).
+  const exportFormats = typeof args.flags.get('export') === 'string' ? String(args.flags.get('export')).split(',').filter(Boolean) : undefined;
+  const config = loadConfig(resolve(configPath), { method, output, export: exportFormats });
   const abort = new AbortController();
   const onSignal = () => {
     if (!json) console.error('\nCancelling…');

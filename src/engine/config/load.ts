@@ -5,7 +5,7 @@ import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc
 import schema from '../../../schemas/prune-config.schema.json';
 import { UserError } from '../errors.js';
 import { modelPathProblem, outputPathProblem, type ConfigProblem } from './files.js';
-import { METHOD_NAMES, TARGET_KINDS, type DataConfig, type MethodName, type MethodSections, type PruneConfig, type Target, type TrainConfig, type BackendName } from './types.js';
+import { METHOD_NAMES, TARGET_KINDS, type DataConfig, type MethodName, type MethodSections, type PruneConfig, type Target, type TrainConfig, type BackendName, type ExportFormat } from './types.js';
 
 /** What a config file may override when a session is started (method variants, dry runs). */
 export interface ConfigOverrides {
@@ -13,6 +13,8 @@ export interface ConfigOverrides {
   output?: string;
   backend?: string;
   dryRun?: boolean;
+  /** Extra formats (`--export tfjs`), validated by the schema like the config's own field. */
+  export?: string[];
 }
 
 export const DEFAULT_TRAIN: TrainConfig = {
@@ -304,6 +306,7 @@ export function loadConfig(configPath: string, overrides: ConfigOverrides = {}):
   if (overrides.method !== undefined) raw.method = overrides.method;
   if (overrides.backend !== undefined) raw.backend = overrides.backend;
   if (overrides.output !== undefined) raw.output = overrides.output;
+  if (overrides.export !== undefined) raw.export = overrides.export;
   const problems = validateConfigValue(raw);
   if (problems.length > 0) {
     const first = problems[0];
@@ -341,6 +344,7 @@ function resolveConfig(raw: Record<string, unknown>, file: string): PruneConfig 
     seed,
     ...(Object.fromEntries(METHOD_NAMES.map((name) => [name, raw[name]])) as MethodSections),
     latency: { runs: latency?.runs ?? 20, batchSize: latency?.batchSize ?? 1 },
+    export: (raw.export as ExportFormat[] | undefined) ?? [],
   };
 }
 

@@ -74,4 +74,9 @@ export interface PruneConfig extends MethodSections {
   seed: number;
   /** Latency measurement: repeated runs whose median is reported. */
   latency: { runs: number; batchSize: number };
+  /** Extra formats written beside the pruned model: `tfjs`, a TF.js layers copy in `<output>/tfjs/`. */
+  export?: ExportFormat[];
 }
+
+export const EXPORT_FORMATS = ['tfjs'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];

@@ -9,7 +9,8 @@ import { CancelledError, UserError } from '../errors.js';
 import { errorEvent } from './error-event.js';
 import { switches } from '../util/switches.js';
 import { initBackend } from '../backend/index.js';
-import { encodeModel, loadModel, saveModelAtomic, assertOutputSafe } from '../io/index.js';
+import { loadModel, writeFolderAtomic, assertOutputSafe } from '../io/index.js';
+import { encodeSessionOutput } from './output.js';
 import { analyzeModel } from '../graph/analyze.js';
 import { removeUnits } from '../surgery/index.js';
 import { countCost, layerStats, measureLatency } from '../metrics/index.js';
@@ -186,19 +187,20 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     emit({ type: 'phase', phase: 'save', message: `Writing ${config.output}` });
     checkCancelled();
     // Encoded before the report is built, so the report can give the bytes that will be on disk.
-    const encoded = await encodeModel(pruned, { quantization: loaded.quantization });
+    const encoded = await encodeSessionOutput(pruned, loaded, config.model, config.export ?? []);
+    notes.push(...encoded.notes);
     const done: DoneEvent = {
       type: 'done',
       sessionId,
       method: config.method,
-      output: join(config.output, 'model.json'),
+      output: join(config.output, encoded.modelFile),
       report: join(config.output, 'pruning-report.json'),
       before: { params: costBefore.params, flops: costBefore.flops },
       after: { params: costAfter.params, flops: costAfter.flops },
       accuracy: accuracyBefore && accuracyAfter ? { before: accuracyBefore.accuracy, after: accuracyAfter.accuracy } : undefined,
       data: summarizeData(config.data, data),
       latency: { before: latencyBefore, after: latencyAfter, speedup: speedup(latencyBefore, latencyAfter) },
-      size: { before: loaded.fileBytes, after: encoded.fileBytes },
+      size: { before: loaded.fileBytes, after: encoded.modelBytes },
       channelsRemoved,
       physicallyRemoved: true,
       backend,
@@ -209,7 +211,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     if (storedAs) notes.push(`Weights stored quantized in the input model (${storedAs}) are saved the same way, requantized from the pruned values.`);
     const report = buildReport({ config, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, history });
     // The report is part of the same atomic write as the model: the folder is complete or absent.
-    await saveModelAtomic(encoded, config.output, { 'pruning-report.json': JSON.stringify(report, null, 2) + '\n' });
+    await writeFolderAtomic(config.output, encoded.modelFile, { ...encoded.files, 'pruning-report.json': JSON.stringify(report, null, 2) + '\n' });
     progress.enter('report');
     return done;
   } finally {
