@@ -14,6 +14,7 @@ import { readNpy } from '../../src/engine/data/npy.js';
 import { loadModel, type LoadedModel } from '../../src/engine/io/index.js';
 import { encodeKerasModel } from '../../src/engine/io/keras/write.js';
 import { executeSession } from '../../src/engine/session/session.js';
+import { encodeSessionOutput } from '../../src/engine/session/output.js';
 import type { DoneEvent } from '../../src/protocol/events.js';
 import { makeTempDir } from '../helpers/io.js';
 
@@ -166,6 +167,20 @@ describe('a pruned model whose layers Keras does not have', () => {
       assert.doesNotMatch(err.message, /\n/);
       return true;
     });
+    rebuilt.dispose();
+    loaded.model.dispose();
+  });
+});
+
+describe('session output of a rebuilt Keras model', () => {
+  it('is a TF.js model with a note saying why, not a Keras file', async () => {
+    const fixture = join(FIXTURES, 'tiny_cnn.h5');
+    const loaded = await loadModel(fixture);
+    const rebuilt = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3], name: 'conv2d_g0' })] });
+    const output = await encodeSessionOutput(rebuilt, loaded, fixture, ['tfjs']);
+    assert.equal(output.modelFile, 'model.json');
+    assert.deepEqual(Object.keys(output.files), ['model.json', 'group1-shard1of1.bin']);
+    assert.match(output.notes.join(' '), /Saved as a TF\.js layers model \(model\.json\), not as tiny_cnn\.h5: the pruned model has layers the Keras file does not \(conv2d_g0\)/);
     rebuilt.dispose();
     loaded.model.dispose();
   });

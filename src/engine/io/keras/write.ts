@@ -189,7 +189,7 @@ async function rewriteHdf5(original: Uint8Array, file: string, inner: string | u
     return h5.Module.FS.readFile(memPath) as Uint8Array;
   } catch (err) {
     if (err instanceof UserError) throw err;
-    throw new UserError(`the pruned model could not be written as Keras HDF5 (${String((err as Error)?.message ?? err).split('\n')[0]})`, { file, fix: 'Report this with the model file; meanwhile add "export": ["tfjs"] to get a TF.js copy' });
+    throw new UserError(`the pruned model could not be written as Keras HDF5 (${String((err as Error)?.message ?? err).split('\n')[0]})`, { file, fix: 'Report this with the model file; meanwhile prune the model converted to TF.js (tensorflowjs_converter)' });
   } finally {
     source.close();
     try { h5.Module.FS.unlink(memPath); } catch { /* never created */ }
@@ -204,7 +204,7 @@ async function rewriteHdf5(original: Uint8Array, file: string, inner: string | u
  */
 export async function encodeKerasModel(pruned: tf.LayersModel, keras: KerasSerialization, originalPath: string): Promise<Uint8Array> {
   const problem = kerasWriteProblem(pruned, keras);
-  if (problem) throw new UserError(`cannot be written back as a Keras file: ${problem}`, { file: originalPath, fix: 'Add "export": ["tfjs"] or prune with a method that keeps the layers' });
+  if (problem) throw new UserError(`cannot be written back as a Keras file: ${problem}`, { file: originalPath, fix: 'Save this model as TF.js, or prune with a method that keeps the model\'s layers' });
   const config = JSON.stringify(prunedKerasConfig(pruned, keras));
   const weights = prunedWeights(pruned, keras);
   const original = new Uint8Array(await fs.readFile(originalPath));
