@@ -1,8 +1,9 @@
 // Generates the e2e workspace: a tiny TF.js model (conv→bn→relu→pool→conv→flatten→dense on 8×8×1),
 // a runnable config with synthetic data, a slow config for cancelling, and invalid configs.
 // Usage: node test/e2e/fixtures.mjs <workspace-folder>
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const target = process.argv[2];
 if (!target) {
@@ -73,6 +74,9 @@ await saveModel(model, join(target, 'tiny'));
 await saveModel(buildTinyCnn([28, 28, 1], 10), join(target, 'ui'));
 // A colour-image model no built-in data set fits, for the data step's other choices.
 await saveModel(buildTinyCnn([12, 12, 3], 4), join(target, 'rgb'));
+// A Keras 3 model written by real Keras (16×16×3, 5 classes), for Analyze Model and Prune Model… on a .keras file.
+mkdirSync(join(target, 'keras'), { recursive: true });
+copyFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'keras', 'tiny_cnn.keras'), join(target, 'keras', 'tiny_cnn.keras'));
 
 writeFileSync(join(target, 'tiny.prune.json'), json({
   model: 'tiny/model.json',

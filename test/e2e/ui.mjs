@@ -1,6 +1,6 @@
 // UI tests through the browser: code-server without the smoke-test driver (toasts, menus and
 // quick picks behave as for a user), the extension installed from the repository.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const SESSION_TIMEOUT = 120000;
@@ -152,8 +152,71 @@ export async function runUiTests({ browser, url, workspace, resultsDir }) {
     throw new Error(`no variant ran: ${refused.join('; ')}`);
   });
 
+  await test('Analyze Model on a .keras file from the explorer shows its groups in the panel', async () => {
+    // The command, not the activity bar: clicking the entry of the shown view would hide the sidebar.
+    await runCommand(page, 'View: Show Explorer');
+    const model = await revealInFolder(page, 'keras', 'tiny_cnn.keras');
+    await model.click({ button: 'right' });
+    await chooseMenuItem(page, 'Analyze Model');
+    const card = panelFrame(page).locator('[data-testid="analysis-card"]');
+    await card.locator('[data-testid="prunability"]').waitFor({ timeout: 60000 });
+    const metric = async (id) => (await card.locator(`[data-metric="${id}"] .metric-after`).innerText()).trim();
+    const groups = await metric('groups');
+    const channels = await metric('channels');
+    const prunability = (await card.locator('[data-testid="prunability"]').innerText()).trim();
+    // Keras' tiny_cnn: conv2d (8) and conv2d_1 (12) are the two groups; the softmax head is blocked.
+    if (groups !== '2' || channels !== '20') throw new Error(`analysis of tiny_cnn.keras: ${groups} groups, ${channels} channels (${prunability})`);
+    console.log(`  ui: tiny_cnn.keras: ${groups} groups, ${channels} channels, ${prunability}`);
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: join(resultsDir, 'analyze-keras.png') });
+  });
+
+  await test('Prune Model… on a .keras file from the explorer writes a pruned .keras beside its report', async () => {
+    const folder = join(workspace, 'keras');
+    const report = join(folder, 'pruned', 'pruning-report.json');
+    const pruned = join(folder, 'pruned', 'tiny_cnn.keras');
+    await runCommand(page, 'View: Show Explorer');
+    const model = await revealInFolder(page, 'keras', 'tiny_cnn.keras');
+    await model.click({ button: 'right' });
+    await chooseMenuItem(page, 'Prune Model…');
+    await pickQuickItem(page, 'Magnitude baseline');
+    await pickQuickItem(page, 'FLOPs −30%');
+    // The data step read the Keras file's 16×16×3 input: no MNIST.
+    const rows = await quickItems(page, 'Synthetic data');
+    if (rows.some((r) => r.includes('MNIST')) || !rows.some((r) => r.startsWith('One-shot, no training'))) throw new Error(`data step for tiny_cnn.keras: ${JSON.stringify(rows)}`);
+    await pickQuickItem(page, 'One-shot, no training');
+    const end = Date.now() + SESSION_TIMEOUT;
+    while (!existsSync(report)) {
+      if (Date.now() > end) throw new Error('the session on tiny_cnn.keras wrote no report');
+      await page.waitForTimeout(250);
+    }
+    if (!existsSync(pruned)) throw new Error(`no pruned .keras: keras/pruned holds ${JSON.stringify(readdirSync(join(folder, 'pruned')))}`);
+    const config = JSON.parse(readFileSync(join(folder, 'tiny_cnn.prune.json'), 'utf8'));
+    if (config.model !== './tiny_cnn.keras' || config.output !== 'pruned') throw new Error(`unexpected config: ${JSON.stringify(config)}`);
+    const r = JSON.parse(readFileSync(report, 'utf8'));
+    if (!(r.after.params < r.before.params)) throw new Error(`params ${r.before.params} → ${r.after.params}`);
+    console.log(`  ui: tiny_cnn.keras pruned: params ${r.before.params} → ${r.after.params}, ${statSync(join(folder, 'tiny_cnn.keras')).size} → ${statSync(pruned).size} bytes`);
+    await revealInFolder(page, 'pruned', 'tiny_cnn.keras').catch(() => {});
+    await panelFrame(page).locator('[data-testid="summary-card"]').waitFor({ timeout: 30000 });
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: join(resultsDir, 'prune-keras.png') });
+  });
+
   await page.close();
   return results;
+}
+
+/** The explorer row of `name` inside the top-level `folder`, expanding the folder until the row shows. */
+async function revealInFolder(page, folder, name) {
+  const folderRow = explorerRow(page, folder);
+  const row = explorerRow(page, name);
+  await folderRow.waitFor({ timeout: 15000 });
+  for (let attempt = 0; attempt < 5 && !(await row.isVisible()); attempt++) {
+    if ((await folderRow.getAttribute('aria-expanded')) !== 'true') await folderRow.click();
+    await row.waitFor({ timeout: 2000 }).catch(() => {});
+  }
+  await row.waitFor({ timeout: 5000 });
+  return row;
 }
 
 function activityBarItem(page, label) {

@@ -167,6 +167,15 @@ suite('PruneLens in VS Code', () => {
     assert.deepEqual(fs.readdirSync(inWorkspace('tiny')).sort(), before);
   });
 
+  test('Analyze Model on a Keras .keras file reports its layers and groups and writes nothing', async () => {
+    const before = fs.readdirSync(inWorkspace('keras')).sort();
+    const result = await vscode.commands.executeCommand<AnalysisResult>(Commands.analyzeModel, vscode.Uri.file(inWorkspace('keras', 'tiny_cnn.keras')));
+    assert.equal(result.outcome.type, 'done', result.outcome.type === 'error' ? result.outcome.message : '');
+    const layers = (result.layers?.layers ?? []).filter((l) => /^(Conv2D|Dense)$/.test(l.type));
+    assert.deepEqual(layers.map((l) => [l.name, l.status, l.channels]), [['conv2d', 'prunable', 8], ['conv2d_1', 'prunable', 12], ['dense', 'blocked', 5]]);
+    assert.deepEqual(fs.readdirSync(inWorkspace('keras')).sort(), before);
+  });
+
   test('an invalid config shows diagnostics for the missing model and the impossible target', async () => {
     await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(inWorkspace('invalid.prune.json')));
     const diagnostics = await waitFor(() => {
