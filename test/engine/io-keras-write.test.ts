@@ -11,7 +11,7 @@ import { unzipSync } from 'fflate';
 import { loadConfig } from '../../src/engine/config/index.js';
 import { UserError } from '../../src/engine/errors.js';
 import { readNpy } from '../../src/engine/data/npy.js';
-import { loadModel, type LoadedModel } from '../../src/engine/io/index.js';
+import { loadModel, writeFolderAtomic, type LoadedModel } from '../../src/engine/io/index.js';
 import { encodeKerasModel } from '../../src/engine/io/keras/write.js';
 import { executeSession } from '../../src/engine/session/session.js';
 import { encodeSessionOutput } from '../../src/engine/session/output.js';
@@ -183,5 +183,20 @@ describe('session output of a rebuilt Keras model', () => {
     assert.match(output.notes.join(' '), /Saved as a TF\.js layers model \(model\.json\), not as tiny_cnn\.h5: the pruned model has layers the Keras file does not \(conv2d_g0\)/);
     rebuilt.dispose();
     loaded.model.dispose();
+  });
+});
+
+describe('the Keras output folder', () => {
+  it('replaces a previous output that holds the Keras file, and refuses a folder of unrelated files', async () => {
+    const dir = join(temp.dir, 'folder-rules');
+    await writeFolderAtomic(dir, 'model.keras', { 'model.keras': new Uint8Array([1]), 'pruning-report.json': '{}' });
+    await writeFolderAtomic(dir, 'model.keras', { 'model.keras': new Uint8Array([2, 2]) });
+    assert.deepEqual(readdirSync(dir), ['model.keras']);
+    assert.equal(statSync(join(dir, 'model.keras')).size, 2);
+    const unrelated = join(temp.dir, 'unrelated');
+    await writeFolderAtomic(unrelated, 'notes.txt', { 'notes.txt': 'mine' });
+    await assert.rejects(writeFolderAtomic(unrelated, 'model.keras', { 'model.keras': new Uint8Array([1]) }),
+      /output folder already holds files that are not a model/);
+    assert.deepEqual(readdirSync(unrelated), ['notes.txt']);
   });
 });

@@ -144,7 +144,8 @@ async function checkReplaceable(target: string, ownFile: string): Promise<boolea
     throw new UserError('output path exists and is not a folder', { file: target, fix: 'Choose a folder name that is free or holds a previous output' });
   }
   const entries = await fs.readdir(target);
-  if (entries.length > 0 && !entries.includes(ownFile)) {
+  // A previous output holds the model's file, or model.json where the same model was last saved as TF.js.
+  if (entries.length > 0 && !entries.includes(ownFile) && !entries.includes(MODEL_JSON)) {
     throw new UserError('output folder already holds files that are not a model; saving replaces the whole folder', {
       file: target,
       fix: 'Choose an empty or new folder, or one holding a previous output',
