@@ -17,6 +17,7 @@ import { executeSession } from '../../src/engine/session/session.js';
 import { encodeSessionOutput } from '../../src/engine/session/output.js';
 import type { DoneEvent } from '../../src/protocol/events.js';
 import { makeTempDir } from '../helpers/io.js';
+import { h5wasm, keras2File } from '../helpers/keras2.js';
 
 const FIXTURES = resolve('test/fixtures/keras');
 const NAMES = ['tiny_cnn', 'mobilenet_block', 'squeeze_excite', 'concat_dense', 'sequential_cnn', 'two_heads'];
@@ -121,6 +122,30 @@ describe('Keras files written back', () => {
         kerasChecks.push({ file: done.output, name, params: done.after.params });
       });
     }
+  }
+
+  for (const name of ['tiny_cnn', 'mobilenet_block']) {
+    it(`${name}, Keras 2-style .h5 (made here, no real Keras 2): pruned with l1, written back in Keras 2's style`, async () => {
+      const h5 = await h5wasm();
+      const fixture = join(temp.dir, `${name}-keras2.h5`);
+      writeFileSync(fixture, keras2File(h5, name));
+      const configPath = join(temp.dir, `${name}-keras2.prune.json`);
+      writeFileSync(configPath, JSON.stringify({
+        model: fixture, method: 'l1', target: { flopsReduction: 0.3 }, output: `pruned-${name}-keras2`, latency: { runs: 1, batchSize: 1 }, backend: 'cpu',
+      }));
+      const result = await executeSession(loadConfig(configPath), () => undefined);
+      assert.equal(result.type, 'done', result.type === 'error' ? result.message : undefined);
+      const done = result as DoneEvent;
+      assert.equal(done.output, join(temp.dir, `pruned-${name}-keras2`, `${name}-keras2.h5`));
+      const pruned = await loadModel(done.output);
+      assert.equal(pruned.keras!.style, 'keras2');
+      assert.equal(pruned.keras!.kerasVersion, '2.15.0');
+      assert.match(JSON.stringify(pruned.keras!.modelConfig), /"batch_input_shape"/);
+      assert.ok(pruned.keras!.weights.every((w) => w.path.endsWith(':0')), 'Keras 2 weight names kept');
+      assert.equal(pruned.model.countParams(), done.after.params);
+      pruned.model.dispose();
+      kerasChecks.push({ file: done.output, name, params: done.after.params });
+    });
   }
 
   it('real Keras loads every written file: unpruned ones compute the fixture outputs, pruned ones have the report\'s parameter count', (t) => {
