@@ -1,10 +1,10 @@
 /**
  * `prunelens` — the PruneLens engine on the command line.
- *   prunelens analyze <model.json|model.keras|model.h5> [--json] [--exclude a,b]
+ *   prunelens analyze <model.json|model.keras|model.h5> [--json] [--exclude a,b] [--verify inputs.npy,outputs.npy[,outputs2.npy…]]
  *   prunelens prune <config.prune.json> [--json] [--method m] [--output dir] [--export tfjs] [--dry-run]
  *   prunelens demo [--out dir] [--methods l1,goprune,...] [--quick]
  */
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { DoneEvent, EngineEvent } from '../protocol/events.js';
 import { describeError } from '../engine/errors.js';
 import { errorEvent } from '../engine/session/error-event.js';
@@ -14,12 +14,16 @@ import {
 
 const USAGE = `Usage:
   prunelens analyze <model.json|model.keras|model.h5> [--json] [--exclude layer1,layer2] [--backend auto|wasm|cpu|tensorflow]
+                    [--verify inputs.npy,outputs.npy[,outputs2.npy...]] [--tolerance 1e-4]
   prunelens prune <config.prune.json> [--json] [--method NAME] [--output DIR] [--export tfjs] [--dry-run]
   prunelens demo [--out DIR] [--methods l1,goprune,...] [--quick]
 
 Options:
   --json      machine-readable output (analyze: one JSON object; prune: one JSON event per line)
   --export tfjs  prune: also write a TF.js layers copy in <output>/tfjs/ (a Keras model is saved as .keras/.h5)
+  --verify    analyze: run the inputs through the loaded model (inference mode) and compare each output with its
+              expected .npy (one per model output, in order); reports the max absolute and max relative difference
+              (relative to the largest expected magnitude); exit code 3 when one exceeds --tolerance (default 1e-4)
   --help      show this help
   --version   print the version`;
 
@@ -32,7 +36,7 @@ interface ParsedArgs {
 function parseArgs(argv: string[]): ParsedArgs {
   const flags = new Map<string, string | true>();
   const positional: string[] = [];
-  const valued = new Set(['method', 'output', 'out', 'methods', 'exclude', 'backend', 'export']);
+  const valued = new Set(['method', 'output', 'out', 'methods', 'exclude', 'backend', 'export', 'verify', 'tolerance']);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg.startsWith('--')) {
@@ -53,6 +57,26 @@ function memoryLine(memory: DoneEvent['memory']): string {
   const split = memory.phases.filter((p) => p.microBatchSize < p.batchSize);
   const plan = split.length ? `; batches of ${split[0].batchSize} in micro-batches of ${[...new Set(split.map((p) => p.microBatchSize))].join('/')}` : '';
   return `, peak memory ${formatBytes(memory.peakBytes)} (${memory.measure})${plan}`;
+}
+
+/** Exit code of `analyze --verify` when an output differs from the expected one by more than the tolerance. */
+const VERIFY_FAILED_EXIT = 3;
+
+/** `--verify inputs.npy,outputs.npy[,…]`: the inputs file, then one expected-outputs file per model output. */
+function verifyFiles(args: ParsedArgs): { inputs: string; outputs: string[] } | undefined {
+  const value = args.flags.get('verify');
+  if (value === undefined) return undefined;
+  const files = typeof value === 'string' ? value.split(',').filter(Boolean) : [];
+  if (files.length < 2) throw new UsageError('--verify needs the inputs and the expected outputs: --verify inputs.npy,outputs.npy[,outputs2.npy...]');
+  return { inputs: resolve(files[0]), outputs: files.slice(1).map((f) => resolve(f)) };
+}
+
+function verifyTolerance(args: ParsedArgs): number | undefined {
+  const value = args.flags.get('tolerance');
+  if (value === undefined) return undefined;
+  const tolerance = Number(value);
+  if (typeof value !== 'string' || !Number.isFinite(tolerance) || tolerance < 0) throw new UsageError('--tolerance needs a number ≥ 0, e.g. --tolerance 1e-4');
+  return tolerance;
 }
 
 const SYNTHETIC_DATA_LINE = 'Data: synthetic (pipeline check only; accuracy is meaningless). Point "data" in the config at real data.';
@@ -102,12 +126,15 @@ async function analyzeCommand(args: ParsedArgs, json: boolean): Promise<number> 
   const { analyzeModelFile } = await import('../engine/session/analyze.js');
   const exclude = typeof args.flags.get('exclude') === 'string' ? String(args.flags.get('exclude')).split(',') : [];
   const backend = (args.flags.get('backend') as 'auto' | 'wasm' | 'cpu' | 'tensorflow' | undefined) ?? 'cpu';
-  const result = await analyzeModelFile(resolve(modelPath), backend, exclude);
+  const verify = verifyFiles(args);
+  const tolerance = verifyTolerance(args);
+  const result = await analyzeModelFile(resolve(modelPath), backend, exclude, verify && { ...verify, tolerance });
+  const code = result.verify && !result.verify.passed ? VERIFY_FAILED_EXIT : 0;
   if (json) {
     const { graph: _graph, ...plain } = result;
     void _graph;
     console.log(JSON.stringify(plain));
-    return 0;
+    return code;
   }
   const rows = result.layers.map((l) => [l.name, l.type, formatCount(l.params), formatCount(l.flops), l.channels, l.status + (l.group !== undefined ? ` (group ${l.group})` : ''), l.reason ?? '']);
   console.log(table(['layer', 'type', 'params', 'FLOPs', 'out ch', 'status', 'reason'], rows));
@@ -115,7 +142,14 @@ async function analyzeCommand(args: ParsedArgs, json: boolean): Promise<number> 
   console.log(`\n${result.modelName}: ${formatCount(result.params)} params, ${formatCount(result.flops)} FLOPs per sample (a multiply-add counts as 2)`);
   console.log(`${result.groups.length} prunable channel groups, ${prunable} prunable channels (${result.groups.filter((g) => g.coupled).length} coupled groups)`);
   console.log(`Reachable by whole-channel pruning: up to ${formatPercent(result.maxReduction.flops)} of FLOPs, ${formatPercent(result.maxReduction.params)} of params`);
-  return 0;
+  if (result.verify) {
+    const v = result.verify;
+    const rows = v.outputs.map((o) => [o.output, basename(o.file), o.maxAbs.toExponential(2), o.maxRel.toExponential(2), o.passed ? 'ok' : 'DIFFERS']);
+    console.log(`\nVerify on ${v.samples} samples (relative tolerance ${v.tolerance}):`);
+    console.log(table(['output', 'expected', 'max abs diff', 'max rel diff', ''], rows));
+    console.log(v.passed ? 'Outputs match.' : `Outputs differ beyond the tolerance (exit code ${VERIFY_FAILED_EXIT}).`);
+  }
+  return code;
 }
 
 async function pruneCommand(args: ParsedArgs, json: boolean): Promise<number> {

@@ -10,6 +10,7 @@ import { countCost, layerStats } from '../metrics/index.js';
 import { maxReachable } from '../prune/select.js';
 import type { ChannelGraph } from '../graph/types.js';
 import { summarizeModel } from './session.js';
+import { verifyOutputs, type VerifyFiles, type VerifyResult } from './verify.js';
 
 export interface AnalysisResult {
   params: number;
@@ -21,6 +22,8 @@ export interface AnalysisResult {
   graph: ChannelGraph;
   backend: string;
   modelName: string;
+  /** The model's outputs on the given inputs against the expected ones, when asked. */
+  verify?: VerifyResult;
 }
 
 /** Largest reductions whole-channel pruning can reach on this model (every group keeps one channel). */
@@ -33,7 +36,7 @@ function reachableReductions(graph: ChannelGraph, model: tf.LayersModel): { flop
 }
 
 /** Loads and analyses a model: prunability of every layer and its channel groups. No training. */
-export async function analyzeModelFile(modelPath: string, backend: BackendName = 'auto', exclude: string[] = []): Promise<AnalysisResult> {
+export async function analyzeModelFile(modelPath: string, backend: BackendName = 'auto', exclude: string[] = [], verify?: VerifyFiles): Promise<AnalysisResult> {
   const usedBackend = await initBackend(backend);
   const { model } = await loadModel(modelPath);
   try {
@@ -48,6 +51,7 @@ export async function analyzeModelFile(modelPath: string, backend: BackendName =
       graph,
       backend: usedBackend,
       modelName: model.name,
+      ...(verify ? { verify: verifyOutputs(model, verify) } : {}),
     };
   } finally {
     model.dispose();

@@ -1,0 +1,90 @@
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../errors.js';
+import { readNpy, type NpyArray } from '../data/npy.js';
+import { formatShape } from '../../protocol/format.js';
+
+/** What `--verify` compares: one inputs file, one expected-outputs file per model output. */
+export interface VerifyFiles {
+  inputs: string;
+  outputs: string[];
+  /** Largest relative difference that passes (default VERIFY_TOLERANCE). */
+  tolerance?: number;
+}
+
+export interface OutputDifference {
+  /** The expected-outputs file. */
+  file: string;
+  /** The model output it was compared with. */
+  output: string;
+  shape: number[];
+  maxAbs: number;
+  /** max |actual − expected| / max |expected|: relative to the output's scale, so values near zero do not blow it up. */
+  maxRel: number;
+  passed: boolean;
+}
+
+export interface VerifyResult {
+  samples: number;
+  tolerance: number;
+  passed: boolean;
+  outputs: OutputDifference[];
+}
+
+/** Default relative tolerance: float32 inference on another runtime reorders sums, nothing more. */
+export const VERIFY_TOLERANCE = 1e-4;
+
+function asFloat32(array: NpyArray): Float32Array {
+  return array.data instanceof Float32Array ? array.data : Float32Array.from(array.data);
+}
+
+/** Runs the inputs through the model in inference mode and compares each output with its expected file. */
+export function verifyOutputs(model: tf.LayersModel, files: VerifyFiles): VerifyResult {
+  const tolerance = files.tolerance ?? VERIFY_TOLERANCE;
+  if (model.inputs.length !== 1) {
+    throw new UserError(`the model has ${model.inputs.length} inputs; --verify takes one inputs file`, { file: files.inputs, fix: 'Verify a model with a single input' });
+  }
+  if (files.outputs.length !== model.outputs.length) {
+    throw new UserError(`the model has ${model.outputs.length} outputs (${model.outputNames.join(', ')}) but ${files.outputs.length} expected-outputs file${files.outputs.length === 1 ? ' was' : 's were'} given`, {
+      file: files.outputs.join(','), fix: `Give one .npy per output, in order: --verify inputs.npy,${model.outputNames.map((n) => `${n}.npy`).join(',')}`,
+    });
+  }
+  const inputs = readNpy(files.inputs);
+  const want = model.inputs[0].shape.slice(1);
+  const got = inputs.shape.slice(1);
+  const fits = got.length === want.length && want.every((d, i) => d === null || d === got[i]);
+  if (!fits || inputs.shape.length === 0) {
+    throw new UserError(`inputs have shape ${formatShape(inputs.shape)}, but the model takes ${formatShape([null, ...want])} (samples first)`, {
+      file: files.inputs, fix: 'Save the inputs with the model\'s input shape, the sample count first',
+    });
+  }
+  const expected = files.outputs.map((file) => ({ file, array: readNpy(file) }));
+  const samples = inputs.shape[0];
+  let result: VerifyResult | undefined;
+  tf.tidy(() => {
+    const x = tf.tensor(asFloat32(inputs), inputs.shape, 'float32');
+    const predicted = model.predict(x, { batchSize: 32 });
+    const actual = Array.isArray(predicted) ? predicted : [predicted];
+    const outputs = expected.map(({ file, array }, i): OutputDifference => {
+      const shape = actual[i].shape as number[];
+      if (formatShape(array.shape) !== formatShape(shape)) {
+        throw new UserError(`expected outputs have shape ${formatShape(array.shape)}, but output ${model.outputNames[i]} computes ${formatShape(shape)} for these inputs`, {
+          file, fix: `Give the outputs of ${model.outputNames[i]} for the same inputs (model outputs in order)`,
+        });
+      }
+      const values = actual[i].dataSync() as Float32Array;
+      const reference = asFloat32(array);
+      let maxAbs = 0;
+      let scale = 0;
+      for (let k = 0; k < values.length; k++) {
+        const diff = Math.abs(values[k] - reference[k]);
+        // NaN counts as an infinite difference.
+        maxAbs = Math.max(maxAbs, Number.isNaN(diff) ? Infinity : diff);
+        scale = Math.max(scale, Math.abs(reference[k]));
+      }
+      const maxRel = scale > 0 ? maxAbs / scale : maxAbs === 0 ? 0 : Infinity;
+      return { file, output: model.outputNames[i], shape, maxAbs, maxRel, passed: maxRel <= tolerance };
+    });
+    result = { samples, tolerance, passed: outputs.every((o) => o.passed), outputs };
+  });
+  return result!;
+}
