@@ -181,6 +181,25 @@ function wireFlatten(call: LayerCall, wiring: ChannelWiring): void {
   for (let f = 0; f < y.channels; f++) wiring.tie(x, f % c, y, f);
 }
 
+/** Whether every axis but batch and channels has size 1 (a squeezed or pooled tensor). */
+function onlyUnitPositions(shape: readonly (number | null)[]): boolean {
+  return shape.slice(1, -1).every((d) => d === 1);
+}
+
+/** A reshape that only adds or drops unit axes before the channel axis ((C) → (1, 1, C), as squeeze-and-excite does) keeps channel c as channel c. */
+function wireReshape(call: LayerCall, wiring: ChannelWiring): void {
+  const [x] = call.inputs;
+  const [y] = call.outputs;
+  if (call.inputs.length === 1 && onlyUnitPositions(x.shape) && onlyUnitPositions(y.shape) && passThrough(wiring, x, y)) return;
+  // Any other reshape moves values between channels and positions.
+  blockCall(call, wiring, unsupportedReason(call.name, call.className));
+}
+
+const reshapeTarget = (config: Record<string, unknown>): number[] | undefined => {
+  const target = config.targetShape ?? config.target_shape;
+  return Array.isArray(target) ? (target as number[]) : undefined;
+};
+
 function wireBlocked(call: LayerCall, wiring: ChannelWiring): void {
   blockCall(call, wiring, unsupportedReason(call.name, call.className));
 }
@@ -293,7 +312,15 @@ const ENTRIES: LayerSpec[] = [
   { className: 'Flatten', op: 'flatten', role: 'flatten', wire: wireFlatten },
 
   blocked('LayerNormalization', 'layer-norm', 'normalises across channels: every output channel depends on all input channels'),
-  blocked('Reshape', 'reshape', 'moves values between channels and positions'),
+  channelwise('Reshape', 'reshape', {
+    wire: wireReshape,
+    // Its config alone cannot show that only unit axes change (the wiring checks the tensors).
+    keepsChannels: never,
+    narrowConfig: (c, channels) => {
+      const target = reshapeTarget(c);
+      return target ? { ...c, targetShape: [...target.slice(0, -1), channels] } : c;
+    },
+  }),
   blocked('Permute', 'reshape', 'moves the channel axis'),
   blocked('Embedding', 'embedding', 'its output channels are table columns read by index'),
   blocked('LSTM', 'recurrent', 'its gates mix every unit'),

@@ -84,6 +84,8 @@ export interface LayerSpec {
   inputChannels?: WeightAxis;
   /** The config field that holds its output width; surgery lowers it by the channels removed along `outputChannels`. */
   widthField?: 'filters' | 'units';
+  /** Config fields that record its channel width without a weight (a reshape's target shape): the config narrowed to `channels`. */
+  narrowConfig?(config: Record<string, unknown>, channels: number): Record<string, unknown>;
   /** FLOPs per element of each compute weight, for one call with these tensors (a multiply-add counts as 2). */
   flops?(call: Pick<LayerCall, 'inputs' | 'outputs'>): [weight: string, factor: number][];
   /** Applies the layer's channel rule to one call (after the checks every layer gets: one output, known channels, channels-last). */
