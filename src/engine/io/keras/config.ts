@@ -261,15 +261,20 @@ function layerName(entry: Json, config: unknown, i: number): string {
   return `layers[${i}]`;
 }
 
+/** One entry of a model config's layer list: the entry, its class, its name and the converted layer. */
+function convertEntry(entry: unknown, i: number, where: Where): { entry: Json; className: string; name: string; layer: { className: string; config: Json } } {
+  if (!isRecord(entry)) fail(`model config layers[${i}] is not a layer`, where);
+  const className = String(entry.class_name);
+  const name = layerName(entry, entry.config, i);
+  return { entry, className, name, layer: convertLayer(className, entry.config, name, where) };
+}
+
 function convertFunctional(config: Json, where: Where): ConvertedTopology {
   if (!Array.isArray(config.layers)) fail('the model config has no "layers" list', where);
   const layers: KerasLayerRef[] = [];
-  const converted = config.layers.map((entry, i) => {
-    if (!isRecord(entry)) fail(`model config layers[${i}] is not a layer`, where);
-    const className = String(entry.class_name);
-    const name = layerName(entry, entry.config, i);
+  const converted = config.layers.map((raw, i) => {
+    const { entry, className, name, layer } = convertEntry(raw, i, where);
     layers.push({ name, className });
-    const layer = convertLayer(className, entry.config, name, where);
     return { class_name: layer.className, config: layer.config, name, inbound_nodes: convertInboundNodes(entry.inbound_nodes, name, className, where) };
   });
   return {
@@ -285,12 +290,9 @@ function convertSequential(config: Json, where: Where): ConvertedTopology {
   if (!Array.isArray(config.layers)) fail('the Sequential model config has no "layers" list', where);
   const layers: KerasLayerRef[] = [];
   const converted = config.layers.map((entry, i) => {
-    if (!isRecord(entry)) fail(`model config layers[${i}] is not a layer`, where);
-    const className = String(entry.class_name);
-    const name = layerName(entry, entry.config, i);
+    const { className, name, layer } = convertEntry(entry, i, where);
     // Keras 3's Sequential lists its InputLayer in the config but not in model.layers.
     if (className !== 'InputLayer') layers.push({ name, className });
-    const layer = convertLayer(className, entry.config, name, where);
     return { class_name: layer.className, config: layer.config };
   });
   // A Sequential built with build(input_shape) records the shape only on the model.

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
 import { extname, resolve } from 'node:path';
-import { unzipSync } from 'fflate';
 import { UserError } from '../../errors.js';
 import { checkLayerGraph } from '../check-graph.js';
 import { checkFiniteWeights } from '../check-values.js';
@@ -9,14 +8,9 @@ import type { StoredDtype, WeightEntryJson } from '../format.js';
 import { formatShape } from '../../../protocol/format.js';
 import { toTfjsTopology, type KerasLayerRef, type KerasStyle } from './config.js';
 import { Hdf5File, type Hdf5Group } from './hdf5.js';
+import { archiveModelConfig, checkKerasSignature, hdf5ModelConfig, isKerasModelFile, parseKerasJson, RESAVE, unzipKerasArchive } from './model-config.js';
 import type { KerasFileKind, KerasSerialization, KerasWeightLocation } from './record.js';
 
-export const KERAS_EXTENSIONS: readonly string[] = ['.keras', '.h5', '.hdf5'];
-
-const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
-const ZIP_SIGNATURE = Buffer.from('PK\x03\x04', 'latin1');
-const RESAVE = 'Save the model again with Keras (model.save)';
-const CONFIG_JSON = 'config.json';
 const METADATA_JSON = 'metadata.json';
 const WEIGHTS_H5 = 'model.weights.h5';
 
@@ -72,14 +66,6 @@ function styleOf(version: string, kind: KerasFileKind): KerasStyle {
   return kind === 'keras' ? 'keras3' : 'keras2';
 }
 
-function parseJson(text: string, what: string, file: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new UserError(`${what} is not valid JSON; the file is corrupt or was not written by Keras`, { file, fix: RESAVE });
-  }
-}
-
 // ---- the two containers ----
 
 interface KerasContainer {
@@ -95,57 +81,30 @@ interface KerasContainer {
 }
 
 async function openKerasArchive(bytes: Buffer, file: string): Promise<KerasContainer> {
-  if (!bytes.subarray(0, ZIP_SIGNATURE.length).equals(ZIP_SIGNATURE)) {
-    const hdf5 = bytes.subarray(0, HDF5_SIGNATURE.length).equals(HDF5_SIGNATURE);
-    throw new UserError(hdf5 ? 'is an HDF5 file named .keras; a .keras file is a zip archive' : 'is not a .keras file (a zip of config.json, model.weights.h5 and metadata.json)', {
-      file, fix: hdf5 ? 'Rename it to .h5' : RESAVE,
+  const entries = unzipKerasArchive(bytes, file);
+  const names = Object.keys(entries);
+  const modelConfig = archiveModelConfig(entries, file);
+  if (!(WEIGHTS_H5 in entries)) {
+    const sharded = names.some((n) => /^model\.weights.*\.json$/.test(n));
+    throw new UserError(sharded ? 'holds sharded weights (model.weights.json and shards), which PruneLens does not read yet'
+      : `the .keras archive has no ${WEIGHTS_H5} (it holds ${names.join(', ') || 'nothing'})`, {
+      file, fix: sharded ? 'Save the model without max_shard_size' : RESAVE,
     });
   }
-  let entries: Record<string, Uint8Array>;
-  try {
-    entries = unzipSync(bytes);
-  } catch (err) {
-    throw new UserError(`the .keras archive is truncated or corrupt (${firstLine(err)})`, { file, fix: RESAVE });
-  }
-  const names = Object.keys(entries);
-  for (const needed of [CONFIG_JSON, WEIGHTS_H5]) {
-    if (!(needed in entries)) {
-      const sharded = needed === WEIGHTS_H5 && names.some((n) => /^model\.weights.*\.json$/.test(n));
-      throw new UserError(sharded ? 'holds sharded weights (model.weights.json and shards), which PruneLens does not read yet'
-        : `the .keras archive has no ${needed} (it holds ${names.join(', ') || 'nothing'})`, {
-        file, fix: sharded ? 'Save the model without max_shard_size' : RESAVE,
-      });
-    }
-  }
-  const modelConfig = parseJson(Buffer.from(entries[CONFIG_JSON]).toString('utf8'), CONFIG_JSON, file);
-  if (!isRecord(modelConfig)) throw new UserError(`${CONFIG_JSON} is not a Keras model config`, { file, fix: RESAVE });
-  const metadata = METADATA_JSON in entries ? parseJson(Buffer.from(entries[METADATA_JSON]).toString('utf8'), METADATA_JSON, file) : undefined;
+  const metadata = METADATA_JSON in entries ? parseKerasJson(Buffer.from(entries[METADATA_JSON]).toString('utf8'), METADATA_JSON, file) : undefined;
   const kerasVersion = isRecord(metadata) && typeof metadata.keras_version === 'string' ? metadata.keras_version : '';
   const weights = await Hdf5File.open(entries[WEIGHTS_H5], file, WEIGHTS_H5);
   return { kind: 'keras', modelConfig, kerasVersion, metadata: isRecord(metadata) ? metadata : undefined, archiveEntries: names, weights };
 }
 
 async function openKerasHdf5(bytes: Buffer, file: string): Promise<KerasContainer> {
-  if (!bytes.subarray(0, HDF5_SIGNATURE.length).equals(HDF5_SIGNATURE)) {
-    const zip = bytes.subarray(0, ZIP_SIGNATURE.length).equals(ZIP_SIGNATURE);
-    throw new UserError(zip ? 'is a zip archive (a .keras file?) named .h5' : 'is not an HDF5 file', { file, fix: zip ? 'Rename it to .keras' : RESAVE });
-  }
+  checkKerasSignature(bytes, 'h5', file);
   const h5 = await Hdf5File.open(bytes, file);
   try {
-    const root = h5.root;
-    const configText = h5.stringAttribute(root, 'model_config');
-    if (configText === undefined) {
-      const weightsOnly = h5.stringListAttribute(root, 'layer_names') !== undefined || h5.group('layers') !== undefined;
-      throw new UserError(weightsOnly ? 'holds Keras weights only (model.save_weights), without the model config'
-        : 'is an HDF5 file but not a Keras model: it has no model_config attribute', {
-        file, fix: weightsOnly ? 'Save the whole model with model.save("model.h5") or model.save("model.keras")' : 'Open a model saved by Keras (model.save)',
-      });
-    }
-    const modelConfig = parseJson(configText, 'the model_config attribute', file);
-    if (!isRecord(modelConfig)) throw new UserError('the model_config attribute is not a Keras model config', { file, fix: RESAVE });
+    const modelConfig = hdf5ModelConfig(h5, file);
     const rootAttributes: Record<string, string> = {};
-    for (const name of h5.attributeNames(root)) {
-      const value = name === 'model_config' ? undefined : h5.stringAttribute(root, name);
+    for (const name of h5.attributeNames(h5.root)) {
+      const value = name === 'model_config' ? undefined : h5.stringAttribute(h5.root, name);
       if (value !== undefined) rootAttributes[name] = value;
     }
     return {
@@ -321,5 +280,5 @@ export async function loadKerasModel(modelPath: string): Promise<LoadedKerasMode
 }
 
 export function isKerasPath(path: string): boolean {
-  return KERAS_EXTENSIONS.includes(extname(path).toLowerCase());
+  return isKerasModelFile(path);
 }

@@ -11,43 +11,95 @@ import { Hdf5File } from './hdf5.js';
  */
 
 const KERAS_MODEL_EXTENSIONS: readonly string[] = ['.keras', '.h5', '.hdf5'];
-const RESAVE = 'Save the model again with Keras (model.save)';
+export const RESAVE = 'Save the model again with Keras (model.save)';
+const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
+const ZIP_SIGNATURE = Buffer.from('PK\x03\x04', 'latin1');
+export const CONFIG_JSON = 'config.json';
+
+export type KerasJson = Record<string, unknown>;
 
 export function isKerasModelFile(path: string): boolean {
   return KERAS_MODEL_EXTENSIONS.includes(extname(path).toLowerCase());
 }
 
-function parseConfig(text: string, what: string, file: string): Record<string, unknown> {
-  let value: unknown;
+function isRecord(value: unknown): value is KerasJson {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function firstLine(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0];
+}
+
+/** JSON from a Keras file (`what` names the entry or attribute); one-line UserError when it is not JSON. */
+export function parseKerasJson(text: string, what: string, file: string): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     throw new UserError(`${what} is not valid JSON; the file is corrupt or was not written by Keras`, { file, fix: RESAVE });
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UserError(`${what} is not a Keras model config`, { file, fix: RESAVE });
-  return value as Record<string, unknown>;
+}
+
+function parseModelConfig(text: string, what: string, file: string): KerasJson {
+  const value = parseKerasJson(text, what, file);
+  if (!isRecord(value)) throw new UserError(`${what} is not a Keras model config`, { file, fix: RESAVE });
+  return value;
+}
+
+/** Refuses a file whose signature is not its extension's container: a zip for `.keras`, HDF5 for `.h5`. */
+export function checkKerasSignature(bytes: Uint8Array, kind: 'keras' | 'h5', file: string): void {
+  const isZip = Buffer.from(bytes.subarray(0, ZIP_SIGNATURE.length)).equals(ZIP_SIGNATURE);
+  const isHdf5 = Buffer.from(bytes.subarray(0, HDF5_SIGNATURE.length)).equals(HDF5_SIGNATURE);
+  if (kind === 'keras' && !isZip) {
+    throw new UserError(isHdf5 ? 'is an HDF5 file named .keras; a .keras file is a zip archive' : 'is not a .keras file (a zip of config.json, model.weights.h5 and metadata.json)', {
+      file, fix: isHdf5 ? 'Rename it to .h5' : RESAVE,
+    });
+  }
+  if (kind === 'h5' && !isHdf5) throw new UserError(isZip ? 'is a zip archive (a .keras file?) named .h5' : 'is not an HDF5 file', { file, fix: isZip ? 'Rename it to .keras' : RESAVE });
+}
+
+/** The entries of a `.keras` archive (those `only` keeps, when given: the weights can be large). */
+export function unzipKerasArchive(bytes: Uint8Array, file: string, only?: (name: string) => boolean): Record<string, Uint8Array> {
+  checkKerasSignature(bytes, 'keras', file);
+  try {
+    return unzipSync(bytes, only ? { filter: (entry) => only(entry.name) } : undefined);
+  } catch (err) {
+    throw new UserError(`the .keras archive is truncated or corrupt (${firstLine(err)})`, { file, fix: RESAVE });
+  }
+}
+
+/** The model config of an unzipped `.keras` archive (its config.json). */
+export function archiveModelConfig(entries: Record<string, Uint8Array>, file: string): KerasJson {
+  const config = entries[CONFIG_JSON];
+  // Entries may have been filtered to config.json alone: list them only when there are some.
+  const names = Object.keys(entries);
+  if (!config) throw new UserError(`the .keras archive has no ${CONFIG_JSON}${names.length ? ` (it holds ${names.join(', ')})` : ''}`, { file, fix: RESAVE });
+  return parseModelConfig(Buffer.from(config).toString('utf8'), CONFIG_JSON, file);
+}
+
+/** The model config of an open `.h5` file (its root `model_config` attribute). */
+export function hdf5ModelConfig(h5: Hdf5File, file: string): KerasJson {
+  const text = h5.stringAttribute(h5.root, 'model_config');
+  if (text === undefined) {
+    const weightsOnly = h5.stringListAttribute(h5.root, 'layer_names') !== undefined || h5.group('layers') !== undefined;
+    throw new UserError(weightsOnly ? 'holds Keras weights only (model.save_weights), without the model config'
+      : 'is an HDF5 file but not a Keras model: it has no model_config attribute', {
+      file, fix: weightsOnly ? 'Save the whole model with model.save("model.h5") or model.save("model.keras")' : 'Open a model saved by Keras (model.save)',
+    });
+  }
+  return parseModelConfig(text, 'the model_config attribute', file);
 }
 
 /** The `{class_name, config}` model config of a `.keras` or `.h5` file; one-line UserError when unreadable. */
-export async function readKerasModelConfig(path: string): Promise<Record<string, unknown>> {
+export async function readKerasModelConfig(path: string): Promise<KerasJson> {
   const bytes = await readFile(path);
   if (extname(path).toLowerCase() === '.keras') {
-    let entries: Record<string, Uint8Array>;
-    try {
-      // Only config.json is inflated: the weights can be large.
-      entries = unzipSync(bytes, { filter: (entry) => entry.name === 'config.json' });
-    } catch (err) {
-      throw new UserError(`is not a readable .keras archive (${String((err as Error).message ?? err).split('\n')[0]})`, { file: path, fix: RESAVE });
-    }
-    const config = entries['config.json'];
-    if (!config) throw new UserError('the .keras archive has no config.json', { file: path, fix: RESAVE });
-    return parseConfig(Buffer.from(config).toString('utf8'), 'config.json', path);
+    // Only config.json is inflated: the weights can be large.
+    return archiveModelConfig(unzipKerasArchive(bytes, path, (name) => name === CONFIG_JSON), path);
   }
+  checkKerasSignature(bytes, 'h5', path);
   const h5 = await Hdf5File.open(bytes, path);
   try {
-    const text = h5.stringAttribute(h5.root, 'model_config');
-    if (text === undefined) throw new UserError('has no model_config attribute: it is not a whole Keras model', { file: path, fix: 'Save the whole model with model.save("model.h5") or model.save("model.keras")' });
-    return parseConfig(text, 'the model_config attribute', path);
+    return hdf5ModelConfig(h5, path);
   } finally {
     h5.close();
   }
