@@ -1,13 +1,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ensureBuilt } from '../helpers/fixtures.js';
+import { ensureBuilt, runBuiltCli } from '../helpers/fixtures.js';
 import { makeTempDir } from '../helpers/io.js';
 
 /** The built CLI on Keras files: h5wasm must load from the bundle (it stays outside it, in node_modules). */
-const cli = resolve('dist/cli.js');
 const FIXTURES = resolve('test/fixtures/keras');
 let temp: { dir: string; remove: () => void };
 before(() => {
@@ -16,10 +14,7 @@ before(() => {
 });
 after(() => temp.remove());
 
-function prunelens(args: string[]) {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const prunelens = runBuiltCli;
 
 test('analyze reads a .keras file: its layers, classes and Keras\' parameter count', () => {
   const r = prunelens(['analyze', join(FIXTURES, 'tiny_cnn.keras'), '--json']);

@@ -1,14 +1,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ensureBuilt } from '../helpers/fixtures.js';
+import { ensureBuilt, runBuiltCli } from '../helpers/fixtures.js';
 import { makeTempDir } from '../helpers/io.js';
 import { encodeNpy, readNpy } from '../../src/engine/data/npy.js';
 
 /** `prunelens analyze --verify`: the built CLI runs each Keras fixture's inputs and compares with Keras' outputs. */
-const cli = resolve('dist/cli.js');
 const FIXTURES = resolve('test/fixtures/keras');
 let temp: { dir: string; remove: () => void };
 before(() => {
@@ -17,10 +15,7 @@ before(() => {
 });
 after(() => temp.remove());
 
-function prunelens(args: string[]) {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const prunelens = runBuiltCli;
 
 /** `<name>.outputs.npy`, or `<name>.outputs.0.npy`, `.1.npy`, … for a model with several outputs. */
 function expectedOutputs(name: string): string[] {

@@ -91,3 +91,9 @@ export function ensureBuilt(): void {
   const r = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error('build failed');
 }
+
+/** Runs the built `prunelens` CLI (dist/cli.js) with these arguments. */
+export function runBuiltCli(args: string[], timeout = 120_000): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [join('dist', 'cli.js'), ...args], { encoding: 'utf8', timeout });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
