@@ -127,6 +127,21 @@ function wireBatchNorm(call: LayerCall, wiring: ChannelWiring): void {
   }
 }
 
+/** Keras' Normalization: its adapted per-channel mean and variance are sliced with the channel. */
+function wireNormalization(call: LayerCall, wiring: ChannelWiring): void {
+  const [x] = call.inputs;
+  const [y] = call.outputs;
+  if (!channelAxis(call.config, y.shape.length)) {
+    return blockCall(call, wiring, `${call.name} (${call.className}) normalizes axis ${Number(call.config.axis ?? -1)}, not the channel axis`);
+  }
+  if (call.inputs.length !== 1 || !passThrough(wiring, x, y)) return blockCall(call, wiring, unsupportedReason(call.name, call.className));
+  for (const name of ['mean', 'variance']) {
+    const w = call.weights.get(name);
+    if (w?.shape.length !== 1 || w.shape[0] !== y.channels) return blockCall(call, wiring, unsupportedReason(call.name, call.className));
+  }
+  for (const name of ['mean', 'variance']) for (let c = 0; c < y.channels; c++) wiring.slice(y, c, name, 0, 'norm', c);
+}
+
 function wirePrelu(call: LayerCall, wiring: ChannelWiring): void {
   const [x] = call.inputs;
   const [y] = call.outputs;
@@ -278,6 +293,11 @@ const ENTRIES: LayerSpec[] = [
 
   {
     className: 'BatchNormalization', op: 'batch-norm', role: 'channelwise', wire: wireBatchNorm,
+    keepsChannels: channelAxis, zeroPreserving: never,
+  },
+  // Keras' Normalization (registered by io/keras): (x − mean) / √variance per channel, so a zero channel comes out −mean/std.
+  {
+    className: 'Normalization', op: 'preprocessing', role: 'channelwise', wire: wireNormalization,
     keepsChannels: channelAxis, zeroPreserving: never,
   },
   channelwise('PReLU', 'prelu', { wire: wirePrelu, activation: () => 'prelu' }),

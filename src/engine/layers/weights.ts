@@ -52,7 +52,10 @@ export function weightKind(name: string): WeightKind {
     case 'gamma': return 'scale';
     case 'beta': return 'offset';
     case 'moving_mean':
-    case 'moving_variance': return 'statistic';
+    case 'moving_variance':
+    // Keras' Normalization: adapted, never trained.
+    case 'mean':
+    case 'variance': return 'statistic';
     default: return 'other';
   }
 }
@@ -62,7 +65,7 @@ export function isDecayedWeight(name: string): boolean {
   return weightKind(name) === 'kernel';
 }
 
-/** Whether a weight is a running statistic (batch-norm moving mean and variance). */
+/** Whether a weight is a running statistic (batch-norm moving mean and variance, Keras Normalization's mean and variance). */
 export function isStatisticWeight(name: string): boolean {
   return weightKind(name) === 'statistic';
 }
