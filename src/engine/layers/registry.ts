@@ -40,8 +40,8 @@ function passThrough(wiring: ChannelWiring, from: ChannelTensor, to: ChannelTens
   return true;
 }
 
-/** Activations that map 0 to 0. */
-const ZERO_PRESERVING_ACTIVATIONS = new Set(['linear', 'relu', 'relu6', 'elu', 'selu', 'tanh', 'swish', 'gelu']);
+/** Activations that map 0 to 0 (`hardSilu`: Keras 3's hard_silu as io/keras registers it). */
+const ZERO_PRESERVING_ACTIVATIONS = new Set(['linear', 'relu', 'relu6', 'elu', 'selu', 'tanh', 'swish', 'gelu', 'hardSilu']);
 
 export function activationPreservesZero(activation: string): boolean {
   return ZERO_PRESERVING_ACTIVATIONS.has(activation);
