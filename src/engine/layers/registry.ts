@@ -331,7 +331,10 @@ const ENTRIES: LayerSpec[] = [
   { className: 'Concatenate', op: 'concat', role: 'concat', wire: wireConcat },
   { className: 'Flatten', op: 'flatten', role: 'flatten', wire: wireFlatten },
 
-  blocked('LayerNormalization', 'layer-norm', 'normalises across channels: every output channel depends on all input channels'),
+  {
+    ...blocked('LayerNormalization', 'layer-norm', 'normalises across channels: every output channel depends on all input channels'),
+    wire: (call, wiring) => blockCall(call, wiring, `${call.name} (${call.className}) normalises across channels (every output channel depends on all input channels), so the channels it touches are kept`),
+  },
   channelwise('Reshape', 'reshape', {
     wire: wireReshape,
     // Its config alone cannot show that only unit axes change (the wiring checks the tensors).
