@@ -204,7 +204,9 @@ function convertRelu(c: Json, layer: string, where: Where): { className: string;
 /** PruneLens runs Keras' Normalization over the channel axis with adapted (weight) statistics. */
 function checkNormalization(c: Json, layer: string, where: Where): void {
   const axis = Array.isArray(c.axis) && c.axis.length === 1 ? c.axis[0] : c.axis;
-  if (axis !== -1) unsupported(layer, 'Normalization', `normalization over axis ${JSON.stringify(c.axis)} (PruneLens runs it over the channel axis, -1)`, where);
+  // Keras writes the channel axis as -1 or by index (EfficientNet: [3] on NHWC); the layer checks the index against its input.
+  if (!Number.isInteger(axis) || (axis < 1 && axis !== -1)) unsupported(layer, 'Normalization', `normalization over axis ${JSON.stringify(c.axis)} (PruneLens runs it over the channel axis, -1)`, where);
+  c.axis = axis;
   if (c.invert === true) unsupported(layer, 'Normalization', 'invert=True', where);
   if (c.mean != null || c.variance != null) unsupported(layer, 'Normalization', 'mean and variance given in the config instead of adapted', where);
 }

@@ -48,13 +48,18 @@ export class KerasNormalization extends tf.layers.Layer {
   static readonly className = 'Normalization';
   private mean?: tf.LayerVariable;
   private variance?: tf.LayerVariable;
+  private readonly axis: number;
 
   constructor(args: NormalizationArgs) {
     super(args as unknown as ConstructorParameters<typeof tf.layers.Layer>[0]);
+    this.axis = args.axis ?? -1;
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    if (this.axis !== -1 && this.axis !== shape.length - 1) {
+      throw new Error(`layer "${this.name}" (Normalization): normalization over axis ${this.axis} of a rank-${shape.length} input; PruneLens runs it over the channel axis only`);
+    }
     const channels = shape[shape.length - 1] as number;
     this.mean = this.addWeight('mean', [channels], 'float32', tf.initializers.zeros(), undefined, false);
     this.variance = this.addWeight('variance', [channels], 'float32', tf.initializers.ones(), undefined, false);
@@ -75,7 +80,7 @@ export class KerasNormalization extends tf.layers.Layer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), axis: -1 };
+    return { ...super.getConfig(), axis: this.axis };
   }
 }
 
