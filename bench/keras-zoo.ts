@@ -8,7 +8,7 @@
  *   npm run bench:keras [-- --models MobileNetV2,ResNet50] [--formats keras,h5]
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -149,8 +149,12 @@ async function main(): Promise<void> {
     }
   }
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/keras-zoo.json', JSON.stringify({
-    keras: '3.15.1 (jax backend)', input: [64, 64, 3], classes: 10, method: 'l1', target: { flopsReduction: 0.3 }, backend: 'cpu', rows,
+  // A run of some models replaces their rows and keeps the others'.
+  const resultsFile = 'bench/results/keras-zoo.json';
+  const earlier = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as { rows: typeof rows }).rows : [];
+  const kept = earlier.filter((r) => !rows.some((n) => n.model === r.model && n.format === r.format));
+  writeFileSync(resultsFile, JSON.stringify({
+    keras: '3.15.1 (jax backend)', input: [64, 64, 3], classes: 10, method: 'l1', target: { flopsReduction: 0.3 }, backend: 'cpu', rows: [...kept, ...rows],
   }, null, 2) + '\n');
   process.exit(rows.every((r) => r.status === 'completed') ? 0 : 1);
 }
