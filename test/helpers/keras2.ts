@@ -20,7 +20,7 @@ export async function h5wasm(): Promise<H5> {
 }
 
 /** Writes an HDF5 file with `build` in h5wasm's memory file system and returns its bytes. */
-function writeHdf5(h5: H5, build: (root: import('h5wasm').File) => void): Uint8Array {
+export function writeHdf5(h5: H5, build: (root: import('h5wasm').File) => void): Uint8Array {
   const memPath = `/test-${Math.random().toString(36).slice(2)}.h5`;
   const root = new h5.File(memPath, 'w');
   build(root);
