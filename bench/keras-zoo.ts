@@ -7,14 +7,15 @@
  * into .cache/keras-zoo/ (scripts/keras-fixtures/make_zoo.py). Writes bench/results/keras-zoo.json.
  *   npm run bench:keras [-- --models MobileNetV2,ResNet50] [--formats keras,h5]
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { pruneWithCli } from './cli-events.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { loadModel } from '../src/engine/io/index.js';
 import { readNpy } from '../src/engine/data/npy.js';
-import type { DoneEvent, EngineEvent, LayerStat } from '../src/protocol/events.js';
+import type { DoneEvent, LayerStat } from '../src/protocol/events.js';
 
 const arg = (name: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined; };
 const MODELS = (arg('models') ?? 'MobileNetV2,ResNet50,EfficientNetB0,DenseNet121').split(',');
@@ -46,30 +47,17 @@ function reloadInKeras(path: string, name: string): { params?: number; message: 
   return match ? { params: Number(match[1]), message: 'loads and runs' } : { message: firstLine(checked.stderr) };
 }
 
-function prune(model: string, workDir: string, output: string): Promise<{ done?: DoneEvent; error?: string; blocked: LayerStat[] }> {
+async function prune(model: string, workDir: string, output: string): Promise<{ done?: DoneEvent; error?: string; blocked: LayerStat[] }> {
   const config = { model, method: 'l1', target: { flopsReduction: 0.3 }, output, latency: { runs: 1, batchSize: 1 }, backend: 'cpu' };
   const configPath = join(workDir, `${output}.prune.json`);
   writeFileSync(configPath, JSON.stringify(config, null, 2));
-  return new Promise((done) => {
-    const child = spawn(process.execPath, ['dist/cli.js', 'prune', configPath, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let buffer = '', stderr = '';
-    let finished: DoneEvent | undefined, error: string | undefined, blocked: LayerStat[] = [];
-    child.stdout.on('data', (chunk) => {
-      buffer += chunk;
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        let e: EngineEvent;
-        try { e = JSON.parse(line); } catch { continue; }
-        if (e.type === 'done') finished = e;
-        else if (e.type === 'error') error = e.message;
-        else if (e.type === 'layers' && blocked.length === 0) blocked = e.layers.filter((l) => l.status === 'blocked');
-      }
-    });
-    child.stderr.on('data', (chunk) => { stderr += chunk; });
-    child.on('close', () => done({ done: finished, error: finished ? undefined : (error ?? firstLine(stderr)), blocked }));
+  let finished: DoneEvent | undefined, error: string | undefined, blocked: LayerStat[] = [];
+  const { stderr } = await pruneWithCli(configPath, (e) => {
+    if (e.type === 'done') finished = e;
+    else if (e.type === 'error') error = e.message;
+    else if (e.type === 'layers' && blocked.length === 0) blocked = e.layers.filter((l) => l.status === 'blocked');
   });
+  return { done: finished, error: finished ? undefined : (error ?? firstLine(stderr)), blocked };
 }
 
 function describeBlocked(blocked: LayerStat[]): string | undefined {

@@ -6,12 +6,12 @@
  * speed and sizes do. Writes bench/results/real-models.json.
  *   npm run bench:real [-- --methods l1,goprune] [--samples 96]
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nsfwjsModel } from '../test/helpers/real-models.js';
-import type { DoneEvent, EngineEvent } from '../src/protocol/events.js';
+import { pruneWithCli } from './cli-events.js';
+import type { DoneEvent } from '../src/protocol/events.js';
 import { METHOD_NAMES } from '../src/protocol/methods.js';
 
 const arg = (name: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined; };
@@ -27,7 +27,7 @@ interface Row {
   flops?: [number, number]; params?: [number, number]; fileBytes?: [number, number]; latencyMs?: [number, number]; wallS?: number;
 }
 
-function run(method: string): Promise<Row> {
+async function run(method: string): Promise<Row> {
   const config = {
     model: 'model/model.json', method, target: { flopsReduction: 0.3 }, output: `pruned-${method}`,
     data: { format: 'synthetic', samples, classes: 5, validationSplit: 1 / 3 },
@@ -37,47 +37,31 @@ function run(method: string): Promise<Row> {
   };
   const path = join(dir, `${method}.prune.json`);
   writeFileSync(path, JSON.stringify(config, null, 2));
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['dist/cli.js', 'prune', path, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let buffer = '', stderr = '';
-    const stepTimes: number[] = [];
-    let lastStep: number | undefined;
-    let done: DoneEvent | undefined, error: string | undefined;
-    child.stdout.on('data', (chunk) => {
-      buffer += chunk;
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        let e: EngineEvent;
-        try { e = JSON.parse(line); } catch { continue; }
-        const now = performance.now();
-        if (e.type === 'step') {
-          // A step's time: from the previous step event of the same phase (the first of a phase has none).
-          if (lastStep !== undefined && e.step > 0) stepTimes.push(now - lastStep);
-          lastStep = now;
-        } else if (e.type === 'phase') lastStep = undefined;
-        else if (e.type === 'done') done = e;
-        else if (e.type === 'error') error = e.message;
-      }
-    });
-    child.stderr.on('data', (chunk) => { stderr += chunk; });
-    child.on('close', () => {
-      if (!done) return resolve({ method, status: `failed: ${error ?? stderr.trim().split('\n').pop()}` });
-      const sorted = [...stepTimes].sort((a, b) => a - b);
-      const mem = done.memory;
-      resolve({
-        method, status: 'completed',
-        stepMs: sorted.length ? sorted[sorted.length >> 1] : undefined, steps: stepTimes.length,
-        microBatch: mem?.phases.map((p) => `${p.phase} ${p.batchSize}→${p.microBatchSize}`).join(', '),
-        peakMiB: mem ? Math.round(mem.peakBytes / 2 ** 20) : undefined, peakMeasure: mem?.measure,
-        flops: [done.before.flops, done.after.flops], params: [done.before.params, done.after.params],
-        fileBytes: done.size ? [done.size.before, done.size.after] : undefined,
-        latencyMs: done.latency ? [done.latency.before.medianMs, done.latency.after.medianMs] : undefined,
-        wallS: done.wallTimeMs / 1000,
-      });
-    });
+  const stepTimes: number[] = [];
+  let lastStep: number | undefined;
+  let done: DoneEvent | undefined, error: string | undefined;
+  const { stderr } = await pruneWithCli(path, (e, now) => {
+    if (e.type === 'step') {
+      // A step's time: from the previous step event of the same phase (the first of a phase has none).
+      if (lastStep !== undefined && e.step > 0) stepTimes.push(now - lastStep);
+      lastStep = now;
+    } else if (e.type === 'phase') lastStep = undefined;
+    else if (e.type === 'done') done = e;
+    else if (e.type === 'error') error = e.message;
   });
+  if (!done) return { method, status: `failed: ${error ?? stderr.trim().split('\n').pop()}` };
+  const sorted = [...stepTimes].sort((x, y) => x - y);
+  const mem = done.memory;
+  return {
+    method, status: 'completed',
+    stepMs: sorted.length ? sorted[sorted.length >> 1] : undefined, steps: stepTimes.length,
+    microBatch: mem?.phases.map((p) => `${p.phase} ${p.batchSize}→${p.microBatchSize}`).join(', '),
+    peakMiB: mem ? Math.round(mem.peakBytes / 2 ** 20) : undefined, peakMeasure: mem?.measure,
+    flops: [done.before.flops, done.after.flops], params: [done.before.params, done.after.params],
+    fileBytes: done.size ? [done.size.before, done.size.after] : undefined,
+    latencyMs: done.latency ? [done.latency.before.medianMs, done.latency.after.medianMs] : undefined,
+    wallS: done.wallTimeMs / 1000,
+  };
 }
 
 const m = (n: number) => `${(n / 1e6).toFixed(2)}M`;
