@@ -40,16 +40,13 @@ export class BatchNormCheckpoint {
  * calling it again does nothing.
  */
 export function snapshotBatchNorm(model: tf.LayersModel): () => void {
-  const saved = batchNormLayers(model.layers as AnyLayer[]).flatMap((layer) =>
-    layer.weights.filter((w) => /moving_(mean|variance)$/.test(w.originalName)).map((w) => ({ weight: w, copy: tf.keep(tf.clone(w.read())) })));
+  const checkpoint = new BatchNormCheckpoint(model);
   let restored = false;
   return () => {
     if (restored) return;
     restored = true;
-    for (const { weight, copy } of saved) {
-      weight.write(copy);
-      copy.dispose();
-    }
+    checkpoint.restore();
+    checkpoint.dispose();
   };
 }
 
