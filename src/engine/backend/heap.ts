@@ -31,14 +31,15 @@ export function wasmHeapInUse(): number {
  * training loop rethrows it naming the model, its input size and the micro-batch.
  */
 export class HeapExhaustedError extends UserError {
+  /** The problem alone, without the fix. */
+  readonly problem: string;
+
   constructor(readonly requestedBytes: number, readonly heapBytes: number, readonly limitBytes: number) {
-    super(`out of tensor memory: the ${formatMiB(limitBytes)} tensor heap cannot hold ${formatMiB(requestedBytes)} more (it holds ${formatMiB(heapBytes)})`, {
+    const problem = `the ${formatMiB(limitBytes)} tensor heap cannot hold ${formatMiB(requestedBytes)} more (it holds ${formatMiB(heapBytes)})`;
+    super(`out of tensor memory: ${problem}`, {
       fix: 'Lower "batchSize" or set a smaller "microBatchSize" in "train" and "finetune" (and "calibrationSamples" for i-SpaSP), use smaller inputs, or "backend": "tensorflow" with @tensorflow/tfjs-node' });
     this.name = 'HeapExhaustedError';
-  }
-  /** The problem alone, without the fix. */
-  get problem(): string {
-    return `the ${formatMiB(this.limitBytes)} tensor heap cannot hold ${formatMiB(this.requestedBytes)} more (it holds ${formatMiB(this.heapBytes)})`;
+    this.problem = problem;
   }
 }
 
