@@ -14,6 +14,8 @@ import { checkLayerGraph } from './check-graph.js';
 import { checkFiniteWeights } from './check-values.js';
 import { isKerasPath, loadKerasModel } from './keras/load.js';
 import type { KerasSerialization } from './keras/record.js';
+import { isOnnxPath, loadOnnxModel } from './onnx/load.js';
+import type { OnnxSerialization } from './onnx/record.js';
 
 export interface LoadedModel {
   model: tf.LayersModel;
@@ -27,12 +29,14 @@ export interface LoadedModel {
   fileBytes: number;
   /** Storage dtype of each weight that came quantized (the model itself holds them dequantized to float32). */
   quantization: QuantizationMap;
-  /** 'layers-model' (TF.js), 'keras' (a .keras archive) or 'h5' (Keras HDF5). */
+  /** 'layers-model' (TF.js), 'keras' (a .keras archive), 'h5' (Keras HDF5) or 'onnx'. */
   format: string;
   generatedBy?: string;
   convertedBy?: string;
   /** For a Keras file: what writing it back in its own format needs (kept apart from the runtime model). */
   keras?: KerasSerialization;
+  /** For an ONNX file: where each runtime weight lives in the graph, for writing the pruned graph. */
+  onnx?: OnnxSerialization;
 }
 
 /** A validated shard: where it is and how many bytes it has. */
@@ -76,7 +80,7 @@ async function locateModelJson(modelJsonPath: string): Promise<string> {
     throw new UserError('folder holds no model.json', { file: modelJsonPath, fix: 'Point to the model.json of a TF.js layers model' });
   }
   const ext = extname(path).toLowerCase();
-  if (ext === '.pb' || ext === '.tflite' || ext === '.onnx') {
+  if (ext === '.pb' || ext === '.tflite') {
     throw new UserError(`is a ${ext.slice(1)} file; PruneLens reads TF.js layers models (model.json + weight shards)`, { file: modelJsonPath, fix: CONVERT_GRAPH });
   }
   return path;
@@ -361,6 +365,7 @@ function unknownClassError(err: unknown, file: string): UserError | undefined {
  */
 export async function loadModel(modelJsonPath: string): Promise<LoadedModel> {
   if (isKerasPath(modelJsonPath)) return loadKeras(modelJsonPath);
+  if (isOnnxPath(modelJsonPath)) return loadOnnx(modelJsonPath);
   const path = await locateModelJson(modelJsonPath);
   const file = path === resolve(modelJsonPath) ? modelJsonPath : path;
   const dir = dirname(path);
@@ -430,9 +435,26 @@ async function loadKeras(file: string): Promise<LoadedModel> {
   };
 }
 
+/** An ONNX file, read by onnx/load.ts into an NHWC runtime model. */
+async function loadOnnx(file: string): Promise<LoadedModel> {
+  const path = resolve(file);
+  const loaded = await loadOnnxModel(file);
+  return {
+    model: loaded.model,
+    path,
+    dir: dirname(path),
+    weightBytes: loaded.weightBytes,
+    fileBytes: loaded.fileBytes,
+    quantization: loaded.quantization,
+    format: 'onnx',
+    generatedBy: loaded.onnx.producer || undefined,
+    onnx: loaded.onnx,
+  };
+}
+
 /** Bytes of model.json plus the weight shards it lists (`path` is model.json or its folder), or of a Keras file. */
 export async function modelFileSize(path: string): Promise<number> {
-  if (isKerasPath(path)) {
+  if (isKerasPath(path) || isOnnxPath(path)) {
     try {
       return (await fs.stat(path)).size;
     } catch (err) {

@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import type { ExportFormat } from '../config/types.js';
 import { encodeModel, MODEL_JSON, type LoadedModel } from '../io/index.js';
 import { encodeKerasModel, kerasWriteProblem } from '../io/keras/write.js';
+import { encodeOnnxModel, onnxWriteProblem } from '../io/onnx/write.js';
 
 /** The files of a session's output folder, apart from the report. */
 export interface SessionOutput {
@@ -24,11 +25,21 @@ async function tfjsFiles(model: tf.LayersModel, loaded: LoadedModel, prefix = ''
 
 /**
  * The pruned model in the format it came in: a Keras file as `<model file name>` (same kind and
- * version style), a TF.js model as model.json and shards; plus the `export` formats asked for.
+ * version style), an ONNX file as the original graph with narrowed weights, a TF.js model as model.json and shards; plus the `export` formats asked for.
  * A Keras model whose layers the method rebuilt (DSP's per-group layers) is written as TF.js, with a note.
  */
 export async function encodeSessionOutput(pruned: tf.LayersModel, loaded: LoadedModel, modelPath: string, exportFormats: readonly ExportFormat[]): Promise<SessionOutput> {
   const notes: string[] = [];
+  const onnx = loaded.onnx;
+  const onnxProblem = onnx ? onnxWriteProblem(pruned, onnx) : undefined;
+  if (onnx && !onnxProblem) {
+    const modelFile = basename(modelPath);
+    const bytes = await encodeOnnxModel(pruned, onnx, modelPath);
+    const files: Record<string, string | Uint8Array> = { [modelFile]: bytes };
+    if (exportFormats.includes('tfjs')) Object.assign(files, (await tfjsFiles(pruned, loaded, 'tfjs/')).files);
+    return { modelFile, modelBytes: bytes.byteLength, files, notes };
+  }
+  if (onnx && onnxProblem) notes.push(`Saved as a TF.js layers model (model.json), not as ${basename(modelPath)}: ${onnxProblem}, which the ONNX graph cannot hold.`);
   const keras = loaded.keras;
   const problem = keras ? kerasWriteProblem(pruned, keras) : undefined;
   if (keras && !problem) {

@@ -1,0 +1,67 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * ONNX pooling TF.js layers cannot express: explicit (also asymmetric) pads, `ceil_mode`, and an
+ * average that leaves the padding out of its count. Registered with TF.js' serialization so the
+ * imported model builds, trains and round-trips like a built-in layer.
+ */
+
+export interface OnnxPoolConfig extends tf.serialization.ConfigDict {
+  mode: 'max' | 'avg';
+  pool_size: [number, number];
+  strides: [number, number];
+  /** [top, left, bottom, right], ONNX order; ceil_mode's extra bottom/right rows are already added. */
+  pads: [number, number, number, number];
+  /** Average: whether padded positions count in the divisor (ONNX count_include_pad). */
+  count_include_pad: boolean;
+}
+
+export class OnnxPool2D extends tf.layers.Layer {
+  static readonly className = 'OnnxPool2D';
+  private readonly settings: OnnxPoolConfig;
+
+  constructor(args: OnnxPoolConfig & { name?: string }) {
+    super(args as unknown as ConstructorParameters<typeof tf.layers.Layer>[0]);
+    const a = args as unknown as Record<string, unknown>;
+    // TF.js hands the config back camel-cased when it rebuilds a layer from JSON.
+    this.settings = {
+      mode: args.mode,
+      pool_size: (a.pool_size ?? a.poolSize) as [number, number],
+      strides: args.strides,
+      pads: args.pads,
+      count_include_pad: Boolean(a.count_include_pad ?? a.countIncludePad),
+    };
+  }
+
+  private padded(x: tf.Tensor4D, value: number): tf.Tensor4D {
+    const [top, left, bottom, right] = this.settings.pads;
+    return tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], value);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+      const { mode, pool_size: size, strides, count_include_pad: countPad } = this.settings;
+      if (mode === 'max') return tf.maxPool(this.padded(x, -Infinity), size, strides, 'valid');
+      const sum = tf.mul(tf.avgPool(this.padded(x, 0), size, strides, 'valid'), size[0] * size[1]);
+      if (countPad) return tf.div(sum, size[0] * size[1]);
+      const ones = tf.ones([1, x.shape[1], x.shape[2], 1]) as tf.Tensor4D;
+      const counts = tf.mul(tf.avgPool(this.padded(ones, 0), size, strides, 'valid'), size[0] * size[1]);
+      return tf.div(sum, counts);
+    });
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    const [n, h, w, c] = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const [top, left, bottom, right] = this.settings.pads;
+    const out = (size: number | null, before: number, after: number, k: number, s: number) =>
+      (size == null ? null : Math.floor((size + before + after - k) / s) + 1);
+    return [n, out(h, top, bottom, this.settings.pool_size[0], this.settings.strides[0]), out(w, left, right, this.settings.pool_size[1], this.settings.strides[1]), c];
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), ...this.settings };
+  }
+}
+
+tf.serialization.registerClass(OnnxPool2D);
