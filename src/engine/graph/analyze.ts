@@ -261,6 +261,9 @@ function describeLayers(
     if (role === 'input') return { ...base, status: 'blocked' as LayerStatus, reason: 'model input' };
     const out = node?.outputs[0];
     if (!out || out.channels === 0) return { ...base, status: 'blocked' as LayerStatus, reason: unsupportedReason(layer.name, type) };
+    if (layerSpec(type)?.narrowConfig) {
+      (base as LayerInfo).outputUnits = Array.from({ length: out.channels }, (_, ch) => unitOfRoot.get(rootOfAtom[space.atom(out, ch)]) ?? -1);
+    }
     let firstReason: string | undefined;
     for (let ch = 0; ch < out.channels; ch++) {
       const root = rootOfAtom[space.atom(out, ch)];

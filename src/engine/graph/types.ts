@@ -56,6 +56,11 @@ export interface LayerInfo {
   flops: number;
   /** Whether the layer owns an output-channel dimension that pruning can change (conv/dense). */
   ownsChannels: boolean;
+  /**
+   * For layers that record their width in their config alone (a reshape's target shape): the unit
+   * of each output channel (-1 where blocked), since after a concat they span several groups.
+   */
+  outputUnits?: number[];
 }
 
 export interface ChannelGraph {

@@ -70,6 +70,7 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
     }
   }
   const plan = planFor(graph, ids);
+  const removedUnits = new Set(ids);
 
   const json = model.toJSON(undefined, false) as unknown as { class_name: string; config: { layers: LayerJson[] } };
   const topology = structuredClone(json);
@@ -84,10 +85,10 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
     if (removed) layerJson.config[spec.widthField] = (layerJson.config[spec.widthField] as number) - removed.size;
   }
   for (const layerJson of topology.config.layers) {
-    // Layers that record their width in their config alone (a reshape's target shape) follow their group's new width.
+    // Layers that record their width in their config alone (a reshape's target shape) lose the removed units among their channels.
     const narrow = layerSpec(layerJson.class_name)?.narrowConfig;
     const info = narrow && graph.layers.find((l) => l.name === layerJson.config.name);
-    const removed = info?.group === undefined ? 0 : removedPerGroup.get(info.group) ?? 0;
+    const removed = info?.outputUnits?.filter((u) => removedUnits.has(u)).length ?? 0;
     if (narrow && info && removed > 0) layerJson.config = narrow(layerJson.config, info.outChannels - removed) as LayerJson['config'];
   }
   const pruned = await tf.models.modelFromJSON({ modelTopology: topology } as unknown as Parameters<typeof tf.models.modelFromJSON>[0]);
