@@ -85,3 +85,26 @@ describe('Reshape to (1, 1, C) in squeeze-and-excite (squeeze_excite.keras)', ()
     model.dispose();
   });
 });
+
+describe('Reshape after a concat (DenseNet\'s head: concat → pool → (1, 1, C) → flatten → dense)', () => {
+  it('narrows target_shape by the removed units of every concatenated group, not only the first', async () => {
+    const input = tf.input({ shape: [4, 4, 2] });
+    const a = tf.layers.conv2d({ name: 'a', filters: 3, kernelSize: 1 }).apply(input) as tf.SymbolicTensor;
+    const b = tf.layers.conv2d({ name: 'b', filters: 5, kernelSize: 1 }).apply(input) as tf.SymbolicTensor;
+    const joined = tf.layers.concatenate({ name: 'join' }).apply([a, b]) as tf.SymbolicTensor;
+    const pooled = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(joined) as tf.SymbolicTensor;
+    const kept = tf.layers.reshape({ name: 'keepdims', targetShape: [1, 1, 8] }).apply(pooled) as tf.SymbolicTensor;
+    const flat = tf.layers.flatten({ name: 'flat' }).apply(kept) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: tf.layers.dense({ name: 'head', units: 2 }).apply(flat) as tf.SymbolicTensor });
+    const graph = analyzeModel(model);
+    const groupA = groupOf(graph, 'a');
+    const groupB = graph.groups.find((g) => g.producers.includes('b'))!;
+    assert.notEqual(groupA.id, groupB.id);
+    const { pruned, removal } = await maskThenRemove(model, graph, [groupA.units[0], groupB.units[1], groupB.units[3]]);
+    assert.ok(removal < 1e-5, `removal changed the outputs by ${removal}`);
+    assert.deepEqual(pruned.getLayer('keepdims').getConfig().targetShape, [1, 1, 5]);
+    assert.deepEqual(pruned.getLayer('head').getWeights()[0].shape, [5, 2]);
+    pruned.dispose();
+    model.dispose();
+  });
+});
