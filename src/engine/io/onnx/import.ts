@@ -213,6 +213,7 @@ class Importer {
       depthwiseGroups: this.depthwiseGroups,
       weights: this.locations,
       shapeConstants: this.shapeConstants,
+      layers: this.layers.map((l) => l.name as string),
       tensorLayers: this.tensorLayers,
       input: graph.input.find((i) => !this.isInitializer(i.name))!.name,
       outputs: outputs.map((o) => ({ name: o.name, rank: o.value.shape.length + 1 })),

@@ -49,6 +49,8 @@ export interface OnnxSerialization {
   depthwiseGroups: { node: number; layer: string }[];
   weights: OnnxWeightLocation[];
   shapeConstants: OnnxShapeConstant[];
+  /** Every runtime layer the import created; a pruned model with others cannot be written into the graph. */
+  layers: string[];
   /** ONNX tensor → runtime layer whose output it is (value_info shapes follow the layer's width). */
   tensorLayers: Record<string, string>;
   /** The graph input's name; ONNX feeds it NCHW, the runtime model NHWC. */

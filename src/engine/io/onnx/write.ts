@@ -22,9 +22,8 @@ function shortName(weight: tf.LayerVariable): string {
 /** Why the pruned model cannot be written into the original graph, or undefined when it can. */
 export function onnxWriteProblem(pruned: tf.LayersModel, onnx: OnnxSerialization): string | undefined {
   const names = new Set(pruned.layers.map((l) => l.name));
-  const imported = new Set(Object.values(onnx.tensorLayers));
-  for (const w of onnx.weights) imported.add(w.layer);
-  const added = pruned.layers.filter((l) => !imported.has(l.name) && l.getClassName() !== 'InputLayer' && !l.name.endsWith('_pad')).map((l) => l.name);
+  const imported = new Set(onnx.layers);
+  const added = pruned.layers.filter((l) => !imported.has(l.name)).map((l) => l.name);
   for (const w of onnx.weights) {
     if (!names.has(w.layer)) return `layer "${w.layer}" is gone from the pruned model`;
     if (!pruned.getLayer(w.layer).weights.some((v) => shortName(v) === w.weight)) return `layer "${w.layer}" no longer has its ${w.weight}`;
