@@ -9,7 +9,7 @@ import type { DoneEvent, EngineEvent } from '../protocol/events.js';
 import { describeError } from '../engine/errors.js';
 import { errorEvent } from '../engine/session/error-event.js';
 import {
-  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatMs, formatPercent, formatPointChange, table,
+  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatLatencyRuntime, formatMs, formatOnnxCheck, formatPercent, formatPointChange, table,
 } from '../protocol/format.js';
 
 const USAGE = `Usage:
@@ -142,6 +142,8 @@ async function analyzeCommand(args: ParsedArgs, json: boolean): Promise<number> 
   console.log(`\n${result.modelName}: ${formatCount(result.params)} params, ${formatCount(result.flops)} FLOPs per sample (a multiply-add counts as 2)`);
   console.log(`${result.groups.length} prunable channel groups, ${prunable} prunable channels (${result.groups.filter((g) => g.coupled).length} coupled groups)`);
   console.log(`Reachable by whole-channel pruning: up to ${formatPercent(result.maxReduction.flops)} of FLOPs, ${formatPercent(result.maxReduction.params)} of params`);
+  if (result.onnx) console.log(`Import checked in ${formatOnnxCheck(result.onnx)}`);
+  if (result.onnxProblem) console.log(`Import not checked: ${result.onnxProblem}`);
   if (result.verify) {
     const v = result.verify;
     const rows = v.outputs.map((o) => [o.output, basename(o.file), o.maxAbs.toExponential(2), o.maxRel.toExponential(2), o.passed ? 'ok' : 'DIFFERS']);
@@ -212,10 +214,15 @@ function humanPrinter(): (e: EngineEvent) => void {
           ['FLOPs', formatCount(e.before.flops), formatCount(e.after.flops), formatChange(e.before.flops, e.after.flops)],
         ];
         if (e.accuracy) rows.push([e.data?.synthetic ? 'top-1 on synthetic data (meaningless)' : 'top-1', formatAccuracy(e.accuracy.before), formatAccuracy(e.accuracy.after), formatPointChange(e.accuracy.before, e.accuracy.after)]);
-        if (e.latency) rows.push([`latency (${e.latency.after.backend}, batch ${e.latency.after.batchSize})`, formatMs(e.latency.before.medianMs), formatMs(e.latency.after.medianMs), `${e.latency.speedup.toFixed(2)}×`]);
+        if (e.latency) {
+          rows.push([`latency (${formatLatencyRuntime(e.latency.runtime, e.latency.after.batchSize)})`, formatMs(e.latency.before.medianMs), formatMs(e.latency.after.medianMs), `${e.latency.speedup.toFixed(2)}×`]);
+          const tfjs = e.latency.tfjs;
+          if (tfjs) rows.push([`latency (TF.js ${formatLatencyRuntime(tfjs.after.backend, tfjs.after.batchSize)})`, formatMs(tfjs.before.medianMs), formatMs(tfjs.after.medianMs), `${tfjs.speedup.toFixed(2)}×`]);
+        }
         if (e.size) rows.push(['file size', formatBytes(e.size.before), formatBytes(e.size.after), formatChange(e.size.before, e.size.after)]);
         console.log('');
         console.log(table(['', 'before', 'after', 'change'], rows));
+        if (e.onnx) console.log(`Checked in ${formatOnnxCheck(e.onnx)}`);
         console.log(e.dryRun
           ? `\nDry run: ${e.channelsRemoved} channels would be removed; nothing was written.`
           : `\n${e.channelsRemoved} channels physically removed. Pruned model: ${e.output}\nReport: ${e.report}\nWall time ${formatDuration(e.wallTimeMs)} on ${e.backend}${memoryLine(e.memory)}.`);

@@ -20,6 +20,45 @@ export interface LatencySummary {
   backend: string;
 }
 
+/** One model's latency before and after pruning, timed the same way. */
+export interface LatencyComparison {
+  before: LatencySummary;
+  after: LatencySummary;
+  /** before.medianMs / after.medianMs. */
+  speedup: number;
+}
+
+/** The session's latency: `before`/`after` come from the runtime the model is deployed with when PruneLens can run it. */
+export interface SessionLatency extends LatencyComparison {
+  /** What timed `before` and `after`: ONNX_RUNTIME for an ONNX model run in ONNX Runtime (the original file and the written one), else the TF.js backend. */
+  runtime: string;
+  /** TF.js' timing of the same runtime models, when `runtime` is another runtime. */
+  tfjs?: LatencyComparison;
+}
+
+/** How ONNX latencies and checks are labelled: ONNX Runtime's CPU execution provider. */
+export const ONNX_RUNTIME = 'onnxruntime (cpu)';
+
+/** The largest difference between two runs of the same model on the same inputs. */
+export interface OutputAgreement {
+  maxAbsDifference: number;
+  /** maxAbsDifference over the largest magnitude ONNX Runtime computed (so outputs near zero do not inflate it). */
+  maxRelDifference: number;
+}
+
+/**
+ * An ONNX model checked in ONNX Runtime: the imported runtime model (before pruning) against the
+ * original file on the same inputs, outputs compared in ONNX layout; `pruned`, the pruned runtime
+ * model against the written .onnx.
+ */
+export interface OnnxRuntimeCheck extends OutputAgreement {
+  runtime: string;
+  samples: number;
+  /** What the inputs were, e.g. "8 validation samples" or "4 random inputs". */
+  inputs: string;
+  pruned?: OutputAgreement;
+}
+
 export interface ModelSummary extends CostSummary {
   name: string;
   layers: number;
@@ -150,7 +189,9 @@ export interface DoneEvent {
   accuracy?: { before: number; after: number };
   /** The data accuracy was measured on; `synthetic` marks an accuracy that means nothing. */
   data?: DataSummary;
-  latency?: { before: LatencySummary; after: LatencySummary; speedup: number };
+  latency?: SessionLatency;
+  /** For an ONNX model when onnxruntime-node is installed: the import and the written file checked in ONNX Runtime. */
+  onnx?: OnnxRuntimeCheck;
   /** Bytes on disk of model.json plus its weight shards: the input model as loaded, the pruned model as written. */
   size?: { before: number; after: number };
   channelsRemoved: number;

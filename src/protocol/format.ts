@@ -96,3 +96,22 @@ function significant(v: number): string {
   const digits = Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2;
   return String(Number(v.toFixed(digits)));
 }
+
+/** How closely two runs of one model agree: "max diff 2.4e-6 (relative 1.1e-7)". */
+export function formatDifference(agreement: { maxAbsDifference: number; maxRelDifference: number }): string {
+  return `max diff ${agreement.maxAbsDifference.toExponential(1)} (relative ${agreement.maxRelDifference.toExponential(1)})`;
+}
+
+/**
+ * An ONNX model's check in ONNX Runtime, one line: "onnxruntime (cpu) on 8 validation samples: imported graph vs
+ * original file max diff 2.4e-6 (relative 1.1e-7); pruned model vs written file max diff …".
+ */
+export function formatOnnxCheck(check: { runtime: string; inputs: string; maxAbsDifference: number; maxRelDifference: number; pruned?: { maxAbsDifference: number; maxRelDifference: number } }): string {
+  const pruned = check.pruned ? `; pruned model vs written file ${formatDifference(check.pruned)}` : '';
+  return `${check.runtime} on ${check.inputs}: imported graph vs original file ${formatDifference(check)}${pruned}`;
+}
+
+/** Which runtime timed a latency and on what batch: "onnxruntime (cpu), batch 8". */
+export function formatLatencyRuntime(runtime: string, batchSize: number): string {
+  return `${runtime}, batch ${batchSize}`;
+}

@@ -17,7 +17,7 @@ import {
   type Palette,
 } from '../charts-data.js';
 import {
-  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatMs, formatPointChange,
+  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatMs, formatOnnxCheck, formatPointChange,
 } from '../../src/protocol/format.js';
 import {
   activeRun,
@@ -246,7 +246,8 @@ class SummaryView {
         : `${formatCount(s.channelsRemoved)} channels masked (zeroed, not removed)`;
     const headline = s.latency ? `${s.latency.speedup.toFixed(2)}\u00d7 faster` : `${formatChange(s.before.flops, s.after.flops)} FLOPs`;
     const notes: string[] = [];
-    if (s.latency) notes.push(`latency: median of ${s.latency.after.runs} runs, batch ${s.latency.after.batchSize}, ${s.latency.after.backend}`);
+    if (s.latency) notes.push(`latency: median of ${s.latency.after.runs} runs, batch ${s.latency.after.batchSize}, ${s.latency.runtime ?? s.latency.after.backend}`);
+    if (s.onnx) notes.push(`checked in ${formatOnnxCheck(s.onnx)}`);
     if (s.output) notes.push(`saved to ${basename(s.output)}`);
 
     this.el.dataset.summary = JSON.stringify({

@@ -9,6 +9,7 @@ import { ArraySource, makeDataset } from './dataset.js';
 import { loadImageFolder } from './imagefolder.js';
 import { readNpy, type NpyArray } from './npy.js';
 import { sampleShapeFits } from './shapes.js';
+import { nchwToNhwc } from './layout.js';
 import { splitIndices } from '../util/random.js';
 import { loadSynthetic } from './synthetic.js';
 
@@ -20,6 +21,12 @@ export interface ModelIO {
   /** One sample's shape, without the batch dimension, e.g. [28, 28, 1]. */
   inputShape: number[];
   classes: number;
+  /**
+   * Array files hold samples channels-first, [C, H, W], as the model's file takes them (an ONNX
+   * model), while the runtime model takes [H, W, C]: npy samples are transposed once at load.
+   * Built-in, synthetic and image-folder data are made in the runtime layout directly.
+   */
+  channelsFirst?: boolean;
 }
 
 /**
@@ -30,7 +37,7 @@ export async function loadDataset(cfg: DataConfig, base: string, model: ModelIO,
   const baseDir = base.endsWith('.json') || (existsSync(base) && statSync(base).isFile()) ? dirname(base) : base;
   const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const effectiveSeed = cfg.seed ?? seed;
-  const io = { inputShape: [...model.inputShape], classes: model.classes };
+  const io = { inputShape: [...model.inputShape], classes: model.classes, channelsFirst: model.channelsFirst };
   switch (cfg.format) {
     case 'npy':
       return loadNpyDataset({ ...cfg, x: at(cfg.x), y: at(cfg.y), xVal: cfg.xVal && at(cfg.xVal), yVal: cfg.yVal && at(cfg.yVal) }, io, effectiveSeed);
@@ -60,17 +67,36 @@ export function summarizeData(cfg: DataConfig | undefined, dataset?: Dataset): D
 
 const product = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** Inputs shaped [N, ...inputShape], [N, features] or with singleton dimensions dropped are accepted. */
-function checkInputs(x: NpyArray, file: string, inputShape: number[]): Float32Array | Uint8Array {
+/** The sample shape array files hold: the runtime's [H, W, C] as [C, H, W] when they are channels-first. */
+function fileSampleShape(model: ModelIO): number[] {
+  const shape = model.inputShape;
+  return model.channelsFirst && shape.length === 3 ? [shape[2], shape[0], shape[1]] : shape;
+}
+
+/**
+ * Inputs shaped [N, ...sample], [N, features] or with singleton dimensions dropped are accepted,
+ * where the sample is [H, W, C], or [C, H, W] for a channels-first model (then transposed to [H, W, C]).
+ */
+function checkInputs(x: NpyArray, file: string, model: ModelIO): Float32Array | Uint8Array {
   if (x.dtype !== 'float32' && x.dtype !== 'uint8' && x.dtype !== 'float64') {
     throw new UserError(`inputs have dtype ${x.dtype}; expected float32 or uint8`, { file, fix: "Save them with x.astype('float32') (or uint8 pixels 0..255)" });
   }
+  const expected = fileSampleShape(model);
+  const layout = model.channelsFirst ? 'NCHW, as the ONNX model takes them' : 'NHWC';
   const sample = x.shape.slice(1);
-  if (x.shape.length < 2 || !sampleShapeFits(sample, inputShape)) {
-    throw new UserError(`inputs have shape [${x.shape.join(', ')}], i.e. samples of [${sample.join(', ')}], but the model input is [${inputShape.join(', ')}]`, {
-      file, fix: `Save x shaped [N, ${inputShape.join(', ')}] (NHWC) or [N, ${product(inputShape)}]` });
+  if (x.shape.length < 2 || !sampleShapeFits(sample, expected)) {
+    throw new UserError(`inputs have shape [${x.shape.join(', ')}], i.e. samples of [${sample.join(', ')}], but the model input is [${expected.join(', ')}]`, {
+      file, fix: `Save x shaped [N, ${expected.join(', ')}] (${layout}) or [N, ${product(expected)}]` });
   }
-  return x.dtype === 'float64' ? Float32Array.from(x.data) : x.data;
+  const values = x.dtype === 'float64' ? Float32Array.from(x.data) : x.data;
+  if (!transposesAtLoad(model)) return values;
+  const [c, h, w] = expected;
+  return nchwToNhwc(values, [x.shape[0], c, h, w]);
+}
+
+/** Whether channels-first samples are transposed to the runtime's channels-last layout (an image input with more than one channel). */
+function transposesAtLoad(model: ModelIO): boolean {
+  return Boolean(model.channelsFirst) && model.inputShape.length === 3 && model.inputShape[2] !== 1;
 }
 
 function checkLabels(y: NpyArray, file: string, count: number, classes: number): Int32Array {
@@ -102,7 +128,7 @@ function checkLabels(y: NpyArray, file: string, count: number, classes: number):
 
 function readPair(xFile: string, yFile: string, model: ModelIO): ArraySource {
   const x = readNpy(xFile);
-  const values = checkInputs(x, xFile, model.inputShape);
+  const values = checkInputs(x, xFile, model);
   const labels = checkLabels(readNpy(yFile), yFile, x.shape[0], model.classes);
   return new ArraySource(values, labels, product(model.inputShape));
 }
@@ -124,7 +150,7 @@ function loadNpyDataset(cfg: { x: string; y: string; xVal?: string; yVal?: strin
   return makeDataset({
     sampleShape: [...model.inputShape],
     classes: model.classes,
-    description: `npy ${cfg.x}, ${split.train.length} train + ${split.validation.length} validation`,
+    description: `npy ${cfg.x}${transposesAtLoad(model) ? ' (NCHW, transposed to NHWC at load)' : ''}, ${split.train.length} train + ${split.validation.length} validation`,
     train: { source: train, indices: split.train },
     validation: { source: validation, indices: split.validation },
     seed,

@@ -11,6 +11,8 @@ import { maxReachable } from '../prune/select.js';
 import type { ChannelGraph } from '../graph/types.js';
 import { summarizeModel } from './session.js';
 import { verifyOutputs, type VerifyFiles, type VerifyResult } from './verify.js';
+import { ONNX_RUNTIME, type OnnxRuntimeCheck } from '../../protocol/events.js';
+import { compareWithOnnxRuntime, randomRuntimeInput } from '../io/onnx/check.js';
 
 export interface AnalysisResult {
   params: number;
@@ -24,6 +26,27 @@ export interface AnalysisResult {
   modelName: string;
   /** The model's outputs on the given inputs against the expected ones, when asked. */
   verify?: VerifyResult;
+  /** An ONNX model when onnxruntime-node is installed: the imported graph against the file in ONNX Runtime on random inputs. */
+  onnx?: OnnxRuntimeCheck;
+  /** Why that check could not run, when ONNX Runtime failed on the file. */
+  onnxProblem?: string;
+}
+
+/** Inputs of the import check in `analyze`: a few, to stay quick on large models. */
+const IMPORT_CHECK_SAMPLES = 4;
+
+/** The imported runtime model against the ONNX file in ONNX Runtime; nothing when the model is not ONNX or the package is absent. */
+async function importCheck(model: tf.LayersModel, modelPath: string, isOnnx: boolean): Promise<Pick<AnalysisResult, 'onnx' | 'onnxProblem'>> {
+  if (!isOnnx) return {};
+  const inputs = randomRuntimeInput(model, IMPORT_CHECK_SAMPLES);
+  try {
+    const agreement = await compareWithOnnxRuntime(model, modelPath, inputs);
+    return agreement ? { onnx: { ...agreement, runtime: ONNX_RUNTIME, samples: IMPORT_CHECK_SAMPLES, inputs: `${IMPORT_CHECK_SAMPLES} random inputs` } } : {};
+  } catch (err) {
+    return { onnxProblem: `ONNX Runtime could not run the file: ${String((err as Error).message ?? err).split('\n')[0]}` };
+  } finally {
+    inputs.dispose();
+  }
 }
 
 /** Largest reductions whole-channel pruning can reach on this model (every group keeps one channel). */
@@ -38,7 +61,7 @@ function reachableReductions(graph: ChannelGraph, model: tf.LayersModel): { flop
 /** Loads and analyses a model: prunability of every layer and its channel groups. No training. */
 export async function analyzeModelFile(modelPath: string, backend: BackendName = 'auto', exclude: string[] = [], verify?: VerifyFiles): Promise<AnalysisResult> {
   const usedBackend = await initBackend(backend);
-  const { model } = await loadModel(modelPath);
+  const { model, onnx } = await loadModel(modelPath);
   try {
     const graph = analyzeModel(model, { exclude });
     const cost = countCost(model);
@@ -51,7 +74,8 @@ export async function analyzeModelFile(modelPath: string, backend: BackendName =
       graph,
       backend: usedBackend,
       modelName: model.name,
-      ...(verify ? { verify: verifyOutputs(model, verify) } : {}),
+      ...(verify ? { verify: verifyOutputs(model, verify, onnx) } : {}),
+      ...(await importCheck(model, modelPath, Boolean(onnx))),
     };
   } finally {
     model.dispose();

@@ -14,6 +14,8 @@ export interface SessionOutput {
   /** Relative name → content. */
   files: Record<string, string | Uint8Array>;
   notes: string[];
+  /** The written .onnx file's bytes, when the pruned model was saved as ONNX (for checks in ONNX Runtime). */
+  onnxBytes?: Uint8Array;
 }
 
 async function tfjsFiles(model: tf.LayersModel, loaded: LoadedModel, prefix = ''): Promise<{ files: Record<string, string | Uint8Array>; bytes: number }> {
@@ -37,7 +39,7 @@ export async function encodeSessionOutput(pruned: tf.LayersModel, loaded: Loaded
     const bytes = await encodeOnnxModel(pruned, onnx, modelPath);
     const files: Record<string, string | Uint8Array> = { [modelFile]: bytes };
     if (exportFormats.includes('tfjs')) Object.assign(files, (await tfjsFiles(pruned, loaded, 'tfjs/')).files);
-    return { modelFile, modelBytes: bytes.byteLength, files, notes };
+    return { modelFile, modelBytes: bytes.byteLength, files, notes, onnxBytes: bytes };
   }
   if (onnx && onnxProblem) notes.push(`Saved as a TF.js layers model (model.json), not as ${basename(modelPath)}: ${onnxProblem}, which the ONNX graph cannot hold.`);
   const keras = loaded.keras;

@@ -27,7 +27,10 @@ export interface PruningReport {
   after: { params: number; flops: number; accuracy?: number; latencyMs: number; weightBytes?: number };
   reduction: { params: number; flops: number };
   speedup: number;
+  /** `runtime` names what timed before/after (ONNX Runtime for an ONNX model when onnxruntime-node is installed); `tfjs` keeps TF.js' timing then. */
   latency: DoneEvent['latency'];
+  /** An ONNX model checked in ONNX Runtime: the imported graph against the original file, the pruned runtime model against the written file. */
+  onnx?: DoneEvent['onnx'];
   /** Peak tensor memory and how each training phase fitted its batches (micro-batches). */
   memory?: DoneEvent['memory'];
   channelsRemoved: number;
@@ -99,6 +102,7 @@ export function buildReport(input: {
     reduction: { params: 1 - done.after.params / done.before.params, flops: 1 - done.after.flops / done.before.flops },
     speedup: done.latency?.speedup ?? 1,
     latency: done.latency,
+    onnx: done.onnx,
     memory: done.memory,
     channelsRemoved: done.channelsRemoved,
     physicallyRemoved: done.physicallyRemoved,
@@ -110,7 +114,7 @@ export function buildReport(input: {
     conventions: {
       flops: 'Forward FLOPs per sample; a multiply-add counts as 2; convolutions and dense layers only.',
       params: 'Every weight of the model, batch-norm statistics included.',
-      latency: 'Median of repeated forward passes of one batch on the named backend, after warm-up.',
+      latency: 'Median of repeated forward passes of one batch on latency.runtime (ONNX Runtime on the original and the written .onnx file, when installed; else the TF.js backend), after warm-up.',
     },
   };
 }

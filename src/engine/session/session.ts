@@ -2,14 +2,17 @@ import * as tf from '@tensorflow/tfjs';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import type { PruneConfig } from '../config/types.js';
-import type { DoneEvent, EngineEvent, ErrorEvent, LatencySummary, LayerStat, MemorySummary, ModelSummary } from '../../protocol/events.js';
+import { ONNX_RUNTIME, type DoneEvent, type EngineEvent, type ErrorEvent, type LatencyComparison, type LatencySummary, type LayerStat, type MemorySummary, type ModelSummary, type OnnxRuntimeCheck, type OutputAgreement } from '../../protocol/events.js';
 import { formatMiB, peakTensorMemory, resetPeakTensorMemory, tensorMemoryLimit } from '../backend/heap.js';
 import type { MemoryPlan } from '../train/memory.js';
 import { CancelledError, UserError } from '../errors.js';
 import { errorEvent } from './error-event.js';
 import { switches } from '../util/switches.js';
 import { initBackend } from '../backend/index.js';
-import { loadModel, writeFolderAtomic, assertOutputSafe } from '../io/index.js';
+import { loadModel, writeFolderAtomic, assertOutputSafe, type LoadedModel } from '../io/index.js';
+import { measureOnnxLatency, onnxRuntime } from '../io/onnx/runtime.js';
+import { compareWithOnnxRuntime, randomRuntimeInput } from '../io/onnx/check.js';
+import { channelsFirstShape } from '../data/layout.js';
 import { encodeSessionOutput } from './output.js';
 import { analyzeModel } from '../graph/analyze.js';
 import { removeUnits } from '../surgery/index.js';
@@ -84,6 +87,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
   const loaded = await loadModel(config.model);
   const model = loaded.model;
   const disposables: tf.LayersModel[] = [model];
+  let onnxCheck: OnnxRuntimeSession | undefined;
   try {
     const graph = analyzeModel(model, { exclude: config.exclude });
     const costBefore = countCost(model);
@@ -108,7 +112,8 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       const inputShape = (model.inputs[0].shape.slice(1) as number[]);
       const outputShape = model.outputs[0].shape;
       const classes = outputShape[outputShape.length - 1] as number;
-      data = await loadDataset(config.data, config.configPath, { inputShape, classes }, config.seed);
+      // Data for an ONNX model holds samples as the ONNX graph takes them, [C, H, W]: transposed once at load.
+      data = await loadDataset(config.data, config.configPath, { inputShape, classes, channelsFirst: Boolean(loaded.onnx) }, config.seed);
     }
     checkCancelled();
 
@@ -120,6 +125,9 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     progress.enter('evaluate');
     emit({ type: 'phase', phase: 'evaluate', message: data ? `Evaluating the dense model on ${data.validationSize} validation samples` : 'Measuring the dense model' });
     const latencyBefore = await measureLatency(model, config.latency);
+    checkCancelled();
+    // Before the method touches the weights: the imported runtime model against the original file in ONNX Runtime.
+    onnxCheck = loaded.onnx ? await OnnxRuntimeSession.start(config, loaded, data, emit) : undefined;
     checkCancelled();
     const accuracyBefore = data ? await evaluateModel(model, data) : undefined;
 
@@ -179,9 +187,6 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     progress.enter('evaluate');
     const accuracyAfter = data ? await evaluateModel(pruned, data) : undefined;
     const latencyAfter = await measureLatency(pruned, config.latency);
-    if (speedup(latencyBefore, latencyAfter) < 0.95) {
-      emit({ type: 'warning', message: `The pruned model measured ${latencyAfter.medianMs.toFixed(2)} ms against ${latencyBefore.medianMs.toFixed(2)} ms dense on ${latencyAfter.backend} (batch ${latencyAfter.batchSize}): fewer FLOPs, but ${pruned.layers.length > model.layers.length ? `${pruned.layers.length - model.layers.length} more layers to run` : 'no faster here'}. Try a larger latency batch or another method.` });
-    }
 
     progress.enter('save');
     emit({ type: 'phase', phase: 'save', message: `Writing ${config.output}` });
@@ -189,6 +194,17 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     // Encoded before the report is built, so the report can give the bytes that will be on disk.
     const encoded = await encodeSessionOutput(pruned, loaded, config.model, config.export ?? []);
     notes.push(...encoded.notes);
+    const tfjsLatency: LatencyComparison = { before: latencyBefore, after: latencyAfter, speedup: speedup(latencyBefore, latencyAfter) };
+    const onnxResult = onnxCheck ? await onnxCheck.finish(pruned, encoded.onnxBytes) : undefined;
+    checkCancelled();
+    if (loaded.onnx && !onnxCheck) notes.push(`Latency was timed in TF.js (${latencyBefore.backend}), not in ONNX Runtime: install onnxruntime-node to time the .onnx files where they run and check the import against ONNX Runtime.`);
+    if (onnxResult?.notes) notes.push(...onnxResult.notes);
+    const latency = onnxResult?.latency
+      ? { ...onnxResult.latency, runtime: ONNX_RUNTIME, tfjs: tfjsLatency }
+      : { ...tfjsLatency, runtime: latencyBefore.backend };
+    if (latency.speedup < 0.95) {
+      emit({ type: 'warning', message: `The pruned model measured ${latency.after.medianMs.toFixed(2)} ms against ${latency.before.medianMs.toFixed(2)} ms dense on ${latency.runtime} (batch ${latency.after.batchSize}): fewer FLOPs, but ${pruned.layers.length > model.layers.length ? `${pruned.layers.length - model.layers.length} more layers to run` : 'no faster here'}. Try a larger latency batch or another method.` });
+    }
     const done: DoneEvent = {
       type: 'done',
       sessionId,
@@ -199,7 +215,8 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       after: { params: costAfter.params, flops: costAfter.flops },
       accuracy: accuracyBefore && accuracyAfter ? { before: accuracyBefore.accuracy, after: accuracyAfter.accuracy } : undefined,
       data: summarizeData(config.data, data),
-      latency: { before: latencyBefore, after: latencyAfter, speedup: speedup(latencyBefore, latencyAfter) },
+      latency,
+      onnx: onnxResult?.check,
       size: { before: loaded.fileBytes, after: encoded.modelBytes },
       channelsRemoved,
       physicallyRemoved: true,
@@ -215,6 +232,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     progress.enter('report');
     return done;
   } finally {
+    onnxCheck?.dispose();
     for (const m of new Set(disposables)) {
       try { m.dispose(); } catch { /* already disposed */ }
     }
@@ -243,6 +261,85 @@ function memoryRecorder(emit: (event: EngineEvent) => void): { onPlan: (plan: Me
       return { peakBytes: peak.bytes, measure: peak.measure, limitBytes: tensorMemoryLimit().bytes, phases };
     },
   };
+}
+
+/**
+ * An ONNX model measured where it runs, when onnxruntime-node is installed: the original file's
+ * latency and the imported runtime model's outputs against it (`start`, before any weight changes),
+ * then the written pruned file's latency and outputs against the pruned runtime model (`finish`).
+ */
+class OnnxRuntimeSession {
+  private constructor(
+    private readonly config: PruneConfig,
+    private readonly inputs: tf.Tensor,
+    private readonly inputsText: string,
+    private readonly before: LatencySummary | undefined,
+    private readonly imported: OutputAgreement | undefined,
+    /** What ONNX Runtime could not do, for the report's notes (each also emitted as a warning). */
+    private readonly problems: string[],
+    private readonly emit: (event: EngineEvent) => void,
+  ) {}
+
+  /** Undefined when onnxruntime-node is not installed (or does not load here). */
+  static async start(config: PruneConfig, loaded: LoadedModel, data: Dataset | undefined, emit: (event: EngineEvent) => void): Promise<OnnxRuntimeSession | undefined> {
+    if (!(await onnxRuntime())) return undefined;
+    const model = loaded.model;
+    // Real samples when there are some: random ones can miss what real inputs exercise.
+    const batch = data ? (data.validationSize > 0 ? await firstBatch(data.validationBatches(8)) : await data.calibration(8)) : undefined;
+    if (batch) batch.y.dispose();
+    const inputs = batch?.x ?? randomRuntimeInput(model, 4);
+    const inputsText = batch ? `${inputs.shape[0]} ${data!.validationSize > 0 ? 'validation' : 'training'} samples` : `${inputs.shape[0]} random inputs`;
+    const problems: string[] = [];
+    const before = await attempt(problems, emit, 'time the original file', () => measureOnnxLatency(config.model, onnxInputShape(model), config.latency));
+    const imported = await attempt(problems, emit, 'run the original file', () => compareWithOnnxRuntime(model, config.model, inputs));
+    return new OnnxRuntimeSession(config, inputs, inputsText, before, imported, problems, emit);
+  }
+
+  /** Times and checks the written file; the latency pair only when both files were timed in ONNX Runtime. */
+  async finish(pruned: tf.LayersModel, written: Uint8Array | undefined): Promise<{ latency?: LatencyComparison; check?: OnnxRuntimeCheck; notes: string[] }> {
+    const notes = this.problems;
+    try {
+      let after: LatencySummary | undefined;
+      let prunedAgreement: OutputAgreement | undefined;
+      if (written) {
+        after = await attempt(notes, this.emit, 'time the written file', () => measureOnnxLatency(written, onnxInputShape(pruned), this.config.latency));
+        prunedAgreement = await attempt(notes, this.emit, 'run the written file', () => compareWithOnnxRuntime(pruned, written, this.inputs));
+      }
+      const check: OnnxRuntimeCheck | undefined = this.imported && {
+        ...this.imported, runtime: ONNX_RUNTIME, samples: this.inputs.shape[0], inputs: this.inputsText, ...(prunedAgreement ? { pruned: prunedAgreement } : {}),
+      };
+      const latency = this.before && after ? { before: this.before, after, speedup: speedup(this.before, after) } : undefined;
+      return { latency, check, notes };
+    } finally {
+      this.dispose();
+    }
+  }
+
+  dispose(): void {
+    if (!this.inputs.isDisposed) this.inputs.dispose();
+  }
+}
+
+/** Runs one ONNX Runtime step; a failure becomes a warning and a note, not the session's end. */
+async function attempt<T>(problems: string[], emit: (event: EngineEvent) => void, what: string, run: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await run();
+  } catch (err) {
+    const message = `ONNX Runtime could not ${what}: ${String((err as Error).message ?? err).split('\n')[0]}`;
+    problems.push(message);
+    emit({ type: 'warning', message });
+    return undefined;
+  }
+}
+
+/** One sample's shape as the ONNX graph takes it: [C, H, W] for an image model. */
+function onnxInputShape(model: tf.LayersModel): number[] {
+  return channelsFirstShape([1, ...model.inputs[0].shape.slice(1).map((d) => d ?? 1)]).slice(1);
+}
+
+async function firstBatch<T extends { x: tf.Tensor; y: tf.Tensor }>(batches: AsyncIterable<T>): Promise<T | undefined> {
+  for await (const batch of batches) return batch;
+  return undefined;
 }
 
 function speedup(before: LatencySummary, after: LatencySummary): number {

@@ -1,4 +1,4 @@
-import type { LatencySummary } from '../../../protocol/events.js';
+import { ONNX_RUNTIME, type LatencySummary } from '../../../protocol/events.js';
 
 /**
  * ONNX Runtime (the optional `onnxruntime-node` package) as the deployment runtime's measure:
@@ -25,7 +25,7 @@ export async function onnxRuntime(): Promise<Ort | undefined> {
 }
 
 /** The backend name reports show for ONNX Runtime timings. */
-export const ORT_BACKEND = 'onnxruntime (cpu)';
+export const ORT_BACKEND = ONNX_RUNTIME;
 
 async function open(rt: Ort, model: string | Uint8Array, threads?: number): Promise<Session> {
   const options = { executionProviders: ['cpu'], graphOptimizationLevel: 'all' as const, ...(threads ? { intraOpNumThreads: threads } : {}) };
