@@ -1,6 +1,6 @@
 /**
  * `prunelens` — the PruneLens engine on the command line.
- *   prunelens analyze <model.json|model.keras|model.h5> [--json] [--exclude a,b] [--verify inputs.npy,outputs.npy[,outputs2.npy…]]
+ *   prunelens analyze <model.json|model.keras|model.h5|model.onnx> [--json] [--exclude a,b] [--verify inputs.npy,outputs.npy[,outputs2.npy…]]
  *   prunelens prune <config.prune.json> [--json] [--method m] [--output dir] [--export tfjs] [--dry-run]
  *   prunelens demo [--out dir] [--methods l1,goprune,...] [--quick]
  */
@@ -13,14 +13,14 @@ import {
 } from '../protocol/format.js';
 
 const USAGE = `Usage:
-  prunelens analyze <model.json|model.keras|model.h5> [--json] [--exclude layer1,layer2] [--backend auto|wasm|cpu|tensorflow]
+  prunelens analyze <model.json|model.keras|model.h5|model.onnx> [--json] [--exclude layer1,layer2] [--backend auto|wasm|cpu|tensorflow]
                     [--verify inputs.npy,outputs.npy[,outputs2.npy...]] [--tolerance 1e-4]
   prunelens prune <config.prune.json> [--json] [--method NAME] [--output DIR] [--export tfjs] [--dry-run]
   prunelens demo [--out DIR] [--methods l1,goprune,...] [--quick]
 
 Options:
   --json      machine-readable output (analyze: one JSON object; prune: one JSON event per line)
-  --export tfjs  prune: also write a TF.js layers copy in <output>/tfjs/ (a Keras model is saved as .keras/.h5)
+  --export tfjs  prune: also write a TF.js layers copy in <output>/tfjs/ (a Keras model is saved as .keras/.h5, an ONNX model as .onnx)
   --verify    analyze: run the inputs through the loaded model (inference mode) and compare each output with its
               expected .npy (one per model output, in order); reports the max absolute and max relative difference
               (relative to the largest expected magnitude); exit code 3 when one exceeds --tolerance (default 1e-4)
@@ -122,7 +122,7 @@ async function main(argv: string[]): Promise<number> {
 
 async function analyzeCommand(args: ParsedArgs, json: boolean): Promise<number> {
   const modelPath = args.positional[0];
-  if (!modelPath) throw new UsageError('analyze needs the path of a model: model.json, .keras or .h5');
+  if (!modelPath) throw new UsageError('analyze needs the path of a model: model.json, .keras, .h5 or .onnx');
   const { analyzeModelFile } = await import('../engine/session/analyze.js');
   const exclude = typeof args.flags.get('exclude') === 'string' ? String(args.flags.get('exclude')).split(',') : [];
   const backend = (args.flags.get('backend') as 'auto' | 'wasm' | 'cpu' | 'tensorflow' | undefined) ?? 'cpu';

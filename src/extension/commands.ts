@@ -10,7 +10,7 @@ import { configPathFor, newConfigText, updateConfigText } from './newConfig.js';
 import { askAboutExistingConfig, configuredOutput, pickDataChoice, pickPruneChoices } from './pruneModelFlow.js';
 import type { RunRecord } from './runStore.js';
 
-/** Explorer: "Prune Model…" on a model.json, .keras or .h5 — pick method, target and data, write the config, run it. */
+/** Explorer: "Prune Model…" on a model.json, .keras, .h5 or .onnx — pick method, target and data, write the config, run it. */
 export function pruneModel(ctx: Ctx): Cmd {
   return async (arg?: vscode.Uri) => {
     const model = arg ?? (await pickModel());
@@ -166,15 +166,15 @@ function configArg(arg: vscode.Uri | undefined): vscode.Uri | undefined {
   return undefined;
 }
 
-/** A model.json is named by its folder, a Keras file by its own name. */
+/** A model.json is named by its folder, a Keras or ONNX file by its own name. */
 function modelLabel(modelPath: string): string {
   return path.basename(modelPath) === 'model.json' ? path.basename(path.dirname(modelPath)) : path.basename(modelPath);
 }
 
 async function pickModel(): Promise<vscode.Uri | undefined> {
-  const models = await vscode.workspace.findFiles('**/{*model.json,*.keras,*.h5,*.hdf5}', '**/node_modules/**', 500);
+  const models = await vscode.workspace.findFiles('**/{*model.json,*.keras,*.h5,*.hdf5,*.onnx}', '**/node_modules/**', 500);
   if (models.length === 0) {
-    void vscode.window.showInformationMessage('PruneLens: no model.json, .keras or .h5 file in this workspace. PruneLens works on TF.js layers models and Keras models.');
+    void vscode.window.showInformationMessage('PruneLens: no model.json, .keras, .h5 or .onnx file in this workspace. PruneLens works on TF.js layers models, Keras models and ONNX CNNs.');
     return undefined;
   }
   const picked = await vscode.window.showQuickPick(models.map((uri) => ({ label: vscode.workspace.asRelativePath(uri), uri })), { placeHolder: 'Which model?' });

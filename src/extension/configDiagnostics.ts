@@ -55,7 +55,7 @@ export class ConfigDiagnostics implements vscode.Disposable {
   private readonly generation = new Map<string, number>();
 
   constructor(private readonly capacities: CapacityCache, private readonly log: vscode.LogOutputChannel) {
-    const watcher = vscode.workspace.createFileSystemWatcher('**/{*.prune.json,model.json,*.keras,*.h5,*.hdf5,*.npy}');
+    const watcher = vscode.workspace.createFileSystemWatcher('**/{*.prune.json,model.json,*.keras,*.h5,*.hdf5,*.onnx,*.npy}');
     const onDisk = (uri: vscode.Uri) => (isPruneConfig(uri) ? this.schedule(uri) : this.recheckAll());
     this.disposables.push(
       watcher,

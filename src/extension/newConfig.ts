@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { applyEdits, modify } from 'jsonc-parser/lib/esm/main.js';
 import { isMethodName, methodInfo } from '../protocol/methods.js';
-import { isKerasModelFile } from '../engine/config/index.js';
+import { isKerasModelFile, isOnnxModelFile } from '../engine/config/index.js';
 
 export type TargetChoice = { flopsReduction: number } | { paramsReduction: number } | { channelRatio: number };
 
@@ -89,13 +89,13 @@ export function syntheticClasses(model: ModelShape): number {
 
 /**
  * `<folder>.prune.json` beside `model.json`, `<name>.prune.json` beside `<name>.model.json`, and
- * `<name>.prune.json` beside a Keras `<name>.keras` or `<name>.h5`.
+ * `<name>.prune.json` beside a Keras `<name>.keras` or `<name>.h5` and an ONNX `<name>.onnx`.
  */
 export function configPathFor(modelPath: string): string {
   const dir = path.dirname(modelPath);
   const file = path.basename(modelPath);
   const stem = file === 'model.json' ? path.basename(dir)
-    : isKerasModelFile(file) ? path.basename(file, path.extname(file)) || path.basename(dir)
+    : isKerasModelFile(file) || isOnnxModelFile(file) ? path.basename(file, path.extname(file)) || path.basename(dir)
       : file.replace(/[._-]?model\.json$/i, '') || path.basename(dir);
   return path.join(dir, `${stem}.prune.json`);
 }

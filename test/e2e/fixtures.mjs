@@ -77,6 +77,9 @@ await saveModel(buildTinyCnn([12, 12, 3], 4), join(target, 'rgb'));
 // A Keras 3 model written by real Keras (16×16×3, 5 classes), for Analyze Model and Prune Model… on a .keras file.
 mkdirSync(join(target, 'keras'), { recursive: true });
 copyFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'keras', 'tiny_cnn.keras'), join(target, 'keras', 'tiny_cnn.keras'));
+// An ONNX ResNet exported by real PyTorch (3×32×32 NCHW input, 10 classes), for Analyze Model on an .onnx file.
+mkdirSync(join(target, 'onnx'), { recursive: true });
+copyFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'onnx', 'resnet_tiny.onnx'), join(target, 'onnx', 'resnet_tiny.onnx'));
 
 writeFileSync(join(target, 'tiny.prune.json'), json({
   model: 'tiny/model.json',

@@ -1,7 +1,8 @@
 // End-to-end tests of PruneLens in a real VS Code (code-server) driven by headless Chromium:
 // setup (cached), fixtures, build, the integration suite inside the extension host, then the
 // UI tests through the browser. Prints "N passed, N failed" last; exits non-zero on failure.
-// Options: --integration-only, --ui-only, --skip-build (use dist/ as it is).
+// Options: --integration-only, --ui-only, --skip-build (use dist/ as it is), --grep TEXT (only the UI tests whose
+// titles contain TEXT, after the one that opens the workbench).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +10,8 @@ import * as esbuild from 'esbuild';
 import { E2E_ROOT, REPO, RESULTS_DIR, installFromRepository, launchBrowser, seconds, startCodeServer } from './harness.mjs';
 import { runUiTests } from './ui.mjs';
 
+const grepAt = process.argv.indexOf('--grep');
+const grep = grepAt >= 0 ? process.argv[grepAt + 1] : undefined;
 const only = process.argv.includes('--integration-only') ? 'integration' : process.argv.includes('--ui-only') ? 'ui' : undefined;
 const timings = {};
 const results = [];
@@ -100,7 +103,7 @@ if (only !== 'integration') {
   installFromRepository(server.extensionsDir);
   const browser = await launchBrowser();
   try {
-    results.push(...(await runUiTests({ browser, url: server.url(`folder=${encodeURIComponent(uiWorkspace)}`), workspace: uiWorkspace, resultsDir: RESULTS_DIR })).map((r) => ({ suite: 'ui', ...r })));
+    results.push(...(await runUiTests({ browser, url: server.url(`folder=${encodeURIComponent(uiWorkspace)}`), workspace: uiWorkspace, resultsDir: RESULTS_DIR, grep })).map((r) => ({ suite: 'ui', ...r })));
   } finally {
     await browser.close();
     await server.stop();

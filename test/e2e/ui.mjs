@@ -1,14 +1,18 @@
 // UI tests through the browser: code-server without the smoke-test driver (toasts, menus and
 // quick picks behave as for a user), the extension installed from the repository.
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { REPO } from './harness.mjs';
 
 const SESSION_TIMEOUT = 120000;
 
-export async function runUiTests({ browser, url, workspace, resultsDir }) {
+/** `grep`: run only the tests whose titles contain it (the first, which opens the workbench, always runs). */
+export async function runUiTests({ browser, url, workspace, resultsDir, grep }) {
   const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
   const results = [];
   const test = async (title, body) => {
+    if (grep && results.length > 0 && !title.includes(grep)) return;
     const started = Date.now();
     try {
       await body();
@@ -169,6 +173,40 @@ export async function runUiTests({ browser, url, workspace, resultsDir }) {
     console.log(`  ui: tiny_cnn.keras: ${groups} groups, ${channels} channels, ${prunability}`);
     await page.waitForTimeout(800);
     await page.screenshot({ path: join(resultsDir, 'analyze-keras.png') });
+  });
+
+  await test('Analyze Model on an .onnx file from the explorer shows its channel groups in the panel', async () => {
+    const modelPath = join(workspace, 'onnx', 'resnet_tiny.onnx');
+    // What the engine finds in the same file, through the CLI built from the same sources.
+    const cli = spawnSync(process.execPath, [join(REPO, 'dist', 'cli.js'), 'analyze', modelPath, '--json'], { encoding: 'utf8' });
+    if (cli.status !== 0) throw new Error(`prunelens analyze resnet_tiny.onnx: exit ${cli.status}: ${cli.stderr.split('\n')[0]}`);
+    const expected = JSON.parse(cli.stdout);
+    const expectedChannels = expected.groups.reduce((n, g) => n + g.channels, 0);
+    if (expected.groups.length === 0) throw new Error('the engine finds no prunable group in resnet_tiny.onnx');
+    await runCommand(page, 'View: Show Explorer');
+    const model = await revealInFolder(page, 'onnx', 'resnet_tiny.onnx');
+    await model.click({ button: 'right' });
+    await chooseMenuItem(page, 'Analyze Model');
+    const card = panelFrame(page).locator('[data-testid="analysis-card"]');
+    await card.locator('[data-testid="prunability"]').waitFor({ timeout: 60000 });
+    // The card follows the latest analysis: wait until it is this model's.
+    await card.locator('.card-title', { hasText: expected.modelName }).waitFor({ timeout: 60000 });
+    const metric = async (id) => (await card.locator(`[data-metric="${id}"] .metric-after`).innerText()).trim();
+    const groups = await metric('groups');
+    const channels = await metric('channels');
+    const prunability = (await card.locator('[data-testid="prunability"]').innerText()).trim();
+    if (groups !== String(expected.groups.length) || channels !== String(expectedChannels)) {
+      throw new Error(`analysis of resnet_tiny.onnx in the panel: ${groups} groups, ${channels} channels (${prunability}); the CLI: ${expected.groups.length} groups, ${expectedChannels} channels`);
+    }
+    // Every layer with weights in the panel's list, with the status the engine gives it (prunable and coupled ones carry a group).
+    const list = panelFrame(page).locator('[data-testid="layer-list"] li[data-layer]');
+    await list.first().waitFor({ timeout: 30000 });
+    const shown = await list.evaluateAll((items) => items.map((li) => `${li.getAttribute('data-layer')}:${li.getAttribute('data-status')}`));
+    const engine = expected.layers.filter((l) => l.params > 0).map((l) => `${l.name}:${l.status}`);
+    if (JSON.stringify(shown) !== JSON.stringify(engine)) throw new Error(`layer list of resnet_tiny.onnx: ${JSON.stringify(shown)}; the CLI: ${JSON.stringify(engine)}`);
+    console.log(`  ui: resnet_tiny.onnx: ${groups} groups, ${channels} channels, ${prunability}`);
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: join(resultsDir, 'analyze-onnx.png') });
   });
 
   await test('Prune Model… on a .keras file from the explorer writes a pruned .keras beside its report', async () => {

@@ -87,3 +87,28 @@ test('a Keras file that is not a model is one line on the model field', async ()
     assert.doesNotMatch(problems[0].message, /\n/);
   }
 });
+
+test('a config pointing at an ONNX model checks .npy samples against its NCHW input; a wrong size is one line on data.x', async () => {
+  const ws = await makeWorkspace();
+  copyFileSync(join('test', 'fixtures', 'onnx', 'resnet_tiny.onnx'), join(ws.dir, 'resnet_tiny.onnx'));
+  writeNpy(join(ws.dir, 'y.npy'), [8]);
+  const config = { ...base, model: './resnet_tiny.onnx', data: { format: 'npy', x: 'x.npy', y: 'y.npy' } };
+  const path = join(ws.dir, 'resnet_tiny.prune.json');
+  writeNpy(join(ws.dir, 'x.npy'), [8, 3, 32, 32]);
+  assert.deepEqual(await checkConfigText(JSON.stringify(config), path), [], 'NCHW [N, 3, 32, 32] samples fit the graph input [batch, 3, 32, 32]');
+  writeNpy(join(ws.dir, 'x.npy'), [8, 3, 28, 28]);
+  const wrong = await checkConfigText(JSON.stringify(config), path);
+  assert.deepEqual(wrong.map((c) => c.path.join('.')), ['data.x']);
+  assert.equal(wrong[0].message, 'The samples in x.npy are shaped [3, 28, 28] (array [8, 3, 28, 28]) but the model input is [3, 32, 32] (NCHW, as the ONNX graph takes it).');
+  const mnist = await checkConfigText(JSON.stringify({ ...config, data: { format: 'builtin', name: 'mnist' } }), path);
+  assert.deepEqual(mnist.map((c) => c.path.join('.')), ['data.name'], 'MNIST does not fit a 3×32×32 input');
+});
+
+test('an .onnx file that is not an ONNX model is one line on the model field', async () => {
+  const ws = await makeWorkspace();
+  writeFileSync(join(ws.dir, 'broken.onnx'), 'not a protobuf message at all');
+  const problems = await checkConfigText(JSON.stringify({ ...base, model: 'broken.onnx' }), join(ws.dir, 'x.prune.json'));
+  assert.deepEqual(problems.map((c) => c.path.join('.')), ['model']);
+  assert.match(problems[0].message, /^The model file is not a readable ONNX model: is not an ONNX model .*torch\.onnx\.export/);
+  assert.doesNotMatch(problems[0].message, /\n/);
+});

@@ -147,3 +147,20 @@ test('Prune Model… on a Keras file writes <name>.prune.json beside it, and its
     assert.deepEqual(await checkConfigText(text, configPath), [], 'the editor reads the Keras model the config points at');
   }
 });
+
+test('Prune Model… on an ONNX file writes <name>.prune.json beside it, and its data step reads the runtime input shape from the graph', async () => {
+  const ws = await makeWorkspace();
+  const modelPath = join(ws.dir, 'onnx', 'resnet_tiny.onnx');
+  mkdirSync(join(ws.dir, 'onnx'), { recursive: true });
+  copyFileSync(join('test', 'fixtures', 'onnx', 'resnet_tiny.onnx'), modelPath);
+  const configPath = configPathFor(modelPath);
+  assert.equal(configPath, join(ws.dir, 'onnx', 'resnet_tiny.prune.json'));
+  const shape = { inputShape: await readModelInputShape(modelPath), classes: await readModelOutputUnits(modelPath) };
+  assert.deepEqual(shape, { inputShape: [32, 32, 3], classes: 10 }, 'the graph input [batch, 3, 32, 32] as the NHWC runtime model takes it; output [batch, 10]');
+  assert.deepEqual(kinds(dataOptions(shape, 'l1', { fashionMnist: false })), ['imagefolder', 'npy', 'none', 'synthetic'], 'no MNIST for a 32×32×3 model');
+  const text = newConfigText(modelPath, { method: 'l1', target: { flopsReduction: 0.3 }, data: { kind: 'synthetic', classes: syntheticClasses(shape) } });
+  assert.equal(JSON.parse(text).model, './resnet_tiny.onnx');
+  writeFileSync(configPath, text);
+  assert.equal(loadConfig(configPath).model, modelPath);
+  assert.deepEqual(await checkConfigText(text, configPath), [], 'the editor reads the ONNX model the config points at');
+});

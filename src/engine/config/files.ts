@@ -2,8 +2,9 @@
  * Checks of what a config's paths point at, which its JSON schema cannot express: the model file,
  * an output folder that would overwrite it, data files and whether their samples fit the model
  * input. `loadConfig` applies the model and output checks; the editor's diagnostics apply them all.
- * Loads no tfjs: a model's input shape comes from its model.json topology or its Keras file's model
- * config (io/keras/model-config.ts), an .npy array's shape from its header.
+ * Loads no tfjs: a model's input shape comes from its model.json topology, its Keras file's model
+ * config (io/keras/model-config.ts) or its ONNX graph's input (io/onnx/model-info.ts), an .npy
+ * array's shape from its header.
  */
 import { statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { readNpyHeader } from '../data/npy.js';
 import { sampleShapeFits } from '../data/shapes.js';
 import { outputFolderProblem } from '../io/paths.js';
 import { isKerasModelFile, readKerasModelConfig } from '../io/keras/model-config.js';
+import { isOnnxModelFile, readOnnxModelInfo } from '../io/onnx/model-info.js';
 
 export interface ConfigProblem {
   /** What is wrong, in the engine's words (lower case, no full stop). */
@@ -29,7 +31,7 @@ export interface ConfigProblem {
 export function modelPathProblem(model: string, configFile: string): ConfigProblem | undefined {
   const resolved = resolve(dirname(configFile), model);
   const info = statSync(resolved, { throwIfNoEntry: false });
-  if (!info) return { path: ['model'], severity: 'error', message: `model file not found: ${model} (looked for ${resolved})`, fix: 'Point "model" at a TF.js model.json or a Keras .keras or .h5 file, relative to this config' };
+  if (!info) return { path: ['model'], severity: 'error', message: `model file not found: ${model} (looked for ${resolved})`, fix: 'Point "model" at a TF.js model.json, a Keras .keras or .h5 file or an ONNX .onnx file, relative to this config' };
   if (info.isDirectory()) return { path: ['model'], severity: 'error', message: `"${model}" is a folder`, fix: 'Point "model" at the model.json file inside it' };
   return undefined;
 }
@@ -52,17 +54,17 @@ export async function checkConfigFiles(raw: Record<string, unknown>, configFile:
     const outputProblem = outputPathProblem(model, raw.output, configFile);
     if (outputProblem) problems.push(outputProblem);
   }
-  let inputShape: (number | null)[] | undefined;
+  let input: ModelInput | undefined;
   if (model !== undefined && !modelProblem) {
     try {
-      inputShape = await readModelInputShape(at(model));
+      input = await readModelInput(at(model));
     } catch (err) {
-      const what = isKerasModelFile(model) ? 'Keras model' : 'TF.js model.json';
+      const what = isKerasModelFile(model) ? 'Keras model' : isOnnxModelFile(model) ? 'ONNX model' : 'TF.js model.json';
       problems.push({ path: ['model'], severity: 'error', message: `the model file is not a readable ${what}: ${problemText(err)}`, ...(err instanceof UserError && err.fix ? { fix: err.fix } : {}) });
     }
   }
   const data = raw.data;
-  if (data && typeof data === 'object' && !Array.isArray(data)) problems.push(...(await checkDataFiles(data as Record<string, unknown>, at, inputShape)));
+  if (data && typeof data === 'object' && !Array.isArray(data)) problems.push(...(await checkDataFiles(data as Record<string, unknown>, at, input)));
   return problems;
 }
 
@@ -76,7 +78,33 @@ function problemText(err: unknown): string {
   return text;
 }
 
-async function checkDataFiles(data: Record<string, unknown>, at: (p: string) => string, inputShape: (number | null)[] | undefined): Promise<ConfigProblem[]> {
+/**
+ * What a model takes: its runtime input shape (NHWC for images), and the shape its .npy samples come in: the
+ * same, except for an ONNX image model, whose data holds samples as the graph takes them, NCHW (the session
+ * transposes them once at load).
+ */
+interface ModelInput {
+  shape: (number | null)[] | undefined;
+  nchw?: (number | null)[];
+}
+
+async function readModelInput(modelPath: string): Promise<ModelInput> {
+  if (!isOnnxModelFile(modelPath)) return { shape: await readModelInputShape(modelPath) };
+  const info = await readOnnxModelInfo(modelPath);
+  return { shape: info.runtimeInputShape, ...(info.input.shape.length === 3 ? { nchw: info.input.shape } : {}) };
+}
+
+function samplesFit(sample: number[], input: ModelInput): boolean {
+  const shape = input.nchw ?? input.shape;
+  return shape === undefined || sampleShapeFits(sample, shape);
+}
+
+function describeInput(input: ModelInput): string {
+  return input.nchw ? `${formatShape(input.nchw)} (NCHW, as the ONNX graph takes it)` : formatShape(input.shape!);
+}
+
+async function checkDataFiles(data: Record<string, unknown>, at: (p: string) => string, input: ModelInput | undefined): Promise<ConfigProblem[]> {
+  const inputShape = input?.shape;
   const problems: ConfigProblem[] = [];
   const problem = (field: string, message: string) => problems.push({ path: ['data', field], severity: 'error', message });
   if (data.format === 'builtin' && (data.name === 'mnist' || data.name === 'fashion-mnist')) {
@@ -90,8 +118,8 @@ async function checkDataFiles(data: Record<string, unknown>, at: (p: string) => 
         problem(field, err.code === 'ENOENT' ? `data file not found: ${file}` : `cannot read ${file}: ${err.message}`);
         return undefined;
       });
-      if (shape && inputShape && !sampleShapeFits(shape.slice(1), inputShape)) {
-        problem(field, `the samples in ${file} are shaped ${formatShape(shape.slice(1))} (array ${formatShape(shape)}) but the model input is ${formatShape(inputShape)}`);
+      if (shape && input && inputShape && !samplesFit(shape.slice(1), input)) {
+        problem(field, `the samples in ${file} are shaped ${formatShape(shape.slice(1))} (array ${formatShape(shape)}) but the model input is ${describeInput(input)}`);
       }
     }
     for (const field of ['y', 'yVal'] as const) {
@@ -119,8 +147,12 @@ async function readTopology(modelPath: string): Promise<unknown> {
   return json.modelTopology;
 }
 
-/** Input shape without the batch dimension, e.g. [28, 28, 1]; undefined when not found. Reads model.json, .keras and .h5. */
+/**
+ * Input shape without the batch dimension, e.g. [28, 28, 1]; undefined when not found. Reads model.json, .keras, .h5
+ * and .onnx (as the runtime model takes it: an NCHW [3, 32, 32] graph input is [32, 32, 3]).
+ */
 export async function readModelInputShape(modelPath: string): Promise<(number | null)[] | undefined> {
+  if (isOnnxModelFile(modelPath)) return (await readOnnxModelInfo(modelPath)).runtimeInputShape;
   const topology = await readTopology(modelPath);
   for (const layer of layersOf(topology)) {
     const c = layer.config ?? {};
@@ -136,8 +168,12 @@ export async function readModelInputShape(modelPath: string): Promise<(number | 
   return Array.isArray(built) ? (built as (number | null)[]).slice(1) : undefined;
 }
 
-/** Number of output units of the model's last layer (classes, for a classifier). Reads model.json, .keras and .h5. */
+/** Number of output units of the model's last layer (classes, for a classifier). Reads model.json, .keras, .h5 and .onnx. */
 export async function readModelOutputUnits(modelPath: string): Promise<number | undefined> {
+  if (isOnnxModelFile(modelPath)) {
+    const units = (await readOnnxModelInfo(modelPath)).outputs.find((o) => o.shape.length === 1)?.shape[0];
+    return typeof units === 'number' ? units : undefined;
+  }
   const layers = layersOf(await readTopology(modelPath));
   for (let i = layers.length - 1; i >= 0; i--) {
     const units = (layers[i].config as { units?: unknown } | undefined)?.units;
