@@ -323,6 +323,8 @@ const ENTRIES: LayerSpec[] = [
   channelwise('ZeroPadding1D', 'padding', { spatialRank: 1 }), channelwise('ZeroPadding2D', 'padding', { spatialRank: 2 }),
   channelwise('Cropping1D', 'cropping', { spatialRank: 1 }), channelwise('Cropping2D', 'cropping', { spatialRank: 2 }),
   channelwise('UpSampling1D', 'upsampling', { spatialRank: 1 }), channelwise('UpSampling2D', 'upsampling', { spatialRank: 2 }),
+  // ONNX pooling with explicit pads, ceil_mode or count_include_pad 0 (registered by io/onnx): max pads with −∞, so a zero channel stays zero.
+  channelwise('OnnxPool2D', 'pooling', { spatialRank: 2 }),
   channelwise('Rescaling', 'preprocessing', { zeroPreserving: (c) => !c.offset }),
   channelwise('CenterCrop', 'preprocessing'), channelwise('Resizing', 'preprocessing'),
 
