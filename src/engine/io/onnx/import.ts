@@ -460,12 +460,15 @@ class Importer {
     const pads = this.padsOf([x.shape[1], x.shape[2]], kernel, strides, dilations);
     const countIncludePad = this.int('count_include_pad', 0) === 1;
     // ceil_mode adds the rows and columns a last, partial window reaches (which must start inside the input or its left pad).
+    // ONNX Runtime never counts them in an average's divisor, not even with count_include_pad.
+    const ceilExtra: [number, number] = [0, 0];
     if (this.int('ceil_mode', 0) === 1) {
       for (const i of [0, 1] as const) {
         const span = x.shape[i + 1] + pads[i] + pads[i + 2] - kernel[i];
         let out = Math.ceil(span / strides[i]) + 1;
         if ((out - 1) * strides[i] >= x.shape[i + 1] + pads[i]) out--;
-        pads[i + 2] += Math.max((out - 1) * strides[i] + kernel[i] - (x.shape[i + 1] + pads[i] + pads[i + 2]), 0);
+        ceilExtra[i] = Math.max((out - 1) * strides[i] + kernel[i] - (x.shape[i + 1] + pads[i] + pads[i + 2]), 0);
+        pads[i + 2] += ceilExtra[i];
       }
     }
     const outSize = (i: 0 | 1) => Math.floor((x.shape[i + 1] + pads[i] + pads[i + 2] - kernel[i]) / strides[i]) + 1;
@@ -473,11 +476,14 @@ class Importer {
     const builtIn = mode === 'max' ? 'MaxPooling2D' : 'AveragePooling2D';
     const options = { pool_size: kernel, strides, data_format: 'channels_last' };
     if (pads.every((p) => p === 0)) return this.setOutput(0, this.addLayer(builtIn, { ...options, padding: 'valid' }, [x], shape));
-    if (mode === 'avg' && countIncludePad) {
-      const { input } = this.padded(x, pads, kernel, strides, dilations);
+    if (mode === 'avg' && countIncludePad && ceilExtra.every((e) => e === 0)) {
+      // Zeros counted in the divisor: explicit zero padding, then a valid average ('same' would leave the padding out of the count).
+      const paddedShape = [x.shape[0], x.shape[1] + pads[0] + pads[2], x.shape[2] + pads[1] + pads[3]];
+      const input = this.addLayer('ZeroPadding2D', { padding: [[pads[0], pads[2]], [pads[1], pads[3]]], data_format: 'channels_last' }, [x], paddedShape, '_pad');
       return this.setOutput(0, this.addLayer(builtIn, { ...options, padding: 'valid' }, [input], shape));
     }
-    this.setOutput(0, this.addLayer('OnnxPool2D', { mode, pool_size: kernel, strides, pads, count_include_pad: countIncludePad }, [x], shape));
+    const config = { mode, pool_size: kernel, strides, pads, count_include_pad: countIncludePad, ...(ceilExtra.some((e) => e > 0) ? { ceil_extra: ceilExtra } : {}) };
+    this.setOutput(0, this.addLayer('OnnxPool2D', config, [x], shape));
   }
 
   /** ONNX keeps [C, 1, 1]; TF.js' global pooling drops the unit axes, so a Reshape puts them back. */

@@ -14,6 +14,8 @@ export interface OnnxPoolConfig extends tf.serialization.ConfigDict {
   pads: [number, number, number, number];
   /** Average: whether padded positions count in the divisor (ONNX count_include_pad). */
   count_include_pad: boolean;
+  /** ceil_mode's extra [bottom, right] rows and columns (part of `pads`), never counted in an average's divisor; [0, 0] when absent. */
+  ceil_extra: [number, number];
 }
 
 export class OnnxPool2D extends tf.layers.Layer {
@@ -30,6 +32,7 @@ export class OnnxPool2D extends tf.layers.Layer {
       strides: args.strides,
       pads: args.pads,
       count_include_pad: Boolean(a.count_include_pad ?? a.countIncludePad),
+      ceil_extra: (a.ceil_extra ?? a.ceilExtra ?? [0, 0]) as [number, number],
     };
   }
 
@@ -44,9 +47,14 @@ export class OnnxPool2D extends tf.layers.Layer {
       const { mode, pool_size: size, strides, count_include_pad: countPad } = this.settings;
       if (mode === 'max') return tf.maxPool(this.padded(x, -Infinity), size, strides, 'valid');
       const sum = tf.mul(tf.avgPool(this.padded(x, 0), size, strides, 'valid'), size[0] * size[1]);
-      if (countPad) return tf.div(sum, size[0] * size[1]);
-      const ones = tf.ones([1, x.shape[1], x.shape[2], 1]) as tf.Tensor4D;
-      const counts = tf.mul(tf.avgPool(this.padded(ones, 0), size, strides, 'valid'), size[0] * size[1]);
+      const [top, left, bottom, right] = this.settings.pads;
+      const [extraBottom, extraRight] = this.settings.ceil_extra;
+      if (countPad && extraBottom === 0 && extraRight === 0) return tf.div(sum, size[0] * size[1]);
+      // The divisor counts input positions, plus the explicit pads when count_include_pad is set; never ceil_mode's extra rows.
+      const counted = countPad
+        ? tf.pad(tf.ones([1, x.shape[1] + top + bottom - extraBottom, x.shape[2] + left + right - extraRight, 1]), [[0, 0], [0, extraBottom], [0, extraRight], [0, 0]])
+        : this.padded(tf.ones([1, x.shape[1], x.shape[2], 1]) as tf.Tensor4D, 0);
+      const counts = tf.mul(tf.avgPool(counted as tf.Tensor4D, size, strides, 'valid'), size[0] * size[1]);
       return tf.div(sum, counts);
     });
   }
