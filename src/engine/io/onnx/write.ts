@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { UserError } from '../../errors.js';
 import {
   decodeModel, encodeModel, ExternalData, floatTensor, int64Tensor, sameTensorData, tensorDims, tensorValues, toNumber,
-  type OnnxModel, type OnnxNode, type OnnxTensor,
+  type OnnxAttribute, type OnnxModel, type OnnxNode, type OnnxTensor,
 } from './proto.js';
 import { toOnnxLayout } from './import.js';
 import type { OnnxSerialization } from './record.js';
@@ -19,16 +19,65 @@ function shortName(weight: tf.LayerVariable): string {
   return weight.originalName.slice(weight.originalName.lastIndexOf('/') + 1);
 }
 
-/** Why the pruned model cannot be written into the original graph, or undefined when it can. */
-export function onnxWriteProblem(pruned: tf.LayersModel, onnx: OnnxSerialization): string | undefined {
+/**
+ * A runtime layer a method replaced by several (DSP's per-group convolutions: optional 1×1
+ * selections, the group convolutions, their concatenation and an optional 1×1 scatter). The
+ * replacement's layers are named after the layer they replace (`<layer>_…`) and read what it read.
+ */
+interface Replacement {
+  /** The replaced runtime layer and the Conv node it came from. */
+  layer: string;
+  node: number;
+  /** The new layers, in the pruned model's (topological) order; the last one gives the replaced output. */
+  members: tf.layers.Layer[];
+  sink: string;
+}
+
+const POINTWISE_CONV = 'Conv2D';
+const CONCAT = 'Concatenate';
+
+function inboundNames(layer: tf.layers.Layer): string[] {
+  return layer.inboundNodes[0]?.inboundLayers.map((l) => l.name) ?? [];
+}
+
+/** The replacements in the pruned model, or why it cannot be written into the graph. */
+function findReplacements(pruned: tf.LayersModel, onnx: OnnxSerialization): { replacements: Replacement[]; problem?: string } {
   const names = new Set(pruned.layers.map((l) => l.name));
   const imported = new Set(onnx.layers);
-  const added = pruned.layers.filter((l) => !imported.has(l.name)).map((l) => l.name);
+  const missing = onnx.layers.filter((n) => !names.has(n));
+  const added = pruned.layers.filter((l) => !imported.has(l.name));
+  const replacements: Replacement[] = [];
+  const owner = new Map<string, string>();
+  for (const layer of added) {
+    // The longest replaced name that prefixes it (conv1_x_g0 belongs to conv1_x, not conv1).
+    const match = missing.filter((m) => layer.name.startsWith(`${m}_`)).sort((a, b) => b.length - a.length)[0];
+    if (!match) return { replacements, problem: `the pruned model has a layer the ONNX graph does not (${layer.name})` };
+    owner.set(layer.name, match);
+  }
+  for (const layer of missing) {
+    const kernel = onnx.weights.find((w) => w.layer === layer && w.weight === 'kernel' && w.layout === 'conv');
+    const members = added.filter((l) => owner.get(l.name) === layer);
+    if (!kernel || members.length === 0) return { replacements, problem: `layer "${layer}" is gone from the pruned model` };
+    const inside = new Set(members.map((m) => m.name));
+    const sinks = members.filter((m) => m.outboundNodes.length === 0 || m.outboundNodes.some((n) => !inside.has(n.outboundLayer.name)));
+    const outside = new Set(members.flatMap((m) => inboundNames(m).filter((n) => !inside.has(n))));
+    if (sinks.length !== 1 || outside.size !== 1) return { replacements, problem: `the layers replacing "${layer}" do not read one input and give one output` };
+    const odd = members.find((m) => ![POINTWISE_CONV, CONCAT].includes(m.getClassName()) || (m.getConfig().activation ?? 'linear') !== 'linear');
+    if (odd) return { replacements, problem: `layer "${odd.name}" (${odd.getClassName()}) has no ONNX node PruneLens writes` };
+    replacements.push({ layer, node: kernel.node, members, sink: sinks[0].name });
+  }
+  return { replacements };
+}
+
+/** Why the pruned model cannot be written into the original graph, or undefined when it can. */
+export function onnxWriteProblem(pruned: tf.LayersModel, onnx: OnnxSerialization): string | undefined {
+  const { replacements, problem } = findReplacements(pruned, onnx);
+  if (problem) return problem;
+  const replaced = new Set(replacements.map((r) => r.layer));
   for (const w of onnx.weights) {
-    if (!names.has(w.layer)) return `layer "${w.layer}" is gone from the pruned model`;
+    if (replaced.has(w.layer)) continue;
     if (!pruned.getLayer(w.layer).weights.some((v) => shortName(v) === w.weight)) return `layer "${w.layer}" no longer has its ${w.weight}`;
   }
-  if (added.length > 0) return `the pruned model has layers the ONNX graph does not (${added.slice(0, 3).join(', ')}${added.length > 3 ? ', …' : ''})`;
   return undefined;
 }
 
@@ -59,6 +108,14 @@ class Sources {
     }
   }
 
+  /** A tensor name the graph does not use yet. */
+  freshName(base: string): string {
+    let name = base;
+    for (let k = 1; this.names.has(name); k++) name = `${base}_${k}`;
+    this.names.add(name);
+    return name;
+  }
+
   original(source: string): OnnxTensor {
     const t = this.current.get(source);
     if (!t) throw new UserError(`the graph no longer holds "${source}"`, { file: this.file, fix: 'Prune the original model file, not a modified copy' });
@@ -81,9 +138,7 @@ class Sources {
     }
     const graph = this.model.graph!;
     if (this.written.has(source)) {
-      let name = `${source}_pruned`;
-      for (let k = 1; this.names.has(name); k++) name = `${source}_pruned_${k}`;
-      this.names.add(name);
+      const name = this.freshName(`${source}_pruned`);
       tensor.name = name;
       graph.initializer.push(tensor);
       graph.node[nodeIndex].input[input] = name;
@@ -115,7 +170,12 @@ export async function encodeOnnxModel(pruned: tf.LayersModel, onnx: OnnxSerializ
   await external.preload(model.graph!.initializer);
   // Every rewritten initializer is written inline; external ones that keep their values stay external.
   const sources = new Sources(model, originalPath, external);
+  const { replacements } = findReplacements(pruned, onnx);
+  const replacedBy = new Map(replacements.map((r) => [r.layer, r.sink]));
+  // A layer a method replaced gives its output through the replacement's last layer.
+  const outputLayer = (name: string) => pruned.getLayer(replacedBy.get(name) ?? name);
   for (const w of onnx.weights) {
+    if (replacedBy.has(w.layer)) continue;
     const variable = pruned.getLayer(w.layer).weights.find((v) => shortName(v) === w.weight)!;
     const values = variable.read().dataSync() as Float32Array;
     const converted = toOnnxLayout(values, variable.shape as number[], w.layout, w.flattened, w.scale);
@@ -133,14 +193,70 @@ export async function encodeOnnxModel(pruned: tf.LayersModel, onnx: OnnxSerializ
   for (const c of onnx.shapeConstants) {
     const original = sources.original(c.source);
     const values = Array.from(sources.values(original), Number);
-    values[c.index] = lastDim(pruned.getLayer(c.layer).outputShape) * c.positions;
+    values[c.index] = lastDim(outputLayer(c.layer).outputShape) * c.positions;
     sources.write(c.node, 1, c.source, int64Tensor(c.source, tensorDims(original), values));
   }
   for (const info of graph.value_info) {
     const layer = onnx.tensorLayers[info.name];
     const dims = info.type?.tensor_type?.shape?.dim;
     if (!layer || !dims || dims.length < 2 || dims[1].dim_value === undefined || toNumber(dims[1].dim_value) === 0) continue;
-    dims[1].dim_value = lastDim(pruned.getLayer(layer).outputShape);
+    dims[1].dim_value = lastDim(outputLayer(layer).outputShape);
   }
+  // Last, as it changes node indices: from the highest node down.
+  for (const r of [...replacements].sort((a, b) => b.node - a.node)) writeReplacement(model, r, sources);
   return encodeModel(model);
+}
+
+function intsAttribute(name: string, values: number[]): OnnxAttribute {
+  return { name, type: ATTRIBUTE_INTS, ints: values };
+}
+
+const ATTRIBUTE_INT = 2;
+const ATTRIBUTE_INTS = 7;
+
+/**
+ * Replaces a Conv node by the nodes of its replacement: 1×1 convolutions for the channel
+ * selections and scatter, convolutions with the node's own geometry (kernel, strides, pads,
+ * dilations) for the groups, a Concat for their outputs. The last node writes the node's output
+ * tensor, so everything downstream reads it as before; the node's own weights go when unused.
+ */
+function writeReplacement(model: OnnxModel, r: Replacement, sources: Sources): void {
+  const graph = model.graph!;
+  const original = graph.node[r.node];
+  const [input, weightName, biasName] = original.input;
+  const base = original.name || `${original.op_type}_${r.node}`;
+  const suffix = (layer: tf.layers.Layer) => layer.name.slice(r.layer.length);
+  const tensorOf = new Map<string, string>();
+  const nodes: OnnxNode[] = [];
+  const [, , kh, kw] = tensorDims(sources.original(weightName));
+  const nodeStrides = original.attribute.find((a) => a.name === 'strides')?.ints?.map(toNumber) ?? [1, 1];
+  for (const member of r.members) {
+    const output = member.name === r.sink ? original.output[0] : sources.freshName(`${original.output[0]}${suffix(member)}`);
+    tensorOf.set(member.name, output);
+    const inputs = inboundNames(member).map((n) => tensorOf.get(n) ?? input);
+    const name = `${base}${suffix(member)}`;
+    if (member.getClassName() === CONCAT) {
+      nodes.push({ name, op_type: 'Concat', input: inputs, output: [output], attribute: [{ name: 'axis', type: ATTRIBUTE_INT, i: 1 }] });
+      continue;
+    }
+    const [kernel, bias] = member.weights;
+    const shape = kernel.shape as number[];
+    const converted = toOnnxLayout(kernel.read().dataSync() as Float32Array, shape, 'conv');
+    const weight = sources.freshName(`${weightName}${suffix(member)}`);
+    graph.initializer.push(floatTensor(weight, converted.dims, converted.values));
+    const nodeInputs = [inputs[0], weight];
+    if (bias) {
+      const biasTensor = sources.freshName(`${biasName ?? weightName}${suffix(member)}`);
+      graph.initializer.push(floatTensor(biasTensor, [shape[3]], bias.read().dataSync() as Float32Array));
+      nodeInputs.push(biasTensor);
+    }
+    // A group convolution keeps the node's geometry; selections and the scatter are plain 1×1 convolutions.
+    const strides = (member.getConfig().strides as number[] | undefined) ?? [1, 1];
+    const geometry = shape[0] === kh && shape[1] === kw && strides.join() === nodeStrides.join();
+    const attribute = geometry ? original.attribute.filter((a) => a.name !== 'group') : [intsAttribute('kernel_shape', [1, 1])];
+    nodes.push({ name, op_type: 'Conv', input: nodeInputs, output: [output], attribute });
+  }
+  graph.node.splice(r.node, 1, ...nodes);
+  const used = new Set(graph.node.flatMap((n) => n.input));
+  graph.initializer = graph.initializer.filter((t) => used.has(t.name!) || graph.output.some((o) => o.name === t.name));
 }
