@@ -73,3 +73,25 @@ export class OnnxPool2D extends tf.layers.Layer {
 }
 
 tf.serialization.registerClass(OnnxPool2D);
+
+/**
+ * ONNX Sub of two activations (Keras' Subtract, which the layer registry names): TF.js has Add
+ * and Multiply layers but no subtraction. Shapes broadcast as in ONNX.
+ */
+export class Subtract extends tf.layers.Layer {
+  static readonly className = 'Subtract';
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const [a, b] = inputs as tf.Tensor[];
+      return tf.sub(a, b);
+    });
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    const [a, b] = inputShape as tf.Shape[];
+    return a.map((d, i) => (d === null || b[i] === null ? (d === 1 ? b[i] : d) : Math.max(d, b[i] as number)));
+  }
+}
+
+tf.serialization.registerClass(Subtract);
