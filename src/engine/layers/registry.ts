@@ -215,6 +215,13 @@ const reshapeTarget = (config: Record<string, unknown>): number[] | undefined =>
   return Array.isArray(target) ? (target as number[]) : undefined;
 };
 
+/** An ONNX node imported without its computation (io/onnx's OnnxOpaque): the reason names the node and its op type. */
+function wireOpaque(call: LayerCall, wiring: ChannelWiring): void {
+  const node = String(call.config.node ?? call.name);
+  const opType = String(call.config.op_type ?? call.config.opType ?? 'unknown op');
+  blockCall(call, wiring, `node "${node}" (${opType}) is not supported, so the channels it touches are kept`);
+}
+
 function wireBlocked(call: LayerCall, wiring: ChannelWiring): void {
   blockCall(call, wiring, unsupportedReason(call.name, call.className));
 }
@@ -347,6 +354,8 @@ const ENTRIES: LayerSpec[] = [
     },
   }),
   blocked('Permute', 'reshape', 'moves the channel axis'),
+  // An ONNX node PruneLens cannot compute, kept in the graph so analysis works around it (registered by io/onnx).
+  { ...blocked('OnnxOpaque', 'opaque', 'its ONNX op is not supported'), wire: wireOpaque },
   blocked('Embedding', 'embedding', 'its output channels are table columns read by index'),
   blocked('LSTM', 'recurrent', 'its gates mix every unit'),
   blocked('GRU', 'recurrent', 'its gates mix every unit'),

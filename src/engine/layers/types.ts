@@ -30,7 +30,7 @@ export type LayerOp =
   | 'input' | 'conv' | 'separable-conv' | 'depthwise-conv' | 'transposed-conv' | 'dense'
   | 'batch-norm' | 'layer-norm' | 'prelu' | 'relu' | 'activation' | 'softmax' | 'elementwise-activation'
   | 'pooling' | 'global-pooling' | 'padding' | 'cropping' | 'upsampling' | 'dropout' | 'noise' | 'preprocessing'
-  | 'add' | 'multiply' | 'average' | 'maximum' | 'minimum' | 'subtract' | 'concat' | 'flatten' | 'reshape' | 'embedding' | 'recurrent';
+  | 'add' | 'multiply' | 'average' | 'maximum' | 'minimum' | 'subtract' | 'concat' | 'flatten' | 'reshape' | 'embedding' | 'recurrent' | 'opaque';
 
 /** A symbolic tensor between layers, as the channel graph sees it. */
 export interface ChannelTensor {

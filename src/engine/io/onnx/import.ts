@@ -46,6 +46,16 @@ export const SUPPORTED_ONNX_OPS = [
   'Constant', 'Identity', 'Dropout', 'Softmax',
 ] as const;
 
+/**
+ * Ops whose output has their input's shape (element-wise, or per-channel parameters). One this
+ * importer does not map still imports, as an opaque layer, without value_info for its output.
+ */
+const SHAPE_KEEPING_OPS = new Set([
+  'Abs', 'Neg', 'Floor', 'Ceil', 'Round', 'Sign', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Erf', 'Sin', 'Cos', 'Tan', 'Asin', 'Acos', 'Atan',
+  'Sinh', 'Cosh', 'Asinh', 'Acosh', 'Atanh', 'Softplus', 'Softsign', 'Elu', 'Selu', 'Celu', 'ThresholdedRelu', 'Mish', 'Gelu', 'Shrink',
+  'IsNaN', 'IsInf', 'PRelu', 'LRN', 'InstanceNormalization', 'LpNormalization', 'MeanVarianceNormalization',
+]);
+
 const MIN_OPSET = 7;
 const MAX_OPSET = 21;
 
@@ -59,6 +69,7 @@ class Importer {
   private readonly shapeConstants: OnnxShapeConstant[] = [];
   private readonly tensorLayers: Record<string, string> = {};
   private readonly identitySources = new Map<string, string>();
+  private readonly unsupportedNodes: { node: string; opType: string }[] = [];
   private nodeIndex = -1;
   private node!: OnnxNode;
 
@@ -217,7 +228,7 @@ class Importer {
       tensorLayers: this.tensorLayers,
       input: graph.input.find((i) => !this.isInitializer(i.name))!.name,
       outputs: outputs.map((o) => ({ name: o.name, rank: o.value.shape.length + 1 })),
-      unsupported: [],
+      unsupported: this.unsupportedNodes,
     };
     return { topology, weights: this.weights, record };
   }
@@ -288,8 +299,46 @@ class Importer {
       case 'Gemm': return this.gemm();
       case 'MatMul': return this.matmul();
       case 'Pad': return this.pad();
-      default: return this.unsupported(`the op type is not supported (PruneLens imports ${SUPPORTED_ONNX_OPS.join(', ')})`);
+      default: return this.opaque();
     }
+  }
+
+  /**
+   * An op this importer cannot map. With one activation input, one output and that output's shape
+   * known (value_info or the graph's outputs, or an op that keeps its input's shape), it becomes an
+   * OnnxOpaque layer: the model loads, the layer registry blocks the channels it touches, and running
+   * it fails naming the node. Otherwise the import fails here.
+   */
+  private opaque(): void {
+    const opType = this.node.op_type;
+    const why = `the op type is not supported (PruneLens imports ${SUPPORTED_ONNX_OPS.join(', ')})`;
+    const inputs = this.node.input.map((name) => (name === '' ? undefined : this.values.get(name)));
+    const activations = inputs.filter((v): v is TensorValue => v?.kind === 'tensor');
+    const outputs = this.node.output.filter(Boolean);
+    if (activations.length !== 1 || outputs.length !== 1 || inputs.some((v, i) => v === undefined && this.node.input[i] !== '')) {
+      this.unsupported(`${why}, and with ${activations.length} activation inputs and ${outputs.length} outputs it cannot be kept as an opaque step`);
+    }
+    const [x] = activations;
+    const shape = this.knownShape(outputs[0]) ?? (SHAPE_KEEPING_OPS.has(opType) ? x.shape : undefined);
+    if (!shape) this.unsupported(`${why}, and the graph does not give its output's shape (value_info), so it cannot be kept as an opaque step`);
+    if (shape.length !== 3 && shape.length !== 1) this.unsupported(`${why}, and its output has rank ${shape.length + 1} (opaque steps keep rank 2 or 4)`);
+    const node = this.node.name || `#${this.nodeIndex}`;
+    const outputShape = shape.length === 3 ? [shape[1], shape[2], shape[0]] : shape;
+    const y = this.addLayer('OnnxOpaque', { op_type: opType, node, output_shape: outputShape }, [x], shape);
+    // A shape-keeping step after a flatten keeps its feature order for the dense layer after it.
+    if (x.flattened && shape.join(',') === x.shape.join(',')) y.flattened = x.flattened;
+    this.unsupportedNodes.push({ node, opType });
+    this.setOutput(0, y);
+  }
+
+  /** A tensor's shape without the batch axis, when value_info or the graph's outputs fix every axis but the first. */
+  private knownShape(name: string): number[] | undefined {
+    const graph = this.model.graph!;
+    const info = [...graph.value_info, ...graph.output].find((v) => v.name === name);
+    const dims = info?.type?.tensor_type?.shape?.dim;
+    if (!dims || dims.length < 2) return undefined;
+    const shape = dims.slice(1).map((d) => toNumber(d.dim_value));
+    return shape.every((d) => d > 0) ? shape : undefined;
   }
 
   private constant(): void {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../../errors.js';
 
 /**
  * ONNX pooling TF.js layers cannot express: explicit (also asymmetric) pads, `ceil_mode`, and an
@@ -73,6 +74,51 @@ export class OnnxPool2D extends tf.layers.Layer {
 }
 
 tf.serialization.registerClass(OnnxPool2D);
+
+export interface OnnxOpaqueConfig extends tf.serialization.ConfigDict {
+  /** The ONNX op type and node name it stands for. */
+  op_type: string;
+  node: string;
+  /** Its output shape without the batch axis, in the runtime's layout (NHWC, or [F]). */
+  output_shape: number[];
+}
+
+/**
+ * An ONNX node PruneLens cannot compute, kept in the runtime graph with its output shape so the
+ * model still loads and analysis works around it (the layer registry blocks the channels it
+ * touches). Running it fails in one line naming the node and its op.
+ */
+export class OnnxOpaque extends tf.layers.Layer {
+  static readonly className = 'OnnxOpaque';
+  private readonly settings: OnnxOpaqueConfig;
+
+  constructor(args: OnnxOpaqueConfig & { name?: string }) {
+    super(args as unknown as ConstructorParameters<typeof tf.layers.Layer>[0]);
+    const a = args as unknown as Record<string, unknown>;
+    this.settings = {
+      op_type: String(a.op_type ?? a.opType),
+      node: String(args.node),
+      output_shape: (a.output_shape ?? a.outputShape) as number[],
+    };
+  }
+
+  override call(): tf.Tensor {
+    throw new UserError(`node "${this.settings.node}" (${this.settings.op_type}) is not supported, so this model cannot run in PruneLens`, {
+      fix: 'Export the model without this op (or with it replaced by supported ones); analysis still works on it',
+    });
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    const batch = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape)[0] as number | null;
+    return [batch, ...this.settings.output_shape];
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), ...this.settings };
+  }
+}
+
+tf.serialization.registerClass(OnnxOpaque);
 
 /**
  * ONNX Sub of two activations (Keras' Subtract, which the layer registry names): TF.js has Add

@@ -57,6 +57,6 @@ export interface OnnxSerialization {
   input: string;
   /** Graph outputs in order, with the rank of each (rank 4 is NCHW in ONNX, NHWC at run time). */
   outputs: { name: string; rank: number }[];
-  /** Nodes the importer could not map onto a runtime layer (none when the model imported). */
+  /** Nodes whose op the importer does not map, kept as opaque layers (OnnxOpaque): analysis works around them, running the model fails. */
   unsupported: { node: string; opType: string }[];
 }
