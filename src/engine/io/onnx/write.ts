@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { UserError } from '../../errors.js';
 import {
   decodeModel, encodeModel, ExternalData, floatTensor, int64Tensor, sameTensorData, tensorDims, tensorValues, toNumber,
-  type OnnxAttribute, type OnnxModel, type OnnxNode, type OnnxTensor,
+  type OnnxAttribute, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor,
 } from './proto.js';
 import { toOnnxLayout } from './import.js';
 import type { OnnxSerialization } from './record.js';
@@ -12,7 +12,8 @@ import type { OnnxSerialization } from './record.js';
  * Writes a pruned runtime model back into the ONNX graph it came from: the same nodes, names,
  * opset and metadata, with narrowed initializers (transposed back to ONNX layout), depthwise
  * `group` attributes, shape constants and value_info widths following the pruned layers.
- * An initializer whose values did not change is left exactly as the file held it.
+ * An initializer whose values did not change keeps the file's bytes (moved inline when they were in
+ * an external data file, so the written file stands alone).
  */
 
 function shortName(weight: tf.LayerVariable): string {
@@ -168,7 +169,7 @@ export async function encodeOnnxModel(pruned: tf.LayersModel, onnx: OnnxSerializ
   const model = decodeModel(bytes, originalPath);
   const external = new ExternalData(originalPath, originalPath);
   await external.preload(model.graph!.initializer);
-  // Every rewritten initializer is written inline; external ones that keep their values stay external.
+  const initializerNames = new Set(model.graph!.initializer.map((t) => t.name!));
   const sources = new Sources(model, originalPath, external);
   const { replacements } = findReplacements(pruned, onnx);
   const replacedBy = new Map(replacements.map((r) => [r.layer, r.sink]));
@@ -204,8 +205,43 @@ export async function encodeOnnxModel(pruned: tf.LayersModel, onnx: OnnxSerializ
   }
   // Last, as it changes node indices: from the highest node down.
   for (const r of [...replacements].sort((a, b) => b.node - a.node)) writeReplacement(model, r, sources);
+  inlineExternalData(graph, external);
+  listInitializersAsInputs(graph, initializerNames);
   return encodeModel(model);
 }
+
+/** The written file goes to another folder than the original's external data files: it holds every initializer itself. */
+function inlineExternalData(graph: OnnxGraph, external: ExternalData): void {
+  for (const t of graph.initializer) {
+    if (t.data_location !== EXTERNAL_DATA) continue;
+    t.raw_data = new Uint8Array(external.bytes(t));
+    t.data_location = 0;
+    t.external_data = [];
+  }
+}
+
+/**
+ * Exporters of IR version 3 list every initializer among the graph inputs, with its shape: the
+ * entries follow the written initializers (ONNX Runtime refuses a declared shape that differs),
+ * initializers a writer added are listed too, and ones it dropped are no longer listed.
+ */
+function listInitializersAsInputs(graph: OnnxGraph, originalInitializers: ReadonlySet<string>): void {
+  const byName = new Map(graph.initializer.map((t) => [t.name!, t]));
+  if (!graph.input.some((i) => originalInitializers.has(i.name))) return;
+  graph.input = graph.input.filter((i) => !originalInitializers.has(i.name) || byName.has(i.name));
+  const listed = new Set(graph.input.map((i) => i.name));
+  const shapeOf = (t: OnnxTensor) => ({ dim: tensorDims(t).map((d) => ({ dim_value: d })) });
+  for (const info of graph.input) {
+    const t = byName.get(info.name);
+    if (t && info.type?.tensor_type?.shape) info.type.tensor_type.shape = shapeOf(t);
+  }
+  for (const t of graph.initializer) {
+    if (!listed.has(t.name!)) graph.input.push({ name: t.name!, type: { tensor_type: { elem_type: t.data_type, shape: shapeOf(t) } } });
+  }
+}
+
+/** TensorProto.DataLocation EXTERNAL. */
+const EXTERNAL_DATA = 1;
 
 function intsAttribute(name: string, values: number[]): OnnxAttribute {
   return { name, type: ATTRIBUTE_INTS, ints: values };
