@@ -13,7 +13,7 @@ import { UserError } from '../../src/engine/errors.js';
 import { analyzeModel } from '../../src/engine/graph/analyze.js';
 import type { ChannelGraph } from '../../src/engine/graph/types.js';
 import { loadModel } from '../../src/engine/io/index.js';
-import { decodeModel, tensorDims, tensorValues, type OnnxModel } from '../../src/engine/io/onnx/proto.js';
+import { decodeModel, encodeModel, tensorDims, tensorValues, type OnnxModel } from '../../src/engine/io/onnx/proto.js';
 import { onnxRuntime, runOnnx } from '../../src/engine/io/onnx/runtime.js';
 import { encodeOnnxModel } from '../../src/engine/io/onnx/write.js';
 import { layerWeights } from '../../src/engine/layers/index.js';
@@ -435,6 +435,74 @@ describe('l1 through selectUnits and removeUnits, every hazard at once', () => {
       loaded.model.dispose();
       pruned.dispose();
     }
+  });
+});
+
+// ---- how the file keeps its initializers ----
+
+/** conv → conv → GAP → Gemm at opset 9, its initializers rewritten by `keep`. */
+function storedGraph(keep: (model: OnnxModel, dir: string) => void, dir: string): string {
+  const g = new OnnxGraphBuilder(16);
+  const y = g.add('Relu', [g.conv('conv2', g.add('Relu', [g.conv('conv1', 'x', 3, 6, { pads: PADS1 })], 'relu1'), 6, 5, { pads: PADS1 })], 'relu2');
+  const model = g.model({ name: 'x', dims: [3, 8, 8] }, [{ name: g.linear('fc', g.add('Flatten', [g.add('GlobalAveragePool', [y], 'gap')], 'flat'), 5, 3) }], 9);
+  mkdirSync(dir, { recursive: true });
+  keep(model, dir);
+  const path = join(dir, 'model.onnx');
+  writeFileSync(path, encodeModel(model));
+  return path;
+}
+
+/** Prunes two channels of each conv, writes the file into `out/` and checks it in ORT against the pruned runtime model. */
+async function pruneIntoOtherFolder(path: string): Promise<OnnxModel> {
+  const loaded = await loadModel(path);
+  const graph = analyzeModel(loaded.model);
+  const pruned = await removeUnits(loaded.model, graph, [unitOf(graph, 'conv1', 0), unitOf(graph, 'conv1', 4), unitOf(graph, 'conv2', 2)]);
+  const bytes = await encodeOnnxModel(pruned, loaded.onnx!, path);
+  const out = join(path, '..', 'out');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'model.onnx'), bytes);
+  const x = inputFor({ input: [3, 8, 8] });
+  assertClose(runtimeOutputs(pruned, x), await runOnnx(join(out, 'model.onnx'), x), 1e-4, 'pruned runtime model vs ORT on the written file');
+  loaded.model.dispose();
+  pruned.dispose();
+  return decode(bytes);
+}
+
+describe('initializers as the file keeps them', () => {
+  it('IR version 3 lists initializers among the graph inputs: their declared shapes follow the pruned tensors', async (t) => {
+    if (!hasOrt) return t.skip('onnxruntime-node is not installed');
+    const path = storedGraph((model) => {
+      model.ir_version = 3;
+      for (const i of model.graph!.initializer) model.graph!.input.push(valueInfo(i.name!, tensorDims(i)));
+    }, join(temp.dir, 'ir3'));
+    const written = await pruneIntoOtherFolder(path);
+    const declared = written.graph!.input.find((i) => i.name === 'conv1.weight')!.type!.tensor_type!.shape!.dim!.map((d) => Number(d.dim_value));
+    assert.deepEqual(declared, [4, 3, 3, 3]);
+  });
+
+  it('external data: the pruned file written into another folder holds every initializer itself', async (t) => {
+    if (!hasOrt) return t.skip('onnxruntime-node is not installed');
+    const path = storedGraph((model, dir) => {
+      const chunks: Buffer[] = [];
+      let offset = 0;
+      for (const i of model.graph!.initializer) {
+        const raw = Buffer.from(i.raw_data!);
+        i.data_location = 1;
+        i.external_data = [{ key: 'location', value: 'model.onnx.data' }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(raw.length) }];
+        i.raw_data = new Uint8Array(0);
+        chunks.push(raw);
+        offset += raw.length;
+      }
+      writeFileSync(join(dir, 'model.onnx.data'), Buffer.concat(chunks));
+    }, join(temp.dir, 'external'));
+    const written = await pruneIntoOtherFolder(path);
+    assert.ok(written.graph!.initializer.every((i) => !i.data_location && (i.raw_data?.byteLength ?? 0) > 0));
+    // fc's bias did not change: the file's own bytes, now inline.
+    const fc = written.graph!.initializer.find((i) => i.name === 'fc.bias')!;
+    const data = readFileSync(join(temp.dir, 'external', 'model.onnx.data'));
+    const original = decode(readFileSync(path)).graph!.initializer.find((i) => i.name === 'fc.bias')!;
+    const offset = Number(original.external_data!.find((e) => e.key === 'offset')!.value);
+    assert.ok(Buffer.from(fc.raw_data!).equals(data.subarray(offset, offset + fc.raw_data!.byteLength)));
   });
 });
 
