@@ -217,8 +217,9 @@ const reshapeTarget = (config: Record<string, unknown>): number[] | undefined =>
 
 /** An ONNX node imported without its computation (io/onnx's OnnxOpaque): the reason names the node and its op type. */
 function wireOpaque(call: LayerCall, wiring: ChannelWiring): void {
-  const node = String(call.config.node ?? call.name);
-  const opType = String(call.config.op_type ?? call.config.opType ?? 'unknown op');
+  const named = (value: unknown) => (value as { name?: string } | undefined)?.name;
+  const node = named(call.config.node) ?? call.name;
+  const opType = named(call.config.op_type ?? call.config.opType) ?? 'an unknown op';
   blockCall(call, wiring, `node "${node}" (${opType}) is not supported, so the channels it touches are kept`);
 }
 

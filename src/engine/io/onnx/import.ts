@@ -324,7 +324,7 @@ class Importer {
     if (shape.length !== 3 && shape.length !== 1) this.unsupported(`${why}, and its output has rank ${shape.length + 1} (opaque steps keep rank 2 or 4)`);
     const node = this.node.name || `#${this.nodeIndex}`;
     const outputShape = shape.length === 3 ? [shape[1], shape[2], shape[0]] : shape;
-    const y = this.addLayer('OnnxOpaque', { op_type: opType, node, output_shape: outputShape }, [x], shape);
+    const y = this.addLayer('OnnxOpaque', { op_type: { name: opType }, node: { name: node }, output_shape: outputShape }, [x], shape);
     // A shape-keeping step after a flatten keeps its feature order for the dense layer after it.
     if (x.flattened && shape.join(',') === x.shape.join(',')) y.flattened = x.flattened;
     this.unsupportedNodes.push({ node, opType });

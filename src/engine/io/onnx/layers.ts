@@ -75,10 +75,14 @@ export class OnnxPool2D extends tf.layers.Layer {
 
 tf.serialization.registerClass(OnnxPool2D);
 
+/**
+ * TF.js camel-cases every string of a layer config it reads (and snake-cases those it writes)
+ * except under a `name` key: the node and op names travel as `{ name }` to arrive unchanged.
+ */
 export interface OnnxOpaqueConfig extends tf.serialization.ConfigDict {
-  /** The ONNX op type and node name it stands for. */
-  op_type: string;
-  node: string;
+  /** The ONNX node it stands for, and its op type. */
+  node: { name: string };
+  op_type: { name: string };
   /** Its output shape without the batch axis, in the runtime's layout (NHWC, or [F]). */
   output_shape: number[];
 }
@@ -96,14 +100,14 @@ export class OnnxOpaque extends tf.layers.Layer {
     super(args as unknown as ConstructorParameters<typeof tf.layers.Layer>[0]);
     const a = args as unknown as Record<string, unknown>;
     this.settings = {
-      op_type: String(a.op_type ?? a.opType),
-      node: String(args.node),
+      node: args.node,
+      op_type: (a.op_type ?? a.opType) as { name: string },
       output_shape: (a.output_shape ?? a.outputShape) as number[],
     };
   }
 
   override call(): tf.Tensor {
-    throw new UserError(`node "${this.settings.node}" (${this.settings.op_type}) is not supported, so this model cannot run in PruneLens`, {
+    throw new UserError(`node "${this.settings.node.name}" (${this.settings.op_type.name}) is not supported, so this model cannot run in PruneLens`, {
       fix: 'Export the model without this op (or with it replaced by supported ones); analysis still works on it',
     });
   }
