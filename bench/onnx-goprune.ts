@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   });
   const wallS = (performance.now() - started) / 1000;
   if (!done?.output) throw new Error(`${METHOD} on ${MODEL} failed: ${error ?? stderr.trim().split('\n').pop()}`);
-  const written = join(dir, done.output);
+  const written = resolve(dir, done.output);
   const input = readNpy(join(ZOO, `${MODEL}.input.npy`));
   const [out] = await runOnnx(written, { data: Float32Array.from(input.data as Float32Array), shape: input.shape });
   const finite = Array.from(out.data).every(Number.isFinite);
