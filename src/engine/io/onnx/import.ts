@@ -41,7 +41,7 @@ export interface ImportedOnnx {
 
 /** The ops this importer maps onto runtime layers. */
 export const SUPPORTED_ONNX_OPS = [
-  'Conv', 'BatchNormalization', 'Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'Tanh', 'HardSigmoid', 'HardSwish', 'Mul', 'Add', 'Sub',
+  'Conv', 'BatchNormalization', 'Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'Tanh', 'HardSigmoid', 'HardSwish', 'Mul', 'Add', 'Sub', 'Div',
   'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Gemm', 'MatMul', 'Flatten', 'Reshape', 'Pad',
   'Constant', 'Identity', 'Dropout', 'Softmax',
 ] as const;
@@ -289,6 +289,7 @@ class Importer {
       case 'Add': return this.merge('Add');
       case 'Sub': return this.merge('Subtract');
       case 'Mul': return this.merge('Multiply');
+      case 'Div': return this.merge('Divide');
       case 'Concat': return this.concat();
       case 'MaxPool': return this.pool('max');
       case 'AveragePool': return this.pool('avg');
@@ -309,9 +310,8 @@ class Importer {
    * OnnxOpaque layer: the model loads, the layer registry blocks the channels it touches, and running
    * it fails naming the node. Otherwise the import fails here.
    */
-  private opaque(): void {
+  private opaque(why = `the op type is not supported (PruneLens imports ${SUPPORTED_ONNX_OPS.join(', ')})`, keepsShape = SHAPE_KEEPING_OPS.has(this.node.op_type)): void {
     const opType = this.node.op_type;
-    const why = `the op type is not supported (PruneLens imports ${SUPPORTED_ONNX_OPS.join(', ')})`;
     const inputs = this.node.input.map((name) => (name === '' ? undefined : this.values.get(name)));
     const activations = inputs.filter((v): v is TensorValue => v?.kind === 'tensor');
     const outputs = this.node.output.filter(Boolean);
@@ -319,7 +319,7 @@ class Importer {
       this.unsupported(`${why}, and with ${activations.length} activation inputs and ${outputs.length} outputs it cannot be kept as an opaque step`);
     }
     const [x] = activations;
-    const shape = this.knownShape(outputs[0]) ?? (SHAPE_KEEPING_OPS.has(opType) ? x.shape : undefined);
+    const shape = this.knownShape(outputs[0]) ?? (keepsShape ? x.shape : undefined);
     if (!shape) this.unsupported(`${why}, and the graph does not give its output's shape (value_info), so it cannot be kept as an opaque step`);
     if (shape.length !== 3 && shape.length !== 1) this.unsupported(`${why}, and its output has rank ${shape.length + 1} (opaque steps keep rank 2 or 4)`);
     const node = this.node.name || `#${this.nodeIndex}`;
@@ -398,10 +398,37 @@ class Importer {
   private merge(className: string): void {
     const a = this.input(0);
     const b = this.input(1);
-    if (a?.kind !== 'tensor' || b?.kind !== 'tensor') this.unsupported('an element-wise op with a constant operand');
+    if (!a || !b) this.fail(`${this.nodeLabel()} lacks an operand`);
+    if (a.kind !== b.kind) return this.constantOperand(a.kind === 'const' ? a : (b as ConstValue), a.kind === 'tensor' ? a : (b as TensorValue), a.kind === 'const');
+    if (a.kind !== 'tensor' || b.kind !== 'tensor') this.unsupported('an element-wise op on two constants');
+    // TF.js has no layer that divides two activations.
+    if (className === 'Divide') return this.opaque('a division of two activations is not supported', a.shape.join(',') === b.shape.join(','));
     const shape = a.shape.map((d, i) => Math.max(d, b.shape[i] ?? 1));
     if (a.shape.length !== b.shape.length) this.unsupported(`operands of rank ${a.shape.length + 1} and ${b.shape.length + 1}`);
     this.setOutput(0, this.addLayer(className, {}, [a, b], shape));
+  }
+
+  /**
+   * Add, Sub, Mul or Div of an activation and a constant. A scalar is a Rescaling layer
+   * (x·scale + offset, channel-wise); other constants (per-channel ones) stay opaque.
+   */
+  private constantOperand(c: ConstValue, x: TensorValue, constantFirst: boolean): void {
+    const op = this.node.op_type;
+    const dims = tensorDims(c.tensor);
+    const values = this.numbers(c);
+    if (values.length === 1 && dims.length <= x.shape.length + 1) {
+      const v = Number(values[0]);
+      const affine: Record<string, [number, number] | undefined> = {
+        Add: [1, v], Sub: constantFirst ? [-1, v] : [1, -v], Mul: [v, 0], Div: constantFirst ? undefined : [1 / v, 0],
+      };
+      const rescale = affine[op];
+      if (rescale) return this.setOutput(0, this.addLayer('Rescaling', { scale: rescale[0], offset: rescale[1] }, [x], x.shape));
+    }
+    // A constant that broadcasts into the activation (a scalar, [C, 1, 1], [1, C, 1, 1]) keeps its shape.
+    const aligned = dims.slice(-x.shape.length);
+    const keepsShape = dims.length <= x.shape.length + 1 && dims.slice(0, dims.length - aligned.length).every((d) => d === 1)
+      && aligned.every((d, i) => d === 1 || d === x.shape[x.shape.length - aligned.length + i]);
+    this.opaque(`${op} with a constant operand of shape [${dims.join(', ')}] is not supported (scalar constants are)`, keepsShape);
   }
 
   private concat(): void {
