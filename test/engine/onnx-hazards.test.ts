@@ -211,6 +211,20 @@ const HAZARDS: Hazard[] = [
     },
   },
   {
+    name: 'Sub, Mul, Div and Add with scalar constants (Rescaling)',
+    input: [3, 8, 8],
+    widths: [6],
+    plant: [{ layer: 'conv1', channels: [1, 2] }],
+    build([c1]) {
+      const g = new OnnxGraphBuilder(17);
+      let y = g.add('Mul', [g.add('Sub', ['x', g.floats('mean', [], [0.5])], 'norm_sub'), g.floats('scale', [1], [2])], 'norm_mul');
+      y = g.add('Relu', [g.conv('conv1', y, 3, c1, { pads: PADS1 })], 'relu1');
+      y = g.add('Div', [g.add('Mul', [g.floats('half', [1, 1, 1, 1], [0.5]), y], 'half_mul'), g.floats('four', [], [4])], 'quarter');
+      y = g.add('Add', [g.conv('head', y, c1, 4, { kernel: 1 }), g.floats('shift', [], [1])], 'shifted');
+      return io(g, g.add('Sub', [g.floats('ten', [], [10]), y], 'flipped'));
+    },
+  },
+  {
     name: 'an unfolded BatchNormalization',
     input: [3, 8, 8],
     widths: [6, 5],
@@ -540,12 +554,32 @@ describe('an op PruneLens does not know (Erf between two convs)', () => {
     const path = save('erf-pruned', withUnsupported('Erf', 'op'));
     const loaded = await loadModel(path);
     const graph = analyzeModel(loaded.model);
-    const bytes = await encodeOnnxModel(await removeUnits(loaded.model, graph, [unitOf(graph, 'conv2', 1), unitOf(graph, 'conv2', 3)]), loaded.onnx!, path);
+    const pruned = await removeUnits(loaded.model, graph, [unitOf(graph, 'conv2', 1), unitOf(graph, 'conv2', 3)]);
+    assert.equal(analyzeModel(pruned).layers.find((l) => l.name === 'odd')!.reason, 'node "odd" (Erf) is not supported, so the channels it touches are kept', 'the rebuilt model still names the node');
+    const bytes = await encodeOnnxModel(pruned, loaded.onnx!, path);
     const written = decode(bytes);
     assert.deepEqual(tensorDims(written.graph!.initializer.find((i) => i.name === 'conv2.weight')!), [3, 6, 3, 3]);
     assert.deepEqual(written.graph!.node.find((n) => n.name === 'odd')?.op_type, 'Erf');
     const outputs = await runOnnx(bytes, inputFor({ input: [3, 8, 8] }));
     assert.deepEqual(outputs[0].shape, [BATCH, 3]);
+    loaded.model.dispose();
+  });
+
+  it('per-channel constant operands (input normalization) stay opaque: the model loads and the channels after them prune', async () => {
+    const g = new OnnxGraphBuilder(18);
+    let y = g.add('Sub', ['x', g.floats('mean', [1, 3, 1, 1], [0.4, 0.5, 0.6])], 'norm_sub');
+    y = g.add('Div', [y, g.floats('std', [3, 1, 1], [0.2, 0.3, 0.25])], 'norm_div');
+    y = g.add('Relu', [g.conv('conv1', y, 3, 6, { pads: PADS1 })], 'relu1');
+    const path = save('per-channel-normalization', io(g, g.conv('head', y, 6, 4, { kernel: 1 })));
+    const loaded = await loadModel(path);
+    assert.deepEqual(loaded.onnx!.unsupported, [{ node: 'norm_sub', opType: 'Sub' }, { node: 'norm_div', opType: 'Div' }]);
+    const graph = analyzeModel(loaded.model);
+    assert.equal(graph.layers.find((l) => l.name === 'norm_div')!.reason, 'node "norm_div" (Div) is not supported, so the channels it touches are kept');
+    assert.equal(graph.layers.find((l) => l.name === 'conv1')!.status, 'prunable');
+    // Rebuilt from its JSON (as surgery does), the node and op names arrive unchanged.
+    const rebuilt = await tf.models.modelFromJSON({ modelTopology: loaded.model.toJSON(undefined, false) } as never);
+    assert.equal(analyzeModel(rebuilt).layers.find((l) => l.name === 'norm_sub')!.reason, 'node "norm_sub" (Sub) is not supported, so the channels it touches are kept');
+    rebuilt.dispose();
     loaded.model.dispose();
   });
 
