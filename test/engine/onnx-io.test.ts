@@ -83,9 +83,10 @@ describe('ONNX initializer storage', () => {
     const fromExternal = await loadModel(externalPath);
     assert.deepEqual(Array.from(outputs(fromExternal.model)), Array.from(expected));
     assert.equal(fromExternal.fileBytes, readFileSync(externalPath).length + offset, 'the data file counts toward the model size');
-    // Written back, unchanged external initializers stay external; the file does not grow by their bytes.
+    // Written back, the file stands alone (the output folder has no data file): every initializer inline, same values.
     const written = decodeModel(await encodeOnnxModel(fromExternal.model, fromExternal.onnx!, externalPath), 'written');
-    assert.ok(written.graph!.initializer.every((t) => t.data_location === 1));
+    assert.ok(written.graph!.initializer.every((t) => t.data_location !== 1 && t.raw_data!.length > 0));
+    assert.deepEqual(written.graph!.initializer.map((t) => Buffer.from(t.raw_data!).toString('base64')), original().graph!.initializer.map((t) => Buffer.from(t.raw_data!).toString('base64')));
 
     const half = original();
     for (const t of half.graph!.initializer) {
