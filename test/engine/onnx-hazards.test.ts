@@ -608,6 +608,8 @@ describe('an op PruneLens does not know (Erf between two convs)', () => {
     assert.equal(odd.status, 'blocked');
     assert.equal(odd.reason, 'node "odd" (Floor) is not supported, so the channels it touches are kept');
     assert.ok(result.groups.length > 0);
+    assert.equal(result.onnx, undefined, 'nothing to compare: the opaque node cannot run here');
+    assert.equal(result.onnxProblem, 'The import was not checked against ONNX Runtime: node "odd" (Floor) cannot run in PruneLens');
   });
 
   it('a pruning session on it fails in one line naming the node and the op', async () => {

@@ -13,6 +13,7 @@ import { summarizeModel } from './session.js';
 import { verifyOutputs, type VerifyFiles, type VerifyResult } from './verify.js';
 import { ONNX_RUNTIME, type OnnxRuntimeCheck } from '../../protocol/events.js';
 import { compareWithOnnxRuntime, randomRuntimeInput } from '../io/onnx/check.js';
+import type { OnnxSerialization } from '../io/onnx/record.js';
 
 export interface AnalysisResult {
   params: number;
@@ -36,8 +37,13 @@ export interface AnalysisResult {
 const IMPORT_CHECK_SAMPLES = 4;
 
 /** The imported runtime model against the ONNX file in ONNX Runtime; nothing when the model is not ONNX or the package is absent. */
-async function importCheck(model: tf.LayersModel, modelPath: string, isOnnx: boolean): Promise<Pick<AnalysisResult, 'onnx' | 'onnxProblem'>> {
-  if (!isOnnx) return {};
+async function importCheck(model: tf.LayersModel, modelPath: string, onnx: OnnxSerialization | undefined): Promise<Pick<AnalysisResult, 'onnx' | 'onnxProblem'>> {
+  if (!onnx) return {};
+  // Nodes imported as opaque layers cannot run here, so there is nothing to compare.
+  if (onnx.unsupported.length > 0) {
+    const [first] = onnx.unsupported;
+    return { onnxProblem: `The import was not checked against ONNX Runtime: node "${first.node}" (${first.opType})${onnx.unsupported.length > 1 ? ` and ${onnx.unsupported.length - 1} more` : ''} cannot run in PruneLens` };
+  }
   const inputs = randomRuntimeInput(model, IMPORT_CHECK_SAMPLES);
   try {
     const agreement = await compareWithOnnxRuntime(model, modelPath, inputs);
@@ -75,7 +81,7 @@ export async function analyzeModelFile(modelPath: string, backend: BackendName =
       backend: usedBackend,
       modelName: model.name,
       ...(verify ? { verify: verifyOutputs(model, verify, onnx) } : {}),
-      ...(await importCheck(model, modelPath, Boolean(onnx))),
+      ...(await importCheck(model, modelPath, onnx)),
     };
   } finally {
     model.dispose();
