@@ -63,6 +63,8 @@ class Importer {
   private readonly values = new Map<string, Value>();
   private readonly layers: Json[] = [];
   private readonly usedNames = new Set<string>();
+  /** How many nodes each PyTorch module path names. */
+  private readonly moduleNodes = new Map<string, number>();
   private readonly weights = new Map<string, Map<string, { shape: number[]; values: Float32Array }>>();
   private readonly locations: OnnxWeightLocation[] = [];
   private readonly depthwiseGroups: { node: number; layer: string }[] = [];
@@ -157,7 +159,10 @@ class Importer {
   // ---- layers ----
 
   private layerName(suffix = ''): string {
-    const raw = (this.node.name || `${this.node.op_type}_${this.nodeIndex}`) + suffix;
+    const path = modulePath(this.node.name ?? '');
+    // A module path several nodes share (a block's own Add) gets the op type after it.
+    const readable = path && (this.moduleNodes.get(path) === 1 ? path : `${path}.${this.node.op_type}`);
+    const raw = (readable || this.node.name || `${this.node.op_type}_${this.nodeIndex}`) + suffix;
     let base = raw.replace(/^[/:]+/, '').replace(/[^A-Za-z0-9_.-]+/g, '_') || `node_${this.nodeIndex}`;
     if (!/^[A-Za-z]/.test(base)) base = `n${base}`;
     let name = base;
@@ -196,6 +201,10 @@ class Importer {
       this.values.set(t.name, { kind: 'const', source: t.name, tensor: t });
     }
     const input = this.graphInput(graph.input);
+    for (const node of graph.node) {
+      const path = modulePath(node.name ?? '');
+      if (path) this.moduleNodes.set(path, (this.moduleNodes.get(path) ?? 0) + 1);
+    }
     graph.node.forEach((node, i) => {
       this.node = node;
       this.nodeIndex = i;
@@ -665,6 +674,25 @@ class Importer {
     const shape = [x.shape[0], x.shape[1] + pads[2] + pads[6], x.shape[2] + pads[3] + pads[7]];
     this.setOutput(0, this.addLayer('ZeroPadding2D', { padding: [[pads[2], pads[6]], [pads[3], pads[7]]], data_format: 'channels_last' }, [x], shape));
   }
+}
+
+/**
+ * The PyTorch module a node belongs to, from the scope name torch.onnx.export gives it:
+ * "/layer1/layer1.0/conv1/Conv" → "layer1.0.conv1", "/features/features.1/block/block.0/block.0.0/Conv" →
+ * "features.1.block.0.0" — the names users know their layers by (`model.named_modules()`). Undefined for other exporters' names.
+ */
+export function modulePath(nodeName: string): string | undefined {
+  if (!nodeName.startsWith('/')) return undefined;
+  const scopes = nodeName.slice(1).split('/').slice(0, -1);
+  let path: string[] = [];
+  for (const scope of scopes) {
+    // A scope repeats the end of its parent's path ("features.1/block/block.0"): join them where they overlap.
+    const parts = scope.split('.');
+    let overlap = Math.min(path.length, parts.length);
+    while (overlap > 0 && path.slice(-overlap).join('.') !== parts.slice(0, overlap).join('.')) overlap--;
+    path = [...path, ...parts.slice(overlap)];
+  }
+  return path.length ? path.join('.') : undefined;
 }
 
 /** ONNX weight values in the runtime layout (see OnnxWeightLayout); `scale` multiplies them. */
