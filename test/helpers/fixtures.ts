@@ -62,7 +62,7 @@ export const tinyTrainingConfig = {
 /**
  * Runs a whole session of `method` on the tiny CNN (config file, analysis, method, removal, fine-tune,
  * save) at −40% FLOPs and checks what every method's session must show: done, channels physically
- * removed, the target met within 2 points, the method's signal streamed, no warnings.
+ * removed, the target met within 2 points, the method's signal streamed, no warnings (but the timing one).
  */
 export async function checkSessionAtFlopsTarget(method: string, settings: Record<string, unknown>): Promise<DoneEvent> {
   const ws = await makeWorkspace(`prunelens-${method}-`);
@@ -76,7 +76,9 @@ export async function checkSessionAtFlopsTarget(method: string, settings: Record
   const reduction = 1 - done.after.flops / done.before.flops;
   assert.ok(Math.abs(reduction - 0.4) <= 0.02, `FLOPs reduction ${reduction.toFixed(4)}`);
   assert.ok(events.some((e) => e.type === 'signal' && e.method === method), 'the method streams its signal');
-  assert.ok(!events.some((e) => e.type === 'warning'), JSON.stringify(events.filter((e) => e.type === 'warning')));
+  // The slower-than-dense latency warning depends on machine noise at these sizes; any other warning is a failure.
+  const warnings = events.filter((e) => e.type === 'warning' && !/^The pruned model measured /.test(e.message));
+  assert.deepEqual(warnings, []);
   return done;
 }
 
