@@ -419,37 +419,22 @@ export async function loadModel(modelJsonPath: string): Promise<LoadedModel> {
   };
 }
 
-/** A Keras `.keras` or `.h5` file, read by keras/load.ts. */
-async function loadKeras(file: string): Promise<LoadedModel> {
+/** A single-file model read by its format's loader (keras/load.ts, onnx/load.ts), with where it lies. */
+function fromFile(file: string, loaded: Pick<LoadedModel, 'model' | 'weightBytes' | 'fileBytes' | 'quantization' | 'format' | 'generatedBy' | 'keras' | 'onnx'>): LoadedModel {
   const path = resolve(file);
-  const loaded = await loadKerasModel(file);
-  return {
-    model: loaded.model,
-    path,
-    dir: dirname(path),
-    weightBytes: loaded.weightBytes,
-    fileBytes: loaded.fileBytes,
-    quantization: loaded.quantization,
-    format: loaded.keras.kind,
-    keras: loaded.keras,
-  };
+  return { ...loaded, path, dir: dirname(path) };
 }
 
-/** An ONNX file, read by onnx/load.ts into an NHWC runtime model. */
+/** A Keras `.keras` or `.h5` file. */
+async function loadKeras(file: string): Promise<LoadedModel> {
+  const loaded = await loadKerasModel(file);
+  return fromFile(file, { ...loaded, format: loaded.keras.kind });
+}
+
+/** An ONNX file, imported as an NHWC runtime model. */
 async function loadOnnx(file: string): Promise<LoadedModel> {
-  const path = resolve(file);
   const loaded = await loadOnnxModel(file);
-  return {
-    model: loaded.model,
-    path,
-    dir: dirname(path),
-    weightBytes: loaded.weightBytes,
-    fileBytes: loaded.fileBytes,
-    quantization: loaded.quantization,
-    format: 'onnx',
-    generatedBy: loaded.onnx.producer || undefined,
-    onnx: loaded.onnx,
-  };
+  return fromFile(file, { ...loaded, format: 'onnx', generatedBy: loaded.onnx.producer || undefined });
 }
 
 /** Bytes of model.json plus the weight shards it lists (`path` is model.json or its folder), or of a Keras file. */

@@ -1,4 +1,5 @@
 import { realpathSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 
@@ -59,4 +60,17 @@ export function outputFolderProblem(inputModelPath: string, outDir: string, work
 export function assertOutputSafe(inputModelPath: string, outDir: string, workspaceRoot?: string): void {
   const problem = outputFolderProblem(inputModelPath, outDir, workspaceRoot);
   if (problem) throw new UserError(problem.message, { file: outDir, fix: problem.fix });
+}
+
+/** The bytes of a single-file model (Keras, ONNX); missing, unreadable and empty files fail in one line. */
+export async function readModelFile(modelPath: string, emptyFix: string): Promise<Buffer> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(resolve(modelPath));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(code === 'ENOENT' ? 'model file not found' : `model file cannot be read (${code ?? String((err as Error)?.message ?? err).split('\n')[0]})`, { file: modelPath, fix: 'Check the path' });
+  }
+  if (bytes.length === 0) throw new UserError('is empty', { file: modelPath, fix: emptyFix });
+  return bytes;
 }

@@ -4,6 +4,7 @@ import { readNpy, type NpyArray } from '../data/npy.js';
 import { formatShape } from '../../protocol/format.js';
 import { channelsFirstShape, nchwToNhwc, nhwcToNchw } from '../data/layout.js';
 import type { OnnxSerialization } from '../io/onnx/record.js';
+import { outputAgreement } from '../metrics/agreement.js';
 
 /** What `--verify` compares: one inputs file, one expected-outputs file per model output. */
 export interface VerifyFiles {
@@ -88,16 +89,7 @@ export function verifyOutputs(model: tf.LayersModel, files: VerifyFiles, onnx?: 
       }
       const computed = actual[i].dataSync() as Float32Array;
       const values = toFileLayout ? nhwcToNchw(computed, actual[i].shape) : computed;
-      const reference = asFloat32(array);
-      let maxAbs = 0;
-      let scale = 0;
-      for (let k = 0; k < values.length; k++) {
-        const diff = Math.abs(values[k] - reference[k]);
-        // NaN counts as an infinite difference.
-        maxAbs = Math.max(maxAbs, Number.isNaN(diff) ? Infinity : diff);
-        scale = Math.max(scale, Math.abs(reference[k]));
-      }
-      const maxRel = scale > 0 ? maxAbs / scale : maxAbs === 0 ? 0 : Infinity;
+      const { maxAbsDifference: maxAbs, maxRelDifference: maxRel } = outputAgreement(values, asFloat32(array));
       return { file, output: outputNames[i], shape, maxAbs, maxRel, passed: maxRel <= tolerance };
     });
     result = { samples, tolerance, passed: outputs.every((o) => o.passed), outputs };

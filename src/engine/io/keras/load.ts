@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { promises as fs } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { UserError } from '../../errors.js';
 import { checkLayerGraph } from '../check-graph.js';
 import { checkFiniteWeights } from '../check-values.js';
 import type { StoredDtype, WeightEntryJson } from '../format.js';
 import { formatShape } from '../../../protocol/format.js';
+import { readModelFile } from '../paths.js';
 import { toTfjsTopology, type KerasLayerRef, type KerasStyle } from './config.js';
 import { Hdf5File, type Hdf5Group } from './hdf5.js';
 import { archiveModelConfig, checkKerasSignature, hdf5ModelConfig, isKerasModelFile, parseKerasJson, RESAVE, unzipKerasArchive } from './model-config.js';
@@ -224,14 +224,7 @@ function checkFinite(assignments: Assignment[], file: string): void {
 export async function loadKerasModel(modelPath: string): Promise<LoadedKerasModel> {
   const path = resolve(modelPath);
   const file = modelPath;
-  let bytes: Buffer;
-  try {
-    bytes = await fs.readFile(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? 'model file not found' : `model file cannot be read (${code ?? firstLine(err)})`, { file, fix: 'Check the path' });
-  }
-  if (bytes.length === 0) throw new UserError('is empty', { file, fix: RESAVE });
+  const bytes = await readModelFile(modelPath, RESAVE);
   const kind: KerasFileKind = extname(path).toLowerCase() === '.keras' ? 'keras' : 'h5';
   const container = kind === 'keras' ? await openKerasArchive(bytes, file) : await openKerasHdf5(bytes, file);
   try {

@@ -3,6 +3,7 @@ import type { OutputAgreement } from '../../../protocol/events.js';
 import { channelsFirstShape, nhwcToNchw } from '../../data/layout.js';
 import { formatShape } from '../../../protocol/format.js';
 import { onnxRuntime, runOnnx } from './runtime.js';
+import { outputAgreement } from '../../metrics/agreement.js';
 
 /**
  * The runtime model against ONNX Runtime on the same inputs: the runtime model takes [N, H, W, C]
@@ -14,19 +15,6 @@ import { onnxRuntime, runOnnx } from './runtime.js';
 export function randomRuntimeInput(model: tf.LayersModel, count: number, seed = 17): tf.Tensor {
   const shape = [count, ...model.inputs[0].shape.slice(1).map((d) => d ?? 1)];
   return tf.randomNormal(shape, 0, 1, 'float32', seed);
-}
-
-/** Largest |actual − reference| and that over the reference's largest magnitude. */
-export function outputAgreement(actual: ArrayLike<number>, reference: ArrayLike<number>): OutputAgreement {
-  let maxAbs = 0;
-  let scale = 0;
-  for (let k = 0; k < reference.length; k++) {
-    const diff = Math.abs(actual[k] - reference[k]);
-    // NaN counts as an infinite difference.
-    maxAbs = Math.max(maxAbs, Number.isNaN(diff) ? Infinity : diff);
-    scale = Math.max(scale, Math.abs(reference[k]));
-  }
-  return { maxAbsDifference: maxAbs, maxRelDifference: scale > 0 ? maxAbs / scale : maxAbs === 0 ? 0 : Infinity };
 }
 
 /** The worst of several outputs' agreements. */

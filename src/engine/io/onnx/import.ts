@@ -695,64 +695,51 @@ export function modulePath(nodeName: string): string | undefined {
   return path.length ? path.join('.') : undefined;
 }
 
-/** ONNX weight values in the runtime layout (see OnnxWeightLayout); `scale` multiplies them. */
-export function fromOnnxLayout(values: Float32Array, dims: readonly number[], layout: OnnxWeightLayout, flattened?: { height: number; width: number }, scale = 1): Float32Array {
-  const out = new Float32Array(values.length);
+/**
+ * For each element of a runtime weight, the index of the same value in the ONNX tensor of shape
+ * `onnxDims`. Conv [O, I, kh, kw] ↔ [kh, kw, I, O]; depthwise is the same map read with I = 1 and
+ * O = C·m ([C·m, 1, kh, kw] ↔ [kh, kw, C, m]); dense rows after a flatten of [C, H, W] go from ONNX's
+ * c·H·W + s to the runtime's s·C + c, with Gemm's [units, features] or MatMul's [features, units].
+ */
+function onnxIndexOf(layout: OnnxWeightLayout, onnxDims: readonly number[], flattened?: { height: number; width: number }): Int32Array {
+  const count = onnxDims.reduce((n, d) => n * d, 1);
+  const index = new Int32Array(count);
+  if (layout === 'vector') return index.map((_, r) => r);
   if (layout === 'conv' || layout === 'depthwise') {
-    // conv: [O, I, kh, kw] → [kh, kw, I, O]; depthwise: [C·m, 1, kh, kw] → [kh, kw, C, m], the same index map with I·O read as C·m.
-    const [o, i, kh, kw] = dims;
-    const inner = layout === 'conv' ? i * o : o;
-    for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
-      const src = ((a * i + b) * kh + y) * kw + x;
-      const dst = layout === 'conv' ? (y * kw + x) * inner + b * o + a : (y * kw + x) * inner + a;
-      out[dst] = values[src] * scale;
-    }
-    return out;
+    const [o, i, kh, kw] = onnxDims;
+    let r = 0;
+    for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let b = 0; b < i; b++) for (let a = 0; a < o; a++) index[r++] = ((a * i + b) * kh + y) * kw + x;
+    return index;
   }
-  if (layout === 'vector') return scale === 1 ? values : values.map((v) => v * scale);
-  const [rows, cols] = dims;
-  const [features, units] = layout === 'gemm' ? [cols, rows] : [rows, cols];
+  const [features, units] = layout === 'gemm' ? [onnxDims[1], onnxDims[0]] : onnxDims;
   const positions = flattened ? flattened.height * flattened.width : 1;
   const channels = features / positions;
   for (let f = 0; f < features; f++) {
-    // ONNX feature f = c·HW + s sits at runtime row s·C + c.
-    const c = Math.floor(f / positions);
-    const s = f % positions;
-    const row = s * channels + c;
-    for (let u = 0; u < units; u++) out[row * units + u] = (layout === 'gemm' ? values[u * features + f] : values[f * units + u]) * scale;
+    const row = (f % positions) * channels + Math.floor(f / positions);
+    for (let u = 0; u < units; u++) index[row * units + u] = layout === 'gemm' ? u * features + f : f * units + u;
   }
-  return out;
+  return index;
+}
+
+/** ONNX weight values in the runtime layout (see onnxIndexOf); `scale` multiplies them. */
+export function fromOnnxLayout(values: Float32Array, dims: readonly number[], layout: OnnxWeightLayout, flattened?: { height: number; width: number }, scale = 1): Float32Array {
+  if (layout === 'vector' && scale === 1) return values;
+  const index = onnxIndexOf(layout, dims, flattened);
+  return Float32Array.from(index, (source) => values[source] * scale);
 }
 
 /** Runtime weight values back in ONNX layout: the inverse of fromOnnxLayout, for the runtime shape given. */
 export function toOnnxLayout(values: Float32Array, runtimeShape: readonly number[], layout: OnnxWeightLayout, flattened?: { height: number; width: number }, scale = 1): { dims: number[]; values: Float32Array } {
+  const [a, b, c, d] = runtimeShape;
+  const dims = layout === 'conv' ? [d, c, a, b]
+    : layout === 'depthwise' ? [c * d, 1, a, b]
+      : layout === 'gemm' ? [b, a]
+        : layout === 'matmul' ? [a, b] : [values.length];
+  if (layout === 'vector' && scale === 1) return { dims, values };
+  const index = onnxIndexOf(layout, dims, flattened);
   const out = new Float32Array(values.length);
-  if (layout === 'conv' || layout === 'depthwise') {
-    const [kh, kw, i, o] = runtimeShape;
-    // depthwise [kh, kw, C, m] → [C·m, 1, kh, kw].
-    const dims = layout === 'conv' ? [o, i, kh, kw] : [i * o, 1, kh, kw];
-    for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let b = 0; b < i; b++) for (let a = 0; a < o; a++) {
-      const src = ((y * kw + x) * i + b) * o + a;
-      const dst = layout === 'conv' ? ((a * i + b) * kh + y) * kw + x : ((b * o + a) * kh + y) * kw + x;
-      out[dst] = values[src] / scale;
-    }
-    return { dims, values: out };
-  }
-  if (layout === 'vector') return { dims: [values.length], values: scale === 1 ? values : values.map((v) => v / scale) };
-  const [features, units] = runtimeShape;
-  const positions = flattened ? flattened.height * flattened.width : 1;
-  const channels = features / positions;
-  for (let f = 0; f < features; f++) {
-    const c = Math.floor(f / positions);
-    const s = f % positions;
-    const row = s * channels + c;
-    for (let u = 0; u < units; u++) {
-      const v = values[row * units + u] / scale;
-      if (layout === 'gemm') out[u * features + f] = v;
-      else out[f * units + u] = v;
-    }
-  }
-  return { dims: layout === 'gemm' ? [units, features] : [features, units], values: out };
+  index.forEach((target, r) => { out[target] = values[r] / scale; });
+  return { dims, values: out };
 }
 
 /** Converts a decoded ONNX model; fails in one line on the first node it cannot map. */

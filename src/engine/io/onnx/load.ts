@@ -6,6 +6,7 @@ import { checkLayerGraph } from '../check-graph.js';
 import { checkFiniteWeights } from '../check-values.js';
 import type { StoredDtype, WeightEntryJson } from '../format.js';
 import { formatShape } from '../../../protocol/format.js';
+import { readModelFile } from '../paths.js';
 import { decodeModel, ExternalData, REEXPORT } from './proto.js';
 import { importOnnxGraph } from './import.js';
 import type { OnnxSerialization } from './record.js';
@@ -33,14 +34,7 @@ function firstLine(err: unknown): string {
 export async function loadOnnxModel(modelPath: string): Promise<LoadedOnnxModel> {
   const path = resolve(modelPath);
   const file = modelPath;
-  let bytes: Buffer;
-  try {
-    bytes = await fs.readFile(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? 'model file not found' : `model file cannot be read (${code ?? firstLine(err)})`, { file, fix: 'Check the path' });
-  }
-  if (bytes.length === 0) throw new UserError('is empty', { file, fix: REEXPORT });
+  const bytes = await readModelFile(modelPath, REEXPORT);
   const proto = decodeModel(bytes, file);
   const external = new ExternalData(path, file);
   await external.preload(proto.graph!.initializer);
