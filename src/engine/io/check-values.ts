@@ -74,3 +74,14 @@ function view<T extends Uint16Array | Float32Array>(buffer: ArrayBuffer, offset:
   const length = bytes / type.BYTES_PER_ELEMENT;
   return offset % type.BYTES_PER_ELEMENT === 0 ? new type(buffer, offset, length) : new type(buffer.slice(offset, offset + bytes));
 }
+
+/** checkFiniteWeights for float32 weights held as separate arrays (Keras and ONNX files), with the same message. */
+export function checkFiniteArrays(weights: readonly { name: string; shape: number[]; values: Float32Array }[], file: string): void {
+  const buffer = new Float32Array(weights.reduce((n, w) => n + w.values.length, 0));
+  let offset = 0;
+  for (const w of weights) {
+    buffer.set(w.values, offset);
+    offset += w.values.length;
+  }
+  checkFiniteWeights(buffer.buffer, weights.map((w) => ({ name: w.name, shape: w.shape, dtype: 'float32' })), file);
+}

@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { extname, resolve } from 'node:path';
 import { UserError } from '../../errors.js';
 import { checkLayerGraph } from '../check-graph.js';
-import { checkFiniteWeights } from '../check-values.js';
-import type { StoredDtype, WeightEntryJson } from '../format.js';
+import { checkFiniteArrays } from '../check-values.js';
+import type { StoredDtype } from '../format.js';
 import { formatShape } from '../../../protocol/format.js';
 import { readModelFile } from '../paths.js';
 import { toTfjsTopology, type KerasLayerRef, type KerasStyle } from './config.js';
@@ -206,18 +206,7 @@ function collectWeights(model: tf.LayersModel, container: KerasContainer, layers
 
 /** Refuses NaN and infinite weights with the same message as TF.js models. */
 function checkFinite(assignments: Assignment[], file: string): void {
-  const specs: WeightEntryJson[] = [];
-  const all = assignments.flatMap((a) => a.layer.weights.map((w, i) => {
-    specs.push({ name: w.originalName, shape: a.values[i].shape, dtype: 'float32' });
-    return a.values[i].values;
-  }));
-  const buffer = new Float32Array(all.reduce((n, v) => n + v.length, 0));
-  let offset = 0;
-  for (const v of all) {
-    buffer.set(v, offset);
-    offset += v.length;
-  }
-  checkFiniteWeights(buffer.buffer, specs, file);
+  checkFiniteArrays(assignments.flatMap((a) => a.layer.weights.map((w, i) => ({ name: w.originalName, shape: a.values[i].shape, values: a.values[i].values }))), file);
 }
 
 /** Builds the runtime model from the converted topology, sets the file's weights and returns what a writer needs. */

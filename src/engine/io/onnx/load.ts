@@ -3,8 +3,8 @@ import { promises as fs } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { UserError } from '../../errors.js';
 import { checkLayerGraph } from '../check-graph.js';
-import { checkFiniteWeights } from '../check-values.js';
-import type { StoredDtype, WeightEntryJson } from '../format.js';
+import { checkFiniteArrays } from '../check-values.js';
+import type { StoredDtype } from '../format.js';
 import { formatShape } from '../../../protocol/format.js';
 import { readModelFile } from '../paths.js';
 import { decodeModel, ExternalData, REEXPORT } from './proto.js';
@@ -48,8 +48,7 @@ export async function loadOnnxModel(modelPath: string): Promise<LoadedOnnxModel>
   }
   try {
     const quantization = new Map<string, StoredDtype>();
-    const specs: WeightEntryJson[] = [];
-    const all: Float32Array[] = [];
+    const checked: { name: string; shape: number[]; values: Float32Array }[] = [];
     let weightBytes = 0;
     for (const layer of model.layers) {
       if (layer.weights.length === 0) continue;
@@ -61,8 +60,7 @@ export async function loadOnnxModel(modelPath: string): Promise<LoadedOnnxModel>
         if (formatShape(value.shape) !== formatShape(w.shape as number[])) {
           throw new UserError(`layer "${layer.name}"'s ${short} has shape ${formatShape(value.shape)} in the file, but needs ${formatShape(w.shape as number[])}`, { file, fix: REEXPORT });
         }
-        specs.push({ name: w.originalName, shape: value.shape, dtype: 'float32' });
-        all.push(value.values);
+        checked.push({ name: w.originalName, shape: value.shape, values: value.values });
         quantization.set(w.originalName, 'float32');
         weightBytes += value.values.length * 4;
         return tf.tensor(value.values, value.shape, 'float32');
@@ -70,13 +68,7 @@ export async function loadOnnxModel(modelPath: string): Promise<LoadedOnnxModel>
       layer.setWeights(tensors);
       tf.dispose(tensors);
     }
-    const buffer = new Float32Array(all.reduce((n, v) => n + v.length, 0));
-    let offset = 0;
-    for (const v of all) {
-      buffer.set(v, offset);
-      offset += v.length;
-    }
-    checkFiniteWeights(buffer.buffer, specs, file);
+    checkFiniteArrays(checked, file);
     return { model, weightBytes, fileBytes: bytes.length + (await externalBytes(proto, path)), quantization, onnx: record };
   } catch (err) {
     model.dispose();
