@@ -68,9 +68,9 @@ async function npyDataset(samples: number): Promise<Dataset> {
   let at = 0;
   for await (const batch of synthetic.trainBatches(BATCH, 0)) {
     x.set(batch.x.dataSync(), at * 3072);
-    y.set(batch.y.rank === 1 ? batch.y.dataSync() : batch.y.argMax(-1).dataSync(), at);
-    at += batch.y.shape[0];
-    tf.dispose([batch.x, batch.y]);
+    y.set(batch.y![0].dataSync(), at);
+    at += batch.x.shape[0];
+    tf.dispose([batch.x, ...batch.y!]);
   }
   const dir = mkdtempSync(join(os.tmpdir(), 'prunelens-bench-'));
   writeFileSync(join(dir, 'x.npy'), encodeNpy(x, [samples, 32, 32, 3]));

@@ -35,8 +35,8 @@ async function collect(batches: AsyncIterable<Batch>): Promise<{ x: number[][]; 
   for await (const b of batches) {
     const rows = b.x.reshape([b.x.shape[0], -1]).arraySync() as number[][];
     x.push(...rows);
-    y.push(...b.y.arraySync());
-    tf.dispose([b.x, b.y]);
+    y.push(...(b.y![0].arraySync() as number[]));
+    tf.dispose([b.x, ...b.y!]);
   }
   return { x, y };
 }
@@ -206,7 +206,7 @@ test('builtin MNIST: 60000 + 10000 images with labels 0..9, limits and a wrong m
   const labels = new Set<number>();
   let pixelsOk = true;
   for await (const b of data.validationBatches(2500)) {
-    b.y.dataSync().forEach((l) => labels.add(l));
+    b.y![0].dataSync().forEach((l: number) => labels.add(l));
     const [min, max] = [b.x.min().dataSync()[0], b.x.max().dataSync()[0]];
     pixelsOk &&= min === 0 && max === 1;
     tf.dispose([b.x, b.y]);

@@ -56,10 +56,10 @@ test('the loss matches tfjs cross-entropy for softmax outputs and for logits', a
     const model = smallCnn({ softmax, seed: 3 });
     const expected = tf.tidy(() => {
       const out = model.predict(batch.x) as tf.Tensor;
-      const oneHot = tf.oneHot(batch.y, CLASSES);
+      const oneHot = tf.oneHot(batch.y![0] as tf.Tensor1D, CLASSES);
       return (softmax ? tf.metrics.categoricalCrossentropy(oneHot, out).mean() : tf.losses.softmaxCrossEntropy(oneHot, out)).dataSync()[0];
     });
-    const oneBatch: Dataset = { ...data, validationSize: 16, validationBatches: async function* () { yield { x: batch.x.clone(), y: batch.y.clone() as tf.Tensor1D }; } };
+    const oneBatch: Dataset = { ...data, validationSize: 16, validationBatches: async function* () { yield { x: batch.x.clone(), y: [batch.y![0].clone()] }; } };
     const result = await evaluateModel(model, oneBatch);
     assert.ok(Math.abs(result.loss - expected) < 1e-5, `softmax=${softmax}: ${result.loss} vs ${expected}`);
     model.dispose();
@@ -143,7 +143,7 @@ test('hooks are called in order and afterEpoch "stop" ends training early', asyn
   const calls: string[] = [];
   const result = await trainModel(model, data, settings({ epochs: 3, maxStepsPerEpoch: 2 }), {
     beforeEpoch: ({ epoch, epochs }) => { calls.push(`before ${epoch}/${epochs}`); },
-    afterBatch: ({ info, batch }) => { calls.push(`batch #${info.globalStep}/${info.totalSteps} of ${batch.y.shape[0]}`); },
+    afterBatch: ({ info, batch }) => { calls.push(`batch #${info.globalStep}/${info.totalSteps} of ${batch.x.shape[0]}`); },
     afterStep: async (s) => {
       tf.zeros([4]); // created inside the hook's scope and freed after it
       await Promise.resolve();

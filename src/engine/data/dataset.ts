@@ -36,7 +36,7 @@ export function makeDataset(options: {
       split.source.fill(index, x, i * sampleSize);
       y[i] = split.source.label(index);
     }
-    return { x: tf.tensor(x, [n, ...sampleShape], 'float32'), y: tf.tensor1d(y, 'int32') };
+    return { x: tf.tensor(x, [n, ...sampleShape], 'float32'), y: [tf.tensor1d(y, 'int32')] };
   }
 
   async function* batches(split: Split, positions: ArrayLike<number>, batchSize: number): AsyncGenerator<Batch> {
@@ -51,6 +51,7 @@ export function makeDataset(options: {
   return {
     sampleShape: [...sampleShape],
     classes,
+    targets: 'labels',
     trainSize: train.indices.length,
     validationSize: validation.indices.length,
     description,

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Target, TrainConfig } from '../config/types.js';
 import type { WeightSlice } from '../graph/types.js';
 import type { MethodContext, PruningDecision } from './types.js';
+import { disposeBatch } from '../train/types.js';
 import { DEFAULT_TRAIN } from '../config/index.js';
 import { defineMethod } from './shared/descriptor.js';
 import { findBlocks, hiddenActivations, secondLayerOf, zeroSlices, type IspaspBlock } from './ispasp/blocks.js';
@@ -127,7 +128,7 @@ async function runIspasp(ctx: MethodContext, options: IspaspOptions): Promise<Pr
       ctx.reportLayers('train', b + 1, b === blocks.length - 1);
     }
   } finally {
-    tf.dispose([calibration.x, calibration.y]);
+    disposeBatch(calibration);
   }
   return { kind: 'units', remove: remove.sort((a, c) => a - c), notes };
 }

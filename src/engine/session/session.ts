@@ -286,7 +286,7 @@ class OnnxRuntimeSession {
     const model = loaded.model;
     // Real samples when there are some: random ones can miss what real inputs exercise.
     const batch = data ? (data.validationSize > 0 ? await firstBatch(data.validationBatches(8)) : await data.calibration(8)) : undefined;
-    if (batch) batch.y.dispose();
+    if (batch) for (const t of batch.y ?? []) t.dispose();
     const inputs = batch?.x ?? randomRuntimeInput(model, 4);
     const inputsText = batch ? `${inputs.shape[0]} ${data!.validationSize > 0 ? 'validation' : 'training'} samples` : `${inputs.shape[0]} random inputs`;
     const problems: string[] = [];
@@ -337,7 +337,7 @@ function onnxInputShape(model: tf.LayersModel): number[] {
   return channelsFirstShape([1, ...model.inputs[0].shape.slice(1).map((d) => d ?? 1)]).slice(1);
 }
 
-async function firstBatch<T extends { x: tf.Tensor; y: tf.Tensor }>(batches: AsyncIterable<T>): Promise<T | undefined> {
+async function firstBatch<T extends { x: tf.Tensor }>(batches: AsyncIterable<T>): Promise<T | undefined> {
   for await (const batch of batches) return batch;
   return undefined;
 }

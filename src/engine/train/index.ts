@@ -5,7 +5,7 @@ import { CancelledError, UserError } from '../errors.js';
 import { mixSeed, seededRandom } from '../util/random.js';
 import { correctCount, crossEntropyPerSample, outputsProbabilities } from './loss.js';
 import { Optimizer, isDecayed, learningRateAt, type Parameter } from './optimizer.js';
-import type { Batch, BatchStep, Dataset, EpochInfo, EvalResult, StepInfo, TrainHooks, TrainingSnapshot } from './types.js';
+import { batchLabels, disposeBatch, samplesIn, type Batch, type BatchStep, type Dataset, type EpochInfo, type EvalResult, type StepInfo, type TrainHooks, type TrainingSnapshot } from './types.js';
 import { HeapExhaustedError, formatMiB, peakTensorMemory } from '../backend/heap.js';
 import { fittingEvalBatch, planMemory, type MemoryPlan } from './memory.js';
 
@@ -133,7 +133,7 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
   /** One optimizer step on `batch`, in the micro-batches that fit; returns [task loss, correct predictions]. */
   const optimizerStep = async (batch: Batch, learningRate: number, stepSeed: number): Promise<Float32Array | Int32Array | Uint8Array> => {
     const parameters = trainableParameters(model);
-    const run = await withMicroBatchRetry(model, plan, microBatchSize, (size) => size < batch.y.shape[0]
+    const run = await withMicroBatchRetry(model, plan, microBatchSize, (size) => size < samplesIn(batch)
       ? trainStepInMicroBatches(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed, size)
       : trainStep(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed));
     if (run.microBatchSize !== microBatchSize) {
@@ -167,9 +167,9 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
             await inTensorScope(() => afterBatch(batchStep));
           }
         } finally {
-          tf.dispose([batch.x, batch.y]);
+          disposeBatch(batch);
         }
-        const n = batch.y.shape[0];
+        const n = samplesIn(batch);
         const loss = stats[0];
         lossSum += loss * n; correctSum += stats[1]; seen += n;
         const { afterStep } = hooks;
@@ -264,14 +264,14 @@ async function trainStep(model: tf.LayersModel, batch: Batch, parameters: Parame
     let output: tf.Tensor | undefined;
     const { grads } = keptUntilFailure(() => [output, taskLoss], () => withSeededMathRandom(stepSeed, () => tf.variableGrads(() => {
       output = tf.keep(model.apply(batch.x, { training: true }) as tf.Tensor);
-      taskLoss = tf.keep(tf.mean(crossEntropyPerSample(output, batch.y, probabilities)) as tf.Scalar);
+      taskLoss = tf.keep(tf.mean(crossEntropyPerSample(output, batchLabels(batch), probabilities)) as tf.Scalar);
       let total: tf.Scalar = taskLoss;
       for (const extra of layerLosses(model)) total = tf.add(total, extra);
       if (hooks.regularizer) total = tf.add(total, hooks.regularizer(model));
       return total;
     }, parameters.map((p) => p.variable))));
     optimizer.apply(parameters, grads, learningRate);
-    const stats = tf.stack([taskLoss as tf.Scalar, tf.cast(correctCount(output as tf.Tensor, batch.y), 'float32')]);
+    const stats = tf.stack([taskLoss as tf.Scalar, tf.cast(correctCount(output as tf.Tensor, batchLabels(batch)), 'float32')]);
     tf.dispose([output as tf.Tensor, taskLoss as tf.Scalar]); // kept past the gradient tape only for the stats
     return stats;
   });
@@ -307,7 +307,7 @@ async function trainStepInMicroBatches(model: tf.LayersModel, batch: Batch, para
  */
 function batchGradients(model: tf.LayersModel, batch: Batch, variables: tf.Variable[], probabilities: boolean, microBatchSize: number,
   seed: number, regularizer?: (model: tf.LayersModel) => tf.Scalar): { grads: Record<string, tf.Tensor>; stats: tf.Tensor1D } {
-  const n = batch.y.shape[0];
+  const n = samplesIn(batch);
   let grads: Record<string, tf.Tensor> = {};
   let stats: tf.Tensor1D = tf.zeros([2]);
   try {
@@ -316,7 +316,7 @@ function batchGradients(model: tf.LayersModel, batch: Batch, variables: tf.Varia
       const share = size / n;
       const next = tf.tidy(() => {
         const x = size === n ? batch.x : tf.slice(batch.x, [start, ...batch.x.shape.slice(1).map(() => 0)], [size, ...batch.x.shape.slice(1).map(() => -1)]);
-        const y = size === n ? batch.y : tf.slice(batch.y, [start], [size]);
+        const y = size === n ? batchLabels(batch) : tf.slice(batchLabels(batch), [start], [size]);
         let taskLoss: tf.Scalar | undefined;
         let output: tf.Tensor | undefined;
         const pass_ = keptUntilFailure(() => [output, taskLoss], () => withSeededMathRandom(mixSeed(seed, 0x3b, pass), () => tf.variableGrads(() => {
@@ -358,13 +358,15 @@ export async function evaluateModel(model: tf.LayersModel, data: Dataset, batchS
   for await (const batch of batches) {
     const stats = tf.tidy(() => {
       const output = model.apply(batch.x, { training: false }) as tf.Tensor;
-      return tf.stack([tf.sum(crossEntropyPerSample(output, batch.y, probabilities)), tf.cast(correctCount(output, batch.y), 'float32')]);
+      return tf.stack([tf.sum(crossEntropyPerSample(output, batchLabels(batch), probabilities)), tf.cast(correctCount(output, batchLabels(batch)), 'float32')]);
     });
     const values = await stats.data();
-    tf.dispose([stats, batch.x, batch.y]);
+    stats.dispose();
+    const n = samplesIn(batch);
+    disposeBatch(batch);
     lossSum += values[0];
     correct += values[1];
-    samples += batch.y.shape[0];
+    samples += n;
     await yieldToEventLoop();
     if (signal?.aborted) throw new CancelledError();
   }

