@@ -34,7 +34,7 @@ interface Replacement {
   sink: string;
 }
 
-const POINTWISE_CONV = 'Conv2D';
+const CONV2D = 'Conv2D';
 const CONCAT = 'Concatenate';
 
 function inboundNames(layer: tf.layers.Layer): string[] {
@@ -63,7 +63,7 @@ function findReplacements(pruned: tf.LayersModel, onnx: OnnxSerialization): { re
     const sinks = members.filter((m) => m.outboundNodes.length === 0 || m.outboundNodes.some((n) => !inside.has(n.outboundLayer.name)));
     const outside = new Set(members.flatMap((m) => inboundNames(m).filter((n) => !inside.has(n))));
     if (sinks.length !== 1 || outside.size !== 1) return { replacements, problem: `the layers replacing "${layer}" do not read one input and give one output` };
-    const odd = members.find((m) => ![POINTWISE_CONV, CONCAT].includes(m.getClassName()) || (m.getConfig().activation ?? 'linear') !== 'linear');
+    const odd = members.find((m) => ![CONV2D, CONCAT].includes(m.getClassName()) || (m.getConfig().activation ?? 'linear') !== 'linear');
     if (odd) return { replacements, problem: `layer "${odd.name}" (${odd.getClassName()}) has no ONNX node PruneLens writes` };
     replacements.push({ layer, node: kernel.node, members, sink: sinks[0].name });
   }
