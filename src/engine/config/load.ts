@@ -5,7 +5,7 @@ import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc
 import schema from '../../../schemas/prune-config.schema.json';
 import { UserError } from '../errors.js';
 import { modelPathProblem, outputPathProblem, type ConfigProblem } from './files.js';
-import { METHOD_NAMES, TARGET_KINDS, type DataConfig, type MethodName, type MethodSections, type PruneConfig, type Target, type TrainConfig, type BackendName, type ExportFormat } from './types.js';
+import { METHOD_NAMES, TARGET_KINDS, type DataConfig, type MethodName, type MethodSections, type PruneConfig, type Target, type TrainConfig, type BackendName, type ExportFormat, type ObjectiveKind, type DistillConfig, type LossConfig } from './types.js';
 
 /** What a config file may override when a session is started (method variants, dry runs). */
 export interface ConfigOverrides {
@@ -338,6 +338,7 @@ function resolveConfig(raw: Record<string, unknown>, file: string): PruneConfig 
     exclude: (raw.exclude as string[] | undefined) ?? [],
     maxGroupReduction: (raw.maxGroupReduction as number | undefined) ?? 0.9,
     data: data ? resolveDataPaths(data, at) : undefined,
+    ...objectiveFields(raw, hasData, file),
     train: hasData ? { ...DEFAULT_TRAIN, ...trainRaw } : undefined,
     finetune: hasData ? { ...DEFAULT_TRAIN, ...finetuneRaw } : undefined,
     backend: (raw.backend as BackendName | undefined) ?? 'auto',
@@ -346,6 +347,17 @@ function resolveConfig(raw: Record<string, unknown>, file: string): PruneConfig 
     latency: { runs: latency?.runs ?? 20, batchSize: latency?.batchSize ?? 1 },
     export: (raw.export as ExportFormat[] | undefined) ?? [],
   };
+}
+
+/** The config's `objective`, `distill` and `loss`; distillation without data is refused here, in one line. */
+function objectiveFields(raw: Record<string, unknown>, hasData: boolean, file: string): Pick<PruneConfig, 'objective' | 'distill' | 'loss'> {
+  const objective = raw.objective as ObjectiveKind | undefined;
+  const distill = raw.distill as DistillConfig | undefined;
+  if (!hasData && (objective === 'distill' || distill !== undefined)) {
+    throw new UserError(`"${objective === 'distill' ? 'objective' : 'distill'}" asks for distillation, which trains on data, but the config has no "data"`, {
+      file, field: objective === 'distill' ? 'objective' : 'distill', fix: 'Add "data" (unlabelled samples will do), or remove the field' });
+  }
+  return { objective, distill, loss: raw.loss as LossConfig | undefined };
 }
 
 function resolveDataPaths(data: DataConfig, at: (p: string) => string): DataConfig {

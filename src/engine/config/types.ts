@@ -51,6 +51,33 @@ export type DataConfig =
   | { format: 'builtin'; name: 'mnist' | 'fashion-mnist'; trainLimit?: number; testLimit?: number; seed?: number }
   | { format: 'synthetic'; task?: 'classification'; samples: number; classes: number; validationSplit?: number; seed?: number; noise?: number };
 
+/** A task loss of one model output. */
+export type TaskLoss = 'sparse-categorical-crossentropy' | 'categorical-crossentropy' | 'binary-crossentropy' | 'mse' | 'mae' | 'huber';
+/** `"auto"` picks from the targets and the output's activation. */
+export type TaskLossSpec = TaskLoss | 'auto' | { type: TaskLoss | 'auto'; weight?: number };
+/** One loss for every output, or one per output layer name. */
+export type LossConfig = TaskLoss | 'auto' | Record<string, TaskLossSpec>;
+/** The distance of a student output from the teacher's: KL at a temperature, or mean squared error. */
+export type DistillLoss = 'kl' | 'mse';
+export type ObjectiveKind = 'task' | 'distill';
+
+export interface DistillConfig {
+  /** α: loss = α·distill + (1−α)·task when the data has targets (1: distillation alone). */
+  weight?: number;
+  /** Softening of the KL terms' distributions (T² scales them back). */
+  temperature?: number;
+  /** Per output layer name; default KL on classifier outputs, mse otherwise. */
+  loss?: Record<string, DistillLoss>;
+}
+
+/** What training minimises: the config's `objective`, `distill` and `loss`. */
+export interface ObjectiveConfig {
+  /** Absent: `task` when the data has targets, `distill` when it has none. */
+  objective?: ObjectiveKind;
+  distill?: DistillConfig;
+  loss?: LossConfig;
+}
+
 /** Method-specific sections, one per method, validated by the schema; each method reads its own. */
 export type MethodSections = { [M in MethodName]?: Record<string, unknown> };
 
@@ -68,6 +95,10 @@ export interface PruneConfig extends MethodSections {
   /** Largest fraction of any one channel group that may be removed (the loader defaults it to 0.9; absent: no cap). */
   maxGroupReduction?: number;
   data?: DataConfig;
+  /** Training objective (task loss, distillation from the dense model, or both); see ObjectiveConfig. */
+  objective?: ObjectiveKind;
+  distill?: DistillConfig;
+  loss?: LossConfig;
   train?: TrainConfig;
   finetune?: TrainConfig;
   backend: BackendName;
