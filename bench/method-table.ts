@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   const denseFlops = countCost(model).flops;
   await saveModelAtomic(model, join(work, 'dense'));
   model.dispose();
-  console.log(`backend ${backend}; ${dataset.description}; dense top-1 ${(dense.accuracy * 100).toFixed(2)}%`);
+  console.log(`backend ${backend}; ${dataset.description}; dense top-1 ${(dense.accuracy! * 100).toFixed(2)}%`);
 
   const rows: { method: string; target: number; flopsReduction: number; accuracy: number; wallTimeMs: number; notes?: string[] }[] = [];
   for (const method of METHOD_NAMES) {
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     return `${(r.accuracy * 100).toFixed(2)}% (−${(r.flopsReduction * 100).toFixed(1)}%, ${(r.wallTimeMs / 1000).toFixed(0)} s)`;
   }).join(' | ')} |`);
   const table = [header, rule, ...body].join('\n');
-  console.log(`\nDense top-1 ${(dense.accuracy * 100).toFixed(2)}%. Cells: top-1 after fine-tuning (measured FLOPs reduction, session wall time).\n\n${table}\n`);
+  console.log(`\nDense top-1 ${(dense.accuracy! * 100).toFixed(2)}%. Cells: top-1 after fine-tuning (measured FLOPs reduction, session wall time).\n\n${table}\n`);
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   writeFileSync(join(root, 'bench', 'results', 'method-table.json'), JSON.stringify({
     backend, data: dataset.description, dense: { accuracy: dense.accuracy, flops: denseFlops },

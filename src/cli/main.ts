@@ -9,7 +9,7 @@ import type { DoneEvent, EngineEvent } from '../protocol/events.js';
 import { describeError } from '../engine/errors.js';
 import { errorEvent } from '../engine/session/error-event.js';
 import {
-  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatLatencyRuntime, formatMs, formatOnnxCheck, formatPercent, formatPointChange, table,
+  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatLatencyRuntime, formatMetricChange, formatMetricValue, formatMs, formatOnnxCheck, formatPercent, formatPointChange, table,
 } from '../protocol/format.js';
 
 const USAGE = `Usage:
@@ -213,7 +213,11 @@ function humanPrinter(): (e: EngineEvent) => void {
           ['params', formatCount(e.before.params), formatCount(e.after.params), formatChange(e.before.params, e.after.params)],
           ['FLOPs', formatCount(e.before.flops), formatCount(e.after.flops), formatChange(e.before.flops, e.after.flops)],
         ];
-        if (e.accuracy) rows.push([e.data?.synthetic ? 'top-1 on synthetic data (meaningless)' : 'top-1', formatAccuracy(e.accuracy.before), formatAccuracy(e.accuracy.after), formatPointChange(e.accuracy.before, e.accuracy.after)]);
+        const metric = e.metric;
+        if (metric) {
+          const name = e.data?.synthetic ? `${metric.name} on synthetic data (meaningless)` : metric.name;
+          rows.push([name, formatMetricValue({ name: metric.name, value: metric.before }), formatMetricValue({ name: metric.name, value: metric.after }), formatMetricChange(metric.name, metric.before, metric.after)]);
+        } else if (e.accuracy) rows.push([e.data?.synthetic ? 'top-1 on synthetic data (meaningless)' : 'top-1', formatAccuracy(e.accuracy.before), formatAccuracy(e.accuracy.after), formatPointChange(e.accuracy.before, e.accuracy.after)]);
         if (e.latency) {
           rows.push([`latency (${formatLatencyRuntime(e.latency.runtime, e.latency.after.batchSize)})`, formatMs(e.latency.before.medianMs), formatMs(e.latency.after.medianMs), `${e.latency.speedup.toFixed(2)}×`]);
           const tfjs = e.latency.tfjs;
@@ -223,6 +227,7 @@ function humanPrinter(): (e: EngineEvent) => void {
         console.log('');
         console.log(table(['', 'before', 'after', 'change'], rows));
         if (e.onnx) console.log(`Checked in ${formatOnnxCheck(e.onnx)}`);
+        if (metric) console.log(`${metric.name}: ${formatMetricValue({ name: metric.name, value: metric.before })} dense, ${formatMetricValue({ name: metric.name, value: metric.afterPruning })} right after pruning, ${formatMetricValue({ name: metric.name, value: metric.after })} after fine-tuning${metric.objective ? ` (${metric.objective})` : ''}`);
         console.log(e.dryRun
           ? `\nDry run: ${e.channelsRemoved} channels would be removed; nothing was written.`
           : `\n${e.channelsRemoved} channels physically removed. Pruned model: ${e.output}\nReport: ${e.report}\nWall time ${formatDuration(e.wallTimeMs)} on ${e.backend}${memoryLine(e.memory)}.`);

@@ -177,6 +177,21 @@ export interface LogEvent {
   message: string;
 }
 
+/**
+ * A named measure of the model (top-1, multi-label F1, MAE, R², top-1 agreement or relative error
+ * vs the dense model) before pruning, right after it (before fine-tuning) and at the end, so a
+ * report shows what fine-tuning bought.
+ */
+export interface MetricSummary {
+  name: string;
+  higherIsBetter: boolean;
+  before: number;
+  afterPruning: number;
+  after: number;
+  /** The training objective, in words ("distillation from the dense model (KL at T=4 on probs)"). */
+  objective?: string;
+}
+
 export interface DoneEvent {
   type: 'done';
   sessionId: string;
@@ -186,7 +201,10 @@ export interface DoneEvent {
   report?: string;
   before: CostSummary;
   after: CostSummary;
+  /** Top-1 before and after, when the session's metric is top-1 (kept for readers of earlier reports). */
   accuracy?: { before: number; after: number };
+  /** The metric that fits the task, measured on the dense model, right after pruning and after fine-tuning. */
+  metric?: MetricSummary;
   /** The data accuracy was measured on; `synthetic` marks an accuracy that means nothing. */
   data?: DataSummary;
   latency?: SessionLatency;

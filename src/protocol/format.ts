@@ -26,6 +26,28 @@ export function formatAccuracy(fraction: number | undefined): string {
   return formatPercent(fraction, 2);
 }
 
+/** Whether a metric is a fraction shown in percent (top-1, F1, agreement) rather than a value (MAE, R², relative error). */
+export function isFractionMetric(name: string): boolean {
+  return /^top-1|F1|agreement/.test(name);
+}
+
+/** A metric's value: fractions as percentages with two decimals, others with four significant digits. */
+export function formatMetricValue(metric: { name: string; value: number | undefined }): string {
+  const { name, value } = metric;
+  if (value === undefined || !Number.isFinite(value)) return '—';
+  return isFractionMetric(name) ? formatAccuracy(value) : value.toPrecision(4);
+}
+
+/** A metric's change: points for fractions ("−0.38 pp"), a difference otherwise ("+0.0123"). */
+export function formatMetricChange(name: string, before: number, after: number): string {
+  if (!Number.isFinite(before) || !Number.isFinite(after)) return '—';
+  if (isFractionMetric(name)) return formatPointChange(before, after);
+  const difference = after - before;
+  const shown = Math.abs(difference).toPrecision(3);
+  const sign = Number(shown) === 0 ? '' : difference > 0 ? '+' : MINUS;
+  return `${sign}${shown}`;
+}
+
 /** Relative change: 210000 → 95000 gives "−54.8%"; "—" when there is nothing to compare with. */
 export function formatChange(before: number, after: number): string {
   if (before === 0 || !Number.isFinite(before) || !Number.isFinite(after)) return '—';

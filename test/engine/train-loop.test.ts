@@ -44,7 +44,7 @@ test('loss falls and validation accuracy rises on a learnable synthetic task (so
     const result = await trainModel(model, data, settings(), {}, { seed: 1, onEpoch: (e) => epochs.push(e) });
     assert.equal(epochs.length, 3);
     assert.ok(epochs[2].loss < 0.6 * epochs[0].loss, `softmax=${softmax}: loss ${epochs.map((e) => e.loss.toFixed(3))}`);
-    assert.ok(result && result.accuracy > 0.8 && result.accuracy > before.accuracy + 0.3, `accuracy ${before.accuracy} → ${result?.accuracy}`);
+    assert.ok(result && result.accuracy! > 0.8 && result.accuracy! > before.accuracy! + 0.3, `accuracy ${before.accuracy} → ${result?.accuracy}`);
     assert.equal(result.samples, data.validationSize);
     model.dispose();
   }

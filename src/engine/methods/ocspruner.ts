@@ -7,6 +7,7 @@ import { SubnetworkSelector, type Subnetwork } from './ocspruner/subnetwork.js';
 import { StabilityTracker } from './ocspruner/stability.js';
 import { SelectedChannelShrink } from './ocspruner/shrink.js';
 import { continueSchedule } from './ocspruner/schedule.js';
+import { formatMetricValue } from '../../protocol/format.js';
 
 /** OCSPruner settings (`ocspruner` section of the config); the schema's defaults follow the official CIFAR scripts. */
 export interface OcsprunerOptions {
@@ -113,8 +114,8 @@ async function runOcspruner(ctx: MethodContext, options: OcsprunerOptions): Prom
       : `OCSPruner: stability stayed below ${options.stabilityThreshold}; pruned at epoch ${pruneEpoch} (search limit) and trained ${remainingEpochs} more epoch(s).`,
   ];
   if (beforePrune && afterPrune) {
-    const end = afterCycle ? `, after the cycle ${(afterCycle.accuracy * 100).toFixed(2)}%` : '';
-    notes.push(`Accuracy before pruning ${(beforePrune.accuracy * 100).toFixed(2)}%, right after pruning ${(afterPrune.accuracy * 100).toFixed(2)}%${end}.`);
+    const end = afterCycle ? `, after the cycle ${formatMetricValue(afterCycle.metric)}` : '';
+    notes.push(`${beforePrune.metric.name} before pruning ${formatMetricValue(beforePrune.metric)}, right after pruning ${formatMetricValue(afterPrune.metric)}${end}.`);
   }
   return { kind: 'model', model: pruned as tf.LayersModel, channelsRemoved: chosen.removed.length, notes };
 }

@@ -3,6 +3,7 @@ import type { PruneConfig, Target, TrainConfig } from '../config/types.js';
 import type { ChannelGraph } from '../graph/types.js';
 import type { EngineEvent, Phase } from '../../protocol/events.js';
 import type { Dataset, EvalResult, TrainHooks } from '../train/types.js';
+import type { ObjectiveOptions } from '../train/objective.js';
 import type { MemoryPlan } from '../train/memory.js';
 import type { MethodContext } from '../methods/types.js';
 import { CancelledError } from '../errors.js';
@@ -25,6 +26,8 @@ export interface MethodContextOptions {
   layerStatsIntervalMs?: number;
   /** Called with each training phase's memory plan. */
   onMemoryPlan?: (plan: MemoryPlan, phase: Phase) => void;
+  /** The config's objective and the teacher (the frozen dense model) every training phase and evaluation uses. */
+  objective?: ObjectiveOptions;
 }
 
 /** Builds the context a pruning method runs in; the session and the tests use the same one. */
@@ -58,6 +61,7 @@ export function createMethodContext(options: MethodContextOptions): MethodContex
         seed: config.seed,
         signal,
         phase,
+        objective: options.objective ?? { config },
         onMemoryPlan: (plan) => options.onMemoryPlan?.(plan, phase),
         onStep: (s) => {
           const fraction = (s.epoch + (s.step + 1) / s.stepsPerEpoch) / Math.max(settings.epochs, 1e-9);
@@ -71,7 +75,7 @@ export function createMethodContext(options: MethodContextOptions): MethodContex
     async evaluate(): Promise<EvalResult | undefined> {
       if (!data) return undefined;
       checkCancelled();
-      return evaluateModel(context.model, data);
+      return evaluateModel(context.model, data, undefined, signal, options.objective ?? { config });
     },
     reportLayers(phase: Phase, step: number, force = false): void {
       const now = Date.now();

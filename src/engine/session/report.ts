@@ -25,6 +25,8 @@ export interface PruningReport {
   /** `weightBytes`: bytes on disk of model.json plus its weight shards (the input as loaded, the output as written). */
   before: { params: number; flops: number; accuracy?: number; latencyMs: number; weightBytes?: number };
   after: { params: number; flops: number; accuracy?: number; latencyMs: number; weightBytes?: number };
+  /** The metric that fits the task: dense, right after pruning (before fine-tuning), and at the end. */
+  metric?: DoneEvent['metric'];
   reduction: { params: number; flops: number };
   speedup: number;
   /** `runtime` names what timed before/after (ONNX Runtime for an ONNX model when onnxruntime-node is installed); `tfjs` keeps TF.js' timing then. */
@@ -99,6 +101,7 @@ export function buildReport(input: {
     syntheticData: done.data?.synthetic,
     before: { params: done.before.params, flops: done.before.flops, accuracy: done.accuracy?.before, latencyMs: done.latency?.before.medianMs ?? 0, weightBytes: done.size?.before },
     after: { params: done.after.params, flops: done.after.flops, accuracy: done.accuracy?.after, latencyMs: done.latency?.after.medianMs ?? 0, weightBytes: done.size?.after },
+    metric: done.metric,
     reduction: { params: 1 - done.after.params / done.before.params, flops: 1 - done.after.flops / done.before.flops },
     speedup: done.latency?.speedup ?? 1,
     latency: done.latency,
@@ -110,7 +113,7 @@ export function buildReport(input: {
     output: done.output,
     layers,
     finetune: input.history,
-    notes: done.data?.synthetic && done.accuracy ? [...input.notes, SYNTHETIC_ACCURACY_NOTE] : input.notes,
+    notes: done.data?.synthetic && (done.accuracy || done.metric) ? [...input.notes, SYNTHETIC_ACCURACY_NOTE] : input.notes,
     conventions: {
       flops: 'Forward FLOPs per sample; a multiply-add counts as 2; convolutions and dense layers only.',
       params: 'Every weight of the model, batch-norm statistics included.',

@@ -21,6 +21,7 @@ import { LANDING_TOLERANCE, maxReachable, nearestReachable } from '../prune/sele
 import { loadDataset, summarizeData } from '../data/index.js';
 import type { Dataset, EvalResult } from '../train/types.js';
 import { evaluateModel } from '../train/index.js';
+import { buildObjective, describeObjective, frozenTeacher, objectiveKind, type ObjectiveOptions } from '../train/objective.js';
 import { checkMethodFits, getMethod, magnitudePlan } from '../methods/index.js';
 import { createMethodContext } from './context.js';
 import { SessionProgress } from './progress.js';
@@ -116,6 +117,13 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       data = await loadDataset(config.data, config.configPath, { inputShape, classes, channelsFirst: Boolean(loaded.onnx) }, config.seed);
     }
     checkCancelled();
+    // Distillation's teacher: the dense model as loaded, frozen before the method touches a weight.
+    const teacher = data && objectiveKind(config, data.targets) === 'distill' ? await frozenTeacher(model) : undefined;
+    if (teacher) disposables.push(teacher);
+    const objective: ObjectiveOptions = { config, teacher };
+    // The objective's one-line errors (a task loss without targets, an unknown output in "loss") before anything runs.
+    const objectiveDescription = data ? describeObjective(buildObjective(model, data, objective)) : undefined;
+    if (objectiveDescription) emit({ type: 'log', level: 'info', message: `Training objective: ${objectiveDescription}` });
 
     const initialStats = layerStats(model, graph);
     emit({ type: 'layers', phase: 'load', step: 0, layers: initialStats.layers, totals: initialStats.totals });
@@ -129,11 +137,11 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     // Before the method touches the weights: the imported runtime model against the original file in ONNX Runtime.
     onnxCheck = loaded.onnx ? await OnnxRuntimeSession.start(config, loaded, data, emit) : undefined;
     checkCancelled();
-    const accuracyBefore = data ? await evaluateModel(model, data) : undefined;
+    const accuracyBefore = data ? await evaluateModel(model, data, undefined, signal, objective) : undefined;
 
     progress.enter('train');
     emit({ type: 'phase', phase: 'train', message: `Running ${config.method}` });
-    const context = createMethodContext({ config, model, graph, data, emit, signal, progress, onMemoryPlan: memory.onPlan });
+    const context = createMethodContext({ config, model, graph, data, emit, signal, progress, onMemoryPlan: memory.onPlan, objective });
     const decision = await method.run(context);
     checkCancelled();
     if (context.model !== model) disposables.push(context.model);
@@ -176,16 +184,20 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     }
 
     const history: EvalResult[] = [];
-    if (data && config.finetune && config.finetune.epochs > 0) {
+    const finetunes = Boolean(data && config.finetune && config.finetune.epochs > 0);
+    // Right after pruning, before fine-tuning: what fine-tuning then buys is measured, not assumed.
+    const accuracyPruned = data && finetunes ? await evaluateModel(pruned, data, undefined, signal, objective) : undefined;
+    checkCancelled();
+    if (data && config.finetune && finetunes) {
       emit({ type: 'phase', phase: 'finetune', message: `Fine-tuning for ${config.finetune.epochs} epoch(s)` });
-      const finetuneContext = createMethodContext({ config, model: pruned, graph: prunedGraph, data, emit, signal, progress, onMemoryPlan: memory.onPlan });
+      const finetuneContext = createMethodContext({ config, model: pruned, graph: prunedGraph, data, emit, signal, progress, onMemoryPlan: memory.onPlan, objective });
       const result = await finetuneContext.train(config.finetune, {}, 'finetune');
       if (result) history.push(result);
     }
     checkCancelled();
 
     progress.enter('evaluate');
-    const accuracyAfter = data ? await evaluateModel(pruned, data) : undefined;
+    const accuracyAfter = data ? await evaluateModel(pruned, data, undefined, signal, objective) : undefined;
     const latencyAfter = await measureLatency(pruned, config.latency);
 
     progress.enter('save');
@@ -213,7 +225,15 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       report: join(config.output, 'pruning-report.json'),
       before: { params: costBefore.params, flops: costBefore.flops },
       after: { params: costAfter.params, flops: costAfter.flops },
-      accuracy: accuracyBefore && accuracyAfter ? { before: accuracyBefore.accuracy, after: accuracyAfter.accuracy } : undefined,
+      accuracy: accuracyBefore?.accuracy !== undefined && accuracyAfter?.accuracy !== undefined ? { before: accuracyBefore.accuracy, after: accuracyAfter.accuracy } : undefined,
+      metric: accuracyBefore && accuracyAfter ? {
+        name: accuracyBefore.metric.name,
+        higherIsBetter: accuracyBefore.metric.higherIsBetter,
+        before: accuracyBefore.metric.value,
+        afterPruning: (accuracyPruned ?? accuracyAfter).metric.value,
+        after: accuracyAfter.metric.value,
+        objective: objectiveDescription,
+      } : undefined,
       data: summarizeData(config.data, data),
       latency,
       onnx: onnxResult?.check,

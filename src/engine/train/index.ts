@@ -3,9 +3,9 @@ import type { TrainConfig } from '../config/types.js';
 import type { StepEvent } from '../../protocol/events.js';
 import { CancelledError, UserError } from '../errors.js';
 import { mixSeed, seededRandom } from '../util/random.js';
-import { correctCount, crossEntropyPerSample, outputsProbabilities } from './loss.js';
+import { MetricAccumulator, asOutputs, buildObjective, countsTopOne, objectiveLossPerSample, sliceSamples, teacherOutputs, topOneCorrect, type Objective, type ObjectiveOptions } from './objective.js';
 import { Optimizer, isDecayed, learningRateAt, type Parameter } from './optimizer.js';
-import { batchLabels, disposeBatch, samplesIn, type Batch, type BatchStep, type Dataset, type EpochInfo, type EvalResult, type StepInfo, type TrainHooks, type TrainingSnapshot } from './types.js';
+import { disposeBatch, samplesIn, type Batch, type BatchStep, type Dataset, type EpochInfo, type EvalResult, type StepInfo, type TrainHooks, type TrainingSnapshot } from './types.js';
 import { HeapExhaustedError, formatMiB, peakTensorMemory } from '../backend/heap.js';
 import { fittingEvalBatch, planMemory, type MemoryPlan } from './memory.js';
 
@@ -15,6 +15,7 @@ import { BatchNormCheckpoint, installScaleFreeBatchNormTraining } from './batchn
 
 installScaleFreeBatchNormTraining();
 export { outputsProbabilities } from './loss.js';
+export { buildObjective, describeObjective, type Objective, type ObjectiveOptions } from './objective.js';
 export { planMemory, type MemoryPlan } from './memory.js';
 
 /** What a step reports: the fields of the protocol's step event that training knows. */
@@ -31,6 +32,8 @@ export interface TrainControl {
   onEpoch?: (e: EpochInfo & { etaMs: number }) => void;
   /** The memory plan, once, before the first step. */
   onMemoryPlan?: (plan: MemoryPlan) => void;
+  /** The config's objective and the teacher (the frozen dense model); the task loss on the data's targets when absent. */
+  objective?: ObjectiveOptions;
 }
 
 /** Runs a hook in a tensor scope that frees what it leaves behind (hooks may be async, which tf.tidy does not allow). */
@@ -116,8 +119,8 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
   const stepsPerEpoch = Math.min(fullEpochSteps, settings.maxStepsPerEpoch ?? Infinity);
   const totalSteps = Math.round(Math.max(0, settings.epochs) * stepsPerEpoch);
   const epochs = Math.ceil(totalSteps / Math.max(1, stepsPerEpoch));
-  const probabilities = outputsProbabilities(model);
-  const plan = planMemory(model, batchSize, { microBatchSize: settings.microBatchSize });
+  const objective = buildObjective(model, data, control.objective);
+  const plan = planMemory(model, batchSize, { microBatchSize: settings.microBatchSize, teacher: objective.teacher });
   control.onMemoryPlan?.(plan);
   let microBatchSize = plan.microBatchSize;
   const evalBatchSize = Math.max(batchSize, 128);
@@ -130,12 +133,12 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
   let evalMs = 0;
   let lastEval: EvalResult | undefined;
   const etaMs = () => (stepMsAverage ?? 0) * (totalSteps - globalStep) + evalMs * Math.max(0, epochs - Math.ceil(globalStep / Math.max(1, stepsPerEpoch)));
-  /** One optimizer step on `batch`, in the micro-batches that fit; returns [task loss, correct predictions]. */
-  const optimizerStep = async (batch: Batch, learningRate: number, stepSeed: number): Promise<Float32Array | Int32Array | Uint8Array> => {
+  /** One optimizer step on `batch`, in the micro-batches that fit; returns [objective loss, correct top-1 predictions]. */
+  const optimizerStep = async (batch: TeacherBatch, learningRate: number, stepSeed: number): Promise<Float32Array | Int32Array | Uint8Array> => {
     const parameters = trainableParameters(model);
     const run = await withMicroBatchRetry(model, plan, microBatchSize, (size) => size < samplesIn(batch)
-      ? trainStepInMicroBatches(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed, size)
-      : trainStep(model, batch, parameters, optimizer, learningRate, probabilities, hooks, stepSeed));
+      ? trainStepInMicroBatches(model, batch, parameters, optimizer, learningRate, objective, hooks, stepSeed, size)
+      : trainStep(model, batch, parameters, optimizer, learningRate, objective, hooks, stepSeed));
     if (run.microBatchSize !== microBatchSize) {
       microBatchSize = run.microBatchSize;
       control.onMemoryPlan?.({ ...plan, microBatchSize, microBatches: Math.ceil(batchSize / microBatchSize) });
@@ -148,8 +151,10 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
       await hooks.beforeEpoch?.({ epoch, epochs });
       const stepsThisEpoch = Math.min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch);
       let lossSum = 0, correctSum = 0, seen = 0, step = 0;
-      for await (const batch of data.trainBatches(batchSize, epoch)) {
+      for await (const dataBatch of data.trainBatches(batchSize, epoch)) {
         const started = performance.now();
+        // The teacher's forward pass: once per batch, outside the gradient tape, shared by the look-ahead's extra steps.
+        const batch: TeacherBatch = { ...dataBatch, teacher: teacherOutputs(objective, dataBatch.x, microBatchSize) };
         const learningRate = learningRateAt(settings, globalStep, stepsPerEpoch, totalSteps);
         const stepSeed = mixSeed(control.seed, 0xd0, globalStep);
         let stats: Float32Array | Int32Array | Uint8Array;
@@ -168,6 +173,7 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
           }
         } finally {
           disposeBatch(batch);
+          tf.dispose(batch.teacher ?? []);
         }
         const n = samplesIn(batch);
         const loss = stats[0];
@@ -183,10 +189,10 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
         checkCancelled();
         if (step >= stepsThisEpoch) break; // before the next batch is assembled (image folders decode it)
       }
-      const info: EpochInfo = { epoch, epochs, loss: seen ? lossSum / seen : NaN, accuracy: seen ? correctSum / seen : undefined };
+      const info: EpochInfo = { epoch, epochs, loss: seen ? lossSum / seen : NaN, accuracy: seen && countsTopOne(objective) ? correctSum / seen : undefined };
       if (evaluate) {
         const started = performance.now();
-        lastEval = await evaluateModel(model, data, evalBatchSize, signal);
+        lastEval = await evaluateModel(model, data, evalBatchSize, signal, control.objective);
         evalMs = performance.now() - started;
         info.valLoss = lastEval.loss;
         info.valAccuracy = lastEval.accuracy;
@@ -194,7 +200,7 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
       control.onEpoch?.({ ...info, etaMs: etaMs() });
       if ((await hooks.afterEpoch?.(info)) === 'stop') break;
     }
-    if (startEpoch >= epochs && evaluate) lastEval = await evaluateModel(model, data, evalBatchSize, signal);
+    if (startEpoch >= epochs && evaluate) lastEval = await evaluateModel(model, data, evalBatchSize, signal, control.objective);
   } finally {
     optimizer.dispose();
   }
@@ -256,23 +262,28 @@ function stepDoesNotFit(model: tf.LayersModel, plan: MemoryPlan, err: HeapExhaus
     fix: plan.microBatchSize > 1 ? `Set "microBatchSize" below ${plan.microBatchSize} in "train" and "finetune"` : 'Use smaller inputs (resize the images and the model input), or "backend": "tensorflow" with @tensorflow/tfjs-node' });
 }
 
-/** One forward/backward/update; returns [task loss, correct predictions]. */
-async function trainStep(model: tf.LayersModel, batch: Batch, parameters: Parameter[], optimizer: Optimizer, learningRate: number,
-  probabilities: boolean, hooks: TrainHooks, stepSeed: number): Promise<Float32Array> {
+/** A training batch with the teacher's outputs on it (for distillation), computed once per batch. */
+interface TeacherBatch extends Batch {
+  teacher?: tf.Tensor[];
+}
+
+/** One forward/backward/update; returns [objective loss, correct top-1 predictions]. */
+async function trainStep(model: tf.LayersModel, batch: TeacherBatch, parameters: Parameter[], optimizer: Optimizer, learningRate: number,
+  objective: Objective, hooks: TrainHooks, stepSeed: number): Promise<Float32Array> {
   const statsTensor = tf.tidy(() => {
     let taskLoss: tf.Scalar | undefined;
-    let output: tf.Tensor | undefined;
-    const { grads } = keptUntilFailure(() => [output, taskLoss], () => withSeededMathRandom(stepSeed, () => tf.variableGrads(() => {
-      output = tf.keep(model.apply(batch.x, { training: true }) as tf.Tensor);
-      taskLoss = tf.keep(tf.mean(crossEntropyPerSample(output, batchLabels(batch), probabilities)) as tf.Scalar);
+    let outputs: tf.Tensor[] = [];
+    const { grads } = keptUntilFailure(() => [...outputs, taskLoss], () => withSeededMathRandom(stepSeed, () => tf.variableGrads(() => {
+      outputs = asOutputs(model.apply(batch.x, { training: true }) as tf.Tensor | tf.Tensor[]).map((o) => tf.keep(o));
+      taskLoss = tf.keep(tf.mean(objectiveLossPerSample(objective, outputs, batch.y, batch.teacher)) as tf.Scalar);
       let total: tf.Scalar = taskLoss;
       for (const extra of layerLosses(model)) total = tf.add(total, extra);
       if (hooks.regularizer) total = tf.add(total, hooks.regularizer(model));
       return total;
     }, parameters.map((p) => p.variable))));
     optimizer.apply(parameters, grads, learningRate);
-    const stats = tf.stack([taskLoss as tf.Scalar, tf.cast(correctCount(output as tf.Tensor, batchLabels(batch)), 'float32')]);
-    tf.dispose([output as tf.Tensor, taskLoss as tf.Scalar]); // kept past the gradient tape only for the stats
+    const stats = tf.stack([taskLoss as tf.Scalar, topOneCorrect(objective, outputs, batch.y)]);
+    tf.dispose([...outputs, taskLoss as tf.Scalar]); // kept past the gradient tape only for the stats
     return stats;
   });
   try {
@@ -287,9 +298,9 @@ async function trainStep(model: tf.LayersModel, batch: Batch, parameters: Parame
  * the gradients summed over micro-batches, as it would on the whole batch.
  * Returns [task loss, correct predictions] of the whole batch.
  */
-async function trainStepInMicroBatches(model: tf.LayersModel, batch: Batch, parameters: Parameter[], optimizer: Optimizer, learningRate: number,
-  probabilities: boolean, hooks: TrainHooks, stepSeed: number, microBatchSize: number): Promise<Float32Array> {
-  const { grads, stats } = batchGradients(model, batch, parameters.map((p) => p.variable), probabilities, microBatchSize, stepSeed, hooks.regularizer);
+async function trainStepInMicroBatches(model: tf.LayersModel, batch: TeacherBatch, parameters: Parameter[], optimizer: Optimizer, learningRate: number,
+  objective: Objective, hooks: TrainHooks, stepSeed: number, microBatchSize: number): Promise<Float32Array> {
+  const { grads, stats } = batchGradients(model, batch, parameters.map((p) => p.variable), objective, microBatchSize, stepSeed, hooks.regularizer);
   try {
     optimizer.apply(parameters, grads, learningRate);
     return (await stats.data()) as Float32Array;
@@ -305,7 +316,7 @@ async function trainStepInMicroBatches(model: tf.LayersModel, batch: Batch, para
  * normalise each pass by its own statistics. `stats` is [task loss, correct predictions]; the
  * caller disposes what is returned.
  */
-function batchGradients(model: tf.LayersModel, batch: Batch, variables: tf.Variable[], probabilities: boolean, microBatchSize: number,
+export function batchGradients(model: tf.LayersModel, batch: TeacherBatch, variables: tf.Variable[], objective: Objective, microBatchSize: number,
   seed: number, regularizer?: (model: tf.LayersModel) => tf.Scalar): { grads: Record<string, tf.Tensor>; stats: tf.Tensor1D } {
   const n = samplesIn(batch);
   let grads: Record<string, tf.Tensor> = {};
@@ -315,13 +326,14 @@ function batchGradients(model: tf.LayersModel, batch: Batch, variables: tf.Varia
       const size = Math.min(microBatchSize, n - start);
       const share = size / n;
       const next = tf.tidy(() => {
-        const x = size === n ? batch.x : tf.slice(batch.x, [start, ...batch.x.shape.slice(1).map(() => 0)], [size, ...batch.x.shape.slice(1).map(() => -1)]);
-        const y = size === n ? batchLabels(batch) : tf.slice(batchLabels(batch), [start], [size]);
+        const x = sliceSamples(batch.x, start, size);
+        const y = batch.y?.map((t) => sliceSamples(t, start, size));
+        const teacher = batch.teacher?.map((t) => sliceSamples(t, start, size));
         let taskLoss: tf.Scalar | undefined;
-        let output: tf.Tensor | undefined;
-        const pass_ = keptUntilFailure(() => [output, taskLoss], () => withSeededMathRandom(mixSeed(seed, 0x3b, pass), () => tf.variableGrads(() => {
-          output = tf.keep(model.apply(x, { training: true }) as tf.Tensor);
-          taskLoss = tf.keep(tf.mean(crossEntropyPerSample(output, y, probabilities)) as tf.Scalar);
+        let outputs: tf.Tensor[] = [];
+        const pass_ = keptUntilFailure(() => [...outputs, taskLoss], () => withSeededMathRandom(mixSeed(seed, 0x3b, pass), () => tf.variableGrads(() => {
+          outputs = asOutputs(model.apply(x, { training: true }) as tf.Tensor | tf.Tensor[]).map((o) => tf.keep(o));
+          taskLoss = tf.keep(tf.mean(objectiveLossPerSample(objective, outputs, y, teacher)) as tf.Scalar);
           // Terms that do not depend on the data count once per step: a share in every pass.
           let total: tf.Scalar = tf.mul(taskLoss, share);
           for (const extra of layerLosses(model)) total = tf.add(total, tf.mul(extra, share));
@@ -330,8 +342,8 @@ function batchGradients(model: tf.LayersModel, batch: Batch, variables: tf.Varia
         }, variables)));
         const summed: Record<string, tf.Tensor> = {};
         for (const [name, g] of Object.entries(pass_.grads)) summed[name] = grads[name] ? tf.add(grads[name], g) : g;
-        const passStats = tf.add(stats, tf.stack([tf.mul(taskLoss as tf.Scalar, share), tf.cast(correctCount(output as tf.Tensor, y), 'float32')])) as tf.Tensor1D;
-        tf.dispose([output as tf.Tensor, taskLoss as tf.Scalar]);
+        const passStats = tf.add(stats, tf.stack([tf.mul(taskLoss as tf.Scalar, share), topOneCorrect(objective, outputs, y)])) as tf.Tensor1D;
+        tf.dispose([...outputs, taskLoss as tf.Scalar]);
         return { summed, passStats };
       });
       tf.dispose([...Object.values(grads), stats]);
@@ -346,29 +358,35 @@ function batchGradients(model: tf.LayersModel, batch: Batch, variables: tf.Varia
 }
 
 /**
- * Loss and top-1 accuracy in inference mode over the validation split (the training split when
- * there is none).
+ * The objective's loss and the metrics that fit the task (top-1, multi-label F1, MAE and R², or
+ * fidelity to the teacher) in inference mode over the validation split (the training split when
+ * there is none). `objective` is the config's objective and the teacher, as training takes them.
  */
-export async function evaluateModel(model: tf.LayersModel, data: Dataset, batchSize = 256, signal?: AbortSignal): Promise<EvalResult> {
+export async function evaluateModel(model: tf.LayersModel, data: Dataset, batchSize = 256, signal?: AbortSignal, objectiveOptions?: ObjectiveOptions): Promise<EvalResult> {
   checkInputShape(model, data);
   batchSize = fittingEvalBatch(model, batchSize);
-  const probabilities = outputsProbabilities(model);
-  let lossSum = 0, correct = 0, samples = 0;
+  const objective = buildObjective(model, data, objectiveOptions);
+  const accumulator = new MetricAccumulator(objective);
+  let lossSum = 0, samples = 0;
   const batches = data.validationSize > 0 ? data.validationBatches(batchSize) : data.trainBatches(batchSize, 0);
   for await (const batch of batches) {
-    const stats = tf.tidy(() => {
-      const output = model.apply(batch.x, { training: false }) as tf.Tensor;
-      return tf.stack([tf.sum(crossEntropyPerSample(output, batchLabels(batch), probabilities)), tf.cast(correctCount(output, batchLabels(batch)), 'float32')]);
-    });
-    const values = await stats.data();
-    stats.dispose();
-    const n = samplesIn(batch);
-    disposeBatch(batch);
-    lossSum += values[0];
-    correct += values[1];
-    samples += n;
+    const teacher = teacherOutputs(objective, batch.x);
+    try {
+      const outputs = tf.tidy(() => asOutputs(model.apply(batch.x, { training: false }) as tf.Tensor | tf.Tensor[]));
+      const lossTensor = tf.tidy(() => tf.sum(objectiveLossPerSample(objective, outputs, batch.y, teacher)));
+      lossSum += (await lossTensor.data())[0];
+      lossTensor.dispose();
+      await accumulator.add(outputs, batch.y, teacher);
+      tf.dispose(outputs);
+      samples += samplesIn(batch);
+    } finally {
+      disposeBatch(batch);
+      tf.dispose(teacher ?? []);
+    }
     await yieldToEventLoop();
     if (signal?.aborted) throw new CancelledError();
   }
-  return { loss: samples ? lossSum / samples : NaN, accuracy: samples ? correct / samples : NaN, samples };
+  const metrics = accumulator.metrics();
+  const metric = metrics[0] ?? { name: 'loss', value: samples ? lossSum / samples : NaN, higherIsBetter: false };
+  return { loss: samples ? lossSum / samples : NaN, metric, metrics, accuracy: metric.name === 'top-1' ? metric.value : undefined, samples };
 }

@@ -66,14 +66,18 @@ function inputDescription(model: tf.LayersModel): string {
  * tensor memory. `microBatchSize` forces a micro-batch (config `train.microBatchSize`). Throws a
  * UserError naming the model, its input size and the memory needed when one sample does not fit.
  */
-export function planMemory(model: tf.LayersModel, batchSize: number, options: { microBatchSize?: number; limitBytes?: number } = {}): MemoryPlan {
+export function planMemory(model: tf.LayersModel, batchSize: number, options: { microBatchSize?: number; limitBytes?: number; teacher?: tf.LayersModel } = {}): MemoryPlan {
   const footprint = activationFootprint(model);
   const limit = tensorMemoryLimit();
   const limitBytes = options.limitBytes ?? limit.bytes;
   const weightBytes = modelWeightBytes(model);
-  const fixed = Math.max(tensorMemoryInUse(), weightBytes) + TRAINING_STATE_PER_WEIGHT_BYTE * weightBytes;
+  // Distillation's teacher: its weights (already in use when it exists, counted again in case it is made later),
+  // its outputs kept for the batch, and one inference pass per micro-batch (before the student's pass, so the larger counts).
+  const teacher = options.teacher ? teacherFootprint(options.teacher) : undefined;
+  const fixed = Math.max(tensorMemoryInUse(), weightBytes + (teacher?.weightBytes ?? 0)) + TRAINING_STATE_PER_WEIGHT_BYTE * weightBytes
+    + (teacher ? teacher.outputBytes * batchSize : 0);
   const usable = limitBytes * HEADROOM - fixed;
-  const perSample = TRAIN_BYTES_PER_OUTPUT_BYTE * footprint.outputBytes;
+  const perSample = Math.max(TRAIN_BYTES_PER_OUTPUT_BYTE * footprint.outputBytes, teacher?.forwardBytes ?? 0);
   const fitting = perSample > 0 ? Math.floor(usable / perSample) : batchSize;
   if (fitting < 1) {
     throw new UserError(
@@ -101,6 +105,17 @@ export function fittingEvalBatch(model: tf.LayersModel, requested: number, limit
   if (!(perSample > 0)) return requested;
   const fitting = Math.floor(limitBytes * EVAL_SHARE / perSample);
   return Math.max(1, Math.min(requested, fitting));
+}
+
+/** What a distillation teacher holds: weights, its final outputs per sample, and an inference pass per sample. */
+function teacherFootprint(teacher: tf.LayersModel): { weightBytes: number; outputBytes: number; forwardBytes: number } {
+  const footprint = activationFootprint(teacher);
+  const outputBytes = teacher.outputs.reduce((n, o) => n + 4 * o.shape.slice(1).reduce<number>((a, d) => a * (d ?? 1), 1), 0);
+  return {
+    weightBytes: modelWeightBytes(teacher),
+    outputBytes,
+    forwardBytes: Math.max(EVAL_BYTES_PER_LARGEST_OUTPUT * footprint.largestOutputBytes, EVAL_BYTES_PER_OUTPUT_BYTE * footprint.outputBytes),
+  };
 }
 
 function modelWeightBytes(model: tf.LayersModel): number {

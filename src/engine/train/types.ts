@@ -107,9 +107,22 @@ export interface TrainingSnapshot {
 /** What an epoch reports: the fields of the protocol's epoch event that training knows. */
 export type EpochInfo = Pick<EpochEvent, 'epoch' | 'epochs' | 'loss' | 'accuracy' | 'valLoss' | 'valAccuracy'>;
 
+/** A named measure of a model and which way is better ("top-1", "MAE", "relative error vs the dense model"). */
+export interface Metric {
+  name: string;
+  value: number;
+  higherIsBetter: boolean;
+}
+
 export interface EvalResult {
+  /** The objective's loss, per sample. */
   loss: number;
-  accuracy: number;
+  /** The metric that fits the task: output 0's task metric, else fidelity to the dense model. */
+  metric: Metric;
+  /** Every metric that applies, `metric` first. */
+  metrics: Metric[];
+  /** Top-1 when the metric is top-1 (labels or one-hot targets). */
+  accuracy?: number;
   samples: number;
 }
 
