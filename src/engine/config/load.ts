@@ -5,6 +5,7 @@ import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc
 import schema from '../../../schemas/prune-config.schema.json';
 import { UserError } from '../errors.js';
 import { modelPathProblem, outputPathProblem, type ConfigProblem } from './files.js';
+import { resolveGlob } from '../data/glob.js';
 import { METHOD_NAMES, TARGET_KINDS, type DataConfig, type MethodName, type MethodSections, type PruneConfig, type Target, type TrainConfig, type BackendName, type ExportFormat, type ObjectiveKind, type DistillConfig, type LossConfig } from './types.js';
 
 /** What a config file may override when a session is started (method variants, dry runs). */
@@ -337,7 +338,7 @@ function resolveConfig(raw: Record<string, unknown>, file: string): PruneConfig 
     scope: (raw.scope as 'global' | 'layer' | undefined) ?? 'global',
     exclude: (raw.exclude as string[] | undefined) ?? [],
     maxGroupReduction: (raw.maxGroupReduction as number | undefined) ?? 0.9,
-    data: data ? resolveDataPaths(data, at) : undefined,
+    data: data ? resolveDataPaths(data, at, base) : undefined,
     ...objectiveFields(raw, hasData, file),
     train: hasData ? { ...DEFAULT_TRAIN, ...trainRaw } : undefined,
     finetune: hasData ? { ...DEFAULT_TRAIN, ...finetuneRaw } : undefined,
@@ -360,10 +361,14 @@ function objectiveFields(raw: Record<string, unknown>, hasData: boolean, file: s
   return { objective, distill, loss: raw.loss as LossConfig | undefined };
 }
 
-function resolveDataPaths(data: DataConfig, at: (p: string) => string): DataConfig {
+function resolveDataPaths(data: DataConfig, at: (p: string) => string, base: string): DataConfig {
   switch (data.format) {
-    case 'npy':
-      return { ...data, x: at(data.x), y: at(data.y), xVal: data.xVal ? at(data.xVal) : undefined, yVal: data.yVal ? at(data.yVal) : undefined };
+    case 'npy': {
+      const files = (y: string | string[] | undefined) => (y === undefined ? undefined : Array.isArray(y) ? y.map(at) : at(y));
+      return { ...data, x: at(data.x), y: files(data.y), xVal: data.xVal ? at(data.xVal) : undefined, yVal: files(data.yVal) };
+    }
+    case 'images':
+      return { ...data, glob: resolveGlob(data.glob, base) };
     case 'imagefolder':
       return { ...data, path: at(data.path), validationPath: data.validationPath ? at(data.validationPath) : undefined };
     default:

@@ -43,11 +43,25 @@ export interface TrainConfig {
    * earlier epochs had run (used when a method prunes inside one training cycle). Not a config field.
    */
   startEpoch?: number;
+  /** Augmentation of training batches of image data; `true` is crop padding 4 + flip. Off when absent. */
+  augment?: boolean | AugmentConfig;
+}
+
+export interface AugmentConfig {
+  /** Zero-pad by `padding` pixels, then crop back to the input size at a random offset. */
+  crop?: { padding: number };
+  /** Horizontal flip with probability ½. */
+  flip?: boolean;
+  /** Factors drawn uniformly from [1 − v, 1 + v] per image. */
+  colorJitter?: { brightness?: number; contrast?: number; saturation?: number };
 }
 
 export type DataConfig =
-  | { format: 'npy'; x: string; y: string; validationSplit?: number; seed?: number; xVal?: string; yVal?: string }
+  /** `y` absent: unlabelled; a list: one file per model output. */
+  | { format: 'npy'; x: string; y?: string | string[]; validationSplit?: number; seed?: number; xVal?: string; yVal?: string | string[] }
   | { format: 'imagefolder'; path: string; validationSplit?: number; seed?: number; validationPath?: string }
+  /** Unlabelled images; `glob` is relative to the config until resolved (then absolute, with forward slashes). */
+  | { format: 'images'; glob: string; validationSplit?: number; seed?: number }
   | { format: 'builtin'; name: 'mnist' | 'fashion-mnist'; trainLimit?: number; testLimit?: number; seed?: number }
   | { format: 'synthetic'; task?: 'classification'; samples: number; classes: number; validationSplit?: number; seed?: number; noise?: number };
 

@@ -6,6 +6,7 @@ import type { Dataset } from '../train/types.js';
 import { UserError } from '../errors.js';
 import { makeDataset, type SampleSource } from './dataset.js';
 import { splitIndices } from '../util/random.js';
+import { globFiles } from './glob.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
 /** Decoded, resized samples are kept up to this many bytes so later epochs skip decoding. */
@@ -72,16 +73,31 @@ function listDirectory(dir: string, field: string): string[] {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new UserError(code === 'ENOENT' ? 'folder not found' : `cannot read the folder (${code ?? String(err)})`, {
-      file: dir, field, fix: 'Point it at a folder with one subfolder of images per class' });
+      file: dir, field, fix: 'Point it at a folder of images, or one with a subfolder of images per class' });
   }
 }
 
-interface FolderListing { classNames: string[]; files: string[]; labels: Int32Array }
+/** Image files with their class labels; no `labels` for unlabelled images. */
+interface FolderListing { classNames: string[]; files: string[]; labels?: Int32Array }
 
+const isImageFile = (name: string) => IMAGE_EXTENSIONS.has(extname(name).toLowerCase());
+
+/**
+ * A folder with one subfolder of images per class (labelled), or with the images directly in it
+ * (unlabelled). `classNames` comes from the training folder when listing its validation folder.
+ */
 function listImageFolder(root: string, field: string, classNames?: string[]): FolderListing {
-  const subfolders = listDirectory(root, field).filter((n) => statSync(join(root, n)).isDirectory());
-  if (subfolders.length === 0) {
-    throw new UserError('no class subfolders found', { file: root, field, fix: 'Put the images of each class in their own subfolder, e.g. cat/ and dog/' });
+  const entries = listDirectory(root, field);
+  const subfolders = entries.filter((n) => statSync(join(root, n)).isDirectory());
+  if (subfolders.length === 0 || classNames?.length === 0) {
+    if (classNames && classNames.length > 0) {
+      throw new UserError('no class subfolders found', { file: root, field, fix: `Use the training folder's class subfolders (${classNames.join(', ')})` });
+    }
+    const files = entries.filter(isImageFile).map((n) => join(root, n));
+    if (files.length === 0) {
+      throw new UserError('no PNG or JPEG images and no class subfolders found', { file: root, field, fix: 'Put the images in the folder (unlabelled) or one subfolder per class, e.g. cat/ and dog/' });
+    }
+    return { classNames: [], files };
   }
   const names = classNames ?? subfolders;
   const files: string[] = [];
@@ -93,7 +109,7 @@ function listImageFolder(root: string, field: string, classNames?: string[]): Fo
         file: join(root, sub), field, fix: 'Use the same class subfolders for training and validation' });
     }
     for (const name of listDirectory(join(root, sub), field)) {
-      if (!IMAGE_EXTENSIONS.has(extname(name).toLowerCase())) continue;
+      if (!isImageFile(name)) continue;
       files.push(join(root, sub, name));
       labels.push(label);
     }
@@ -111,7 +127,10 @@ class ImageFolderSource implements SampleSource {
 
   get count(): number { return this.listing.files.length; }
 
-  label(index: number): number { return this.listing.labels[index]; }
+  label(index: number): number {
+    if (!this.listing.labels) throw new Error('these images have no labels');
+    return this.listing.labels[index];
+  }
 
   sample(index: number): Uint8Array {
     const hit = this.cache.get(index);
@@ -131,36 +150,57 @@ class ImageFolderSource implements SampleSource {
   }
 }
 
+type ImageShape = [number, number, 1 | 3];
+
+function imageShapeOf(inputShape: number[], file: string, field: string): ImageShape {
+  if (inputShape.length !== 3 || (inputShape[2] !== 1 && inputShape[2] !== 3)) {
+    throw new UserError(`image data needs a model input of [height, width, 1 or 3], but the model input is [${inputShape.join(', ')}]`, {
+      file, field, fix: 'Use the npy format for non-image inputs' });
+  }
+  return inputShape as ImageShape;
+}
+
 export function loadImageFolder(cfg: { path: string; validationPath?: string; validationSplit?: number },
   model: { inputShape: number[]; classes: number }, seed: number): Dataset {
   const { inputShape, classes } = model;
-  if (inputShape.length !== 3 || (inputShape[2] !== 1 && inputShape[2] !== 3)) {
-    throw new UserError(`image folders need a model input of [height, width, 1 or 3], but the model input is [${inputShape.join(', ')}]`, {
-      file: cfg.path, field: 'data.format', fix: 'Use the npy format for non-image inputs' });
-  }
-  const shape = inputShape as [number, number, 1 | 3];
+  const shape = imageShapeOf(inputShape, cfg.path, 'data.format');
   const train = listImageFolder(cfg.path, 'data.path');
-  if (train.classNames.length > classes) {
+  const labelled = train.labels !== undefined;
+  if (labelled && train.classNames.length > classes) {
     throw new UserError(`found ${train.classNames.length} class folders (labels 0..${train.classNames.length - 1}: ${train.classNames.join(', ')}) but the model has ${classes} output classes`, {
       file: cfg.path, field: 'data.path', fix: `Give the model ${train.classNames.length} outputs or remove class folders` });
   }
   const trainSource = new ImageFolderSource(train, shape);
   trainSource.sample(0); // fail early on an unreadable first image
-  let validationSource: ImageFolderSource;
-  let split: { train: Int32Array; validation: Int32Array };
-  if (cfg.validationPath) {
-    validationSource = new ImageFolderSource(listImageFolder(cfg.validationPath, 'data.validationPath', train.classNames), shape);
-    split = { train: Int32Array.from({ length: trainSource.count }, (_, i) => i), validation: Int32Array.from({ length: validationSource.count }, (_, i) => i) };
-  } else {
-    validationSource = trainSource;
-    split = splitIndices(trainSource.count, cfg.validationSplit ?? 0.2, seed);
-  }
+  const validation = cfg.validationPath ? new ImageFolderSource(listImageFolder(cfg.validationPath, 'data.validationPath', train.classNames), shape) : undefined;
+  const what = labelled ? `${train.classNames.length} classes` : 'unlabelled';
+  return imageDataset(trainSource, validation, cfg.validationSplit, { inputShape, classes: labelled ? classes : 0, seed, origin: `image folder ${cfg.path} (${what})` });
+}
+
+/** Unlabelled images matched by a glob (absolute, or relative to `baseDir`). */
+export function loadImageGlob(cfg: { glob: string; validationSplit?: number }, baseDir: string,
+  model: { inputShape: number[] }, seed: number): Dataset {
+  const shape = imageShapeOf(model.inputShape, cfg.glob, 'data.format');
+  const files = globFiles(cfg.glob, baseDir).filter(isImageFile);
+  if (files.length === 0) throw new UserError(`no PNG or JPEG images match "${cfg.glob}"`, { field: 'data.glob', fix: 'Check the pattern (relative to the config), e.g. "photos/**/*.jpg"' });
+  const source = new ImageFolderSource({ classNames: [], files }, shape);
+  source.sample(0);
+  return imageDataset(source, undefined, cfg.validationSplit, { inputShape: model.inputShape, classes: 0, seed, origin: `images ${cfg.glob} (unlabelled)` });
+}
+
+function imageDataset(trainSource: ImageFolderSource, validationSource: ImageFolderSource | undefined, validationSplit: number | undefined,
+  info: { inputShape: number[]; classes: number; seed: number; origin: string }): Dataset {
+  const all = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+  const split = validationSource
+    ? { train: all(trainSource.count), validation: all(validationSource.count) }
+    : splitIndices(trainSource.count, validationSplit ?? 0.2, info.seed);
   return makeDataset({
-    sampleShape: [...inputShape],
-    classes,
-    description: `image folder ${cfg.path} (${train.classNames.length} classes), ${split.train.length} train + ${split.validation.length} validation`,
+    sampleShape: [...info.inputShape],
+    classes: info.classes,
+    targets: info.classes > 0 ? 'labels' : 'none',
+    description: `${info.origin}, ${split.train.length} train + ${split.validation.length} validation`,
     train: { source: trainSource, indices: split.train },
-    validation: { source: validationSource, indices: split.validation },
-    seed,
+    validation: { source: validationSource ?? trainSource, indices: split.validation },
+    seed: info.seed,
   });
 }

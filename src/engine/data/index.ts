@@ -2,11 +2,11 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { DataConfig } from '../config/types.js';
 import type { DataSummary } from '../../protocol/events.js';
-import type { Dataset } from '../train/types.js';
+import type { Dataset, DatasetTargets } from '../train/types.js';
 import { UserError } from '../errors.js';
 import { loadBuiltin } from './builtin.js';
-import { ArraySource, makeDataset } from './dataset.js';
-import { loadImageFolder } from './imagefolder.js';
+import { ArraySource, makeDataset, type TargetArray } from './dataset.js';
+import { loadImageFolder, loadImageGlob } from './imagefolder.js';
 import { readNpy, type NpyArray } from './npy.js';
 import { sampleShapeFits } from './shapes.js';
 import { nchwToNhwc } from './layout.js';
@@ -27,6 +27,12 @@ export interface ModelIO {
    * Built-in, synthetic and image-folder data are made in the runtime layout directly.
    */
   channelsFirst?: boolean;
+  /**
+   * Each model output's shape without the batch dimension, in output order, as the runtime model
+   * gives it (null: any size). Float targets are checked against it; when absent, a single `y`
+   * file's samples are taken as they are.
+   */
+  outputShapes?: (number | null)[][];
 }
 
 /**
@@ -37,12 +43,15 @@ export async function loadDataset(cfg: DataConfig, base: string, model: ModelIO,
   const baseDir = base.endsWith('.json') || (existsSync(base) && statSync(base).isFile()) ? dirname(base) : base;
   const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const effectiveSeed = cfg.seed ?? seed;
-  const io = { inputShape: [...model.inputShape], classes: model.classes, channelsFirst: model.channelsFirst };
+  const io: ModelIO = { inputShape: [...model.inputShape], classes: model.classes, channelsFirst: model.channelsFirst, outputShapes: model.outputShapes };
+  const files = (y: string | string[] | undefined) => (y === undefined ? undefined : (Array.isArray(y) ? y : [y]).map(at));
   switch (cfg.format) {
     case 'npy':
-      return loadNpyDataset({ ...cfg, x: at(cfg.x), y: at(cfg.y), xVal: cfg.xVal && at(cfg.xVal), yVal: cfg.yVal && at(cfg.yVal) }, io, effectiveSeed);
+      return loadNpyDataset({ ...cfg, x: at(cfg.x), y: files(cfg.y), xVal: cfg.xVal && at(cfg.xVal), yVal: files(cfg.yVal) }, io, effectiveSeed);
     case 'imagefolder':
       return loadImageFolder({ ...cfg, path: at(cfg.path), validationPath: cfg.validationPath && at(cfg.validationPath) }, io, effectiveSeed);
+    case 'images':
+      return loadImageGlob(cfg, baseDir, io, effectiveSeed);
     case 'builtin':
       return loadBuiltin(cfg.name, cfg, io, effectiveSeed);
     case 'synthetic':
@@ -52,7 +61,7 @@ export async function loadDataset(cfg: DataConfig, base: string, model: ModelIO,
       }
       return loadSynthetic(cfg, io, effectiveSeed);
     default:
-      throw new UserError(`unknown data format '${(cfg as { format: string }).format}'`, { field: 'data.format', fix: 'Use "npy", "imagefolder", "builtin" or "synthetic"' });
+      throw new UserError(`unknown data format '${(cfg as { format: string }).format}'`, { field: 'data.format', fix: 'Use "npy", "imagefolder", "images", "builtin" or "synthetic"' });
   }
 }
 
@@ -126,32 +135,120 @@ function checkLabels(y: NpyArray, file: string, count: number, classes: number):
   return labels;
 }
 
-function readPair(xFile: string, yFile: string, model: ModelIO): ArraySource {
-  const x = readNpy(xFile);
-  const values = checkInputs(x, xFile, model);
-  const labels = checkLabels(readNpy(yFile), yFile, x.shape[0], model.classes);
-  return new ArraySource(values, labels, product(model.inputShape));
+/** What a set of target files holds: class labels, per-output float arrays, or nothing. */
+type Targets =
+  | { kind: 'none' }
+  | { kind: 'labels'; labels: Int32Array }
+  | { kind: 'values'; arrays: TargetArray[]; shapes: number[][] };
+
+const INTEGER_DTYPES = new Set(['uint8', 'int8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'bool']);
+const fieldName = (field: string, files: string[], k: number) => (files.length > 1 ? `data.${field}[${k}]` : `data.${field}`);
+
+/**
+ * Reads the target files of one split. One file of integer class indices ([N] or [N, 1]) for a
+ * model with one multi-unit output: 'labels'. Anything else: 'values', one float array per model
+ * output in output order, shaped like that output; integer class indices for a multi-unit output
+ * become one-hot rows, other integer or boolean arrays (multi-label 0/1) become floats.
+ */
+function readTargets(files: string[] | undefined, field: 'y' | 'yVal', count: number, model: ModelIO): Targets {
+  if (!files) return { kind: 'none' };
+  // Without output shapes, the model is taken as one output of `classes` units (a classifier, or a regressor with 1 unit).
+  const outputs = model.outputShapes ?? (model.classes > 0 ? [[model.classes]] : undefined);
+  if (outputs && files.length !== outputs.length) {
+    throw new UserError(`"${field}" names ${files.length} file${files.length === 1 ? '' : 's'} but the model has ${outputs.length} outputs`, {
+      field: `data.${field}`, fix: `Give "${field}" as a list of ${outputs.length} .npy files, one per model output in output order` });
+  }
+  const arrays = files.map((file) => readNpy(file));
+  const outputUnits = outputs ? product(outputs[0].map((d) => d ?? 0)) : undefined;
+  const single = arrays[0];
+  if (arrays.length === 1 && INTEGER_DTYPES.has(single.dtype) && single.dtype !== 'bool' && single.shape.length <= 2 && (single.shape[1] ?? 1) === 1 && outputUnits !== 1) {
+    return { kind: 'labels', labels: checkLabels(single, files[0], count, model.classes) };
+  }
+  const shapes: number[][] = [];
+  const targetArrays = arrays.map((y, k) => {
+    const file = files[k];
+    const where = { file, field: fieldName(field, files, k) };
+    const output = outputs?.[k];
+    const sample = y.shape.slice(1);
+    if (y.shape[0] !== count) throw new UserError(`there are ${y.shape[0] ?? 0} targets for ${count} inputs`, { ...where, fix: 'Save as many targets as input samples' });
+    if (INTEGER_DTYPES.has(y.dtype) && sample.length <= 1 && (sample[0] ?? 1) === 1 && output && output.length === 1 && typeof output[0] === 'number' && output[0] > 1) {
+      shapes.push([output[0]]);
+      return { data: oneHot(checkLabels(y, file, count, output[0]), output[0]), size: output[0] };
+    }
+    const vector = output?.length === 1 && typeof output[0] === 'number' && output[0] > 1 ? output[0] : undefined;
+    if (vector && (y.dtype === 'float32' || y.dtype === 'float64') && sample.length <= 1 && (sample[0] ?? 1) === 1) {
+      throw new UserError(`labels have dtype ${y.dtype}; expected integer class indices (or float targets shaped [N, ${vector}])`, {
+        ...where, fix: "Save class indices with y.astype('int64'), or one-hot/multi-label targets shaped [N, " + vector + ']' });
+    }
+    if (!INTEGER_DTYPES.has(y.dtype) && y.dtype !== 'float32' && y.dtype !== 'float64') {
+      throw new UserError(`targets have dtype ${y.dtype}; expected numbers`, { ...where, fix: "Save them with y.astype('float32')" });
+    }
+    let shape = sample.length > 0 ? sample : [1];
+    let data = y.data instanceof Float32Array ? y.data : Float32Array.from(y.data as ArrayLike<number>);
+    if (output) {
+      const nchw = model.channelsFirst && output.length === 3 && output.every((d) => typeof d === 'number') && output[2] !== 1
+        ? [output[2] as number, output[0] as number, output[1] as number] : undefined;
+      if (nchw && sample.join() === nchw.join()) {
+        data = nchwToNhwc(data, [count, ...nchw]);
+      } else if (!sampleShapeFits(shape, output)) {
+        const outputName = outputs.length > 1 ? `output ${k}` : 'the model output';
+        throw new UserError(`targets have shape [${y.shape.join(', ')}], i.e. samples of [${sample.join(', ')}], but ${outputName} is [${output.map((d) => d ?? '?').join(', ')}]`, {
+          ...where, fix: `Save targets shaped [N, ${output.map((d) => d ?? '?').join(', ')}]${outputUnits !== undefined && outputs.length === 1 ? ' (integer class indices shaped [N] for a classifier)' : ''}` });
+      }
+      if (output.every((d) => typeof d === 'number')) shape = output as number[];
+    }
+    shapes.push(shape);
+    return { data, size: product(shape) };
+  });
+  return { kind: 'values', arrays: targetArrays, shapes };
 }
 
-function loadNpyDataset(cfg: { x: string; y: string; xVal?: string; yVal?: string; validationSplit?: number }, model: ModelIO, seed: number): Dataset {
-  if (Boolean(cfg.xVal) !== Boolean(cfg.yVal)) {
-    throw new UserError('xVal and yVal must be given together', { field: cfg.xVal ? 'data.yVal' : 'data.xVal', fix: 'Add the missing one, or remove both to split the training data' });
+function oneHot(labels: Int32Array, classes: number): Float32Array {
+  const out = new Float32Array(labels.length * classes);
+  labels.forEach((label, i) => { out[i * classes + label] = 1; });
+  return out;
+}
+
+function readSplit(xFile: string, yFiles: string[] | undefined, field: 'y' | 'yVal', model: ModelIO): { source: ArraySource; targets: Targets } {
+  const x = readNpy(xFile);
+  const values = checkInputs(x, xFile, model);
+  const targets = readTargets(yFiles, field, x.shape[0], model);
+  const source = new ArraySource(values, targets.kind === 'labels' ? targets.labels : undefined, product(model.inputShape), targets.kind === 'values' ? targets.arrays : []);
+  return { source, targets };
+}
+
+const describeTargets = (t: Targets) => (t.kind === 'values' ? `float targets [${t.shapes.map((s) => `[${s.join(', ')}]`).join(', ')}]` : t.kind === 'labels' ? 'class labels' : 'no targets');
+
+function loadNpyDataset(cfg: { x: string; y?: string[]; xVal?: string; yVal?: string[]; validationSplit?: number }, model: ModelIO, seed: number): Dataset {
+  if (cfg.xVal && cfg.y && !cfg.yVal) {
+    throw new UserError('xVal is given without yVal', { field: 'data.yVal', fix: 'Add yVal (the targets of xVal), or remove xVal to split the training data' });
   }
-  const train = readPair(cfg.x, cfg.y, model);
+  if (cfg.yVal && (!cfg.xVal || !cfg.y)) {
+    throw new UserError(cfg.xVal ? 'yVal is given but y is not' : 'yVal is given without xVal', { field: 'data.yVal', fix: cfg.xVal ? 'Add y, or remove yVal for unlabelled data' : 'Add xVal (the inputs of yVal), or remove yVal' });
+  }
+  const train = readSplit(cfg.x, cfg.y, 'y', model);
   const all = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
   let validation: ArraySource, split: { train: Int32Array; validation: Int32Array };
-  if (cfg.xVal && cfg.yVal) {
-    validation = readPair(cfg.xVal, cfg.yVal, model);
-    split = { train: all(train.count), validation: all(validation.count) };
+  if (cfg.xVal) {
+    const val = readSplit(cfg.xVal, cfg.yVal, 'yVal', model);
+    const sameShapes = train.targets.kind !== 'values' || (val.targets.kind === 'values' && val.targets.shapes.map(String).join() === train.targets.shapes.map(String).join());
+    if (val.targets.kind !== train.targets.kind || !sameShapes) {
+      throw new UserError(`yVal holds ${describeTargets(val.targets)} but y holds ${describeTargets(train.targets)}`, { field: 'data.yVal', fix: 'Save validation targets of the same kind and shape as y' });
+    }
+    validation = val.source;
+    split = { train: all(train.source.count), validation: all(validation.count) };
   } else {
-    validation = train;
-    split = splitIndices(train.count, cfg.validationSplit ?? 0.2, seed);
+    validation = train.source;
+    split = splitIndices(train.source.count, cfg.validationSplit ?? 0.2, seed);
   }
+  const targets: DatasetTargets = train.targets.kind;
   return makeDataset({
     sampleShape: [...model.inputShape],
-    classes: model.classes,
-    description: `npy ${cfg.x}${transposesAtLoad(model) ? ' (NCHW, transposed to NHWC at load)' : ''}, ${split.train.length} train + ${split.validation.length} validation`,
-    train: { source: train, indices: split.train },
+    classes: targets === 'labels' ? model.classes : 0,
+    targets,
+    targetShapes: train.targets.kind === 'values' ? train.targets.shapes : undefined,
+    description: `npy ${cfg.x}${transposesAtLoad(model) ? ' (NCHW, transposed to NHWC at load)' : ''}${targets === 'labels' ? '' : `, ${describeTargets(train.targets)}`}, ${split.train.length} train + ${split.validation.length} validation`,
+    train: { source: train.source, indices: split.train },
     validation: { source: validation, indices: split.validation },
     seed,
   });

@@ -1,6 +1,8 @@
 import type { PruneConfig } from '../config/types.js';
 import { UserError } from '../errors.js';
+import { dirname } from 'node:path';
 import { canonicalPath, isInside } from '../io/index.js';
+import { splitGlob } from '../data/glob.js';
 
 /**
  * Sessions started from an editor read and write only inside its workspace folders: the model,
@@ -19,12 +21,19 @@ export function assertInsideWorkspace(config: PruneConfig, roots: readonly strin
   const data = config.data;
   if (data?.format === 'npy') {
     check(data.x, 'data.x');
-    check(data.y, 'data.y');
+    const checkTargets = (y: string | string[] | undefined, field: string) => {
+      if (Array.isArray(y)) y.forEach((file, k) => check(file, `${field}[${k}]`));
+      else if (y !== undefined) check(y, field);
+    };
+    checkTargets(data.y, 'data.y');
     if (data.xVal) check(data.xVal, 'data.xVal');
-    if (data.yVal) check(data.yVal, 'data.yVal');
+    checkTargets(data.yVal, 'data.yVal');
   } else if (data?.format === 'imagefolder') {
     check(data.path, 'data.path');
     if (data.validationPath) check(data.validationPath, 'data.validationPath');
+  } else if (data?.format === 'images') {
+    // The loader reads only regular files below the glob's base folder (no symbolic links).
+    check(splitGlob(data.glob, dirname(config.configPath)).base, 'data.glob');
   }
   check(config.output, 'output');
 }
