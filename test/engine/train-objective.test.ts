@@ -5,7 +5,7 @@
 // in one line.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -22,6 +22,9 @@ import { saveModelAtomic } from '../../src/engine/io/index.js';
 import { loadConfig } from '../../src/engine/config/load.js';
 import { UserError } from '../../src/engine/errors.js';
 import { seededRandom } from '../../src/engine/util/random.js';
+import { encodeNpy } from '../../src/engine/data/npy.js';
+import { executeSession } from '../../src/engine/session/session.js';
+import type { EngineEvent } from '../../src/protocol/events.js';
 import type { TrainConfig } from '../../src/engine/config/types.js';
 import type { Batch, Dataset, DatasetTargets, EvalResult } from '../../src/engine/train/types.js';
 
@@ -249,4 +252,36 @@ test('objective errors are one line naming the field', async () => {
   writeFileSync(configPath, JSON.stringify({ model: 'model/model.json', method: 'l1', target: { flopsReduction: 0.3 }, output: 'out', loss: 'cosine' }));
   assert.throws(() => loadConfig(configPath), (err: unknown) => err instanceof UserError && /loss/.test(err.message) && !err.message.includes('\n'));
   model.dispose();
+});
+
+test('a session on unlabelled .npy distils by default and reports its metric dense, right after pruning and after fine-tuning', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'prunelens-distill-session-'));
+  const dense = mlp('two_heads', [{ name: 'classes', units: 4, activation: 'softmax' }, { name: 'box', units: 2, activation: 'linear' }], 11);
+  await saveModelAtomic(dense, join(dir, 'model'));
+  dense.dispose();
+  writeFileSync(join(dir, 'x.npy'), encodeNpy(randomInputs(640, 3), [640, FEATURES]));
+  const configPath = join(dir, 'distill.prune.json');
+  writeFileSync(configPath, JSON.stringify({
+    model: 'model/model.json', method: 'l1', target: { flopsReduction: 0.5 }, output: 'pruned', backend: 'cpu',
+    data: { format: 'npy', x: 'x.npy', validationSplit: 0.2 },
+    finetune: { epochs: 20, batchSize: 32, learningRate: 0.01, optimizer: 'adam', weightDecay: 0, schedule: 'constant' },
+    latency: { runs: 2, batchSize: 1 },
+  }));
+  const events: EngineEvent[] = [];
+  const result = await executeSession(loadConfig(configPath), (e) => events.push(e));
+  assert.equal(result.type, 'done', result.type === 'error' ? result.message : '');
+  if (result.type !== 'done') return;
+  const m = result.metric;
+  assert.ok(m, 'the done event carries the metric');
+  console.log(`session: ${m.name} ${m.before} dense → ${m.afterPruning} after pruning → ${m.after} after fine-tuning (${m.objective})`);
+  assert.equal(m.name, 'top-1 agreement with the dense model (classes)');
+  assert.equal(m.before, 1, 'the dense model agrees with itself');
+  assert.ok(m.afterPruning < 1 && m.after > m.afterPruning, `${m.afterPruning} → ${m.after}`);
+  assert.match(m.objective ?? '', /^distillation from the dense model \(KL at T=4 on classes, mse on box\)$/);
+  assert.equal(result.accuracy, undefined, 'no top-1 without labels');
+  assert.ok(events.some((e) => e.type === 'log' && /Training objective: distillation/.test(e.message)));
+  const report = JSON.parse(readFileSync(join(dir, 'pruned', 'pruning-report.json'), 'utf8'));
+  assert.deepEqual(report.metric, m);
+  const errors = report.finetune[0].metrics.filter((x: { name: string }) => x.name.startsWith('relative error'));
+  assert.equal(errors.length, 2, 'every output reports its relative error vs the dense model');
 });
