@@ -14,7 +14,7 @@ import * as jpeg from 'jpeg-js';
 import { encodeNpy, loadDataset, makeDataset, type ModelIO } from '../../src/engine/data/index.js';
 import { ArraySource } from '../../src/engine/data/dataset.js';
 import { augmentImages, withAugmentation } from '../../src/engine/data/augment.js';
-import { loadConfig } from '../../src/engine/config/index.js';
+import { checkConfigFiles, loadConfig } from '../../src/engine/config/index.js';
 import { assertInsideWorkspace } from '../../src/engine/session/confine.js';
 import { UserError } from '../../src/engine/errors.js';
 import type { Batch, Dataset } from '../../src/engine/train/types.js';
@@ -330,4 +330,28 @@ test('augmentation: a flip mirrors the columns and a crop shifts in zeros, per s
   assert.ok(flipped > 5 && flipped < 35, `about half the draws flip (${flipped}/40)`);
   assert.ok(shifted > 20, `most draws shift (${shifted}/40)`);
   x.dispose();
+});
+
+test('config file checks: each y file, the glob folder, and augment on a non-image model are diagnosed on their fields', async () => {
+  const ws = mkdtempSync(join(tmpdir(), 'prunelens-targets-files-'));
+  try {
+    mkdirSync(join(ws, 'model'));
+    const topology = { class_name: 'Sequential', config: { layers: [{ class_name: 'Dense', config: { units: 3, batch_input_shape: [null, 8] } }] } };
+    writeFileSync(join(ws, 'model', 'model.json'), JSON.stringify({ modelTopology: topology }));
+    writeFileSync(join(ws, 'x.npy'), encodeNpy(new Float32Array(16), [2, 8]));
+    writeFileSync(join(ws, 'a.npy'), encodeNpy(new Int32Array(2), [2]));
+    mkdirSync(join(ws, 'photos'));
+    const base = { model: 'model/model.json', method: 'l1', target: { flopsReduction: 0.5 }, output: 'pruned' };
+    const problems = async (config: Record<string, unknown>) =>
+      (await checkConfigFiles({ ...base, ...config }, join(ws, 'run.prune.json'))).map((p) => `${p.path.join('.')}: ${p.message}`);
+    assert.deepEqual(await problems({ data: { format: 'npy', x: 'x.npy', y: ['a.npy', 'b.npy'] } }), ['data.y.1: data file not found: b.npy']);
+    assert.deepEqual(await problems({ data: { format: 'npy', x: 'x.npy' } }), []);
+    assert.deepEqual(await problems({ data: { format: 'images', glob: 'photos/**/*.jpg' } }), []);
+    assert.deepEqual(await problems({ data: { format: 'images', glob: 'pics/*.jpg' } }), [`data.glob: folder not found: ${join(ws, 'pics')}`]);
+    assert.deepEqual(await problems({ data: { format: 'images', glob: 'photos/*/../x.jpg' } }), ['data.glob: the glob "photos/*/../x.jpg" has ".." after a wildcard']);
+    assert.deepEqual(await problems({ data: { format: 'npy', x: 'x.npy' }, finetune: { augment: true } }),
+      ['finetune.augment: augmentation needs image samples [height, width, channels], but the model input is [8]']);
+  } finally {
+    rmSync(ws, { recursive: true, force: true });
+  }
 });

@@ -13,6 +13,7 @@ import { formatShape } from '../../protocol/format.js';
 import { UserError } from '../errors.js';
 import { readNpyHeader } from '../data/npy.js';
 import { sampleShapeFits } from '../data/shapes.js';
+import { splitGlob } from '../data/glob.js';
 import { outputFolderProblem } from '../io/paths.js';
 import { isKerasModelFile, readKerasModelConfig } from '../io/keras/model-config.js';
 import { isOnnxModelFile, readOnnxModelInfo } from '../io/onnx/model-info.js';
@@ -64,8 +65,20 @@ export async function checkConfigFiles(raw: Record<string, unknown>, configFile:
     }
   }
   const data = raw.data;
-  if (data && typeof data === 'object' && !Array.isArray(data)) problems.push(...(await checkDataFiles(data as Record<string, unknown>, at, input)));
+  if (data && typeof data === 'object' && !Array.isArray(data)) problems.push(...(await checkDataFiles(data as Record<string, unknown>, at, input, dirname(configFile))));
+  if (input?.shape) problems.push(...augmentProblems(raw, input.shape));
   return problems;
+}
+
+/** Augmentation moves pixels, so it needs image samples: a model input of [height, width, channels]. */
+function augmentProblems(raw: Record<string, unknown>, inputShape: (number | null)[]): ConfigProblem[] {
+  if (inputShape.length === 3) return [];
+  return (['train', 'finetune'] as const).flatMap((section) => {
+    const augment = (raw[section] as { augment?: unknown } | undefined)?.augment;
+    return (augment !== null && typeof augment === 'object') || augment === true
+      ? [{ path: [section, 'augment'], severity: 'error' as const, message: `augmentation needs image samples [height, width, channels], but the model input is ${formatShape(inputShape)}`, fix: 'Remove "augment" for non-image inputs' }]
+      : [];
+  });
 }
 
 /** A reader's error without the file (the diagnostic sits on the config's model field) and without its fix (the problem's own field). */
@@ -103,10 +116,10 @@ function describeInput(input: ModelInput): string {
   return input.nchw ? `${formatShape(input.nchw)} (NCHW, as the ONNX graph takes it)` : formatShape(input.shape!);
 }
 
-async function checkDataFiles(data: Record<string, unknown>, at: (p: string) => string, input: ModelInput | undefined): Promise<ConfigProblem[]> {
+async function checkDataFiles(data: Record<string, unknown>, at: (p: string) => string, input: ModelInput | undefined, configDir: string): Promise<ConfigProblem[]> {
   const inputShape = input?.shape;
   const problems: ConfigProblem[] = [];
-  const problem = (field: string, message: string) => problems.push({ path: ['data', field], severity: 'error', message });
+  const problem = (field: string | (string | number)[], message: string) => problems.push({ path: ['data', ...(Array.isArray(field) ? field : [field])], severity: 'error', message });
   if (data.format === 'builtin' && (data.name === 'mnist' || data.name === 'fashion-mnist')) {
     if (inputShape && !sampleShapeFits([28, 28, 1], inputShape)) problem('name', `the built-in ${data.name} images are 28×28×1 but the model input is ${formatShape(inputShape)}`);
   }
@@ -123,8 +136,22 @@ async function checkDataFiles(data: Record<string, unknown>, at: (p: string) => 
       }
     }
     for (const field of ['y', 'yVal'] as const) {
-      const file = data[field];
-      if (typeof file === 'string' && !(await exists(at(file)))) problem(field, `data file not found: ${file}`);
+      const files = data[field];
+      const list = typeof files === 'string' ? [files] : Array.isArray(files) ? files : [];
+      for (const [k, file] of list.entries()) {
+        if (typeof file === 'string' && !(await exists(at(file)))) problem(Array.isArray(files) ? [field, k] : field, `data file not found: ${file}`);
+      }
+    }
+  }
+  if (data.format === 'images' && typeof data.glob === 'string' && data.glob) {
+    try {
+      const { base } = splitGlob(data.glob, configDir);
+      if (!(await stat(base).then((s) => s.isDirectory() || s.isFile(), () => false))) problem('glob', `folder not found: ${base}`);
+    } catch (err) {
+      const text = problemText(err);
+      const field = err instanceof UserError ? err.field : undefined;
+      problems.push({ path: ['data', 'glob'], severity: 'error', message: field && text.startsWith(`${field}: `) ? text.slice(field.length + 2) : text,
+        ...(err instanceof UserError && err.fix ? { fix: err.fix } : {}) });
     }
   }
   if (data.format === 'imagefolder') {
