@@ -200,7 +200,7 @@ function humanPrinter(): (e: EngineEvent) => void {
       }
       case 'epoch':
         if (process.stdout.isTTY) process.stdout.write('\r');
-        console.log(`  ${e.phase} epoch ${e.epoch + 1}/${Math.ceil(e.epochs)}: loss ${e.loss.toFixed(4)}${e.valAccuracy !== undefined ? `, val top-1 ${formatAccuracy(e.valAccuracy)}${synthetic ? ' (synthetic data)' : ''}` : ''}`);
+        console.log(`  ${e.phase} epoch ${e.epoch + 1}/${Math.ceil(e.epochs)}: loss ${e.loss.toFixed(4)}${e.valAccuracy !== undefined ? `, val top-1 ${formatAccuracy(e.valAccuracy)}${synthetic ? ' (synthetic data)' : ''}` : e.valMetric ? `, val ${e.valMetric.name} ${formatMetricValue(e.valMetric)}` : ''}`);
         break;
       case 'signal':
         if (e.step % 1 === 0) console.log(`  ${e.method} ${e.name} @${e.step}: ${Number.isInteger(e.value) ? e.value : e.value.toPrecision(4)}`);

@@ -149,6 +149,8 @@ export interface EpochEvent {
   accuracy?: number;
   valLoss?: number;
   valAccuracy?: number;
+  /** The validation metric that fits the task (`valAccuracy` too when it is top-1), named. */
+  valMetric?: { name: string; value: number; higherIsBetter: boolean };
   /** Model FLOPs at the end of the epoch (changes while a method prunes inside training). */
   flops?: number;
   etaMs: number;

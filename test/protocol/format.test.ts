@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
-  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatMs,
+  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatMetricChange, formatMetricValue, formatMs,
   formatPercent, formatPointChange, formatShape, table,
 } from '../../src/protocol/format.js';
 
@@ -63,4 +63,15 @@ test('the demo table is laid out exactly as the README shows it', () => {
       'file size  820 KiB  371 KiB    −54.8%',
       'top-1       99.12%   98.74%  −0.38 pp',
     ].join('\n'));
+});
+
+test('metrics read by kind: fractions in percent and points, other values to four digits', () => {
+  assert.equal(formatMetricValue({ name: 'top-1', value: 0.98765 }), '98.77%');
+  assert.equal(formatMetricValue({ name: 'multi-label F1', value: 0.5 }), '50.00%');
+  assert.equal(formatMetricValue({ name: 'top-1 agreement with the dense model (classes)', value: 0.8 }), '80.00%');
+  assert.equal(formatMetricValue({ name: 'MAE', value: 0.112534 }), '0.1125');
+  assert.equal(formatMetricValue({ name: 'relative error vs the dense model', value: NaN }), '—');
+  assert.equal(formatMetricChange('top-1', 0.9912, 0.9874), '\u22120.38 pp');
+  assert.equal(formatMetricChange('MAE', 0.5334, 0.1125), '\u22120.421');
+  assert.equal(formatMetricChange('R²', 0.5, 0.5), '0.00');
 });

@@ -68,7 +68,7 @@ export function createMethodContext(options: MethodContextOptions): MethodContex
           emit({ type: 'step', phase, epoch: s.epoch, step: s.step, stepsPerEpoch: s.stepsPerEpoch, loss: s.loss, learningRate: s.learningRate, etaMs: s.etaMs, progress: options.progress?.within(fraction) ?? fraction });
         },
         onEpoch: (e) => {
-          emit({ type: 'epoch', phase, epoch: e.epoch, epochs: e.epochs, loss: e.loss, accuracy: e.accuracy, valLoss: e.valLoss, valAccuracy: e.valAccuracy, etaMs: e.etaMs, progress: options.progress?.value() ?? 0 });
+          emit({ type: 'epoch', phase, epoch: e.epoch, epochs: e.epochs, loss: e.loss, accuracy: e.accuracy, valLoss: e.valLoss, valAccuracy: e.valAccuracy, valMetric: e.valMetric, etaMs: e.etaMs, progress: options.progress?.value() ?? 0 });
         },
       });
     },

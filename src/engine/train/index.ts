@@ -14,7 +14,6 @@ export { snapshotBatchNorm } from './batchnorm.js';
 import { BatchNormCheckpoint, installScaleFreeBatchNormTraining } from './batchnorm.js';
 
 installScaleFreeBatchNormTraining();
-export { outputsProbabilities } from './loss.js';
 export { buildObjective, describeObjective, type Objective, type ObjectiveOptions } from './objective.js';
 export { planMemory, type MemoryPlan } from './memory.js';
 
@@ -196,6 +195,7 @@ export async function trainModel(model: tf.LayersModel, data: Dataset, settings:
         evalMs = performance.now() - started;
         info.valLoss = lastEval.loss;
         info.valAccuracy = lastEval.accuracy;
+        info.valMetric = lastEval.metric;
       }
       control.onEpoch?.({ ...info, etaMs: etaMs() });
       if ((await hooks.afterEpoch?.(info)) === 'stop') break;

@@ -105,7 +105,7 @@ export interface TrainingSnapshot {
 }
 
 /** What an epoch reports: the fields of the protocol's epoch event that training knows. */
-export type EpochInfo = Pick<EpochEvent, 'epoch' | 'epochs' | 'loss' | 'accuracy' | 'valLoss' | 'valAccuracy'>;
+export type EpochInfo = Pick<EpochEvent, 'epoch' | 'epochs' | 'loss' | 'accuracy' | 'valLoss' | 'valAccuracy' | 'valMetric'>;
 
 /** A named measure of a model and which way is better ("top-1", "MAE", "relative error vs the dense model"). */
 export interface Metric {
