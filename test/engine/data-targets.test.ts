@@ -355,3 +355,14 @@ test('config file checks: each y file, the glob folder, and augment on a non-ima
     rmSync(ws, { recursive: true, force: true });
   }
 });
+
+test('a channels-first model: image-shaped targets saved NCHW are transposed to the runtime output layout', async () => {
+  const n = 2;
+  npy('x-nchw.npy', new Float32Array(n * 4), [n, 4]);
+  // Output runtime shape [1, 2, 3] (H, W, C); saved as [C, H, W] = [3, 1, 2]: value = 100·c + w.
+  npy('seg-nchw.npy', Float32Array.from({ length: n * 6 }, (_, k) => 100 * Math.floor((k % 6) / 2) + (k % 2)), [n, 3, 1, 2]);
+  const data = await loadDataset({ format: 'npy', x: 'x-nchw.npy', y: 'seg-nchw.npy', validationSplit: 0.5 }, dir,
+    { inputShape: [4], classes: 0, channelsFirst: true, outputShapes: [[1, 2, 3]] }, 1);
+  const cal = await data.calibration(1);
+  assert.deepEqual(cal.y![0].arraySync(), [[[[0, 100, 200], [1, 101, 201]]]]);
+});
