@@ -43,6 +43,7 @@ export function withAugmentation(dataset: Dataset, augment: boolean | AugmentCon
     ...dataset,
     description: `${dataset.description}, augmented (${describeAugmentation(config)})`,
     trainBatches: augmented,
+    unaugmented: dataset,
     validationBatches: (batchSize) => dataset.validationBatches(batchSize),
     calibration: (n) => dataset.calibration(n),
   };

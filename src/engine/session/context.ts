@@ -8,6 +8,7 @@ import type { MemoryPlan } from '../train/memory.js';
 import type { MethodContext } from '../methods/types.js';
 import { CancelledError } from '../errors.js';
 import { trainModel, evaluateModel } from '../train/index.js';
+import { withAugmentation } from '../data/augment.js';
 import { layerStats } from '../metrics/index.js';
 import { selectUnits } from '../prune/select.js';
 import { analyzeModel } from '../graph/analyze.js';
@@ -57,7 +58,9 @@ export function createMethodContext(options: MethodContextOptions): MethodContex
       if (!data) return undefined;
       checkCancelled();
       options.progress?.enter(phase);
-      return trainModel(context.model, data, settings, hooks, {
+      // Augmentation applies to this phase's training batches only (train.augment, finetune.augment).
+      const phaseData = withAugmentation(data, settings.augment, config.seed, phase === 'finetune' ? 'finetune.augment' : 'train.augment');
+      return trainModel(context.model, phaseData, settings, hooks, {
         seed: config.seed,
         signal,
         phase,

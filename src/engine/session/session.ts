@@ -114,7 +114,9 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       const outputShape = model.outputs[0].shape;
       const classes = outputShape[outputShape.length - 1] as number;
       // Data for an ONNX model holds samples as the ONNX graph takes them, [C, H, W]: transposed once at load.
-      data = await loadDataset(config.data, config.configPath, { inputShape, classes, channelsFirst: Boolean(loaded.onnx) }, config.seed);
+      data = await loadDataset(config.data, config.configPath, {
+        inputShape, classes, channelsFirst: Boolean(loaded.onnx), outputShapes: model.outputs.map((o) => o.shape.slice(1)),
+      }, config.seed);
     }
     checkCancelled();
     // Distillation's teacher: the dense model as loaded, frozen before the method touches a weight.

@@ -368,7 +368,8 @@ export async function evaluateModel(model: tf.LayersModel, data: Dataset, batchS
   const objective = buildObjective(model, data, objectiveOptions);
   const accumulator = new MetricAccumulator(objective);
   let lossSum = 0, samples = 0;
-  const batches = data.validationSize > 0 ? data.validationBatches(batchSize) : data.trainBatches(batchSize, 0);
+  // Without a validation split, the training samples as they are, never augmented.
+  const batches = data.validationSize > 0 ? data.validationBatches(batchSize) : (data.unaugmented ?? data).trainBatches(batchSize, 0);
   for await (const batch of batches) {
     const teacher = teacherOutputs(objective, batch.x);
     try {

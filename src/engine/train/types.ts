@@ -26,6 +26,8 @@ export interface Dataset {
   validationBatches(batchSize: number): AsyncIterable<Batch>;
   /** A fixed set of up to `n` training samples (calibration data for methods). */
   calibration(n: number): Promise<Batch>;
+  /** For an augmented dataset, the same data without augmentation (evaluation on the training split reads it). */
+  unaugmented?: Dataset;
 }
 
 export interface Batch {
