@@ -6,7 +6,7 @@ import { methodLabel } from '../protocol/methods.js';
 import { isPruneConfig } from './configDiagnostics.js';
 import type { Cmd, Ctx } from './ctx.js';
 import { parse } from 'jsonc-parser/lib/esm/main.js';
-import { configPathFor, newConfigText, updateConfigText } from './newConfig.js';
+import { configPathFor, dataIsUnlabelled, newConfigText, NO_LABELS_NOTE, updateConfigText } from './newConfig.js';
 import { askAboutExistingConfig, configuredOutput, pickDataChoice, pickPruneChoices } from './pruneModelFlow.js';
 import type { RunRecord } from './runStore.js';
 
@@ -29,16 +29,28 @@ export function pruneModel(ctx: Ctx): Cmd {
         const existingData = (parse(existing) as { data?: unknown } | undefined)?.data;
         const data = await pickDataChoice(model.fsPath, modelName, choices.method, { name: path.basename(configPath), data: existingData });
         if (!data) return undefined;
-        await writeText(configUri, updateConfigText(existing, { ...choices, data: data === 'keep' ? undefined : data }, configPath));
+        const text = updateConfigText(existing, { ...choices, data: data === 'keep' ? undefined : data }, configPath);
+        await writeText(configUri, text);
+        sayWhenDistilling(ctx, text, configPath);
       }
     } else {
       const data = await pickDataChoice(model.fsPath, modelName, choices.method);
       if (!data || data === 'keep') return undefined;
-      await writeText(configUri, newConfigText(model.fsPath, { ...choices, data }));
+      const text = newConfigText(model.fsPath, { ...choices, data });
+      await writeText(configUri, text);
       ctx.log.info(`Wrote ${configPath}`);
+      sayWhenDistilling(ctx, text, configPath);
     }
     return ctx.sessions.start(configPath);
   };
+}
+
+/** Data without labels trains by distillation: the flow wrote `"objective": "distill"` and says so, without asking. */
+function sayWhenDistilling(ctx: Ctx, configText: string, configPath: string): void {
+  if (!dataIsUnlabelled((parse(configText) as { data?: unknown } | undefined)?.data, configPath)) return;
+  const message = `${NO_LABELS_NOTE}. ${path.basename(configPath)} sets "objective": "distill".`;
+  ctx.log.info(message);
+  void vscode.window.showInformationMessage(`PruneLens: ${message}`);
 }
 
 /** Per-layer analysis of a model in the panel; allowed in untrusted workspaces. */

@@ -2,9 +2,9 @@
  * What "Prune Model…" writes: the data step's options for a model and method, and the config text
  * for the user's choices. vscode-free, so the choices are tested without an editor.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { applyEdits, modify } from 'jsonc-parser/lib/esm/main.js';
+import { applyEdits, modify, parse } from 'jsonc-parser/lib/esm/main.js';
 import { isMethodName, methodInfo } from '../protocol/methods.js';
 import { isKerasModelFile, isOnnxModelFile } from '../engine/config/index.js';
 
@@ -19,7 +19,8 @@ export interface PruneChoices {
 export type DataChoice =
   | { kind: 'builtin'; name: 'mnist' | 'fashion-mnist' }
   | { kind: 'imagefolder'; path: string }
-  | { kind: 'npy'; x: string; y: string }
+  /** Without `y` the data is unlabelled: the pruned model learns from the dense model. */
+  | { kind: 'npy'; x: string; y?: string }
   /** No data: the method prunes without fine-tuning and no accuracy is measured. */
   | { kind: 'none' }
   | { kind: 'synthetic'; classes: number };
@@ -27,7 +28,7 @@ export type DataChoice =
 /** One entry of the data step. File choices are completed by a file dialog. */
 export type DataOption =
   | { kind: 'builtin'; name: 'mnist' | 'fashion-mnist'; label: string; description: string }
-  | { kind: 'imagefolder' | 'npy' | 'none' | 'synthetic'; label: string; description: string };
+  | { kind: 'imagefolder' | 'npy' | 'npy-unlabelled' | 'none' | 'synthetic'; label: string; description: string };
 
 /** What the model file says about its input and output; undefined where it does not say. */
 export interface ModelShape {
@@ -72,9 +73,10 @@ export function dataOptions(model: ModelShape, method: string, installed: { fash
     }
   }
   if (takesImages(model)) {
-    options.push({ kind: 'imagefolder', label: 'Pick a data folder…', description: 'Your images: one subfolder per class (PNG or JPEG)' });
+    options.push({ kind: 'imagefolder', label: 'Pick a data folder…', description: 'Your images (PNG or JPEG): one subfolder per class, or all in the folder when you have no labels' });
   }
-  options.push({ kind: 'npy', label: 'Pick .npy files…', description: 'Your inputs x.npy and integer labels y.npy, saved with NumPy' });
+  options.push({ kind: 'npy', label: 'Pick .npy files…', description: 'Your inputs x.npy and labels y.npy, saved with NumPy' });
+  options.push({ kind: 'npy-unlabelled', label: 'Pick an .npy file without labels…', description: 'Your inputs x.npy alone: the pruned model learns from the dense model (distillation)' });
   if (!methodNeedsData(method)) {
     options.push({ kind: 'none', label: 'One-shot, no training', description: 'Prune by weight magnitude alone: no fine-tuning, no accuracy measured' });
   }
@@ -110,7 +112,7 @@ export function dataSection(choice: DataChoice, configPath: string): Record<stri
     case 'imagefolder':
       return { format: 'imagefolder', path: relative(choice.path) };
     case 'npy':
-      return { format: 'npy', x: relative(choice.x), y: relative(choice.y) };
+      return { format: 'npy', x: relative(choice.x), ...(choice.y !== undefined ? { y: relative(choice.y) } : {}) };
     case 'synthetic':
       return { format: 'synthetic', samples: 512, classes: choice.classes };
     case 'none':
@@ -118,28 +120,72 @@ export function dataSection(choice: DataChoice, configPath: string): Record<stri
   }
 }
 
+/** What the flow says when the data has no labels, and why the config gets `"objective": "distill"`. */
+export const NO_LABELS_NOTE = 'No labels: the pruned model learns from the dense model (distillation)';
+
+/**
+ * Whether an image folder holds one subfolder per class. The engine reads the folder the same way
+ * (data/imagefolder.ts): any subfolder means class subfolders, none means every image in it is an unlabelled sample.
+ */
+export function hasClassSubfolders(folder: string): boolean {
+  try {
+    return readdirSync(folder).some((name) => !name.startsWith('.') && statSync(path.join(folder, name)).isDirectory());
+  } catch {
+    return true; // unreadable: the config's diagnostics say why; nothing to conclude about labels
+  }
+}
+
+/**
+ * Whether a config's `data` section has no labels to train against (npy without `y`, an image folder with the
+ * images directly in it, an images glob): then only distillation can train. Relative paths resolve against the config.
+ */
+export function dataIsUnlabelled(data: unknown, configPath: string): boolean {
+  if (typeof data !== 'object' || data === null) return false;
+  const d = data as Record<string, unknown>;
+  switch (d.format) {
+    case 'npy':
+      return d.y === undefined;
+    case 'images':
+      return true;
+    case 'imagefolder':
+      return typeof d.path === 'string' && !hasClassSubfolders(path.resolve(path.dirname(configPath), d.path));
+    default:
+      return false;
+  }
+}
+
+/** The objective a choice of data needs: distillation without labels; otherwise the config's own (or the default). */
+export function objectiveFor(choice: DataChoice, configPath: string): 'distill' | undefined {
+  return dataIsUnlabelled(dataSection(choice, configPath), configPath) ? 'distill' : undefined;
+}
+
 /** A new config beside the model with the user's choices. Without data it neither trains nor fine-tunes. */
 export function newConfigText(modelPath: string, choices: PruneChoices & { data: DataChoice }): string {
-  const data = dataSection(choices.data, configPathFor(modelPath));
+  const configPath = configPathFor(modelPath);
+  const data = dataSection(choices.data, configPath);
+  const objective = objectiveFor(choices.data, configPath);
   const config = {
     model: `./${path.basename(modelPath)}`,
     method: choices.method,
     target: choices.target,
     output: 'pruned',
-    ...(data ? { data, train: { epochs: 1 }, finetune: { epochs: 1 } } : {}),
+    ...(data ? { data, ...(objective ? { objective } : {}), train: { epochs: 1 }, finetune: { epochs: 1 } } : {}),
   };
   return JSON.stringify(config, null, 2) + '\n';
 }
 
 /**
  * The same config with method and target replaced, and the data too when `data` is given
- * (`none` removes it); formatting and every other field are kept.
+ * (`none` removes it); formatting and every other field are kept. When the data (new or kept) has no
+ * labels, `objective` becomes `distill`: a task objective could not train on it.
  */
 export function updateConfigText(text: string, choices: PruneChoices & { data?: DataChoice }, configPath: string): string {
   const options = { formattingOptions: { insertSpaces: true, tabSize: 2 } };
   let updated = applyEdits(text, modify(text, ['method'], choices.method, options));
   updated = applyEdits(updated, modify(updated, ['target'], choices.target, options));
   if (choices.data) updated = applyEdits(updated, modify(updated, ['data'], dataSection(choices.data, configPath), options));
+  const data = (parse(updated) as { data?: unknown } | undefined)?.data;
+  if (dataIsUnlabelled(data, configPath)) updated = applyEdits(updated, modify(updated, ['objective'], 'distill', options));
   return updated;
 }
 
@@ -152,8 +198,10 @@ export function describeDataSection(data: unknown): string {
       return `built-in ${String(d.name)}`;
     case 'imagefolder':
       return `image folder ${String(d.path)}`;
+    case 'images':
+      return `images ${String(d.glob)}, no labels (distillation)`;
     case 'npy':
-      return `${String(d.x)} and ${String(d.y)}`;
+      return d.y === undefined ? `${String(d.x)}, no labels (distillation)` : `${String(d.x)} and ${String(d.y)}`;
     case 'synthetic':
       return 'synthetic data: accuracy is meaningless';
     default:

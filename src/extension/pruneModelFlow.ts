@@ -55,8 +55,9 @@ interface DataItem extends vscode.QuickPickItem {
 }
 
 /**
- * The data step: what to fine-tune and measure accuracy on. Always asked, the sensible default first;
+ * The data step: what to fine-tune and measure the model on. Always asked, the sensible default first;
  * folders and .npy files are picked in a file dialog. With `existing`, keeping its data comes first.
+ * Nothing is asked about losses: data without labels trains by distillation, which the caller writes and says.
  * Undefined when the user backs out.
  */
 export async function pickDataChoice(modelPath: string, modelName: string, method: string, existing?: { name: string; data: unknown }): Promise<DataChoice | 'keep' | undefined> {
@@ -67,7 +68,7 @@ export async function pickDataChoice(modelPath: string, modelName: string, metho
   const items: DataItem[] = dataOptions(model, method).map((option) => ({ label: option.label, description: option.description, option }));
   if (existing) items.unshift({ label: `Keep the data of ${existing.name}`, description: describeDataSection(existing.data) });
   const picked = await vscode.window.showQuickPick(items, {
-    title: `Prune ${modelName} (3/3): data to fine-tune and measure accuracy on`,
+    title: `Prune ${modelName} (3/3): data to fine-tune and measure the model on`,
     placeHolder: 'Data',
     matchOnDescription: true,
   });
@@ -84,7 +85,7 @@ export async function pickDataChoice(modelPath: string, modelName: string, metho
       return { kind: 'synthetic', classes: syntheticClasses(model) };
     case 'imagefolder': {
       const [dir] = (await vscode.window.showOpenDialog({
-        title: 'Data folder: one subfolder of images per class', openLabel: 'Use this folder', defaultUri: folder,
+        title: 'Data folder: one subfolder of images per class, or the images themselves when they have no labels', openLabel: 'Use this folder', defaultUri: folder,
         canSelectFolders: true, canSelectFiles: false, canSelectMany: false,
       })) ?? [];
       return dir ? { kind: 'imagefolder', path: dir.fsPath } : undefined;
@@ -95,6 +96,10 @@ export async function pickDataChoice(modelPath: string, modelName: string, metho
       if (!x) return undefined;
       const [y] = (await vscode.window.showOpenDialog({ title: 'Labels (y.npy)', openLabel: 'Use as labels', defaultUri: vscode.Uri.file(path.dirname(x.fsPath)), filters: npy, canSelectMany: false })) ?? [];
       return y ? { kind: 'npy', x: x.fsPath, y: y.fsPath } : undefined;
+    }
+    case 'npy-unlabelled': {
+      const [x] = (await vscode.window.showOpenDialog({ title: 'Inputs (x.npy), no labels', openLabel: 'Use as inputs', defaultUri: folder, filters: { 'NumPy arrays': ['npy'] }, canSelectMany: false })) ?? [];
+      return x ? { kind: 'npy', x: x.fsPath } : undefined;
     }
   }
 }

@@ -6,7 +6,7 @@ import type { HostMessage } from '../protocol/webview.js';
 import { Commands } from './constants.js';
 import { methodLabel } from '../protocol/methods.js';
 import { startEngine, type EngineRun } from '../engine/process/client.js';
-import { formatAccuracy, formatChange, formatDuration, formatEta, formatPercent } from '../protocol/format.js';
+import { formatAccuracy, formatChange, formatDuration, formatEta, formatMetricValue, formatPercent } from '../protocol/format.js';
 import { newRunId, type RunRecord, type RunStore } from './runStore.js';
 
 export interface SessionOverrides {
@@ -231,7 +231,7 @@ export class SessionManager implements vscode.Disposable {
       case 'epoch':
         session.progress = event.progress;
         session.etaMs = event.etaMs;
-        log.info(`Session ${run.runId}: ${event.phase} epoch ${event.epoch}/${event.epochs} loss ${event.loss.toFixed(4)}${event.valAccuracy !== undefined ? ` val acc ${formatAccuracy(event.valAccuracy)}` : ''}`);
+        log.info(`Session ${run.runId}: ${event.phase} epoch ${event.epoch}/${event.epochs} loss ${event.loss.toFixed(4)}${event.valAccuracy !== undefined ? ` val acc ${formatAccuracy(event.valAccuracy)}` : event.valMetric ? ` val ${event.valMetric.name} ${formatMetricValue(event.valMetric)}` : ''}`);
         break;
       case 'step':
         session.progress = event.progress;
@@ -298,9 +298,14 @@ export class SessionManager implements vscode.Disposable {
     const file = path.basename(run.configPath);
     if (run.status === 'done' && run.summary) {
       const s: DoneEvent = run.summary;
-      const accuracy = s.accuracy
-        ? `, ${s.data?.synthetic ? 'accuracy on synthetic data (meaningless)' : 'accuracy'} ${formatAccuracy(s.accuracy.before)} → ${formatAccuracy(s.accuracy.after)}`
-        : '';
+      const synthetic = s.data?.synthetic ? ' on synthetic data (meaningless)' : '';
+      const value = (v: number) => formatMetricValue({ name: s.metric!.name, value: v });
+      // The metric by its name; what fine-tuning bought when the model was measured right after pruning too.
+      const accuracy = s.metric
+        ? `, ${s.metric.name}${synthetic} ${value(s.metric.before)} → ${value(s.metric.after)}${s.metric.afterPruning !== s.metric.after ? ` (${value(s.metric.afterPruning)} right after pruning)` : ''}`
+        : s.accuracy
+          ? `, ${synthetic ? 'accuracy on synthetic data (meaningless)' : 'accuracy'} ${formatAccuracy(s.accuracy.before)} → ${formatAccuracy(s.accuracy.after)}`
+          : '';
       const what = s.dryRun ? 'Dry run of' : 'Pruned';
       const openReport = 'Open Report';
       void vscode.window

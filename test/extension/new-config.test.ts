@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { checkConfigText } from '../../src/extension/configChecks.js';
 import { METHOD_INFO } from '../../src/protocol/methods.js';
 import { readModelInputShape, readModelOutputUnits } from '../../src/engine/config/index.js';
-import { configPathFor, dataOptions, newConfigText, syntheticClasses, updateConfigText, type DataChoice } from '../../src/extension/newConfig.js';
+import { configPathFor, dataIsUnlabelled, dataOptions, describeDataSection, newConfigText, NO_LABELS_NOTE, syntheticClasses, updateConfigText, type DataChoice } from '../../src/extension/newConfig.js';
 import { loadConfig } from '../../src/engine/config/index.js';
 import { encodeNpy } from '../../src/engine/data/index.js';
 import { getMethod } from '../../src/engine/methods/index.js';
@@ -32,14 +32,14 @@ function writeTopologyOnlyModel(dir: string, inputShape: number[], classes: numb
 
 test('the data step offers the built-in set first only when the model takes 28×28×1 images in 10 classes', () => {
   const installed = { fashionMnist: true };
-  assert.deepEqual(kinds(dataOptions({ inputShape: [28, 28, 1], classes: 10 }, 'goprune', installed)), ['builtin', 'builtin', 'imagefolder', 'npy', 'synthetic']);
+  assert.deepEqual(kinds(dataOptions({ inputShape: [28, 28, 1], classes: 10 }, 'goprune', installed)), ['builtin', 'builtin', 'imagefolder', 'npy', 'npy-unlabelled', 'synthetic']);
   assert.deepEqual(dataOptions({ inputShape: [784], classes: 10 }, 'goprune', { fashionMnist: false }).map((o) => o.label),
-    ['MNIST (built in)', 'Pick .npy files…', 'Synthetic data (pipeline check only; accuracy is meaningless)']);
+    ['MNIST (built in)', 'Pick .npy files…', 'Pick an .npy file without labels…', 'Synthetic data (pipeline check only; accuracy is meaningless)']);
   // 28×28×1 with fewer than 10 outputs: MNIST's labels would not fit.
-  assert.deepEqual(kinds(dataOptions({ inputShape: [28, 28, 1], classes: 5 }, 'goprune', installed)), ['imagefolder', 'npy', 'synthetic']);
+  assert.deepEqual(kinds(dataOptions({ inputShape: [28, 28, 1], classes: 5 }, 'goprune', installed)), ['imagefolder', 'npy', 'npy-unlabelled', 'synthetic']);
   // Pruning without data is offered only to methods that need none; synthetic data is always last.
-  assert.deepEqual(kinds(dataOptions({ inputShape: [32, 32, 3], classes: 10 }, 'l1', installed)), ['imagefolder', 'npy', 'none', 'synthetic']);
-  assert.deepEqual(kinds(dataOptions({ inputShape: [20], classes: 2 }, 'ssr', installed)), ['npy', 'synthetic']);
+  assert.deepEqual(kinds(dataOptions({ inputShape: [32, 32, 3], classes: 10 }, 'l1', installed)), ['imagefolder', 'npy', 'npy-unlabelled', 'none', 'synthetic']);
+  assert.deepEqual(kinds(dataOptions({ inputShape: [20], classes: 2 }, 'ssr', installed)), ['npy', 'npy-unlabelled', 'synthetic']);
   for (const option of dataOptions({ inputShape: [28, 28, 1], classes: 10 }, 'l1', installed)) assert.ok(option.description.length > 10, `${option.label} says what it does`);
 });
 
@@ -122,6 +122,54 @@ test('updating an existing config replaces method, target and data and keeps the
   assert.doesNotMatch(none, /"data"/);
 });
 
+test('data without labels writes "objective": "distill" and the flow says so; labelled data leaves the objective to the engine', async () => {
+  const ws = await makeWorkspace();
+  const configPath = configPathFor(ws.modelPath);
+  mkdirSync(join(ws.dir, 'data', 'classes', 'cat'), { recursive: true });
+  mkdirSync(join(ws.dir, 'data', 'classes', 'dog'), { recursive: true });
+  mkdirSync(join(ws.dir, 'data', 'photos'), { recursive: true });
+  writeFileSync(join(ws.dir, 'data', 'photos', 'a.png'), '');
+  writeFileSync(join(ws.dir, 'data', 'x.npy'), encodeNpy(new Float32Array(4 * 64), [4, 8, 8, 1]));
+  writeFileSync(join(ws.dir, 'data', 'y.npy'), encodeNpy(Int32Array.from([0, 1, 2, 0]), [4]));
+  const write = (data: DataChoice) => {
+    const text = newConfigText(ws.modelPath, { ...choices, data });
+    writeFileSync(configPath, text);
+    return { json: JSON.parse(text), config: loadConfig(configPath), text };
+  };
+
+  const npy = write({ kind: 'npy', x: join(ws.dir, 'data', 'x.npy') });
+  assert.deepEqual(npy.json.data, { format: 'npy', x: '../data/x.npy' }, 'no y written');
+  assert.equal(npy.json.objective, 'distill');
+  assert.equal(npy.config.objective, 'distill', 'the engine reads it');
+  assert.deepEqual(await checkConfigText(npy.text, configPath), [], 'the editor finds nothing to fix');
+  assert.ok(dataIsUnlabelled(npy.json.data, configPath));
+
+  const folder = write({ kind: 'imagefolder', path: join(ws.dir, 'data', 'photos') });
+  assert.equal(folder.json.objective, 'distill', 'images directly in the folder have no labels');
+  const classes = write({ kind: 'imagefolder', path: join(ws.dir, 'data', 'classes') });
+  assert.equal(classes.json.objective, undefined, 'class subfolders are labels: the engine picks the task loss');
+  const labelled = write({ kind: 'npy', x: join(ws.dir, 'data', 'x.npy'), y: join(ws.dir, 'data', 'y.npy') });
+  assert.equal(labelled.json.objective, undefined);
+  assert.equal(write({ kind: 'builtin', name: 'mnist' }).json.objective, undefined);
+  assert.ok(dataIsUnlabelled({ format: 'images', glob: 'photos/**/*.jpg' }, configPath), 'an images glob has no labels');
+  assert.ok(!dataIsUnlabelled(undefined, configPath));
+
+  // Updating a config to unlabelled data (or keeping unlabelled data) replaces a task objective; labelled data keeps what is there.
+  const text = '{\n  "model": "./model.json",\n  "method": "l1",\n  "target": { "flopsReduction": 0.3 },\n  "objective": "task",\n  "data": { "format": "images", "glob": "../data/photos/*.png" }\n}\n';
+  assert.match(updateConfigText(text, choices, configPath), /"objective": "distill"/, 'kept glob data');
+  assert.match(updateConfigText(text, { ...choices, data: { kind: 'npy', x: join(ws.dir, 'data', 'x.npy') } }, configPath), /"objective": "distill"/);
+  assert.match(updateConfigText(text, { ...choices, data: { kind: 'builtin', name: 'mnist' } }, configPath), /"objective": "task"/);
+  const noObjective = '{\n  "model": "./model.json",\n  "method": "l1",\n  "target": { "flopsReduction": 0.3 }\n}\n';
+  const updated = updateConfigText(noObjective, { ...choices, data: { kind: 'imagefolder', path: join(ws.dir, 'data', 'photos') } }, configPath);
+  assert.equal(JSON.parse(updated).objective, 'distill');
+
+  assert.match(NO_LABELS_NOTE, /^No labels: the pruned model learns from the dense model \(distillation\)/);
+  assert.equal(describeDataSection(npy.json.data), '../data/x.npy, no labels (distillation)');
+  assert.equal(describeDataSection({ format: 'images', glob: 'p/*.jpg' }), 'images p/*.jpg, no labels (distillation)');
+  const unlabelledOption = dataOptions({ inputShape: [8, 8, 1], classes: 3 }, 'l1', { fashionMnist: false }).find((o) => o.kind === 'npy-unlabelled');
+  assert.match(unlabelledOption!.description, /distillation/, 'the data step says what no labels means before the user picks');
+});
+
 test("the editor's needsData matches every engine method's", () => {
   for (const info of METHOD_INFO) assert.equal(info.needsData, getMethod(info.id).needsData, info.id);
 });
@@ -136,7 +184,7 @@ test('Prune Model… on a Keras file writes <name>.prune.json beside it, and its
     assert.equal(configPath, join(ws.dir, 'keras', 'tiny_cnn.prune.json'), file);
     const shape = { inputShape: await readModelInputShape(modelPath), classes: await readModelOutputUnits(modelPath) };
     assert.deepEqual(shape, { inputShape: [16, 16, 3], classes: 5 }, file);
-    assert.deepEqual(kinds(dataOptions(shape, 'l1', { fashionMnist: false })), ['imagefolder', 'npy', 'none', 'synthetic'], 'no MNIST for a 16×16×3 model');
+    assert.deepEqual(kinds(dataOptions(shape, 'l1', { fashionMnist: false })), ['imagefolder', 'npy', 'npy-unlabelled', 'none', 'synthetic'], 'no MNIST for a 16×16×3 model');
     const text = newConfigText(modelPath, { method: 'l1', target: { flopsReduction: 0.3 }, data: { kind: 'synthetic', classes: syntheticClasses(shape) } });
     assert.deepEqual(JSON.parse(text), {
       model: `./${file}`, method: 'l1', target: { flopsReduction: 0.3 }, output: 'pruned',
@@ -157,7 +205,7 @@ test('Prune Model… on an ONNX file writes <name>.prune.json beside it, and its
   assert.equal(configPath, join(ws.dir, 'onnx', 'resnet_tiny.prune.json'));
   const shape = { inputShape: await readModelInputShape(modelPath), classes: await readModelOutputUnits(modelPath) };
   assert.deepEqual(shape, { inputShape: [32, 32, 3], classes: 10 }, 'the graph input [batch, 3, 32, 32] as the NHWC runtime model takes it; output [batch, 10]');
-  assert.deepEqual(kinds(dataOptions(shape, 'l1', { fashionMnist: false })), ['imagefolder', 'npy', 'none', 'synthetic'], 'no MNIST for a 32×32×3 model');
+  assert.deepEqual(kinds(dataOptions(shape, 'l1', { fashionMnist: false })), ['imagefolder', 'npy', 'npy-unlabelled', 'none', 'synthetic'], 'no MNIST for a 32×32×3 model');
   const text = newConfigText(modelPath, { method: 'l1', target: { flopsReduction: 0.3 }, data: { kind: 'synthetic', classes: syntheticClasses(shape) } });
   assert.equal(JSON.parse(text).model, './resnet_tiny.onnx');
   writeFileSync(configPath, text);
