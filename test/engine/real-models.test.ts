@@ -4,7 +4,8 @@
 // micro-batches; the pruned files load in vanilla tfjs and are smaller than the original.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { PNG } from 'pngjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -100,4 +101,44 @@ test('InceptionV3 (22.4 M params, 299×299): analysis finds its groups and l1 pr
   const done = result as DoneEvent;
   assert.ok(Math.abs(1 - done.after.flops / done.before.flops - 0.3) <= 0.02);
   assert.ok(folderBytes(join(workspace, 'pruned-inception')) < folderBytes(dir));
+});
+
+test('MobileNetV2 with unlabelled images: a folder of photos-to-be prunes it by distillation, reporting agreement with the dense model before and after fine-tuning', { skip, timeout: 240_000 }, async () => {
+  // 12 unlabelled images, directly in the folder (no class subfolders): smooth random colour fields.
+  const folder = join(workspace, 'unlabelled-images');
+  mkdirSync(folder, { recursive: true });
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  for (let k = 0; k < 12; k++) {
+    const png = new PNG({ width: 32, height: 32 });
+    const [r, g, b, dx, dy] = [next(), next(), next(), next(), next()];
+    for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) {
+      const i = (y * 32 + x) * 4;
+      const wave = 0.5 + 0.5 * Math.sin((x * dx + y * dy) / 3);
+      png.data[i] = 255 * r * wave; png.data[i + 1] = 255 * g * (1 - wave); png.data[i + 2] = 255 * b; png.data[i + 3] = 255;
+    }
+    writeFileSync(join(folder, `image-${k}.png`), PNG.sync.write(png));
+  }
+  const configPath = join(workspace, 'distill.prune.json');
+  writeFileSync(configPath, JSON.stringify({
+    model: 'mobilenet_v2/model.json', method: 'l1', target: { flopsReduction: 0.3 }, output: 'pruned-distilled',
+    // No validation split: the agreement is measured on the images the fine-tuning learns from.
+    data: { format: 'imagefolder', path: 'unlabelled-images', validationSplit: 0 },
+    finetune: { epochs: 6, batchSize: 4, learningRate: 0.01, optimizer: 'adam' },
+    latency: { runs: 2, batchSize: 1 }, backend: 'wasm',
+  }));
+  const config = loadConfig(configPath);
+  assert.equal(config.objective, undefined, 'the config does not name an objective; unlabelled data chooses distillation');
+  const events: EngineEvent[] = [];
+  const result = await executeSession(config, (e) => events.push(e));
+  assert.equal(result.type, 'done', result.type === 'error' ? result.message : '');
+  const done = result as DoneEvent;
+  const metric = done.metric!;
+  assert.match(metric.name, /^top-1 agreement with the dense model/);
+  assert.equal(metric.before, 1, 'the dense model agrees with itself');
+  assert.ok(metric.afterPruning >= 0 && metric.afterPruning <= 1 && metric.after >= 0 && metric.after <= 1, JSON.stringify(metric));
+  assert.equal(done.data?.synthetic, false);
+  assert.match(metric.objective ?? '', /distillation/);
+  console.log(`nsfwjs MobileNetV2, 12 unlabelled images, l1 −30% FLOPs: ${metric.name} ${metric.before} dense → ${metric.afterPruning.toFixed(3)} right after pruning → ${metric.after.toFixed(3)} after 6 epochs of distillation`);
+  assert.ok(metric.after > metric.afterPruning, 'distillation brings the pruned model back towards the dense one');
 });
