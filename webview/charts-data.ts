@@ -6,7 +6,7 @@ import type { LayerStat } from '../src/protocol/events.js';
 import type { RunInfo } from '../src/protocol/webview.js';
 import { METHOD_NAMES } from '../src/protocol/methods.js';
 import { seriesPoints, type Curves, type Point, type Series } from './state.js';
-import { formatCount, formatPercent } from '../src/protocol/format.js';
+import { formatCount, formatPercent, isFractionMetric } from '../src/protocol/format.js';
 
 export interface Palette {
   foreground: string;
@@ -167,17 +167,27 @@ export interface CurveData {
   /** Accuracies in percent. */
   accuracy: Point[];
   valAccuracy: Point[];
+  /**
+   * The validation metric when it is not top-1, by name: fractions (F1, agreement) in percent on the
+   * accuracies' axis, other values (MAE, R², relative error) as they are on an axis of their own.
+   */
+  valMetric?: { name: string; percent: boolean; points: Point[] };
   /** FLOPs as a percentage of the dense model's. */
   flopsPercent: Point[];
 }
 
-export function curveData(curves: Curves, denseFlops?: number): CurveData {
+export function curveData(curves: Curves, denseFlops?: number, valMetricName?: string): CurveData {
   const percent = (s: Series) => seriesPoints(s).map((p) => ({ x: p.x, y: p.y * 100 }));
+  const metricPercent = valMetricName !== undefined && isFractionMetric(valMetricName);
+  const valMetric = valMetricName !== undefined && curves.valMetric && curves.valMetric.seen > 0
+    ? { name: valMetricName, percent: metricPercent, points: metricPercent ? percent(curves.valMetric) : seriesPoints(curves.valMetric) }
+    : undefined;
   return {
     loss: seriesPoints(curves.loss),
     stepLoss: seriesPoints(curves.stepLoss),
     accuracy: percent(curves.accuracy),
     valAccuracy: percent(curves.valAccuracy),
+    ...(valMetric ? { valMetric } : {}),
     flopsPercent: denseFlops && denseFlops > 0 ? seriesPoints(curves.flops).map((p) => ({ x: p.x, y: (p.y / denseFlops) * 100 })) : [],
   };
 }
@@ -205,7 +215,7 @@ export function methodColor(method: string, palette: Palette = DEFAULT_PALETTE):
 export interface ScatterPoint {
   /** FLOPs after pruning. */
   x: number;
-  /** Accuracy after, in percent. */
+  /** The metric after fine-tuning: in percent for fractions (top-1, F1, agreement), as it is otherwise. */
   y: number;
   runId: string;
   method: string;
@@ -216,23 +226,40 @@ export interface ComparisonData {
   groups: { method: string; color: string; points: ScatterPoint[] }[];
   /** The dense model (before pruning), from the first finished run that measured it. */
   dense?: { x: number; y: number };
+  /** What y is: the metric's name, "(%)" for fractions; "top-1 (%)" for reports that gave only accuracy. */
+  axisTitle: string;
 }
 
-/** Accuracy against FLOPs for every finished run (with an accuracy) of one config. */
+/** A run's metric, or top-1 from a report that gave only `accuracy`. */
+function runMetric(s: NonNullable<RunInfo['summary']>): { name: string; before: number; after: number } | undefined {
+  if (s.metric) return s.metric;
+  return s.accuracy ? { name: 'top-1', ...s.accuracy } : undefined;
+}
+
+/**
+ * The metric against FLOPs for every finished run of one config that measured it. Runs are compared
+ * on one metric only: the newest run's (the data or objective may have changed since older runs).
+ */
 export function comparisonData(runs: RunInfo[], palette: Palette = DEFAULT_PALETTE): ComparisonData {
+  const measured = runs.filter((r) => r.status === 'done' && r.summary && runMetric(r.summary));
+  const newest = [...measured].sort((a, b) => b.startedAt - a.startedAt)[0];
+  const name = newest ? runMetric(newest.summary!)!.name : 'top-1';
+  const scale = isFractionMetric(name) ? 100 : 1;
   const groups = new Map<string, ScatterPoint[]>();
   let dense: ComparisonData['dense'];
-  for (const run of runs) {
-    const s = run.summary;
-    if (run.status !== 'done' || !s || !s.accuracy) continue;
+  for (const run of measured) {
+    const s = run.summary!;
+    const metric = runMetric(s)!;
+    if (metric.name !== name) continue;
     const method = s.method || run.method;
     const list = groups.get(method) ?? [];
-    list.push({ x: s.after.flops, y: s.accuracy.after * 100, runId: run.runId, method });
+    list.push({ x: s.after.flops, y: metric.after * scale, runId: run.runId, method });
     groups.set(method, list);
-    dense ??= { x: s.before.flops, y: s.accuracy.before * 100 };
+    dense ??= { x: s.before.flops, y: metric.before * scale };
   }
   return {
     groups: [...groups].map(([method, points]) => ({ method, color: methodColor(method, palette), points })),
     dense,
+    axisTitle: scale === 100 ? `${name} (%)` : name,
   };
 }

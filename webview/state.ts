@@ -37,6 +37,8 @@ export interface Curves {
   accuracy: Series;
   valLoss: Series;
   valAccuracy: Series;
+  /** The validation metric when it is not top-1 (F1, MAE, agreement with the dense model, ...), named by `valMetricName`. Absent in states saved before it existed. */
+  valMetric?: Series;
   /** Model FLOPs at the end of each epoch. */
   flops: Series;
   /** Per-step training loss (x in fractional epochs). */
@@ -75,6 +77,8 @@ export interface RunView {
   progress: number;
   etaMs?: number;
   epoch?: { phase: Phase; epoch: number; epochs: number };
+  /** Name of the validation metric in `curves.valMetric`, from the epochs that reported it. */
+  valMetricName?: string;
   /** Epoch events seen; the x axis of the curves (continues across train and fine-tune). */
   epochCount: number;
   /** The latest `layers` event. */
@@ -169,6 +173,7 @@ export function emptyRunView(runId: string): RunView {
       accuracy: emptySeries(),
       valLoss: emptySeries(),
       valAccuracy: emptySeries(),
+      valMetric: emptySeries(),
       flops: emptySeries(),
       stepLoss: emptySeries(),
     },
@@ -307,8 +312,11 @@ export function reduceRunView(view: RunView, event: EngineEvent): RunView {
     case 'epoch': {
       const x = view.epochCount + 1;
       const c = view.curves;
+      // Top-1 is already the val accuracy curve; any other metric gets its own, by name.
+      const otherMetric = event.valAccuracy === undefined ? event.valMetric : undefined;
       return {
         ...view,
+        valMetricName: otherMetric?.name ?? view.valMetricName,
         phase: event.phase,
         progress: event.progress,
         etaMs: event.etaMs,
@@ -320,6 +328,7 @@ export function reduceRunView(view: RunView, event: EngineEvent): RunView {
           accuracy: event.accuracy === undefined ? c.accuracy : appendPoint(c.accuracy, { x, y: event.accuracy }),
           valLoss: event.valLoss === undefined ? c.valLoss : appendPoint(c.valLoss, { x, y: event.valLoss }),
           valAccuracy: event.valAccuracy === undefined ? c.valAccuracy : appendPoint(c.valAccuracy, { x, y: event.valAccuracy }),
+          valMetric: otherMetric ? appendPoint(c.valMetric ?? emptySeries(), { x, y: otherMetric.value }) : c.valMetric,
           flops: event.flops === undefined ? c.flops : appendPoint(c.flops, { x, y: event.flops }),
         },
       };
@@ -387,6 +396,32 @@ export function activeSummary(state: PanelState): DoneEvent | undefined {
 /** Whether a run's accuracy was measured on synthetic data (and so means nothing). */
 export function onSyntheticData(view: RunView | undefined, summary: DoneEvent | undefined): boolean {
   return (summary?.data ?? view?.data)?.synthetic === true;
+}
+
+/** What a run trains on and how, in words: the data's description (its format until loaded) and the training objective. */
+export interface SessionContext {
+  data?: string;
+  objective?: string;
+}
+
+const DATA_FORMATS: Record<DataSummary['format'], string> = {
+  npy: '.npy arrays',
+  imagefolder: 'image folder',
+  images: 'images matched by a glob',
+  builtin: 'built-in data set',
+  synthetic: 'synthetic data (accuracy is meaningless)',
+};
+
+/**
+ * The run's data and objective as the session reported them. The finished session's summary names both
+ * (the data's description once loaded, the objective with its metric); before that, the start event's data format.
+ */
+export function sessionContext(view: RunView | undefined, summary: DoneEvent | undefined): SessionContext {
+  const data = summary?.data ?? view?.data;
+  const started = summary !== undefined || view?.sessionId !== undefined;
+  const described = data ? data.description ?? DATA_FORMATS[data.format] ?? `${data.format} data`
+    : started && !summary?.dryRun ? 'none: pruned without fine-tuning' : undefined;
+  return { data: described, objective: summary?.metric?.objective };
 }
 
 /** The layer statistics the panel shows: the analysis or the active run's latest. */

@@ -48,6 +48,16 @@ export function formatMetricChange(name: string, before: number, after: number):
   return `${sign}${shown}`;
 }
 
+/**
+ * What fine-tuning bought, the metric's three measurements in order: "62.40% right after pruning"
+ * sits between the dense model's and the fine-tuned one's. Callers put the metric's name in front.
+ * "99.12% dense → 62.40% right after pruning → 98.74% after fine-tuning".
+ */
+export function formatRecovery(metric: { name: string; before: number; afterPruning: number; after: number }): string {
+  const value = (v: number) => formatMetricValue({ name: metric.name, value: v });
+  return `${value(metric.before)} dense \u2192 ${value(metric.afterPruning)} right after pruning \u2192 ${value(metric.after)} after fine-tuning`;
+}
+
 /** Relative change: 210000 → 95000 gives "−54.8%"; "—" when there is nothing to compare with. */
 export function formatChange(before: number, after: number): string {
   if (before === 0 || !Number.isFinite(before) || !Number.isFinite(after)) return '—';

@@ -99,7 +99,7 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     await label.waitFor({ timeout: SESSION_TIMEOUT });
     if (!(await label.innerText()).startsWith('Accuracy on synthetic data (meaningless)')) throw new Error(`summary note: ${await label.innerText()}`);
     const accuracy = (await panel.locator('[data-testid="summary-accuracy"]').innerText()).replace(/\s+/g, ' ');
-    if (!accuracy.startsWith('Accuracy (synthetic)')) throw new Error(`accuracy row: ${accuracy}`);
+    if (!accuracy.startsWith('top-1 (synthetic)')) throw new Error(`accuracy row: ${accuracy}`);
     const written = JSON.parse(readFileSync(config, 'utf8'));
     if (written.data?.format !== 'synthetic' || written.data.classes !== 4) throw new Error(`unexpected config: ${JSON.stringify(written)}`);
     if (JSON.parse(readFileSync(report, 'utf8')).syntheticData !== true) throw new Error('the report does not say its data was synthetic');

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatMetricChange, formatMetricValue, formatMs,
-  formatPercent, formatPointChange, formatShape, table,
+  formatPercent, formatPointChange, formatRecovery, formatShape, table,
 } from '../../src/protocol/format.js';
 
 test('compact counts read as the demo table prints them', () => {
@@ -74,4 +74,11 @@ test('metrics read by kind: fractions in percent and points, other values to fou
   assert.equal(formatMetricChange('top-1', 0.9912, 0.9874), '\u22120.38 pp');
   assert.equal(formatMetricChange('MAE', 0.5334, 0.1125), '\u22120.421');
   assert.equal(formatMetricChange('R²', 0.5, 0.5), '0.00');
+});
+
+test('recovery reads dense, right after pruning and after fine-tuning, in the metric\'s own units', () => {
+  assert.equal(formatRecovery({ name: 'top-1', before: 0.9912, afterPruning: 0.624, after: 0.9874 }),
+    '99.12% dense \u2192 62.40% right after pruning \u2192 98.74% after fine-tuning');
+  assert.equal(formatRecovery({ name: 'relative error vs the dense model', before: 0, afterPruning: 0.41234, after: 0.0987 }),
+    '0.000 dense \u2192 0.4123 right after pruning \u2192 0.09870 after fine-tuning');
 });

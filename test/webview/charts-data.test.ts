@@ -14,7 +14,7 @@ import {
   sparsityColor,
   type Palette,
 } from '../../webview/charts-data.js';
-import { activeView, initialState, reduce } from '../../webview/state.js';
+import { activeView, appendPoint, emptySeries, initialState, reduce } from '../../webview/state.js';
 import { DONE, fullSession } from './fixtures/session.js';
 
 const palette: Palette = { ...DEFAULT_PALETTE, blue: '#0000ff', yellow: '#ffff00', red: '#ff0000', muted: '#808080', foreground: '#ffffff' };
@@ -95,7 +95,8 @@ function doneRun(runId: string, method: string, flops: number, accuracy: number 
     configPath: '/w/a.prune.json',
     status,
     startedAt: 1,
-    summary: { ...DONE, method, after: { ...DONE.after, flops }, accuracy: accuracy === undefined ? undefined : { before: 0.99, after: accuracy } },
+    // Reports that gave only accuracy (before metrics had names) still compare as top-1.
+    summary: { ...DONE, method, after: { ...DONE.after, flops }, accuracy: accuracy === undefined ? undefined : { before: 0.99, after: accuracy }, metric: undefined },
   };
 }
 
@@ -114,7 +115,32 @@ test('the comparison has one point per finished run with an accuracy, grouped by
   assert.deepEqual(data.dense, { x: DONE.before.flops, y: 99 });
   assert.equal(data.groups[0].color, methodColor('goprune', palette));
   assert.notEqual(data.groups[0].color, data.groups[1].color);
-  assert.deepEqual(comparisonData([], palette), { groups: [], dense: undefined });
+  assert.equal(data.axisTitle, 'top-1 (%)');
+  assert.deepEqual(comparisonData([], palette), { groups: [], dense: undefined, axisTitle: 'top-1 (%)' });
+});
+
+test('the comparison plots the metric the newest run measured, by its name, and leaves out runs that measured another', () => {
+  const withMetric = (runId: string, startedAt: number, name: string, after: number): RunInfo => ({
+    runId, method: 'l1', configPath: '/w/a.prune.json', status: 'done', startedAt,
+    summary: { ...DONE, method: 'l1', accuracy: undefined, metric: { name, higherIsBetter: name !== 'MAE', before: name === 'MAE' ? 0.1 : 1, afterPruning: 0.5, after } },
+  });
+  const agreement = comparisonData([withMetric('a', 1, 'top-1 agreement with the dense model', 0.97), withMetric('b', 2, 'top-1 agreement with the dense model', 0.95), doneRun('c', 'l1', 1_000_000, 0.9)], palette);
+  assert.equal(agreement.axisTitle, 'top-1 agreement with the dense model (%)');
+  assert.deepEqual(agreement.groups[0].points.map((p) => [p.runId, Math.round(p.y)]), [['a', 97], ['b', 95]], 'the top-1 run is another metric: left out');
+  assert.deepEqual(agreement.dense?.y, 100);
+  const regression = comparisonData([withMetric('a', 1, 'top-1', 0.97), withMetric('r', 5, 'MAE', 0.1234)], palette);
+  assert.equal(regression.axisTitle, 'MAE', 'a value, not a percentage');
+  assert.deepEqual(regression.groups.flatMap((g) => g.points.map((p) => [p.runId, p.y])), [['r', 0.1234]]);
+});
+
+test('the validation metric curve: fractions in percent, other values as they are, by name', () => {
+  const series = (values: number[]) => values.reduce((s, y, i) => appendPoint(s, { x: i + 1, y }), emptySeries());
+  const curves = { loss: emptySeries(), accuracy: emptySeries(), valLoss: emptySeries(), valAccuracy: emptySeries(), flops: emptySeries(), stepLoss: emptySeries() };
+  const f1 = curveData({ ...curves, valMetric: series([0.5, 0.75]) }, undefined, 'multi-label F1');
+  assert.deepEqual(f1.valMetric, { name: 'multi-label F1', percent: true, points: [{ x: 1, y: 50 }, { x: 2, y: 75 }] });
+  const mae = curveData({ ...curves, valMetric: series([0.5, 0.25]) }, undefined, 'MAE');
+  assert.deepEqual(mae.valMetric, { name: 'MAE', percent: false, points: [{ x: 1, y: 0.5 }, { x: 2, y: 0.25 }] });
+  assert.equal(curveData(curves).valMetric, undefined, 'top-1 runs have no separate metric curve');
 });
 
 test('method colours are stable, also for methods the panel does not know', () => {

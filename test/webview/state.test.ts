@@ -15,11 +15,12 @@ import {
   runsOfConfig,
   selectedLayerStat,
   seriesPoints,
+  sessionContext,
   shownLayers,
   type PanelAction,
   type PanelState,
 } from '../../webview/state.js';
-import { analysisEvents, CONFIG_PATH, DONE, fullSession, layersEvent, sessionUntilFinetune, syntheticSession } from './fixtures/session.js';
+import { analysisEvents, CONFIG_PATH, DISTILL_OBJECTIVE, distillSession, DONE, fullSession, layersEvent, sessionUntilFinetune, syntheticSession, UNLABELLED_DATA } from './fixtures/session.js';
 
 function feed(state: PanelState, runId: string, events: EngineEvent[]): PanelState {
   return events.reduce((s, event) => reduce(s, { type: 'engineEvent', runId, event }), state);
@@ -72,6 +73,36 @@ test('accuracy curves hold the values the epochs reported', () => {
   const view = activeView(feed(initialState(), 'r1', fullSession()))!;
   const acc = seriesPoints(view.curves.valAccuracy).map((p) => Math.round(p.y * 1000));
   assert.deepEqual(acc, [910, 930, 950, 982, 986]);
+});
+
+test('a metric other than top-1 gets its own curve by name; top-1 stays the val accuracy curve', () => {
+  const distilled = activeView(feed(initialState(), 'r1', distillSession()))!;
+  assert.equal(distilled.valMetricName, 'top-1 agreement with the dense model');
+  assert.deepEqual(seriesPoints(distilled.curves.valMetric!).map((p) => Math.round(p.y * 1000)), [910, 930, 950, 982, 986]);
+  assert.equal(distilled.curves.valAccuracy.seen, 0);
+  const labelled = activeView(feed(initialState(), 'r2', fullSession()))!;
+  assert.equal(labelled.valMetricName, undefined);
+  assert.equal(labelled.curves.valMetric!.seen, 0);
+  // A view saved before the metric curve existed takes its first metric epoch without failing.
+  const old = { ...labelled, curves: { ...labelled.curves, valMetric: undefined } };
+  const epoch: EngineEvent = { type: 'epoch', phase: 'finetune', epoch: 1, epochs: 1, loss: 0.2, valMetric: { name: 'MAE', value: 0.12, higherIsBetter: false }, etaMs: 0, progress: 0.9 };
+  const next = reduce({ ...initialState(), views: { old } , activeRunId: 'old' }, { type: 'engineEvent', runId: 'old', event: epoch });
+  assert.deepEqual(seriesPoints(next.views.old.curves.valMetric!).map((p) => p.y), [0.12]);
+  assert.equal(next.views.old.valMetricName, 'MAE');
+});
+
+test('the session context names the data and the objective: the format while running, the description and objective once done', () => {
+  const stream = distillSession();
+  const running = activeView(feed(initialState(), 'r1', stream.slice(0, 3)))!;
+  assert.deepEqual(sessionContext(running, undefined), { data: '.npy arrays', objective: undefined });
+  const finished = feed(initialState(), 'r1', stream);
+  assert.deepEqual(sessionContext(activeView(finished), activeSummary(finished)), { data: UNLABELLED_DATA, objective: DISTILL_OBJECTIVE });
+  // After a reload only the runs list's summary may be left.
+  assert.deepEqual(sessionContext(undefined, finished.runs[0].summary), { data: UNLABELLED_DATA, objective: DISTILL_OBJECTIVE });
+  const withoutData = activeView(feed(initialState(), 'r2', [{ ...sessionUntilFinetune()[0], data: undefined } as EngineEvent]))!;
+  assert.equal(sessionContext(withoutData, undefined).data, 'none: pruned without fine-tuning');
+  assert.deepEqual(sessionContext(undefined, undefined), { data: undefined, objective: undefined });
+  assert.match(sessionContext(activeView(feed(initialState(), 'r3', syntheticSession().slice(0, 1))), undefined).data!, /synthetic.*meaningless/);
 });
 
 test('curves stay bounded and uniformly spaced however long the run', () => {

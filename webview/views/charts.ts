@@ -181,6 +181,7 @@ export class CurvesChart {
           { ...line('accuracy', 'pct'), pointRadius: 2 },
           { ...line('val accuracy', 'pct'), pointRadius: 2 },
           { ...line('FLOPs', 'pct'), borderDash: [4, 3] },
+          { ...line('val metric', 'metric'), pointRadius: 2 },
         ],
       },
       options: {
@@ -190,8 +191,11 @@ export class CurvesChart {
           x: { type: 'linear', title: { display: true, text: 'epoch' }, ticks: { precision: 0 } },
           loss: { type: 'linear', position: 'left', beginAtZero: true, title: { display: true, text: 'loss' } },
           pct: { type: 'linear', position: 'right', suggestedMax: 100, title: { display: true, text: '%' }, grid: { drawOnChartArea: false } },
+          // A metric that is not a fraction (MAE, R², relative error); shown only while such a curve is.
+          metric: { type: 'linear', position: 'right', display: 'auto', title: { display: true, text: 'metric' }, grid: { drawOnChartArea: false } },
         },
-        plugins: { legend: { display: true, position: 'bottom', labels: { boxWidth: 10, boxHeight: 2 } } },
+        // Curves the run does not have (accuracy of a distilled run, a metric of a top-1 run) stay out of the legend.
+        plugins: { legend: { display: true, position: 'bottom', labels: { boxWidth: 10, boxHeight: 2, filter: (item, data) => (data.datasets[item.datasetIndex ?? 0]?.data.length ?? 0) > 0 } } },
       },
     });
   }
@@ -203,6 +207,7 @@ export class CurvesChart {
       [data.accuracy, palette.green],
       [data.valAccuracy, palette.orange],
       [data.flopsPercent, palette.purple],
+      [data.valMetric?.points ?? [], palette.yellow],
     ];
     series.forEach(([points, colour], i) => {
       const ds = this.chart.data.datasets[i];
@@ -211,6 +216,12 @@ export class CurvesChart {
       ds.backgroundColor = colour;
       ds.hidden = points.length === 0;
     });
+    // The metric's curve by its name, on the % axis for fractions and on its own axis otherwise.
+    const metricSet = this.chart.data.datasets[5];
+    metricSet.label = data.valMetric ? `val ${data.valMetric.name}` : 'val metric';
+    metricSet.yAxisID = data.valMetric?.percent ? 'pct' : 'metric';
+    const metricAxis = this.chart.options.scales!.metric as { title: { text: string } };
+    metricAxis.title.text = data.valMetric?.name ?? 'metric';
     redraw(this.chart, palette, this.drawn);
   }
 }
@@ -246,7 +257,7 @@ export class SignalChart {
 
 type ScatterDatum = { x: number; y: number; runId?: string };
 
-/** Accuracy against FLOPs, one colour per method; clicking a run's point opens its report. */
+/** The metric (top-1, or what the runs measured) against FLOPs, one colour per method; clicking a run's point opens its report. */
 export class ComparisonChart {
   readonly chart: Chart<'scatter', ScatterDatum[]>;
   private readonly drawn: { key?: string } = {};
@@ -259,7 +270,7 @@ export class ComparisonChart {
         ...(baseOptions() as ChartOptions<'scatter'>),
         scales: {
           x: { type: 'linear', title: { display: true, text: 'FLOPs after pruning' }, ticks: { callback: (v) => formatCount(Number(v)) } },
-          y: { type: 'linear', title: { display: true, text: 'accuracy (%)' } },
+          y: { type: 'linear', title: { display: true, text: 'top-1 (%)' } },
         },
         plugins: {
           legend: { display: true, position: 'bottom', labels: { boxWidth: 8, boxHeight: 8 } },
@@ -267,7 +278,8 @@ export class ComparisonChart {
             callbacks: {
               label: (item) => {
                 const p = item.raw as ScatterDatum;
-                return `${item.dataset.label}: ${p.y.toFixed(2)}% at ${formatCount(p.x)} FLOPs${p.runId ? ' (click for report)' : ''}`;
+                const percent = (this.chart.options.scales!.y as { title: { text: string } }).title.text.endsWith('(%)');
+                return `${item.dataset.label}: ${percent ? `${p.y.toFixed(2)}%` : p.y.toPrecision(4)} at ${formatCount(p.x)} FLOPs${p.runId ? ' (click for report)' : ''}`;
               },
             },
           },
@@ -291,6 +303,7 @@ export class ComparisonChart {
   }
 
   update(data: ComparisonData, activeRunId: string | undefined, palette: Palette): void {
+    (this.chart.options.scales!.y as { title: { text: string } }).title.text = data.axisTitle;
     const datasets: ChartDataset<'scatter', ScatterDatum[]>[] = data.groups.map((g) => ({
       label: g.method,
       data: g.points.map((p: ScatterPoint) => ({ x: p.x, y: p.y, runId: p.runId })),

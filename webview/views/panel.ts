@@ -17,7 +17,8 @@ import {
   type Palette,
 } from '../charts-data.js';
 import {
-  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatMs, formatOnnxCheck, formatPointChange,
+  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatMetricChange, formatMetricValue, formatMs, formatOnnxCheck,
+  formatPointChange, formatRecovery,
 } from '../../src/protocol/format.js';
 import {
   activeRun,
@@ -26,6 +27,7 @@ import {
   onSyntheticData,
   runsOfConfig,
   selectedLayerStat,
+  sessionContext,
   shownLayers,
   type PanelState,
   type RunError,
@@ -92,6 +94,8 @@ class HeaderView {
   private readonly status = h('vscode-badge', { 'data-testid': 'run-status' });
   private readonly phase = h('span', { class: 'phase', 'data-testid': 'phase' });
   private readonly eta = h('span', { class: 'eta', 'data-testid': 'eta' });
+  /** What the run trains on and how: "Data: … · Objective: …". */
+  private readonly context = h('div', { class: 'context-line note', 'data-testid': 'run-context' });
   private readonly progress = h('vscode-progress-bar', { 'data-testid': 'progress', max: 100, 'aria-label': 'Session progress' }) as HTMLElement & { value?: number };
   private readonly cancel = h('vscode-button', { 'data-testid': 'cancel-button', title: 'Stop this run' }, 'Cancel');
   private readonly rerun = h('vscode-button', { 'data-testid': 'rerun-button', secondary: true, title: 'Run the same config again' }, 'Rerun');
@@ -104,6 +108,7 @@ class HeaderView {
     this.el = h('header', { class: 'header', 'data-testid': 'header' },
       h('div', { class: 'title-line' }, this.title, this.status),
       h('div', { class: 'phase-line' }, this.phase, this.eta),
+      this.context,
       this.progress,
       h('div', { class: 'actions' }, this.cancel, this.rerun, this.report, this.switchFocus));
     this.cancel.addEventListener('click', () => this.runId && ctx.post({ type: 'cancelRun', runId: this.runId }));
@@ -131,6 +136,7 @@ class HeaderView {
       setAttr(this.status, 'class', `status status-${a.error ? 'error' : a.done ? 'done' : 'running'}`);
       setText(this.phase, a.model ? `${a.model.name} \u00b7 ${a.model.layers} layers \u00b7 backend ${a.backend ?? '?'}` : 'Reading the model\u2026');
       setText(this.eta, '');
+      show(this.context, false);
       show(this.progress, !a.done && !a.error);
       this.progress.setAttribute('indeterminate', '');
       for (const b of [this.cancel, this.rerun, this.report]) show(b, false);
@@ -160,6 +166,10 @@ class HeaderView {
       setText(this.phase, done ? `Finished in ${formatDuration(done.wallTimeMs)} on ${done.backend}` : '');
       setText(this.eta, '');
     }
+    const context = sessionContext(view, view?.done ?? run?.summary);
+    const contextText = [context.data && `Data: ${context.data}`, context.objective && `Objective: ${context.objective}`].filter(Boolean).join(' \u00b7 ');
+    setText(this.context, contextText);
+    show(this.context, contextText !== '');
     show(this.progress, running);
     show(this.cancel, running);
     show(this.rerun, !running && hasRun);
@@ -229,7 +239,14 @@ class SummaryView {
       metricRow('flops', 'FLOPs', formatCount(s.before.flops), formatCount(s.after.flops), formatChange(s.before.flops, s.after.flops)),
     ];
     const synthetic = s.data?.synthetic === true;
-    if (s.accuracy) {
+    const metric = s.metric;
+    if (metric) {
+      // The metric by the name the engine gave it (top-1, F1, MAE, agreement with the dense model, ...); the row keeps
+    // its `summary-accuracy` hook, the one row that says how good the model is.
+      const value = (v: number) => formatMetricValue({ name: metric.name, value: v });
+      rows.push(metricRow('accuracy', synthetic ? `${metric.name} (synthetic)` : metric.name, value(metric.before), value(metric.after),
+        formatMetricChange(metric.name, metric.before, metric.after)));
+    } else if (s.accuracy) {
       rows.push(metricRow('accuracy', synthetic ? 'Accuracy (synthetic)' : 'Accuracy', formatAccuracy(s.accuracy.before), formatAccuracy(s.accuracy.after),
         formatPointChange(s.accuracy.before, s.accuracy.after)));
     }
@@ -246,6 +263,10 @@ class SummaryView {
         : `${formatCount(s.channelsRemoved)} channels masked (zeroed, not removed)`;
     const headline = s.latency ? `${s.latency.speedup.toFixed(2)}\u00d7 faster` : `${formatChange(s.before.flops, s.after.flops)} FLOPs`;
     const notes: string[] = [];
+    // What fine-tuning bought; the metric's name is on the row above, the data and objective in the header.
+    const recovery = metric && !s.dryRun
+      ? [h('p', { class: 'recovery', 'data-testid': 'summary-recovery' }, h('span', { class: 'metric-label' }, 'Recovery'), ' ', formatRecovery(metric))]
+      : [];
     if (s.latency) notes.push(`latency: median of ${s.latency.after.runs} runs, batch ${s.latency.after.batchSize}, ${s.latency.runtime ?? s.latency.after.backend}`);
     if (s.onnx) notes.push(`checked in ${formatOnnxCheck(s.onnx)}`);
     if (s.output) notes.push(`saved to ${basename(s.output)}`);
@@ -254,6 +275,7 @@ class SummaryView {
       params: s.before.params !== undefined ? { before: s.before.params, after: s.after.params } : undefined,
       flops: { before: s.before.flops, after: s.after.flops },
       accuracy: s.accuracy,
+      metric: s.metric,
       syntheticData: synthetic,
       latencyMs: s.latency ? { before: s.latency.before.medianMs, after: s.latency.after.medianMs } : undefined,
       speedup: s.latency?.speedup,
@@ -266,6 +288,7 @@ class SummaryView {
         h('span', {}, s.dryRun ? 'Dry run' : `Pruned with ${s.method}`),
         h('vscode-badge', { class: 'speedup', 'data-testid': 'speedup' }, headline)),
       h('div', { class: 'metrics' }, ...rows),
+      ...recovery,
       ...(synthetic ? [h('p', { class: 'note synthetic-note', 'data-testid': 'summary-synthetic' }, SYNTHETIC_SUMMARY_NOTE)] : []),
       h('p', { class: s.physicallyRemoved ? 'channels removed' : 'channels masked', 'data-testid': 'channels-removed' }, channels),
       ...(notes.length ? [h('p', { class: 'note' }, notes.join(' \u00b7 '))] : []));
@@ -472,7 +495,7 @@ class TrainingView {
   private readonly signalsBox = h('div', { class: 'signals', 'data-testid': 'signals' });
   private readonly placeholder = h('p', { class: 'placeholder' }, 'Training curves appear once the first epoch ends.');
   private readonly syntheticNote = h('p', { class: 'note synthetic-note', 'data-testid': 'synthetic-note' },
-    'Synthetic data: a pipeline check. Accuracy here is meaningless.');
+    'Synthetic data: a pipeline check. Accuracy and metrics here are meaningless.');
   private readonly chart: CurvesChart;
   private readonly signalCharts = new Map<string, { box: HTMLElement; value: HTMLElement; chart: SignalChart }>();
 
@@ -489,8 +512,9 @@ class TrainingView {
     const view = state ? activeView(state) : undefined;
     show(this.el, view !== undefined);
     if (!view) return;
-    const data = curveData(view.curves, view.model?.flops ?? view.done?.before.flops);
+    const data = curveData(view.curves, view.model?.flops ?? view.done?.before.flops, view.valMetricName);
     const hasCurves = data.loss.length + data.stepLoss.length > 0;
+    setAttr(this.chartBox, 'data-val-metric', data.valMetric ? `${data.valMetric.name}:${data.valMetric.points.length}` : undefined);
     show(this.el, hasCurves || isLive(state!));
     show(this.placeholder, !hasCurves);
     show(this.syntheticNote, onSyntheticData(view, view.done));
@@ -579,6 +603,13 @@ class ComparisonView {
   }
 }
 
+/** A finished run's metric after fine-tuning, by name ("top-1 98.74%", "MAE 0.1234"); "acc" for reports that gave only accuracy. */
+function runMetricText(s: DoneEvent): string {
+  const synthetic = s.data?.synthetic ? ' (synthetic data)' : '';
+  if (s.metric) return `${s.metric.name} ${formatMetricValue({ name: s.metric.name, value: s.metric.after })}${synthetic}`;
+  return s.accuracy ? `acc ${formatAccuracy(s.accuracy.after)}${synthetic}` : '';
+}
+
 class RunsView {
   readonly el: HTMLElement;
   private readonly list = h('ul', { class: 'runs-list', 'data-testid': 'runs-list', 'aria-label': 'Runs' });
@@ -613,7 +644,7 @@ class RunsView {
   render(state: PanelState): void {
     show(this.el, state.runs.length > 0);
     const runs = [...state.runs].sort((a, b) => b.startedAt - a.startedAt);
-    const key = JSON.stringify([runs.map((r) => [r.runId, r.status, r.method, r.configPath, r.summary?.after, r.summary?.accuracy, r.summary?.data?.synthetic, r.report]), state.activeRunId]);
+    const key = JSON.stringify([runs.map((r) => [r.runId, r.status, r.method, r.configPath, r.summary?.after, r.summary?.accuracy, r.summary?.metric, r.summary?.data?.synthetic, r.report]), state.activeRunId]);
     if (key === this.key) return;
     this.key = key;
     this.el.setAttribute('description', String(runs.length));
@@ -623,7 +654,7 @@ class RunsView {
   private row(run: RunInfo, active: boolean): HTMLElement {
     const s = run.summary;
     const metrics = s
-      ? [`FLOPs ${formatChange(s.before.flops, s.after.flops)}`, s.accuracy ? `acc ${formatAccuracy(s.accuracy.after)}${s.data?.synthetic ? ' (synthetic data)' : ''}` : '', s.latency ? `${s.latency.speedup.toFixed(2)}\u00d7` : '']
+      ? [`FLOPs ${formatChange(s.before.flops, s.after.flops)}`, runMetricText(s), s.latency ? `${s.latency.speedup.toFixed(2)}\u00d7` : '']
           .filter(Boolean).join(' \u00b7 ')
       : run.status === 'error' ? run.error ?? 'failed' : '';
     const swatch = h('span', { class: 'swatch' });
