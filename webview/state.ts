@@ -68,8 +68,10 @@ export interface RunView {
   configPath?: string;
   model?: ModelSummary;
   target?: Record<string, number>;
-  /** The data the run trains and evaluates on, from its start event. */
+  /** The data the run trains and evaluates on: its format from the start event, its description once loaded. */
   data?: DataSummary;
+  /** The training objective in words, once the data is loaded. */
+  objective?: string;
   dryRun?: boolean;
   phase?: Phase;
   phaseMessage?: string;
@@ -294,6 +296,8 @@ export function reduceRunView(view: RunView, event: EngineEvent): RunView {
         dryRun: event.dryRun,
         phase: 'load',
       };
+    case 'data':
+      return { ...view, data: event.data, objective: event.objective };
     case 'phase':
       return { ...view, phase: event.phase, phaseMessage: event.message };
     case 'layers':
@@ -413,15 +417,15 @@ const DATA_FORMATS: Record<DataSummary['format'], string> = {
 };
 
 /**
- * The run's data and objective as the session reported them. The finished session's summary names both
- * (the data's description once loaded, the objective with its metric); before that, the start event's data format.
+ * The run's data and objective as the session reported them: the data event names both once the data is
+ * loaded, the finished session's summary again; before that, the start event's data format.
  */
 export function sessionContext(view: RunView | undefined, summary: DoneEvent | undefined): SessionContext {
   const data = summary?.data ?? view?.data;
   const started = summary !== undefined || view?.sessionId !== undefined;
   const described = data ? data.description ?? DATA_FORMATS[data.format] ?? `${data.format} data`
     : started && !summary?.dryRun ? 'none: pruned without fine-tuning' : undefined;
-  return { data: described, objective: summary?.metric?.objective };
+  return { data: described, objective: summary?.metric?.objective ?? view?.objective };
 }
 
 /** The layer statistics the panel shows: the analysis or the active run's latest. */

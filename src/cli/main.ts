@@ -9,7 +9,7 @@ import type { DoneEvent, EngineEvent } from '../protocol/events.js';
 import { describeError } from '../engine/errors.js';
 import { errorEvent } from '../engine/session/error-event.js';
 import {
-  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatLatencyRuntime, formatMetricChange, formatMetricValue, formatMs, formatOnnxCheck, formatPercent, formatPointChange, table,
+  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatLatencyRuntime, formatMetricChange, formatMetricValue, formatMs, formatRecovery, formatOnnxCheck, formatPercent, formatPointChange, table,
 } from '../protocol/format.js';
 
 const USAGE = `Usage:
@@ -227,7 +227,7 @@ function humanPrinter(): (e: EngineEvent) => void {
         console.log('');
         console.log(table(['', 'before', 'after', 'change'], rows));
         if (e.onnx) console.log(`Checked in ${formatOnnxCheck(e.onnx)}`);
-        if (metric) console.log(`${metric.name}: ${formatMetricValue({ name: metric.name, value: metric.before })} dense, ${formatMetricValue({ name: metric.name, value: metric.afterPruning })} right after pruning, ${formatMetricValue({ name: metric.name, value: metric.after })} after fine-tuning${metric.objective ? ` (${metric.objective})` : ''}`);
+        if (metric) console.log(`${metric.name}: ${formatRecovery(metric)}${metric.objective ? ` (${metric.objective})` : ''}`);
         console.log(e.dryRun
           ? `\nDry run: ${e.channelsRemoved} channels would be removed; nothing was written.`
           : `\n${e.channelsRemoved} channels physically removed. Pruned model: ${e.output}\nReport: ${e.report}\nWall time ${formatDuration(e.wallTimeMs)} on ${e.backend}${memoryLine(e.memory)}.`);

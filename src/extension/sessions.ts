@@ -302,7 +302,7 @@ export class SessionManager implements vscode.Disposable {
       const value = (v: number) => formatMetricValue({ name: s.metric!.name, value: v });
       // The metric by its name; what fine-tuning bought when the model was measured right after pruning too.
       const accuracy = s.metric
-        ? `, ${s.metric.name}${synthetic} ${value(s.metric.before)} → ${value(s.metric.after)}${s.metric.afterPruning !== s.metric.after ? ` (${value(s.metric.afterPruning)} right after pruning)` : ''}`
+        ? `, ${s.metric.name}${synthetic} ${value(s.metric.before)} → ${value(s.metric.after)}${s.metric.afterPruning !== undefined ? ` (${value(s.metric.afterPruning)} right after pruning)` : ''}`
         : s.accuracy
           ? `, ${synthetic ? 'accuracy on synthetic data (meaningless)' : 'accuracy'} ${formatAccuracy(s.accuracy.before)} → ${formatAccuracy(s.accuracy.after)}`
           : '';

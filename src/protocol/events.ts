@@ -111,6 +111,13 @@ export interface StartEvent {
   dryRun?: boolean;
 }
 
+/** Once the data is loaded: what it is (with its description) and the objective training minimises, in words. */
+export interface DataEvent {
+  type: 'data';
+  data: DataSummary;
+  objective?: string;
+}
+
 export interface PhaseEvent {
   type: 'phase';
   phase: Phase;
@@ -188,7 +195,8 @@ export interface MetricSummary {
   name: string;
   higherIsBetter: boolean;
   before: number;
-  afterPruning: number;
+  /** Right after pruning, before fine-tuning; absent when the session did not fine-tune. */
+  afterPruning?: number;
   after: number;
   /** The training objective, in words ("distillation from the dense model (KL at T=4 on probs)"). */
   objective?: string;
@@ -243,6 +251,7 @@ export interface ErrorEvent {
 
 export type EngineEvent =
   | StartEvent
+  | DataEvent
   | PhaseEvent
   | LayersEvent
   | StepEvent
@@ -256,7 +265,7 @@ export type EngineEvent =
 export type EngineEventType = EngineEvent['type'];
 
 const EVENT_TYPES: ReadonlySet<string> = new Set<EngineEventType>([
-  'start', 'phase', 'layers', 'step', 'epoch', 'signal', 'warning', 'log', 'done', 'error',
+  'start', 'data', 'phase', 'layers', 'step', 'epoch', 'signal', 'warning', 'log', 'done', 'error',
 ]);
 
 export function isEngineEvent(value: unknown): value is EngineEvent {

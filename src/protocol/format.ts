@@ -53,8 +53,9 @@ export function formatMetricChange(name: string, before: number, after: number):
  * sits between the dense model's and the fine-tuned one's. Callers put the metric's name in front.
  * "99.12% dense → 62.40% right after pruning → 98.74% after fine-tuning".
  */
-export function formatRecovery(metric: { name: string; before: number; afterPruning: number; after: number }): string {
+export function formatRecovery(metric: { name: string; before: number; afterPruning?: number; after: number }): string {
   const value = (v: number) => formatMetricValue({ name: metric.name, value: v });
+  if (metric.afterPruning === undefined) return `${value(metric.before)} dense \u2192 ${value(metric.after)} pruned (not fine-tuned)`;
   return `${value(metric.before)} dense \u2192 ${value(metric.afterPruning)} right after pruning \u2192 ${value(metric.after)} after fine-tuning`;
 }
 

@@ -276,7 +276,7 @@ test('a session on unlabelled .npy distils by default and reports its metric den
   console.log(`session: ${m.name} ${m.before} dense → ${m.afterPruning} after pruning → ${m.after} after fine-tuning (${m.objective})`);
   assert.equal(m.name, 'top-1 agreement with the dense model (classes)');
   assert.equal(m.before, 1, 'the dense model agrees with itself');
-  assert.ok(m.afterPruning < 1 && m.after > m.afterPruning, `${m.afterPruning} → ${m.after}`);
+  assert.ok(m.afterPruning !== undefined && m.afterPruning < 1 && m.after > m.afterPruning, `${m.afterPruning} → ${m.after}`);
   assert.match(m.objective ?? '', /^distillation from the dense model \(KL at T=4 on classes, mse on box\)$/);
   assert.equal(result.accuracy, undefined, 'no top-1 without labels');
   assert.ok(events.some((e) => e.type === 'log' && /Training objective: distillation/.test(e.message)));

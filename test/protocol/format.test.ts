@@ -81,4 +81,5 @@ test('recovery reads dense, right after pruning and after fine-tuning, in the me
     '99.12% dense \u2192 62.40% right after pruning \u2192 98.74% after fine-tuning');
   assert.equal(formatRecovery({ name: 'relative error vs the dense model', before: 0, afterPruning: 0.41234, after: 0.0987 }),
     '0.000 dense \u2192 0.4123 right after pruning \u2192 0.09870 after fine-tuning');
+  assert.equal(formatRecovery({ name: 'top-1', before: 0.9912, after: 0.624 }), '99.12% dense \u2192 62.40% pruned (not fine-tuned)');
 });

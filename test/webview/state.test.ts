@@ -91,10 +91,12 @@ test('a metric other than top-1 gets its own curve by name; top-1 stays the val 
   assert.equal(next.views.old.valMetricName, 'MAE');
 });
 
-test('the session context names the data and the objective: the format while running, the description and objective once done', () => {
+test('the session context names the data and the objective: the format at the start, the description and objective once the data is loaded and when done', () => {
   const stream = distillSession();
+  const started = activeView(feed(initialState(), 'r1', stream.slice(0, 1)))!;
+  assert.deepEqual(sessionContext(started, undefined), { data: '.npy arrays', objective: undefined });
   const running = activeView(feed(initialState(), 'r1', stream.slice(0, 3)))!;
-  assert.deepEqual(sessionContext(running, undefined), { data: '.npy arrays', objective: undefined });
+  assert.deepEqual(sessionContext(running, undefined), { data: UNLABELLED_DATA, objective: DISTILL_OBJECTIVE });
   const finished = feed(initialState(), 'r1', stream);
   assert.deepEqual(sessionContext(activeView(finished), activeSummary(finished)), { data: UNLABELLED_DATA, objective: DISTILL_OBJECTIVE });
   // After a reload only the runs list's summary may be left.

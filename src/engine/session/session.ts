@@ -126,6 +126,8 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     // The objective's one-line errors (a task loss without targets, an unknown output in "loss") before anything runs.
     const objectiveDescription = data ? describeObjective(buildObjective(model, data, objective)) : undefined;
     if (objectiveDescription) emit({ type: 'log', level: 'info', message: `Training objective: ${objectiveDescription}` });
+    const dataSummary = summarizeData(config.data, data);
+    if (dataSummary) emit({ type: 'data', data: dataSummary, objective: objectiveDescription });
 
     const initialStats = layerStats(model, graph);
     emit({ type: 'layers', phase: 'load', step: 0, layers: initialStats.layers, totals: initialStats.totals });
@@ -232,7 +234,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
         name: accuracyBefore.metric.name,
         higherIsBetter: accuracyBefore.metric.higherIsBetter,
         before: accuracyBefore.metric.value,
-        afterPruning: (accuracyPruned ?? accuracyAfter).metric.value,
+        ...(accuracyPruned ? { afterPruning: accuracyPruned.metric.value } : {}),
         after: accuracyAfter.metric.value,
         objective: objectiveDescription,
       } : undefined,
