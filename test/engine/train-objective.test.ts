@@ -23,6 +23,7 @@ import { loadConfig } from '../../src/engine/config/load.js';
 import { UserError } from '../../src/engine/errors.js';
 import { seededRandom } from '../../src/engine/util/random.js';
 import { encodeNpy } from '../../src/engine/data/npy.js';
+import { loadDataset } from '../../src/engine/data/index.js';
 import { executeSession } from '../../src/engine/session/session.js';
 import type { EngineEvent } from '../../src/protocol/events.js';
 import type { TrainConfig } from '../../src/engine/config/types.js';
@@ -99,9 +100,14 @@ const metric = (result: EvalResult, name: string) => {
   return found.value;
 };
 
-test('distillation on unlabelled data: a softmax head and a regression head pruned to −50% FLOPs recover at least half their relative error vs the teacher', async () => {
+test('distillation on an unlabelled .npy: a softmax head and a regression head pruned to −50% FLOPs recover at least half their relative error vs the teacher', async () => {
   const dense = mlp('two_heads', [{ name: 'classes', units: 4, activation: 'softmax' }, { name: 'box', units: 2, activation: 'linear' }], 11);
-  const data = memoryDataset(randomInputs(640, 3), [], 'none', 128);
+  // Inputs only, as a user without labels has them: an x.npy and no y.
+  const dir = mkdtempSync(join(tmpdir(), 'prunelens-distill-npy-'));
+  writeFileSync(join(dir, 'x.npy'), encodeNpy(randomInputs(640, 3), [640, FEATURES]));
+  const data = await loadDataset({ format: 'npy', x: join(dir, 'x.npy'), validationSplit: 0.2 }, join(dir, 'distill.prune.json'),
+    { inputShape: [FEATURES], classes: 0, outputShapes: [[4], [2]] }, 1);
+  assert.equal(data.targets, 'none');
   const teacher = await frozenTeacher(dense);
   const objective: ObjectiveOptions = { teacher };
   const built = buildObjective(dense, data, objective);
