@@ -10,7 +10,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DataConfig, MethodName, TrainConfig } from '../src/engine/config/types.js';
+import type { MethodName } from '../src/engine/config/types.js';
 import { initBackend } from '../src/engine/backend/index.js';
 import { loadDataset } from '../src/engine/data/index.js';
 import { evaluateModel, trainModel } from '../src/engine/train/index.js';
@@ -19,6 +19,7 @@ import { loadConfig } from '../src/engine/config/index.js';
 import { executeSession } from '../src/engine/session/session.js';
 import { availableMethods } from '../src/engine/methods/index.js';
 import { buildDemoCnn } from '../src/engine/demo/model.js';
+import { demoTrainingSettings } from '../src/engine/demo/demo.js';
 import { DEMO_METHOD_SETTINGS } from '../src/engine/demo/presets.js';
 import { formatAccuracy, table } from '../src/protocol/format.js';
 
@@ -38,12 +39,7 @@ interface Row { method: string; mode: Mode; metric?: string; before?: number; af
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'prunelens-recovery-'));
   const backend = await initBackend('auto');
-  const data: DataConfig = quick
-    ? { format: 'builtin', name: 'mnist', trainLimit: 2000, testLimit: 1000 }
-    : { format: 'builtin', name: 'mnist', trainLimit: 12000, testLimit: 5000 };
-  const pretrain: TrainConfig = { epochs: quick ? 1 : 3, batchSize: 64, learningRate: 0.05, momentum: 0.9, weightDecay: 0.0005, optimizer: 'sgd', schedule: 'cosine' };
-  const methodTrain: TrainConfig = { ...pretrain, epochs: 1, learningRate: 0.01 };
-  const finetune: TrainConfig = { ...pretrain, epochs: 1, learningRate: 0.01 };
+  const { data, pretrain, methodTrain, finetune } = demoTrainingSettings(quick);
   const dataset = await loadDataset(data, join(dir, 'x.prune.json'), { inputShape: [28, 28, 1], classes: 10 }, 1);
   const model = buildDemoCnn({ seed: 1 });
   await trainModel(model, dataset, pretrain, {}, { seed: 1 });

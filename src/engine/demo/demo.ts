@@ -34,6 +34,15 @@ export interface DemoRow {
   error?: string;
 }
 
+/** The demo's data and training phases (`quick`: fewer images and epochs), shared with bench/recovery.ts. */
+export function demoTrainingSettings(quick: boolean): { data: DataConfig; pretrain: TrainConfig; methodTrain: TrainConfig; finetune: TrainConfig } {
+  const data: DataConfig = quick
+    ? { format: 'builtin', name: 'mnist', trainLimit: 2000, testLimit: 1000 }
+    : { format: 'builtin', name: 'mnist', trainLimit: 12000, testLimit: 5000 };
+  const pretrain: TrainConfig = { epochs: quick ? 1 : 3, batchSize: 64, learningRate: 0.05, momentum: 0.9, weightDecay: 0.0005, optimizer: 'sgd', schedule: 'cosine' };
+  return { data, pretrain, methodTrain: { ...pretrain, epochs: 1, learningRate: 0.01 }, finetune: { ...pretrain, epochs: 1, learningRate: 0.01 } };
+}
+
 /**
  * The main job: train the demo CNN on built-in MNIST, prune it with every available method
  * to the same FLOPs target, fine-tune, and compare. Reports land under `outDir`.
@@ -48,12 +57,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<{ rows: DemoRo
   mkdirSync(outDir, { recursive: true });
 
   const backend = await initBackend('auto');
-  const data: DataConfig = quick
-    ? { format: 'builtin', name: 'mnist', trainLimit: 2000, testLimit: 1000 }
-    : { format: 'builtin', name: 'mnist', trainLimit: 12000, testLimit: 5000 };
-  const pretrain: TrainConfig = { epochs: quick ? 1 : 3, batchSize: 64, learningRate: 0.05, momentum: 0.9, weightDecay: 0.0005, optimizer: 'sgd', schedule: 'cosine' };
-  const methodTrain: TrainConfig = { ...pretrain, epochs: 1, learningRate: 0.01 };
-  const finetune: TrainConfig = { ...pretrain, epochs: 1, learningRate: 0.01 };
+  const { data, pretrain, methodTrain, finetune } = demoTrainingSettings(quick);
   // A batch of 32 measures compute; one 28×28 image mostly measures per-layer dispatch.
   const latency = { runs: 20, batchSize: 32 };
 
