@@ -418,9 +418,9 @@ test('a session on unlabelled data names its objective and data, its metric by n
       { type: 'runs', runs: [{ runId: run, method: 'goprune', configPath: CONFIG_PATH, status: 'running', startedAt: Date.parse('2025-01-01T11:00:00Z') }], activeRunId: run },
       ...events(run, stream.slice(0, lastEpoch + 1)),
     ]);
-    // While it runs: the data's format, and the agreement curve by its name.
+    // While it runs: the loaded data and the objective (from the data event), and the agreement curve by its name.
     await page.waitForSelector('[data-testid="curves-chart"][data-val-metric="top-1 agreement with the dense model:5"]');
-    assert.equal(await text(page, '[data-testid="run-context"]'), 'Data: .npy arrays');
+    assert.equal(await text(page, '[data-testid="run-context"]'), `Data: ${UNLABELLED_DATA} \u00b7 Objective: ${DISTILL_OBJECTIVE}`);
 
     await post(page, events(run, stream.slice(lastEpoch + 1)));
     await page.waitForSelector('[data-testid="summary-card"]', { state: 'visible' });
