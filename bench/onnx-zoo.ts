@@ -6,8 +6,9 @@
  * of the original and the pruned file measured side by side (interleaved rounds, batch 1 and 8),
  * file sizes, and a check that ONNX Runtime's outputs on the pruned file equal the pruned runtime model's.
  * Each target also runs with every group's kept channels rounded up to a multiple of 8 (the removed
- * channels with the largest norms go back), since ONNX Runtime's CPU convolutions work in blocks of
- * 8 channels and odd widths can cost more than the FLOPs save. Writes bench/results/onnx-zoo.json.
+ * channels with the largest norms go back: the engine's `roundKeptChannels`, a config's `roundTo`),
+ * since ONNX Runtime's CPU convolutions work in blocks of 8 channels and odd widths can cost more
+ * than the FLOPs save. Writes bench/results/onnx-zoo.json.
  *   npm run bench:onnx [-- --models resnet18,squeezenet1_1] [--rounds 5] [--runs 10]
  */
 import { spawnSync } from 'node:child_process';
@@ -18,9 +19,9 @@ import * as tf from '@tensorflow/tfjs';
 import { loadModel } from '../src/engine/io/index.js';
 import { readNpy } from '../src/engine/data/npy.js';
 import { analyzeModel } from '../src/engine/graph/analyze.js';
-import type { ChannelGraph } from '../src/engine/graph/types.js';
 import { countCost, unitNorms } from '../src/engine/metrics/index.js';
 import { selectUnits } from '../src/engine/prune/select.js';
+import { roundKeptChannels } from '../src/engine/prune/round.js';
 import { removeUnits } from '../src/engine/surgery/index.js';
 import { encodeOnnxModel } from '../src/engine/io/onnx/write.js';
 import { measureOnnxLatency, onnxRuntime, runOnnx } from '../src/engine/io/onnx/runtime.js';
@@ -78,20 +79,6 @@ async function sideBySide(original: string, pruned: Uint8Array, inputShape: numb
   return { batch, originalMs: median(a), prunedMs: median(b), speedup, spreadPct };
 }
 
-/** Gives back each group's largest-norm removed units until its kept count is a multiple of `roundTo`. */
-function roundKeptUp(graph: ChannelGraph, norms: ArrayLike<number>, units: number[], roundTo: number): number[] {
-  const removed = new Set(units);
-  for (const group of graph.groups) {
-    const gone = group.units.filter((u) => removed.has(u)).sort((a, b) => norms[b] - norms[a]);
-    let kept = group.channels - gone.length;
-    while (kept % roundTo !== 0 && gone.length > 0) {
-      removed.delete(gone.shift()!);
-      kept++;
-    }
-  }
-  return [...removed];
-}
-
 async function benchModel(name: string): Promise<Row> {
   const path = join(ZOO, `${name}.onnx`);
   const input = readNpy(join(ZOO, `${name}.input.npy`));
@@ -112,7 +99,7 @@ async function benchModel(name: string): Promise<Row> {
   const norms = unitNorms(loaded.model, graph, 'l1');
   for (const target of TARGETS) for (const roundTo of ROUNDINGS) {
     const t0 = performance.now();
-    const units = roundKeptUp(graph, norms, selectUnits(graph, loaded.model, norms, { flopsReduction: target }, { scope: 'global' }), roundTo);
+    const units = roundKeptChannels(graph, norms, selectUnits(graph, loaded.model, norms, { flopsReduction: target }, { scope: 'global' }), roundTo);
     const pruned = await removeUnits(loaded.model, graph, units);
     const bytes = await encodeOnnxModel(pruned, loaded.onnx!, path);
     const pruneS = (performance.now() - t0) / 1000;

@@ -9,7 +9,7 @@ import type { DoneEvent, EngineEvent } from '../protocol/events.js';
 import { describeError } from '../engine/errors.js';
 import { errorEvent } from '../engine/session/error-event.js';
 import {
-  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatLatencyRuntime, formatMetricChange, formatMetricValue, formatMs, formatRecovery, formatOnnxCheck, formatPercent, formatPointChange, table,
+  formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatLatency, formatLatencyRuntime, formatMetricChange, formatMetricValue, formatRecovery, formatOnnxCheck, formatPercent, formatPointChange, table,
 } from '../protocol/format.js';
 
 const USAGE = `Usage:
@@ -219,9 +219,9 @@ function humanPrinter(): (e: EngineEvent) => void {
           rows.push([name, formatMetricValue({ name: metric.name, value: metric.before }), formatMetricValue({ name: metric.name, value: metric.after }), formatMetricChange(metric.name, metric.before, metric.after)]);
         } else if (e.accuracy) rows.push([e.data?.synthetic ? 'top-1 on synthetic data (meaningless)' : 'top-1', formatAccuracy(e.accuracy.before), formatAccuracy(e.accuracy.after), formatPointChange(e.accuracy.before, e.accuracy.after)]);
         if (e.latency) {
-          rows.push([`latency (${formatLatencyRuntime(e.latency.runtime, e.latency.after.batchSize)})`, formatMs(e.latency.before.medianMs), formatMs(e.latency.after.medianMs), `${e.latency.speedup.toFixed(2)}×`]);
+          rows.push([`latency (${formatLatencyRuntime(e.latency.runtime, e.latency.after.batchSize)})`, formatLatency(e.latency.before), formatLatency(e.latency.after), `${e.latency.speedup.toFixed(2)}×`]);
           const tfjs = e.latency.tfjs;
-          if (tfjs) rows.push([`latency (TF.js ${formatLatencyRuntime(tfjs.after.backend, tfjs.after.batchSize)})`, formatMs(tfjs.before.medianMs), formatMs(tfjs.after.medianMs), `${tfjs.speedup.toFixed(2)}×`]);
+          if (tfjs) rows.push([`latency (TF.js ${formatLatencyRuntime(tfjs.after.backend, tfjs.after.batchSize)})`, formatLatency(tfjs.before), formatLatency(tfjs.after), `${tfjs.speedup.toFixed(2)}×`]);
         }
         if (e.size) rows.push(['file size', formatBytes(e.size.before), formatBytes(e.size.after), formatChange(e.size.before, e.size.after)]);
         console.log('');

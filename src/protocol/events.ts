@@ -15,6 +15,9 @@ export interface CostSummary {
 export interface LatencySummary {
   /** Median milliseconds per forward pass of one batch. */
   medianMs: number;
+  /** 25th and 75th percentiles of the timed runs: the interquartile range, the measurement's noise (absent in older reports). */
+  p25Ms?: number;
+  p75Ms?: number;
   batchSize: number;
   runs: number;
   backend: string;

@@ -100,6 +100,18 @@ export function formatMs(ms: number): string {
   return ms >= 100 ? `${Math.round(ms)} ms` : `${ms.toFixed(2)} ms`;
 }
 
+/** The interquartile range of a latency's runs: "4.10–4.35 ms"; empty when it was not recorded. */
+export function formatLatencyRange(latency: { p25Ms?: number; p75Ms?: number }): string {
+  if (latency.p25Ms === undefined || latency.p75Ms === undefined) return '';
+  return `${formatMs(latency.p25Ms).replace(/ ms$/, '')}–${formatMs(latency.p75Ms)}`;
+}
+
+/** A latency's median with the interquartile range of its runs when recorded: "4.20 ms (IQR 4.10–4.35 ms)". */
+export function formatLatency(latency: { medianMs: number; p25Ms?: number; p75Ms?: number }): string {
+  const range = formatLatencyRange(latency);
+  return range ? `${formatMs(latency.medianMs)} (IQR ${range})` : formatMs(latency.medianMs);
+}
+
 /** Bytes in binary units with about three significant digits: "371 KiB", "12.5 MiB", "1.52 GiB". */
 export function formatBytes(n: number): string {
   const units: [number, string][] = [[1024 ** 3, 'GiB'], [1024 ** 2, 'MiB'], [1024, 'KiB']];
@@ -123,7 +135,7 @@ export function table(header: string[], rows: (string | number)[][]): string {
   return [line(header), widths.map((w) => '─'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
 }
 
-const NUMERIC_CELL = /^[-+−]?[\d.,]+[%kMG]?B?$|^—$|^[-+−]?[\d.]+ ?(ms|s|×|pp|B|KiB|MiB|GiB)$/;
+const NUMERIC_CELL = /^[-+−]?[\d.,]+[%kMG]?B?$|^—$|^[-+−]?[\d.]+ ?(ms|s|×|pp|B|KiB|MiB|GiB)$|^[\d.]+ ms \(IQR [\d.]+–[\d.]+ ms\)$/;
 
 function significant(v: number): string {
   const digits = Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2;

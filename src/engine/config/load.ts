@@ -338,6 +338,7 @@ function resolveConfig(raw: Record<string, unknown>, file: string): PruneConfig 
     scope: (raw.scope as 'global' | 'layer' | undefined) ?? 'global',
     exclude: (raw.exclude as string[] | undefined) ?? [],
     maxGroupReduction: (raw.maxGroupReduction as number | undefined) ?? 0.9,
+    roundTo: (raw.roundTo as number | undefined) ?? 1,
     data: data ? resolveDataPaths(data, at, base) : undefined,
     ...objectiveFields(raw, hasData, file),
     train: hasData ? { ...DEFAULT_TRAIN, ...trainRaw } : undefined,

@@ -108,6 +108,8 @@ export interface PruneConfig extends MethodSections {
   exclude: string[];
   /** Largest fraction of any one channel group that may be removed (the loader defaults it to 0.9; absent: no cap). */
   maxGroupReduction?: number;
+  /** Every group's kept channel count rounds up to a multiple of this after the method's removal decision (the loader defaults it to 1: off). */
+  roundTo?: number;
   data?: DataConfig;
   /** Training objective (task loss, distillation from the dense model, or both); see ObjectiveConfig. */
   objective?: ObjectiveKind;

@@ -2,3 +2,4 @@ export { countCost, CostTracker, weightFlopFactors, type ModelCost, type LayerCo
 export { unitNorms, unitSums, allZeroUnits, type UnitSums } from './norms.js';
 export { layerStats } from './stats.js';
 export { measureLatency } from './latency.js';
+export { timingSummary, latencyWithinNoise } from './timing.js';

@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LatencySummary } from '../../protocol/events.js';
+import { timingSummary } from './timing.js';
 
 /**
- * Median wall time of `model.predict` on one random batch, forcing completion with dataSync.
+ * Median wall time of `model.predict` on one random batch, forcing completion with dataSync, and
+ * the interquartile range of the runs (how far apart two medians must be to mean something).
  * Warm-up runs (default 1) are not counted: the first call compiles kernels and allocates.
  */
 export async function measureLatency(
@@ -33,10 +35,7 @@ export async function measureLatency(
       // Let the event loop breathe between runs (cancellation, IPC).
       await new Promise((resolve) => setImmediate(resolve));
     }
-    times.sort((a, b) => a - b);
-    const mid = times.length >> 1;
-    const medianMs = times.length % 2 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
-    return { medianMs, batchSize, runs, backend: tf.getBackend() };
+    return { ...timingSummary(times), batchSize, runs, backend: tf.getBackend() };
   } finally {
     tf.dispose(inputs);
   }

@@ -7,6 +7,7 @@ import { formatMiB, peakTensorMemory, resetPeakTensorMemory, tensorMemoryLimit }
 import type { MemoryPlan } from '../train/memory.js';
 import { CancelledError, UserError } from '../errors.js';
 import { errorEvent } from './error-event.js';
+import { formatLatencyRange } from '../../protocol/format.js';
 import { switches } from '../util/switches.js';
 import { initBackend } from '../backend/index.js';
 import { loadModel, writeFolderAtomic, assertOutputSafe, type LoadedModel } from '../io/index.js';
@@ -16,7 +17,8 @@ import { channelsFirstShape } from '../data/layout.js';
 import { encodeSessionOutput } from './output.js';
 import { analyzeModel } from '../graph/analyze.js';
 import { removeUnits } from '../surgery/index.js';
-import { countCost, layerStats, measureLatency } from '../metrics/index.js';
+import { countCost, CostTracker, latencyWithinNoise, layerStats, measureLatency, unitNorms } from '../metrics/index.js';
+import { roundKeptChannels } from '../prune/round.js';
 import { LANDING_TOLERANCE, maxReachable, nearestReachable } from '../prune/select.js';
 import { loadDataset, summarizeData } from '../data/index.js';
 import type { Dataset, EvalResult } from '../train/types.js';
@@ -155,12 +157,17 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     let pruned: tf.LayersModel;
     let channelsRemoved: number;
     const notes = [...(decision.notes ?? [])];
+    const roundTo = config.roundTo ?? 1;
+    let rounded = false;
     if (decision.kind === 'units') {
-      pruned = await removeUnits(context.model, graph, decision.remove);
-      channelsRemoved = decision.remove.length;
+      const remove = roundTo > 1 ? roundRemoval(context.model, graph, decision.remove, roundTo, notes, emit) : decision.remove;
+      rounded = remove.length !== decision.remove.length;
+      pruned = await removeUnits(context.model, graph, remove);
+      channelsRemoved = remove.length;
     } else {
       pruned = decision.model;
       channelsRemoved = decision.channelsRemoved;
+      if (roundTo > 1) notes.push(`"roundTo": ${roundTo} was not applied: ${config.method} rebuilds the model rather than removing channels, so its widths are as it chose them.`);
     }
     disposables.push(pruned);
     const prunedGraph = analyzeModel(pruned, { exclude: config.exclude });
@@ -175,7 +182,8 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     for (const [kind, metric, label] of [['flopsReduction', 'flops', 'FLOPs'], ['paramsReduction', 'params', 'Parameters']] as const) {
       const goal = (config.target as Partial<Record<typeof kind, number>>)[kind];
       const reached = 1 - costAfter[metric] / costBefore[metric];
-      if (goal === undefined || Math.abs(reached - goal) <= LANDING_TOLERANCE) continue;
+      // Rounding kept channels up lands below the goal on purpose; its note gives both reductions.
+      if (goal === undefined || Math.abs(reached - goal) <= LANDING_TOLERANCE || (rounded && reached < goal)) continue;
       const reachable = maxReachable(graph, model, kind);
       const nearest = nearestReachable(graph, model, kind, goal);
       const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -218,6 +226,9 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     const latency = onnxResult?.latency
       ? { ...onnxResult.latency, runtime: ONNX_RUNTIME, tfjs: tfjsLatency }
       : { ...tfjsLatency, runtime: latencyBefore.backend };
+    if (latencyWithinNoise(latency.before, latency.after)) {
+      notes.push(`The pruned model's latency is within the measurement noise of the dense model's on ${latency.runtime}: interquartile ranges ${formatLatencyRange(latency.before)} dense and ${formatLatencyRange(latency.after)} pruned overlap (${latency.after.runs} runs of batch ${latency.after.batchSize}); more "latency.runs" or a larger "latency.batchSize" can separate them.`);
+    }
     if (latency.speedup < 0.95) {
       emit({ type: 'warning', message: `The pruned model measured ${latency.after.medianMs.toFixed(2)} ms against ${latency.before.medianMs.toFixed(2)} ms dense on ${latency.runtime} (batch ${latency.after.batchSize}): fewer FLOPs, but ${pruned.layers.length > model.layers.length ? `${pruned.layers.length - model.layers.length} more layers to run` : 'no faster here'}. Try a larger latency batch or another method.` });
     }
@@ -261,6 +272,22 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       try { m.dispose(); } catch { /* already disposed */ }
     }
   }
+}
+
+/**
+ * The method's removal with every group's kept channels rounded up to a multiple of `roundTo`:
+ * removed units with the largest L2 norms in the current (trained) weights go back. Notes the
+ * FLOPs reduction before and after, since rounding up approaches a FLOPs target from below.
+ */
+function roundRemoval(model: tf.LayersModel, graph: ChannelGraph, remove: readonly number[], roundTo: number, notes: string[], emit: (event: EngineEvent) => void): number[] {
+  const rounded = roundKeptChannels(graph, unitNorms(model, graph, 'l2'), remove, roundTo);
+  if (rounded.length === remove.length) return rounded;
+  const tracker = new CostTracker(model, graph);
+  const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const note = `Kept channels rounded up to multiples of ${roundTo} ("roundTo"): ${remove.length - rounded.length} of ${remove.length} removed channels given back (largest L2 norms first); FLOPs reduction ${percent(tracker.reductionWithout(remove).flops)} as selected, ${percent(tracker.reductionWithout(rounded).flops)} after rounding.`;
+  notes.push(note);
+  emit({ type: 'log', level: 'info', message: note });
+  return rounded;
 }
 
 /**
@@ -389,7 +416,8 @@ function mergeKept(before: LayerStat[], after: LayerStat[], layerParts: Record<s
 async function dryRun(config: PruneConfig, model: tf.LayersModel, graph: ChannelGraph, costBefore: { params: number; flops: number }, backend: string, sessionId: string, startedAt: number, emit: (e: EngineEvent) => void): Promise<DoneEvent> {
   // A dry run plans with the magnitude baseline: it shows what the target means for this model without training.
   const plan = await magnitudePlan(createMethodContext({ config, model, graph }));
-  const remove = plan.kind === 'units' ? plan.remove : [];
+  const roundTo = config.roundTo ?? 1;
+  const remove = plan.kind !== 'units' ? [] : roundTo > 1 ? roundKeptChannels(graph, unitNorms(model, graph, 'l2'), plan.remove, roundTo) : plan.remove;
   const stats = layerStats(model, graph, { removed: remove });
   emit({ type: 'layers', phase: 'prune', step: 0, layers: stats.layers, totals: stats.totals });
   return {

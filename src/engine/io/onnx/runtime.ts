@@ -1,4 +1,5 @@
 import { ONNX_RUNTIME, type LatencySummary } from '../../../protocol/events.js';
+import { timingSummary } from '../../metrics/timing.js';
 
 /**
  * ONNX Runtime (the optional `onnxruntime-node` package) as the deployment runtime's measure:
@@ -52,7 +53,7 @@ export async function runOnnx(model: string | Uint8Array, input: OnnxRunInput): 
   }
 }
 
-/** Median time of one ONNX Runtime run on a random batch, warm-up excluded. */
+/** Median time of one ONNX Runtime run on a random batch and the runs' interquartile range, warm-up excluded. */
 export async function measureOnnxLatency(model: string | Uint8Array, inputShape: readonly number[], options: { runs: number; batchSize: number; warmup?: number }): Promise<LatencySummary | undefined> {
   const rt = await onnxRuntime();
   if (!rt) return undefined;
@@ -75,10 +76,7 @@ export async function measureOnnxLatency(model: string | Uint8Array, inputShape:
     for (let i = 0; i < Math.max(0, options.warmup ?? 1); i++) await once();
     const times: number[] = [];
     for (let i = 0; i < Math.max(1, options.runs); i++) times.push(await once());
-    times.sort((a, b) => a - b);
-    const mid = times.length >> 1;
-    const medianMs = times.length % 2 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
-    return { medianMs, batchSize: options.batchSize, runs: times.length, backend: ORT_BACKEND };
+    return { ...timingSummary(times), batchSize: options.batchSize, runs: times.length, backend: ORT_BACKEND };
   } finally {
     await session.release();
   }

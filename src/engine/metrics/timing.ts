@@ -1,0 +1,27 @@
+import type { LatencySummary } from '../../protocol/events.js';
+
+/**
+ * The median and interquartile range of timed runs (quantiles interpolated linearly between
+ * sorted runs, so the median of an even count is the mean of the middle two).
+ */
+export function timingSummary(times: readonly number[]): { medianMs: number; p25Ms: number; p75Ms: number } {
+  if (times.length === 0) throw new Error('no timed runs');
+  const sorted = [...times].sort((a, b) => a - b);
+  return { medianMs: quantile(sorted, 0.5), p25Ms: quantile(sorted, 0.25), p75Ms: quantile(sorted, 0.75) };
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  const at = q * (sorted.length - 1);
+  const below = Math.floor(at);
+  const above = Math.min(sorted.length - 1, below + 1);
+  return sorted[below] + (sorted[above] - sorted[below]) * (at - below);
+}
+
+/**
+ * Whether two latencies differ by less than the noise of their measurement: their interquartile
+ * ranges overlap. False when either lacks one (a summary from before they were recorded).
+ */
+export function latencyWithinNoise(a: LatencySummary, b: LatencySummary): boolean {
+  if (a.p25Ms === undefined || a.p75Ms === undefined || b.p25Ms === undefined || b.p75Ms === undefined) return false;
+  return a.p25Ms <= b.p75Ms && b.p25Ms <= a.p75Ms;
+}
