@@ -1,0 +1,60 @@
+import { homedir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { initBackend } from '../backend/index.js';
+import type { PruneConfig } from '../config/types.js';
+import { loadDataset } from '../data/index.js';
+import { UserError } from '../errors.js';
+import { loadModel, writeFileAtomic } from '../io/index.js';
+import { analyzeSensitivity, type SensitivityOptions, type SensitivityReport } from './index.js';
+
+export interface SensitivityRun {
+  report: SensitivityReport;
+  /** Where the report was written. */
+  file: string;
+  backend: string;
+}
+
+/**
+ * Where a config's sensitivity report goes: beside the config, `<name>.sensitivity.json` (not in
+ * the output folder, which a pruning session replaces as a whole and refuses when it holds other files).
+ */
+export function sensitivityReportPath(configPath: string): string {
+  return join(dirname(configPath), `${basename(configPath).replace(/(\.prune)?\.json$/i, '')}.sensitivity.json`);
+}
+
+/** The user's cache folder for sensitivity reports (XDG_CACHE_HOME, else ~/.cache). */
+export function defaultCacheDir(): string {
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'prunelens', 'sensitivity');
+}
+
+/** Sensitivity of the config's model on the config's data: loads both, analyses, writes the report atomically. */
+export async function runSensitivity(config: PruneConfig, options: Pick<SensitivityOptions, 'ratios' | 'samples' | 'layerAtATime' | 'signal' | 'onPoint' | 'cacheDir'>): Promise<SensitivityRun> {
+  if (!config.data) {
+    throw new UserError('sensitivity analysis measures the model on data, and the config has no "data"', {
+      file: config.configPath, field: 'data', fix: 'Point "data" at validation samples (labelled for top-1, unlabelled for agreement with the dense model)' });
+  }
+  const backend = await initBackend(config.backend);
+  const loaded = await loadModel(config.model);
+  const model = loaded.model;
+  try {
+    // Data for an ONNX model holds samples as the ONNX graph takes them, [C, H, W]: transposed once at load.
+    const data = await loadDataset(config.data, config.configPath, {
+      inputShape: model.inputs[0].shape.slice(1) as number[],
+      classes: model.outputs[0].shape[model.outputs[0].shape.length - 1] as number,
+      channelsFirst: Boolean(loaded.onnx),
+      outputShapes: model.outputs.map((o) => o.shape.slice(1)),
+    }, config.seed);
+    const report = await analyzeSensitivity(model, data, {
+      ...options,
+      exclude: config.exclude,
+      objective: { config },
+      modelPath: loaded.path,
+      modelName: basename(loaded.path) === 'model.json' ? basename(loaded.dir) : basename(loaded.path),
+    });
+    const file = sensitivityReportPath(config.configPath);
+    await writeFileAtomic(file, JSON.stringify(report, null, 2) + '\n');
+    return { report, file, backend };
+  } finally {
+    model.dispose();
+  }
+}
