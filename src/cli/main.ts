@@ -223,7 +223,7 @@ async function sensitivityCommand(args: ParsedArgs, json: boolean): Promise<numb
   let result;
   try {
     result = await runSensitivity(config, {
-      ratios, samples, layerAtATime, signal: abort.signal, cacheDir: defaultCacheDir(),
+      ratios, samples, layerAtATime, signal: abort.signal, cacheDir: defaultCacheDir(config.configPath),
       onPoint: (entry, point) => {
         if (!json && point.ratio === lastRatio) console.log(`  ${layerAtATime ? 'layer' : 'group'} ${entry.id} (${entry.producers.join(', ')}) measured`);
       },

@@ -1,4 +1,3 @@
-import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { initBackend } from '../backend/index.js';
 import type { PruneConfig } from '../config/types.js';
@@ -22,9 +21,10 @@ export function sensitivityReportPath(configPath: string): string {
   return join(dirname(configPath), `${basename(configPath).replace(/(\.prune)?\.json$/i, '')}.sensitivity.json`);
 }
 
-/** The user's cache folder for sensitivity reports (XDG_CACHE_HOME, else ~/.cache). */
-export function defaultCacheDir(): string {
-  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'prunelens', 'sensitivity');
+/** Where sensitivity results are cached: .prunelens/cache/sensitivity beside the config. */
+export function defaultCacheDir(configPath: string): string {
+  // Beside the config, inside the workspace: PruneLens writes nowhere else.
+  return join(dirname(configPath), '.prunelens', 'cache', 'sensitivity');
 }
 
 /** Sensitivity of the config's model on the config's data: loads both, analyses, writes the report atomically. */
