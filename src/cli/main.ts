@@ -311,6 +311,7 @@ function humanPrinter(): (e: EngineEvent) => void {
         console.log('');
         console.log(table(['', 'before', 'after', 'change'], rows));
         if (e.onnx) console.log(`Checked in ${formatOnnxCheck(e.onnx)}`);
+        if (e.speed) console.log(`Speed vs FLOPs: ${e.speed.note}`);
         if (metric) console.log(`${metric.name}: ${formatRecovery(metric)}${metric.objective ? ` (${metric.objective})` : ''}`);
         console.log(e.dryRun
           ? `\nDry run: ${e.channelsRemoved} channels would be removed; nothing was written.`

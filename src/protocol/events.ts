@@ -221,6 +221,11 @@ export interface DoneEvent {
   /** The data accuracy was measured on; `synthetic` marks an accuracy that means nothing. */
   data?: DataSummary;
   latency?: SessionLatency;
+  /**
+   * Why the pruned model is (not) as fast as its FLOPs promise: `efficiency` = speedup ÷ (FLOPs before / after),
+   * and a one-line note naming the layers whose measured time did not fall with their FLOPs and the time of added layers.
+   */
+  speed?: { efficiency: number; note: string };
   /** For an ONNX model when onnxruntime-node is installed: the import and the written file checked in ONNX Runtime. */
   onnx?: OnnxRuntimeCheck;
   /** Bytes on disk of model.json plus its weight shards: the input model as loaded, the pruned model as written. */

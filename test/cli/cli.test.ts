@@ -62,6 +62,7 @@ test('prune prints readable progress and a before/after table by default', async
   assert.match(r.stdout, /» prune/);
   assert.match(r.stdout, /FLOPs\s+\S+\s+\S+\s+−\d+\.\d%/, "FLOPs before, after and the reduction");
   assert.match(r.stdout, /channels physically removed/);
+  assert.match(r.stdout, /^Speed vs FLOPs: FLOPs −\d+\.\d% (but|and) \d+\.\d\d× .*\(efficiency \d+\.\d\d\).*\(layers timed alone on TF\.js cpu, batch 1, median of 5 runs\)\.$/m, 'the "why not faster" note');
 });
 
 test('accuracy on synthetic data is labelled meaningless in the output and the report; real data is not', async () => {

@@ -4,6 +4,8 @@ import type { DoneEvent, LayerStat } from '../../protocol/events.js';
 import type { ChannelGraph } from '../graph/types.js';
 import type { EvalResult } from '../train/types.js';
 import { countCost } from '../metrics/index.js';
+import type { LayerLatencyRow, SpeedExplanation } from './speed.js';
+import type { LayerLatencyTable } from '../metrics/layer-latency.js';
 
 export const REPORT_VERSION = 1;
 
@@ -29,6 +31,10 @@ export interface PruningReport {
   metric?: DoneEvent['metric'];
   reduction: { params: number; flops: number };
   speedup: number;
+  /** speedup ÷ (FLOPs before / FLOPs after): 1 when the time fell in proportion to the FLOPs. */
+  efficiency: number;
+  /** Each layer timed alone before and after (TF.js, the session's latency batch): where the time did not fall with the FLOPs; or why it was not measured. */
+  layerLatency?: ReportLayerLatency | { skipped: string };
   /** `runtime` names what timed before/after (ONNX Runtime for an ONNX model when onnxruntime-node is installed); `tfjs` keeps TF.js' timing then. */
   latency: DoneEvent['latency'];
   /** An ONNX model checked in ONNX Runtime: the imported graph against the original file, the pruned runtime model against the written file. */
@@ -42,7 +48,7 @@ export interface PruningReport {
   layers: ReportLayer[];
   finetune: EvalResult[];
   notes: string[];
-  conventions: { flops: string; params: string; latency: string };
+  conventions: { flops: string; params: string; latency: string; layerLatency: string };
 }
 
 export interface ReportLayer {
@@ -59,6 +65,21 @@ export interface ReportLayer {
   flopsAfter: number;
 }
 
+export interface ReportLayerLatency {
+  backend: string;
+  batchSize: number;
+  runs: number;
+  /** The "why not faster" note, also in `notes`. */
+  note: string;
+  /** Every timed layer of the dense model (matched by name, or by its parts when the method rebuilt it), then the layers the method added. */
+  layers: LayerLatencyRow[];
+  /** Layers whose time ratio stayed above 0.9 while their FLOPs ratio fell below 0.7, most excess time first. */
+  slowLayers: string[];
+  addedMs: number;
+  /** Layers whose apply failed on random inputs, so untimed. */
+  failed?: string[];
+}
+
 export function buildReport(input: {
   config: PruneConfig;
   done: DoneEvent;
@@ -69,6 +90,8 @@ export function buildReport(input: {
   modelAfter: tf.LayersModel;
   notes: string[];
   history: EvalResult[];
+  /** The per-layer timing and its explanation, or why it was skipped. */
+  speed?: { explanation: SpeedExplanation; timing: LayerLatencyTable; failed: string[] } | { skipped: string };
 }): PruningReport {
   const { config, done, costBefore, costAfter } = input;
   const layers: ReportLayer[] = input.layersBefore.map((l) => {
@@ -104,6 +127,8 @@ export function buildReport(input: {
     metric: done.metric,
     reduction: { params: 1 - done.after.params / done.before.params, flops: 1 - done.after.flops / done.before.flops },
     speedup: done.latency?.speedup ?? 1,
+    efficiency: done.speed?.efficiency ?? (done.latency?.speedup ?? 1) / (done.after.flops > 0 ? done.before.flops / done.after.flops : 1),
+    layerLatency: reportLayerLatency(input.speed),
     latency: done.latency,
     onnx: done.onnx,
     memory: done.memory,
@@ -118,6 +143,18 @@ export function buildReport(input: {
       flops: 'Forward FLOPs per sample; a multiply-add counts as 2; convolutions and dense layers only.',
       params: 'Every weight of the model, batch-norm statistics included.',
       latency: 'Median of repeated forward passes of one batch on latency.runtime (ONNX Runtime on the original and the written .onnx file, when installed; else the TF.js backend), after warm-up.',
+      layerLatency: 'Each layer alone (its apply on a random batch of its input shapes in the model, TF.js backend, the latency batch size), median of a few runs after warm-up; identical layers are timed once. Efficiency = speedup ÷ (FLOPs before / FLOPs after).',
     },
+  };
+}
+
+function reportLayerLatency(speed: Parameters<typeof buildReport>[0]['speed']): PruningReport['layerLatency'] {
+  if (!speed) return undefined;
+  if ('skipped' in speed) return { skipped: speed.skipped };
+  const { explanation, timing, failed } = speed;
+  return {
+    backend: timing.backend, batchSize: timing.batchSize, runs: timing.runs, note: explanation.note,
+    layers: explanation.layers, slowLayers: explanation.slowLayers, addedMs: explanation.addedMs,
+    ...(failed.length ? { failed } : {}),
   };
 }

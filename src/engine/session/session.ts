@@ -28,6 +28,8 @@ import { checkMethodFits, getMethod, magnitudePlan } from '../methods/index.js';
 import { createMethodContext } from './context.js';
 import { SessionProgress } from './progress.js';
 import { buildReport } from './report.js';
+import { efficiency, sessionSpeed, speedHeadline } from './speed.js';
+import { measureLayerLatency, type LayerLatencyResult } from '../metrics/layer-latency.js';
 import { assertInsideWorkspace } from './confine.js';
 import type { ChannelGraph } from '../graph/types.js';
 
@@ -140,6 +142,9 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     emit({ type: 'phase', phase: 'evaluate', message: data ? `Evaluating the dense model on ${data.validationSize} validation samples` : 'Measuring the dense model' });
     const latencyBefore = await measureLatency(model, config.latency);
     checkCancelled();
+    // Each layer alone, before the method touches the model: the "why not faster" note compares them with the pruned model's.
+    const layerTimesBefore = await measureLayerLatency(model, { batchSize: config.latency.batchSize, signal });
+    checkCancelled();
     // Before the method touches the weights: the imported runtime model against the original file in ONNX Runtime.
     onnxCheck = loaded.onnx ? await OnnxRuntimeSession.start(config, loaded, data, emit) : undefined;
     checkCancelled();
@@ -211,6 +216,8 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     progress.enter('evaluate');
     const accuracyAfter = data ? await evaluateModel(pruned, data, undefined, signal, objective) : undefined;
     const latencyAfter = await measureLatency(pruned, config.latency);
+    const layerTimesAfter: LayerLatencyResult = 'skipped' in layerTimesBefore ? layerTimesBefore : await measureLayerLatency(pruned, { batchSize: config.latency.batchSize, signal });
+    checkCancelled();
 
     progress.enter('save');
     emit({ type: 'phase', phase: 'save', message: `Writing ${config.output}` });
@@ -232,6 +239,16 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     if (latency.speedup < 0.95) {
       emit({ type: 'warning', message: `The pruned model measured ${latency.after.medianMs.toFixed(2)} ms against ${latency.before.medianMs.toFixed(2)} ms dense on ${latency.runtime} (batch ${latency.after.batchSize}): fewer FLOPs, but ${pruned.layers.length > model.layers.length ? `${pruned.layers.length - model.layers.length} more layers to run` : 'no faster here'}. Try a larger latency batch or another method.` });
     }
+    const speed = sessionSpeed({
+      speedup: latency.speedup,
+      before: { model, cost: costBefore, times: layerTimesBefore },
+      after: { model: pruned, cost: costAfter, times: layerTimesAfter },
+      layerParts: decision.kind === 'model' ? decision.layerParts : undefined,
+      method: config.method,
+    });
+    const speedNote = 'skipped' in speed ? `${speedHeadline(latency.speedup, costBefore.flops, costAfter.flops)}. ${speed.skipped}` : speed.explanation.note;
+    notes.push(speedNote);
+    const untimed = [layerTimesBefore, layerTimesAfter].flatMap((t) => ('failed' in t ? t.failed : []));
     const done: DoneEvent = {
       type: 'done',
       sessionId,
@@ -251,6 +268,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       } : undefined,
       data: summarizeData(config.data, data),
       latency,
+      speed: { efficiency: efficiency(latency.speedup, costBefore.flops, costAfter.flops), note: speedNote },
       onnx: onnxResult?.check,
       size: { before: loaded.fileBytes, after: encoded.modelBytes },
       channelsRemoved,
@@ -261,7 +279,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     };
     const storedAs = [...new Set(loaded.quantization.values())].filter((d) => d !== 'float32').join(', ');
     if (storedAs) notes.push(`Weights stored quantized in the input model (${storedAs}) are saved the same way, requantized from the pruned values.`);
-    const report = buildReport({ config, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, history });
+    const report = buildReport({ config, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, history, speed: 'skipped' in speed ? speed : { ...speed, failed: [...new Set(untimed)] } });
     // The report is part of the same atomic write as the model: the folder is complete or absent.
     await writeFolderAtomic(config.output, encoded.modelFile, { ...encoded.files, 'pruning-report.json': JSON.stringify(report, null, 2) + '\n' });
     progress.enter('report');

@@ -1,0 +1,106 @@
+import * as tf from '@tensorflow/tfjs';
+import { walkModel, type TopoNode } from '../graph/topology.js';
+import { timingSummary } from './timing.js';
+
+/**
+ * Each layer of a model timed alone, at the input shapes it is called with in the model: its
+ * `apply` on a random batch of those shapes (forced with dataSync), after warm-up, over a few runs.
+ * The time of a layer called several times (a shared layer) is the sum over its calls.
+ */
+
+export interface LayerTiming {
+  medianMs: number;
+  p25Ms: number;
+  p75Ms: number;
+}
+
+export interface LayerLatencyTable {
+  backend: string;
+  batchSize: number;
+  runs: number;
+  /** Layer name → its time; a layer whose apply failed on a random input is absent (named in `failed`). */
+  layers: Record<string, LayerTiming>;
+  failed: string[];
+}
+
+export type LayerLatencyResult = LayerLatencyTable | { skipped: string };
+
+/** Models with more layers are not timed layer by layer: it would cost more than the session's own latency runs. */
+export const MAX_TIMED_LAYERS = 300;
+export const LAYER_LATENCY_RUNS = 5;
+
+/** Timings within the process by class, config (less the name), input shapes, batch and backend: identical layers are timed once. */
+const cache = new Map<string, LayerTiming>();
+
+export function clearLayerLatencyCache(): void {
+  cache.clear();
+}
+
+export async function measureLayerLatency(
+  model: tf.LayersModel,
+  options: { batchSize: number; runs?: number; warmup?: number; maxLayers?: number; signal?: AbortSignal },
+): Promise<LayerLatencyResult> {
+  const maxLayers = options.maxLayers ?? MAX_TIMED_LAYERS;
+  if (model.layers.length > maxLayers) {
+    return { skipped: `Per-layer latency was not measured: the model has ${model.layers.length} layers, more than ${maxLayers}.` };
+  }
+  const batchSize = Math.max(1, Math.floor(options.batchSize));
+  const runs = Math.max(1, Math.floor(options.runs ?? LAYER_LATENCY_RUNS));
+  const warmup = Math.max(0, Math.floor(options.warmup ?? 1));
+  const backend = tf.getBackend();
+  const intInputs = new Set(model.inputs.filter((t) => t.dtype === 'int32').map((t) => t.sourceLayer.name));
+  const layers: Record<string, LayerTiming> = {};
+  const failed: string[] = [];
+  for (const node of walkModel(model).nodes) {
+    if (options.signal?.aborted) break;
+    if (node.className === 'InputLayer') continue;
+    const key = cacheKey(node, batchSize, backend);
+    let timing = cache.get(key);
+    if (!timing) {
+      try {
+        timing = timeNode(node, batchSize, runs, warmup, intInputs);
+      } catch {
+        if (!failed.includes(node.name)) failed.push(node.name);
+        continue;
+      }
+      cache.set(key, timing);
+      // Let the event loop breathe between layers (cancellation, IPC).
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const sum = layers[node.name];
+    layers[node.name] = sum
+      ? { medianMs: sum.medianMs + timing.medianMs, p25Ms: sum.p25Ms + timing.p25Ms, p75Ms: sum.p75Ms + timing.p75Ms }
+      : timing;
+  }
+  return { backend, batchSize, runs, layers, failed };
+}
+
+function cacheKey(node: TopoNode, batchSize: number, backend: string): string {
+  const { name: _name, ...config } = node.layer.getConfig() as Record<string, unknown>;
+  const shapes = node.inputs.map((t) => t.shape.slice(1).join('x')).join(',');
+  return `${node.className}\u0000${JSON.stringify(config)}\u0000${batchSize}x[${shapes}]\u0000${backend}`;
+}
+
+function timeNode(node: TopoNode, batchSize: number, runs: number, warmup: number, intInputs: ReadonlySet<string>): LayerTiming {
+  const inputs = node.inputs.map((t, i) => {
+    const shape = [batchSize, ...t.shape.slice(1).map((d) => d ?? 1)];
+    return intInputs.has(t.layer) ? tf.zeros(shape, 'int32') : tf.randomNormal(shape, 0, 1, 'float32', 29 + i);
+  });
+  const feed = inputs.length === 1 ? inputs[0] : inputs;
+  const once = () => {
+    const start = performance.now();
+    const out = node.layer.apply(feed) as tf.Tensor | tf.Tensor[];
+    for (const t of Array.isArray(out) ? out : [out]) t.dataSync();
+    const elapsed = performance.now() - start;
+    tf.dispose(out);
+    return elapsed;
+  };
+  try {
+    for (let i = 0; i < warmup; i++) once();
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) times.push(once());
+    return timingSummary(times);
+  } finally {
+    tf.dispose(inputs);
+  }
+}
