@@ -4,7 +4,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { makeDataset } from '../../src/engine/data/dataset.js';
 import { analyzeModel } from '../../src/engine/graph/analyze.js';
 import { unitNorms } from '../../src/engine/metrics/index.js';
 import { analyzeSensitivity, sensitivityScore, type SensitivityReport } from '../../src/engine/sensitivity/index.js';
@@ -15,51 +14,16 @@ import { CancelledError } from '../../src/engine/errors.js';
 import { loadConfig } from '../../src/engine/config/index.js';
 import { runSensitivity, sensitivityReportPath } from '../../src/engine/sensitivity/run.js';
 import { makeWorkspace, tinyTrainingConfig } from '../helpers/fixtures.js';
-import { randomArray } from '../helpers/seeded.js';
+import { buildFragileAndRobust, FRAGILE_ROBUST_SAMPLE, labelledBy } from '../helpers/fragile-robust.js';
 
 before(async () => {
   await tf.setBackend('cpu');
 });
 
-const SAMPLE = [4, 4, 8];
+const SAMPLE = FRAGILE_ROBUST_SAMPLE;
 const WIDTH = 8;
 const CLASSES = 4;
 const COUNT = 256;
-
-/**
- * input → stem (1×1 conv, identity) ─────────────────┐
- *           └→ inner (1×1 conv, relu) → tail (1×1 conv, ×0.01) → add → average pool → head (softmax)
- * stem and tail are one coupled group (the add ties them): its channels carry the class. inner's
- * group only reaches the output through tail's tiny weights: near-redundant.
- */
-function buildFragileAndRobust(): tf.LayersModel {
-  const input = tf.input({ shape: SAMPLE });
-  const conv = (name: string, activation: 'linear' | 'relu') => tf.layers.conv2d({ name, filters: WIDTH, kernelSize: 1, activation });
-  const stem = conv('stem', 'linear').apply(input) as tf.SymbolicTensor;
-  const inner = conv('inner', 'relu').apply(stem) as tf.SymbolicTensor;
-  const tail = conv('tail', 'linear').apply(inner) as tf.SymbolicTensor;
-  const sum = tf.layers.add({ name: 'add' }).apply([stem, tail]) as tf.SymbolicTensor;
-  const pooled = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(sum) as tf.SymbolicTensor;
-  const head = tf.layers.dense({ name: 'head', units: CLASSES, activation: 'softmax' }).apply(pooled) as tf.SymbolicTensor;
-  const model = tf.model({ inputs: input, outputs: head, name: 'fragile-and-robust' });
-  const set = (layer: string, kernel: tf.Tensor) => model.getLayer(layer).setWeights([kernel, tf.zeros([kernel.shape[kernel.shape.length - 1]!])]);
-  const random = (shape: number[], seed: number, scale: number) => tf.mul(tf.tensor(randomArray(shape, seed).values, shape), scale);
-  set('stem', tf.eye(WIDTH).reshape([1, 1, WIDTH, WIDTH]));
-  set('inner', random([1, 1, WIDTH, WIDTH], 11, 2));
-  set('tail', random([1, 1, WIDTH, WIDTH], 12, 0.01));
-  set('head', random([WIDTH, CLASSES], 13, 40));
-  return model;
-}
-
-/** Samples labelled by the model itself: the dense model is right on every one, and the labels follow the stem's channels. */
-function labelledBy(model: tf.LayersModel): Dataset {
-  const size = SAMPLE.reduce((a, b) => a * b, 1);
-  const x = randomArray([COUNT, ...SAMPLE], 5).values;
-  const labels = tf.tidy(() => (model.predict(tf.tensor(x, [COUNT, ...SAMPLE])) as tf.Tensor).argMax(-1).dataSync() as Int32Array);
-  const source = { count: COUNT, fill: (i: number, out: Float32Array, offset: number) => out.set(x.subarray(i * size, (i + 1) * size), offset), label: (i: number) => labels[i] };
-  const all = Int32Array.from({ length: COUNT }, (_, i) => i);
-  return makeDataset({ sampleShape: SAMPLE, classes: CLASSES, description: 'planted', train: { source, indices: all }, validation: { source, indices: all }, seed: 1 });
-}
 
 function entry(report: SensitivityReport, id: number | string) {
   const found = report.groups.find((g) => g.id === id);

@@ -6,7 +6,7 @@ import schema from '../../../schemas/prune-config.schema.json';
 import { UserError } from '../errors.js';
 import { modelPathProblem, outputPathProblem, type ConfigProblem } from './files.js';
 import { resolveGlob } from '../data/glob.js';
-import { METHOD_NAMES, TARGET_KINDS, type DataConfig, type MethodName, type MethodSections, type PruneConfig, type Target, type TrainConfig, type BackendName, type ExportFormat, type ObjectiveKind, type DistillConfig, type LossConfig } from './types.js';
+import { METHOD_NAMES, TARGET_KINDS, type DataConfig, type MethodName, type MethodSections, type PruneConfig, type Target, type TrainConfig, type BackendName, type ExportFormat, type ObjectiveKind, type DistillConfig, type LossConfig, type Allocation } from './types.js';
 
 /** What a config file may override when a session is started (method variants, dry runs). */
 export interface ConfigOverrides {
@@ -335,7 +335,7 @@ function resolveConfig(raw: Record<string, unknown>, file: string): PruneConfig 
     method: raw.method as MethodName,
     target: raw.target as Target,
     output,
-    scope: (raw.scope as 'global' | 'layer' | undefined) ?? 'global',
+    ...allocationFields(raw, file),
     exclude: (raw.exclude as string[] | undefined) ?? [],
     maxGroupReduction: (raw.maxGroupReduction as number | undefined) ?? 0.9,
     roundTo: (raw.roundTo as number | undefined) ?? 1,
@@ -375,4 +375,19 @@ function resolveDataPaths(data: DataConfig, at: (p: string) => string, base: str
     default:
       return data;
   }
+}
+
+/**
+ * `allocation` and the older `scope` it replaces: "global" = scope global, "uniform" = scope layer;
+ * "sensitivity" selects globally within the per-group counts it allocates. Both given must agree.
+ */
+function allocationFields(raw: Record<string, unknown>, file: string): { scope: 'global' | 'layer'; allocation: Allocation } {
+  const scope = raw.scope as 'global' | 'layer' | undefined;
+  const fromScope: Allocation | undefined = scope === undefined ? undefined : scope === 'layer' ? 'uniform' : 'global';
+  const given = raw.allocation as Allocation | undefined;
+  if (given !== undefined && fromScope !== undefined && given !== fromScope) {
+    throw new UserError(`"scope": "${scope}" contradicts "allocation": "${given}"`, { file, field: 'scope', fix: `Remove "scope": "allocation" replaces it ("global" = scope global, "uniform" = scope layer)` });
+  }
+  const allocation = given ?? fromScope ?? 'global';
+  return { scope: allocation === 'uniform' ? 'layer' : 'global', allocation };
 }

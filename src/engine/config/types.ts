@@ -92,6 +92,8 @@ export interface ObjectiveConfig {
   loss?: LossConfig;
 }
 
+export type Allocation = 'global' | 'uniform' | 'sensitivity';
+
 /** Method-specific sections, one per method, validated by the schema; each method reads its own. */
 export type MethodSections = { [M in MethodName]?: Record<string, unknown> };
 
@@ -102,8 +104,14 @@ export interface PruneConfig extends MethodSections {
   method: MethodName;
   target: Target;
   output: string;
-  /** `global` ranks all groups together; `layer` removes the same fraction from every group. */
+  /** How selection ranks units: `global` all groups together; `layer` the same fraction from every group (`allocation` "uniform"). */
   scope: 'global' | 'layer';
+  /**
+   * How the target is shared between channel groups: `global` (scope global), `uniform` (scope layer) or
+   * `sensitivity` (per-group ratios from the dense model's sensitivity curves). The loader sets it
+   * from `allocation`, or from the older `scope`; absent: `global`.
+   */
+  allocation?: Allocation;
   /** Layer names never pruned (their output channels are kept). */
   exclude: string[];
   /** Largest fraction of any one channel group that may be removed (the loader defaults it to 0.9; absent: no cap). */

@@ -1,4 +1,4 @@
-import type { MethodName } from '../config/types.js';
+import type { MethodName, PruneConfig } from '../config/types.js';
 import type { MethodDescriptor } from './types.js';
 import { UserError } from '../errors.js';
 import { l1Method } from './l1.js';
@@ -8,7 +8,7 @@ import { dspMethod } from './dsp.js';
 import { ispaspMethod } from './ispasp.js';
 import { ocsprunerMethod } from './ocspruner.js';
 
-export { checkMethodFits } from './shared/descriptor.js';
+import { checkMethodFits as checkFits, checkSensitivityAllocation } from './shared/descriptor.js';
 /** The magnitude baseline's plan: what a dry run shows the target means, without training. */
 export { magnitudePlan } from './l1.js';
 
@@ -31,4 +31,19 @@ export function getMethod(name: MethodName, configPath?: string): MethodDescript
     throw new UserError(`method "${name}" is not available in this version`, { file: configPath, field: 'method', fix: `Available methods: ${availableMethods().join(', ')}` });
   }
   return method;
+}
+
+/** Methods whose decision is a ranking of units, so `"allocation"` (global, uniform, sensitivity) applies to them. */
+export function rankingMethods(): MethodName[] {
+  return METHODS.filter((method) => method.ranksUnits).map((method) => method.name);
+}
+
+/**
+ * Whether a config gives the method what it needs (data, a training phase, a target kind it prunes
+ * to, valid options, and what `"allocation": "sensitivity"` needs), checked once before the session
+ * loads data or trains. Throws a UserError naming the field.
+ */
+export function checkMethodFits(method: MethodDescriptor, config: PruneConfig): void {
+  checkFits(method, config);
+  checkSensitivityAllocation(method, config, rankingMethods());
 }

@@ -58,6 +58,11 @@ export interface MethodDescriptor<Options extends object = object, Name extends 
   training: TrainingNeed;
   /** Target kinds the method prunes to. */
   targets: readonly TargetKind[];
+  /**
+   * Whether the method's decision is a ranking of units handed to `ctx.selectUnits`, so any
+   * allocation of the target between groups (`"allocation"`: global, uniform, sensitivity) applies.
+   */
+  ranksUnits: boolean;
   /** Options under which the method does not read the target (i-SpaSP's fixed keep ratio): any kind is then accepted. */
   ignoresTarget?(options: Options): boolean;
   /** The options of an empty section: the schema's defaults, settled. */

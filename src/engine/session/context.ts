@@ -11,6 +11,8 @@ import { trainModel, evaluateModel } from '../train/index.js';
 import { withAugmentation } from '../data/augment.js';
 import { layerStats } from '../metrics/index.js';
 import { selectUnits } from '../prune/select.js';
+import { allocateFromSensitivity, describeAllocation, type Allocation } from '../prune/allocate.js';
+import type { SensitivityReport } from '../sensitivity/types.js';
 import { analyzeModel } from '../graph/analyze.js';
 import { seededRandom } from '../util/random.js';
 import type { SessionProgress } from './progress.js';
@@ -29,6 +31,10 @@ export interface MethodContextOptions {
   onMemoryPlan?: (plan: MemoryPlan, phase: Phase) => void;
   /** The config's objective and the teacher (the frozen dense model) every training phase and evaluation uses. */
   objective?: ObjectiveOptions;
+  /** With `"allocation": "sensitivity"`: the dense model's curves the selection allocates from (the session measures them). */
+  sensitivity?: SensitivityReport;
+  /** Each allocation from sensitivity as it is made, for the report. */
+  onAllocation?: (allocation: Allocation) => void;
 }
 
 /** Builds the context a pruning method runs in; the session and the tests use the same one. */
@@ -93,6 +99,14 @@ export function createMethodContext(options: MethodContextOptions): MethodContex
       emit({ type: 'layers', phase, step, layers: stats.layers, totals: stats.totals });
     },
     selectUnits(scores: ArrayLike<number>, target?: Target): number[] {
+      if (config.allocation === 'sensitivity') {
+        // Sessions measure the curves before the method runs; a context made without them is a caller's bug.
+        if (!options.sensitivity) throw new Error('"allocation": "sensitivity" needs the sensitivity report in the method context');
+        const allocation = allocateFromSensitivity(graph, context.model, options.sensitivity, scores, target ?? config.target);
+        emit({ type: 'log', level: 'info', message: describeAllocation(allocation, options.sensitivity.metric.name) });
+        options.onAllocation?.(allocation);
+        return allocation.remove;
+      }
       return selectUnits(graph, context.model, scores, target ?? config.target, { scope: config.scope, maxGroupReduction: config.maxGroupReduction });
     },
   };

@@ -4,6 +4,7 @@ import type { DoneEvent, LayerStat } from '../../protocol/events.js';
 import type { ChannelGraph } from '../graph/types.js';
 import type { EvalResult } from '../train/types.js';
 import { countCost } from '../metrics/index.js';
+import type { Allocation, GroupAllocation } from '../prune/allocate.js';
 import type { LayerLatencyRow, SpeedExplanation } from './speed.js';
 import type { LayerLatencyTable } from '../metrics/layer-latency.js';
 
@@ -19,6 +20,10 @@ export interface PruningReport {
   method: string;
   target: Record<string, number>;
   scope: string;
+  /** How the target was shared between channel groups: global, uniform or sensitivity. */
+  allocation: string;
+  /** With `"allocation": "sensitivity"`: each group's channels removed and the metric its curve predicted for that. */
+  sensitivityAllocation?: GroupAllocation[];
   backend: string;
   /** Description of the data accuracy was measured on. */
   data?: string;
@@ -82,6 +87,8 @@ export interface ReportLayerLatency {
 
 export function buildReport(input: {
   config: PruneConfig;
+  /** The allocation from sensitivity the method's selection made, if it made one. */
+  allocation?: Allocation;
   done: DoneEvent;
   costBefore: ReturnType<typeof countCost>;
   costAfter: ReturnType<typeof countCost>;
@@ -119,6 +126,8 @@ export function buildReport(input: {
     method: config.method,
     target: { ...config.target },
     scope: config.scope,
+    allocation: config.allocation ?? (config.scope === 'layer' ? 'uniform' : 'global'),
+    ...(input.allocation ? { sensitivityAllocation: input.allocation.groups } : {}),
     backend: done.backend,
     data: done.data?.description,
     syntheticData: done.data?.synthetic,

@@ -26,6 +26,9 @@ import { evaluateModel } from '../train/index.js';
 import { buildObjective, describeObjective, frozenTeacher, objectiveKind, type ObjectiveOptions } from '../train/objective.js';
 import { checkMethodFits, getMethod, magnitudePlan } from '../methods/index.js';
 import { createMethodContext } from './context.js';
+import { analyzeSensitivity, type SensitivityReport } from '../sensitivity/index.js';
+import { defaultCacheDir } from '../sensitivity/run.js';
+import { describeAllocation, type Allocation } from '../prune/allocate.js';
 import { SessionProgress } from './progress.js';
 import { buildReport } from './report.js';
 import { efficiency, sessionSpeed, speedHeadline } from './speed.js';
@@ -152,7 +155,9 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
 
     progress.enter('train');
     emit({ type: 'phase', phase: 'train', message: `Running ${config.method}` });
-    const context = createMethodContext({ config, model, graph, data, emit, signal, progress, onMemoryPlan: memory.onPlan, objective });
+    const sensitivity = config.allocation === 'sensitivity' && data ? await measureSensitivity(config, model, data, loaded, objective, emit, signal) : undefined;
+    let allocation: Allocation | undefined;
+    const context = createMethodContext({ config, model, graph, data, emit, signal, progress, onMemoryPlan: memory.onPlan, objective, sensitivity, onAllocation: (a) => { allocation = a; } });
     const decision = await method.run(context);
     checkCancelled();
     if (context.model !== model) disposables.push(context.model);
@@ -162,6 +167,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     let pruned: tf.LayersModel;
     let channelsRemoved: number;
     const notes = [...(decision.notes ?? [])];
+    if (allocation && sensitivity) notes.push(`${describeAllocation(allocation, sensitivity.metric.name)}.`);
     const roundTo = config.roundTo ?? 1;
     let rounded = false;
     if (decision.kind === 'units') {
@@ -279,7 +285,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     };
     const storedAs = [...new Set(loaded.quantization.values())].filter((d) => d !== 'float32').join(', ');
     if (storedAs) notes.push(`Weights stored quantized in the input model (${storedAs}) are saved the same way, requantized from the pruned values.`);
-    const report = buildReport({ config, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, history, speed: 'skipped' in speed ? speed : { ...speed, failed: [...new Set(untimed)] } });
+    const report = buildReport({ config, allocation, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, history, speed: 'skipped' in speed ? speed : { ...speed, failed: [...new Set(untimed)] } });
     // The report is part of the same atomic write as the model: the folder is complete or absent.
     await writeFolderAtomic(config.output, encoded.modelFile, { ...encoded.files, 'pruning-report.json': JSON.stringify(report, null, 2) + '\n' });
     progress.enter('report');
@@ -433,7 +439,9 @@ function mergeKept(before: LayerStat[], after: LayerStat[], layerParts: Record<s
 
 async function dryRun(config: PruneConfig, model: tf.LayersModel, graph: ChannelGraph, costBefore: { params: number; flops: number }, backend: string, sessionId: string, startedAt: number, emit: (e: EngineEvent) => void): Promise<DoneEvent> {
   // A dry run plans with the magnitude baseline: it shows what the target means for this model without training.
-  const plan = await magnitudePlan(createMethodContext({ config, model, graph }));
+  // Without the curves (measuring them is the expensive part) a dry run plans sensitivity allocation globally.
+  const planConfig: PruneConfig = config.allocation === 'sensitivity' ? { ...config, allocation: 'global', scope: 'global' } : config;
+  const plan = await magnitudePlan(createMethodContext({ config: planConfig, model, graph }));
   const roundTo = config.roundTo ?? 1;
   const remove = plan.kind !== 'units' ? [] : roundTo > 1 ? roundKeptChannels(graph, unitNorms(model, graph, 'l2'), plan.remove, roundTo) : plan.remove;
   const stats = layerStats(model, graph, { removed: remove });
@@ -450,4 +458,16 @@ async function dryRun(config: PruneConfig, model: tf.LayersModel, graph: Channel
     wallTimeMs: Date.now() - startedAt,
     dryRun: true,
   };
+}
+
+/**
+ * The dense model's sensitivity curves for `"allocation": "sensitivity"`: default ratios, a bounded
+ * sample of the validation data, the session's objective, cached beside the config.
+ */
+async function measureSensitivity(config: PruneConfig, model: tf.LayersModel, data: Dataset, loaded: LoadedModel, objective: ObjectiveOptions, emit: (event: EngineEvent) => void, signal: AbortSignal): Promise<SensitivityReport> {
+  emit({ type: 'log', level: 'info', message: 'Allocation from sensitivity: measuring each channel group at 10%…90% removed' });
+  const started = Date.now();
+  const report = await analyzeSensitivity(model, data, { exclude: config.exclude, objective, signal, cacheDir: defaultCacheDir(config.configPath), modelPath: loaded.path });
+  emit({ type: 'log', level: 'info', message: `Sensitivity of ${report.groups.length} groups on ${report.samples} samples (${report.metric.name}) in ${((Date.now() - started) / 1000).toFixed(1)} s` });
+  return report;
 }

@@ -3,11 +3,14 @@ import { targetKind, type MethodName, type PruneConfig, type TargetKind } from '
 import { UserError } from '../../errors.js';
 import type { MethodContext, MethodDescriptor, OptionsSource, PruningDecision, TrainingNeed } from '../types.js';
 import { readMethodOptions } from './options.js';
+import { ALLOCATABLE_TARGETS } from '../../prune/allocate.js';
 
 export interface MethodDefinition<Options extends object, Name extends MethodName> {
   name: Name;
   training: TrainingNeed;
   targets: readonly TargetKind[];
+  /** The decision is a ranking handed to `ctx.selectUnits` (see MethodDescriptor.ranksUnits). */
+  ranksUnits?: boolean;
   ignoresTarget?: (options: Options) => boolean;
   /** Options that follow from others once merged (e.g. a default that is another option's value). */
   settle?: (options: Options, section: Record<string, unknown>) => Options;
@@ -29,6 +32,7 @@ export function defineMethod<Options extends object, Name extends MethodName>(de
     needsData: methodInfo(name).needsData,
     training: definition.training,
     targets: definition.targets,
+    ranksUnits: definition.ranksUnits ?? false,
     ignoresTarget: definition.ignoresTarget,
     defaults: Object.freeze(options({ configPath: '' })),
     options,
@@ -58,5 +62,22 @@ export function checkMethodFits(method: MethodDescriptor, config: PruneConfig): 
   const kind = targetKind(config.target);
   if (!method.targets.includes(kind) && !method.ignoresTarget?.(options)) {
     throw new UserError(`${label} prunes to a ${either(method.targets)} target, not ${kind}`, { file, field: 'target', fix: `Use e.g. "target": {"${method.targets[0]}": 0.5}` });
+  }
+}
+
+/** `"allocation": "sensitivity"` needs a method that ranks units, data to measure the curves on, and a target that is a fraction removed. */
+export function checkSensitivityAllocation(method: MethodDescriptor, config: PruneConfig, rankingMethods: readonly string[]): void {
+  if (config.allocation !== 'sensitivity') return;
+  const file = config.configPath;
+  const { label } = methodInfo(method.name);
+  const kind = targetKind(config.target);
+  if (!method.ranksUnits) {
+    throw new UserError(`"allocation": "sensitivity" shares a ranking of channels between groups, and ${label} decides otherwise`, { file, field: 'allocation', fix: `Use "allocation": "sensitivity" with ${either(rankingMethods)}, or "global" with ${method.name}` });
+  }
+  if (!config.data) {
+    throw new UserError('"allocation": "sensitivity" measures each group on data, and the config has no "data"', { file, field: 'allocation', fix: 'Add a "data" section with validation samples, or use "allocation": "global"' });
+  }
+  if (!(ALLOCATABLE_TARGETS as readonly string[]).includes(kind)) {
+    throw new UserError(`"allocation": "sensitivity" meets a ${either(ALLOCATABLE_TARGETS)} target, not ${kind}`, { file, field: 'target', fix: 'Use e.g. "target": {"flopsReduction": 0.5}' });
   }
 }
