@@ -172,6 +172,14 @@ async function pruneCommand(args: ParsedArgs, json: boolean): Promise<number> {
   // --export tfjs: also a TF.js copy in <output>/tfjs/ (formats comma-separated, as the config's "export" lists them).
   const exportFormats = typeof args.flags.get('export') === 'string' ? String(args.flags.get('export')).split(',').filter(Boolean) : undefined;
   const config = loadConfig(resolve(configPath), { method, output, export: exportFormats });
+  const abort = cancelOnSignals(json);
+  const printer = json ? (e: EngineEvent) => console.log(JSON.stringify(e)) : humanPrinter();
+  const result = await executeSession(config, printer, { signal: abort.signal, dryRun: args.flags.has('dry-run') });
+  return result.type === 'done' ? 0 : result.cancelled ? 130 : 1;
+}
+
+/** Aborts on Ctrl-C or SIGTERM, saying so unless the output is JSON; `release` stops listening. */
+function cancelOnSignals(json: boolean): { signal: AbortSignal; release: () => void } {
   const abort = new AbortController();
   const onSignal = () => {
     if (!json) console.error('\nCancelling…');
@@ -179,9 +187,7 @@ async function pruneCommand(args: ParsedArgs, json: boolean): Promise<number> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const printer = json ? (e: EngineEvent) => console.log(JSON.stringify(e)) : humanPrinter();
-  const result = await executeSession(config, printer, { signal: abort.signal, dryRun: args.flags.has('dry-run') });
-  return result.type === 'done' ? 0 : result.cancelled ? 130 : 1;
+  return { signal: abort.signal, release: () => { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); } };
 }
 
 function sensitivityRatios(args: ParsedArgs): number[] | undefined {
@@ -211,13 +217,7 @@ async function sensitivityCommand(args: ParsedArgs, json: boolean): Promise<numb
   const { runSensitivity, defaultCacheDir } = await import('../engine/sensitivity/run.js');
   const { sensitivityScore } = await import('../engine/sensitivity/index.js');
   const config = loadConfig(resolve(configPath));
-  const abort = new AbortController();
-  const onSignal = () => {
-    if (!json) console.error('\nCancelling…');
-    abort.abort();
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const abort = cancelOnSignals(json);
   const layerAtATime = args.flags.has('layer-at-a-time');
   const lastRatio = ratios ? Math.max(...ratios) : 0.9;
   let result;
@@ -235,8 +235,7 @@ async function sensitivityCommand(args: ParsedArgs, json: boolean): Promise<numb
     }
     throw err;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    abort.release();
   }
   const { report, file } = result;
   if (json) {

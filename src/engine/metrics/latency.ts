@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LatencySummary } from '../../protocol/events.js';
-import { timingSummary } from './timing.js';
+import { timeForward } from './timing.js';
 
 /**
  * Median wall time of `model.predict` on one random batch, forcing completion with dataSync, and
@@ -19,23 +19,8 @@ export async function measureLatency(
     return input.dtype === 'int32' ? tf.zeros(shape, 'int32') : tf.randomNormal(shape, 0, 1, 'float32', 17 + i);
   });
   const feed = inputs.length === 1 ? inputs[0] : inputs;
-  const once = () => {
-    const start = performance.now();
-    const out = model.predict(feed);
-    for (const t of Array.isArray(out) ? out : [out]) t.dataSync();
-    const elapsed = performance.now() - start;
-    tf.dispose(out);
-    return elapsed;
-  };
   try {
-    for (let i = 0; i < warmup; i++) once();
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      times.push(once());
-      // Let the event loop breathe between runs (cancellation, IPC).
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    return { ...timingSummary(times), batchSize, runs, backend: tf.getBackend() };
+    return { ...(await timeForward(() => model.predict(feed), warmup, runs)), batchSize, runs, backend: tf.getBackend() };
   } finally {
     tf.dispose(inputs);
   }

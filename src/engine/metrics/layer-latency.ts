@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { walkModel, type TopoNode } from '../graph/topology.js';
-import { timingSummary } from './timing.js';
+import { timeForward } from './timing.js';
 
 /**
  * Each layer of a model timed alone, at the input shapes it is called with in the model: its
@@ -58,7 +58,7 @@ export async function measureLayerLatency(
     let timing = cache.get(key);
     if (!timing) {
       try {
-        timing = timeNode(node, batchSize, runs, warmup, intInputs);
+        timing = await timeNode(node, batchSize, runs, warmup, intInputs);
       } catch {
         if (!failed.includes(node.name)) failed.push(node.name);
         continue;
@@ -81,25 +81,14 @@ function cacheKey(node: TopoNode, batchSize: number, backend: string): string {
   return `${node.className}\u0000${JSON.stringify(config)}\u0000${batchSize}x[${shapes}]\u0000${backend}`;
 }
 
-function timeNode(node: TopoNode, batchSize: number, runs: number, warmup: number, intInputs: ReadonlySet<string>): LayerTiming {
+async function timeNode(node: TopoNode, batchSize: number, runs: number, warmup: number, intInputs: ReadonlySet<string>): Promise<LayerTiming> {
   const inputs = node.inputs.map((t, i) => {
     const shape = [batchSize, ...t.shape.slice(1).map((d) => d ?? 1)];
     return intInputs.has(t.layer) ? tf.zeros(shape, 'int32') : tf.randomNormal(shape, 0, 1, 'float32', 29 + i);
   });
   const feed = inputs.length === 1 ? inputs[0] : inputs;
-  const once = () => {
-    const start = performance.now();
-    const out = node.layer.apply(feed) as tf.Tensor | tf.Tensor[];
-    for (const t of Array.isArray(out) ? out : [out]) t.dataSync();
-    const elapsed = performance.now() - start;
-    tf.dispose(out);
-    return elapsed;
-  };
   try {
-    for (let i = 0; i < warmup; i++) once();
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) times.push(once());
-    return timingSummary(times);
+    return await timeForward(() => node.layer.apply(feed) as tf.Tensor | tf.Tensor[], warmup, runs);
   } finally {
     tf.dispose(inputs);
   }

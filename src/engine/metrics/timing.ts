@@ -1,4 +1,27 @@
+import * as tf from '@tensorflow/tfjs';
 import type { LatencySummary } from '../../protocol/events.js';
+
+/**
+ * Times `forward` with its outputs read back (so the work is done): `warmup` untimed runs, then
+ * `runs` timed ones, yielding to the event loop between them (cancellation, IPC).
+ */
+export async function timeForward(forward: () => tf.Tensor | tf.Tensor[], warmup: number, runs: number): Promise<{ medianMs: number; p25Ms: number; p75Ms: number }> {
+  const once = () => {
+    const start = performance.now();
+    const out = forward();
+    for (const t of Array.isArray(out) ? out : [out]) t.dataSync();
+    const elapsed = performance.now() - start;
+    tf.dispose(out);
+    return elapsed;
+  };
+  for (let i = 0; i < warmup; i++) once();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    times.push(once());
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return timingSummary(times);
+}
 
 /**
  * The median and interquartile range of timed runs (quantiles interpolated linearly between
