@@ -338,7 +338,7 @@ function resolveConfig(raw: Record<string, unknown>, file: string): PruneConfig 
     ...allocationFields(raw, file),
     exclude: (raw.exclude as string[] | undefined) ?? [],
     maxGroupReduction: (raw.maxGroupReduction as number | undefined) ?? 0.9,
-    roundTo: (raw.roundTo as number | undefined) ?? 1,
+    roundTo: (raw.roundTo as number | 'auto' | undefined) ?? 1,
     data: data ? resolveDataPaths(data, at, base) : undefined,
     ...objectiveFields(raw, hasData, file),
     train: hasData ? { ...DEFAULT_TRAIN, ...trainRaw } : undefined,

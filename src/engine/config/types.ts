@@ -116,8 +116,11 @@ export interface PruneConfig extends MethodSections {
   exclude: string[];
   /** Largest fraction of any one channel group that may be removed (the loader defaults it to 0.9; absent: no cap). */
   maxGroupReduction?: number;
-  /** Every group's kept channel count rounds up to a multiple of this after the method's removal decision (the loader defaults it to 1: off). */
-  roundTo?: number;
+  /**
+   * Every group's kept channel count rounds up to a multiple of this after the method's removal decision
+   * (the loader defaults it to 1: off); `auto` times the largest prunable conv to pick the multiple.
+   */
+  roundTo?: number | 'auto';
   data?: DataConfig;
   /** Training objective (task loss, distillation from the dense model, or both); see ObjectiveConfig. */
   objective?: ObjectiveKind;

@@ -19,6 +19,7 @@ import { analyzeModel } from '../graph/analyze.js';
 import { removeUnits } from '../surgery/index.js';
 import { countCost, CostTracker, latencyWithinNoise, layerStats, measureLatency, unitNorms } from '../metrics/index.js';
 import { roundKeptChannels } from '../prune/round.js';
+import { measureAutoRound } from '../prune/round-auto.js';
 import { LANDING_TOLERANCE, maxReachable, nearestReachable } from '../prune/select.js';
 import { loadDataset, summarizeData } from '../data/index.js';
 import type { Dataset, EvalResult } from '../train/types.js';
@@ -168,9 +169,10 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     let channelsRemoved: number;
     const notes = [...(decision.notes ?? [])];
     if (allocation && sensitivity) notes.push(`${describeAllocation(allocation, sensitivity.metric.name)}.`);
-    const roundTo = config.roundTo ?? 1;
+    let roundTo = config.roundTo ?? 1;
     let rounded = false;
     if (decision.kind === 'units') {
+      if (roundTo === 'auto') roundTo = await chooseAutoRound(context.model, graph, decision.remove, config.latency.batchSize, notes, emit);
       const remove = roundTo > 1 ? roundRemoval(context.model, graph, decision.remove, roundTo, notes, emit) : decision.remove;
       rounded = remove.length !== decision.remove.length;
       pruned = await removeUnits(context.model, graph, remove);
@@ -178,7 +180,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     } else {
       pruned = decision.model;
       channelsRemoved = decision.channelsRemoved;
-      if (roundTo > 1) notes.push(`"roundTo": ${roundTo} was not applied: ${config.method} rebuilds the model rather than removing channels, so its widths are as it chose them.`);
+      if (roundTo === 'auto' || roundTo > 1) notes.push(`"roundTo": ${JSON.stringify(roundTo)} was not applied: ${config.method} rebuilds the model rather than removing channels, so its widths are as it chose them.`);
     }
     disposables.push(pruned);
     const prunedGraph = analyzeModel(pruned, { exclude: config.exclude });
@@ -296,6 +298,14 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       try { m.dispose(); } catch { /* already disposed */ }
     }
   }
+}
+
+/** `"roundTo": "auto"`: times the largest prunable conv at widths around its planned kept count and notes the multiple chosen. */
+async function chooseAutoRound(model: tf.LayersModel, graph: ChannelGraph, remove: readonly number[], batchSize: number, notes: string[], emit: (event: EngineEvent) => void): Promise<number> {
+  const choice = await measureAutoRound(model, graph, remove, unitNorms(model, graph, 'l2'), batchSize);
+  notes.push(choice.note);
+  emit({ type: 'log', level: 'info', message: choice.note });
+  return choice.multiple;
 }
 
 /**
@@ -442,7 +452,8 @@ async function dryRun(config: PruneConfig, model: tf.LayersModel, graph: Channel
   // Without the curves (measuring them is the expensive part) a dry run plans sensitivity allocation globally.
   const planConfig: PruneConfig = config.allocation === 'sensitivity' ? { ...config, allocation: 'global', scope: 'global' } : config;
   const plan = await magnitudePlan(createMethodContext({ config: planConfig, model, graph }));
-  const roundTo = config.roundTo ?? 1;
+  // A dry run times nothing: "auto" previews unrounded widths.
+  const roundTo = config.roundTo === 'auto' ? 1 : config.roundTo ?? 1;
   const remove = plan.kind !== 'units' ? [] : roundTo > 1 ? roundKeptChannels(graph, unitNorms(model, graph, 'l2'), plan.remove, roundTo) : plan.remove;
   const stats = layerStats(model, graph, { removed: remove });
   emit({ type: 'layers', phase: 'prune', step: 0, layers: stats.layers, totals: stats.totals });
