@@ -24,11 +24,6 @@ function buildBlock(width = 8): tf.LayersModel {
   return tf.model({ inputs: input, outputs: out, name: 'block' });
 }
 
-const facts = (m: tf.LayersModel): LayerFacts[] => {
-  const cost = countCost(m);
-  return m.layers.map((l) => ({ name: l.name, type: l.getClassName(), flops: cost.layers[l.name].flops }));
-};
-
 test('every layer but the input is timed alone at its shapes, identical layers once, with a median inside its quartiles', async () => {
   await tf.setBackend('cpu');
   clearLayerLatencyCache();

@@ -63,9 +63,8 @@ export async function measureLayerLatency(
         if (!failed.includes(node.name)) failed.push(node.name);
         continue;
       }
+      // timeForward yields to the event loop between runs (cancellation, IPC).
       cache.set(key, timing);
-      // Let the event loop breathe between layers (cancellation, IPC).
-      await new Promise((resolve) => setImmediate(resolve));
     }
     const sum = layers[node.name];
     layers[node.name] = sum

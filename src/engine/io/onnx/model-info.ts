@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { UserError } from '../../errors.js';
-import { decodeModel, toNumber, type OnnxValueInfo } from './proto.js';
+import { decodeModel, REEXPORT, toNumber, type OnnxValueInfo } from './proto.js';
+import { readModelFile } from '../paths.js';
 
 /**
  * An ONNX file's graph input and outputs alone, without importing the graph and without tfjs: the
@@ -30,13 +30,7 @@ function shapeOf(info: OnnxValueInfo): (number | null)[] | undefined {
 
 /** Reads `modelPath`'s graph input and outputs; a file that is not an ONNX model fails in one line (UserError). */
 export async function readOnnxModelInfo(modelPath: string): Promise<OnnxModelInfo> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(modelPath);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? 'model file not found' : `model file cannot be read (${code ?? String(err)})`, { file: modelPath, fix: 'Check the path' });
-  }
+  const bytes = await readModelFile(modelPath, REEXPORT);
   const graph = decodeModel(bytes, modelPath).graph!;
   const initializers = new Set(graph.initializer.map((t) => t.name));
   const inputs = graph.input.filter((i) => !initializers.has(i.name));

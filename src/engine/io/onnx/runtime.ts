@@ -1,5 +1,6 @@
 import { ONNX_RUNTIME, type LatencySummary } from '../../../protocol/events.js';
 import { timingSummary } from '../../metrics/timing.js';
+import { seededRandom } from '../../util/random.js';
 
 /**
  * ONNX Runtime (the optional `onnxruntime-node` package) as the deployment runtime's measure:
@@ -61,12 +62,8 @@ export async function measureOnnxLatency(model: string | Uint8Array, inputShape:
   try {
     const shape = [options.batchSize, ...inputShape];
     const count = shape.reduce((n, d) => n * d, 1);
-    const data = new Float32Array(count);
-    let seed = 17;
-    for (let i = 0; i < count; i++) {
-      seed = (seed * 1103515245 + 12345) >>> 0;
-      data[i] = seed / 2 ** 32 - 0.5;
-    }
+    const random = seededRandom(17);
+    const data = Float32Array.from({ length: count }, () => random() - 0.5);
     const feeds = { [session.inputNames[0]]: new rt.Tensor('float32', data, shape) };
     const once = async () => {
       const start = performance.now();
