@@ -40,3 +40,8 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return `${err.name === 'Error' ? 'Internal error' : err.name}: ${err.message.split('\n')[0]}`;
   return String(err);
 }
+
+/** The first line of an error's message (a runtime's raw error, quoted inside a one-line UserError). */
+export function firstLine(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0];
+}

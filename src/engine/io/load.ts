@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
 import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
-import { UserError } from '../errors.js';
+import { firstLine, UserError } from '../errors.js';
 import {
   LAYERS_MODEL_FORMAT, MODEL_JSON, QUANTIZED_DTYPE_BYTES, WEIGHT_DTYPE_BYTES,
   storedWeightBytes,
@@ -293,10 +293,6 @@ async function readShards(shards: ShardFile[], total: number): Promise<ArrayBuff
     offset += shard.bytes;
   }
   return buffer;
-}
-
-function firstLine(err: unknown): string {
-  return String((err as Error)?.message ?? err).split('\n')[0];
 }
 
 /** The model's weights as the topology declares them, matched to manifest names the way TF.js does. */

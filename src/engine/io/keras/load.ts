@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { extname, resolve } from 'node:path';
-import { UserError } from '../../errors.js';
+import { firstLine, UserError } from '../../errors.js';
 import { checkLayerGraph } from '../check-graph.js';
 import { checkFiniteArrays } from '../check-values.js';
 import type { StoredDtype } from '../format.js';
@@ -28,10 +28,6 @@ type Json = Record<string, unknown>;
 
 function isRecord(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function firstLine(err: unknown): string {
-  return String((err as Error)?.message ?? err).split('\n')[0];
 }
 
 /** Keras' snake_case of a class name (keras.src.utils.naming.to_snake_case): ReLU → re_lu, Conv2D → conv2d. */

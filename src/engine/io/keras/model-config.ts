@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { unzipSync } from 'fflate';
-import { UserError } from '../../errors.js';
+import { firstLine, UserError } from '../../errors.js';
 import { Hdf5File } from './hdf5.js';
 
 /**
@@ -24,10 +24,6 @@ export function isKerasModelFile(path: string): boolean {
 
 function isRecord(value: unknown): value is KerasJson {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function firstLine(err: unknown): string {
-  return String((err as Error)?.message ?? err).split('\n')[0];
 }
 
 /** JSON from a Keras file (`what` names the entry or attribute); one-line UserError when it is not JSON. */

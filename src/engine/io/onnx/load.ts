@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
 import { extname, resolve } from 'node:path';
-import { UserError } from '../../errors.js';
+import { firstLine, UserError } from '../../errors.js';
 import { checkLayerGraph } from '../check-graph.js';
 import { checkFiniteArrays } from '../check-values.js';
 import type { StoredDtype } from '../format.js';
@@ -24,10 +24,6 @@ const ONNX_EXTENSION = '.onnx';
 
 export function isOnnxPath(path: string): boolean {
   return extname(path).toLowerCase() === ONNX_EXTENSION;
-}
-
-function firstLine(err: unknown): string {
-  return String((err as Error)?.message ?? err).split('\n')[0];
 }
 
 /** Reads an .onnx file (and external data beside it) into a runtime model with the record a writer needs. */
