@@ -95,7 +95,9 @@ export async function measureAutoRound(model: tf.LayersModel, graph: ChannelGrap
   }
   const tracker = new CostTracker(model, graph);
   const selected = tracker.reductionWithout(remove).flops;
-  const flopsLoss = new Map(AUTO_ROUND_MULTIPLES.map((m) => [m, m === 1 ? 0 : selected - tracker.reductionWithout(roundKeptChannels(graph, scores, remove, m)).flops] as const));
+  const flops = (units: readonly number[]) => tracker.reductionWithout(units).flops;
+  // Rounded as the session rounds: down where needed to keep the reduction, so a multiple loses FLOPs only where groups are too small to go down.
+  const flopsLoss = new Map(AUTO_ROUND_MULTIPLES.map((m) => [m, m === 1 ? 0 : selected - flops(roundKeptChannels(graph, scores, remove, m, { reduction: flops }))] as const));
   const multiple = chooseRoundMultiple({ kept, groupChannels: group.channels, timesMs, flopsLoss });
   const chosen = roundedWidth(kept, multiple, group.channels);
   const times = [...timesMs].map(([width, ms]) => `${width} channels ${ms.toFixed(2)} ms`).join(', ');

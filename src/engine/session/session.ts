@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
-import type { PruneConfig } from '../config/types.js';
+import { targetKind, type PruneConfig } from '../config/types.js';
 import { ONNX_RUNTIME, type DoneEvent, type EngineEvent, type ErrorEvent, type LatencyComparison, type LatencySummary, type LayerStat, type MemorySummary, type ModelSummary, type OnnxRuntimeCheck, type OutputAgreement } from '../../protocol/events.js';
 import { formatMiB, peakTensorMemory, resetPeakTensorMemory, tensorMemoryLimit } from '../backend/heap.js';
 import type { MemoryPlan } from '../train/memory.js';
@@ -173,7 +173,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     let rounded = false;
     if (decision.kind === 'units') {
       if (roundTo === 'auto') roundTo = await chooseAutoRound(context.model, graph, decision.remove, config.latency.batchSize, notes, emit);
-      const remove = roundTo > 1 ? roundRemoval(context.model, graph, decision.remove, roundTo, notes, emit) : decision.remove;
+      const remove = roundTo > 1 ? roundRemoval(context.model, graph, decision.remove, roundTo, config.target, notes, emit) : decision.remove;
       rounded = remove.length !== decision.remove.length;
       pruned = await removeUnits(context.model, graph, remove);
       channelsRemoved = remove.length;
@@ -309,16 +309,22 @@ async function chooseAutoRound(model: tf.LayersModel, graph: ChannelGraph, remov
 }
 
 /**
- * The method's removal with every group's kept channels rounded up to a multiple of `roundTo`:
- * removed units with the largest L2 norms in the current (trained) weights go back. Notes the
- * FLOPs reduction before and after, since rounding up approaches a FLOPs target from below.
+ * The method's removal with every group's kept channels rounded to a multiple of `roundTo`
+ * (`roundKeptChannels`, scored by L2 norms of the current, trained weights): up first, then down
+ * where needed to keep the method's reduction of what the target counts (params for a params
+ * target, FLOPs otherwise). Notes the reduction before and after.
  */
-function roundRemoval(model: tf.LayersModel, graph: ChannelGraph, remove: readonly number[], roundTo: number, notes: string[], emit: (event: EngineEvent) => void): number[] {
-  const rounded = roundKeptChannels(graph, unitNorms(model, graph, 'l2'), remove, roundTo);
-  if (rounded.length === remove.length) return rounded;
+function roundRemoval(model: tf.LayersModel, graph: ChannelGraph, remove: readonly number[], roundTo: number, target: PruneConfig['target'], notes: string[], emit: (event: EngineEvent) => void): number[] {
   const tracker = new CostTracker(model, graph);
+  const counted = targetKind(target) === 'paramsReduction' ? 'params' : 'flops';
+  const rounded = roundKeptChannels(graph, unitNorms(model, graph, 'l2'), remove, roundTo, { reduction: (units) => tracker.reductionWithout(units)[counted] });
+  const selected = new Set(remove);
+  const givenBack = remove.filter((u) => !rounded.includes(u)).length;
+  const added = rounded.filter((u) => !selected.has(u)).length;
+  if (givenBack === 0 && added === 0) return rounded;
   const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
-  const note = `Kept channels rounded up to multiples of ${roundTo} ("roundTo"): ${remove.length - rounded.length} of ${remove.length} removed channels given back (largest L2 norms first); FLOPs reduction ${percent(tracker.reductionWithout(remove).flops)} as selected, ${percent(tracker.reductionWithout(rounded).flops)} after rounding.`;
+  const label = counted === 'flops' ? 'FLOPs' : 'Parameter';
+  const note = `Kept channels rounded to multiples of ${roundTo} ("roundTo"): ${givenBack} removed channel(s) given back (largest L2 norms first) and ${added} more removed (smallest first); ${label} reduction ${percent(tracker.reductionWithout(remove)[counted])} as selected, ${percent(tracker.reductionWithout(rounded)[counted])} after rounding.`;
   notes.push(note);
   emit({ type: 'log', level: 'info', message: note });
   return rounded;
