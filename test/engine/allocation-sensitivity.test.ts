@@ -10,7 +10,7 @@ import { removeUnits } from '../../src/engine/surgery/index.js';
 import { evaluateModel } from '../../src/engine/train/index.js';
 import { loadConfig } from '../../src/engine/config/index.js';
 import type { PruneConfig } from '../../src/engine/config/types.js';
-import { checkMethodFits, getMethod, rankingMethods } from '../../src/engine/methods/index.js';
+import { allocatingMethods, checkMethodFits, getMethod } from '../../src/engine/methods/index.js';
 import { selectUnits } from '../../src/engine/prune/select.js';
 import { allocateFromSensitivity, type Allocation } from '../../src/engine/prune/allocate.js';
 import { createMethodContext } from '../../src/engine/session/context.js';
@@ -124,7 +124,7 @@ describe('allocation from sensitivity', () => {
     }
   });
 
-  it('config: "allocation" or the older "scope"; a contradiction, a method that does not rank, no data or a norm target is one line', async () => {
+  it('config: "allocation" or the older "scope"; a contradiction, a method that sets its widths otherwise, no data or a norm target is one line', async () => {
     const ws = await makeWorkspace('prunelens-allocation-');
     try {
       const load = (extra: Record<string, unknown>, name = 'a.prune.json') => loadConfig(ws.writeConfig({ ...tinyTrainingConfig, ...extra }, name));
@@ -136,14 +136,14 @@ describe('allocation from sensitivity', () => {
       oneLine(() => load({ allocation: 'sensitivity', scope: 'layer' }, 'clash.prune.json'), /clash\.prune\.json.*"scope": "layer" contradicts "allocation": "sensitivity"/);
       oneLine(() => load({ allocation: 'by-feel' }, 'bad.prune.json'), /bad\.prune\.json.*allocation/);
       const dsp = load({ allocation: 'sensitivity', method: 'dsp', dsp: {} }, 'dsp.prune.json');
-      oneLine(() => checkMethodFits(getMethod('dsp'), dsp), /dsp\.prune\.json.*"allocation": "sensitivity" shares a ranking of channels.*l1, goprune or ssr/);
+      oneLine(() => checkMethodFits(getMethod('dsp'), dsp), /dsp\.prune\.json.*"allocation": "sensitivity" sets how many channels each group keeps.*l1, goprune, ssr, ispasp or ocspruner, or "global" with dsp/);
       const { data: _data, train: _train, finetune: _finetune, ...noData } = tinyTrainingConfig;
       void _data; void _train; void _finetune;
       const dataless = loadConfig(ws.writeConfig({ ...noData, allocation: 'sensitivity' }, 'nodata.prune.json'));
       oneLine(() => checkMethodFits(getMethod('l1'), dataless), /nodata\.prune\.json.*has no "data"/);
       const norm = load({ allocation: 'sensitivity', target: { normThreshold: 0.1 } }, 'norm.prune.json');
       oneLine(() => checkMethodFits(getMethod('l1'), norm), /norm\.prune\.json.*not normThreshold/);
-      assert.deepEqual(rankingMethods(), ['l1', 'goprune', 'ssr']);
+      assert.deepEqual(allocatingMethods(), ['l1', 'goprune', 'ssr', 'ispasp', 'ocspruner']);
     } finally {
       rmSync(ws.dir, { recursive: true, force: true });
     }

@@ -45,3 +45,28 @@ export function labelledBy(model: tf.LayersModel): Dataset {
   const all = Int32Array.from({ length: COUNT }, (_, i) => i);
   return makeDataset({ sampleShape: FRAGILE_ROBUST_SAMPLE, classes: CLASSES, description: 'planted', train: { source, indices: all }, validation: { source, indices: all }, seed: 1 });
 }
+
+/**
+ * Two private blocks, for methods that prune only producer→consumer blocks (i-SpaSP):
+ * input → fragile (1×1 conv, identity) → robust (1×1 conv) → average pool → head (softmax).
+ * Every fragile channel carries an input channel the robust layer's first half mixes into the
+ * class scores; the robust layer's second half has tiny weights in and out (its lowest-L2 channels,
+ * near-redundant). Both groups are 8 wide; a fragile channel costs about twice a robust one's FLOPs.
+ */
+export function buildFragileAndRobustBlocks(): tf.LayersModel {
+  const input = tf.input({ shape: FRAGILE_ROBUST_SAMPLE });
+  const conv = (name: string) => tf.layers.conv2d({ name, filters: WIDTH, kernelSize: 1 });
+  const fragile = conv('fragile').apply(input) as tf.SymbolicTensor;
+  const robust = conv('robust').apply(fragile) as tf.SymbolicTensor;
+  const pooled = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(robust) as tf.SymbolicTensor;
+  const head = tf.layers.dense({ name: 'head', units: CLASSES, activation: 'softmax' }).apply(pooled) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: head, name: 'fragile-and-robust-blocks' });
+  const half = WIDTH / 2;
+  const random = (shape: number[], seed: number, scale: number) => tf.mul(tf.tensor(randomArray(shape, seed).values, shape), scale);
+  // The second half of the robust layer's channels (last axis of its kernel, rows of the head's) scaled down 100×.
+  const tiny = (axis: number, rank: number) => tf.concat([tf.ones([half]), tf.fill([half], 0.01)]).reshape(Array.from({ length: rank }, (_, a) => (a === axis ? WIDTH : 1)));
+  model.getLayer('fragile').setWeights([tf.eye(WIDTH).reshape([1, 1, WIDTH, WIDTH]), tf.zeros([WIDTH])]);
+  model.getLayer('robust').setWeights([tf.mul(random([1, 1, WIDTH, WIDTH], 21, 2), tiny(3, 4)), tf.zeros([WIDTH])]);
+  model.getLayer('head').setWeights([tf.mul(random([WIDTH, CLASSES], 22, 40), tiny(0, 2)), tf.zeros([CLASSES])]);
+  return model;
+}

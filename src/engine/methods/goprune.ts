@@ -171,7 +171,7 @@ async function runGoPrune(ctx: MethodContext, options: GoPruneOptions): Promise<
 
 export const gopruneMethod = defineMethod({
   name: 'goprune',
-  ranksUnits: true,
+  takesGroupCounts: true,
   training: 'optional',
   targets: TARGET_KINDS,
   run: runGoPrune,

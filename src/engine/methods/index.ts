@@ -33,9 +33,9 @@ export function getMethod(name: MethodName, configPath?: string): MethodDescript
   return method;
 }
 
-/** Methods whose decision is a ranking of units, so `"allocation"` (global, uniform, sensitivity) applies to them. */
-export function rankingMethods(): MethodName[] {
-  return METHODS.filter((method) => method.ranksUnits).map((method) => method.name);
+/** Methods that prune each group to the count `"allocation"` (global, uniform, sensitivity) sets. */
+export function allocatingMethods(): MethodName[] {
+  return METHODS.filter((method) => method.takesGroupCounts).map((method) => method.name);
 }
 
 /**
@@ -45,5 +45,5 @@ export function rankingMethods(): MethodName[] {
  */
 export function checkMethodFits(method: MethodDescriptor, config: PruneConfig): void {
   checkFits(method, config);
-  checkSensitivityAllocation(method, config, rankingMethods());
+  checkSensitivityAllocation(method, config, allocatingMethods());
 }

@@ -65,12 +65,18 @@ async function runIspasp(ctx: MethodContext, options: IspaspOptions): Promise<Pr
   } else {
     // The session admits only the descriptor's target kinds unless keepRatio fixes the widths.
     const { value, measure } = targetMeasure(ctx, ctx.config.target as Exclude<Target, { normThreshold: number }>);
-    const allocation = allocateWidths(widths, value, (k) => measure(removedForCounts(blocks, k)));
+    const reductionAt = (k: readonly number[]) => measure(removedForCounts(blocks, k));
+    // "uniform" and "sensitivity" set each block's width; "global" is i-SpaSP's own allocation.
+    const allocated = ctx.allocateGroups(blocks.map((b) => b.group));
+    const allocation = allocated
+      ? { keep: blocks.map((b, i) => widths[i] - (allocated.get(b.group.id) ?? 0)), maximum: reductionAt(widths.map(() => 1)) }
+      : allocateWidths(widths, value, reductionAt);
     keep = allocation.keep;
     if (allocation.maximum < value - 0.02) {
       ctx.emit({ type: 'warning', message: `i-SpaSP can reach at most ${(allocation.maximum * 100).toFixed(1)}% of the ${(value * 100).toFixed(1)}% target by pruning its ${blocks.length} block(s); the rest of the model is coupled or excluded` });
     }
-    notes.push(`i-SpaSP widths: ${blocks.map((b, i) => `${b.producer} ${keep[i]}/${widths[i]}`).join(', ')} (planned reduction ${(allocation.achieved * 100).toFixed(2)}%).`);
+    const how = allocated ? ` (allocation ${ctx.config.allocation})` : '';
+    notes.push(`i-SpaSP widths${how}: ${blocks.map((b, i) => `${b.producer} ${keep[i]}/${widths[i]}`).join(', ')} (planned reduction ${(reductionAt(keep) * 100).toFixed(2)}%).`);
   }
 
   const samples = calibrationThatFits(ctx.model, blocks, options.calibrationSamples);
@@ -137,6 +143,7 @@ export const ispaspMethod = defineMethod({
   name: 'ispasp',
   training: 'optional',
   targets: ['flopsReduction', 'paramsReduction', 'channelRatio'],
+  takesGroupCounts: true,
   ignoresTarget: (options) => options.keepRatio !== undefined,
   run: runIspasp,
 });

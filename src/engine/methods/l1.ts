@@ -17,7 +17,7 @@ export async function magnitudePlan(ctx: MethodContext): Promise<PruningDecision
 
 export const l1Method = defineMethod({
   name: 'l1',
-  ranksUnits: true,
+  takesGroupCounts: true,
   training: 'none',
   targets: TARGET_KINDS,
   run: magnitudePlan,

@@ -40,6 +40,8 @@ async function runOcspruner(ctx: MethodContext, options: OcsprunerOptions): Prom
     layerPruneLimit: options.layerPruneLimit,
     layerLimitFactor: options.layerLimitFactor,
     flopsAware: options.flopsAware,
+    // "uniform" and "sensitivity" set each group's count once, on the dense model; "global" searches a threshold each epoch.
+    removedPerGroup: ctx.allocateGroups(groups),
   });
   const tracker = new StabilityTracker(options.stabilityWindow);
   const stability: number[] = [];
@@ -124,5 +126,6 @@ export const ocsprunerMethod = defineMethod({
   name: 'ocspruner',
   training: 'required',
   targets: ['flopsReduction'],
+  takesGroupCounts: true,
   run: runOcspruner,
 });

@@ -218,7 +218,7 @@ async function runSsr(ctx: MethodContext, options: SsrOptions): Promise<PruningD
 
 export const ssrMethod = defineMethod({
   name: 'ssr',
-  ranksUnits: true,
+  takesGroupCounts: true,
   training: 'optional',
   targets: TARGET_KINDS,
   settle: settleSsrOptions,

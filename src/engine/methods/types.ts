@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { MethodName, MethodSections, PruneConfig, Target, TargetKind, TrainConfig } from '../config/types.js';
-import type { ChannelGraph } from '../graph/types.js';
+import type { ChannelGraph, ChannelGroup } from '../graph/types.js';
 import type { EngineEvent, Phase } from '../../protocol/events.js';
 import type { Dataset, TrainHooks, EvalResult } from '../train/types.js';
 
@@ -42,6 +42,13 @@ export interface MethodContext {
   reportLayers: (phase: Phase, step: number, force?: boolean) => void;
   /** Picks units with the lowest scores until the config's target is met. */
   selectUnits: (scores: ArrayLike<number>, target?: Target) => number[];
+  /**
+   * For a method that picks the channels within each group itself (i-SpaSP, OCSPruner): how many
+   * channels each of `groups` loses (by group id) under the config's `"allocation"`: `uniform` the
+   * same fraction of each, `sensitivity` from the dense model's curves (on the current model, before
+   * any pruning); undefined for `global`, where the method allocates its own way. Only `groups` lose channels.
+   */
+  allocateGroups: (groups: readonly ChannelGroup[], target?: Target) => Map<number, number> | undefined;
 }
 
 /** Whether a method runs the config's `train` phase: never, when configured, or only with `train.epochs` > 0. */
@@ -59,10 +66,10 @@ export interface MethodDescriptor<Options extends object = object, Name extends 
   /** Target kinds the method prunes to. */
   targets: readonly TargetKind[];
   /**
-   * Whether the method's decision is a ranking of units handed to `ctx.selectUnits`, so any
-   * allocation of the target between groups (`"allocation"`: global, uniform, sensitivity) applies.
+   * Whether the method prunes each group to a count the config's `"allocation"` (global, uniform,
+   * sensitivity) sets: through `ctx.selectUnits` (a ranking of units) or `ctx.allocateGroups`.
    */
-  ranksUnits: boolean;
+  takesGroupCounts: boolean;
   /** Options under which the method does not read the target (i-SpaSP's fixed keep ratio): any kind is then accepted. */
   ignoresTarget?(options: Options): boolean;
   /** The options of an empty section: the schema's defaults, settled. */

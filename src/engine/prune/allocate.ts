@@ -68,6 +68,7 @@ export function allocateFromSensitivity(
   report: SensitivityReport,
   scores: ArrayLike<number>,
   target: Target,
+  options: { groups?: readonly number[] } = {},
 ): Allocation {
   const kind = targetKind(target);
   if (kind === 'normThreshold') throw new Error('allocation from sensitivity needs a flopsReduction, paramsReduction or channelRatio target');
@@ -80,6 +81,8 @@ export function allocateFromSensitivity(
   const tracker = new CostTracker(model, graph);
   const metric = kind === 'paramsReduction' ? 'params' : 'flops';
   const totalUnits = graph.units.length;
+  // Only these groups lose channels (a method that prunes some groups alone, e.g. i-SpaSP's blocks).
+  const open = new Set(options.groups ?? graph.groups.map((g) => g.id));
   let taken = 0;
   const reached = () => (kind === 'channelRatio' ? taken / totalUnits : 1 - tracker.cost()[metric] / Math.max(tracker.baseline[metric], 1e-12));
 
@@ -91,7 +94,7 @@ export function allocateFromSensitivity(
     const better = (a: typeof best, b: NonNullable<typeof best>) => !a || b.cost < a.cost - 1e-12 || (Math.abs(b.cost - a.cost) <= 1e-12 && b.tie < a.tie);
     for (const g of graph.groups) {
       const count = removed[g.id];
-      if (count >= g.channels - 1) continue; // every group keeps a channel
+      if (count >= g.channels - 1 || !open.has(g.id)) continue; // every group keeps a channel
       const saved = kind === 'channelRatio' ? 1 : tracker.removalDelta(ranked[g.id][count])[metric];
       if (!(saved > 0)) continue;
       const before = predicted(curves[g.id], count);
@@ -125,7 +128,7 @@ export function allocateFromSensitivity(
         if (removed[give.id] === 0) continue;
         const back = ranked[give.id][removed[give.id] - 1];
         tracker.restore(back); removed[give.id]--; taken--;
-        for (const take of [undefined, ...graph.groups.filter((g) => g.id !== give.id && removed[g.id] < g.channels - 1)]) {
+        for (const take of [undefined, ...graph.groups.filter((g) => g.id !== give.id && open.has(g.id) && removed[g.id] < g.channels - 1)]) {
           const unit = take && ranked[take.id][removed[take.id]];
           if (take) { tracker.remove(unit!); removed[take.id]++; taken++; }
           const option = { give: give.id, take: take?.id, off: off(reached()), fall: predictedFall() };

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { PruneConfig, Target, TrainConfig } from '../config/types.js';
-import type { ChannelGraph } from '../graph/types.js';
+import type { ChannelGraph, ChannelGroup } from '../graph/types.js';
 import type { EngineEvent, Phase } from '../../protocol/events.js';
 import type { Dataset, EvalResult, TrainHooks } from '../train/types.js';
 import type { ObjectiveOptions } from '../train/objective.js';
@@ -108,6 +108,25 @@ export function createMethodContext(options: MethodContextOptions): MethodContex
         return allocation.remove;
       }
       return selectUnits(graph, context.model, scores, target ?? config.target, { scope: config.scope, maxGroupReduction: config.maxGroupReduction });
+    },
+    allocateGroups(groups: readonly ChannelGroup[], target?: Target): Map<number, number> | undefined {
+      if (config.allocation !== 'sensitivity' && config.allocation !== 'uniform') return undefined;
+      // Which channels go is the method's choice; any ranking prices a group's channels alike.
+      const unranked = new Float64Array(graph.units.length);
+      let remove: number[];
+      if (config.allocation === 'sensitivity') {
+        if (!options.sensitivity) throw new Error('"allocation": "sensitivity" needs the sensitivity report in the method context');
+        const allocation = allocateFromSensitivity(graph, context.model, options.sensitivity, unranked, target ?? config.target, { groups: groups.map((g) => g.id) });
+        emit({ type: 'log', level: 'info', message: describeAllocation(allocation, options.sensitivity.metric.name) });
+        options.onAllocation?.(allocation);
+        remove = allocation.remove;
+      } else {
+        // The uniform selection over the given groups only: it reads groups from the graph, costs from its units.
+        remove = selectUnits({ ...graph, groups: [...groups] }, context.model, unranked, target ?? config.target, { scope: 'layer' });
+      }
+      const counts = new Map(groups.map((g) => [g.id, 0]));
+      for (const unit of remove) counts.set(graph.units[unit].group, (counts.get(graph.units[unit].group) ?? 0) + 1);
+      return counts;
     },
   };
   return context;

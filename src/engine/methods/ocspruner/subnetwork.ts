@@ -85,6 +85,11 @@ export interface SubnetworkOptions {
   layerLimitFactor: number;
   /** Multiply scores by (1 − c_g). */
   flopsAware: boolean;
+  /**
+   * Channels each group loses (by group id), set by the config's allocation: the selection then takes
+   * that many lowest-saliency channels of each group instead of searching one global threshold.
+   */
+  removedPerGroup?: ReadonlyMap<number, number>;
 }
 
 export interface Subnetwork {
@@ -120,6 +125,7 @@ export class SubnetworkSelector {
 
   /** The sub-network for the current weights: the global threshold whose removal is closest to the target. */
   select(model: tf.LayersModel): Subnetwork {
+    if (this.options.removedPerGroup) return this.selectAtCounts(model, this.options.removedPerGroup);
     const scores = this.scores(model);
     const candidates = this.groups.flatMap((g) => g.units).filter((id) => Number.isFinite(scores[id]));
     candidates.sort((a, b) => scores[a] - scores[b] || a - b);
@@ -136,7 +142,20 @@ export class SubnetworkSelector {
       }
       if (Math.abs(reductionAt(hi) - this.options.target) < Math.abs(reductionAt(lo) - this.options.target)) lo = hi;
     }
-    const removed = candidates.slice(0, lo).sort((a, b) => a - b);
+    return this.subnetwork(candidates.slice(0, lo));
+  }
+
+  /** The sub-network that drops each group's `counts` least salient channels (the group's cost scale orders none of them differently). */
+  private selectAtCounts(model: tf.LayersModel, counts: ReadonlyMap<number, number>): Subnetwork {
+    const saliency = unitSaliency(model, this.graph);
+    return this.subnetwork(this.groups.flatMap((group) => {
+      const count = Math.min(counts.get(group.id) ?? 0, group.units.length - 1);
+      return group.units.slice().sort((a, b) => saliency[a] - saliency[b] || a - b).slice(0, count);
+    }));
+  }
+
+  private subnetwork(units: readonly number[]): Subnetwork {
+    const removed = [...units].sort((a, b) => a - b);
     const removedSet = new Set(removed);
     const retained = new Map<number, number[]>();
     for (const group of this.groups) retained.set(group.id, group.units.flatMap((id, index) => (removedSet.has(id) ? [] : [index])));

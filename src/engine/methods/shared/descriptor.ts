@@ -9,8 +9,8 @@ export interface MethodDefinition<Options extends object, Name extends MethodNam
   name: Name;
   training: TrainingNeed;
   targets: readonly TargetKind[];
-  /** The decision is a ranking handed to `ctx.selectUnits` (see MethodDescriptor.ranksUnits). */
-  ranksUnits?: boolean;
+  /** The method prunes each group to the count the allocation sets (see MethodDescriptor.takesGroupCounts). */
+  takesGroupCounts?: boolean;
   ignoresTarget?: (options: Options) => boolean;
   /** Options that follow from others once merged (e.g. a default that is another option's value). */
   settle?: (options: Options, section: Record<string, unknown>) => Options;
@@ -32,7 +32,7 @@ export function defineMethod<Options extends object, Name extends MethodName>(de
     needsData: methodInfo(name).needsData,
     training: definition.training,
     targets: definition.targets,
-    ranksUnits: definition.ranksUnits ?? false,
+    takesGroupCounts: definition.takesGroupCounts ?? false,
     ignoresTarget: definition.ignoresTarget,
     defaults: Object.freeze(options({ configPath: '' })),
     options,
@@ -65,14 +65,21 @@ export function checkMethodFits(method: MethodDescriptor, config: PruneConfig): 
   }
 }
 
-/** `"allocation": "sensitivity"` needs a method that ranks units, data to measure the curves on, and a target that is a fraction removed. */
-export function checkSensitivityAllocation(method: MethodDescriptor, config: PruneConfig, rankingMethods: readonly string[]): void {
+/**
+ * `"allocation": "sensitivity"` needs a method that prunes each group to the count it sets (and
+ * reads the target: i-SpaSP's keepRatio fixes the widths), data to measure the curves on, and a
+ * target that is a fraction removed.
+ */
+export function checkSensitivityAllocation(method: MethodDescriptor, config: PruneConfig, allocatingMethods: readonly string[]): void {
   if (config.allocation !== 'sensitivity') return;
   const file = config.configPath;
   const { label } = methodInfo(method.name);
   const kind = targetKind(config.target);
-  if (!method.ranksUnits) {
-    throw new UserError(`"allocation": "sensitivity" shares a ranking of channels between groups, and ${label} decides otherwise`, { file, field: 'allocation', fix: `Use "allocation": "sensitivity" with ${either(rankingMethods)}, or "global" with ${method.name}` });
+  if (!method.takesGroupCounts) {
+    throw new UserError(`"allocation": "sensitivity" sets how many channels each group keeps, and ${label} sets its widths otherwise`, { file, field: 'allocation', fix: `Use "allocation": "sensitivity" with ${either(allocatingMethods)}, or "global" with ${method.name}` });
+  }
+  if (method.ignoresTarget?.(method.options(config))) {
+    throw new UserError(`"allocation": "sensitivity" shares the target between groups, and ${label}'s options fix every width without it`, { file, field: 'allocation', fix: `Remove the option that fixes the widths (e.g. ${method.name}.keepRatio), or use "allocation": "global"` });
   }
   if (!config.data) {
     throw new UserError('"allocation": "sensitivity" measures each group on data, and the config has no "data"', { file, field: 'allocation', fix: 'Add a "data" section with validation samples, or use "allocation": "global"' });
