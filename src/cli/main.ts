@@ -15,13 +15,14 @@ import {
 
 const USAGE = `Usage:
   prunelens analyze <model.json|model.keras|model.h5|model.onnx> [--json] [--exclude layer1,layer2] [--backend auto|wasm|cpu|tensorflow]
-                    [--verify inputs.npy,outputs.npy[,outputs2.npy...]] [--tolerance 1e-4]
+                    [--verify inputs.npy,outputs.npy[,outputs2.npy...]] [--tolerance 1e-4] [--no-timing]
   prunelens prune <config.prune.json> [--json] [--method NAME] [--output DIR] [--export tfjs] [--dry-run]
   prunelens sensitivity <config.prune.json> [--json] [--ratios 0.1,0.3,0.5] [--samples 512] [--layer-at-a-time]
   prunelens demo [--out DIR] [--methods l1,goprune,...] [--quick]
 
 Options:
   --json      machine-readable output (analyze: one JSON object; prune: one JSON event per line)
+  --no-timing analyze: skip timing each layer alone (batch 1, on the backend) beside its FLOPs
   --export tfjs  prune: also write a TF.js layers copy in <output>/tfjs/ (a Keras model is saved as .keras/.h5, an ONNX model as .onnx)
   --verify    analyze: run the inputs through the loaded model (inference mode) and compare each output with its
               expected .npy (one per model output, in order); reports the max absolute and max relative difference
@@ -136,7 +137,7 @@ async function analyzeCommand(args: ParsedArgs, json: boolean): Promise<number> 
   const backend = (args.flags.get('backend') as 'auto' | 'wasm' | 'cpu' | 'tensorflow' | undefined) ?? 'cpu';
   const verify = verifyFiles(args);
   const tolerance = verifyTolerance(args);
-  const result = await analyzeModelFile(resolve(modelPath), backend, exclude, verify && { ...verify, tolerance });
+  const result = await analyzeModelFile(resolve(modelPath), backend, exclude, verify && { ...verify, tolerance }, { timeLayers: !args.flags.has('no-timing') });
   const code = result.verify && !result.verify.passed ? VERIFY_FAILED_EXIT : 0;
   if (json) {
     const { graph: _graph, ...plain } = result;
@@ -144,12 +145,18 @@ async function analyzeCommand(args: ParsedArgs, json: boolean): Promise<number> 
     console.log(JSON.stringify(plain));
     return code;
   }
-  const rows = result.layers.map((l) => [l.name, l.type, formatCount(l.params), formatCount(l.flops), l.channels, l.status + (l.group !== undefined ? ` (group ${l.group})` : ''), l.reason ?? '']);
-  console.log(table(['layer', 'type', 'params', 'FLOPs', 'out ch', 'status', 'reason'], rows));
+  const timed = result.layerLatency !== undefined && !('skipped' in result.layerLatency);
+  const flopsShare = (flops: number) => (result.flops > 0 ? formatPercent(flops / result.flops) : '');
+  const timeCells = (l: (typeof result.layers)[number]) => (timed ? [l.ms === undefined ? '' : l.ms.toFixed(3), l.share === undefined ? '' : formatPercent(l.share)] : []);
+  const rows = result.layers.map((l) => [l.name, l.type, formatCount(l.params), formatCount(l.flops), ...(timed ? [flopsShare(l.flops)] : []), ...timeCells(l), l.channels, l.status + (l.group !== undefined ? ` (group ${l.group})` : ''), l.reason ?? '']);
+  console.log(table(['layer', 'type', 'params', 'FLOPs', ...(timed ? ['FLOPs %', 'ms', 'time %'] : []), 'out ch', 'status', 'reason'], rows));
   const prunable = result.groups.reduce((s, g) => s + g.channels, 0);
   console.log(`\n${result.modelName}: ${formatCount(result.params)} params, ${formatCount(result.flops)} FLOPs per sample (a multiply-add counts as 2)`);
   console.log(`${result.groups.length} prunable channel groups, ${prunable} prunable channels (${result.groups.filter((g) => g.coupled).length} coupled groups)`);
   console.log(`Reachable by whole-channel pruning: up to ${formatPercent(result.maxReduction.flops)} of FLOPs, ${formatPercent(result.maxReduction.params)} of params`);
+  if (result.layerLatency) {
+    console.log('skipped' in result.layerLatency ? result.layerLatency.skipped : `Layers timed alone on ${result.layerLatency.backend}, batch ${result.layerLatency.batchSize}: ${result.layerLatency.totalMs.toFixed(2)} ms summed (median of 5 runs each)${result.layerLatency.failed.length ? `; not timed: ${result.layerLatency.failed.join(', ')}` : ''}`);
+  }
   if (result.onnx) console.log(`Import checked in ${formatOnnxCheck(result.onnx)}`);
   if (result.onnxProblem) console.log(`Import not checked: ${result.onnxProblem}`);
   if (result.verify) {

@@ -102,7 +102,7 @@ const ADMITS: Record<string, { targets: string[]; training: 'none' | 'optional' 
   goprune: { targets: [...TARGET_KINDS], training: 'optional' },
   ssr: { targets: [...TARGET_KINDS], training: 'optional' },
   dsp: { targets: ['flopsReduction'], training: 'optional' },
-  ispasp: { targets: ['flopsReduction', 'paramsReduction', 'channelRatio'], training: 'optional' },
+  ispasp: { targets: ['flopsReduction', 'paramsReduction', 'latencyReduction', 'channelRatio'], training: 'optional' },
   ocspruner: { targets: ['flopsReduction'], training: 'required' },
 };
 

@@ -7,7 +7,7 @@ import type { MethodName } from '../../protocol/methods.js';
 export type { MethodName } from '../../protocol/methods.js';
 export { METHOD_NAMES } from '../../protocol/methods.js';
 
-export const TARGET_KINDS = ['flopsReduction', 'paramsReduction', 'channelRatio', 'normThreshold'] as const;
+export const TARGET_KINDS = ['flopsReduction', 'paramsReduction', 'latencyReduction', 'channelRatio', 'normThreshold'] as const;
 export type TargetKind = (typeof TARGET_KINDS)[number];
 
 /** Exactly one kind with its amount, e.g. { flopsReduction: 0.5 }. */

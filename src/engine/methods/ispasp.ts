@@ -32,6 +32,7 @@ function targetMeasure(ctx: MethodContext, target: Exclude<Target, { normThresho
   const cost = new CostTracker(ctx.model, ctx.graph);
   if ('flopsReduction' in target) return { value: target.flopsReduction, measure: (r) => cost.reductionWithout(r).flops };
   if ('paramsReduction' in target) return { value: target.paramsReduction, measure: (r) => cost.reductionWithout(r).params };
+  if ('latencyReduction' in target) return { value: target.latencyReduction, measure: (r) => cost.reductionWithout(r).latency ?? 0 };
   return { value: target.channelRatio, measure: (r) => r.length / Math.max(1, ctx.graph.units.length) };
 }
 
@@ -142,7 +143,7 @@ async function runIspasp(ctx: MethodContext, options: IspaspOptions): Promise<Pr
 export const ispaspMethod = defineMethod({
   name: 'ispasp',
   training: 'optional',
-  targets: ['flopsReduction', 'paramsReduction', 'channelRatio'],
+  targets: ['flopsReduction', 'paramsReduction', 'latencyReduction', 'channelRatio'],
   takesGroupCounts: true,
   ignoresTarget: (options) => options.keepRatio !== undefined,
   run: runIspasp,

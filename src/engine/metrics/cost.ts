@@ -3,6 +3,7 @@ import type { ChannelGraph } from '../graph/types.js';
 import { product, walkModel, type Topology } from '../graph/topology.js';
 import { layerCosts, weightFlopFactors, type LayerCost } from '../graph/layer-cost.js';
 import { layerWeights } from '../layers/index.js';
+import { LatencyPredictor, type LatencyTable } from './latency-table.js';
 
 /**
  * Parameters and FLOPs. FLOPs are per sample with a multiply-add counted as 2; each layer's rule
@@ -27,6 +28,30 @@ export function countCost(model: tf.LayersModel, topo: Topology = walkModel(mode
   return { params: model.countParams(), flops, layers };
 }
 
+/** What the cost model measures: params, FLOPs, and, with a latency table, predicted latency in ms. */
+export type CostMetric = 'params' | 'flops' | 'latency';
+/** `latency` only when the tracker holds a latency table. */
+export interface Costs {
+  params: number;
+  flops: number;
+  latency?: number;
+}
+
+/**
+ * Latency tables by model, so every tracker of the session's model predicts latency (selection,
+ * i-SpaSP's widths) without each caller carrying the table.
+ */
+const latencyTables = new WeakMap<tf.LayersModel, { graph: ChannelGraph; table: LatencyTable }>();
+
+/** Makes `table` the latency part of every CostTracker built on `model` and `graph` from now on. */
+export function useLatencyTable(model: tf.LayersModel, graph: ChannelGraph, table: LatencyTable): void {
+  latencyTables.set(model, { graph, table });
+}
+
+export function latencyTableOf(model: tf.LayersModel): LatencyTable | undefined {
+  return latencyTables.get(model)?.table;
+}
+
 interface TrackedWeight {
   layer: string;
   weight: string;
@@ -37,18 +62,20 @@ interface TrackedWeight {
 /**
  * Exact params and FLOPs of the model as channel units are removed, without rebuilding it:
  * every removal shrinks the weight axes its slices address (producers' output axes,
- * consumers' input axes, batch-norm vectors, depthwise channels).
+ * consumers' input axes, batch-norm vectors, depthwise channels). With a latency table (given,
+ * or set for the model by `useLatencyTable`), also the predicted latency (`latency-table.ts`).
  */
 export class CostTracker {
-  readonly baseline: { params: number; flops: number };
+  readonly baseline: Costs;
   private readonly weights: TrackedWeight[] = [];
   /** Per unit: [weight index, axis, count] triples. */
   private readonly unitShrinks: Int32Array[];
   private readonly removed = new Set<number>();
   private params: number;
   private flops: number;
+  private readonly latency?: LatencyPredictor;
 
-  constructor(model: tf.LayersModel, graph: ChannelGraph, topo: Topology = walkModel(model)) {
+  constructor(model: tf.LayersModel, graph: ChannelGraph, topo: Topology = walkModel(model), latencyTable?: LatencyTable) {
     const factors = weightFlopFactors(topo);
     const index = new Map<string, number>();
     for (const layer of model.layers) {
@@ -80,35 +107,52 @@ export class CostTracker {
       this.params += n;
       this.flops += n * w.factor;
     }
-    this.baseline = { params: this.params, flops: this.flops };
+    const registered = latencyTables.get(model);
+    const table = latencyTable ?? (registered?.graph === graph ? registered.table : undefined);
+    if (table) this.latency = new LatencyPredictor(model, graph, table, topo);
+    this.baseline = this.latency ? { params: this.params, flops: this.flops, latency: this.latency.baselineMs } : { params: this.params, flops: this.flops };
   }
 
-  cost(): { params: number; flops: number } {
-    return { params: this.params, flops: this.flops };
+  /** Whether the tracker predicts latency (it holds a latency table). */
+  get predictsLatency(): boolean {
+    return this.latency !== undefined;
+  }
+
+  cost(): Costs {
+    return this.latency ? { params: this.params, flops: this.flops, latency: this.latency.ms } : { params: this.params, flops: this.flops };
+  }
+
+  /** Predicted ms of each timed layer with the units removed so far (empty without a latency table). */
+  layerLatency(): Record<string, number> {
+    return this.latency?.layerMs() ?? {};
   }
 
   isRemoved(unit: number): boolean {
     return this.removed.has(unit);
   }
 
-  /** How much params and FLOPs would drop if `unit` were removed now. */
-  removalDelta(unit: number): { params: number; flops: number } {
+  /** How much params and FLOPs (and predicted ms) would drop if `unit` were removed now. */
+  removalDelta(unit: number): Costs {
     return this.apply([unit], -1, false);
   }
 
   /** The cost of removing `units` as well: params and FLOPs of the model without them (the tracker does not change). */
-  costWithout(units: Iterable<number>): { params: number; flops: number } {
+  costWithout(units: Iterable<number>): Costs {
     const fresh = new Set<number>();
     for (const u of units) if (!this.removed.has(u)) fresh.add(u);
     const drop = this.apply(fresh, -1, false);
-    return { params: this.params - drop.params, flops: this.flops - drop.flops };
+    const cost: Costs = { params: this.params - drop.params, flops: this.flops - drop.flops };
+    if (this.latency) cost.latency = this.latency.ms - (drop.latency ?? 0);
+    return cost;
   }
 
-  /** Fractions of the baseline params and FLOPs gone once `units` are removed as well (0 where the baseline is 0). */
-  reductionWithout(units: Iterable<number>): { params: number; flops: number } {
+  /** Fractions of the baseline params and FLOPs (and predicted latency) gone once `units` are removed as well (0 where the baseline is 0). */
+  reductionWithout(units: Iterable<number>): Costs {
     const cost = this.costWithout(units);
     const fraction = (value: number, base: number) => (base > 0 ? 1 - value / base : 0);
-    return { params: fraction(cost.params, this.baseline.params), flops: fraction(cost.flops, this.baseline.flops) };
+    const out: Costs = { params: fraction(cost.params, this.baseline.params), flops: fraction(cost.flops, this.baseline.flops) };
+    if (cost.latency !== undefined) out.latency = fraction(cost.latency, this.baseline.latency ?? 0);
+    return out;
   }
 
   remove(unit: number): void {
@@ -142,9 +186,10 @@ export class CostTracker {
     return { params, flops };
   }
 
-  private apply(units: Iterable<number>, sign: number, commit: boolean): { params: number; flops: number } {
+  private apply(units: Iterable<number>, sign: number, commit: boolean): Costs {
+    const list = [...units];
     const touched = new Map<number, number[]>();
-    for (const unit of units) {
+    for (const unit of list) {
       const t = this.unitShrinks[unit];
       for (let i = 0; i < t.length; i += 3) {
         const w = t[i];
@@ -166,6 +211,7 @@ export class CostTracker {
       this.params -= dParams;
       this.flops -= dFlops;
     }
-    return { params: dParams, flops: dFlops };
+    if (!this.latency) return { params: dParams, flops: dFlops };
+    return { params: dParams, flops: dFlops, latency: this.latency.apply(list, sign, commit) };
   }
 }

@@ -2,7 +2,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Target } from '../config/types.js';
 import type { ChannelGraph } from '../graph/types.js';
 import { walkModel, type Topology } from '../graph/topology.js';
-import { CostTracker } from '../metrics/cost.js';
+import { CostTracker, type CostMetric } from '../metrics/cost.js';
 import { unitNorms } from '../metrics/norms.js';
 
 /**
@@ -13,7 +13,14 @@ import { unitNorms } from '../metrics/norms.js';
  * ranking finds a set that lands within it, lower-ranked units first.
  */
 
-export type TargetKind = 'flopsReduction' | 'paramsReduction' | 'channelRatio' | 'normThreshold';
+export type TargetKind = 'flopsReduction' | 'paramsReduction' | 'latencyReduction' | 'channelRatio' | 'normThreshold';
+/** Targets met by a cost the CostTracker counts (latency: predicted from the latency table it holds). */
+export type CostTargetKind = 'flopsReduction' | 'paramsReduction' | 'latencyReduction';
+
+/** The CostTracker measure a cost target refers to. */
+export function costMetricOf(kind: CostTargetKind): CostMetric {
+  return kind === 'flopsReduction' ? 'flops' : kind === 'paramsReduction' ? 'params' : 'latency';
+}
 
 export interface SelectOptions {
   /** `global` ranks all units together; `layer` removes the same fraction from every group. */
@@ -34,6 +41,7 @@ function minimumKept(graph: ChannelGraph, maxGroupReduction = 1): number[] {
 export function targetKind(target: Target): TargetKind {
   if ('flopsReduction' in target) return 'flopsReduction';
   if ('paramsReduction' in target) return 'paramsReduction';
+  if ('latencyReduction' in target) return 'latencyReduction';
   if ('channelRatio' in target) return 'channelRatio';
   return 'normThreshold';
 }
@@ -53,9 +61,9 @@ function compareScores(scores: ArrayLike<number>, a: number, b: number): number 
   return sa - sb || a - b;
 }
 
-function reduction(tracker: CostTracker, metric: 'flops' | 'params'): number {
-  const base = tracker.baseline[metric];
-  return base > 0 ? 1 - tracker.cost()[metric] / base : 0;
+function reduction(tracker: CostTracker, metric: CostMetric): number {
+  const base = tracker.baseline[metric] ?? 0;
+  return base > 0 ? 1 - (tracker.cost()[metric] ?? 0) / base : 0;
 }
 
 function perGroupCount(channels: number, fraction: number, round: (x: number) => number): number {
@@ -84,7 +92,8 @@ export function selectUnits(
       selected = options.scope === 'layer' ? selectLayerFraction(graph, scores, value, Math.round) : selectGlobalCount(graph, scores, Math.round(value * graph.units.length), minimumKept(graph, options.maxGroupReduction));
       break;
     default: {
-      const metric = kind === 'flopsReduction' ? 'flops' : 'params';
+      const metric = costMetricOf(kind);
+      if (metric === 'latency' && !new CostTracker(model, graph).predictsLatency) throw new Error('a latencyReduction target needs a latency table for the model (useLatencyTable)');
       selected = options.scope === 'layer' ? selectLayerCost(graph, model, scores, metric, value) : selectGlobalCost(graph, model, scores, metric, value, minimumKept(graph, options.maxGroupReduction));
     }
   }
@@ -135,7 +144,7 @@ const FINISH_TOLERANCE = 0.002;
 /** Overshoot accepted to finish a layer-scope selection with one unit instead of several. */
 const LAYER_FINISH_TOLERANCE = 0.01;
 
-function selectGlobalCost(graph: ChannelGraph, model: tf.LayersModel, scores: ArrayLike<number>, metric: 'flops' | 'params', goal: number, keep: number[]): number[] {
+function selectGlobalCost(graph: ChannelGraph, model: tf.LayersModel, scores: ArrayLike<number>, metric: CostMetric, goal: number, keep: number[]): number[] {
   const ranked = graph.units.map((u) => u.id).sort((a, b) => compareScores(scores, a, b));
   const greedy = greedyCost(graph, model, ranked, metric, goal, keep);
   const reached = reductionAfter(graph, model, greedy, metric);
@@ -145,15 +154,15 @@ function selectGlobalCost(graph: ChannelGraph, model: tf.LayersModel, scores: Ar
   return landing.landed || Math.abs(landing.reached - goal) < reached - goal ? landing.units : greedy;
 }
 
-function reductionAfter(graph: ChannelGraph, model: tf.LayersModel, units: readonly number[], metric: 'flops' | 'params'): number {
+function reductionAfter(graph: ChannelGraph, model: tf.LayersModel, units: readonly number[], metric: CostMetric): number {
   const tracker = new CostTracker(model, graph);
   for (const u of units) tracker.remove(u);
   return reduction(tracker, metric);
 }
 
-function greedyCost(graph: ChannelGraph, model: tf.LayersModel, ranked: readonly number[], metric: 'flops' | 'params', goal: number, keep: number[]): number[] {
+function greedyCost(graph: ChannelGraph, model: tf.LayersModel, ranked: readonly number[], metric: CostMetric, goal: number, keep: number[]): number[] {
   const tracker = new CostTracker(model, graph);
-  const base = tracker.baseline[metric];
+  const base = tracker.baseline[metric] ?? 0;
   if (base <= 0) return [];
   const left = graph.groups.map((g) => g.channels);
   const windowSize = Math.max(4, Math.ceil(0.05 * graph.units.length));
@@ -174,7 +183,7 @@ function greedyCost(graph: ChannelGraph, model: tf.LayersModel, ranked: readonly
       for (let i = pending.length - 1; i >= 0; i--) if (left[graph.units[pending[i]].group] <= floor[graph.units[pending[i]].group]) pending.splice(i, 1);
       if (pending.length === 0) break;
       const needed = (goal - reduction(tracker, metric)) * base;
-      const window = pending.slice(0, windowSize).map((u, at) => ({ at, delta: tracker.removalDelta(u)[metric] }));
+      const window = pending.slice(0, windowSize).map((u, at) => ({ at, delta: tracker.removalDelta(u)[metric] ?? 0 }));
       const overshoot = (d: number) => (d - needed) / base;
       if (window[0].delta < needed || overshoot(window[0].delta) <= FINISH_TOLERANCE) {
         take(0);
@@ -221,7 +230,7 @@ interface Landing {
  * passed over. Bands go from just over the goal to 2 points under it, within the keep floor
  * first. Returns the first set that lands, else the nearest one tried.
  */
-function landCost(graph: ChannelGraph, model: tf.LayersModel, ranked: readonly number[], metric: 'flops' | 'params', goal: number, keep: number[]): Landing {
+function landCost(graph: ChannelGraph, model: tf.LayersModel, ranked: readonly number[], metric: CostMetric, goal: number, keep: number[]): Landing {
   const topo = walkModel(model);
   const ones = keep.map(() => 1);
   const floors = keep.some((k, g) => k !== ones[g]) ? [keep, ones] : [ones];
@@ -263,9 +272,9 @@ function landCost(graph: ChannelGraph, model: tf.LayersModel, ranked: readonly n
  * it does (the smallest overshoot from there, a candidate for the nearest set when none lands);
  * under the goal, as close to `hi` as the ranking fills.
  */
-function firstFit(graph: ChannelGraph, model: tf.LayersModel, topo: Topology, ranked: readonly number[], metric: 'flops' | 'params', floor: number[], caps: number[], lo: number, hi: number, over: boolean): Landing {
+function firstFit(graph: ChannelGraph, model: tf.LayersModel, topo: Topology, ranked: readonly number[], metric: CostMetric, floor: number[], caps: number[], lo: number, hi: number, over: boolean): Landing {
   const tracker = new CostTracker(model, graph, topo);
-  const base = tracker.baseline[metric];
+  const base = tracker.baseline[metric] ?? 0;
   const left = graph.groups.map((g) => g.channels);
   const removed = graph.groups.map(() => 0);
   const units: number[] = [];
@@ -274,7 +283,7 @@ function firstFit(graph: ChannelGraph, model: tf.LayersModel, topo: Topology, ra
     if (reached >= (over ? lo : hi) - REDUCTION_EPSILON) break;
     const g = graph.units[u].group;
     if (left[g] <= floor[g] || removed[g] >= caps[g]) continue;
-    const after = reached + tracker.removalDelta(u)[metric] / base;
+    const after = reached + (tracker.removalDelta(u)[metric] ?? 0) / base;
     if (after > hi + REDUCTION_EPSILON) continue;
     tracker.remove(u);
     left[g]--;
@@ -289,7 +298,7 @@ function firstFit(graph: ChannelGraph, model: tf.LayersModel, topo: Topology, ra
     for (const u of ranked) {
       const g = graph.units[u].group;
       if (tracker.isRemoved(u) || left[g] <= floor[g] || removed[g] >= caps[g]) continue;
-      const delta = tracker.removalDelta(u)[metric];
+      const delta = tracker.removalDelta(u)[metric] ?? 0;
       if (delta < cheapestDelta) {
         cheapest = u;
         cheapestDelta = delta;
@@ -312,20 +321,20 @@ function firstFit(graph: ChannelGraph, model: tf.LayersModel, topo: Topology, ra
  * remove down, so large units come first and small ones fill the rest. Within
  * LANDING_TOLERANCE of the goal when the search finds a set that lands; callers warn with it.
  */
-export function nearestReachable(graph: ChannelGraph, model: tf.LayersModel, kind: 'flopsReduction' | 'paramsReduction', goal: number): number {
+export function nearestReachable(graph: ChannelGraph, model: tf.LayersModel, kind: CostTargetKind, goal: number): number {
   // Every set reaches at most what removing all it can does: the nearest, when the goal lies beyond.
   const reachable = maxReachable(graph, model, kind);
   if (reachable <= goal) return reachable;
-  const metric = kind === 'flopsReduction' ? 'flops' : 'params';
+  const metric = costMetricOf(kind);
   const tracker = new CostTracker(model, graph);
-  if (tracker.baseline[metric] <= 0 || graph.units.length === 0) return 0;
-  const delta = graph.units.map((u) => tracker.removalDelta(u.id)[metric]);
+  if ((tracker.baseline[metric] ?? 0) <= 0 || graph.units.length === 0) return 0;
+  const delta = graph.units.map((u) => tracker.removalDelta(u.id)[metric] ?? 0);
   const costliestFirst = graph.units.map((u) => u.id).sort((a, b) => delta[b] - delta[a] || a - b);
   return landCost(graph, model, costliestFirst, metric, goal, graph.groups.map(() => 1)).reached;
 }
 
 /** Same fraction from every group: the smallest fraction whose removal meets the goal. */
-function selectLayerCost(graph: ChannelGraph, model: tf.LayersModel, scores: ArrayLike<number>, metric: 'flops' | 'params', goal: number): number[] {
+function selectLayerCost(graph: ChannelGraph, model: tf.LayersModel, scores: ArrayLike<number>, metric: CostMetric, goal: number): number[] {
   const ranked = rankedGroups(graph, scores);
   const topo = walkModel(model);
   const pick = (fraction: number) => ranked.flatMap((r) => r.slice(0, perGroupCount(r.length, fraction, Math.floor)));
@@ -354,13 +363,13 @@ function selectLayerCost(graph: ChannelGraph, model: tf.LayersModel, scores: Arr
   const cap = taken.map((n, g) => Math.min(n + 1, ranked[g].length - 1));
   const tracker = new CostTracker(model, graph, topo);
   ranked.forEach((r, g) => r.slice(0, taken[g]).forEach((u) => tracker.remove(u)));
-  const base = tracker.baseline[metric];
+  const base = tracker.baseline[metric] ?? 0;
   while (reduction(tracker, metric) < goal) {
     const needed = (goal - reduction(tracker, metric)) * base;
     const candidates = ranked
       .map((r, g) => ({ g, u: r[taken[g]] }))
       .filter((c) => taken[c.g] < cap[c.g])
-      .map((c) => ({ ...c, delta: tracker.removalDelta(c.u)[metric] }));
+      .map((c) => ({ ...c, delta: tracker.removalDelta(c.u)[metric] ?? 0 }));
     if (candidates.length === 0) break;
     let finisher: (typeof candidates)[number] | undefined;
     let filler: (typeof candidates)[number] | undefined;
@@ -385,7 +394,7 @@ export function maxReachable(graph: ChannelGraph, model: tf.LayersModel, kind: T
   if (kind === 'channelRatio' || kind === 'normThreshold') {
     return graph.units.length === 0 ? 0 : (graph.units.length - graph.groups.length) / graph.units.length;
   }
-  const metric = kind === 'flopsReduction' ? 'flops' : 'params';
+  const metric = costMetricOf(kind);
   const tracker = new CostTracker(model, graph);
   for (const g of graph.groups) for (const u of g.units.slice(1)) tracker.remove(u);
   return reduction(tracker, metric);

@@ -14,11 +14,15 @@ import { verifyOutputs, type VerifyFiles, type VerifyResult } from './verify.js'
 import { ONNX_RUNTIME, type OnnxRuntimeCheck } from '../../protocol/events.js';
 import { compareWithOnnxRuntime, randomRuntimeInput } from '../io/onnx/check.js';
 import type { OnnxSerialization } from '../io/onnx/record.js';
+import { measureLayerLatency } from '../metrics/layer-latency.js';
 
 export interface AnalysisResult {
   params: number;
   flops: number;
-  layers: { name: string; type: string; params: number; flops: number; status: string; group?: number; reason?: string; channels: number }[];
+  /** `ms` and `share`: the layer's measured time alone and its share of the summed layer times, when timed (`timeLayers`). */
+  layers: { name: string; type: string; params: number; flops: number; status: string; group?: number; reason?: string; channels: number; ms?: number; share?: number }[];
+  /** Where the layers were timed, or why they were not. */
+  layerLatency?: { backend: string; batchSize: number; totalMs: number; failed: string[] } | { skipped: string };
   groups: { id: number; members: string[]; channels: number; coupled: boolean }[];
   /** Largest reductions whole-channel pruning can reach on this model (every group keeps one channel). */
   maxReduction: { flops: number; params: number; channels: number };
@@ -65,16 +69,25 @@ function reachableReductions(graph: ChannelGraph, model: tf.LayersModel): { flop
 }
 
 /** Loads and analyses a model: prunability of every layer and its channel groups. No training. */
-export async function analyzeModelFile(modelPath: string, backend: BackendName = 'auto', exclude: string[] = [], verify?: VerifyFiles): Promise<AnalysisResult> {
+export async function analyzeModelFile(modelPath: string, backend: BackendName = 'auto', exclude: string[] = [], verify?: VerifyFiles, options: { timeLayers?: boolean } = {}): Promise<AnalysisResult> {
   const usedBackend = await initBackend(backend);
   const { model, onnx } = await loadModel(modelPath);
   try {
     const graph = analyzeModel(model, { exclude });
     const cost = countCost(model);
+    // Each layer alone at batch 1, beside its FLOPs: where the time goes is not always where the FLOPs are.
+    const timing = options.timeLayers ? await measureLayerLatency(model, { batchSize: 1 }) : undefined;
+    const times = timing && !('skipped' in timing) ? timing.layers : undefined;
+    const totalMs = times ? Object.values(times).reduce((sum, t) => sum + t.medianMs, 0) : 0;
+    const timed = (name: string) => {
+      const ms = times?.[name]?.medianMs;
+      return ms === undefined ? {} : { ms, share: totalMs > 0 ? ms / totalMs : 0 };
+    };
     return {
       params: cost.params,
       flops: cost.flops,
-      layers: graph.layers.map((l) => ({ name: l.name, type: l.type, params: l.params, flops: l.flops, status: l.status, group: l.group, reason: l.reason, channels: l.outChannels })),
+      layers: graph.layers.map((l) => ({ name: l.name, type: l.type, params: l.params, flops: l.flops, status: l.status, group: l.group, reason: l.reason, channels: l.outChannels, ...timed(l.name) })),
+      ...(timing ? { layerLatency: 'skipped' in timing ? { skipped: timing.skipped } : { backend: timing.backend, batchSize: timing.batchSize, totalMs, failed: timing.failed } } : {}),
       groups: graph.groups.map((g) => ({ id: g.id, members: g.members, channels: g.channels, coupled: g.coupled })),
       maxReduction: reachableReductions(graph, model),
       graph,

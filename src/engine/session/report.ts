@@ -7,6 +7,7 @@ import { countCost } from '../metrics/index.js';
 import type { Allocation, GroupAllocation } from '../prune/allocate.js';
 import type { LayerLatencyRow, SpeedExplanation } from './speed.js';
 import type { LayerLatencyTable } from '../metrics/layer-latency.js';
+import type { LatencyTargetReport } from './latency-target.js';
 
 export const REPORT_VERSION = 1;
 
@@ -35,6 +36,8 @@ export interface PruningReport {
   /** The metric that fits the task: dense, right after pruning (before fine-tuning), and at the end. */
   metric?: DoneEvent['metric'];
   reduction: { params: number; flops: number };
+  /** With a `latencyReduction` target: the reduction the latency table predicted for the removal and the measured one (TF.js). */
+  latencyTarget?: LatencyTargetReport;
   speedup: number;
   /** speedup ÷ (FLOPs before / FLOPs after): 1 when the time fell in proportion to the FLOPs. */
   efficiency: number;
@@ -97,6 +100,7 @@ export function buildReport(input: {
   modelAfter: tf.LayersModel;
   notes: string[];
   history: EvalResult[];
+  latencyTarget?: LatencyTargetReport;
   /** The per-layer timing and its explanation, or why it was skipped. */
   speed?: { explanation: SpeedExplanation; timing: LayerLatencyTable; failed: string[] } | { skipped: string };
 }): PruningReport {
@@ -135,6 +139,7 @@ export function buildReport(input: {
     after: { params: done.after.params, flops: done.after.flops, accuracy: done.accuracy?.after, latencyMs: done.latency?.after.medianMs ?? 0, weightBytes: done.size?.after },
     metric: done.metric,
     reduction: { params: 1 - done.after.params / done.before.params, flops: 1 - done.after.flops / done.before.flops },
+    ...(input.latencyTarget ? { latencyTarget: input.latencyTarget } : {}),
     speedup: done.latency?.speedup ?? 1,
     efficiency: done.speed?.efficiency ?? (done.latency?.speedup ?? 1) / (done.after.flops > 0 ? done.before.flops / done.after.flops : 1),
     layerLatency: reportLayerLatency(input.speed),

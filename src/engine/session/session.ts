@@ -35,6 +35,7 @@ import { buildReport } from './report.js';
 import { efficiency, sessionSpeed, speedHeadline } from './speed.js';
 import { measureLayerLatency, type LayerLatencyResult } from '../metrics/layer-latency.js';
 import { assertInsideWorkspace } from './confine.js';
+import { compareLatencyTarget, describeLatencyTable, latencyTargetNote, prepareLatencyTarget, wantsLatencyTable } from './latency-target.js';
 import type { ChannelGraph } from '../graph/types.js';
 
 export interface SessionOptions {
@@ -140,7 +141,11 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     const initialStats = layerStats(model, graph);
     emit({ type: 'layers', phase: 'load', step: 0, layers: initialStats.layers, totals: initialStats.totals });
 
-    if (options.dryRun) return await dryRun(config, model, graph, costBefore, backend, sessionId, startedAt, emit);
+    if (options.dryRun) {
+      // A latency target plans with the latency table (cached beside the config, so the run then reads it).
+      if (wantsLatencyTable(config)) emit({ type: 'log', level: 'info', message: describeLatencyTable(await prepareLatencyTarget(config, model, graph, signal)) });
+      return await dryRun(config, model, graph, costBefore, backend, sessionId, startedAt, emit);
+    }
 
     progress.enter('evaluate');
     emit({ type: 'phase', phase: 'evaluate', message: data ? `Evaluating the dense model on ${data.validationSize} validation samples` : 'Measuring the dense model' });
@@ -148,6 +153,10 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     checkCancelled();
     // Each layer alone, before the method touches the model: the "why not faster" note compares them with the pruned model's.
     const layerTimesBefore = await measureLayerLatency(model, { batchSize: config.latency.batchSize, signal });
+    checkCancelled();
+    // A latency target: each layer timed at several widths, so the cost model predicts latency for the method's selection.
+    const latencyTable = wantsLatencyTable(config) ? await prepareLatencyTarget(config, model, graph, signal) : undefined;
+    if (latencyTable) emit({ type: 'log', level: 'info', message: describeLatencyTable(latencyTable) });
     checkCancelled();
     // Before the method touches the weights: the imported runtime model against the original file in ONNX Runtime.
     onnxCheck = loaded.onnx ? await OnnxRuntimeSession.start(config, loaded, data, emit) : undefined;
@@ -171,10 +180,12 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     if (allocation && sensitivity) notes.push(`${describeAllocation(allocation, sensitivity.metric.name)}.`);
     let roundTo = config.roundTo ?? 1;
     let rounded = false;
+    let removedUnits: readonly number[] | undefined;
     if (decision.kind === 'units') {
       if (roundTo === 'auto') roundTo = await chooseAutoRound(context.model, graph, decision.remove, config.latency.batchSize, notes, emit);
       const remove = roundTo > 1 ? roundRemoval(context.model, graph, decision.remove, roundTo, config.target, notes, emit) : decision.remove;
       rounded = remove.length !== decision.remove.length;
+      removedUnits = remove;
       pruned = await removeUnits(context.model, graph, remove);
       channelsRemoved = remove.length;
     } else {
@@ -244,6 +255,18 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     if (latencyWithinNoise(latency.before, latency.after)) {
       notes.push(`The pruned model's latency is within the measurement noise of the dense model's on ${latency.runtime}: interquartile ranges ${formatLatencyRange(latency.before)} dense and ${formatLatencyRange(latency.after)} pruned overlap (${latency.after.runs} runs of batch ${latency.after.batchSize}); more "latency.runs" or a larger "latency.batchSize" can separate them.`);
     }
+    const latencyTarget = latencyTable && removedUnits && 'latencyReduction' in config.target
+      ? compareLatencyTarget(model, graph, latencyTable, removedUnits, config.target.latencyReduction, latencyBefore, latencyAfter)
+      : undefined;
+    if (latencyTarget) {
+      const note = latencyTargetNote(latencyTarget);
+      notes.push(note);
+      emit({ type: 'log', level: latencyTarget.withinNoise ? 'info' : 'warn', message: note });
+      if (Math.abs(latencyTarget.predicted - latencyTarget.goal) > LANDING_TOLERANCE && !rounded) {
+        const reachable = maxReachable(graph, model, 'latencyReduction');
+        emit({ type: 'warning', message: `Latency reduced by ${(latencyTarget.predicted * 100).toFixed(1)}% as predicted, target ${(latencyTarget.goal * 100).toFixed(1)}%: ${reachable < latencyTarget.goal ? `at most ${(reachable * 100).toFixed(1)}% is reachable: layers pruning does not narrow keep their time` : `${config.method} removed other channels`}` });
+      }
+    }
     if (latency.speedup < 0.95) {
       emit({ type: 'warning', message: `The pruned model measured ${latency.after.medianMs.toFixed(2)} ms against ${latency.before.medianMs.toFixed(2)} ms dense on ${latency.runtime} (batch ${latency.after.batchSize}): fewer FLOPs, but ${pruned.layers.length > model.layers.length ? `${pruned.layers.length - model.layers.length} more layers to run` : 'no faster here'}. Try a larger latency batch or another method.` });
     }
@@ -287,7 +310,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     };
     const storedAs = [...new Set(loaded.quantization.values())].filter((d) => d !== 'float32').join(', ');
     if (storedAs) notes.push(`Weights stored quantized in the input model (${storedAs}) are saved the same way, requantized from the pruned values.`);
-    const report = buildReport({ config, allocation, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, history, speed: 'skipped' in speed ? speed : { ...speed, failed: [...new Set(untimed)] } });
+    const report = buildReport({ config, allocation, latencyTarget, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, history, speed: 'skipped' in speed ? speed : { ...speed, failed: [...new Set(untimed)] } });
     // The report is part of the same atomic write as the model: the folder is complete or absent.
     await writeFolderAtomic(config.output, encoded.modelFile, { ...encoded.files, 'pruning-report.json': JSON.stringify(report, null, 2) + '\n' });
     progress.enter('report');
