@@ -8,10 +8,11 @@ import { buildDemoCnn } from '../../src/engine/demo/model.js';
 import { analyzeModel } from '../../src/engine/graph/analyze.js';
 import { CostTracker, useLatencyTable } from '../../src/engine/metrics/cost.js';
 import {
-  clearLatencyTableMemoryCache, extendToZero, interpolateNode, LATENCY_GRID, latencyCacheDir, measureLatencyTable, monotoneGrid, timingKey, type LatencyTable,
+  clearLatencyTableMemoryCache, extendToZero, interpolateNode, LATENCY_GRID, latencyCacheDir, measureLatencyTable, monotoneGrid, predictLatencyOf, timingKey, type LatencyTable,
 } from '../../src/engine/metrics/latency-table.js';
 import { LANDING_TOLERANCE, maxReachable, nearestReachable, selectUnits } from '../../src/engine/prune/select.js';
 import { unitNorms } from '../../src/engine/metrics/norms.js';
+import { removeUnits } from '../../src/engine/surgery/index.js';
 import { loadConfig } from '../../src/engine/config/index.js';
 import { checkMethodFits, getMethod } from '../../src/engine/methods/index.js';
 import { UserError } from '../../src/engine/errors.js';
@@ -19,6 +20,7 @@ import { executeSession } from '../../src/engine/session/session.js';
 import type { DoneEvent, EngineEvent } from '../../src/protocol/events.js';
 import type { PruningReport } from '../../src/engine/session/report.js';
 import { analyzeModelFile } from '../../src/engine/session/analyze.js';
+import { buildConcatDepthwise, buildResidualChain, everyOtherUnit } from '../helpers/models.js';
 import { makeWorkspace, tinyTrainingConfig } from '../helpers/fixtures.js';
 
 const grid = { in: [...LATENCY_GRID], out: [...LATENCY_GRID] };
@@ -128,6 +130,11 @@ test('the cost model predicts latency from the table: remove and restore, and a 
       for (const scope of ['global', 'layer'] as const) {
         const selected = selectUnits(graph, model, scores, { latencyReduction: goal }, { scope, maxGroupReduction: 0.9 });
         const reached = new CostTracker(model, graph).reductionWithout(selected).latency!;
+        // The widths the cost model propagates are the pruned model's: the table predicts the same for it.
+        const pruned = await removeUnits(model, graph, selected);
+        const ofPruned = predictLatencyOf(table, model, pruned);
+        assert.ok(Math.abs(1 - ofPruned.prunedMs / ofPruned.denseMs - reached) < 1e-9, `${scope} ${goal}: ${1 - ofPruned.prunedMs / ofPruned.denseMs} vs ${reached}`);
+        pruned.dispose();
         // The timed table may make one channel of a small layer worth several points; the made-up one never does.
         const landable = table !== measuredTable || Math.abs(nearestReachable(graph, model, 'latencyReduction', goal) - goal) <= LANDING_TOLERANCE;
         if (scope === 'global' && landable) assert.ok(Math.abs(reached - goal) <= LANDING_TOLERANCE, `${scope} ${goal}: predicted ${reached.toFixed(4)}`);
@@ -153,10 +160,9 @@ test('a latencyReduction outside (0, 1) is one line naming the field; methods th
     expectUserError(() => loadConfig(ws.writeConfig({ ...tinyTrainingConfig, target: { latencyReduction: bad } })), 'target.latencyReduction', 'between 0 and 1');
   }
   const config = loadConfig(ws.writeConfig({ ...tinyTrainingConfig, target: { latencyReduction: 0.3 } }));
-  for (const accepts of ['l1', 'goprune', 'ssr', 'ispasp'] as const) checkMethodFits(getMethod(accepts), { ...config, method: accepts });
-  for (const refuses of ['dsp', 'ocspruner'] as const) {
-    expectUserError(() => checkMethodFits(getMethod(refuses), { ...config, method: refuses, train: { ...config.train!, epochs: 2 } }), 'latencyReduction', 'flopsReduction');
-  }
+  for (const accepts of ['l1', 'goprune', 'ssr', 'ispasp', 'ocspruner'] as const) checkMethodFits(getMethod(accepts), { ...config, method: accepts });
+  // DSP's planner bisects on FLOPs: one line naming the target and the fix.
+  expectUserError(() => checkMethodFits(getMethod('dsp'), { ...config, method: 'dsp' }), 'DSP', 'not latencyReduction', '"flopsReduction": 0.5');
 });
 
 test('a session with a latency target reports the predicted and the measured reduction', async () => {
@@ -196,4 +202,36 @@ test('analyze gives each layer its measured time and share beside its FLOPs', as
   const untimed = await analyzeModelFile(ws.modelPath, 'cpu');
   assert.equal(untimed.layerLatency, undefined);
   assert.ok(untimed.layers.every((l) => l.ms === undefined));
+});
+
+test('OCSPruner searches its threshold on predicted latency for a latency target', async () => {
+  const ws = await makeWorkspace('prunelens-latency-ocs-');
+  const config = loadConfig(ws.writeConfig({
+    ...tinyTrainingConfig, method: 'ocspruner', target: { latencyReduction: 0.25 }, finetune: undefined,
+    train: { epochs: 5, batchSize: 16, learningRate: 0.02, maxStepsPerEpoch: 3 },
+    ocspruner: { monitorStartEpoch: 0, slStartEpoch: 0, slEndEpoch: 2, reg: 0.05, regDelta: 0.05, layerPruneLimit: 0.9 },
+  }));
+  const result = await executeSession(config, () => undefined);
+  assert.equal(result.type, 'done', result.type === 'error' ? result.message : '');
+  const report = JSON.parse(readFileSync(join(config.output, 'pruning-report.json'), 'utf8')) as PruningReport;
+  const target = report.latencyTarget!;
+  assert.ok(target.predicted > 0, `predicted ${target.predicted}`);
+  // The threshold search bisects on whole channels of its candidates: near the goal, but unprotected channels bound it.
+  assert.ok(Math.abs(target.predicted - 0.25) <= 0.1, `predicted ${target.predicted}`);
+});
+
+test('widths through residual adds, a concat and a depthwise conv: the cost model predicts what the table gives the pruned model', async () => {
+  await tf.setBackend('cpu');
+  for (const model of [buildResidualChain(), buildConcatDepthwise()]) {
+    const graph = analyzeModel(model);
+    const table = await measureLatencyTable(model, graph, { batchSize: 1, runs: 1, warmup: 0 });
+    const remove = everyOtherUnit(graph);
+    const predicted = new CostTracker(model, graph, undefined, table).reductionWithout(remove).latency!;
+    const pruned = await removeUnits(model, graph, remove);
+    const ofPruned = predictLatencyOf(table, model, pruned);
+    assert.ok(predicted > 0);
+    assert.ok(Math.abs(1 - ofPruned.prunedMs / ofPruned.denseMs - predicted) < 1e-9, `${model.name}: ${1 - ofPruned.prunedMs / ofPruned.denseMs} vs ${predicted}`);
+    pruned.dispose();
+    model.dispose();
+  }
 });

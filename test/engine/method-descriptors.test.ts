@@ -103,7 +103,7 @@ const ADMITS: Record<string, { targets: string[]; training: 'none' | 'optional' 
   ssr: { targets: [...TARGET_KINDS], training: 'optional' },
   dsp: { targets: ['flopsReduction'], training: 'optional' },
   ispasp: { targets: ['flopsReduction', 'paramsReduction', 'latencyReduction', 'channelRatio'], training: 'optional' },
-  ocspruner: { targets: ['flopsReduction'], training: 'required' },
+  ocspruner: { targets: ['flopsReduction', 'latencyReduction'], training: 'required' },
 };
 
 test('a config is checked against the descriptor once: data, a training phase, the target kind, the options', () => {

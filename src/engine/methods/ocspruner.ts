@@ -29,14 +29,15 @@ export interface OcsprunerOptions {
 }
 
 async function runOcspruner(ctx: MethodContext, options: OcsprunerOptions): Promise<PruningDecision> {
-  // The session admits only configs with data, a training phase and a FLOPs target.
+  // The session admits only configs with data, a training phase and a FLOPs or latency target.
   const settings = ctx.config.train;
   if (!ctx.data || !settings) throw new Error('OCSPruner prunes inside its training cycle');
-  const target = ctx.config.target as Extract<Target, { flopsReduction: number }>;
+  const target = ctx.config.target as Extract<Target, { flopsReduction: number } | { latencyReduction: number }>;
   const excluded = new Set(ctx.config.exclude);
   const groups = ctx.graph.groups.filter((g) => g.units.length > 1 && !g.producers.some((p) => excluded.has(p)));
   const selector = new SubnetworkSelector(ctx.model, ctx.graph, groups, {
-    target: target.flopsReduction,
+    target: 'latencyReduction' in target ? target.latencyReduction : target.flopsReduction,
+    metric: 'latencyReduction' in target ? 'latency' : 'flops',
     layerPruneLimit: options.layerPruneLimit,
     layerLimitFactor: options.layerLimitFactor,
     flopsAware: options.flopsAware,
@@ -125,7 +126,7 @@ async function runOcspruner(ctx: MethodContext, options: OcsprunerOptions): Prom
 export const ocsprunerMethod = defineMethod({
   name: 'ocspruner',
   training: 'required',
-  targets: ['flopsReduction'],
+  targets: ['flopsReduction', 'latencyReduction'],
   takesGroupCounts: true,
   run: runOcspruner,
 });

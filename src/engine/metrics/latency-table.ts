@@ -364,6 +364,31 @@ function freshLayer(layer: tf.layers.Layer, config: Record<string, unknown>): tf
 }
 
 /**
+ * The table's prediction for a narrower copy of the model it was timed on (same layer names, as
+ * surgery and methods that prune during training leave them): each entry at the kept fractions
+ * of its node's widths in `pruned`. A layer absent from `pruned` costs nothing.
+ */
+export function predictLatencyOf(table: LatencyTable, dense: tf.LayersModel, pruned: tf.LayersModel): { denseMs: number; prunedMs: number } {
+  const nodeOf = (topo: Topology) => new Map(topo.nodes.map((node) => [`${node.name}\u0000${node.nodeIndex}`, node]));
+  const denseNodes = nodeOf(walkModel(dense));
+  const prunedNodes = nodeOf(walkModel(pruned));
+  const inWidth = (node: TopoNode) => (specOf(node.layer)?.role === 'merge' ? node.inputs.slice(0, 1) : node.inputs).reduce((sum, t) => sum + t.channels, 0);
+  let denseMs = 0;
+  let prunedMs = 0;
+  for (const entry of table.nodes) {
+    const key = `${entry.layer}\u0000${entry.nodeIndex}`;
+    const before = denseNodes.get(key);
+    const after = prunedNodes.get(key);
+    denseMs += interpolateNode(entry, 1, 1);
+    if (!before || !after) continue;
+    const fin = inWidth(before) > 0 ? inWidth(after) / inWidth(before) : 1;
+    const fout = entry.producer && before.outputs[0]?.channels ? (after.outputs[0]?.channels ?? 0) / before.outputs[0].channels : 1;
+    prunedMs += interpolateNode(entry, fin, fout);
+  }
+  return { denseMs, prunedMs };
+}
+
+/**
  * The model's predicted time as units are removed: per node, its table entry at the kept
  * fractions of its widths. Held by CostTracker, which asks it for the latency part of a removal.
  */

@@ -2,8 +2,8 @@ import type * as tf from '@tensorflow/tfjs';
 import type { LatencySummary } from '../../protocol/events.js';
 import type { PruneConfig } from '../config/types.js';
 import type { ChannelGraph } from '../graph/types.js';
-import { CostTracker, useLatencyTable } from '../metrics/cost.js';
-import { latencyCacheDir, measureLatencyTable, type LatencyTable } from '../metrics/latency-table.js';
+import { useLatencyTable } from '../metrics/cost.js';
+import { latencyCacheDir, measureLatencyTable, predictLatencyOf, type LatencyTable } from '../metrics/latency-table.js';
 
 /**
  * A `latencyReduction` target: the latency table measured on the dense model before the method
@@ -39,8 +39,10 @@ export function describeLatencyTable(table: LatencyTable): string {
   return `Latency table: ${table.nodes.length} layers on ${table.backend} at batch ${table.batchSize}, ${table.timedPoints} widths timed and ${table.cachedPoints} cached, in ${(table.wallMs / 1000).toFixed(1)} s${scaled ? ` (${scaled} layer(s) could not be built narrower and scale with their channels)` : ''}`;
 }
 
-export function compareLatencyTarget(model: tf.LayersModel, graph: ChannelGraph, table: LatencyTable, removed: readonly number[], goal: number, before: LatencySummary, after: LatencySummary): LatencyTargetReport {
-  const predicted = new CostTracker(model, graph, undefined, table).reductionWithout(removed).latency ?? 0;
+/** `pruned`: the pruned model, whatever way the method made it (its layers keep the dense model's names). */
+export function compareLatencyTarget(model: tf.LayersModel, pruned: tf.LayersModel, table: LatencyTable, goal: number, before: LatencySummary, after: LatencySummary): LatencyTargetReport {
+  const prediction = predictLatencyOf(table, model, pruned);
+  const predicted = prediction.denseMs > 0 ? 1 - prediction.prunedMs / prediction.denseMs : 0;
   const measured = before.medianMs > 0 ? 1 - after.medianMs / before.medianMs : 0;
   const low = before.p75Ms !== undefined && after.p75Ms !== undefined && before.p25Ms ? 1 - after.p75Ms / before.p25Ms : measured;
   const high = before.p25Ms !== undefined && after.p25Ms !== undefined && before.p75Ms ? 1 - after.p25Ms / before.p75Ms : measured;

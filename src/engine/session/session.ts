@@ -180,12 +180,10 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     if (allocation && sensitivity) notes.push(`${describeAllocation(allocation, sensitivity.metric.name)}.`);
     let roundTo = config.roundTo ?? 1;
     let rounded = false;
-    let removedUnits: readonly number[] | undefined;
     if (decision.kind === 'units') {
       if (roundTo === 'auto') roundTo = await chooseAutoRound(context.model, graph, decision.remove, config.latency.batchSize, notes, emit);
       const remove = roundTo > 1 ? roundRemoval(context.model, graph, decision.remove, roundTo, config.target, notes, emit) : decision.remove;
       rounded = remove.length !== decision.remove.length;
-      removedUnits = remove;
       pruned = await removeUnits(context.model, graph, remove);
       channelsRemoved = remove.length;
     } else {
@@ -255,8 +253,8 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     if (latencyWithinNoise(latency.before, latency.after)) {
       notes.push(`The pruned model's latency is within the measurement noise of the dense model's on ${latency.runtime}: interquartile ranges ${formatLatencyRange(latency.before)} dense and ${formatLatencyRange(latency.after)} pruned overlap (${latency.after.runs} runs of batch ${latency.after.batchSize}); more "latency.runs" or a larger "latency.batchSize" can separate them.`);
     }
-    const latencyTarget = latencyTable && removedUnits && 'latencyReduction' in config.target
-      ? compareLatencyTarget(model, graph, latencyTable, removedUnits, config.target.latencyReduction, latencyBefore, latencyAfter)
+    const latencyTarget = latencyTable && 'latencyReduction' in config.target
+      ? compareLatencyTarget(model, pruned, latencyTable, config.target.latencyReduction, latencyBefore, latencyAfter)
       : undefined;
     if (latencyTarget) {
       const note = latencyTargetNote(latencyTarget);

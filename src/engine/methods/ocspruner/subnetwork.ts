@@ -79,8 +79,10 @@ export function protectedCount(channels: number, layerLimit: number, limitFactor
 }
 
 export interface SubnetworkOptions {
-  /** FLOPs reduction to reach, 0..1. */
+  /** Reduction of `metric` to reach, 0..1. */
   target: number;
+  /** What the target counts: FLOPs (default), or latency predicted from the model's latency table. */
+  metric?: 'flops' | 'latency';
   layerPruneLimit: number;
   layerLimitFactor: number;
   /** Multiply scores by (1 − c_g). */
@@ -130,7 +132,8 @@ export class SubnetworkSelector {
     const candidates = this.groups.flatMap((g) => g.units).filter((id) => Number.isFinite(scores[id]));
     candidates.sort((a, b) => scores[a] - scores[b] || a - b);
     // Removing the k lowest-scoring candidates; reduction grows with k, so bisect on k.
-    const reductionAt = (k: number) => this.cost.reductionWithout(candidates.slice(0, k)).flops;
+    const metric = this.options.metric ?? 'flops';
+    const reductionAt = (k: number) => this.cost.reductionWithout(candidates.slice(0, k))[metric] ?? 0;
     let lo = 0;
     let hi = candidates.length;
     if (reductionAt(hi) <= this.options.target) lo = hi;
