@@ -5,7 +5,7 @@
 import type { LayerStat } from '../src/protocol/events.js';
 import type { RunInfo } from '../src/protocol/webview.js';
 import { METHOD_NAMES } from '../src/protocol/methods.js';
-import { seriesPoints, type Curves, type Point, type Series } from './state.js';
+import { seriesPoints, sensitivityRows, type Curves, type Point, type Series, type SensitivityView } from './state.js';
 import { formatCount, formatPercent, isFractionMetric } from '../src/protocol/format.js';
 
 export interface Palette {
@@ -262,4 +262,76 @@ export function comparisonData(runs: RunInfo[], palette: Palette = DEFAULT_PALET
     dense,
     axisTitle: scale === 100 ? `${name} (%)` : name,
   };
+}
+
+/** How many of the most sensitive curves are drawn strongly, in their own colours; the rest are faint. */
+export const STRONG_CURVES = 5;
+
+export interface SensitivityCurve {
+  /** The entry's id as a string. */
+  key: string;
+  label: string;
+  /** (fraction removed, metric) from the dense model at 0 through the measured ratios; the metric in % for fractions. */
+  points: Point[];
+  color: string;
+  width: number;
+  /** Drawn strongly: among the most sensitive, or highlighted. */
+  strong: boolean;
+  highlighted: boolean;
+}
+
+export interface SensitivityChartData {
+  curves: SensitivityCurve[];
+  /** The dense model's metric as a reference line across the measured range; undefined before it is known. */
+  dense?: Point[];
+  axisTitle: string;
+  percent: boolean;
+}
+
+/**
+ * One curve per channel group: the `STRONG_CURVES` most sensitive (highest mean metric fall) in
+ * distinct colours, the others faint so that forty of them still read; the highlighted one (the table
+ * row under the pointer) in the foreground colour, drawn last so it sits on top.
+ */
+export function sensitivityCurves(view: SensitivityView | undefined, palette: Palette = DEFAULT_PALETTE, highlighted?: string): SensitivityChartData {
+  const name = view?.metric?.name ?? 'metric';
+  const percent = isFractionMetric(name);
+  const scale = (v: number) => (percent ? v * 100 : v);
+  // The axis has little room: "top-1 agreement with the dense model" reads "top-1 agreement".
+  const short = name.replace(/ with the dense model$/, '');
+  const axisTitle = percent ? `${short} (%)` : short;
+  if (!view) return { curves: [], axisTitle, percent };
+  const ranked = sensitivityRows(view).filter((r) => r.score !== undefined).map((r) => r.key);
+  const strongKeys = new Set(ranked.slice(0, STRONG_CURVES));
+  const colours = [palette.red, palette.orange, palette.yellow, palette.purple, palette.blue];
+  const faint = withAlpha(palette.foreground, 0.22);
+  const curves = view.entries.map((entry): SensitivityCurve => {
+    const key = String(entry.id);
+    const strong = strongKeys.has(key);
+    const isHighlighted = key === highlighted;
+    const rank = ranked.indexOf(key);
+    const origin = view.dense ? [{ x: 0, y: scale(view.dense.metric) }] : [];
+    return {
+      key,
+      label: entryLabel(entry, view.mode),
+      points: [...origin, ...entry.points.map((p) => ({ x: p.ratio, y: scale(p.metric) }))],
+      color: isHighlighted ? palette.foreground : strong ? colours[rank % colours.length] : faint,
+      width: isHighlighted ? 3 : strong ? 2 : 1,
+      strong: strong || isHighlighted,
+      highlighted: isHighlighted,
+    };
+  });
+  // Faint curves first, strong over them, the highlighted one on top.
+  const order = (c: SensitivityCurve) => (c.highlighted ? 2 : c.strong ? 1 : 0);
+  curves.sort((a, b) => order(a) - order(b));
+  const xMax = Math.max(0, ...(view.ratios ?? []), ...view.entries.flatMap((e) => e.points.map((p) => p.ratio)));
+  const dense = view.dense ? [{ x: 0, y: scale(view.dense.metric) }, { x: xMax || 1, y: scale(view.dense.metric) }] : undefined;
+  return { curves, dense, axisTitle, percent };
+}
+
+/** "group 3 · conv_2, conv_5" (the first producers), or the layer's name layer at a time. */
+export function entryLabel(entry: { id: number | string; producers: string[] }, mode?: 'group' | 'layer'): string {
+  if (mode === 'layer' || typeof entry.id === 'string') return String(entry.id);
+  const shown = entry.producers.slice(0, 2).join(', ') + (entry.producers.length > 2 ? ` +${entry.producers.length - 2}` : '');
+  return `group ${entry.id} \u00b7 ${shown}`;
 }

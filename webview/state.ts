@@ -3,7 +3,7 @@
  * hand it to `vscode.setState` and get it back after the view was hidden, moved or reloaded.
  * Series are bounded: a run of any length keeps at most a few hundred points per curve.
  */
-import type { DataSummary, DoneEvent, EngineEvent, LayerStat, LayersEvent, ModelSummary, Phase } from '../src/protocol/events.js';
+import { sensitivityScore, type DataSummary, type DoneEvent, type EngineEvent, type LayerStat, type LayersEvent, type ModelSummary, type Phase, type SensitivityEntry, type SensitivityLatency, type SensitivityReport } from '../src/protocol/events.js';
 import type { HostMessage, RunInfo } from '../src/protocol/webview.js';
 
 export const STATE_VERSION = 1;
@@ -105,8 +105,37 @@ export interface AnalysisView {
   warnings: string[];
 }
 
-/** Which of the two the panel shows: the active run or the latest analysis. */
-export type Focus = 'run' | 'analysis';
+/** A sensitivity analysis of a config's model: its curves as they stream in. */
+export interface SensitivityView {
+  analysisId: string;
+  configPath: string;
+  model?: string;
+  mode?: SensitivityReport['mode'];
+  metric?: SensitivityReport['metric'];
+  samples?: number;
+  ratios?: number[];
+  dense?: SensitivityReport['dense'];
+  latency?: SensitivityLatency;
+  backend?: string;
+  cached?: boolean;
+  /** One per channel group (or layer), in the engine's order; points arrive one by one. */
+  entries: SensitivityEntry[];
+  /** The report file, once written. */
+  file?: string;
+  wallTimeMs?: number;
+  error?: RunError;
+}
+
+/** Columns of the sensitivity table, sortable by a click on their header. */
+export type SensitivityColumn = 'group' | 'producers' | 'channels' | 'flops' | 'latency' | 'score';
+
+export interface SensitivitySort {
+  column: SensitivityColumn;
+  descending: boolean;
+}
+
+/** Which the panel shows: the active run, the latest analysis or the latest sensitivity analysis. */
+export type Focus = 'run' | 'analysis' | 'sensitivity';
 
 export interface PanelState {
   version: typeof STATE_VERSION;
@@ -117,13 +146,21 @@ export interface PanelState {
   focus: Focus;
   /** Layer whose norm histogram is shown. */
   selectedLayer?: string;
+  sensitivity?: SensitivityView;
+  /** How the sensitivity table is sorted (most sensitive first unless the user chose otherwise). */
+  sensitivitySort?: SensitivitySort;
+  /** The sensitivity entry whose curve is highlighted (the table row under the pointer). */
+  highlightedEntry?: string;
 }
 
 /** Actions that come from the panel itself rather than the host. */
 export type UiAction =
   | { type: 'ui/selectRun'; runId: string }
   | { type: 'ui/selectLayer'; name: string }
-  | { type: 'ui/focus'; focus: Focus };
+  | { type: 'ui/focus'; focus: Focus }
+  /** A click on a sensitivity column header: sort by it, or flip the order when it already sorts. */
+  | { type: 'ui/sortSensitivity'; column: SensitivityColumn }
+  | { type: 'ui/highlightEntry'; id?: string };
 
 export type PanelAction = HostMessage | UiAction;
 
@@ -200,6 +237,16 @@ export function reduce(state: PanelState, action: PanelAction): PanelState {
       return { ...state, selectedLayer: action.name };
     case 'ui/focus':
       return { ...state, focus: action.focus };
+    case 'sensitivity':
+      return applySensitivityEvent(state, action.analysisId, action.configPath, action.event);
+    case 'ui/sortSensitivity': {
+      const current = sensitivitySortOf(state);
+      // Numbers read most-first, names alphabetically, on the first click.
+      const descending = current.column === action.column ? !current.descending : action.column !== 'group' && action.column !== 'producers';
+      return { ...state, sensitivitySort: { column: action.column, descending } };
+    }
+    case 'ui/highlightEntry':
+      return state.highlightedEntry === action.id ? state : { ...state, highlightedEntry: action.id };
     default:
       return state;
   }
@@ -382,7 +429,94 @@ function applyAnalysisEvent(state: PanelState, modelPath: string, event: EngineE
   return { ...state, analysis, focus: fresh && !replay ? 'analysis' : state.focus };
 }
 
+function applySensitivityEvent(state: PanelState, analysisId: string, configPath: string, event: EngineEvent): PanelState {
+  const current = state.sensitivity?.analysisId === analysisId ? state.sensitivity : undefined;
+  // The host replays the last analysis to a reloaded panel: that must not take the focus from a run.
+  const replay = event.type === 'sensitivityStart' && current !== undefined;
+  let view: SensitivityView;
+  switch (event.type) {
+    case 'sensitivityStart':
+      view = {
+        analysisId, configPath, model: event.model, mode: event.mode, metric: event.metric, samples: event.samples, ratios: event.ratios,
+        dense: event.dense, latency: event.latency, backend: event.backend, cached: event.cached,
+        entries: event.entries.map((e) => ({ ...e, points: [] })),
+      };
+      break;
+    case 'sensitivityPoint': {
+      const base = current ?? { analysisId, configPath, entries: [] };
+      const index = base.entries.findIndex((e) => e.id === event.entry.id);
+      const old = index >= 0 ? base.entries[index] : { ...event.entry, points: [] };
+      const points = [...old.points.filter((p) => p.ratio !== event.point.ratio), event.point].sort((a, b) => a.ratio - b.ratio);
+      const entries = base.entries.slice();
+      entries.splice(index >= 0 ? index : entries.length, index >= 0 ? 1 : 0, { ...old, ...event.entry, points });
+      view = { ...base, entries };
+      break;
+    }
+    case 'sensitivityDone': {
+      const r = event.report;
+      view = {
+        ...(current ?? { analysisId, configPath, entries: [] }),
+        model: r.model, mode: r.mode, metric: r.metric, samples: r.samples, ratios: r.ratios, dense: r.dense, latency: r.latency,
+        entries: r.groups, file: event.file, wallTimeMs: event.wallTimeMs,
+      };
+      break;
+    }
+    case 'error':
+      view = { ...(current ?? { analysisId, configPath, entries: [] }), error: { message: event.message, file: event.file, field: event.field, cancelled: event.cancelled } };
+      break;
+    default:
+      return state;
+  }
+  // A new analysis takes the panel's focus; its later events leave it where the user put it.
+  const fresh = current === undefined || (event.type === 'sensitivityStart' && !replay);
+  return { ...state, sensitivity: view, focus: fresh && !replay ? 'sensitivity' : state.focus };
+}
+
 // ---- selectors ----
+
+export const DEFAULT_SENSITIVITY_SORT: SensitivitySort = { column: 'score', descending: true };
+
+export function sensitivitySortOf(state: PanelState): SensitivitySort {
+  return state.sensitivitySort ?? DEFAULT_SENSITIVITY_SORT;
+}
+
+/** One row of the sensitivity table: an entry, its shares and its score (mean metric fall over its points). */
+export interface SensitivityRow {
+  /** The entry's id as a string (data attributes, highlighting). */
+  key: string;
+  entry: SensitivityEntry;
+  /** `sensitivityScore`: mean fall of the metric from the dense model's over the measured ratios; undefined before any point. */
+  score?: number;
+}
+
+/** The table's rows in the chosen order; entries without a value in the sorted column go last. */
+export function sensitivityRows(view: SensitivityView | undefined, sort: SensitivitySort = DEFAULT_SENSITIVITY_SORT): SensitivityRow[] {
+  if (!view) return [];
+  const rows: SensitivityRow[] = view.entries.map((entry) => ({
+    key: String(entry.id),
+    entry,
+    score: view.metric && view.dense && entry.points.length > 0 ? sensitivityScore({ metric: view.metric, dense: view.dense }, entry) : undefined,
+  }));
+  const value = (row: SensitivityRow): number | string | undefined => {
+    switch (sort.column) {
+      case 'group': return typeof row.entry.id === 'number' ? row.entry.id : row.key;
+      case 'producers': return row.entry.producers.join(', ');
+      case 'channels': return row.entry.channels;
+      case 'flops': return row.entry.flopsShare;
+      case 'latency': return row.entry.latencyShare;
+      case 'score': return row.score;
+    }
+  };
+  const sign = sort.descending ? -1 : 1;
+  return rows
+    .map((row, index) => ({ row, index, v: value(row) }))
+    .sort((a, b) => {
+      if (a.v === undefined || b.v === undefined) return a.v === b.v ? a.index - b.index : a.v === undefined ? 1 : -1;
+      const order = typeof a.v === 'number' && typeof b.v === 'number' ? a.v - b.v : String(a.v).localeCompare(String(b.v), 'en', { numeric: true });
+      return sign * order || a.index - b.index;
+    })
+    .map(({ row }) => row);
+}
 
 export function activeRun(state: PanelState): RunInfo | undefined {
   return state.runs.find((r) => r.runId === state.activeRunId);

@@ -7,7 +7,8 @@ import type { SessionManager } from './sessions.js';
 /**
  * Code lenses on `*.prune.json`: run / dry run / open last report at the top, and one
  * "▶ <Method>" per method on the `method` line, which runs the same config with that method
- * into its own output folder. While a session of the config runs, the top offers Stop instead.
+ * into its own output folder, after a "Sensitivity" lens that analyses the config's channel groups.
+ * While a session of the config runs, the top offers Stop instead.
  */
 export class PruneConfigCodeLensProvider implements vscode.CodeLensProvider, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
@@ -37,6 +38,14 @@ export class PruneConfigCodeLensProvider implements vscode.CodeLensProvider, vsc
     if (methodNode?.parent) {
       const line = document.positionAt(methodNode.parent.offset).line;
       const range = new vscode.Range(line, 0, line, 0);
+      lenses.push(this.sessions.isAnalysingSensitivity(uri.fsPath)
+        ? new vscode.CodeLens(range, { title: '$(sync~spin) Sensitivity…', command: Commands.showPanel, tooltip: 'Sensitivity analysis is running; its curves fill the PruneLens panel' })
+        : new vscode.CodeLens(range, {
+          title: '$(pulse) Sensitivity',
+          command: Commands.analyzeSensitivity,
+          arguments: [uri],
+          tooltip: 'Measure how much each channel group\'s metric falls as its weakest channels are removed; curves in the panel, report beside the config',
+        }));
       for (const method of METHOD_INFO) {
         lenses.push(new vscode.CodeLens(range, {
           title: `▶ ${method.label}`,

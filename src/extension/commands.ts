@@ -81,6 +81,55 @@ export function dryRunConfig(ctx: Ctx): Cmd {
   };
 }
 
+type SensitivitySettings = { ratios?: number[]; samples?: number; layerAtATime?: boolean };
+
+/**
+ * Sensitivity analysis of a config's model on its data: each channel group's metric with its weakest
+ * channels removed, streamed into the panel, the report written beside the config. Asks how thorough
+ * (a quick look, the standard curves, layer at a time, or custom ratios and samples) unless the caller
+ * gives the settings.
+ */
+export function analyzeSensitivity(ctx: Ctx): Cmd {
+  return async (arg?: vscode.Uri, options?: SensitivitySettings) => {
+    const config = configArg(arg);
+    if (!config) return undefined;
+    if (!ctx.sessions.ensureTrusted()) return undefined;
+    const settings = options ?? (await pickSensitivitySettings());
+    return settings ? ctx.sessions.sensitivity(config.fsPath, settings) : undefined;
+  };
+}
+
+async function pickSensitivitySettings(): Promise<SensitivitySettings | undefined> {
+  const presets: (vscode.QuickPickItem & { settings?: SensitivitySettings })[] = [
+    { label: 'Quick look', description: '25%, 50%, 75% of each group removed · 64 samples', settings: { ratios: [0.25, 0.5, 0.75], samples: 64 } },
+    { label: 'Standard', description: '10%…90% removed · 512 samples', detail: 'The curves "allocation": "sensitivity" measures; they share its cache', settings: {} },
+    { label: 'Layer at a time', description: 'each producer layer alone · 10%…90% · 512 samples', detail: 'For comparison: a coupled layer (a residual branch) looks robust alone although its channels go with its partners\'', settings: { layerAtATime: true } },
+    { label: 'Custom…', description: 'choose the ratios and the number of samples' },
+  ];
+  const picked = await vscode.window.showQuickPick(presets, { placeHolder: 'How thorough a sensitivity analysis?' });
+  if (!picked) return undefined;
+  if (picked.settings) return picked.settings;
+  const ratiosText = await vscode.window.showInputBox({
+    prompt: 'Fractions of each channel group to remove, comma-separated, each between 0 and 1',
+    value: '0.25,0.5,0.75',
+    validateInput: (text) => (parseRatios(text) ? undefined : 'Give fractions between 0 and 1 (exclusive), e.g. 0.1,0.3,0.5'),
+  });
+  const ratios = ratiosText === undefined ? undefined : parseRatios(ratiosText);
+  if (!ratios) return undefined;
+  const samplesText = await vscode.window.showInputBox({
+    prompt: 'Validation samples every point is measured on (the first ones, the same each time)',
+    value: '64',
+    validateInput: (text) => (/^\s*[1-9]\d*\s*$/.test(text) ? undefined : 'Give a whole number ≥ 1, e.g. 64'),
+  });
+  if (samplesText === undefined) return undefined;
+  return { ratios, samples: Number(samplesText.trim()) };
+}
+
+function parseRatios(text: string): number[] | undefined {
+  const ratios = text.split(',').map((r) => r.trim()).filter(Boolean).map(Number);
+  return ratios.length > 0 && ratios.every((r) => Number.isFinite(r) && r > 0 && r < 1) ? ratios : undefined;
+}
+
 /** The same config with another method, written to `<output>-<method>`. */
 export function runVariant(ctx: Ctx): Cmd {
   return async (arg?: vscode.Uri, method?: string) => {

@@ -12,6 +12,7 @@ export const Commands = {
   stopSession: 'prunelens.stopSession',
   rerun: 'prunelens.rerun',
   showPanel: 'prunelens.showPanel',
+  analyzeSensitivity: 'prunelens.analyzeSensitivity',
 } as const;
 
 export const Views = {

@@ -30,6 +30,7 @@ export function activate(context: vscode.ExtensionContext): PruneLensApi {
   ctx.registerCommand(Commands.stopSession, commands.stopSession);
   ctx.registerCommand(Commands.rerun, commands.rerun);
   ctx.registerCommand(Commands.showPanel, commands.showPanel);
+  ctx.registerCommand(Commands.analyzeSensitivity, commands.analyzeSensitivity);
 
   const current = ctx;
   ctx.log.info(`PruneLens activated (VS Code ${vscode.version}, Node ${process.versions.node}, ${vscode.workspace.isTrusted ? 'trusted' : 'restricted'} workspace)`);

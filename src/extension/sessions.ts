@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { parse } from 'jsonc-parser/lib/esm/main.js';
 import * as vscode from 'vscode';
-import type { DoneEvent, EngineEvent, LayersEvent, StartEvent } from '../protocol/events.js';
+import type { DoneEvent, EngineEvent, ErrorEvent, LayersEvent, SensitivityDoneEvent, StartEvent } from '../protocol/events.js';
 import type { HostMessage } from '../protocol/webview.js';
 import { Commands } from './constants.js';
 import { methodLabel } from '../protocol/methods.js';
@@ -61,6 +61,10 @@ export class SessionManager implements vscode.Disposable {
   readonly onDidEvent = this.eventEmitter.event;
   readonly onDidChangeActive = this.activeChanged.event;
   private lastAnalysis: HostMessage[] = [];
+  /** The latest sensitivity analysis' messages, replayed to a reloaded panel. */
+  private lastSensitivity: HostMessage[] = [];
+  /** Running sensitivity analyses by config. */
+  private readonly sensitivityRuns = new Map<string, WatchedEngine>();
 
   constructor(private readonly host: SessionHost) {
     this.statusItem = vscode.window.createStatusBarItem('prunelens.session', vscode.StatusBarAlignment.Left, 50);
@@ -181,6 +185,81 @@ export class SessionManager implements vscode.Disposable {
     return result as AnalysisResult;
   }
 
+  /**
+   * Sensitivity analysis of a config's model on its data, in the engine process: the points stream
+   * into the panel, a notification shows progress and cancels. Resolves with the terminal event
+   * (undefined when refused). It evaluates the model and writes the report, so it needs trust.
+   */
+  async sensitivity(configPath: string, options: { ratios?: number[]; samples?: number; layerAtATime?: boolean } = {}): Promise<SensitivityDoneEvent | ErrorEvent | undefined> {
+    if (!this.ensureTrusted()) return undefined;
+    const key = configKey(configPath);
+    if (this.sensitivityRuns.has(key)) {
+      void vscode.window.showInformationMessage(`PruneLens: sensitivity analysis of ${path.basename(configPath)} is already running.`);
+      return undefined;
+    }
+    const engine = this.startEngine({ type: 'sensitivity', configPath, ...stripUndefined(options), workspaceRoots: workspaceRootsFor(configPath) }, path.dirname(configPath));
+    this.sensitivityRuns.set(key, engine);
+    this.activeChanged.fire();
+    const log = this.host.log;
+    log.info(`Sensitivity of ${path.basename(configPath)}: engine pid ${engine.pid}`);
+    const messages: HostMessage[] = [];
+    this.lastSensitivity = messages;
+    const analysisId = newRunId();
+    engine.onEvent((event) => {
+      const message: HostMessage = { type: 'sensitivity', analysisId, configPath, event };
+      messages.push(message);
+      this.host.post(message);
+      if (event.type === 'sensitivityStart') log.info(`Sensitivity of ${path.basename(configPath)}: ${event.entries.length} ${event.mode === 'layer' ? 'layers' : 'groups'} × ${event.ratios.length} ratios on ${event.samples} samples, dense ${event.metric.name} ${formatMetricValue({ name: event.metric.name, value: event.dense.metric })}${event.cached ? ' (cached)' : ''}`);
+      if (event.type === 'warning') log.warn(event.message);
+    });
+    void this.host.revealPanel();
+    void vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `PruneLens: sensitivity of ${path.basename(configPath)}`, cancellable: true },
+      async (progress, token) => {
+        token.onCancellationRequested(() => engine.cancel());
+        let total = 0;
+        let measured = 0;
+        const dispose = engine.onEvent((event) => {
+          if (event.type === 'sensitivityStart') {
+            total = event.entries.length * event.ratios.length;
+            progress.report({ message: `${event.entries.length} ${event.mode === 'layer' ? 'layers' : 'groups'}, measuring…` });
+          } else if (event.type === 'sensitivityPoint' && total > 0) {
+            measured++;
+            progress.report({ increment: 100 / total, message: `${measured}/${total} points · ${event.entry.producers[0] ?? event.entry.id}` });
+          }
+        });
+        await engine.result;
+        dispose();
+      },
+    );
+    const outcome = await engine.result;
+    this.sensitivityRuns.delete(key);
+    this.activeChanged.fire();
+    if (outcome.type === 'sensitivityDone') {
+      log.info(`Sensitivity of ${path.basename(configPath)}: done in ${formatDuration(outcome.wallTimeMs)}, wrote ${outcome.file}`);
+      const open = 'Open Report';
+      void vscode.window
+        .showInformationMessage(`PruneLens: sensitivity of ${outcome.report.groups.length} ${outcome.report.mode === 'layer' ? 'layers' : 'groups'} written to ${vscode.workspace.asRelativePath(outcome.file)}.`, open)
+        .then((choice) => { if (choice === open) void vscode.window.showTextDocument(vscode.Uri.file(outcome.file), { preview: false }); });
+      return outcome;
+    }
+    if (outcome.type === 'error') {
+      if (outcome.cancelled) {
+        log.info(`Sensitivity of ${path.basename(configPath)}: cancelled`);
+        void vscode.window.showInformationMessage(`PruneLens: sensitivity analysis of ${path.basename(configPath)} cancelled; nothing was written.`);
+      } else {
+        log.error(`Sensitivity of ${path.basename(configPath)}: ${outcome.message}`);
+        void vscode.window.showErrorMessage(`PruneLens: ${outcome.message}`);
+      }
+      return outcome;
+    }
+    return undefined;
+  }
+
+  isAnalysingSensitivity(configPath: string): boolean {
+    return this.sensitivityRuns.has(configKey(configPath));
+  }
+
   /** Forks the engine (never computing on the extension host's event loop). */
   private startEngine(request: Parameters<typeof startEngine>[0], cwd: string): WatchedEngine {
     const listeners = new Set<(event: EngineEvent) => void>();
@@ -210,7 +289,7 @@ export class SessionManager implements vscode.Disposable {
     const runs = this.host.store.all();
     const current = this.activeRuns().pop() ?? [...runs].sort((a, b) => b.startedAt - a.startedAt)[0];
     const events = current ? this.host.store.eventsOf(current.runId).map((event) => ({ runId: current.runId, event })) : [];
-    return [{ type: 'snapshot', runs, activeRunId: current?.runId, events }, ...this.lastAnalysis];
+    return [{ type: 'snapshot', runs, activeRunId: current?.runId, events }, ...this.lastAnalysis, ...this.lastSensitivity];
   }
 
   private onEngineEvent(session: ActiveSession, event: EngineEvent): void {
@@ -268,6 +347,7 @@ export class SessionManager implements vscode.Disposable {
     if (outcome.type === 'done') {
       return { ...run, status: 'done', method: outcome.method || run.method, output: outcome.output, report: outcome.report, summary: outcome };
     }
+    if (outcome.type === 'sensitivityDone') return { ...run, status: 'error', error: 'the engine answered a pruning run with a sensitivity report' };
     if (outcome.cancelled) return { ...run, status: 'cancelled' };
     return { ...run, status: 'error', error: outcome.message };
   }
@@ -336,6 +416,8 @@ export class SessionManager implements vscode.Disposable {
 
   dispose(): void {
     for (const session of this.active.values()) session.engine.kill();
+    for (const engine of this.sensitivityRuns.values()) engine.kill();
+    this.sensitivityRuns.clear();
     this.active.clear();
     this.statusItem.dispose();
     this.eventEmitter.dispose();

@@ -257,6 +257,97 @@ export interface ErrorEvent {
   cancelled?: boolean;
 }
 
+/** One sensitivity measurement: `removed` of the entry's channels masked (`ratio` of them, rounded), the rest intact. */
+export interface SensitivityPoint {
+  ratio: number;
+  removed: number;
+  metric: number;
+  loss: number;
+}
+
+/** What a sensitivity curve is of: a channel group (or, layer at a time, one producer layer's own output channels). */
+export interface SensitivityEntryInfo {
+  /** The channel group's id, or the layer's name layer at a time. */
+  id: number | string;
+  producers: string[];
+  channels: number;
+  /** Fraction of the model's FLOPs that removing every channel of the entry would take away. */
+  flopsShare: number;
+  /**
+   * Fraction of the model's summed per-layer time (each layer timed alone) that the layers holding the
+   * entry's channels take; absent when the model was not timed layer by layer (over 300 layers).
+   */
+  latencyShare?: number;
+  /** Layer at a time: the group the layer's output channels belong to (its coupled partners share it). */
+  group?: number;
+}
+
+/** One curve: the entry and its points, lowest ratio first. */
+export interface SensitivityEntry extends SensitivityEntryInfo {
+  points: SensitivityPoint[];
+}
+
+/** How the entries' latency shares were measured, or why they were not. */
+export type SensitivityLatency = { backend: string; batchSize: number; totalMs: number } | { skipped: string };
+
+export interface SensitivityReport {
+  model: string;
+  /** What the curves measure: 'group' (every coupled member together) or 'layer' (one producer alone, for comparison). */
+  mode: 'group' | 'layer';
+  metric: { name: string; higherIsBetter: boolean };
+  samples: number;
+  ratios: number[];
+  /** The intact model on the same samples. */
+  dense: { metric: number; loss: number };
+  groups: SensitivityEntry[];
+  /** The cache key's model hash (sha256). */
+  modelHash: string;
+  /** Per-layer timing behind `latencyShare` (absent in reports made before it existed). */
+  latency?: SensitivityLatency;
+}
+
+/**
+ * How much an entry costs on average over its ratios: the metric's fall from the dense model's
+ * (its rise for a lower-is-better metric). Higher is more sensitive.
+ */
+export function sensitivityScore(report: Pick<SensitivityReport, 'metric' | 'dense'>, entry: { points: readonly SensitivityPoint[] }): number {
+  if (entry.points.length === 0) return 0;
+  const sign = report.metric.higherIsBetter ? 1 : -1;
+  return entry.points.reduce((sum, p) => sum + sign * (report.dense.metric - p.metric), 0) / entry.points.length;
+}
+
+/** Sensitivity analysis began measuring: the dense model's metric on the samples, and what will be measured. */
+export interface SensitivityStartEvent {
+  type: 'sensitivityStart';
+  configPath: string;
+  model: string;
+  mode: SensitivityReport['mode'];
+  metric: SensitivityReport['metric'];
+  samples: number;
+  ratios: number[];
+  dense: SensitivityReport['dense'];
+  entries: SensitivityEntryInfo[];
+  latency?: SensitivityLatency;
+  backend: string;
+  /** The results came from the cache (the points follow at once). */
+  cached?: boolean;
+}
+
+/** One measured point of one entry's curve. */
+export interface SensitivityPointEvent {
+  type: 'sensitivityPoint';
+  entry: SensitivityEntryInfo;
+  point: SensitivityPoint;
+}
+
+/** Sensitivity analysis finished: the whole report, and the file it was written to. */
+export interface SensitivityDoneEvent {
+  type: 'sensitivityDone';
+  report: SensitivityReport;
+  file: string;
+  wallTimeMs: number;
+}
+
 export type EngineEvent =
   | StartEvent
   | DataEvent
@@ -268,20 +359,27 @@ export type EngineEvent =
   | WarningEvent
   | LogEvent
   | DoneEvent
-  | ErrorEvent;
+  | ErrorEvent
+  | SensitivityStartEvent
+  | SensitivityPointEvent
+  | SensitivityDoneEvent;
+
+/** The event that ends an engine request: a session's or analysis' `done`, sensitivity's `sensitivityDone`, or an `error`. */
+export type TerminalEvent = DoneEvent | ErrorEvent | SensitivityDoneEvent;
 
 export type EngineEventType = EngineEvent['type'];
 
 const EVENT_TYPES: ReadonlySet<string> = new Set<EngineEventType>([
   'start', 'data', 'phase', 'layers', 'step', 'epoch', 'signal', 'warning', 'log', 'done', 'error',
+  'sensitivityStart', 'sensitivityPoint', 'sensitivityDone',
 ]);
 
 export function isEngineEvent(value: unknown): value is EngineEvent {
   return typeof value === 'object' && value !== null && EVENT_TYPES.has((value as { type?: unknown }).type as string);
 }
 
-export function isTerminalEvent(event: EngineEvent): event is DoneEvent | ErrorEvent {
-  return event.type === 'done' || event.type === 'error';
+export function isTerminalEvent(event: EngineEvent): event is TerminalEvent {
+  return event.type === 'done' || event.type === 'error' || event.type === 'sensitivityDone';
 }
 
 /** Messages the parent (extension host or CLI) sends to an engine process. */
@@ -300,13 +398,32 @@ export interface AnalyzeRequest {
   modelPath: string;
 }
 
+/**
+ * Sensitivity analysis of a config's model on its data: emits `sensitivityStart`, one
+ * `sensitivityPoint` per measured point and `sensitivityDone` (or `error`); writes
+ * `<config name>.sensitivity.json` beside the config.
+ */
+export interface SensitivityRequest {
+  type: 'sensitivity';
+  configPath: string;
+  /** Fractions of each entry's channels to remove, each in (0, 1); the engine's defaults when absent. */
+  ratios?: number[];
+  /** Validation samples every evaluation reads. */
+  samples?: number;
+  /** Each producer layer alone instead of whole channel groups. */
+  layerAtATime?: boolean;
+  /** Folders the analysis may read and write in (an editor's workspace); absent: no restriction. */
+  workspaceRoots?: string[];
+}
+
 export interface CancelRequest {
   type: 'cancel';
 }
 
-export type EngineRequest = RunRequest | AnalyzeRequest | CancelRequest;
+export type EngineRequest = RunRequest | AnalyzeRequest | SensitivityRequest | CancelRequest;
+
+const REQUEST_TYPES: ReadonlySet<string> = new Set<EngineRequest['type']>(['run', 'analyze', 'sensitivity', 'cancel']);
 
 export function isEngineRequest(value: unknown): value is EngineRequest {
-  const t = (value as { type?: unknown } | null)?.type;
-  return typeof value === 'object' && value !== null && (t === 'run' || t === 'analyze' || t === 'cancel');
+  return typeof value === 'object' && value !== null && REQUEST_TYPES.has((value as { type?: unknown }).type as string);
 }

@@ -23,7 +23,9 @@ export type HostMessage =
   | { type: 'runs'; runs: RunInfo[]; activeRunId?: string }
   /** Full replay for a (re)loaded webview: the active run's events so far, bounded. */
   | { type: 'snapshot'; runs: RunInfo[]; activeRunId?: string; events: { runId: string; event: EngineEvent }[] }
-  | { type: 'analysis'; modelPath: string; event: EngineEvent };
+  | { type: 'analysis'; modelPath: string; event: EngineEvent }
+  /** A sensitivity analysis of a config's model (one id per analysis): its `sensitivityStart`, points, `sensitivityDone` or `error`. */
+  | { type: 'sensitivity'; analysisId: string; configPath: string; event: EngineEvent };
 
 /** Webview → host. */
 export type WebviewMessage =
@@ -33,7 +35,7 @@ export type WebviewMessage =
   | { type: 'cancelRun'; runId: string }
   | { type: 'rerun'; runId: string };
 
-const HOST_TYPES = new Set(['engineEvent', 'runs', 'snapshot', 'analysis']);
+const HOST_TYPES = new Set(['engineEvent', 'runs', 'snapshot', 'analysis', 'sensitivity']);
 const WEBVIEW_TYPES = new Set(['ready', 'selectRun', 'openReport', 'cancelRun', 'rerun']);
 
 export function isHostMessage(value: unknown): value is HostMessage {

@@ -11,10 +11,13 @@ import {
   methodColor,
   normHistogram,
   parseColor,
+  sensitivityCurves,
   sparsityColor,
+  STRONG_CURVES,
   type Palette,
 } from '../../webview/charts-data.js';
-import { activeView, appendPoint, emptySeries, initialState, reduce } from '../../webview/state.js';
+import { activeView, appendPoint, emptySeries, initialState, reduce, sensitivityRows } from '../../webview/state.js';
+import { DENSE_METRIC, SENSITIVITY_CONFIG, SENSITIVITY_RATIOS, sensitivityPoints, sensitivityStart } from './fixtures/sensitivity.js';
 import { DONE, fullSession } from './fixtures/session.js';
 
 const palette: Palette = { ...DEFAULT_PALETTE, blue: '#0000ff', yellow: '#ffff00', red: '#ff0000', muted: '#808080', foreground: '#ffffff' };
@@ -158,4 +161,34 @@ test('an analysis colours layers by prunability instead of sparsity', () => {
   ];
   assert.deepEqual(layerBars(layers, palette, 'status').keptColors, [palette.green, palette.yellow, palette.muted]);
   assert.deepEqual(layerBars(layers, palette).keptColors, [sparsityColor(0.9, palette), sparsityColor(0.9, palette), palette.muted]);
+});
+
+test('sensitivity curves: one per group from the dense metric at 0, the 5 most sensitive strong in their own colours, the rest faint, the hovered on top', () => {
+  const messages = [sensitivityStart(40), ...sensitivityPoints(40)].map((event) => ({ type: 'sensitivity' as const, analysisId: 's1', configPath: SENSITIVITY_CONFIG, event }));
+  const view = messages.reduce(reduce, initialState()).sensitivity!;
+  const data = sensitivityCurves(view, palette);
+  assert.equal(data.curves.length, 40);
+  assert.equal(data.percent, true, 'agreement is a fraction: in %');
+  assert.equal(data.axisTitle, 'top-1 agreement (%)');
+  const strong = data.curves.filter((c) => c.strong);
+  assert.equal(strong.length, STRONG_CURVES);
+  // The strong ones are the highest scores, drawn after (over) the faint ones, each its own colour.
+  const ranked = sensitivityRows(view).slice(0, STRONG_CURVES).map((r) => r.key);
+  assert.deepEqual(strong.map((c) => c.key).sort(), [...ranked].sort());
+  assert.deepEqual(data.curves.slice(-STRONG_CURVES).map((c) => c.strong), Array(STRONG_CURVES).fill(true));
+  assert.equal(new Set(strong.map((c) => c.color)).size, STRONG_CURVES);
+  const faint = data.curves.filter((c) => !c.strong);
+  assert.ok(faint.every((c) => c.width === 1 && parseColor(c.color)!.a < 0.5), 'the other 35 are thin and translucent');
+  // Each curve starts at the dense model (0 removed) and follows its points; the dense line spans the ratios.
+  const first = data.curves.find((c) => c.key === '0')!;
+  assert.deepEqual(first.points.map((p) => p.x), [0, ...SENSITIVITY_RATIOS]);
+  assert.equal(first.points[0].y, DENSE_METRIC * 100);
+  assert.deepEqual(data.dense, [{ x: 0, y: DENSE_METRIC * 100 }, { x: 0.75, y: DENSE_METRIC * 100 }]);
+  assert.equal(first.label, 'group 0 · block_0_project, block_1_project');
+
+  const hovered = sensitivityCurves(view, palette, '7');
+  const last = hovered.curves.at(-1)!;
+  assert.equal(last.key, '7', 'the hovered curve is drawn last, over the others');
+  assert.equal(last.color, palette.foreground);
+  assert.equal(last.width, 3);
 });

@@ -15,6 +15,7 @@ import type { EngineEvent } from '../../src/protocol/events.js';
 import type { HostMessage, RunInfo, WebviewMessage } from '../../src/protocol/webview.js';
 import { createNonce, renderPanelHtml } from '../../src/extension/panel/html.js';
 import { DEFAULT_PALETTE, parseColor, sparsityColor, withAlpha } from '../../webview/charts-data.js';
+import { SENSITIVITY_CONFIG, sensitivityDone, sensitivityPoints, sensitivityStart } from './fixtures/sensitivity.js';
 import { analysisEvents, CONFIG_PATH, DISTILL_OBJECTIVE, distillSession, DONE, finetuneAndDone, layersEvent, sessionUntilFinetune, syntheticSession, UNLABELLED_DATA } from './fixtures/session.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -435,4 +436,86 @@ test('a session on unlabelled data names its objective and data, its metric by n
     await page.screenshot({ path: join(RESULTS, 'webview-distill.png'), fullPage: true });
     assert.deepEqual(await page.evaluate(() => (window as unknown as { __cspViolations: string[] }).__cspViolations), [], 'no CSP violations');
     assert.deepEqual(problems, [], 'no console errors');
+}));
+
+test('a sensitivity analysis of 40 groups streams into curves and a sortable table; hovering a row picks out its curve', {
+  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  timeout: 120_000,
+}, () => withPanelInChromium(async (browser, origin) => {
+    const page = await browser.newPage({ viewport: { width: 420, height: 1100 } });
+    const problems: string[] = [];
+    page.on('console', (m) => { if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) problems.push(`${m.type()}: ${m.text()}`); });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    await page.goto(origin);
+    await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'ready'));
+    const groups = 40;
+    const sensitivity = (list: EngineEvent[]): HostMessage[] => list.map((event) => ({ type: 'sensitivity', analysisId: 's1', configPath: SENSITIVITY_CONFIG, event }));
+
+    // Part-way: 10 of 40 groups measured; every group has its row, unmeasured ones without a score.
+    await post(page, sensitivity([sensitivityStart(groups), ...sensitivityPoints(groups, 10)]));
+    await page.waitForSelector('[data-testid="sensitivity-chart"][data-points="30"]');
+    assert.equal(await text(page, '[data-testid="run-title"]'), 'Sensitivity \u00b7 mobilenet.prune.json');
+    assert.equal(await text(page, '[data-testid="run-status"]'), 'running');
+    assert.equal(await page.getAttribute('[data-testid="sensitivity-chart"]', 'data-curves'), String(groups));
+    assert.equal(await page.locator('[data-testid="sensitivity-table"] tbody tr').count(), groups);
+    assert.match(await text(page, '[data-testid="sensitivity-summary"]'), /40 groups · 16 samples · dense top-1 agreement with the dense model 90\.00% · 30\/120 points$/);
+    assert.ok(await page.isVisible('[data-testid="progress"]'));
+    assert.ok(await page.isHidden('[data-testid="layers-section"]'), 'the run\'s sections give way to the sensitivity view');
+
+    // Done: every point, most sensitive first.
+    await post(page, sensitivity([...sensitivityPoints(groups).slice(30), sensitivityDone(groups)]));
+    await page.waitForSelector('[data-testid="sensitivity-chart"][data-points="120"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid="run-status"]')?.textContent === 'done');
+    const scores = async () => page.locator('[data-testid="sensitivity-table"] tbody td[data-column="score"]').evaluateAll((tds) => tds.map((td) => Number(td.getAttribute('data-score'))));
+    const descending = await scores();
+    assert.deepEqual(descending, [...descending].sort((a, b) => b - a));
+    const strong = JSON.parse((await page.getAttribute('[data-testid="sensitivity-chart"]', 'data-strong'))!) as string[];
+    const topRows = await page.locator('[data-testid="sensitivity-table"] tbody tr').evaluateAll((trs) => trs.slice(0, 5).map((tr) => tr.getAttribute('data-entry')));
+    assert.deepEqual([...strong].sort(), [...topRows].sort(), 'the five strong curves are the table\'s top five');
+    // Numbers read as everywhere: shares in %, the score in points for a fraction metric.
+    const firstRow = await page.locator('[data-testid="sensitivity-table"] tbody tr:first-child td').allTextContents();
+    assert.equal(firstRow.length, 6, 'group, producers, channels, FLOPs share, latency share, sensitivity');
+    assert.match(firstRow.join(' | '), /^\d+ \| block_\S+ \| \d+ \| \d+\.\d% \| \d+\.\d% \| \d+\.\d\d pp$/);
+    assert.match(await text(page, '[data-testid="sensitivity-note"]'), /Report: mobilenet\.sensitivity\.json/);
+
+    // Sort by the score the other way, then by channels.
+    await page.click('[data-testid="sensitivity-table"] th[data-sort="score"]');
+    await page.waitForSelector('[data-testid="sensitivity-table"] th[data-sort="score"][aria-sort="ascending"]');
+    const ascending = await scores();
+    assert.deepEqual(ascending, [...descending].reverse());
+    await page.click('[data-testid="sensitivity-table"] th[data-sort="channels"]');
+    await page.waitForSelector('[data-testid="sensitivity-table"] th[data-sort="channels"][aria-sort="descending"]');
+    const channels = await page.locator('[data-testid="sensitivity-table"] tbody tr td:nth-child(3)').allTextContents();
+    assert.deepEqual(channels.map(Number), channels.map(Number).sort((a, b) => b - a));
+    await page.click('[data-testid="sensitivity-table"] th[data-sort="score"]');
+    await page.waitForSelector('[data-testid="sensitivity-table"] th[data-sort="score"][aria-sort="descending"]');
+
+    // Hovering a faint group's row draws its curve over the others.
+    const faint = (await page.locator('[data-testid="sensitivity-table"] tbody tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-entry'))))[20]!;
+    await page.hover(`[data-testid="sensitivity-table"] tbody tr[data-entry="${faint}"]`);
+    await page.waitForSelector(`[data-testid="sensitivity-chart"][data-highlighted="${faint}"]`);
+    assert.ok(await page.locator(`[data-testid="sensitivity-table"] tbody tr[data-entry="${faint}"].highlighted`).count() === 1);
+    await page.waitForTimeout(100);
+    await page.screenshot({ path: join(RESULTS, 'webview-sensitivity.png'), fullPage: true });
+    await page.mouse.move(5, 5);
+    await page.waitForSelector('[data-testid="sensitivity-chart"][data-highlighted=""]');
+
+    assert.deepEqual(await page.evaluate(() => (window as unknown as { __cspViolations: string[] }).__cspViolations), [], 'no CSP violations');
+    assert.deepEqual(problems, [], 'no console errors');
+}));
+
+test('a model too large to time layer by layer shows "—" for its latency shares and says why', {
+  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  timeout: 120_000,
+}, () => withPanelInChromium(async (browser, origin) => {
+    const page = await browser.newPage({ viewport: { width: 420, height: 900 } });
+    await page.goto(origin);
+    await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'ready'));
+    const options = { latency: false };
+    await post(page, [sensitivityStart(6, options), ...sensitivityPoints(6, 6, options), sensitivityDone(6, options)]
+      .map((event): HostMessage => ({ type: 'sensitivity', analysisId: 's-big', configPath: SENSITIVITY_CONFIG, event })));
+    await page.waitForSelector('[data-testid="sensitivity-chart"][data-points="18"]');
+    const latency = await page.locator('[data-testid="sensitivity-table"] tbody td[data-column="latency"]').allTextContents();
+    assert.deepEqual(latency, Array(6).fill('\u2014'));
+    assert.match(await text(page, '[data-testid="sensitivity-note"]'), /Per-layer latency was not measured: the model has 420 layers/);
 }));

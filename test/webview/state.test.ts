@@ -14,12 +14,15 @@ import {
   restoreState,
   runsOfConfig,
   selectedLayerStat,
+  sensitivityRows,
+  sensitivitySortOf,
   seriesPoints,
   sessionContext,
   shownLayers,
   type PanelAction,
   type PanelState,
 } from '../../webview/state.js';
+import { DENSE_METRIC, fragility, SENSITIVITY_CONFIG, SENSITIVITY_RATIOS, sensitivityDone, sensitivityPoints, sensitivityStart } from './fixtures/sensitivity.js';
 import { analysisEvents, CONFIG_PATH, DISTILL_OBJECTIVE, distillSession, DONE, fullSession, layersEvent, sessionUntilFinetune, syntheticSession, UNLABELLED_DATA } from './fixtures/session.js';
 
 function feed(state: PanelState, runId: string, events: EngineEvent[]): PanelState {
@@ -286,3 +289,79 @@ test('the host replaying the same analysis after a reload does not take the focu
   const again = reduce(replayed, { type: 'analysis', modelPath: '/w/model.json', event: { ...analysisEvents()[0], sessionId: 'a-2' } as EngineEvent });
   assert.equal(again.focus, 'analysis');
 });
+
+// ---- sensitivity ----
+
+function sensitivityStream(analysisId: string, events: EngineEvent[]): PanelAction[] {
+  return events.map((event) => ({ type: 'sensitivity', analysisId, configPath: SENSITIVITY_CONFIG, event }));
+}
+
+test('a sensitivity stream builds its curves point by point, takes the focus, and the done report completes it', () => {
+  let state = feed(initialState(), 'r1', fullSession());
+  state = sensitivityStream('s1', [sensitivityStart(40), ...sensitivityPoints(40, 10)]).reduce(reduce, state);
+  assert.equal(state.focus, 'sensitivity');
+  const view = state.sensitivity!;
+  assert.equal(view.entries.length, 40);
+  assert.equal(view.entries.reduce((n, e) => n + e.points.length, 0), 30, '10 groups × 3 ratios so far');
+  assert.deepEqual(view.entries[3].points.map((p) => p.ratio), SENSITIVITY_RATIOS);
+  assert.equal(view.file, undefined);
+  // Rows of unmeasured groups have no score and go last, whatever the order.
+  const rows = sensitivityRows(view);
+  assert.equal(rows.filter((r) => r.score !== undefined).length, 10);
+  assert.ok(rows.slice(10).every((r) => r.score === undefined));
+  state = sensitivityStream('s1', [...sensitivityPoints(40).slice(30), sensitivityDone(40)]).reduce(reduce, state);
+  assert.equal(state.sensitivity!.file, '/workspace/mobilenet.sensitivity.json');
+  assert.equal(state.sensitivity!.entries.every((e) => e.points.length === 3), true);
+  // The run is still there to go back to.
+  assert.equal(reduce(state, { type: 'ui/selectRun', runId: 'r1' }).focus, 'run');
+});
+
+test('the sensitivity table sorts by score (mean metric fall) by default, by any column on a header click, the other way on a second', () => {
+  const state = sensitivityStream('s1', [sensitivityStart(12), ...sensitivityPoints(12)]).reduce(reduce, initialState());
+  const view = state.sensitivity!;
+  const scores = sensitivityRows(view).map((r) => r.score!);
+  assert.deepEqual(scores, [...scores].sort((a, b) => b - a), 'most sensitive first');
+  // The score is the engine's: the mean over the ratios of dense − metric.
+  const top = sensitivityRows(view)[0];
+  const expected = top.entry.points.reduce((s, p) => s + (DENSE_METRIC - p.metric), 0) / top.entry.points.length;
+  assert.ok(Math.abs(top.score! - expected) < 1e-12);
+  assert.equal(top.key, String(fragilest(12)));
+
+  let sorted = reduce(state, { type: 'ui/sortSensitivity', column: 'channels' });
+  assert.deepEqual(sensitivitySortOf(sorted), { column: 'channels', descending: true });
+  const channels = sensitivityRows(sorted.sensitivity, sensitivitySortOf(sorted)).map((r) => r.entry.channels);
+  assert.deepEqual(channels, [...channels].sort((a, b) => b - a));
+  sorted = reduce(sorted, { type: 'ui/sortSensitivity', column: 'channels' });
+  assert.deepEqual(sensitivitySortOf(sorted), { column: 'channels', descending: false });
+  sorted = reduce(sorted, { type: 'ui/sortSensitivity', column: 'group' });
+  assert.deepEqual(sensitivityRows(sorted.sensitivity, sensitivitySortOf(sorted)).map((r) => r.entry.id), Array.from({ length: 12 }, (_, k) => k), 'names and ids read up on the first click');
+  const latency = reduce(state, { type: 'ui/sortSensitivity', column: 'latency' });
+  const shares = sensitivityRows(latency.sensitivity, sensitivitySortOf(latency)).map((r) => r.entry.latencyShare!);
+  assert.deepEqual(shares, [...shares].sort((a, b) => b - a));
+});
+
+test('a replayed sensitivity analysis (a reloaded panel) does not take the focus from a run; a new one does', () => {
+  const messages = sensitivityStream('s1', [sensitivityStart(5), ...sensitivityPoints(5), sensitivityDone(5)]);
+  let state = messages.reduce(reduce, initialState());
+  state = reduce(state, { type: 'ui/focus', focus: 'run' });
+  const replayed = restoreState(JSON.parse(JSON.stringify(messages.reduce(reduce, state))));
+  assert.equal(replayed.focus, 'run');
+  assert.equal(replayed.sensitivity!.entries.every((e) => e.points.length === 3), true, 'the replay rebuilt the same curves');
+  const next = sensitivityStream('s2', [sensitivityStart(5)]).reduce(reduce, replayed);
+  assert.equal(next.focus, 'sensitivity');
+  assert.equal(next.sensitivity!.analysisId, 's2');
+  // Hovering a row highlights its entry; leaving clears it.
+  const hovered = reduce(next, { type: 'ui/highlightEntry', id: '3' });
+  assert.equal(hovered.highlightedEntry, '3');
+  assert.equal(reduce(hovered, { type: 'ui/highlightEntry', id: undefined }).highlightedEntry, undefined);
+});
+
+test('a failed or cancelled sensitivity analysis keeps its error', () => {
+  const state = sensitivityStream('s1', [sensitivityStart(3), { type: 'error', message: 'Session cancelled', cancelled: true }]).reduce(reduce, initialState());
+  assert.deepEqual(state.sensitivity!.error, { message: 'Session cancelled', file: undefined, field: undefined, cancelled: true });
+});
+
+/** The fixture's most fragile of the first `count` groups. */
+function fragilest(count: number): number {
+  return Array.from({ length: count }, (_, k) => k).sort((a, b) => fragility(b) - fragility(a))[0];
+}

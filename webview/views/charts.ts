@@ -25,6 +25,7 @@ import {
   type Histogram,
   type Palette,
   type ScatterPoint,
+  type SensitivityChartData,
 } from '../charts-data.js';
 import type { LayerStat } from '../../src/protocol/events.js';
 import type { Point } from '../state.js';
@@ -322,6 +323,75 @@ export class ComparisonChart {
         borderWidth: 1.5,
         pointRadius: 5,
         pointStyle: 'rectRot',
+      });
+    }
+    this.chart.data.datasets = datasets;
+    redraw(this.chart, palette, this.drawn);
+  }
+}
+
+type CurveDatum = { x: number; y: number };
+
+/**
+ * Sensitivity curves: the metric against the fraction of each group's channels removed, one line per
+ * group, and the dense model's metric as a dashed reference. Only the strong curves enter the legend.
+ */
+export class SensitivityChart {
+  readonly chart: Chart<'line', CurveDatum[]>;
+  private readonly drawn: { key?: string } = {};
+  private percent = true;
+
+  constructor(canvas: HTMLCanvasElement) {
+    this.chart = new Chart(canvas, {
+      type: 'line',
+      data: { datasets: [] },
+      options: {
+        ...(baseOptions() as ChartOptions<'line'>),
+        interaction: { mode: 'nearest', intersect: false },
+        scales: {
+          x: { type: 'linear', min: 0, title: { display: true, text: 'fraction of the group\'s channels removed' }, ticks: { callback: (v) => `${Math.round(Number(v) * 100)}%` } },
+          y: { type: 'linear', title: { display: true, text: 'metric' } },
+        },
+        plugins: {
+          legend: {
+            display: true,
+            position: 'bottom',
+            labels: { boxWidth: 10, boxHeight: 2, filter: (item, data) => (data.datasets[item.datasetIndex ?? 0] as { strongCurve?: boolean }).strongCurve === true },
+          },
+          tooltip: {
+            callbacks: {
+              label: (item) => {
+                const p = item.raw as CurveDatum;
+                return `${item.dataset.label}: ${this.percent ? `${p.y.toFixed(2)}%` : p.y.toPrecision(4)} at ${Math.round(p.x * 100)}% removed`;
+              },
+            },
+          },
+        },
+      },
+    });
+  }
+
+  update(data: SensitivityChartData, palette: Palette): void {
+    this.percent = data.percent;
+    (this.chart.options.scales!.y as { title: { text: string } }).title.text = data.axisTitle;
+    const datasets: (ChartDataset<'line', CurveDatum[]> & { curveKey?: string; strongCurve?: boolean })[] = data.curves.map((c) => ({
+      label: c.label,
+      data: c.points,
+      parsing: false,
+      borderColor: c.color,
+      backgroundColor: c.color,
+      borderWidth: c.width,
+      pointRadius: c.strong ? 2.5 : 0,
+      pointHoverRadius: 4,
+      pointHitRadius: 5,
+      tension: 0,
+      curveKey: c.key,
+      strongCurve: c.strong,
+    }));
+    if (data.dense) {
+      datasets.unshift({
+        label: 'dense model', data: data.dense, parsing: false, borderColor: palette.green, backgroundColor: palette.green,
+        borderWidth: 1.5, borderDash: [5, 4], pointRadius: 0, pointHitRadius: 0, strongCurve: true,
       });
     }
     this.chart.data.datasets = datasets;

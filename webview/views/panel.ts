@@ -35,6 +35,7 @@ import {
 } from '../state.js';
 import { ComparisonChart, CurvesChart, HistogramChart, LayerChart, SignalChart } from './charts.js';
 import { h, setAttr, setChildren, setText, show } from './dom.js';
+import { SensitivitySection } from './sensitivity.js';
 
 export interface PanelContext {
   dispatch(action: UiAction): void;
@@ -60,6 +61,7 @@ export class PanelView {
   private readonly training = new TrainingView();
   private readonly comparison: ComparisonView;
   private readonly runs: RunsView;
+  private readonly sensitivity: SensitivitySection;
   private readonly empty = h('p', { class: 'empty', 'data-testid': 'empty-state' },
     'No pruning runs yet. Run \u201cPruneLens: Prune\u201d on a *.prune.json file, or analyse a model.json to see which layers can be pruned.');
 
@@ -68,22 +70,29 @@ export class PanelView {
     this.layers = new LayersView(ctx);
     this.comparison = new ComparisonView(ctx);
     this.runs = new RunsView(ctx);
+    this.sensitivity = new SensitivitySection((action) => ctx.dispatch(action));
     setChildren(root,
-      this.header.el, this.banner.el, this.empty, this.summary.el, this.analysis.el,
+      this.header.el, this.banner.el, this.empty, this.summary.el, this.analysis.el, this.sensitivity.el,
       this.layers.el, this.training.el, this.comparison.el, this.runs.el);
   }
 
   render(state: PanelState, palette: Palette): void {
+    const sensing = state.focus === 'sensitivity' && state.sensitivity !== undefined;
     const analysing = state.focus === 'analysis' && state.analysis !== undefined;
-    const hasContent = state.runs.length > 0 || state.analysis !== undefined || Object.keys(state.views).length > 0;
+    const hasContent = state.runs.length > 0 || state.analysis !== undefined || state.sensitivity !== undefined || Object.keys(state.views).length > 0;
     show(this.empty, !hasContent);
-    this.header.render(state, analysing);
-    this.banner.render(state, analysing);
-    this.summary.render(analysing ? undefined : activeSummary(state));
-    this.analysis.render(analysing ? state : undefined);
-    this.layers.render(state, palette);
-    this.training.render(analysing ? undefined : state, palette);
-    this.comparison.render(state, palette);
+    this.header.render(state, analysing, sensing);
+    this.sensitivity.render(state, palette, sensing);
+    // The sensitivity view stands alone: the run's sections come back with the run's focus.
+    for (const el of [this.banner.el, this.summary.el, this.analysis.el, this.layers.el, this.training.el, this.comparison.el]) if (sensing) show(el, false);
+    if (!sensing) {
+      this.banner.render(state, analysing);
+      this.summary.render(analysing ? undefined : activeSummary(state));
+      this.analysis.render(analysing ? state : undefined);
+      this.layers.render(state, palette);
+      this.training.render(analysing ? undefined : state, palette);
+      this.comparison.render(state, palette);
+    }
     this.runs.render(state);
   }
 }
@@ -101,6 +110,7 @@ class HeaderView {
   private readonly rerun = h('vscode-button', { 'data-testid': 'rerun-button', secondary: true, title: 'Run the same config again' }, 'Rerun');
   private readonly report = h('vscode-button', { 'data-testid': 'report-button', secondary: true }, 'Open report');
   private readonly switchFocus = h('vscode-button', { 'data-testid': 'focus-button', secondary: true });
+  private readonly sensitivityFocus = h('vscode-button', { 'data-testid': 'sensitivity-focus-button', secondary: true }, 'Show sensitivity');
   private runId: string | undefined;
   private target: 'run' | 'analysis' = 'run';
 
@@ -110,23 +120,45 @@ class HeaderView {
       h('div', { class: 'phase-line' }, this.phase, this.eta),
       this.context,
       this.progress,
-      h('div', { class: 'actions' }, this.cancel, this.rerun, this.report, this.switchFocus));
+      h('div', { class: 'actions' }, this.cancel, this.rerun, this.report, this.switchFocus, this.sensitivityFocus));
+    this.sensitivityFocus.addEventListener('click', () => ctx.dispatch({ type: 'ui/focus', focus: 'sensitivity' }));
     this.cancel.addEventListener('click', () => this.runId && ctx.post({ type: 'cancelRun', runId: this.runId }));
     this.rerun.addEventListener('click', () => this.runId && ctx.post({ type: 'rerun', runId: this.runId }));
     this.report.addEventListener('click', () => this.runId && ctx.post({ type: 'openReport', runId: this.runId }));
     this.switchFocus.addEventListener('click', () => ctx.dispatch({ type: 'ui/focus', focus: this.target }));
   }
 
-  render(state: PanelState, analysing: boolean): void {
+  render(state: PanelState, analysing: boolean, sensing = false): void {
     const run = activeRun(state);
     const view = activeView(state);
     this.runId = run?.runId ?? view?.runId;
     const hasRun = this.runId !== undefined;
-    show(this.el, hasRun || state.analysis !== undefined);
+    show(this.el, hasRun || state.analysis !== undefined || state.sensitivity !== undefined);
 
-    this.target = analysing ? 'run' : 'analysis';
-    show(this.switchFocus, hasRun && state.analysis !== undefined);
-    setText(this.switchFocus, analysing ? 'Show run' : 'Show analysis');
+    this.target = analysing || sensing ? (hasRun ? 'run' : 'analysis') : 'analysis';
+    show(this.switchFocus, sensing ? hasRun || state.analysis !== undefined : hasRun && state.analysis !== undefined);
+    setText(this.switchFocus, this.target === 'run' ? 'Show run' : 'Show analysis');
+    show(this.sensitivityFocus, !sensing && state.sensitivity !== undefined);
+
+    if (sensing) {
+      const s = state.sensitivity!;
+      const done = s.file !== undefined;
+      setText(this.title, `Sensitivity \u00b7 ${basename(s.configPath)}`);
+      setText(this.status, s.error ? (s.error.cancelled ? 'cancelled' : 'error') : done ? 'done' : 'running');
+      setAttr(this.status, 'class', `status status-${s.error ? (s.error.cancelled ? 'cancelled' : 'error') : done ? 'done' : 'running'}`);
+      setText(this.phase, s.metric ? `${s.mode === 'layer' ? 'Each producer layer alone' : 'Each channel group'}: its lowest-L2 channels removed, ${s.metric.name} on ${s.samples} samples${s.backend ? ` \u00b7 backend ${s.backend}` : ''}` : 'Loading the model and data\u2026');
+      setText(this.eta, '');
+      show(this.context, false);
+      const measured = s.entries.reduce((n, e) => n + e.points.length, 0);
+      const total = s.entries.length * (s.ratios?.length ?? 0);
+      show(this.progress, !done && !s.error);
+      if (total > 0) {
+        this.progress.removeAttribute('indeterminate');
+        this.progress.value = Math.round((measured / total) * 100);
+      } else this.progress.setAttribute('indeterminate', '');
+      for (const b of [this.cancel, this.rerun, this.report]) show(b, false);
+      return;
+    }
 
     if (analysing) {
       const a = state.analysis!;

@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { isEngineEvent, isTerminalEvent, type DoneEvent, type EngineEvent, type ErrorEvent, type EngineRequest } from '../../protocol/events.js';
+import { isEngineEvent, isTerminalEvent, type EngineEvent, type ErrorEvent, type EngineRequest, type TerminalEvent } from '../../protocol/events.js';
 
 export interface EngineRunOptions {
   /** Path of the built engine entry (dist/engine.js). */
@@ -18,21 +18,21 @@ export interface EngineRunOptions {
 export interface EngineRun {
   readonly pid: number | undefined;
   /** Resolves with the terminal event; a crash or kill becomes an `error` event. Never rejects. */
-  readonly result: Promise<DoneEvent | ErrorEvent>;
+  readonly result: Promise<TerminalEvent>;
   cancel(): void;
   kill(): void;
 }
 
-/** Starts an engine child process for one request (run or analyze). */
+/** Starts an engine child process for one request (run, analyze or sensitivity). */
 export function startEngine(request: Exclude<EngineRequest, { type: 'cancel' }>, options: EngineRunOptions): EngineRun {
   const stderrTail: string[] = [];
   let child: ChildProcess;
-  let terminal: DoneEvent | ErrorEvent | undefined;
+  let terminal: TerminalEvent | undefined;
   let cancelled = false;
   let killTimer: NodeJS.Timeout | undefined;
 
-  const result = new Promise<DoneEvent | ErrorEvent>((resolve) => {
-    const settle = (event: DoneEvent | ErrorEvent) => {
+  const result = new Promise<TerminalEvent>((resolve) => {
+    const settle = (event: TerminalEvent) => {
       if (killTimer) clearTimeout(killTimer);
       resolve(event);
     };

@@ -1,13 +1,15 @@
 /**
- * Engine child process: receives one `run` or `analyze` request over the IPC channel,
- * streams EngineEvents back and exits after the terminal event. A `cancel` request aborts
- * the session within one training step; the session then removes its partial output.
+ * Engine child process: receives one `run`, `analyze` or `sensitivity` request over the IPC
+ * channel, streams EngineEvents back and exits after the terminal event. A `cancel` request aborts
+ * the session within one training step (the session then removes its partial output), or the
+ * sensitivity analysis before its next point.
  */
 import { isEngineRequest, type EngineEvent, type EngineRequest } from '../../protocol/events.js';
 import { loadConfig } from '../config/index.js';
 import { executeSession } from '../session/session.js';
 import { analyzeToEvents } from '../session/analyze.js';
 import { errorEvent } from '../session/error-event.js';
+import { sensitivityToEvents } from '../sensitivity/run.js';
 
 const abort = new AbortController();
 let started = false;
@@ -39,6 +41,9 @@ async function handle(request: EngineRequest): Promise<void> {
     if (request.type === 'analyze') {
       const result = await analyzeToEvents(request.modelPath, emit);
       ok = result.type === 'done';
+    } else if (request.type === 'sensitivity') {
+      const result = await sensitivityToEvents(request, emit, abort.signal);
+      ok = result.type === 'sensitivityDone';
     } else {
       const config = loadConfig(request.configPath, { method: request.overrides?.method, output: request.overrides?.output, backend: request.overrides?.backend });
       const result = await executeSession(config, emit, { signal: abort.signal, dryRun: request.overrides?.dryRun, workspaceRoots: request.workspaceRoots });

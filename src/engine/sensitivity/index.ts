@@ -3,6 +3,7 @@ import { analyzeModel } from '../graph/analyze.js';
 import type { ChannelGraph, ChannelUnit } from '../graph/types.js';
 import { layerWeights } from '../layers/index.js';
 import { CostTracker, unitNorms } from '../metrics/index.js';
+import { measureLayerLatency } from '../metrics/layer-latency.js';
 import { zeroUnits } from '../surgery/index.js';
 import { evaluateModel } from '../train/index.js';
 import { frozenTeacher, objectiveKind, type ObjectiveOptions } from '../train/objective.js';
@@ -10,10 +11,12 @@ import type { Dataset } from '../train/types.js';
 import { CancelledError, UserError } from '../errors.js';
 import { boundedSample } from './sample.js';
 import { cacheFile, hashModelFile, hashModelInMemory, readCached, writeCached } from './cache.js';
-import type { SensitivityEntry, SensitivityPoint, SensitivityReport } from './types.js';
+import type { SensitivityEntry, SensitivityLatency, SensitivityPoint, SensitivityReport } from './types.js';
+import { sensitivityScore } from '../../protocol/events.js';
 
-export type { SensitivityEntry, SensitivityPoint, SensitivityReport } from './types.js';
+export type { SensitivityEntry, SensitivityLatency, SensitivityPoint, SensitivityReport } from './types.js';
 export { hashModelFile } from './cache.js';
+export { sensitivityScore };
 
 /**
  * Sensitivity analysis: for each channel group, the validation metric and loss with the group's
@@ -44,6 +47,8 @@ export interface SensitivityOptions {
   objective?: ObjectiveOptions;
   batchSize?: number;
   signal?: AbortSignal;
+  /** Once the dense model is measured (or the cache read): everything but the points, before the first one. */
+  onStart?: (report: Omit<SensitivityReport, 'groups'> & { groups: SensitivityEntry[]; cached: boolean }) => void;
   /** Each point as soon as it is measured (cached points too, in order). */
   onPoint?: (entry: SensitivityEntry, point: SensitivityPoint) => void;
   /** Folder for cached reports; no caching without it. */
@@ -74,12 +79,15 @@ export async function analyzeSensitivity(model: tf.LayersModel, data: Dataset, o
   const objectiveConfig = options.objective?.config;
   const cache = options.cacheDir
     ? cacheFile(options.cacheDir, modelHash, {
+      // Bumped when the report's shape changes (2: latencyShare and latency).
+      version: REPORT_VERSION,
       mode, ratios, samples, exclude: options.exclude ?? [], data: data.description,
       objective: { objective: objectiveConfig?.objective, loss: objectiveConfig?.loss, distill: objectiveConfig?.distill },
     })
     : undefined;
   const cached = cache ? await readCached(cache) : undefined;
   if (cached) {
+    options.onStart?.({ ...cached, groups: cached.groups.map((g) => ({ ...g, points: [] })), cached: true });
     for (const entry of cached.groups) for (const point of entry.points) options.onPoint?.(entry, point);
     return cached;
   }
@@ -90,6 +98,18 @@ export async function analyzeSensitivity(model: tf.LayersModel, data: Dataset, o
   const sample = await boundedSample(data, samples, options.batchSize);
   try {
     const dense = await evaluateModel(model, sample.data, options.batchSize, options.signal, objective);
+    const latency = await addLatencyShares(model, targets, options.signal);
+    const head = {
+      model: options.modelName ?? model.name,
+      mode,
+      metric: { name: dense.metric.name, higherIsBetter: dense.metric.higherIsBetter },
+      samples: sample.samples,
+      ratios: [...ratios],
+      dense: { metric: dense.metric.value, loss: dense.loss },
+      modelHash,
+      latency,
+    } satisfies Omit<SensitivityReport, 'groups'>;
+    options.onStart?.({ ...head, groups: targets.map((t) => t.entry), cached: false });
     for (const target of targets) {
       const channels = target.entry.channels;
       for (const ratio of ratios) {
@@ -110,16 +130,7 @@ export async function analyzeSensitivity(model: tf.LayersModel, data: Dataset, o
         options.onPoint?.(target.entry, point);
       }
     }
-    const report: SensitivityReport = {
-      model: options.modelName ?? model.name,
-      mode,
-      metric: { name: dense.metric.name, higherIsBetter: dense.metric.higherIsBetter },
-      samples: sample.samples,
-      ratios: [...ratios],
-      dense: { metric: dense.metric.value, loss: dense.loss },
-      groups: targets.map((t) => t.entry),
-      modelHash,
-    };
+    const report: SensitivityReport = { ...head, groups: targets.map((t) => t.entry) };
     if (cache) await writeCached(cache, report);
     return report;
   } finally {
@@ -128,11 +139,30 @@ export async function analyzeSensitivity(model: tf.LayersModel, data: Dataset, o
   }
 }
 
-/** How much an entry costs on average over its ratios: the metric's fall from the dense model's (its rise for a lower-is-better metric). */
-export function sensitivityScore(report: SensitivityReport, entry: SensitivityEntry): number {
-  if (entry.points.length === 0) return 0;
-  const sign = report.metric.higherIsBetter ? 1 : -1;
-  return entry.points.reduce((sum, p) => sum + sign * (report.dense.metric - p.metric), 0) / entry.points.length;
+/** The cached report's shape; part of the cache key, so a report of another shape is never read back. */
+const REPORT_VERSION = 2;
+
+/**
+ * Each entry's share of the model's time: every layer timed alone at batch 1 (`measureLayerLatency`),
+ * an entry's share the summed time of the layers holding a weight slice of its channels (producers,
+ * batch norms, depthwise convs and consumers, whose work shrinks with the channels; layer at a time,
+ * the layer alone) over every layer's time.
+ * Models too large to time layer by layer keep no share, and the report says why.
+ */
+async function addLatencyShares(model: tf.LayersModel, targets: Target[], signal?: AbortSignal): Promise<SensitivityLatency> {
+  const timed = await measureLayerLatency(model, { batchSize: 1, signal });
+  if (signal?.aborted) throw new CancelledError();
+  if ('skipped' in timed) return { skipped: timed.skipped };
+  const times = timed.layers;
+  const totalMs = Object.values(times).reduce((sum, t) => sum + t.medianMs, 0);
+  if (!(totalMs > 0)) return { skipped: 'Per-layer latency was not measured: no layer could be timed.' };
+  for (const target of targets) {
+    const layers = new Set<string>();
+    for (const unit of target.order) for (const s of target.graph.units[unit].slices) layers.add(s.layer);
+    const ms = [...layers].reduce((sum, name) => sum + (times[name]?.medianMs ?? 0), 0);
+    target.entry.latencyShare = ms / totalMs;
+  }
+  return { backend: timed.backend, batchSize: timed.batchSize, totalMs };
 }
 
 function checkRatios(ratios: readonly number[]): number[] {
