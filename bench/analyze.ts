@@ -1,8 +1,15 @@
 /**
- * `prunelens analyze` on a generated 100-layer residual CNN: wall time of the whole CLI process
- * (Node start, tfjs load, model validation and load, graph analysis, output) and of the
- * in-process analysis alone. Goal: under 1 s end to end.
- *   node --import tsx bench/analyze.ts
+ * Two measurements, printed as markdown tables and written to bench/results/analyze.json:
+ * 1. `prunelens analyze` on a generated 100-layer residual CNN: wall time of the whole CLI process
+ *    (Node start, tfjs load, model validation and load, graph analysis, output) and of the
+ *    in-process analysis alone.
+ * 2. Analysis and a 50% L1 prune of CIFAR ResNet-20/56/110 and DenseNet-121 (32×32 input), in
+ *    process, medians of fresh runs: load (saved files), graph (`analyzeModel`), prune (L1 norms,
+ *    `selectUnits` to half of every group's channels, `removeUnits`). When Python with torch and
+ *    a Torch-Pruning checkout (`TORCH_PRUNING_DIR`, default .cache/torch-pruning) are present,
+ *    bench/torch-pruning.py times Torch-Pruning on the same architectures, in turns with
+ *    PruneLens (ANALYZE_ROUNDS rounds, default 2), and the ratios are printed.
+ *   node --import tsx bench/analyze.ts [network...]
  */
 import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -11,6 +18,12 @@ import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { saveModelAtomic, loadModel } from '../src/engine/io/index.js';
 import { analyzeModel } from '../src/engine/graph/analyze.js';
+import { unitNorms } from '../src/engine/metrics/norms.js';
+import { selectUnits } from '../src/engine/prune/select.js';
+import { removeUnits } from '../src/engine/surgery/index.js';
+
+type ST = tf.SymbolicTensor;
+const apply = (layer: tf.layers.Layer, x: ST | ST[]) => layer.apply(x) as ST;
 
 /** Stem conv, then residual blocks (conv-bn-relu-conv-bn-add-relu) until `layers` layers exist. */
 function buildResidualCnn(layers: number): tf.LayersModel {
@@ -39,13 +52,185 @@ function buildResidualCnn(layers: number): tf.LayersModel {
   return tf.model({ inputs: input, outputs: out, name: 'residual_cnn_100' });
 }
 
+/** CIFAR ResNet of depth 6n+2, bench/torch-pruning.py's CifarResNet: 3×3 stem, 3 stages of n basic blocks (16/32/64), 1×1 projections where the shape changes. */
+function buildCifarResNet(depth: number): tf.LayersModel {
+  const n = (depth - 2) / 6;
+  let seed = 1;
+  const conv = (x: ST, filters: number, kernelSize: number, strides: number, name: string) =>
+    apply(tf.layers.conv2d({ name, filters, kernelSize, strides, padding: 'same', useBias: false, kernelInitializer: tf.initializers.heNormal({ seed: seed++ }) }), x);
+  const bn = (x: ST, name: string) => apply(tf.layers.batchNormalization({ name }), x);
+  const relu = (x: ST, name: string) => apply(tf.layers.reLU({ name }), x);
+  const input = tf.input({ shape: [32, 32, 3], name: 'image' });
+  let h = relu(bn(conv(input, 16, 3, 1, 'stem_conv'), 'stem_bn'), 'stem_relu');
+  let channels = 16;
+  [16, 32, 64].forEach((width, stage) => {
+    for (let block = 0; block < n; block++) {
+      const stride = stage > 0 && block === 0 ? 2 : 1;
+      const name = `s${stage + 1}b${block + 1}`;
+      let o = relu(bn(conv(h, width, 3, stride, `${name}_conv1`), `${name}_bn1`), `${name}_relu1`);
+      o = bn(conv(o, width, 3, 1, `${name}_conv2`), `${name}_bn2`);
+      const shortcut = stride !== 1 || channels !== width ? bn(conv(h, width, 1, stride, `${name}_proj`), `${name}_proj_bn`) : h;
+      h = relu(apply(tf.layers.add({ name: `${name}_add` }), [o, shortcut]), `${name}_out`);
+      channels = width;
+    }
+  });
+  const pooled = apply(tf.layers.globalAveragePooling2d({ name: 'gap' }), h);
+  const out = apply(tf.layers.dense({ name: 'fc', units: 10, kernelInitializer: tf.initializers.glorotNormal({ seed: seed++ }) }), pooled);
+  return tf.model({ inputs: input, outputs: out, name: `resnet${depth}` });
+}
+
+/**
+ * DenseNet-121 (torchvision's layout: dense blocks of 6/12/24/16 layers, growth 32, 4× bottleneck,
+ * transitions halving the channels) on a 32×32 input: 427 layers, 58 concatenations.
+ */
+function buildDenseNet121(): tf.LayersModel {
+  let seed = 1;
+  const conv = (x: ST, filters: number, kernelSize: number, strides: number, name: string) =>
+    apply(tf.layers.conv2d({ name, filters, kernelSize, strides, padding: 'same', useBias: false, kernelInitializer: tf.initializers.heNormal({ seed: seed++ }) }), x);
+  const bnRelu = (x: ST, name: string) => apply(tf.layers.reLU({ name: `${name}_relu` }), apply(tf.layers.batchNormalization({ name: `${name}_bn` }), x));
+  const input = tf.input({ shape: [32, 32, 3], name: 'image' });
+  let x = bnRelu(conv(input, 64, 7, 2, 'stem_conv'), 'stem');
+  x = apply(tf.layers.maxPooling2d({ name: 'stem_pool', poolSize: 3, strides: 2, padding: 'same' }), x);
+  let channels = 64;
+  [6, 12, 24, 16].forEach((layers, b) => {
+    for (let l = 0; l < layers; l++) {
+      const name = `b${b + 1}l${l + 1}`;
+      let y = conv(bnRelu(x, `${name}_a`), 128, 1, 1, `${name}_conv1`);
+      y = conv(bnRelu(y, `${name}_b`), 32, 3, 1, `${name}_conv2`);
+      x = apply(tf.layers.concatenate({ name: `${name}_concat` }), [x, y]);
+      channels += 32;
+    }
+    if (b < 3) {
+      channels /= 2;
+      x = conv(bnRelu(x, `t${b + 1}`), channels, 1, 1, `t${b + 1}_conv`);
+      x = apply(tf.layers.averagePooling2d({ name: `t${b + 1}_pool`, poolSize: 2, strides: 2 }), x);
+    }
+  });
+  x = apply(tf.layers.globalAveragePooling2d({ name: 'gap' }), bnRelu(x, 'final'));
+  const out = apply(tf.layers.dense({ name: 'fc', units: 1000, kernelInitializer: tf.initializers.glorotNormal({ seed: seed++ }) }), x);
+  return tf.model({ inputs: input, outputs: out, name: 'densenet121' });
+}
+
+const NETWORKS: Record<string, () => tf.LayersModel> = {
+  resnet20: () => buildCifarResNet(20),
+  resnet56: () => buildCifarResNet(56),
+  resnet110: () => buildCifarResNet(110),
+  densenet121: buildDenseNet121,
+};
+
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
 }
 
-async function main(): Promise<void> {
-  await tf.setBackend('cpu');
+interface PhaseTimes {
+  load: number[];
+  graph: number[];
+  /** Selection (L1 norms + selectUnits) and surgery (removeUnits) apart; prune is their sum. */
+  select: number[];
+  remove: number[];
+  prune: number[];
+}
+
+/** `runs` fresh loads of the saved model, each analysed, selected and pruned once. */
+async function timePruneLens(modelPath: string, runs: number): Promise<PhaseTimes & { layers: number; units: number; removed: number; prunedParams: number }> {
+  const times: PhaseTimes = { load: [], graph: [], select: [], remove: [], prune: [] };
+  let layers = 0;
+  let units = 0;
+  let removed = 0;
+  let prunedParams = 0;
+  for (let i = 0; i < runs; i++) {
+    let t0 = performance.now();
+    const { model } = await loadModel(modelPath);
+    times.load.push(performance.now() - t0);
+    t0 = performance.now();
+    const graph = analyzeModel(model);
+    times.graph.push(performance.now() - t0);
+    t0 = performance.now();
+    const scores = unitNorms(model, graph, 'l1');
+    const selected = selectUnits(graph, model, scores, { channelRatio: 0.5 }, { scope: 'layer' });
+    const t1 = performance.now();
+    const pruned = await removeUnits(model, graph, selected);
+    const t2 = performance.now();
+    times.select.push(t1 - t0);
+    times.remove.push(t2 - t1);
+    times.prune.push(t2 - t0);
+    layers = model.layers.length;
+    units = graph.units.length;
+    removed = selected.length;
+    prunedParams = pruned.countParams();
+    pruned.dispose();
+    model.dispose();
+  }
+  return { ...times, layers, units, removed, prunedParams };
+}
+
+interface TorchTimes {
+  torch: string;
+  torch_pruning: string;
+  networks: Record<string, { load: number[]; graph: number[]; prune: number[] }>;
+}
+
+function torchPruningDir(): string | undefined {
+  const dir = resolve(process.env.TORCH_PRUNING_DIR ?? '.cache/torch-pruning');
+  const python = process.env.PYTHON ?? '/usr/bin/python3';
+  const r = spawnSync(python, ['-c', 'import sys; sys.path.insert(0, sys.argv[1]); import torch, torch_pruning', dir], { encoding: 'utf8' });
+  return r.status === 0 ? dir : undefined;
+}
+
+function timeTorchPruning(dir: string, network: string, runs: number): TorchTimes {
+  const python = process.env.PYTHON ?? '/usr/bin/python3';
+  const r = spawnSync(python, ['bench/torch-pruning.py', String(runs), network], { encoding: 'utf8', env: { ...process.env, TORCH_PRUNING_DIR: dir }, maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`bench/torch-pruning.py failed: ${r.stderr.trim().split('\n').pop()}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchTimes;
+}
+
+const ms = (x: number) => (x < 10 ? x.toFixed(1) : x.toFixed(0));
+
+/** Every network in turns: PruneLens' fresh runs, then Torch-Pruning's, `rounds` times. */
+async function networksMeasurement(names: string[]): Promise<Record<string, unknown>> {
+  const runs = Number(process.env.ANALYZE_RUNS ?? 5);
+  const rounds = Number(process.env.ANALYZE_ROUNDS ?? 2);
+  const dir = mkdtempSync(join(tmpdir(), 'prunelens-bench-networks-'));
+  const paths: Record<string, string> = {};
+  for (const name of names) {
+    const model = NETWORKS[name]();
+    await saveModelAtomic(model, join(dir, name));
+    model.dispose();
+    paths[name] = join(dir, name, 'model.json');
+  }
+  const tpDir = torchPruningDir();
+  if (!tpDir) console.log('(Torch-Pruning not timed: no Python with torch and torch_pruning; set TORCH_PRUNING_DIR to a checkout)\n');
+  const results: Record<string, { prunelens: unknown[]; torchPruning: unknown[] }> = {};
+  const rows: string[] = [];
+  let versions = '';
+  for (const name of names) {
+    results[name] = { prunelens: [], torchPruning: [] };
+    for (let round = 1; round <= rounds; round++) {
+      const p = await timePruneLens(paths[name], runs);
+      const pl = { round, layers: p.layers, units: p.units, removed: p.removed, prunedParams: p.prunedParams, times: { load: p.load, graph: p.graph, select: p.select, remove: p.remove, prune: p.prune }, medians: { load: median(p.load), graph: median(p.graph), select: median(p.select), remove: median(p.remove), prune: median(p.prune) } };
+      results[name].prunelens.push(pl);
+      let tpCells = ['–', '–', '–', '–', '–'];
+      if (tpDir) {
+        const t = timeTorchPruning(tpDir, name, runs);
+        versions = `torch ${t.torch}, Torch-Pruning ${t.torch_pruning}`;
+        const times = t.networks[name];
+        const m = { load: median(times.load), graph: median(times.graph), prune: median(times.prune) };
+        results[name].torchPruning.push({ round, times, medians: m });
+        tpCells = [ms(m.load), ms(m.graph), ms(m.prune), (pl.medians.graph / m.graph).toFixed(2), (pl.medians.prune / m.prune).toFixed(2)];
+      }
+      rows.push(`| ${name} (${p.layers} layers) | ${round} | ${ms(pl.medians.load)} | ${ms(pl.medians.graph)} | ${ms(pl.medians.select)} + ${ms(pl.medians.remove)} = ${ms(pl.medians.prune)} | ${tpCells.join(' | ')} |`);
+      console.log(rows[rows.length - 1]);
+    }
+  }
+  console.log(`\n| network | round | PruneLens load | graph | prune (select + remove) | Torch-Pruning load | graph | prune | graph ratio | prune ratio |`);
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const row of rows) console.log(row);
+  console.log(`\nms, medians of ${runs} fresh runs per round; ratio = PruneLens ÷ Torch-Pruning (below 1: PruneLens faster)${versions ? `; ${versions}` : ''}.`);
+  return { runs, rounds, torchPruning: versions || null, networks: results };
+}
+
+async function cliMeasurement(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'prunelens-bench-analyze-'));
   const model = buildResidualCnn(100);
   await saveModelAtomic(model, join(dir, 'model'));
@@ -94,8 +279,18 @@ async function main(): Promise<void> {
   console.log(`| of which: Node start + require tfjs | ${result.nodeWithTfjsStartMedianMs.toFixed(0)} | ${(result.nodeWithTfjsStartMedianMs / result.cliMedianMs).toFixed(2)} |`);
   console.log(`| load + validate model (in process) | ${result.loadMedianMs.toFixed(0)} | ${(result.loadMedianMs / result.cliMedianMs).toFixed(2)} |`);
   console.log(`| channel-group analysis (in process) | ${result.analyzeMedianMs.toFixed(1)} | ${(result.analyzeMedianMs / result.cliMedianMs).toFixed(3)} |`);
+  return result;
+}
+
+async function main(): Promise<void> {
+  await tf.setBackend('cpu');
+  const names = process.argv.slice(2);
+  for (const name of names) if (!NETWORKS[name]) throw new Error(`Unknown network ${name}: one of ${Object.keys(NETWORKS).join(', ')}`);
+  const cli = names.length ? undefined : await cliMeasurement();
+  console.log('');
+  const networks = await networksMeasurement(names.length ? names : Object.keys(NETWORKS));
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/analyze.json', JSON.stringify(result, null, 2) + '\n');
+  writeFileSync('bench/results/analyze.json', JSON.stringify({ cli, ...networks }, null, 2) + '\n');
 }
 
 void main();

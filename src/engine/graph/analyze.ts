@@ -32,11 +32,11 @@ class AtomSpace {
   readonly uf: UnionFind;
   readonly total: number;
   readonly sliceKeys: SliceKey[] = [];
-  private readonly sliceKeyIndex = new Map<string, number>();
-  /** Parallel arrays: atom, slice key, index along the key's axis. */
-  readonly sliceAtom: number[] = [];
-  readonly sliceKey: number[] = [];
-  readonly sliceIndex: number[] = [];
+  /** Parallel arrays of `sliceCount` entries: atom, slice key, index along the key's axis. */
+  sliceAtom = new Int32Array(1024);
+  sliceKey = new Int32Array(1024);
+  sliceIndex = new Int32Array(1024);
+  sliceCount = 0;
   readonly blocks: { atom: number; reason: string }[] = [];
   /** Tensors that couple the groups passing through them (channel concats). */
   readonly coupling = new Set<number>();
@@ -65,25 +65,52 @@ class AtomSpace {
     for (let c = 0; c < t.channels; c++) this.blocks.push({ atom: this.atom(t, c), reason });
   }
 
-  slice(t: TopoTensor, c: number, layer: string, weight: string, axis: number, role: SliceRole, index: number): void {
-    const k = `${layer}\u0000${weight}\u0000${axis}\u0000${role}`;
-    let key = this.sliceKeyIndex.get(k);
+  /** Slice key ids by layer, then weight, then axis·4 + role: no string built per slice. */
+  private readonly keysByLayer = new Map<string, Map<string, Map<number, number>>>();
+
+  keyOf(layer: string, weight: string, axis: number, role: SliceRole): number {
+    let byWeight = this.keysByLayer.get(layer);
+    if (!byWeight) this.keysByLayer.set(layer, (byWeight = new Map()));
+    let byAxisRole = byWeight.get(weight);
+    if (!byAxisRole) byWeight.set(weight, (byAxisRole = new Map()));
+    const code = axis * 4 + ROLE_ORDER[role];
+    let key = byAxisRole.get(code);
     if (key === undefined) {
       key = this.sliceKeys.length;
       this.sliceKeys.push({ layer, weight, axis, role });
-      this.sliceKeyIndex.set(k, key);
+      byAxisRole.set(code, key);
     }
-    this.sliceAtom.push(this.atom(t, c));
-    this.sliceKey.push(key);
-    this.sliceIndex.push(index);
+    return key;
+  }
+
+  slice(t: TopoTensor, c: number, key: number, index: number): void {
+    if (this.sliceCount === this.sliceAtom.length) {
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.sliceAtom = grow(this.sliceAtom);
+      this.sliceKey = grow(this.sliceKey);
+      this.sliceIndex = grow(this.sliceIndex);
+    }
+    const i = this.sliceCount++;
+    this.sliceAtom[i] = this.atom(t, c);
+    this.sliceKey[i] = key;
+    this.sliceIndex[i] = index;
   }
 
   /** The channel-graph operations a layer's registry entry applies for one call of `layer`. */
   wiring(layer: string): ChannelWiring {
     const topo = (t: ChannelTensor) => t as TopoTensor;
+    // Rules slice one weight channel after channel: the last key found is the next one's.
+    let last = { weight: '', axis: -1, role: '' as SliceRole | '', key: -1 };
     return {
       tie: (a, ca, b, cb) => this.union(topo(a), ca, topo(b), cb),
-      slice: (t, c, weight, axis, role, index) => this.slice(topo(t), c, layer, weight, axis, role, index),
+      slice: (t, c, weight, axis, role, index) => {
+        if (weight !== last.weight || axis !== last.axis || role !== last.role) last = { weight, axis, role, key: this.keyOf(layer, weight, axis, role) };
+        this.slice(topo(t), c, last.key, index);
+      },
       block: (t, reason) => this.block(topo(t), reason),
       couple: (t) => this.coupling.add(topo(t).id),
     };
@@ -147,10 +174,14 @@ export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[
     const r = uf.find(b.atom);
     if (!blockedReason.has(r)) blockedReason.set(r, b.reason);
   }
-  const hasProducer = new Set<number>();
-  for (let i = 0; i < space.sliceAtom.length; i++) {
-    if (space.sliceKeys[space.sliceKey[i]].role === 'producer') hasProducer.add(uf.find(space.sliceAtom[i]));
+  const producerKey = new Uint8Array(space.sliceKeys.length);
+  space.sliceKeys.forEach((k, i) => (producerKey[i] = k.role === 'producer' ? 1 : 0));
+  const hasProducer = new Uint8Array(space.total);
+  for (let i = 0; i < space.sliceCount; i++) {
+    if (producerKey[space.sliceKey[i]]) hasProducer[uf.find(space.sliceAtom[i])] = 1;
   }
+  const blocked = new Uint8Array(space.total);
+  for (const r of blockedReason.keys()) blocked[r] = 1;
 
   // Each unit class: the tensors it spans and its first atom (lowest channel of its earliest tensor).
   const classInfo = new Map<number, { tensors: number[]; firstAtom: number }>();
@@ -158,7 +189,7 @@ export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[
   for (let a = 0; a < space.total; a++) {
     const r = uf.find(a);
     rootOfAtom[a] = r;
-    if (!hasProducer.has(r) || blockedReason.has(r)) continue;
+    if (!hasProducer[r] || blocked[r]) continue;
     const t = space.tensorOfAtom[a];
     const info = classInfo.get(r);
     if (!info) classInfo.set(r, { tensors: [t], firstAtom: a });
@@ -179,6 +210,7 @@ export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[
 
   // Slices per unit class, aggregated by (layer, weight, axis, role).
   const unitOfRoot = new Map<number, number>();
+  const unitOfRootAtom = new Int32Array(space.total).fill(-1);
   const groups: ChannelGroup[] = [];
   const units: ChannelUnit[] = [];
   const concatTensors = space.coupling;
@@ -187,31 +219,60 @@ export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[
     const ids: number[] = [];
     roots.forEach((root, index) => {
       unitOfRoot.set(root, units.length);
+      unitOfRootAtom[root] = units.length;
       ids.push(units.length);
       units.push({ id: units.length, group: groupId, index, slices: [] });
     });
     const spans = classInfo.get(roots[0])!.tensors;
     groups.push({ id: groupId, members: [], producers: [], consumers: [], channels: roots.length, units: ids, coupled: spans.some((t) => concatTensors.has(t)) });
   }
-  const unitSlices = units.map(() => new Map<number, Set<number>>());
-  for (let i = 0; i < space.sliceAtom.length; i++) {
-    const u = unitOfRoot.get(rootOfAtom[space.sliceAtom[i]]);
-    if (u === undefined) continue;
-    const m = unitSlices[u];
-    const key = space.sliceKey[i];
-    let set = m.get(key);
-    if (!set) m.set(key, (set = new Set()));
-    set.add(space.sliceIndex[i]);
-  }
   const layerOrder = new Map<string, number>();
   topo.nodes.forEach((n, i) => { if (!layerOrder.has(n.name)) layerOrder.set(n.name, i); });
+  // A unit's slices come by role, then layer order, then key: one rank per key, sorted once.
+  const keyRank = new Float64Array(space.sliceKeys.length);
+  space.sliceKeys
+    .map((k, id) => ({ id, role: ROLE_ORDER[k.role], layer: layerOrder.get(k.layer)! }))
+    .sort((a, b) => a.role - b.role || a.layer - b.layer || a.id - b.id)
+    .forEach((k, rank) => (keyRank[k.id] = rank));
+  // Each unit's slice entries as rank·span + index (one number sorts by key rank, then index), bucketed by unit.
+  let span = 1;
+  for (let i = 0; i < space.sliceCount; i++) span = Math.max(span, space.sliceIndex[i] + 1);
+  const entryUnit = new Int32Array(space.sliceCount);
+  const perUnit = new Int32Array(units.length + 1);
+  for (let i = 0; i < space.sliceCount; i++) {
+    const u = unitOfRootAtom[rootOfAtom[space.sliceAtom[i]]];
+    entryUnit[i] = u;
+    if (u >= 0) perUnit[u + 1]++;
+  }
+  for (let u = 0; u < units.length; u++) perUnit[u + 1] += perUnit[u];
+  const fill = perUnit.slice(0, units.length);
+  const entries = new Float64Array(perUnit[units.length]);
+  for (let i = 0; i < space.sliceCount; i++) {
+    const u = entryUnit[i];
+    if (u >= 0) entries[fill[u]++] = keyRank[space.sliceKey[i]] * span + space.sliceIndex[i];
+  }
+  const keyOfRank = new Int32Array(space.sliceKeys.length);
+  keyRank.forEach((rank, id) => (keyOfRank[rank] = id));
   for (const unit of units) {
-    const entries = [...unitSlices[unit.id]].sort(([ka], [kb]) => {
-      const a = space.sliceKeys[ka];
-      const b = space.sliceKeys[kb];
-      return ROLE_ORDER[a.role] - ROLE_ORDER[b.role] || (layerOrder.get(a.layer)! - layerOrder.get(b.layer)!) || ka - kb;
-    });
-    unit.slices = entries.map(([k, set]) => ({ ...space.sliceKeys[k], indices: [...set].sort((x, y) => x - y) }));
+    const list = entries.subarray(perUnit[unit.id], perUnit[unit.id + 1]).sort();
+    const slices: WeightSlice[] = [];
+    let current = -1;
+    let indices: number[] = [];
+    let last = -1;
+    for (let j = 0; j < list.length; j++) {
+      const value = list[j];
+      if (value === last) continue;
+      last = value;
+      const rank = Math.floor(value / span);
+      if (rank !== current) {
+        current = rank;
+        const k = space.sliceKeys[keyOfRank[rank]];
+        indices = [];
+        slices.push({ layer: k.layer, weight: k.weight, axis: k.axis, role: k.role, indices });
+      }
+      indices.push(value - rank * span);
+    }
+    unit.slices = slices;
   }
   for (const group of groups) {
     const producers = new Set<string>();

@@ -39,11 +39,18 @@ function axisSums(model: tf.LayersModel, layer: string, weight: string, axis: nu
   for (let i = axis + 1; i < dims.length; i++) inner *= dims[i];
   const l1 = new Float64Array(size);
   const l2sq = new Float64Array(size);
-  for (let i = 0; i < data.length; i++) {
-    const index = Math.floor(i / inner) % size;
-    const v = data[i];
-    l1[index] += Math.abs(v);
-    l2sq[index] += v * v;
+  // Index-major blocks of `inner` values; each index's sums add its values in storage order.
+  for (let block = 0, i = 0; i < data.length; block++) {
+    const index = block % size;
+    let a1 = l1[index];
+    let a2 = l2sq[index];
+    for (const end = i + inner; i < end; i++) {
+      const v = data[i];
+      a1 += Math.abs(v);
+      a2 += v * v;
+    }
+    l1[index] = a1;
+    l2sq[index] = a2;
   }
   return { l1, l2sq, perIndex: size > 0 ? data.length / size : 0 };
 }
@@ -51,13 +58,20 @@ function axisSums(model: tf.LayersModel, layer: string, weight: string, axis: nu
 export function unitSums(model: tf.LayersModel, graph: ChannelGraph): UnitSums {
   const n = graph.units.length;
   const sums: UnitSums = { l1: new Float64Array(n), l2sq: new Float64Array(n), count: new Float64Array(n) };
-  const cache = new Map<string, AxisSums | undefined>();
+  // layer → weight → axis → sums: slices share their strings, so no key is built per slice.
+  const cache = new Map<string, Map<string, Map<number, AxisSums | undefined>>>();
+  const statistic = new Map<string, boolean>();
   for (const unit of graph.units) {
     for (const s of unit.slices) {
-      if (isStatisticWeight(s.weight)) continue;
-      const key = `${s.layer}\u0000${s.weight}\u0000${s.axis}`;
-      if (!cache.has(key)) cache.set(key, axisSums(model, s.layer, s.weight, s.axis));
-      const a = cache.get(key);
+      let skip = statistic.get(s.weight);
+      if (skip === undefined) statistic.set(s.weight, (skip = isStatisticWeight(s.weight)));
+      if (skip) continue;
+      let byWeight = cache.get(s.layer);
+      if (!byWeight) cache.set(s.layer, (byWeight = new Map()));
+      let byAxis = byWeight.get(s.weight);
+      if (!byAxis) byWeight.set(s.weight, (byAxis = new Map()));
+      if (!byAxis.has(s.axis)) byAxis.set(s.axis, axisSums(model, s.layer, s.weight, s.axis));
+      const a = byAxis.get(s.axis);
       if (!a) continue;
       for (const i of s.indices) {
         sums.l1[unit.id] += a.l1[i];

@@ -9,8 +9,8 @@ import type { ChannelGraph } from '../graph/types.js';
  * same slices in place. Removing units that are zero in every slice leaves outputs unchanged.
  */
 
-/** layer → weight → axis → indices to drop. */
-type Plan = Map<string, Map<string, Map<number, Set<number>>>>;
+/** layer → weight → axis → indices to drop (may repeat). */
+type Plan = Map<string, Map<string, Map<number, number[]>>>;
 
 function validUnitIds(graph: ChannelGraph, unitIds: readonly number[]): number[] {
   const ids = [...new Set(unitIds)];
@@ -31,18 +31,54 @@ function planFor(graph: ChannelGraph, unitIds: readonly number[], skip?: (weight
       if (!byWeight) plan.set(s.layer, (byWeight = new Map()));
       let byAxis = byWeight.get(s.weight);
       if (!byAxis) byWeight.set(s.weight, (byAxis = new Map()));
-      let set = byAxis.get(s.axis);
-      if (!set) byAxis.set(s.axis, (set = new Set()));
-      for (const i of s.indices) set.add(i);
+      const list = byAxis.get(s.axis);
+      if (!list) byAxis.set(s.axis, s.indices.slice());
+      else for (const i of s.indices) list.push(i);
     }
   }
   return plan;
 }
 
-function keptIndices(size: number, drop: Set<number>): number[] {
-  const kept: number[] = [];
-  for (let i = 0; i < size; i++) if (!drop.has(i)) kept.push(i);
+/** Indices of 0..size-1 not in `drop`, ascending. */
+function keptIndices(size: number, drop: readonly number[]): Int32Array {
+  const dropped = new Uint8Array(size);
+  for (const i of drop) dropped[i] = 1;
+  let count = 0;
+  for (let i = 0; i < size; i++) count += dropped[i];
+  const kept = new Int32Array(size - count);
+  for (let i = 0, k = 0; i < size; i++) if (!dropped[i]) kept[k++] = i;
   return kept;
+}
+
+/**
+ * The sub-array of row-major `data` (shape `dims`) that keeps, along each axis, the indices in
+ * `kept[axis]` (every index where it is undefined): one pass over the output.
+ */
+function gatherAxes<T extends Float32Array | Int32Array | Uint8Array>(data: T, dims: readonly number[], kept: readonly (Int32Array | undefined)[]): { values: T; shape: number[] } {
+  const rank = dims.length;
+  const strides = new Array<number>(rank);
+  for (let a = rank - 1, s = 1; a >= 0; a--) {
+    strides[a] = s;
+    s *= dims[a];
+  }
+  const index = dims.map((d, a) => kept[a] ?? Int32Array.from({ length: d }, (_, i) => i));
+  const shape = index.map((k) => k.length);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const values = new (data.constructor as new (n: number) => T)(size);
+  if (size === 0) return { values, shape };
+  const inner = index[rank - 1];
+  const innerStride = strides[rank - 1];
+  const position = new Array<number>(rank).fill(0);
+  let out = 0;
+  for (;;) {
+    let base = 0;
+    for (let a = 0; a < rank - 1; a++) base += index[a][position[a]] * strides[a];
+    for (let k = 0; k < inner.length; k++) values[out++] = data[base + inner[k] * innerStride];
+    let a = rank - 2;
+    while (a >= 0 && ++position[a] === index[a].length) position[a--] = 0;
+    if (a < 0) break;
+  }
+  return { values, shape };
 }
 
 interface LayerJson {
@@ -50,11 +86,21 @@ interface LayerJson {
   config: Record<string, unknown> & { name: string };
 }
 
+/** `kernel_initializer` → `kernelInitializer`: the layer field a config's initializer is built into. */
+function initializerField(key: string): string {
+  return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
 /**
  * Returns a new model without the given units: producers lose output filters, batch norms
  * and depthwise convs lose channels, consumers lose input slices (every flattened position
  * for dense layers after a flatten). Layer names are kept; the input model is not touched.
  * The returned model is not compiled.
+ *
+ * One pass over the topology JSON narrows the widths, the model is built once (with zero
+ * initial weights: random initialisation of weights about to be replaced is most of a build's
+ * time; the layers then get the source layers' initializers back, so the model's config is as
+ * before), and every weight is set from one slice of the source buffer.
  */
 export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, unitIds: readonly number[]): Promise<tf.LayersModel> {
   const ids = validUnitIds(graph, unitIds);
@@ -71,45 +117,78 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
   }
   const plan = planFor(graph, ids);
   const removedUnits = new Set(ids);
-
-  const json = model.toJSON(undefined, false) as unknown as { class_name: string; config: { layers: LayerJson[] } };
-  const topology = structuredClone(json);
-  for (const layerJson of topology.config.layers) {
-    // The registry's width field shrinks by the channels removed along the weight axis that carries it.
-    const spec = layerSpec(layerJson.class_name);
-    const output = spec?.outputChannels;
-    const drop = plan.get(layerJson.config.name)?.get(output?.weight ?? '');
-    if (!spec?.widthField || !output || !drop) continue;
-    const variable = layerWeight(model.getLayer(layerJson.config.name), output.weight)!;
-    const removed = drop.get(resolveAxis(output, variable.shape.length).axis);
-    if (removed) layerJson.config[spec.widthField] = (layerJson.config[spec.widthField] as number) - removed.size;
+  const oldLayers = new Map(model.layers.map((l) => [l.name, l]));
+  const layerInfo = new Map(graph.layers.map((l) => [l.name, l]));
+  // Kept indices per layer → weight → axis, from the source weight's size along the axis.
+  const keptByLayer = new Map<string, Map<string, Map<number, Int32Array>>>();
+  for (const [layerName, byWeight] of plan) {
+    const weights = layerWeights(oldLayers.get(layerName)!);
+    const keptByWeight = new Map<string, Map<number, Int32Array>>();
+    for (const [name, byAxis] of byWeight) {
+      const variable = weights.get(name);
+      if (!variable) continue;
+      const keptByAxis = new Map<number, Int32Array>();
+      for (const [axis, drop] of byAxis) keptByAxis.set(axis, keptIndices(variable.shape[axis]!, drop));
+      keptByWeight.set(name, keptByAxis);
+    }
+    keptByLayer.set(layerName, keptByWeight);
   }
+
+  const topology = model.toJSON(undefined, false) as unknown as { class_name: string; config: { layers: LayerJson[] } };
+  const zeros = { class_name: 'Zeros', config: {} };
+  const deferredInitializers = new Map<string, string[]>();
   for (const layerJson of topology.config.layers) {
+    const name = layerJson.config.name;
+    const spec = layerSpec(layerJson.class_name);
+    // The registry's width field shrinks by the channels removed along the weight axis that carries it.
+    const output = spec?.outputChannels;
+    const keptByAxis = output && keptByLayer.get(name)?.get(output.weight);
+    if (spec?.widthField && output && keptByAxis) {
+      const variable = layerWeight(oldLayers.get(name)!, output.weight)!;
+      const axis = resolveAxis(output, variable.shape.length).axis;
+      const kept = keptByAxis.get(axis);
+      if (kept) layerJson.config[spec.widthField] = kept.length;
+    }
     // Layers that record their width in their config alone (a reshape's target shape) lose the removed units among their channels.
-    const narrow = layerSpec(layerJson.class_name)?.narrowConfig;
-    const info = narrow && graph.layers.find((l) => l.name === layerJson.config.name);
+    const narrow = spec?.narrowConfig;
+    const info = narrow && layerInfo.get(name);
     const removed = info?.outputUnits?.filter((u) => removedUnits.has(u)).length ?? 0;
     if (narrow && info && removed > 0) layerJson.config = narrow(layerJson.config, info.outChannels - removed) as LayerJson['config'];
+    const oldLayer = oldLayers.get(name) as unknown as Record<string, unknown> | undefined;
+    const fields: string[] = [];
+    for (const key of Object.keys(layerJson.config)) {
+      const value = layerJson.config[key] as { class_name?: unknown } | null;
+      const field = initializerField(key);
+      if (!key.endsWith('_initializer') || typeof value?.class_name !== 'string' || typeof (oldLayer?.[field] as { apply?: unknown } | undefined)?.apply !== 'function') continue;
+      layerJson.config[key] = zeros;
+      fields.push(field);
+    }
+    if (fields.length) deferredInitializers.set(name, fields);
   }
   const pruned = await tf.models.modelFromJSON({ modelTopology: topology } as unknown as Parameters<typeof tf.models.modelFromJSON>[0]);
 
   try {
-    for (const oldLayer of model.layers) {
-      if (oldLayer.weights.length === 0) continue;
-      const newLayer = pruned.getLayer(oldLayer.name);
+    for (const newLayer of pruned.layers) {
+      const oldLayer = oldLayers.get(newLayer.name)!;
+      for (const field of deferredInitializers.get(newLayer.name) ?? []) {
+        (newLayer as unknown as Record<string, unknown>)[field] = (oldLayer as unknown as Record<string, unknown>)[field];
+      }
+      if (newLayer.weights.length === 0) continue;
       const oldWeights = layerWeights(oldLayer);
-      const layerPlan = plan.get(oldLayer.name);
+      const layerKept = keptByLayer.get(oldLayer.name);
       const values = newLayer.weights.map((target) => {
         const name = weightShortName(target);
         const source = oldWeights.get(name);
         if (!source) throw new Error(`Weight ${oldLayer.name}/${name} is missing from the source model`);
-        const value = tf.tidy(() => {
-          let t: tf.Tensor = source.read();
-          for (const [axis, drop] of layerPlan?.get(name) ?? []) {
-            t = tf.gather(t, keptIndices(t.shape[axis], drop), axis);
-          }
-          return tf.clone(t);
-        });
+        const byAxis = layerKept?.get(name);
+        let value: tf.Tensor;
+        if (!byAxis) value = tf.clone(source.read());
+        else {
+          const t = source.read();
+          const dims = t.shape;
+          const { values, shape } = gatherAxes(t.dataSync() as Float32Array | Int32Array | Uint8Array, dims, dims.map((_, a) => byAxis.get(a)));
+          value = tf.tensor(values, shape, t.dtype);
+        }
         if (value.shape.join('x') !== target.shape.join('x')) {
           value.dispose();
           throw new Error(`Surgery produced ${oldLayer.name}/${name} of shape [${value.shape}] but the pruned layer expects [${target.shape}]`);
