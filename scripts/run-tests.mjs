@@ -39,7 +39,7 @@ function count(output, pattern) {
   return matches.length ? Number(matches[matches.length - 1][1]) : 0;
 }
 
-const unitDirs = ['test/engine', 'test/protocol', 'test/cli', 'test/webview', 'test/extension'];
+const unitDirs = ['test/engine', 'test/protocol', 'test/cli', 'test/webview', 'test/extension', 'test/package'];
 const files = unitDirs.flatMap(find).filter((f) => !filter || f.includes(filter)).sort();
 
 let passed = 0;

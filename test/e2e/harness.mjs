@@ -1,6 +1,6 @@
 // Shared pieces of the e2e runner: code-server processes, the Chromium browser, timing.
-import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +87,7 @@ export async function startCodeServer({ runDir, smoke, env = {} }) {
   }
   return {
     port,
+    pid: child.pid,
     extensionsDir,
     url: (query) => `http://127.0.0.1:${port}/?${query}`,
     /** Stops the whole process group: server, extension host, watchers, engine processes. */
@@ -98,15 +99,78 @@ export async function startCodeServer({ runDir, smoke, env = {} }) {
   };
 }
 
-/** Registers the repository itself as an installed extension (no packaging, node_modules in place). */
-export function installFromRepository(extensionsDir) {
+/**
+ * Installs the packaged extension (`npm run package`'s .vsix) into `runDir`'s profile the way a user does,
+ * with `code-server --install-extension`; returns the folder it was unpacked to.
+ */
+export function installVsix(runDir, vsix) {
+  const extensionsDir = join(runDir, 'extensions');
+  const args = ['--user-data-dir', join(runDir, 'user-data'), '--extensions-dir', extensionsDir, '--install-extension', vsix, '--force'];
+  const r = spawnSync(join(E2E_ROOT, 'cs', 'bin', 'code-server'), args, { env: e2eEnv(), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`code-server --install-extension ${vsix} failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
   const manifest = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
-  writeFileSync(join(extensionsDir, 'extensions.json'), JSON.stringify([{
-    identifier: { id: `${manifest.publisher}.${manifest.name}` },
-    version: manifest.version,
-    location: { $mid: 1, scheme: 'file', path: REPO },
-    metadata: { installedTimestamp: Date.now(), source: 'vsix', pinned: true },
-  }]));
+  const folder = join(extensionsDir, `${manifest.publisher}.${manifest.name}-${manifest.version}`);
+  if (!existsSync(join(folder, 'package.json'))) throw new Error(`installing ${vsix} left no ${folder}`);
+  return folder;
+}
+
+/** The processes below `pid` (by parent links in /proc). */
+function descendants(pid) {
+  const children = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!children.has(parent)) children.set(parent, []);
+      children.get(parent).push(Number(entry));
+    } catch { /* the process ended */ }
+  }
+  const out = [];
+  for (let queue = [pid]; queue.length;) for (const child of children.get(queue.shift()) ?? []) { out.push(child); queue.push(child); }
+  return out;
+}
+
+/** The extension host's resident memory now and at its peak, in MB (Linux /proc), or undefined if none is found. */
+export function extensionHostMemory(serverPid) {
+  for (const pid of descendants(serverPid)) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--type=extensionHost')) continue;
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kb = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+      return { pid, rssMb: Math.round(kb('VmRSS') / 1024), peakRssMb: Math.round(kb('VmHWM') / 1024) };
+    } catch { /* the process ended */ }
+  }
+  return undefined;
+}
+
+/**
+ * From the run's logs: when the extension host activated PruneLens (and for which event) and when its activate()
+ * finished ("PruneLens activated" in its own log), in ms; and the first session's engine start to model loaded.
+ */
+export function activationTimes(runDir) {
+  const logs = join(runDir, 'user-data', 'logs');
+  if (!existsSync(logs)) return undefined;
+  const stamp = (line) => Date.parse(line.slice(0, 23).replace(' ', 'T'));
+  for (const session of readdirSync(logs).sort().reverse()) {
+    for (const host of readdirSync(join(logs, session)).filter((d) => d.startsWith('exthost'))) {
+      const dir = join(logs, session, host);
+      const hostLog = join(dir, 'remoteexthost.log'), ownLog = join(dir, 'prunelens.prunelens', 'PruneLens.log');
+      if (!existsSync(hostLog) || !existsSync(ownLog)) continue;
+      const activating = readFileSync(hostLog, 'utf8').split('\n').find((l) => l.includes('_doActivateExtension prunelens.prunelens'));
+      const own = readFileSync(ownLog, 'utf8').split('\n');
+      const activated = own.find((l) => l.includes('PruneLens activated'));
+      if (!activating || !activated) continue;
+      const started = own.find((l) => /Session \S+: .* engine pid/.test(l));
+      const loaded = own.find((l) => /Session \S+: .*params, .*FLOPs, backend/.test(l));
+      return {
+        activationEvent: /activationEvent: '([^']*)'/.exec(activating)?.[1],
+        activateMs: stamp(activated) - stamp(activating),
+        firstSessionModelLoadedMs: started && loaded ? stamp(loaded) - stamp(started) : undefined,
+      };
+    }
+  }
+  return undefined;
 }
 
 export function launchBrowser() {

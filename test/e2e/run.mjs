@@ -1,19 +1,22 @@
 // End-to-end tests of PruneLens in a real VS Code (code-server) driven by headless Chromium:
 // setup (cached), fixtures, build, the integration suite inside the extension host, then the
 // UI tests through the browser. Prints "N passed, N failed" last; exits non-zero on failure.
-// Options: --integration-only, --ui-only, --skip-build (use dist/ as it is), --grep TEXT (only the UI tests whose
-// titles contain TEXT, after the one that opens the workbench).
+// Both suites run the extension as users get it: `npm run package`'s .vsix, installed with
+// `code-server --install-extension`. Activation time and the extension host's memory go to test-results/e2e-metrics.json.
+// Options: --integration-only, --ui-only, --skip-build (reuse the .vsix the last run packaged), --grep TEXT (only the UI
+// tests whose titles contain TEXT, after the one that opens the workbench).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as esbuild from 'esbuild';
-import { E2E_ROOT, REPO, RESULTS_DIR, installFromRepository, launchBrowser, seconds, startCodeServer } from './harness.mjs';
+import { E2E_ROOT, REPO, RESULTS_DIR, activationTimes, extensionHostMemory, installVsix, launchBrowser, seconds, startCodeServer } from './harness.mjs';
 import { runUiTests } from './ui.mjs';
 
 const grepAt = process.argv.indexOf('--grep');
 const grep = grepAt >= 0 ? process.argv[grepAt + 1] : undefined;
 const only = process.argv.includes('--integration-only') ? 'integration' : process.argv.includes('--ui-only') ? 'ui' : undefined;
 const timings = {};
+const metrics = {};
 const results = [];
 let t = Date.now();
 const lap = (name) => { timings[name] = Date.now() - t; t = Date.now(); };
@@ -38,14 +41,9 @@ step(process.execPath, ['test/e2e/fixtures.mjs', integrationWorkspace], 'fixture
 step(process.execPath, ['test/e2e/fixtures.mjs', uiWorkspace], 'fixtures');
 lap('fixtures');
 
-if (!process.argv.includes('--skip-build')) step(process.execPath, ['scripts/build.mjs'], 'build');
-for (const bundle of ['extension.js', 'engine.js', 'webview.js']) {
-  if (!existsSync(join(REPO, 'dist', bundle))) {
-    console.error(`e2e: dist/${bundle} was not built`);
-    console.log('0 passed, 1 failed');
-    process.exit(1);
-  }
-}
+const vsix = join(E2E_ROOT, 'prunelens.vsix');
+if (!process.argv.includes('--skip-build') || !existsSync(vsix)) step(process.execPath, ['scripts/package.mjs', '--out', vsix], 'package');
+metrics.vsixMb = Number((statSync(vsix).size / 1e6).toFixed(2));
 const suiteOut = join(E2E_ROOT, 'out', 'suite');
 rmSync(suiteOut, { recursive: true, force: true });
 const suiteDir = join(REPO, 'test', 'e2e', 'suite');
@@ -60,12 +58,16 @@ mkdirSync(RESULTS_DIR, { recursive: true });
 if (only !== 'ui') {
   const resultFile = join(E2E_ROOT, 'out', 'integration-results.json');
   rmSync(resultFile, { force: true });
-  const server = await startCodeServer({ runDir: join(E2E_ROOT, 'run-integration'), smoke: true, env: { PRUNELENS_E2E_RESULTS: resultFile } });
+  const runDir = join(E2E_ROOT, 'run-integration');
+  rmSync(runDir, { recursive: true, force: true });
+  // The suite runs against the installed package: the development path is the folder the .vsix was unpacked to.
+  const installed = installVsix(runDir, vsix);
+  const server = await startCodeServer({ runDir, smoke: true, env: { PRUNELENS_E2E_RESULTS: resultFile } });
   const browser = await launchBrowser();
   try {
     const authority = `127.0.0.1:${server.port}`;
     const payload = [
-      ['extensionDevelopmentPath', `vscode-remote://${authority}${REPO}`],
+      ['extensionDevelopmentPath', `vscode-remote://${authority}${installed}`],
       ['extensionTestsPath', `vscode-remote://${authority}${join(suiteOut, 'index')}`],
     ];
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
@@ -93,21 +95,25 @@ if (only !== 'ui') {
     await browser.close();
     await server.stop();
   }
+  metrics.integration = activationTimes(runDir);
   lap('integration');
 }
 
 if (only !== 'integration') {
   const runDir = join(E2E_ROOT, 'run-ui');
   rmSync(runDir, { recursive: true, force: true });
+  installVsix(runDir, vsix);
   const server = await startCodeServer({ runDir, smoke: false });
-  installFromRepository(server.extensionsDir);
   const browser = await launchBrowser();
   try {
     results.push(...(await runUiTests({ browser, url: server.url(`folder=${encodeURIComponent(uiWorkspace)}`), workspace: uiWorkspace, resultsDir: RESULTS_DIR, grep })).map((r) => ({ suite: 'ui', ...r })));
+    // After the UI tests: sessions, analyses and the panel have all run in this extension host.
+    metrics.uiExtensionHost = extensionHostMemory(server.pid);
   } finally {
     await browser.close();
     await server.stop();
   }
+  metrics.ui = activationTimes(runDir);
   lap('ui');
 }
 
@@ -117,6 +123,8 @@ for (const r of results) {
   if (r.error) console.log(`     ${r.error.split('\n').slice(0, 6).join('\n     ')}`);
 }
 console.log(`timings: ${Object.entries(timings).map(([k, v]) => `${k} ${seconds(v)}`).join(', ')}`);
+console.log(`metrics: ${JSON.stringify(metrics)}`);
+writeFileSync(join(RESULTS_DIR, 'e2e-metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
 const passed = results.filter((r) => r.state === 'passed').length;
 const failed = results.length - passed;
 console.log(`${passed} passed, ${failed} failed`);

