@@ -1,7 +1,8 @@
 // Generates the e2e workspace: a tiny TF.js model (conv→bn→relu→pool→conv→flatten→dense on 8×8×1),
 // a runnable config with synthetic data, a slow config for cancelling, and invalid configs.
 // Usage: node test/e2e/fixtures.mjs <workspace-folder>
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -137,4 +138,42 @@ writeFileSync(join(target, 'mnist-mismatch.prune.json'), json({
   data: { format: 'builtin', name: 'mnist' },
 }));
 
-console.log(`fixtures: ${target} (tiny_cnn, ${model.countParams()} params)`);
+// A real pretrained model for sensitivity analysis: nsfwjs' MobileNetV2 (a devDependency; TF.js layers
+// model shipped as JS modules: model.json as a UMD module, each weight shard as a base64 string), with
+// unlabelled photos-to-be (smooth random colour fields) it is measured on by agreement with itself.
+const require = createRequire(import.meta.url);
+const nsfwjs = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', 'nsfwjs', 'dist', 'models', 'mobilenet_v2');
+if (existsSync(nsfwjs)) {
+  const dir = join(target, 'mobilenet');
+  mkdirSync(dir, { recursive: true });
+  const modelJson = require(join(nsfwjs, 'model.min.js'));
+  for (const shard of readdirSync(nsfwjs).filter((f) => /^group\d+-shard\d+of\d+\.min\.js$/.test(f))) {
+    writeFileSync(join(dir, shard.replace(/\.min\.js$/, '.bin')), Buffer.from(require(join(nsfwjs, shard)), 'base64'));
+  }
+  for (const group of modelJson.weightsManifest) group.paths = group.paths.map((p) => `${p.replace(/^.*\//, '').replace(/(\.min\.js|\.bin)$/, '')}.bin`);
+  writeFileSync(join(dir, 'model.json'), JSON.stringify(modelJson));
+  const { PNG } = require('pngjs');
+  const photos = join(target, 'photos');
+  mkdirSync(photos, { recursive: true });
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  for (let k = 0; k < 16; k++) {
+    const png = new PNG({ width: 32, height: 32 });
+    const [r, g, b, dx, dy] = [next(), next(), next(), next(), next()];
+    for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) {
+      const i = (y * 32 + x) * 4;
+      const wave = 0.5 + 0.5 * Math.sin((x * dx + y * dy) / 3);
+      png.data[i] = 255 * r * wave; png.data[i + 1] = 255 * g * (1 - wave); png.data[i + 2] = 255 * b; png.data[i + 3] = 255;
+    }
+    writeFileSync(join(photos, `photo-${k}.png`), PNG.sync.write(png));
+  }
+  writeFileSync(join(target, 'mobilenet.prune.json'), json({
+    model: 'mobilenet/model.json',
+    method: 'l1',
+    target: { flopsReduction: 0.3 },
+    output: 'out/mobilenet',
+    data: { format: 'imagefolder', path: 'photos', validationSplit: 0 },
+  }));
+}
+
+console.log(`fixtures: ${target} (tiny_cnn, ${model.countParams()} params${existsSync(nsfwjs) ? '; nsfwjs MobileNetV2' : ''})`);

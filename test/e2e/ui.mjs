@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { REPO } from './harness.mjs';
 
 const SESSION_TIMEOUT = 120000;
+/** Sensitivity of the real MobileNetV2: about 27 groups × 3 ratios on a few samples at 224×224. */
+const SENSITIVITY_SAMPLES = 8;
+const SENSITIVITY_TIMEOUT = 420000;
 
 /** `grep`: run only the tests whose titles contain it (the first, which opens the workbench, always runs). */
 export async function runUiTests({ browser, url, workspace, resultsDir, grep }) {
@@ -238,6 +241,71 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     await panelFrame(page).locator('[data-testid="summary-card"]').waitFor({ timeout: 30000 });
     await page.waitForTimeout(800);
     await page.screenshot({ path: join(resultsDir, 'prune-keras.png') });
+  });
+
+  await test('Analyze Sensitivity on the real MobileNetV2 streams one curve per channel group and a sortable table into the panel', async () => {
+    const config = join(workspace, 'mobilenet.prune.json');
+    const reportFile = join(workspace, 'mobilenet.sensitivity.json');
+    if (!existsSync(config)) throw new Error('no mobilenet.prune.json in the workspace: is the nsfwjs devDependency installed?');
+    await runCommand(page, 'View: Show Explorer');
+    await explorerRow(page, 'mobilenet.prune.json').click();
+    // The lens beside the method lenses; it asks how thorough, and a custom few ratios and samples keep it short.
+    const lens = page.locator('.codelens-decoration a', { hasText: 'Sensitivity' }).first();
+    await lens.waitFor({ timeout: 30000 });
+    await lens.click();
+    await pickQuickItem(page, 'Custom…');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: 10000 });
+    await input.fill('0.25,0.5,0.75');
+    await page.keyboard.press('Enter');
+    await page.waitForTimeout(300);
+    await input.fill(String(SENSITIVITY_SAMPLES));
+    await page.keyboard.press('Enter');
+    const started = Date.now();
+
+    const panel = panelFrame(page);
+    const chart = panel.locator('[data-testid="sensitivity-chart"]');
+    await chart.waitFor({ state: 'visible', timeout: SENSITIVITY_TIMEOUT });
+    const pointsWhileRunning = Number(await chart.getAttribute('data-points'));
+    const statusWhileRunning = (await panel.locator('[data-testid="run-status"]').innerText()).trim();
+    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'mobilenet.sensitivity.json' }).first();
+    await toast.waitFor({ timeout: SENSITIVITY_TIMEOUT });
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    await panel.locator('[data-testid="run-status"]', { hasText: 'done' }).waitFor({ timeout: 30000 });
+
+    const report = JSON.parse(readFileSync(reportFile, 'utf8'));
+    const groups = report.groups.length;
+    if (groups < 20) throw new Error(`MobileNetV2 has ${groups} channel groups in the report`);
+    if (report.groups.some((g) => g.points.length !== 3)) throw new Error('a group was not measured at the three ratios');
+    const curves = Number(await chart.getAttribute('data-curves'));
+    const points = Number(await chart.getAttribute('data-points'));
+    if (curves !== groups || points !== groups * 3) throw new Error(`the chart draws ${curves} curves of ${points} points; the report has ${groups} groups`);
+    const rows = panel.locator('[data-testid="sensitivity-table"] tbody tr');
+    if ((await rows.count()) !== groups) throw new Error(`the table has ${await rows.count()} rows for ${groups} groups`);
+    // Every row with its FLOPs and measured latency share (MobileNetV2 has fewer than 300 layers), most sensitive first.
+    const cells = await rows.evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+    if (cells.some((c) => c.length !== 6 || !/%$/.test(c[3]) || !/%$/.test(c[4]))) throw new Error(`table rows: ${JSON.stringify(cells.slice(0, 3))}`);
+    const scores = await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.querySelector('[data-column="score"]').getAttribute('data-score'))));
+    if (scores.some((s, i) => i > 0 && s > scores[i - 1])) throw new Error(`not sorted by sensitivity: ${scores.join(', ')}`);
+    // A header click sorts by that column.
+    await panel.locator('[data-testid="sensitivity-table"] th[data-sort="flops"]').click();
+    await panel.locator('[data-testid="sensitivity-table"] th[data-sort="flops"][aria-sort="descending"]').waitFor({ timeout: 10000 });
+    await panel.locator('[data-testid="sensitivity-table"] th[data-sort="score"]').click();
+    await panel.locator('[data-testid="sensitivity-table"] th[data-sort="score"][aria-sort="descending"]').waitFor({ timeout: 10000 });
+    console.log(`  ui: MobileNetV2 sensitivity: ${groups} groups × 3 ratios on ${report.samples} samples in ${seconds} s (${pointsWhileRunning} points in the panel while it said "${statusWhileRunning}"); most sensitive: ${cells[0][1]} (${cells[0][5]})`);
+
+    // A wider side bar for the screenshot, one faint group's row hovered so its curve stands out.
+    const sidebar = await page.locator('.part.sidebar').boundingBox();
+    if (sidebar) {
+      await page.mouse.move(sidebar.x + sidebar.width + 1, sidebar.y + 300);
+      await page.mouse.down();
+      await page.mouse.move(sidebar.x + 600, sidebar.y + 300, { steps: 8 });
+      await page.mouse.up();
+    }
+    await rows.nth(8).hover();
+    await panel.locator('[data-testid="sensitivity-chart"]:not([data-highlighted=""])').waitFor({ timeout: 10000 }).catch(() => {});
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: join(resultsDir, 'sensitivity-panel.png') });
   });
 
   await page.close();

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { EngineEvent } from '../../../src/protocol/events.js';
+import type { EngineEvent, ErrorEvent, SensitivityDoneEvent } from '../../../src/protocol/events.js';
 import type { PruneLensApi } from '../../../src/extension/main.js';
 import type { RunRecord } from '../../../src/extension/runStore.js';
 import type { AnalysisResult } from '../../../src/extension/sessions.js';
@@ -83,8 +83,8 @@ suite('PruneLens in VS Code', () => {
     const top = lenses.filter((l) => l.range.start.line === 0).map((l) => l.command!.title);
     const onMethod = lenses.filter((l) => l.range.start.line === methodLine).map((l) => l.command!.title);
     assert.deepEqual(top, ['▶ Run', 'Dry run', 'Open last report']);
-    assert.deepEqual(onMethod, ['▶ L1', '▶ GoPrune', '▶ SSR', '▶ DSP', '▶ i-SpaSP', '▶ OCSPruner']);
-    assert.equal(lenses.length, 9);
+    assert.deepEqual(onMethod, ['$(pulse) Sensitivity', '▶ L1', '▶ GoPrune', '▶ SSR', '▶ DSP', '▶ i-SpaSP', '▶ OCSPruner']);
+    assert.equal(lenses.length, 10);
   });
 
   test('the Run lens runs a session that writes the pruned model and its report', async () => {
@@ -104,6 +104,19 @@ suite('PruneLens in VS Code', () => {
     assert.equal(record.report, path.join(output, 'pruning-report.json'));
     assert.deepEqual(leftovers(inWorkspace('out')), []);
     assert.ok(pruneLens.runs().some((r) => r.runId === record.runId && r.status === 'done'), 'the run is remembered');
+  });
+
+  test('the Sensitivity lens analyses the config in the engine and writes the report beside it', async () => {
+    const lens = (await codeLenses('tiny.prune.json')).find((l) => l.command!.title === '$(pulse) Sensitivity')!;
+    assert.equal(lens.command!.command, Commands.analyzeSensitivity);
+    const outcome = await vscode.commands.executeCommand<SensitivityDoneEvent | ErrorEvent>(lens.command!.command, ...lens.command!.arguments!, { ratios: [0.25, 0.5], samples: 16 });
+    assert.equal(outcome.type, 'sensitivityDone', outcome.type === 'error' ? outcome.message : '');
+    if (outcome.type !== 'sensitivityDone') return;
+    assert.equal(outcome.file, inWorkspace('tiny.sensitivity.json'));
+    const written = JSON.parse(fs.readFileSync(outcome.file, 'utf8'));
+    // tiny_cnn: conv1 (8 channels) and conv2 (12), each measured at both ratios.
+    assert.deepEqual(written.groups.map((g: { channels: number; points: unknown[] }) => [g.channels, g.points.length]), [[8, 2], [12, 2]]);
+    assert.ok(written.groups.every((g: { latencyShare?: number }) => g.latencyShare! > 0));
   });
 
   test('Open last report opens the report of the finished run', async () => {
