@@ -10,6 +10,7 @@ import { frozenTeacher, objectiveKind, type ObjectiveOptions } from '../train/ob
 import type { Dataset } from '../train/types.js';
 import { CancelledError, UserError } from '../errors.js';
 import { boundedSample } from './sample.js';
+import { rememberingTeacher } from './teacher.js';
 import { cacheFile, hashModelFile, hashModelInMemory, readCached, writeCached } from './cache.js';
 import type { SensitivityEntry, SensitivityLatency, SensitivityPoint, SensitivityReport } from './types.js';
 import { sensitivityScore } from '../../protocol/events.js';
@@ -94,7 +95,10 @@ export async function analyzeSensitivity(model: tf.LayersModel, data: Dataset, o
 
   const needsTeacher = data.targets === 'none' || objectiveKind(options.objective?.config, data.targets) === 'distill';
   const ownTeacher = needsTeacher && !options.objective?.teacher ? await frozenTeacher(model) : undefined;
-  const objective: ObjectiveOptions = { ...options.objective, teacher: options.objective?.teacher ?? ownTeacher };
+  const givenTeacher = options.objective?.teacher ?? ownTeacher;
+  // Every evaluation reads the same samples: the teacher's outputs on them are computed once.
+  const remembering = givenTeacher ? rememberingTeacher(givenTeacher) : undefined;
+  const objective: ObjectiveOptions = { ...options.objective, teacher: remembering?.teacher };
   const sample = await boundedSample(data, samples, options.batchSize);
   try {
     const dense = await evaluateModel(model, sample.data, options.batchSize, options.signal, objective);
@@ -135,6 +139,7 @@ export async function analyzeSensitivity(model: tf.LayersModel, data: Dataset, o
     return report;
   } finally {
     sample.dispose();
+    remembering?.dispose();
     ownTeacher?.dispose();
   }
 }
