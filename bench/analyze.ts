@@ -4,11 +4,12 @@
  *    (Node start, tfjs load, model validation and load, graph analysis, output) and of the
  *    in-process analysis alone.
  * 2. Analysis and a 50% L1 prune of CIFAR ResNet-20/56/110 and DenseNet-121 (32×32 input), in
- *    process, medians of fresh runs: load (saved files), graph (`analyzeModel`), prune (L1 norms,
+ *    process, medians of fresh runs after one warm-up run: load (saved files), graph (`analyzeModel`), prune (L1 norms,
  *    `selectUnits` to half of every group's channels, `removeUnits`). When Python with torch and
  *    a Torch-Pruning checkout (`TORCH_PRUNING_DIR`, default .cache/torch-pruning) are present,
  *    bench/torch-pruning.py times Torch-Pruning on the same architectures, in turns with
- *    PruneLens (ANALYZE_ROUNDS rounds, default 2), and the ratios are printed.
+ *    PruneLens (ANALYZE_ROUNDS rounds, default 2; ANALYZE_RUNS runs each, default 5; PyTorch on
+ *    TORCH_THREADS threads, default 1), and the ratios are printed.
  *   node --import tsx bench/analyze.ts [network...]
  */
 import * as tf from '@tensorflow/tfjs';
@@ -132,14 +133,15 @@ interface PhaseTimes {
   prune: number[];
 }
 
-/** `runs` fresh loads of the saved model, each analysed, selected and pruned once. */
+/** `runs` fresh loads of the saved model, each analysed, selected and pruned once, after one untimed warm-up run (the JIT's first compiles), as bench/torch-pruning.py does. */
 async function timePruneLens(modelPath: string, runs: number): Promise<PhaseTimes & { layers: number; units: number; removed: number; prunedParams: number }> {
   const times: PhaseTimes = { load: [], graph: [], select: [], remove: [], prune: [] };
   let layers = 0;
   let units = 0;
   let removed = 0;
   let prunedParams = 0;
-  for (let i = 0; i < runs; i++) {
+  for (let i = -1; i < runs; i++) {
+    if (i === 0) for (const list of Object.values(times)) list.length = 0;
     let t0 = performance.now();
     const { model } = await loadModel(modelPath);
     times.load.push(performance.now() - t0);
@@ -167,6 +169,7 @@ async function timePruneLens(modelPath: string, runs: number): Promise<PhaseTime
 
 interface TorchTimes {
   torch: string;
+  threads: number;
   torch_pruning: string;
   networks: Record<string, { load: number[]; graph: number[]; prune: number[] }>;
 }
@@ -202,8 +205,9 @@ async function networksMeasurement(names: string[]): Promise<Record<string, unkn
   const tpDir = torchPruningDir();
   if (!tpDir) console.log('(Torch-Pruning not timed: no Python with torch and torch_pruning; set TORCH_PRUNING_DIR to a checkout)\n');
   const results: Record<string, { prunelens: unknown[]; torchPruning: unknown[] }> = {};
-  const rows: string[] = [];
   let versions = '';
+  console.log('| network | round | PruneLens load | graph | prune (select + remove) | Torch-Pruning load | graph | prune | graph ratio | prune ratio |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const name of names) {
     results[name] = { prunelens: [], torchPruning: [] };
     for (let round = 1; round <= rounds; round++) {
@@ -213,19 +217,15 @@ async function networksMeasurement(names: string[]): Promise<Record<string, unkn
       let tpCells = ['–', '–', '–', '–', '–'];
       if (tpDir) {
         const t = timeTorchPruning(tpDir, name, runs);
-        versions = `torch ${t.torch}, Torch-Pruning ${t.torch_pruning}`;
+        versions = `torch ${t.torch} on ${t.threads} thread(s), Torch-Pruning ${t.torch_pruning}`;
         const times = t.networks[name];
         const m = { load: median(times.load), graph: median(times.graph), prune: median(times.prune) };
         results[name].torchPruning.push({ round, times, medians: m });
         tpCells = [ms(m.load), ms(m.graph), ms(m.prune), (pl.medians.graph / m.graph).toFixed(2), (pl.medians.prune / m.prune).toFixed(2)];
       }
-      rows.push(`| ${name} (${p.layers} layers) | ${round} | ${ms(pl.medians.load)} | ${ms(pl.medians.graph)} | ${ms(pl.medians.select)} + ${ms(pl.medians.remove)} = ${ms(pl.medians.prune)} | ${tpCells.join(' | ')} |`);
-      console.log(rows[rows.length - 1]);
+      console.log(`| ${name} (${p.layers} layers) | ${round} | ${ms(pl.medians.load)} | ${ms(pl.medians.graph)} | ${ms(pl.medians.select)} + ${ms(pl.medians.remove)} = ${ms(pl.medians.prune)} | ${tpCells.join(' | ')} |`);
     }
   }
-  console.log(`\n| network | round | PruneLens load | graph | prune (select + remove) | Torch-Pruning load | graph | prune | graph ratio | prune ratio |`);
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
-  for (const row of rows) console.log(row);
   console.log(`\nms, medians of ${runs} fresh runs per round; ratio = PruneLens ÷ Torch-Pruning (below 1: PruneLens faster)${versions ? `; ${versions}` : ''}.`);
   return { runs, rounds, torchPruning: versions || null, networks: results };
 }

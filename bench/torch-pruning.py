@@ -1,5 +1,5 @@
 """Torch-Pruning (DepGraph) on the networks of bench/analyze.ts, same architectures: CIFAR ResNet-20/56/110 and
-DenseNet-121 (32x32 input). Per network and fresh run: load (torch.load of the saved model), graph
+DenseNet-121 (32x32 input). Per network and fresh run (after one untimed warm-up run): load (torch.load of the saved model), graph
 (DependencyGraph.build_dependency), prune (MagnitudePruner with L1 importance, pruning_ratio 0.5, the head ignored:
 pruner.step(), on a model whose pruner was built untimed). Prints one JSON line:
 {"torch": version, "torch_pruning": version, "runs": n, "networks": {name: {"load": [ms...], "graph": [...], "prune": [...]}}}.
@@ -114,7 +114,7 @@ def time_network(name, runs):
     torch.save(NETWORKS[name](), buffer)
     saved = buffer.getvalue()
     out = {'load': [], 'graph': [], 'prune': []}
-    for _ in range(runs):
+    for run in range(runs + 1):
         t = time.perf_counter()
         model = torch.load(io.BytesIO(saved))
         out['load'].append((time.perf_counter() - t) * 1000)
@@ -128,6 +128,8 @@ def time_network(name, runs):
         out['prune'].append((time.perf_counter() - t) * 1000)
         with torch.no_grad():
             model(example)  # the pruned model runs
+        if run == 0:  # the first run warms up (lazy imports and caches), as in bench/analyze.ts
+            out = {'load': [], 'graph': [], 'prune': []}
     return out
 
 
@@ -135,9 +137,11 @@ def main():
     args = sys.argv[1:]
     runs = int(args[0]) if args else 5
     names = args[1:] or list(NETWORKS)
-    torch.set_num_threads(os.cpu_count() or 1)
+    # One thread by default: tracing runs batch-1 forwards, where OpenMP workers only spin against the
+    # other processes of a shared machine (TORCH_THREADS to change it).
+    torch.set_num_threads(int(os.environ.get('TORCH_THREADS', '1')))
     version = getattr(tp, '__version__', 'unknown')
-    print(json.dumps({'torch': torch.__version__, 'torch_pruning': version, 'runs': runs,
+    print(json.dumps({'torch': torch.__version__, 'torch_pruning': version, 'threads': torch.get_num_threads(), 'runs': runs,
                       'networks': {n: time_network(n, runs) for n in names}}))
 
 
