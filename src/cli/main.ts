@@ -252,7 +252,7 @@ async function sensitivityCommand(args: ParsedArgs, json: boolean): Promise<numb
   const metricName = report.metric.name;
   const ranked = [...report.groups].sort((a, b) => sensitivityScore(report, b) - sensitivityScore(report, a));
   const rows = ranked.map((g) => [
-    String(g.id), g.producers.join(', '), g.channels, formatPercent(g.flopsShare),
+    String(g.id), g.producers.join(', '), g.channels, formatPercent(g.flopsShare), formatPercent(g.latencyShare),
     ...report.ratios.map((r) => {
       const p = g.points.find((q) => q.ratio === r);
       return p ? formatMetricValue({ name: metricName, value: p.metric }) : '—';
@@ -260,7 +260,8 @@ async function sensitivityCommand(args: ParsedArgs, json: boolean): Promise<numb
     formatMetricValue({ name: metricName, value: sensitivityScore(report, g) }),
   ]);
   console.log(`\n${report.model}: ${metricName} with the lowest-L2 channels of ${report.mode === 'layer' ? 'each producer layer alone' : 'each channel group'} removed, on ${report.samples} samples (dense ${formatMetricValue({ name: metricName, value: report.dense.metric })}); most sensitive first`);
-  console.log(table([report.mode === 'layer' ? 'layer' : 'group', 'producers', 'channels', 'FLOPs share', ...report.ratios.map((r) => `${formatPercent(r, 0)} removed`), 'mean drop'], rows));
+  console.log(table([report.mode === 'layer' ? 'layer' : 'group', 'producers', 'channels', 'FLOPs share', 'latency share', ...report.ratios.map((r) => `${formatPercent(r, 0)} removed`), 'mean drop'], rows));
+  if (report.latency && 'skipped' in report.latency) console.log(report.latency.skipped);
   if (report.mode === 'layer') console.log('Layer at a time masks one producer alone: a layer coupled to others (a residual add) can look robust although its channels cannot be removed without its partners\'.');
   console.log(`\nReport: ${file}`);
   return 0;
