@@ -1,6 +1,6 @@
 // Builds every bundle PruneLens ships: the extension, the engine process, the CLI and the webview.
 // dist/ then holds everything the extension and the CLI load at run time, with no node_modules beside it:
-// the bundles, tfjs' wasm binaries, h5wasm (its own bundle, loaded only for Keras files), the codicons
+// the bundles, tfjs' wasm binaries, h5wasm (its own ES module files, loaded only for Keras files), the codicons
 // font the panel shows, the training kernels and the built-in MNIST data set, gzipped.
 import * as esbuild from 'esbuild';
 import { chmodSync, copyFileSync, readFileSync, statSync } from 'node:fs';
@@ -19,16 +19,13 @@ const require = createRequire(import.meta.url);
 const nodeExternals = ['vscode', '@tensorflow/tfjs-node', 'onnxruntime-node'];
 
 /**
- * h5wasm (4 MB of JavaScript with its WebAssembly inlined) is bundled once, as dist/h5wasm.js, and
- * required from beside the engine and CLI bundles only when a Keras file is opened.
+ * h5wasm (4 MB of JavaScript with its WebAssembly inlined) ships as its own ES module files in dist/h5wasm/, imported
+ * from beside the bundles only when a Keras file is read, as the package's own entry would be.
  */
 const h5wasmBeside = {
   name: 'h5wasm-beside',
   setup(build) {
-    // A require, not an external import(): Node would import the CommonJS bundle without its named exports.
-    build.onResolve({ filter: /^h5wasm$/ }, () => ({ path: 'h5wasm', namespace: 'h5wasm-beside' }));
-    build.onLoad({ filter: /.*/, namespace: 'h5wasm-beside' }, () => ({ contents: "module.exports = require('./h5wasm.js');", loader: 'js' }));
-    build.onResolve({ filter: /^\.\/h5wasm\.js$/, namespace: 'h5wasm-beside' }, () => ({ path: './h5wasm.js', external: true }));
+    build.onResolve({ filter: /^h5wasm$/ }, () => ({ path: './h5wasm/hdf5_hl.js', external: true }));
   },
 };
 
@@ -56,9 +53,6 @@ const targets = [
   { ...node, entryPoints: { extension: 'src/extension/main.ts' }, plugins: [jsoncEsm, h5wasmBeside] },
   { ...node, entryPoints: { engine: 'src/engine/process/main.ts' }, plugins: [jsoncEsm, h5wasmBeside] },
   { ...node, entryPoints: { cli: 'src/cli/main.ts' }, plugins: [jsoncEsm, h5wasmBeside], banner: { js: '#!/usr/bin/env node' } },
-  // Its ES module reads import.meta.url, which a CommonJS bundle has from its own file name.
-  { ...node, entryPoints: { h5wasm: 'node_modules/h5wasm/dist/node/hdf5_hl.js' }, sourcemap: false,
-    define: { 'import.meta.url': 'h5wasmModuleUrl' }, banner: { js: "const h5wasmModuleUrl = require('node:url').pathToFileURL(__filename).href;" } },
   { ...common, entryPoints: { webview: 'webview/main.ts' }, outdir, platform: 'browser', format: 'iife', target: 'es2022', mainFields: ['module', 'main'] },
 ];
 
@@ -121,6 +115,11 @@ function copyRuntimeFiles() {
   for (const file of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) {
     copyFileSync(join(wasmDir, file), join(outdir, file));
   }
+  // The package's own entry (MEMFS, output through console): not its NODERAWFS build, whose stderr is the process's.
+  const h5wasm = 'node_modules/h5wasm/dist/esm';
+  mkdirSync(join(outdir, 'h5wasm'), { recursive: true });
+  for (const file of ['hdf5_hl.js', 'hdf5_util.js']) copyFileSync(join(h5wasm, file), join(outdir, 'h5wasm', file));
+  writeFileSync(join(outdir, 'h5wasm', 'package.json'), '{ "type": "module" }\n');
   const codicons = join(dirname(require.resolve('@vscode/codicons/package.json')), 'dist');
   mkdirSync(join(outdir, 'codicons'), { recursive: true });
   for (const file of ['codicon.css', 'codicon.ttf']) copyFileSync(join(codicons, file), join(outdir, 'codicons', file));

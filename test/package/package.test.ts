@@ -27,8 +27,8 @@ const MNIST = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-image
 const RUNTIME_FILES = [
   'extension/package.json', 'extension/readme.md', 'extension/changelog.md', 'extension/LICENSE.txt',
   'extension/dist/extension.js', 'extension/dist/engine.js', 'extension/dist/cli.js', 'extension/dist/webview.js',
-  // Keras files: h5wasm, required from beside the bundles.
-  'extension/dist/h5wasm.js',
+  // Keras files: h5wasm's ES module, imported from beside the bundles.
+  'extension/dist/h5wasm/hdf5_hl.js', 'extension/dist/h5wasm/hdf5_util.js', 'extension/dist/h5wasm/package.json',
   // tfjs' wasm backend looks for its binaries beside the script that loads it.
   'extension/dist/tfjs-backend-wasm.wasm', 'extension/dist/tfjs-backend-wasm-simd.wasm', 'extension/dist/tfjs-backend-wasm-threaded-simd.wasm',
   'extension/dist/prunelens-kernels-simd.wasm', 'extension/dist/prunelens-kernels-inplace.wasm',
@@ -172,6 +172,12 @@ test('the unpacked VSIX runs its CLI outside the repository: analyze a Keras and
   const onnx = runOutside(process.execPath, [cli, 'analyze', 'resnet_tiny.onnx'], models);
   assert.equal(onnx.status, 0, onnx.output);
   assert.match(onnx.output, /prunable channel groups/);
+  // HDF5's own error stack is captured, not printed: one line names the file and the fix.
+  writeFileSync(join(models, 'cut.h5'), readFileSync('test/fixtures/keras/concat_dense.h5').subarray(0, 20000));
+  const cut = runOutside(process.execPath, [cli, 'analyze', 'cut.h5'], models);
+  assert.equal(cut.status, 1, cut.output);
+  assert.equal(cut.output.trim().split('\n').length, 1, cut.output);
+  assert.match(cut.output, /cut\.h5: cannot be opened as HDF5: the file is truncated/);
   // The demo trains on the built-in MNIST with the wasm backend: the gzipped data, tfjs' binaries and the kernels.
   const started = Date.now();
   const demo = runOutside(process.execPath, [cli, 'demo', '--quick', '--methods', 'l1', '--out', join(models, 'demo')], models);
@@ -198,7 +204,9 @@ test('the unpacked VSIX starts its engine process and runs a session outside the
 
 test('npm pack gives the CLI with only runtime files, and its prunelens bin runs once installed in a clean folder', () => {
   const names = tarNames(readFileSync(tgzPath));
-  assert.ok(names.includes('package/dist/cli.js') && names.includes('package/dist/h5wasm.js'), names.join(', '));
+  for (const file of ['cli.js', 'h5wasm/hdf5_hl.js', 'h5wasm/hdf5_util.js', 'h5wasm/package.json', 'tfjs-backend-wasm-simd.wasm', 'data/mnist/train-images-idx3-ubyte.gz']) {
+    assert.ok(names.includes(`package/dist/${file}`), `npm pack left out dist/${file}`);
+  }
   const stray = names.filter((n) => /node_modules\/|\.map$|\.ts$|^package\/(src|test|bench|webview|scripts)\//.test(n));
   assert.deepEqual(stray, []);
   assert.ok(names.length < MAX_FILES, `${names.length} files`);
