@@ -8,15 +8,18 @@ import { defineMethod } from './shared/descriptor.js';
 import { settleDspOptions, type DspOptions } from './dsp/options.js';
 import { currentGroups, learnGroups, regularizerValue, type GroupedLayer } from './dsp/learn.js';
 import { regularizerScale } from './dsp/regularizer.js';
-import { DspPlanner, groupedPairs, type GroupedConvPlan, type PlanLayer } from './dsp/plan.js';
+import { DspPlanner, groupedPairs, liveGroups, type GroupedConvPlan, type PlanLayer } from './dsp/plan.js';
 import { applyPlanMasks, buildPackedModel, groupLayerName } from './dsp/pack.js';
+import { describeTiming, planRealisation } from './dsp/realise.js';
 import { channelReader, feedsResidualAdd, isPlainConv2D, isShortcutConv, privateProducer, readsModelInput, spatialShapes } from './dsp/topology.js';
 
 /**
  * DSP: dynamic structure pruning (Park et al., AAAI 2023; algorithms.md §4). The filters of
  * every regrouped conv are assigned to G learned groups; a group regulariser drives whole
- * (group, input channel) kernel slices to zero; each group then keeps its own input channels
- * and the layer is rebuilt as per-group convolutions.
+ * (group, input channel) kernel slices to zero; each group then keeps its own input channels.
+ * How the layer is rebuilt is an engineering choice (`dsp/realise.ts`): per-group convolutions, or
+ * one conv over the union of the groups' inputs with the dropped slices kept as zeros, whichever
+ * costs least when timed on the session's backend; the outputs are the same.
  */
 
 type Layer = tf.layers.Layer;
@@ -169,7 +172,8 @@ export const dspMethod = defineMethod({
       const planner = new DspPlanner(planLayers(model, grouped, groupOf, options, config.exclude), { layerCostFlops: options.layerCostFlops });
       const denseFlops = countCost(model).flops;
       const targetFlops = denseFlops * (1 - target.flopsReduction);
-      const { beta, plans, flops } = planner.bisect(denseFlops, targetFlops);
+      const { beta, plans, flops, timings } = await planRealisation(model, planner, grouped.map((l) => l.name), denseFlops, targetFlops,
+        { mode: options.realisation, batchSize: config.latency.batchSize, checkCancelled: () => ctx.checkCancelled() });
       if (Math.abs(flops - targetFlops) > 0.02 * targetFlops) {
         notes.push(`closest FLOPs DSP can reach is ${flops} for a target of ${Math.round(targetFlops)}`);
         ctx.emit({ type: 'warning', message: `DSP reached ${(100 * (1 - flops / denseFlops)).toFixed(1)}% FLOPs reduction, target ${(100 * target.flopsReduction).toFixed(1)}%` });
@@ -180,10 +184,18 @@ export const dspMethod = defineMethod({
       ctx.reportLayers('prune', 0, true);
       const packed = await buildPackedModel(model, plans);
       const packedFlops = countCost(packed).flops;
-      notes.push(`DSP threshold β = ${beta.toPrecision(4)}; FLOPs ${denseFlops} → ${packedFlops}; ${plans.length} conv layers rebuilt as per-group convolutions`);
+      const asOne = plans.filter((p) => p.realisedAsOne && liveGroups(p).length > 1).length;
+      notes.push(`DSP threshold β = ${beta.toPrecision(4)}; FLOPs ${denseFlops} → ${packedFlops}; ${plans.length} conv layers rebuilt, `
+        + `${asOne} of them as one conv over the union of their groups' inputs (realisation "${options.realisation}")`);
       for (const plan of plans) {
         const inChannels = model.getLayer(plan.layer).getWeights()[0].shape[2] as number;
-        notes.push(`${plan.layer}: ${new Set(plan.groupOfFilter.filter((g) => g >= 0)).size} groups, ${groupedPairs(plan)} of ${plan.groupOfFilter.length * inChannels} filter·input pairs kept`);
+        notes.push(`${plan.layer}: ${liveGroups(plan).length} groups, ${groupedPairs(plan)} of ${plan.groupOfFilter.length * inChannels} filter·input pairs kept`
+          + (plan.realisedAsOne && liveGroups(plan).length > 1 ? ', built as one conv' : ''));
+      }
+      const where = `timed alone on ${tf.getBackend()}, batch ${config.latency.batchSize}`;
+      for (const timing of timings) {
+        const plan = plans.find((p) => p.layer === timing.layer);
+        if (plan) notes.push(describeTiming(timing, plan, where));
       }
       return { kind: 'model', model: packed, channelsRemoved: removedStructures(model, plans), layerParts: groupLayers(packed, plans), notes };
     } finally {

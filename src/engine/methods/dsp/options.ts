@@ -1,3 +1,5 @@
+import type { DspRealisation } from './realise.js';
+
 /** DSP hyperparameters (config section `dsp`); the schema's defaults follow the official CIFAR code (algorithms.md §4.6). */
 export interface DspOptions {
   /** Filter groups per regrouped conv layer. */
@@ -29,6 +31,8 @@ export interface DspOptions {
    * where their extra layers would cost more time than the FLOPs they save. 0 keeps every group.
    */
   layerCostFlops: number;
+  /** How each regrouped conv is built (`realise.ts`): per group, as one conv, or whichever is faster per FLOP when timed. */
+  realisation: DspRealisation;
 }
 
 /** `finalTemperature` defaults to `temperature` (constant, as the official code keeps it). */

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { keepsFilterOrder, packedOrder, realiseGroups, type GroupRealisation, type GroupedConvPlan } from './plan.js';
+import { needsScatter, packedOrder, realiseGroups, type GroupRealisation, type GroupedConvPlan } from './plan.js';
 import { channelReader, followingBatchNorm, spatialShapes, type ChannelReader } from './topology.js';
 import { classNameOf, weightKind } from '../../layers/index.js';
 
@@ -14,7 +14,9 @@ import { classNameOf, weightKind } from '../../layers/index.js';
  * That order stays when the one layer reading the channels can be reindexed (`packedOutput`):
  * its kernel rows and the batch norms and depthwise convs on the way are gathered to match, and
  * removed filters simply vanish. Otherwise a 1×1 scatter convolution puts every filter back at its index, removed
- * ones as exact zeros, and the conv's activation moves onto it.
+ * ones as exact zeros, and the conv's activation moves onto it. A plan realised as one conv
+ * (`realisedAsOne`) becomes a single conv over the union of its groups' inputs instead, the
+ * slices its groups dropped left as zeros in the kernel.
  */
 
 type LayerJson = { name: string; class_name: string; config: Record<string, unknown>; inbound_nodes: unknown[] };
@@ -79,6 +81,36 @@ function oneHot(rows: number, columns: number, entries: [number, number][]): tf.
   return tf.tensor4d(values, [1, 1, rows, columns]);
 }
 
+type ModelJson = { class_name: string; config: { name: string; layers: LayerJson[]; input_layers?: unknown[]; output_layers: unknown[] } };
+
+function modelJson(model: tf.LayersModel): ModelJson {
+  // A Sequential model's JSON lists its layers without their connections; its functional view has them.
+  const functional = model instanceof tf.Sequential ? tf.model({ inputs: model.inputs, outputs: model.outputs, name: model.name }) : model;
+  return functional.toJSON(null, false) as unknown as ModelJson;
+}
+
+/**
+ * One planned conv's replacement alone, as `buildPackedModel` would build it, reading `width`
+ * channels at the conv's input size: what the realisation choice times. Its weights stay as
+ * initialised (the time does not depend on them).
+ */
+export async function buildRealisationProbe(model: tf.LayersModel, plan: GroupedConvPlan, width: number): Promise<tf.LayersModel> {
+  const json = modelJson(model);
+  const conv = json.config.layers.find((l) => l.name === plan.layer);
+  if (!conv) throw new Error(`no layer ${plan.layer} to probe`);
+  const layer = model.getLayer(plan.layer);
+  const { pairFlops, selectionPairFlops } = pairCosts(layer);
+  const [height, breadth] = spatialShapes(layer).input;
+  const inputName = `${plan.layer}_probe_input`;
+  const built: BuiltConv = { plan, inputOrder: [], groups: realiseGroups(plan, width, pairFlops, selectionPairFlops), scatter: needsScatter(plan) };
+  const layers: LayerJson[] = [
+    { name: inputName, class_name: 'InputLayer', config: { batch_input_shape: [null, height, breadth, width], dtype: 'float32', sparse: false, name: inputName }, inbound_nodes: [] },
+    ...packedLayers({ ...conv, inbound_nodes: [[[inputName, 0, 0, {}]]] }, built),
+  ];
+  const probeJson = { ...json, config: { name: `${plan.layer}_probe`, layers, input_layers: [[inputName, 0, 0]], output_layers: [[layers[layers.length - 1].name, 0, 0]] } };
+  return (await tf.models.modelFromJSON(probeJson as unknown as Parameters<typeof tf.models.modelFromJSON>[0])) as tf.LayersModel;
+}
+
 /**
  * A new model in which every planned conv is replaced by per-group convolutions that read
  * only their kept input channels. Layers reading a packed output, and the batch norms on the
@@ -86,9 +118,7 @@ function oneHot(rows: number, columns: number, entries: [number, number][]): tf.
  * Exact for a model whose weights were masked with `applyPlanMasks`.
  */
 export async function buildPackedModel(model: tf.LayersModel, plans: GroupedConvPlan[]): Promise<tf.LayersModel> {
-  // A Sequential model's JSON lists its layers without their connections; its functional view has them.
-  const functional = model instanceof tf.Sequential ? tf.model({ inputs: model.inputs, outputs: model.outputs, name: model.name }) : model;
-  const json = functional.toJSON(null, false) as unknown as { class_name: string; config: { name: string; layers: LayerJson[]; output_layers: unknown[] } };
+  const json = modelJson(model);
   const byLayer = new Map(plans.map((p) => [p.layer, p]));
   // Packed producers: the reader's physical input order and the batch norms to reindex.
   const readOrder = new Map<string, { order: number[]; reader: ChannelReader }>();
@@ -114,7 +144,7 @@ export async function buildPackedModel(model: tf.LayersModel, plans: GroupedConv
       if (inputs.some((c) => !position.has(c))) throw new Error(`${plan.layer} reads a channel its producer removed`);
     }
     const groups = realiseGroups(plan, inputOrder.length, pairFlops, selectionPairFlops);
-    builtConvs.set(plan.layer, { plan, inputOrder, groups, scatter: !plan.packedOutput && !keepsFilterOrder(plan) });
+    builtConvs.set(plan.layer, { plan, inputOrder, groups, scatter: needsScatter(plan) });
   }
 
   const layers: LayerJson[] = [];

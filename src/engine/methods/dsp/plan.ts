@@ -24,6 +24,28 @@ export interface GroupedConvPlan {
    * saves more than this, and groups are merged when that costs fewer FLOPs than the layers it saves.
    */
   layerCostFlops?: number;
+  /**
+   * Build the layer as one conv over the union of its live groups' inputs instead of one conv per
+   * group: the kernel slices a group dropped stay in it as zeros (exact), every filter of the union
+   * is paid for, and no selection convs or concatenation are needed. The session picks this by
+   * measured time (`methods/dsp/realise.ts`); the planner prices it like any other realisation.
+   */
+  realisedAsOne?: boolean;
+  /** Read every physical input with zero kernel rows, never through a 1×1 selection conv. */
+  readsAllInputs?: boolean;
+}
+
+/**
+ * How one regrouped conv is built: one conv per learned group (`perGroup`, 1×1 selections and a
+ * concatenation as `realiseGroups` decides), one conv over the union of the groups' inputs
+ * (`oneConv`, a selection conv in front when that saves FLOPs), or one conv reading every input
+ * (`oneConvAllInputs`). What DSP learned and masks is the same in all three.
+ */
+export type LayerRealisation = 'perGroup' | 'oneConv' | 'oneConvAllInputs';
+
+/** The plan flags that build `realisation`. */
+export function withRealisation(plan: GroupedConvPlan, realisation: LayerRealisation): GroupedConvPlan {
+  return { ...plan, realisedAsOne: realisation !== 'perGroup', readsAllInputs: realisation === 'oneConvAllInputs' };
 }
 
 /** One live group as built: its filters, its inputs, and whether a 1×1 selection conv gathers them. */
@@ -45,15 +67,37 @@ export interface GroupRealisation {
  * per (input, output) at the conv's input resolution.
  */
 export function realiseGroups(plan: GroupedConvPlan, width: number, pairFlops: number, selectionPairFlops: number): GroupRealisation[] {
+  if (plan.realisedAsOne) return [realiseAsOne(plan, width, pairFlops, selectionPairFlops)];
   const groups: GroupRealisation[] = [];
   plan.inputsOfGroup.forEach((inputs, group) => {
     const filters = plan.groupOfFilter.flatMap((g, j) => (g === group ? [j] : []));
     if (!filters.length) return;
     const full = filters.length * width * pairFlops;
     const selected = inputs.length * width * selectionPairFlops + filters.length * inputs.length * pairFlops;
-    groups.push({ group, filters, inputs, selection: inputs.length < width && selected + (plan.layerCostFlops ?? 0) < full });
+    groups.push({ group, filters, inputs, selection: !plan.readsAllInputs && inputs.length < width && selected + (plan.layerCostFlops ?? 0) < full });
   });
   return groups;
+}
+
+/**
+ * The one conv of a plan realised as one: the union of the live groups' inputs, and its filters in
+ * ascending order: the live ones when the output is packed, otherwise every filter (a removed one
+ * has a zero kernel and bias, so it gives what the masked layer gives, and no scatter is needed).
+ */
+function realiseAsOne(plan: GroupedConvPlan, width: number, pairFlops: number, selectionPairFlops: number): GroupRealisation {
+  const live = liveGroups(plan);
+  const union = new Set<number>();
+  for (const g of live) for (const c of plan.inputsOfGroup[g]) union.add(c);
+  const inputs = [...union].sort((a, b) => a - b);
+  const filters = plan.groupOfFilter.flatMap((g, j) => (g >= 0 || !plan.packedOutput ? [j] : []));
+  const full = filters.length * width * pairFlops;
+  const selected = inputs.length * width * selectionPairFlops + filters.length * inputs.length * pairFlops;
+  return { group: live[0] ?? 0, filters, inputs, selection: !plan.readsAllInputs && inputs.length < width && selected + (plan.layerCostFlops ?? 0) < full };
+}
+
+/** Groups with kept filters, ascending. */
+export function liveGroups(plan: GroupedConvPlan): number[] {
+  return [...new Set(plan.groupOfFilter.filter((g) => g >= 0))].sort((a, b) => a - b);
 }
 
 /** FLOPs of the realised groups. */
@@ -65,6 +109,7 @@ export function realisedGroupFlops(groups: GroupRealisation[], width: number, pa
 
 /** Original filter index of each output channel in packed order (live groups in turn, filters ascending). */
 export function packedOrder(plan: GroupedConvPlan): number[] {
+  if (plan.realisedAsOne) return plan.groupOfFilter.flatMap((g, j) => (g >= 0 ? [j] : []));
   const order: number[] = [];
   plan.inputsOfGroup.forEach((_, group) => plan.groupOfFilter.forEach((g, j) => {
     if (g === group) order.push(j);
@@ -76,6 +121,11 @@ export function packedOrder(plan: GroupedConvPlan): number[] {
 export function keepsFilterOrder(plan: GroupedConvPlan): boolean {
   const order = packedOrder(plan);
   return order.length === plan.groupOfFilter.length && order.every((j, i) => j === i);
+}
+
+/** Whether a 1×1 scatter conv must put the built filters back at their original indices. */
+export function needsScatter(plan: GroupedConvPlan): boolean {
+  return !plan.realisedAsOne && !plan.packedOutput && !keepsFilterOrder(plan);
 }
 
 /** What the planner knows about one conv layer. */
@@ -144,6 +194,9 @@ export class DspPlanner {
   /** FLOPs one extra layer is worth (see `layerCostFlops`). */
   private readonly layerCostFlops: number;
 
+  /** How each layer is built; absent ones per group. */
+  private realisations: ReadonlyMap<string, LayerRealisation> = new Map();
+
   constructor(layers: PlanLayer[], options: { layerCostFlops?: number } = {}) {
     this.layerCostFlops = options.layerCostFlops ?? 0;
     this.prepared = layers.map((layer) => {
@@ -167,6 +220,11 @@ export class DspPlanner {
       return { layer, groupShares, filterShares };
     });
     this.byName = new Map(this.prepared.map((p) => [p.layer.name, p]));
+  }
+
+  /** Builds the layers as given from now on (the others per group); plans and their FLOPs follow. */
+  setRealisations(realisations: ReadonlyMap<string, LayerRealisation>): void {
+    this.realisations = new Map(realisations);
   }
 
   /** Every β at which some plan changes, ascending, starting with one that drops nothing. */
@@ -198,7 +256,9 @@ export class DspPlanner {
         inputsOfGroup.push(Array.from({ length: layer.inChannels }, (_, c) => c).filter((c) => !dropped.has(c)));
       }
       const plan: GroupedConvPlan = { layer: layer.name, groupOfFilter, inputsOfGroup, layerCostFlops };
-      if (groups > 1) mergeGroups(plan, layer, layerCostFlops);
+      const realisation = this.realisations.get(layer.name) ?? 'perGroup';
+      if (realisation !== 'perGroup') Object.assign(plan, withRealisation(plan, realisation));
+      else if (groups > 1) mergeGroups(plan, layer, layerCostFlops);
       plans.set(layer.name, plan);
     }
     this.removeDeadFilters(plans);
@@ -274,7 +334,7 @@ export class DspPlanner {
     const width = this.inputWidth(name, plans);
     const groups = realiseGroups(plan, width, layer.pairFlops, layer.selectionPairFlops);
     let flops = realisedGroupFlops(groups, width, layer.pairFlops, layer.selectionPairFlops);
-    if (!plan.packedOutput && !keepsFilterOrder(plan)) flops += packedOrder(plan).length * layer.filters * layer.scatterPairFlops;
+    if (needsScatter(plan)) flops += packedOrder(plan).length * layer.filters * layer.scatterPairFlops;
     flops += depthwiseChannelFlops * (plan.packedOutput ? packedOrder(plan).length : layer.filters);
     return flops;
   }
