@@ -277,6 +277,10 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     const groups = report.groups.length;
     if (groups < 20) throw new Error(`MobileNetV2 has ${groups} channel groups in the report`);
     if (report.groups.some((g) => g.points.length !== 3)) throw new Error('a group was not measured at the three ratios');
+    // The points streamed in: the chart showed some while the analysis ran, all of them at the end.
+    if (!(pointsWhileRunning >= 1 && pointsWhileRunning < groups * 3) || statusWhileRunning !== 'running') {
+      throw new Error(`the panel showed ${pointsWhileRunning} of ${groups * 3} points while it said "${statusWhileRunning}"`);
+    }
     const curves = Number(await chart.getAttribute('data-curves'));
     const points = Number(await chart.getAttribute('data-points'));
     if (curves !== groups || points !== groups * 3) throw new Error(`the chart draws ${curves} curves of ${points} points; the report has ${groups} groups`);

@@ -115,7 +115,7 @@ export class SensitivitySection {
     const score = row.score === undefined || !view.dense ? '\u2014'
       : formatMetricChange(metricName, 0, row.score).replace(/^\+/, '');
     return h('tr', { 'data-entry': row.key, tabindex: 0, class: highlighted ? 'highlighted' : '', title: entryLabel(e, view.mode) },
-      h('td', {}, view.mode === 'layer' ? String(e.id) : `${e.id}`),
+      h('td', {}, String(e.id)),
       h('td', { class: 'producers' }, e.producers.join(', ')),
       h('td', { class: 'numeric' }, formatCount(e.channels)),
       h('td', { class: 'numeric' }, formatPercent(e.flopsShare)),
