@@ -167,6 +167,36 @@ export interface EpochEvent {
   progress: number;
 }
 
+/**
+ * Sparsity as a method forms it, per channel group: `zero` of the group's `channels` sit at or below
+ * the method's zero criterion (GoPrune's and SSR's auxiliary group norms, DSP's dropped (group, input)
+ * slices, OCSPruner's shrinking channels, i-SpaSP's support). Streamed during the method's phase, before
+ * anything is removed; the panel maps groups to layers through `LayerStat.group`.
+ */
+export interface SparsityEvent {
+  type: 'sparsity';
+  phase: Phase;
+  method: string;
+  /** Training step within the phase (monotonic), and its epoch. */
+  step: number;
+  epoch: number;
+  /** What counts as zero for this method, in words, e.g. "auxiliary group norm ≤ 1e-6". */
+  criterion: string;
+  groups: { group: number; channels: number; zero: number }[];
+}
+
+/**
+ * The session's one progress, for work without training steps too: `progress` in [0, 1] over the
+ * planned phases, `etaMs` until the session ends (absent while unknown), and the current activity in
+ * words ("measuring the dense model, 3 of 20 runs").
+ */
+export interface ProgressEvent {
+  type: 'progress';
+  progress: number;
+  etaMs?: number;
+  activity: string;
+}
+
 /** A method's own signal (stability score, residual norm, group assignments, ...). */
 export interface MethodSignalEvent {
   type: 'signal';
@@ -356,6 +386,8 @@ export type EngineEvent =
   | StepEvent
   | EpochEvent
   | MethodSignalEvent
+  | SparsityEvent
+  | ProgressEvent
   | WarningEvent
   | LogEvent
   | DoneEvent
@@ -369,10 +401,12 @@ export type TerminalEvent = DoneEvent | ErrorEvent | SensitivityDoneEvent;
 
 export type EngineEventType = EngineEvent['type'];
 
-const EVENT_TYPES: ReadonlySet<string> = new Set<EngineEventType>([
-  'start', 'data', 'phase', 'layers', 'step', 'epoch', 'signal', 'warning', 'log', 'done', 'error',
-  'sensitivityStart', 'sensitivityPoint', 'sensitivityDone',
-]);
+// A record, not a list: a new event type that is missing here fails to compile.
+const EVENT_TYPE_RECORD: Record<EngineEventType, true> = {
+  start: true, data: true, phase: true, layers: true, step: true, epoch: true, signal: true, sparsity: true, progress: true,
+  warning: true, log: true, done: true, error: true, sensitivityStart: true, sensitivityPoint: true, sensitivityDone: true,
+};
+const EVENT_TYPES: ReadonlySet<string> = new Set(Object.keys(EVENT_TYPE_RECORD));
 
 export function isEngineEvent(value: unknown): value is EngineEvent {
   return typeof value === 'object' && value !== null && EVENT_TYPES.has((value as { type?: unknown }).type as string);
