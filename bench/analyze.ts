@@ -4,7 +4,8 @@
  *    (Node start, tfjs load, model validation and load, graph analysis, output) and of the
  *    in-process analysis alone.
  * 2. Analysis and a 50% L1 prune of CIFAR ResNet-20/56/110 and DenseNet-121 (32×32 input), in
- *    process, medians of fresh runs after one warm-up run: load (saved files), graph (`analyzeModel`), prune (L1 norms,
+ *    process, medians of fresh runs after warm-up runs (ANALYZE_WARMUP, default 3: the JIT's first
+ *    compiles; the first, cold run is reported too): load (saved files), graph (`analyzeModel`), prune (L1 norms,
  *    `selectUnits` to half of every group's channels, `removeUnits`). When Python with torch and
  *    a Torch-Pruning checkout (`TORCH_PRUNING_DIR`, default .cache/torch-pruning) are present,
  *    bench/torch-pruning.py times Torch-Pruning on the same architectures, in turns with
@@ -133,45 +134,70 @@ interface PhaseTimes {
   prune: number[];
 }
 
-/** `runs` fresh loads of the saved model, each analysed, selected and pruned once, after one untimed warm-up run (the JIT's first compiles), as bench/torch-pruning.py does. */
-async function timePruneLens(modelPath: string, runs: number): Promise<PhaseTimes & { layers: number; units: number; removed: number; prunedParams: number }> {
-  const times: PhaseTimes = { load: [], graph: [], select: [], remove: [], prune: [] };
+/**
+ * `runs` fresh loads of the saved model, each analysed, selected and pruned once, after `warmup`
+ * untimed runs (the JIT compiles the hot code in the first few), as bench/torch-pruning.py does;
+ * the first run's wall times are kept as `first`.
+ */
+async function timePruneLens(modelPath: string, runs: number, warmup: number): Promise<PhaseTimes & { cpu: PhaseTimes; first: Record<keyof PhaseTimes, number>; layers: number; units: number; removed: number; prunedParams: number }> {
+  const empty = (): PhaseTimes => ({ load: [], graph: [], select: [], remove: [], prune: [] });
+  let times = empty();
+  let cpu = empty();
   let layers = 0;
   let units = 0;
   let removed = 0;
   let prunedParams = 0;
-  for (let i = -1; i < runs; i++) {
-    if (i === 0) for (const list of Object.values(times)) list.length = 0;
-    let t0 = performance.now();
+  // Wall and process CPU ms of a phase: CPU time is what the phase costs when other processes share the cores.
+  let wall0 = 0;
+  let cpu0 = process.cpuUsage();
+  const start = () => {
+    wall0 = performance.now();
+    cpu0 = process.cpuUsage();
+  };
+  const stop = (phase: keyof PhaseTimes) => {
+    const c = process.cpuUsage(cpu0);
+    times[phase].push(performance.now() - wall0);
+    cpu[phase].push((c.user + c.system) / 1000);
+  };
+  let first: Record<keyof PhaseTimes, number> | undefined;
+  for (let i = -warmup; i < runs; i++) {
+    if (i === 0) {
+      times = empty();
+      cpu = empty();
+    }
+    start();
     const { model } = await loadModel(modelPath);
-    times.load.push(performance.now() - t0);
-    t0 = performance.now();
+    stop('load');
+    start();
     const graph = analyzeModel(model);
-    times.graph.push(performance.now() - t0);
-    t0 = performance.now();
+    stop('graph');
+    start();
     const scores = unitNorms(model, graph, 'l1');
     const selected = selectUnits(graph, model, scores, { channelRatio: 0.5 }, { scope: 'layer' });
-    const t1 = performance.now();
+    stop('select');
+    const [wallSelect, cpuSelect] = [times.select.at(-1)!, cpu.select.at(-1)!];
+    start();
     const pruned = await removeUnits(model, graph, selected);
-    const t2 = performance.now();
-    times.select.push(t1 - t0);
-    times.remove.push(t2 - t1);
-    times.prune.push(t2 - t0);
+    stop('remove');
+    times.prune.push(wallSelect + times.remove.at(-1)!);
+    cpu.prune.push(cpuSelect + cpu.remove.at(-1)!);
     layers = model.layers.length;
     units = graph.units.length;
     removed = selected.length;
     prunedParams = pruned.countParams();
     pruned.dispose();
     model.dispose();
+    first ??= { load: times.load[0], graph: times.graph[0], select: times.select[0], remove: times.remove[0], prune: times.prune[0] };
   }
-  return { ...times, layers, units, removed, prunedParams };
+  return { ...times, cpu, first: first!, layers, units, removed, prunedParams };
 }
 
 interface TorchTimes {
   torch: string;
   threads: number;
   torch_pruning: string;
-  networks: Record<string, { load: number[]; graph: number[]; prune: number[] }>;
+  warmup: number;
+  networks: Record<string, { load: number[]; graph: number[]; prune: number[]; cpu: { load: number[]; graph: number[]; prune: number[] }; first: { load: number; graph: number; prune: number } }>;
 }
 
 function torchPruningDir(): string | undefined {
@@ -181,9 +207,9 @@ function torchPruningDir(): string | undefined {
   return r.status === 0 ? dir : undefined;
 }
 
-function timeTorchPruning(dir: string, network: string, runs: number): TorchTimes {
+function timeTorchPruning(dir: string, network: string, runs: number, warmup: number): TorchTimes {
   const python = process.env.PYTHON ?? '/usr/bin/python3';
-  const r = spawnSync(python, ['bench/torch-pruning.py', String(runs), network], { encoding: 'utf8', env: { ...process.env, TORCH_PRUNING_DIR: dir }, maxBuffer: 1 << 24 });
+  const r = spawnSync(python, ['bench/torch-pruning.py', String(runs), network], { encoding: 'utf8', env: { ...process.env, TORCH_PRUNING_DIR: dir, ANALYZE_WARMUP: String(warmup) }, maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`bench/torch-pruning.py failed: ${r.stderr.trim().split('\n').pop()}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchTimes;
 }
@@ -194,6 +220,7 @@ const ms = (x: number) => (x < 10 ? x.toFixed(1) : x.toFixed(0));
 async function networksMeasurement(names: string[]): Promise<Record<string, unknown>> {
   const runs = Number(process.env.ANALYZE_RUNS ?? 5);
   const rounds = Number(process.env.ANALYZE_ROUNDS ?? 2);
+  const warmup = Number(process.env.ANALYZE_WARMUP ?? 3);
   const dir = mkdtempSync(join(tmpdir(), 'prunelens-bench-networks-'));
   const paths: Record<string, string> = {};
   for (const name of names) {
@@ -206,28 +233,33 @@ async function networksMeasurement(names: string[]): Promise<Record<string, unkn
   if (!tpDir) console.log('(Torch-Pruning not timed: no Python with torch and torch_pruning; set TORCH_PRUNING_DIR to a checkout)\n');
   const results: Record<string, { prunelens: unknown[]; torchPruning: unknown[] }> = {};
   let versions = '';
-  console.log('| network | round | PruneLens load | graph | prune (select + remove) | Torch-Pruning load | graph | prune | graph ratio | prune ratio |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  const medians = <T extends object>(t: T) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v as number[])])) as Record<keyof T, number>;
+  console.log('| network | round | clock | PruneLens load | graph | prune (select + remove) | Torch-Pruning load | graph | prune | graph ratio | prune ratio |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const name of names) {
     results[name] = { prunelens: [], torchPruning: [] };
     for (let round = 1; round <= rounds; round++) {
-      const p = await timePruneLens(paths[name], runs);
-      const pl = { round, layers: p.layers, units: p.units, removed: p.removed, prunedParams: p.prunedParams, times: { load: p.load, graph: p.graph, select: p.select, remove: p.remove, prune: p.prune }, medians: { load: median(p.load), graph: median(p.graph), select: median(p.select), remove: median(p.remove), prune: median(p.prune) } };
+      const p = await timePruneLens(paths[name], runs, warmup);
+      const wall = { load: p.load, graph: p.graph, select: p.select, remove: p.remove, prune: p.prune };
+      const pl = { round, layers: p.layers, units: p.units, removed: p.removed, prunedParams: p.prunedParams, first: p.first, times: wall, cpuTimes: p.cpu, medians: medians(wall), cpuMedians: medians(p.cpu) };
       results[name].prunelens.push(pl);
-      let tpCells = ['–', '–', '–', '–', '–'];
-      if (tpDir) {
-        const t = timeTorchPruning(tpDir, name, runs);
+      const t = tpDir ? timeTorchPruning(tpDir, name, runs, warmup) : undefined;
+      const times = t?.networks[name];
+      if (t && times) {
         versions = `torch ${t.torch} on ${t.threads} thread(s), Torch-Pruning ${t.torch_pruning}`;
-        const times = t.networks[name];
-        const m = { load: median(times.load), graph: median(times.graph), prune: median(times.prune) };
-        results[name].torchPruning.push({ round, times, medians: m });
-        tpCells = [ms(m.load), ms(m.graph), ms(m.prune), (pl.medians.graph / m.graph).toFixed(2), (pl.medians.prune / m.prune).toFixed(2)];
+        const { cpu, first, ...w } = times;
+        results[name].torchPruning.push({ round, first, times: w, cpuTimes: cpu, medians: medians(w), cpuMedians: medians(cpu) });
       }
-      console.log(`| ${name} (${p.layers} layers) | ${round} | ${ms(pl.medians.load)} | ${ms(pl.medians.graph)} | ${ms(pl.medians.select)} + ${ms(pl.medians.remove)} = ${ms(pl.medians.prune)} | ${tpCells.join(' | ')} |`);
+      for (const clock of ['wall', 'cpu', 'first run'] as const) {
+        const m = clock === 'wall' ? pl.medians : clock === 'cpu' ? pl.cpuMedians : pl.first;
+        const tm = times && (clock === 'wall' ? medians({ load: times.load, graph: times.graph, prune: times.prune }) : clock === 'cpu' ? medians(times.cpu) : times.first);
+        const tpCells = tm ? [ms(tm.load), ms(tm.graph), ms(tm.prune), (m.graph / tm.graph).toFixed(2), (m.prune / tm.prune).toFixed(2)] : ['–', '–', '–', '–', '–'];
+        console.log(`| ${name} (${p.layers} layers) | ${round} | ${clock} | ${ms(m.load)} | ${ms(m.graph)} | ${ms(m.select)} + ${ms(m.remove)} → ${ms(m.prune)} | ${tpCells.join(' | ')} |`);
+      }
     }
   }
-  console.log(`\nms, medians of ${runs} fresh runs per round; ratio = PruneLens ÷ Torch-Pruning (below 1: PruneLens faster)${versions ? `; ${versions}` : ''}.`);
-  return { runs, rounds, torchPruning: versions || null, networks: results };
+  console.log(`\nms, medians of ${runs} fresh runs per round after ${warmup} warm-up runs (prune: the median of select + remove per run): wall clock and process CPU time; 'first run': the wall times of each side's first, cold run; ratio = PruneLens ÷ Torch-Pruning (below 1: PruneLens faster)${versions ? `; ${versions}` : ''}.`);
+  return { runs, warmup, rounds, torchPruning: versions || null, networks: results };
 }
 
 async function cliMeasurement(): Promise<Record<string, unknown>> {

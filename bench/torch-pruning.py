@@ -1,8 +1,10 @@
 """Torch-Pruning (DepGraph) on the networks of bench/analyze.ts, same architectures: CIFAR ResNet-20/56/110 and
-DenseNet-121 (32x32 input). Per network and fresh run (after one untimed warm-up run): load (torch.load of the saved model), graph
+DenseNet-121 (32x32 input). Per network and fresh run (after ANALYZE_WARMUP untimed warm-up runs, default 3; the first run's times
+are reported as 'first'): load (torch.load of the saved model), graph
 (DependencyGraph.build_dependency), prune (MagnitudePruner with L1 importance, pruning_ratio 0.5, the head ignored:
 pruner.step(), on a model whose pruner was built untimed). Prints one JSON line:
-{"torch": version, "torch_pruning": version, "runs": n, "networks": {name: {"load": [ms...], "graph": [...], "prune": [...]}}}.
+{"torch": version, "torch_pruning": version, "threads": n, "runs": n, "networks": {name: {"load": [ms...], "graph": [...], "prune": [...],
+"cpu": {the same phases in process CPU ms}}}}.
   TORCH_PRUNING_DIR=.cache/torch-pruning /usr/bin/python3 bench/torch-pruning.py [runs] [network...]
 Run by bench/analyze.ts with Debian's python3-torch; not a dependency of the project."""
 import io, json, os, sys, time
@@ -107,42 +109,49 @@ def pruner_for(model, example):
                                      pruning_ratio=0.5, ignored_layers=[model.fc])
 
 
-def time_network(name, runs):
+def time_network(name, runs, warmup):
     example = torch.randn(1, 3, 32, 32)
     torch.manual_seed(1)
     buffer = io.BytesIO()
     torch.save(NETWORKS[name](), buffer)
     saved = buffer.getvalue()
-    out = {'load': [], 'graph': [], 'prune': []}
-    for run in range(runs + 1):
-        t = time.perf_counter()
-        model = torch.load(io.BytesIO(saved))
-        out['load'].append((time.perf_counter() - t) * 1000)
-        t = time.perf_counter()
-        tp.DependencyGraph().build_dependency(model, example_inputs=example)
-        out['graph'].append((time.perf_counter() - t) * 1000)
+    out = {'load': [], 'graph': [], 'prune': [], 'cpu': {'load': [], 'graph': [], 'prune': []}}
+
+    def timed(phase, fn):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        out[phase].append((time.perf_counter() - wall) * 1000)
+        out['cpu'][phase].append((time.process_time() - cpu) * 1000)
+        return result
+
+    first = None
+    for run in range(warmup + runs):
+        model = timed('load', lambda: torch.load(io.BytesIO(saved)))
+        timed('graph', lambda: tp.DependencyGraph().build_dependency(model, example_inputs=example))
         model = torch.load(io.BytesIO(saved))
         pruner = pruner_for(model, example)
-        t = time.perf_counter()
-        pruner.step()
-        out['prune'].append((time.perf_counter() - t) * 1000)
+        timed('prune', pruner.step)
         with torch.no_grad():
             model(example)  # the pruned model runs
-        if run == 0:  # the first run warms up (lazy imports and caches), as in bench/analyze.ts
-            out = {'load': [], 'graph': [], 'prune': []}
+        if run == 0:
+            first = {phase: out[phase][0] for phase in ('load', 'graph', 'prune')}
+        if run == warmup - 1:  # warm-up runs (lazy imports, caches) are not counted, as in bench/analyze.ts
+            out = {'load': [], 'graph': [], 'prune': [], 'cpu': {'load': [], 'graph': [], 'prune': []}}
+    out['first'] = first
     return out
 
 
 def main():
     args = sys.argv[1:]
     runs = int(args[0]) if args else 5
+    warmup = int(os.environ.get('ANALYZE_WARMUP', '3'))
     names = args[1:] or list(NETWORKS)
     # One thread by default: tracing runs batch-1 forwards, where OpenMP workers only spin against the
     # other processes of a shared machine (TORCH_THREADS to change it).
     torch.set_num_threads(int(os.environ.get('TORCH_THREADS', '1')))
     version = getattr(tp, '__version__', 'unknown')
     print(json.dumps({'torch': torch.__version__, 'torch_pruning': version, 'threads': torch.get_num_threads(), 'runs': runs,
-                      'networks': {n: time_network(n, runs) for n in names}}))
+                      'warmup': warmup, 'networks': {n: time_network(n, runs, warmup) for n in names}}))
 
 
 if __name__ == '__main__':

@@ -208,15 +208,17 @@ export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[
     else if (info.tensors[info.tensors.length - 1] !== t) info.tensors.push(t);
   }
 
-  // Groups: unit classes that span the same set of tensors.
-  const byKey = new Map<string, number[]>();
+  // Groups: unit classes that span the same set of tensors (candidates found by their first tensor, then compared).
+  const byFirstTensor = new Map<number, { tensors: number[]; roots: number[] }[]>();
+  const sameTensors = (a: number[], b: number[]) => a.length === b.length && a.every((t, i) => t === b[i]);
   for (const [root, info] of classInfo) {
-    const key = info.tensors.join(',');
-    const list = byKey.get(key);
-    if (list) list.push(root); else byKey.set(key, [root]);
+    let candidates = byFirstTensor.get(info.tensors[0]);
+    if (!candidates) byFirstTensor.set(info.tensors[0], (candidates = []));
+    const match = candidates.find((c) => sameTensors(c.tensors, info.tensors));
+    if (match) match.roots.push(root); else candidates.push({ tensors: info.tensors, roots: [root] });
   }
   const firstAtom = (root: number) => classInfo.get(root)!.firstAtom;
-  const groupRoots = [...byKey.values()]
+  const groupRoots = [...byFirstTensor.values()].flatMap((candidates) => candidates.map((c) => c.roots))
     .map((roots) => roots.sort((a, b) => firstAtom(a) - firstAtom(b)))
     .sort((a, b) => firstAtom(a[0]) - firstAtom(b[0]));
 

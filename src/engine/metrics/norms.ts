@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import { isStatisticWeight, layerWeight } from '../layers/index.js';
-import type { ChannelGraph } from '../graph/types.js';
+import type { ChannelGraph, WeightSlice } from '../graph/types.js';
 
 /**
  * Per-unit magnitudes over every slice a unit owns: producer filters and biases, batch-norm
@@ -28,12 +28,7 @@ interface AxisSums {
  * Sums along one axis of one weight, reduced over all other axes. A plain loop over the
  * weight's values: much faster than transposing reductions on the CPU backend.
  */
-function axisSums(model: tf.LayersModel, layer: string, weight: string, axis: number): AxisSums | undefined {
-  const variable = layerWeight(model.getLayer(layer), weight);
-  if (!variable) return undefined;
-  const value = variable.read();
-  const data = value.dataSync() as Float32Array;
-  const dims = value.shape;
+function sumsAlong(data: Float32Array, dims: readonly number[], axis: number): AxisSums {
   const size = dims[axis];
   let inner = 1;
   for (let i = axis + 1; i < dims.length; i++) inner *= dims[i];
@@ -55,23 +50,88 @@ function axisSums(model: tf.LayersModel, layer: string, weight: string, axis: nu
   return { l1, l2sq, perIndex: size > 0 ? data.length / size : 0 };
 }
 
+/**
+ * Sums along the last two axes at once (a kernel's input and output channels): one pass over
+ * the values instead of two, each index's sums still added in storage order, as `sumsAlong` does.
+ */
+function sumsAlongLastTwo(data: Float32Array, dims: readonly number[]): [AxisSums, AxisSums] {
+  const rows = dims[dims.length - 2];
+  const cols = dims[dims.length - 1];
+  const rowL1 = new Float64Array(rows);
+  const rowL2 = new Float64Array(rows);
+  const colL1 = new Float64Array(cols);
+  const colL2 = new Float64Array(cols);
+  for (let i = 0; i < data.length; ) {
+    for (let r = 0; r < rows; r++) {
+      let a1 = rowL1[r];
+      let a2 = rowL2[r];
+      for (let c = 0; c < cols; c++, i++) {
+        const v = data[i];
+        const abs = Math.abs(v);
+        const sq = v * v;
+        a1 += abs;
+        a2 += sq;
+        colL1[c] += abs;
+        colL2[c] += sq;
+      }
+      rowL1[r] = a1;
+      rowL2[r] = a2;
+    }
+  }
+  return [
+    { l1: rowL1, l2sq: rowL2, perIndex: rows > 0 ? data.length / rows : 0 },
+    { l1: colL1, l2sq: colL2, perIndex: cols > 0 ? data.length / cols : 0 },
+  ];
+}
+
+/** Sums along each of `axes` of one weight (undefined when the layer has no such weight). */
+function weightSums(model: tf.LayersModel, layer: string, weight: string, axes: readonly number[]): Map<number, AxisSums> | undefined {
+  const variable = layerWeight(model.getLayer(layer), weight);
+  if (!variable) return undefined;
+  const value = variable.read();
+  const data = value.dataSync() as Float32Array;
+  const dims = value.shape;
+  const out = new Map<number, AxisSums>();
+  const rank = dims.length;
+  if (rank >= 2 && data.length > 0 && axes.includes(rank - 2) && axes.includes(rank - 1)) {
+    const [rows, cols] = sumsAlongLastTwo(data, dims);
+    out.set(rank - 2, rows).set(rank - 1, cols);
+  }
+  for (const axis of axes) if (!out.has(axis)) out.set(axis, sumsAlong(data, dims, axis));
+  return out;
+}
+
 export function unitSums(model: tf.LayersModel, graph: ChannelGraph): UnitSums {
   const n = graph.units.length;
   const sums: UnitSums = { l1: new Float64Array(n), l2sq: new Float64Array(n), count: new Float64Array(n) };
-  // layer → weight → axis → sums: slices share their strings, so no key is built per slice.
-  const cache = new Map<string, Map<string, Map<number, AxisSums | undefined>>>();
   const statistic = new Map<string, boolean>();
+  const counted = (s: WeightSlice) => {
+    let skip = statistic.get(s.weight);
+    if (skip === undefined) statistic.set(s.weight, (skip = isStatisticWeight(s.weight)));
+    return !skip;
+  };
+  // layer → weight → the axes its slices address; slices share their strings, so no key is built per slice.
+  const wanted = new Map<string, Map<string, number[]>>();
   for (const unit of graph.units) {
     for (const s of unit.slices) {
-      let skip = statistic.get(s.weight);
-      if (skip === undefined) statistic.set(s.weight, (skip = isStatisticWeight(s.weight)));
-      if (skip) continue;
-      let byWeight = cache.get(s.layer);
-      if (!byWeight) cache.set(s.layer, (byWeight = new Map()));
-      let byAxis = byWeight.get(s.weight);
-      if (!byAxis) byWeight.set(s.weight, (byAxis = new Map()));
-      if (!byAxis.has(s.axis)) byAxis.set(s.axis, axisSums(model, s.layer, s.weight, s.axis));
-      const a = byAxis.get(s.axis);
+      if (!counted(s)) continue;
+      let byWeight = wanted.get(s.layer);
+      if (!byWeight) wanted.set(s.layer, (byWeight = new Map()));
+      const axes = byWeight.get(s.weight);
+      if (!axes) byWeight.set(s.weight, [s.axis]);
+      else if (!axes.includes(s.axis)) axes.push(s.axis);
+    }
+  }
+  const computed = new Map<string, Map<string, Map<number, AxisSums> | undefined>>();
+  for (const [layer, byWeight] of wanted) {
+    const m = new Map<string, Map<number, AxisSums> | undefined>();
+    for (const [weight, axes] of byWeight) m.set(weight, weightSums(model, layer, weight, axes));
+    computed.set(layer, m);
+  }
+  for (const unit of graph.units) {
+    for (const s of unit.slices) {
+      if (!counted(s)) continue;
+      const a = computed.get(s.layer)!.get(s.weight)?.get(s.axis);
       if (!a) continue;
       for (const i of s.indices) {
         sums.l1[unit.id] += a.l1[i];

@@ -56,26 +56,28 @@ function keptIndices(size: number, drop: readonly number[]): Int32Array {
  */
 function gatherAxes<T extends Float32Array | Int32Array | Uint8Array>(data: T, dims: readonly number[], kept: readonly (Int32Array | undefined)[]): { values: T; shape: number[] } {
   const rank = dims.length;
-  const strides = new Array<number>(rank);
-  for (let a = rank - 1, s = 1; a >= 0; a--) {
-    strides[a] = s;
-    s *= dims[a];
+  // Per axis, the source offsets of the kept indices (index × stride).
+  const offsets: Int32Array[] = new Array(rank);
+  for (let a = rank - 1, stride = 1; a >= 0; a--) {
+    const k = kept[a];
+    const o = new Int32Array(k ? k.length : dims[a]);
+    for (let i = 0; i < o.length; i++) o[i] = (k ? k[i] : i) * stride;
+    offsets[a] = o;
+    stride *= dims[a];
   }
-  const index = dims.map((d, a) => kept[a] ?? Int32Array.from({ length: d }, (_, i) => i));
-  const shape = index.map((k) => k.length);
+  const shape = offsets.map((o) => o.length);
   const size = shape.reduce((a, b) => a * b, 1);
   const values = new (data.constructor as new (n: number) => T)(size);
   if (size === 0) return { values, shape };
-  const inner = index[rank - 1];
-  const innerStride = strides[rank - 1];
-  const position = new Array<number>(rank).fill(0);
+  const inner = offsets[rank - 1];
+  const position = new Int32Array(rank);
   let out = 0;
   for (;;) {
     let base = 0;
-    for (let a = 0; a < rank - 1; a++) base += index[a][position[a]] * strides[a];
-    for (let k = 0; k < inner.length; k++) values[out++] = data[base + inner[k] * innerStride];
+    for (let a = 0; a < rank - 1; a++) base += offsets[a][position[a]];
+    for (let k = 0; k < inner.length; k++) values[out++] = data[base + inner[k]];
     let a = rank - 2;
-    while (a >= 0 && ++position[a] === index[a].length) position[a--] = 0;
+    while (a >= 0 && ++position[a] === shape[a]) position[a--] = 0;
     if (a < 0) break;
   }
   return { values, shape };
@@ -157,9 +159,10 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
     const oldLayer = oldLayers.get(name) as unknown as Record<string, unknown> | undefined;
     const fields: string[] = [];
     for (const key of Object.keys(layerJson.config)) {
+      if (!key.endsWith('_initializer')) continue;
       const value = layerJson.config[key] as { class_name?: unknown } | null;
       const field = initializerField(key);
-      if (!key.endsWith('_initializer') || typeof value?.class_name !== 'string' || typeof (oldLayer?.[field] as { apply?: unknown } | undefined)?.apply !== 'function') continue;
+      if (typeof value?.class_name !== 'string' || typeof (oldLayer?.[field] as { apply?: unknown } | undefined)?.apply !== 'function') continue;
       layerJson.config[key] = zeros;
       fields.push(field);
     }
