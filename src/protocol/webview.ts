@@ -15,14 +15,61 @@ export interface RunInfo {
   report?: string;
   summary?: DoneEvent;
   error?: string;
+  /** A dry run analyses and writes nothing: listed apart from results (absent in older runs). */
+  dryRun?: boolean;
+  /** What the runs table shows of a finished run (absent for runs that wrote no result). */
+  row?: RunRow;
 }
+
+/** One finished run as the runs table lists it; every number from the run's `done` event. */
+export interface RunRow {
+  method: string;
+  /** The config's target, e.g. { flopsReduction: 0.5 }. */
+  target?: Record<string, number>;
+  params: { before: number; after: number };
+  flops: { before: number; after: number };
+  /** Median latency with its interquartile range (p25, p75), dense and pruned. */
+  latency?: { runtime: string; before: LatencySpread; after: LatencySpread; speedup: number };
+  /** Bytes on disk of the model, dense and pruned. */
+  sizeBytes?: { before: number; after: number };
+  /** The task's metric: dense, right after pruning (when fine-tuning followed) and after fine-tuning. */
+  metric?: { name: string; higherIsBetter: boolean; before: number; afterPruning?: number; after: number };
+  wallTimeMs: number;
+  /** Where the pruned model was written. */
+  output?: string;
+}
+
+export interface LatencySpread {
+  medianMs: number;
+  p25Ms?: number;
+  p75Ms?: number;
+}
+
+/** One layer of a pruned model beside the original's ("Compare with original"). */
+export interface LayerComparisonRow {
+  name: string;
+  type: string;
+  status: 'prunable' | 'coupled' | 'blocked';
+  channels: { before: number; after: number };
+  params: { before: number; after: number };
+  flops: { before: number; after: number };
+}
+
+/** Where a webview shows: the compact live sidebar, or a full-width editor (session panel, report editor). */
+export type WebviewPlacement = 'sidebar' | 'editor';
 
 /** Host → webview. */
 export type HostMessage =
   | { type: 'engineEvent'; runId: string; event: EngineEvent }
   | { type: 'runs'; runs: RunInfo[]; activeRunId?: string }
   /** Full replay for a (re)loaded webview: the active run's events so far, bounded. */
-  | { type: 'snapshot'; runs: RunInfo[]; activeRunId?: string; events: { runId: string; event: EngineEvent }[] }
+  | {
+    type: 'snapshot'; runs: RunInfo[]; activeRunId?: string; events: { runId: string; event: EngineEvent }[];
+    /** Where this webview shows (also `data-placement` on its body); absent: the sidebar. */
+    placement?: WebviewPlacement;
+    /** A report opened in the editor area: its file, and the pruned model's layers beside the original's. */
+    report?: { file: string; comparison: LayerComparisonRow[] };
+  }
   | { type: 'analysis'; modelPath: string; event: EngineEvent }
   /** A sensitivity analysis of a config's model (one id per analysis): its `sensitivityStart`, points, `sensitivityDone` or `error`. */
   | { type: 'sensitivity'; analysisId: string; configPath: string; event: EngineEvent };
@@ -33,10 +80,17 @@ export type WebviewMessage =
   | { type: 'selectRun'; runId: string }
   | { type: 'openReport'; runId: string }
   | { type: 'cancelRun'; runId: string }
-  | { type: 'rerun'; runId: string };
+  | { type: 'rerun'; runId: string }
+  /** The run (or the sidebar's current session) full width in the editor area. */
+  | { type: 'openInEditor'; runId: string }
+  /** Results of a finished run: its output in the explorer, the pruned model analysed, its layers beside the original's, its config. */
+  | { type: 'revealOutput'; runId: string }
+  | { type: 'openPrunedModel'; runId: string }
+  | { type: 'compareWithOriginal'; runId: string }
+  | { type: 'openConfig'; runId: string };
 
 const HOST_TYPES = new Set(['engineEvent', 'runs', 'snapshot', 'analysis', 'sensitivity']);
-const WEBVIEW_TYPES = new Set(['ready', 'selectRun', 'openReport', 'cancelRun', 'rerun']);
+const WEBVIEW_TYPES = new Set(['ready', 'selectRun', 'openReport', 'cancelRun', 'rerun', 'openInEditor', 'revealOutput', 'openPrunedModel', 'compareWithOriginal', 'openConfig']);
 
 export function isHostMessage(value: unknown): value is HostMessage {
   return typeof value === 'object' && value !== null && HOST_TYPES.has((value as { type?: unknown }).type as string);
