@@ -39,14 +39,12 @@ function planFor(graph: ChannelGraph, unitIds: readonly number[], skip?: (weight
   return plan;
 }
 
-/** Indices of 0..size-1 not in `drop`, ascending. */
-function keptIndices(size: number, drop: readonly number[]): Int32Array {
-  const dropped = new Uint8Array(size);
-  for (const i of drop) dropped[i] = 1;
+/** Indices where `dropped` is 0, ascending. */
+function keptIndices(dropped: Uint8Array): Int32Array {
   let count = 0;
-  for (let i = 0; i < size; i++) count += dropped[i];
-  const kept = new Int32Array(size - count);
-  for (let i = 0, k = 0; i < size; i++) if (!dropped[i]) kept[k++] = i;
+  for (let i = 0; i < dropped.length; i++) count += dropped[i];
+  const kept = new Int32Array(dropped.length - count);
+  for (let i = 0, k = 0; i < dropped.length; i++) if (!dropped[i]) kept[k++] = i;
   return kept;
 }
 
@@ -117,20 +115,32 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
       throw new Error(`Cannot remove all ${group.channels} channels of group ${g} (${group.producers.join(', ')}): every tensor keeps at least one channel`);
     }
   }
-  const plan = planFor(graph, ids);
   const removedUnits = new Set(ids);
   const oldLayers = new Map(model.layers.map((l) => [l.name, l]));
   const layerInfo = new Map(graph.layers.map((l) => [l.name, l]));
-  // Kept indices per layer → weight → axis, from the source weight's size along the axis.
+  // Kept indices per layer → weight → axis: a mask of the dropped indices per weight axis, then its complement.
+  const dropMasks = new Map<string, Map<string, Map<number, Uint8Array>>>();
+  for (const id of ids) {
+    for (const s of graph.units[id].slices) {
+      let byWeight = dropMasks.get(s.layer);
+      if (!byWeight) dropMasks.set(s.layer, (byWeight = new Map()));
+      let byAxis = byWeight.get(s.weight);
+      if (!byAxis) byWeight.set(s.weight, (byAxis = new Map()));
+      let mask = byAxis.get(s.axis);
+      if (!mask) {
+        const size = layerWeight(oldLayers.get(s.layer)!, s.weight)?.shape[s.axis];
+        if (size === undefined || size === null) continue;
+        byAxis.set(s.axis, (mask = new Uint8Array(size)));
+      }
+      for (const i of s.indices) mask[i] = 1;
+    }
+  }
   const keptByLayer = new Map<string, Map<string, Map<number, Int32Array>>>();
-  for (const [layerName, byWeight] of plan) {
-    const weights = layerWeights(oldLayers.get(layerName)!);
+  for (const [layerName, byWeight] of dropMasks) {
     const keptByWeight = new Map<string, Map<number, Int32Array>>();
     for (const [name, byAxis] of byWeight) {
-      const variable = weights.get(name);
-      if (!variable) continue;
       const keptByAxis = new Map<number, Int32Array>();
-      for (const [axis, drop] of byAxis) keptByAxis.set(axis, keptIndices(variable.shape[axis]!, drop));
+      for (const [axis, mask] of byAxis) keptByAxis.set(axis, keptIndices(mask));
       keptByWeight.set(name, keptByAxis);
     }
     keptByLayer.set(layerName, keptByWeight);
@@ -179,7 +189,7 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
       if (newLayer.weights.length === 0) continue;
       const oldWeights = layerWeights(oldLayer);
       const layerKept = keptByLayer.get(oldLayer.name);
-      const values = newLayer.weights.map((target) => {
+      for (const target of newLayer.weights) {
         const name = weightShortName(target);
         const source = oldWeights.get(name);
         if (!source) throw new Error(`Weight ${oldLayer.name}/${name} is missing from the source model`);
@@ -196,10 +206,10 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
           value.dispose();
           throw new Error(`Surgery produced ${oldLayer.name}/${name} of shape [${value.shape}] but the pruned layer expects [${target.shape}]`);
         }
-        return value;
-      });
-      newLayer.setWeights(values);
-      tf.dispose(values);
+        // As setWeights does per weight (constraint included), without reading every old value first.
+        target.write(value);
+        value.dispose();
+      }
     }
   } catch (err) {
     pruned.dispose();
