@@ -9,6 +9,10 @@ import { parse } from 'jsonc-parser/lib/esm/main.js';
 import { configPathFor, dataIsUnlabelled, newConfigText, NO_LABELS_NOTE, updateConfigText } from './newConfig.js';
 import { askAboutExistingConfig, configuredOutput, pickDataChoice, pickPruneChoices } from './pruneModelFlow.js';
 import type { RunRecord } from './runStore.js';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { openReportAsJson, ReportEditorProvider } from './panel/editorPanel.js';
+import { comparisonMarkdown, parseReport, prunedModelBeside, variantFolderNote } from './results.js';
 
 /** Explorer: "Prune Model…" on a model.json, .keras, .h5 or .onnx — pick method, target and data, write the config, run it. */
 export function pruneModel(ctx: Ctx): Cmd {
@@ -41,6 +45,8 @@ export function pruneModel(ctx: Ctx): Cmd {
       ctx.log.info(`Wrote ${configPath}`);
       sayWhenDistilling(ctx, text, configPath);
     }
+    // The config it wrote, open beside the run: where to change the method, target or data next time.
+    await vscode.window.showTextDocument(configUri, { preview: false, preserveFocus: true });
     return ctx.sessions.start(configPath);
   };
 }
@@ -70,15 +76,37 @@ export function analyzeModel(ctx: Ctx): Cmd {
 export function runConfig(ctx: Ctx): Cmd {
   return async (arg?: vscode.Uri) => {
     const config = configArg(arg);
-    return config ? ctx.sessions.start(config.fsPath) : undefined;
+    if (!config || refuseWithErrors(config, 'run')) return undefined;
+    return ctx.sessions.start(config.fsPath);
   };
 }
 
 export function dryRunConfig(ctx: Ctx): Cmd {
   return async (arg?: vscode.Uri) => {
     const config = configArg(arg);
-    return config ? ctx.sessions.start(config.fsPath, { dryRun: true }) : undefined;
+    if (!config || refuseWithErrors(config, 'dry-run')) return undefined;
+    return ctx.sessions.start(config.fsPath, { dryRun: true });
   };
+}
+
+/** The errors VS Code shows for a config (the schema's and PruneLens' own), first line first. */
+export function configErrors(uri: vscode.Uri): vscode.Diagnostic[] {
+  return vscode.languages.getDiagnostics(uri)
+    .filter((d) => d.severity === vscode.DiagnosticSeverity.Error)
+    .sort((a, b) => a.range.start.line - b.range.start.line);
+}
+
+/** A config with known errors is not run: one line says why, with the way to the problem. */
+function refuseWithErrors(uri: vscode.Uri, what: string): boolean {
+  const errors = configErrors(uri);
+  if (errors.length === 0) return false;
+  const first = errors[0];
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
+  const show = 'Show Problem';
+  void vscode.window
+    .showErrorMessage(`PruneLens: not ${what === 'run' ? 'running' : 'dry-running'} ${path.basename(uri.fsPath)}: line ${first.range.start.line + 1}: ${first.message}${more}`, show)
+    .then((choice) => { if (choice === show) void vscode.window.showTextDocument(uri, { selection: first.range }); });
+  return true;
 }
 
 type SensitivitySettings = { ratios?: number[]; samples?: number; layerAtATime?: boolean };
@@ -134,13 +162,14 @@ function parseRatios(text: string): number[] | undefined {
 export function runVariant(ctx: Ctx): Cmd {
   return async (arg?: vscode.Uri, method?: string) => {
     const config = configArg(arg);
-    if (!config || !method) return undefined;
+    if (!config || !method || refuseWithErrors(config, 'run')) return undefined;
     const text = await readText(config);
     const output = text !== undefined ? configuredOutput(text, config.fsPath) : undefined;
     if (!output) {
       void vscode.window.showErrorMessage(`PruneLens: ${path.basename(config.fsPath)} has no "output" folder to derive the ${methodLabel(method)} variant's folder from.`);
       return undefined;
     }
+    ctx.log.info(variantFolderNote(output, method));
     return ctx.sessions.start(config.fsPath, { method, output: `${output.replace(/[\\/]+$/, '')}-${method}` });
   };
 }
@@ -164,8 +193,8 @@ export function openReport(ctx: Ctx): Cmd {
       void vscode.window.showInformationMessage('PruneLens: no finished run with a report yet. Run the config first.');
       return undefined;
     }
-    const document = await vscode.workspace.openTextDocument(vscode.Uri.file(report));
-    await vscode.window.showTextDocument(document, { preview: false });
+    // Rendered in the editor area; the report editor's "Open as JSON" goes back to the text.
+    await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(report), ReportEditorProvider.viewType, { preview: false });
     return report;
   };
 }
@@ -199,6 +228,157 @@ export function showPanel(ctx: Ctx): Cmd {
   return () => ctx.panel.reveal();
 }
 
+/** The session (or a run) full width in the editor area. */
+export function openInEditor(ctx: Ctx): Cmd {
+  return (runId?: string) => ctx.editorPanel.show(typeof runId === 'string' ? runId : undefined);
+}
+
+/** What a finished run left: its pruned model, report and config (by run id, report file or config). */
+interface RunResult {
+  output?: string;
+  report?: string;
+  configPath?: string;
+}
+
+async function resultOf(ctx: Ctx, arg: unknown): Promise<RunResult | undefined> {
+  if (typeof arg === 'string' && arg.startsWith('report:')) return resultOfReport(arg.slice('report:'.length));
+  if (typeof arg === 'string') {
+    const run = ctx.store.get(arg);
+    return run && { output: run.output, report: run.report, configPath: run.configPath };
+  }
+  if (arg instanceof vscode.Uri) {
+    if (path.basename(arg.fsPath) === 'pruning-report.json') return resultOfReport(arg.fsPath);
+    const run = ctx.store.latestFor(arg.fsPath, (r) => r.status === 'done' && !!r.output);
+    return run && { output: run.output, report: run.report, configPath: run.configPath };
+  }
+  const run = await pickRun(ctx.store.all().filter((r) => r.status === 'done' && r.output), 'Which run?');
+  return run && { output: run.output, report: run.report, configPath: run.configPath };
+}
+
+function resultOfReport(file: string): RunResult | undefined {
+  if (!existsSync(file)) return undefined;
+  let configPath: string | undefined;
+  try {
+    configPath = parseReport(readFileSync(file, 'utf8'), file).config;
+  } catch {
+    configPath = undefined;
+  }
+  return { report: file, output: prunedModelBeside(file, readdirSync(path.dirname(file))), configPath };
+}
+
+function noResult(what: string): undefined {
+  void vscode.window.showInformationMessage(`PruneLens: no finished run with ${what} yet. Run the config first.`);
+  return undefined;
+}
+
+/** The pruned model in the explorer. */
+export function revealOutput(ctx: Ctx): Cmd {
+  return async (arg?: unknown) => {
+    const output = (await resultOf(ctx, arg))?.output;
+    if (!output || !existsSync(output)) return noResult('a pruned model');
+    await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(output));
+    return output;
+  };
+}
+
+/** Per-layer analysis of the pruned model, in the panel. */
+export function openPrunedModel(ctx: Ctx): Cmd {
+  return async (arg?: unknown) => {
+    const output = (await resultOf(ctx, arg))?.output;
+    if (!output || !existsSync(output)) return noResult('a pruned model');
+    return vscode.commands.executeCommand(Commands.analyzeModel, vscode.Uri.file(output));
+  };
+}
+
+export const COMPARE_SCHEME = 'prunelens-compare';
+
+/** "Compare with original": every layer's channels, params and FLOPs before and after, as a Markdown table from the report. */
+export class ComparisonDocuments implements vscode.TextDocumentContentProvider {
+  provideTextDocumentContent(uri: vscode.Uri): string {
+    const file = uri.query ? decodeURIComponent(uri.query) : uri.path;
+    return comparisonMarkdown(parseReport(readFileSync(file, 'utf8'), file), vscode.workspace.asRelativePath(file));
+  }
+}
+
+export function compareWithOriginal(ctx: Ctx): Cmd {
+  return async (arg?: unknown) => {
+    const report = (await resultOf(ctx, arg))?.report;
+    if (!report || !existsSync(report)) return noResult('a report');
+    const uri = vscode.Uri.from({ scheme: COMPARE_SCHEME, path: `/${path.basename(path.dirname(report))} against the original.md`, query: encodeURIComponent(report) });
+    const document = await vscode.workspace.openTextDocument(uri);
+    await vscode.languages.setTextDocumentLanguage(document, 'markdown');
+    await vscode.commands.executeCommand('markdown.showPreview', uri).then(undefined, () => vscode.window.showTextDocument(document, { preview: false }));
+    return uri;
+  };
+}
+
+/** The report editor's title action: the file as JSON text. */
+export function openReportAsJsonCommand(): Cmd {
+  return (arg?: vscode.Uri) => {
+    const uri = arg instanceof vscode.Uri ? arg : activeReportUri();
+    return uri ? openReportAsJson(uri) : undefined;
+  };
+}
+
+function activeReportUri(): vscode.Uri | undefined {
+  const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+  return input instanceof vscode.TabInputCustom && input.viewType === ReportEditorProvider.viewType ? input.uri : undefined;
+}
+
+export function openConfig(ctx: Ctx): Cmd {
+  return async (arg?: unknown) => {
+    const configPath = (await resultOf(ctx, arg))?.configPath;
+    if (!configPath || !existsSync(configPath)) return noResult('a config');
+    await vscode.window.showTextDocument(vscode.Uri.file(configPath), { preview: false });
+    return configPath;
+  };
+}
+
+/**
+ * An example to start from: the built-in demo trains its MNIST CNN (the CLI's `demo --quick`, in its
+ * own process), and a GoPrune config for that model on built-in MNIST is written beside it and opened.
+ */
+export function openExample(ctx: Ctx): Cmd {
+  return async () => {
+    const root = vscode.workspace.workspaceFolders?.find((f) => f.uri.scheme === 'file')?.uri.fsPath;
+    if (!root) {
+      void vscode.window.showInformationMessage('PruneLens: open a folder first; the example is written into it.');
+      return undefined;
+    }
+    const folder = path.join(root, 'prunelens-example');
+    const configPath = path.join(folder, 'mnist.prune.json');
+    if (!existsSync(path.join(folder, 'dense', 'model.json'))) {
+      if (!ctx.sessions.ensureTrusted()) return undefined;
+      const cli = vscode.Uri.joinPath(ctx.extension.extensionUri, 'dist', 'cli.js').fsPath;
+      const ok = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'PruneLens: training the example MNIST CNN (built-in demo, about a minute)' }, () =>
+        new Promise<boolean>((resolve) => {
+          const child = spawn(process.execPath, [cli, 'demo', '--quick', '--methods', 'l1', '--out', folder], { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+          child.stdout.on('data', (d: Buffer) => ctx.log.info(`example: ${d.toString().trimEnd()}`));
+          child.stderr.on('data', (d: Buffer) => ctx.log.info(`example: ${d.toString().trimEnd()}`));
+          child.on('error', () => resolve(false));
+          child.on('close', (code) => resolve(code === 0));
+        }));
+      if (!ok || !existsSync(path.join(folder, 'dense', 'model.json'))) {
+        void vscode.window.showErrorMessage('PruneLens: the example model could not be trained; see the PruneLens log.');
+        return undefined;
+      }
+    }
+    if (!existsSync(configPath)) {
+      await writeText(vscode.Uri.file(configPath), `${JSON.stringify({
+        model: 'dense/model.json',
+        method: 'goprune',
+        target: { flopsReduction: 0.5 },
+        data: { format: 'builtin', name: 'mnist', trainLimit: 2000, testLimit: 1000 },
+        train: { epochs: 1, batchSize: 64 },
+        finetune: { epochs: 1 },
+        output: 'pruned',
+      }, null, 2)}\n`);
+    }
+    await vscode.window.showTextDocument(vscode.Uri.file(configPath), { preview: false });
+    return configPath;
+  };
+}
+
 /** Actions the side panel asks for. */
 export function handlePanelMessage(ctx: Ctx, message: WebviewMessage): unknown {
   switch (message.type) {
@@ -206,8 +386,19 @@ export function handlePanelMessage(ctx: Ctx, message: WebviewMessage): unknown {
       const runs = ctx.store.all();
       const events = ctx.store.eventsOf(message.runId).map((event) => ({ runId: message.runId, event }));
       ctx.panel.post({ type: 'snapshot', runs, activeRunId: message.runId, events });
+      ctx.editorPanel.post({ type: 'snapshot', runs, activeRunId: message.runId, events, placement: 'editor' });
       return undefined;
     }
+    case 'openInEditor':
+      return vscode.commands.executeCommand(Commands.openInEditor, message.runId);
+    case 'revealOutput':
+      return vscode.commands.executeCommand(Commands.revealOutput, message.runId);
+    case 'openPrunedModel':
+      return vscode.commands.executeCommand(Commands.openPrunedModel, message.runId);
+    case 'compareWithOriginal':
+      return vscode.commands.executeCommand(Commands.compareWithOriginal, message.runId);
+    case 'openConfig':
+      return vscode.commands.executeCommand(Commands.openConfig, message.runId);
     case 'openReport':
       return vscode.commands.executeCommand(Commands.openReport, message.runId);
     case 'cancelRun':
@@ -216,6 +407,29 @@ export function handlePanelMessage(ctx: Ctx, message: WebviewMessage): unknown {
       return vscode.commands.executeCommand(Commands.rerun, message.runId);
     case 'ready':
       return undefined;
+  }
+}
+
+/** Actions from a report editor: its run is the report file. */
+export function handleReportMessage(ctx: Ctx, message: WebviewMessage, reportFile: string): unknown {
+  const id = `report:${reportFile}`;
+  switch (message.type) {
+    case 'openReport':
+      return openReportAsJson(vscode.Uri.file(reportFile));
+    case 'revealOutput':
+      return vscode.commands.executeCommand(Commands.revealOutput, id);
+    case 'openPrunedModel':
+      return vscode.commands.executeCommand(Commands.openPrunedModel, id);
+    case 'compareWithOriginal':
+      return vscode.commands.executeCommand(Commands.compareWithOriginal, id);
+    case 'openConfig':
+      return vscode.commands.executeCommand(Commands.openConfig, id);
+    case 'rerun': {
+      const configPath = resultOfReport(reportFile)?.configPath;
+      return configPath ? vscode.commands.executeCommand(Commands.runConfig, vscode.Uri.file(configPath)) : undefined;
+    }
+    default:
+      return handlePanelMessage(ctx, message);
   }
 }
 

@@ -29,23 +29,12 @@ export async function checkConfigText(text: string, configPath: string, capacity
   const checks = fileProblems.map(asSentence);
 
   const target = raw.target as Record<string, unknown> | undefined;
-  let targetChecked = false;
-  if (target && typeof target === 'object') {
-    for (const kind of FRACTION_TARGETS) {
-      const amount = target[kind];
-      if (typeof amount !== 'number') continue;
-      if (amount >= 1) {
-        checks.push({ path: ['target', kind], severity: 'error', message: `Target impossible: ${kind} ${amount} would remove ${Math.round(amount * 100)}% of the model; use a fraction below 1, e.g. 0.5.` });
-        targetChecked = true;
-      } else if (amount <= 0) {
-        checks.push({ path: ['target', kind], severity: 'error', message: `Target ${kind} ${amount} removes nothing; use a fraction between 0 and 1, e.g. 0.5.` });
-        targetChecked = true;
-      }
-    }
-  }
+  // A fraction outside (0, 1) is the schema's finding (VS Code's JSON support shows it on the same
+  // range): one diagnostic per mistake, so it is neither repeated here nor checked against the model.
+  const outOfRange = !!target && typeof target === 'object' && FRACTION_TARGETS.some((kind) => typeof target[kind] === 'number' && !((target[kind] as number) > 0 && (target[kind] as number) < 1));
 
   const modelUsable = typeof raw.model === 'string' && raw.model && !fileProblems.some((p) => p.path[0] === 'model');
-  if (modelUsable && target && !targetChecked && capacityOf) {
+  if (modelUsable && target && !outOfRange && capacityOf) {
     const capacity = await capacityOf(path.resolve(path.dirname(configPath), raw.model as string)).catch(() => undefined);
     if (capacity) checks.push(...checkTargetAgainstCapacity(target, capacity));
   }

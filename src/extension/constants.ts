@@ -13,11 +13,20 @@ export const Commands = {
   rerun: 'prunelens.rerun',
   showPanel: 'prunelens.showPanel',
   analyzeSensitivity: 'prunelens.analyzeSensitivity',
+  openInEditor: 'prunelens.openInEditor',
+  revealOutput: 'prunelens.revealOutput',
+  openPrunedModel: 'prunelens.openPrunedModel',
+  compareWithOriginal: 'prunelens.compareWithOriginal',
+  openConfig: 'prunelens.openConfig',
+  openExample: 'prunelens.openExample',
+  openReportAsJson: 'prunelens.openReportAsJson',
 } as const;
 
 export const Views = {
   container: 'prunelens',
   session: 'prunelens.session',
+  /** An empty tree whose welcome content holds the first-run buttons. */
+  start: 'prunelens.start',
 } as const;
 
 export const StorageKeys = {

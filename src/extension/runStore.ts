@@ -2,8 +2,8 @@ import * as vscode from 'vscode';
 import type { EngineEvent } from '../protocol/events.js';
 import type { RunInfo } from '../protocol/webview.js';
 import { StorageKeys } from './constants.js';
+import { keepRuns, runKind, withRow, type RunKind } from './results.js';
 
-const MAX_REMEMBERED_RUNS = 50;
 /** Events kept per run for replay into a (re)loaded panel. */
 const MAX_EVENTS_PER_RUN = 400;
 
@@ -32,8 +32,14 @@ export class RunStore implements vscode.Disposable {
     }
   }
 
+  /** Every remembered run, oldest first, each with its runs-table row (runs of older versions get theirs here). */
   all(): RunRecord[] {
-    return this.state.get<RunRecord[]>(StorageKeys.runs, []);
+    return this.state.get<RunRecord[]>(StorageKeys.runs, []).map(withRow);
+  }
+
+  /** A config's runs of one kind, oldest first: results apart from dry runs and failures. */
+  runsOf(configPath: string, kind: RunKind): RunRecord[] {
+    return this.all().filter((r) => r.configPath === configPath && runKind(r) === kind);
   }
 
   get(runId: string): RunRecord | undefined {
@@ -49,7 +55,7 @@ export class RunStore implements vscode.Disposable {
 
   async upsert(run: RunRecord): Promise<void> {
     const others = this.all().filter((r) => r.runId !== run.runId);
-    const runs = [...others, run].sort((a, b) => a.startedAt - b.startedAt).slice(-MAX_REMEMBERED_RUNS);
+    const runs = keepRuns([...others, run].sort((a, b) => a.startedAt - b.startedAt));
     await this.save(runs);
   }
 

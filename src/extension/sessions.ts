@@ -8,6 +8,7 @@ import { methodLabel } from '../protocol/methods.js';
 import { startEngine, type EngineRun } from '../engine/process/client.js';
 import { formatAccuracy, formatChange, formatDuration, formatEta, formatMetricValue, formatPercent } from '../protocol/format.js';
 import { newRunId, type RunRecord, type RunStore } from './runStore.js';
+import { runRowOf, SessionProgress, variantFolderNote } from './results.js';
 
 export interface SessionOverrides {
   method?: string;
@@ -36,9 +37,10 @@ interface ActiveSession {
   run: RunRecord;
   engine: WatchedEngine;
   finished: Promise<RunRecord>;
-  progress: number;
-  etaMs?: number;
-  phase?: string;
+  /** One session-wide percentage and ETA, shown alike by the notification and the status bar. */
+  progress: SessionProgress;
+  /** The target the session ran to (from its start event), for the runs table. */
+  target?: Record<string, number>;
 }
 
 export interface AnalysisResult {
@@ -106,6 +108,7 @@ export class SessionManager implements vscode.Disposable {
       method: overrides.method ?? (await readConfiguredMethod(configPath)) ?? 'unknown',
       status: 'running',
       startedAt: Date.now(),
+      ...(overrides.dryRun ? { dryRun: true } : {}),
       overrides: Object.keys(overrides).length ? overrides : undefined,
     };
     const engine = this.startEngine({ type: 'run', configPath, overrides: stripUndefined(overrides), workspaceRoots: workspaceRootsFor(configPath) }, path.dirname(configPath));
@@ -113,7 +116,7 @@ export class SessionManager implements vscode.Disposable {
     log.info(`Session ${run.runId}: ${path.basename(configPath)} with ${methodLabel(run.method)}${overrides.dryRun ? ' (dry run)' : ''}, engine pid ${engine.pid}`);
 
     let resolveFinished!: (run: RunRecord) => void;
-    const session: ActiveSession = { run, engine, progress: 0, finished: new Promise((r) => (resolveFinished = r)) };
+    const session: ActiveSession = { run, engine, progress: new SessionProgress(), finished: new Promise((r) => (resolveFinished = r)) };
     this.active.set(key, session);
     engine.onEvent((event) => this.onEngineEvent(session, event));
     void this.showProgress(session);
@@ -298,23 +301,20 @@ export class SessionManager implements vscode.Disposable {
     this.host.post({ type: 'engineEvent', runId: run.runId, event });
     this.eventEmitter.fire({ runId: run.runId, event });
     const log = this.host.log;
+    session.progress.apply(event);
     switch (event.type) {
       case 'start':
         run.method = event.method;
+        session.target = event.target;
         log.info(`Session ${run.runId}: ${event.model.name}, ${event.model.params} params, ${event.model.flops} FLOPs, backend ${event.backend}`);
         break;
       case 'phase':
-        session.phase = event.phase;
         log.info(`Session ${run.runId}: ${event.phase}${event.message ? ` — ${event.message}` : ''}`);
         break;
       case 'epoch':
-        session.progress = event.progress;
-        session.etaMs = event.etaMs;
         log.info(`Session ${run.runId}: ${event.phase} epoch ${event.epoch}/${event.epochs} loss ${event.loss.toFixed(4)}${event.valAccuracy !== undefined ? ` val acc ${formatAccuracy(event.valAccuracy)}` : event.valMetric ? ` val ${event.valMetric.name} ${formatMetricValue(event.valMetric)}` : ''}`);
         break;
       case 'step':
-        session.progress = event.progress;
-        session.etaMs = event.etaMs;
         log.trace(`Session ${run.runId}: ${event.phase} step ${event.step}/${event.stepsPerEpoch} loss ${event.loss.toFixed(4)}`);
         break;
       case 'layers':
@@ -345,7 +345,15 @@ export class SessionManager implements vscode.Disposable {
   private finish(session: ActiveSession, outcome: EngineOutcome): RunRecord {
     const run = session.run;
     if (outcome.type === 'done') {
-      return { ...run, status: 'done', method: outcome.method || run.method, output: outcome.output, report: outcome.report, summary: outcome };
+      return {
+        ...run,
+        status: 'done',
+        method: outcome.method || run.method,
+        output: outcome.output,
+        report: outcome.report,
+        summary: outcome,
+        ...(outcome.dryRun ? { dryRun: true } : { row: runRowOf(outcome, session.target) }),
+      };
     }
     if (outcome.type === 'sensitivityDone') return { ...run, status: 'error', error: 'the engine answered a pruning run with a sensitivity report' };
     if (outcome.cancelled) return { ...run, status: 'cancelled' };
@@ -360,13 +368,12 @@ export class SessionManager implements vscode.Disposable {
       async (progress, token) => {
         token.onCancellationRequested(() => this.stop(run.configPath));
         let reported = 0;
+        // After onEngineEvent (registered first) has folded the event into session.progress.
         const dispose = engine.onEvent((event) => {
-          if (event.type === 'phase') progress.report({ message: describePhase(session) });
-          if (event.type === 'step' || event.type === 'epoch') {
-            const percent = Math.max(0, Math.min(100, event.progress * 100));
-            progress.report({ increment: Math.max(0, percent - reported), message: describePhase(session) });
-            reported = Math.max(reported, percent);
-          }
+          if (event.type !== 'phase' && event.type !== 'progress' && event.type !== 'step' && event.type !== 'epoch') return;
+          const percent = session.progress.fraction * 100;
+          progress.report({ increment: Math.max(0, percent - reported), message: session.progress.describe() });
+          reported = Math.max(reported, percent);
         });
         await engine.result;
         dispose();
@@ -387,10 +394,19 @@ export class SessionManager implements vscode.Disposable {
           ? `, ${synthetic ? 'accuracy on synthetic data (meaningless)' : 'accuracy'} ${formatAccuracy(s.accuracy.before)} → ${formatAccuracy(s.accuracy.after)}`
           : '';
       const what = s.dryRun ? 'Dry run of' : 'Pruned';
-      const openReport = 'Open Report';
+      const written = s.output ? ` Saved to ${vscode.workspace.asRelativePath(s.output)}.` : '';
+      // A method lens writes to `<output>-<method>`: say why the result is not in the config's own folder.
+      const variant = run.overrides?.output && run.overrides.method && s.output ? ` ${variantFolderNote(run.overrides.output.replace(new RegExp(`-${run.overrides.method}$`), ''), run.overrides.method)}` : '';
+      const actions: [string, string][] = s.dryRun
+        ? []
+        : [['Open Report', Commands.openReport], ['Reveal in Explorer', Commands.revealOutput], ['Open Pruned Model', Commands.openPrunedModel], ['Compare with Original', Commands.compareWithOriginal]];
+      const available = actions.filter(([, command]) => (command === Commands.openReport ? !!run.report : !!s.output));
       void vscode.window
-        .showInformationMessage(`${what} ${file} with ${methodLabel(s.method)}: FLOPs ${formatChange(s.before.flops, s.after.flops)}, params ${formatChange(s.before.params, s.after.params)}${accuracy}.`, ...(run.report ? [openReport] : []))
-        .then((choice) => choice === openReport && vscode.commands.executeCommand(Commands.openReport, run.runId));
+        .showInformationMessage(`${what} ${file} with ${methodLabel(s.method)}: FLOPs ${formatChange(s.before.flops, s.after.flops)}, params ${formatChange(s.before.params, s.after.params)}${accuracy}.${written}${variant}`, ...available.map(([title]) => title))
+        .then((choice) => {
+          const command = available.find(([title]) => title === choice)?.[1];
+          if (command) void vscode.commands.executeCommand(command, run.runId);
+        });
     } else if (run.status === 'cancelled') {
       void vscode.window.showInformationMessage(`PruneLens session for ${file} cancelled; nothing was written.`);
     } else if (run.status === 'error') {
@@ -403,15 +419,41 @@ export class SessionManager implements vscode.Disposable {
 
   private updateStatus(): void {
     const sessions = [...this.active.values()];
+    this.setContextKeys(sessions.length > 0);
     if (sessions.length === 0) {
+      // Cleared at the end: no "78% · ETA 0s" left behind.
+      this.statusItem.text = '';
+      this.statusItem.tooltip = undefined;
       this.statusItem.hide();
       return;
     }
     const s = sessions[sessions.length - 1];
     const more = sessions.length > 1 ? ` (+${sessions.length - 1})` : '';
-    this.statusItem.text = `$(sync~spin) PruneLens ${methodLabel(s.run.method)} ${formatPercent(s.progress, 0)}${s.etaMs !== undefined ? ` · ETA ${formatEta(s.etaMs)}` : ''}${more}`;
+    const p = s.progress;
+    this.statusItem.text = `$(sync~spin) PruneLens ${methodLabel(s.run.method)} ${formatPercent(p.fraction, 0)}${p.etaMs !== undefined ? ` · ETA ${formatEta(p.etaMs)}` : ''}${more}`;
     this.statusItem.tooltip = `${path.basename(s.run.configPath)}: ${describePhase(s)}. Click to show the PruneLens panel.`;
     this.statusItem.show();
+  }
+
+  /** Context keys for `when` clauses: Stop shows while a session runs, Rerun once there is a run to repeat. */
+  private lastContext: string | undefined;
+  private setContextKeys(running: boolean): void {
+    const hasRuns = this.host.store.all().length > 0;
+    const key = `${running}/${hasRuns}`;
+    if (key === this.lastContext) return;
+    this.lastContext = key;
+    void vscode.commands.executeCommand('setContext', 'prunelens.sessionRunning', running);
+    void vscode.commands.executeCommand('setContext', 'prunelens.hasRuns', hasRuns);
+  }
+
+  /** Sets the context keys once at activation (the store may hold runs of an earlier window). */
+  initContext(): void {
+    this.updateStatus();
+  }
+
+  /** The sidebar's status-bar text, for tests: empty when no session runs. */
+  statusText(): string {
+    return this.statusItem.text;
   }
 
   dispose(): void {
@@ -426,9 +468,7 @@ export class SessionManager implements vscode.Disposable {
 }
 
 function describePhase(session: ActiveSession): string {
-  const parts = [session.phase ?? 'starting', formatPercent(session.progress, 0)];
-  if (session.etaMs !== undefined) parts.push(`ETA ${formatEta(session.etaMs)}`);
-  return parts.join(' · ');
+  return session.progress.describe();
 }
 
 export function configKey(configPath: string): string {

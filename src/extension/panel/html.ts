@@ -16,6 +16,8 @@ export interface PanelHtmlOptions {
   nonce: string;
   /** Document title, read by screen readers. */
   title?: string;
+  /** Where the webview shows, as `data-placement` on the body: the compact sidebar (default) or a full-width editor. */
+  placement?: 'sidebar' | 'editor';
 }
 
 /** A fresh CSP nonce: 128 bits of randomness, base64 without padding. */
@@ -53,7 +55,7 @@ export function renderPanelHtml(opts: PanelHtmlOptions): string {
   <link rel="stylesheet" href="${attr(opts.styleUri)}">${codicons}
   <title>${escapeText(opts.title ?? 'PruneLens')}</title>
 </head>
-<body>
+<body data-placement="${opts.placement ?? 'sidebar'}">
   <main id="app" class="app" aria-live="polite">
     <p class="placeholder">Loading PruneLens\u2026</p>
   </main>

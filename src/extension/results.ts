@@ -1,0 +1,284 @@
+/**
+ * What a finished run gives the user, vscode-free: the runs table's row of a `done` event, a
+ * report file read back as a run (its `done` event and layers, for the report editor), the
+ * layer-by-layer comparison with the original, progress as one percentage and ETA, and how a
+ * method lens's `<output>-<method>` folder reads.
+ */
+import * as path from 'node:path';
+import type { DoneEvent, EngineEvent, LayersEvent, LayerStat } from '../protocol/events.js';
+import { formatBytes, formatEta, formatPercent } from '../protocol/format.js';
+import { methodLabel } from '../protocol/methods.js';
+import type { LayerComparisonRow, RunInfo, RunRow } from '../protocol/webview.js';
+
+/** The runs table's row of a finished run. */
+export function runRowOf(done: DoneEvent, target?: Record<string, number>): RunRow {
+  const latency = done.latency;
+  return {
+    method: done.method,
+    ...(target ? { target } : {}),
+    params: { before: done.before.params, after: done.after.params },
+    flops: { before: done.before.flops, after: done.after.flops },
+    ...(latency ? {
+      latency: {
+        runtime: latency.runtime,
+        before: { medianMs: latency.before.medianMs, p25Ms: latency.before.p25Ms, p75Ms: latency.before.p75Ms },
+        after: { medianMs: latency.after.medianMs, p25Ms: latency.after.p25Ms, p75Ms: latency.after.p75Ms },
+        speedup: latency.speedup,
+      },
+    } : {}),
+    ...(done.size ? { sizeBytes: { ...done.size } } : {}),
+    ...(done.metric ? {
+      metric: {
+        name: done.metric.name,
+        higherIsBetter: done.metric.higherIsBetter,
+        before: done.metric.before,
+        ...(done.metric.afterPruning !== undefined ? { afterPruning: done.metric.afterPruning } : {}),
+        after: done.metric.after,
+      },
+    } : {}),
+    wallTimeMs: done.wallTimeMs,
+    ...(done.output ? { output: done.output } : {}),
+  };
+}
+
+/** Which list a run belongs in: results (done, written), dry runs, failures (errors and cancellations), or running. */
+export type RunKind = 'result' | 'dryRun' | 'failure' | 'running';
+
+export function runKind(run: Pick<RunInfo, 'status' | 'dryRun' | 'summary'>): RunKind {
+  if (run.status === 'running') return 'running';
+  if (run.status !== 'done') return 'failure';
+  return run.dryRun || run.summary?.dryRun ? 'dryRun' : 'result';
+}
+
+/** How many runs of each kind are remembered: dry runs and failures never push results out. */
+export const REMEMBERED_RUNS: Record<Exclude<RunKind, 'running'>, number> = { result: 50, dryRun: 10, failure: 10 };
+
+/** The newest runs of each kind within `REMEMBERED_RUNS` (running ones always), in their order. */
+export function keepRuns<T extends RunInfo>(runs: T[]): T[] {
+  const left = { ...REMEMBERED_RUNS };
+  const kept = new Set<T>();
+  for (let i = runs.length - 1; i >= 0; i--) {
+    const kind = runKind(runs[i]);
+    if (kind === 'running') kept.add(runs[i]);
+    else if (left[kind]-- > 0) kept.add(runs[i]);
+  }
+  return runs.filter((r) => kept.has(r));
+}
+
+/** A run with its dry-run flag and runs-table row filled in from its summary (runs stored before they had them). */
+export function withRow<T extends RunInfo>(run: T): T {
+  if (run.status !== 'done' || !run.summary) return run;
+  if (run.summary.dryRun) return run.dryRun ? run : { ...run, dryRun: true };
+  return run.row ? run : { ...run, row: runRowOf(run.summary) };
+}
+
+/** A pruning-report.json as the extension reads it: only the fields it shows (the engine writes more). */
+export interface ReportFile {
+  config?: string;
+  method: string;
+  target?: Record<string, number>;
+  backend?: string;
+  before: { params: number; flops: number; accuracy?: number; latencyMs?: number; weightBytes?: number };
+  after: { params: number; flops: number; accuracy?: number; latencyMs?: number; weightBytes?: number };
+  metric?: DoneEvent['metric'];
+  latency?: DoneEvent['latency'];
+  data?: string;
+  syntheticData?: boolean;
+  channelsRemoved?: number;
+  physicallyRemoved?: boolean;
+  wallTimeMs?: number;
+  layers?: {
+    name: string; type: string; status: LayerStat['status']; group?: number; reason?: string;
+    channelsBefore: number; channelsAfter: number; paramsBefore: number; paramsAfter: number; flopsBefore: number; flopsAfter: number;
+  }[];
+}
+
+/** Parses a report's text; one line saying what is wrong when it is not a PruneLens report. */
+export function parseReport(text: string, file: string): ReportFile {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${path.basename(file)} is not valid JSON (${(err as Error).message}); open it as JSON to fix it.`);
+  }
+  const r = value as Partial<ReportFile> & { tool?: unknown };
+  if (typeof r !== 'object' || r === null || typeof r.method !== 'string' || typeof r.before?.flops !== 'number' || typeof r.after?.flops !== 'number') {
+    throw new Error(`${path.basename(file)} is not a PruneLens pruning report (no method, before and after); open it as JSON instead.`);
+  }
+  return r as ReportFile;
+}
+
+/** The pruned model a report sits beside: the model file in the report's folder named like the original. */
+export function prunedModelBeside(reportFile: string, files: string[]): string | undefined {
+  const models = files.filter((f) => f === 'model.json' || /\.(keras|h5|hdf5|onnx)$/i.test(f));
+  return models.length ? path.join(path.dirname(reportFile), models.includes('model.json') ? 'model.json' : models[0]) : undefined;
+}
+
+/** A report read back as a run: the `done` event and the layers before and after, as a session would have sent them. */
+export function runFromReport(report: ReportFile, file: string, modelFile?: string): { run: RunInfo; events: EngineEvent[] } {
+  const done: DoneEvent = {
+    type: 'done',
+    sessionId: `report:${file}`,
+    method: report.method,
+    output: modelFile,
+    report: file,
+    before: { params: report.before.params, flops: report.before.flops },
+    after: { params: report.after.params, flops: report.after.flops },
+    ...(report.before.accuracy !== undefined && report.after.accuracy !== undefined ? { accuracy: { before: report.before.accuracy, after: report.after.accuracy } } : {}),
+    ...(report.metric ? { metric: report.metric } : {}),
+    ...(report.data !== undefined || report.syntheticData ? { data: { format: report.syntheticData ? 'synthetic' : 'npy', synthetic: !!report.syntheticData, description: report.data } } : {}),
+    ...(report.latency ? { latency: report.latency } : {}),
+    ...(report.before.weightBytes !== undefined && report.after.weightBytes !== undefined ? { size: { before: report.before.weightBytes, after: report.after.weightBytes } } : {}),
+    channelsRemoved: report.channelsRemoved ?? 0,
+    physicallyRemoved: report.physicallyRemoved ?? true,
+    backend: report.backend ?? 'unknown',
+    wallTimeMs: report.wallTimeMs ?? 0,
+  };
+  const events: EngineEvent[] = [];
+  if (report.layers?.length) {
+    events.push(layersEventOf(report, 'before'), layersEventOf(report, 'after'));
+  }
+  events.push(done);
+  const run: RunInfo = {
+    runId: `report:${file}`,
+    configPath: report.config ?? file,
+    method: report.method,
+    status: 'done',
+    startedAt: 0,
+    output: modelFile,
+    report: file,
+    summary: done,
+    row: runRowOf(done, report.target),
+  };
+  return { run, events };
+}
+
+function layersEventOf(report: ReportFile, side: 'before' | 'after'): LayersEvent {
+  const layers: LayerStat[] = (report.layers ?? []).map((l) => ({
+    name: l.name,
+    type: l.type,
+    status: l.status,
+    ...(l.group !== undefined ? { group: l.group } : {}),
+    ...(l.reason ? { reason: l.reason } : {}),
+    channels: l.channelsBefore,
+    kept: side === 'before' ? l.channelsBefore : l.channelsAfter,
+    sparsity: 0,
+    params: side === 'before' ? l.paramsBefore : l.paramsAfter,
+    flops: side === 'before' ? l.flopsBefore : l.flopsAfter,
+  }));
+  const prunable = layers.filter((l) => l.status !== 'blocked');
+  return {
+    type: 'layers',
+    phase: side === 'before' ? 'load' : 'prune',
+    step: side === 'before' ? 0 : 1,
+    layers,
+    totals: {
+      params: report[side].params,
+      flops: report[side].flops,
+      keptChannels: prunable.reduce((n, l) => n + l.kept, 0),
+      prunableChannels: prunable.reduce((n, l) => n + l.channels, 0),
+      zeroGroups: 0,
+    },
+  };
+}
+
+/** The pruned model's layers beside the original's, in the original's order. */
+export function layerComparison(report: ReportFile): LayerComparisonRow[] {
+  return (report.layers ?? []).map((l) => ({
+    name: l.name,
+    type: l.type,
+    status: l.status,
+    channels: { before: l.channelsBefore, after: l.channelsAfter },
+    params: { before: l.paramsBefore, after: l.paramsAfter },
+    flops: { before: l.flopsBefore, after: l.flopsAfter },
+  }));
+}
+
+/** The comparison as a Markdown table (the "Compare with original" document). Layers without weights are left out. */
+export function comparisonMarkdown(report: ReportFile, reportFile: string): string {
+  const rows = layerComparison(report).filter((r) => r.params.before > 0);
+  const change = (b: number, a: number) => (b === a ? '—' : b === 0 ? '' : `${a < b ? '−' : '+'}${formatPercent(Math.abs(1 - a / b), 1)}`);
+  const lines = [
+    `# ${methodLabel(report.method)}: pruned model against the original`,
+    '',
+    `Report: \`${reportFile}\``,
+    '',
+    `| | original | pruned | change |`,
+    `|---|---:|---:|---:|`,
+    `| params | ${report.before.params} | ${report.after.params} | ${change(report.before.params, report.after.params)} |`,
+    `| FLOPs | ${report.before.flops} | ${report.after.flops} | ${change(report.before.flops, report.after.flops)} |`,
+    ...(report.before.weightBytes !== undefined && report.after.weightBytes !== undefined
+      ? [`| size | ${formatBytes(report.before.weightBytes)} | ${formatBytes(report.after.weightBytes)} | ${change(report.before.weightBytes, report.after.weightBytes)} |`]
+      : []),
+    '',
+    `## ${rows.length} layers with weights`,
+    '',
+    '| layer | type | status | channels | params | FLOPs |',
+    '|---|---|---|---:|---:|---:|',
+    ...rows.map((r) => `| ${escapeCell(r.name)} | ${escapeCell(r.type)} | ${r.status} | ${r.channels.before} → ${r.channels.after} | ${r.params.before} → ${r.params.after} (${change(r.params.before, r.params.after)}) | ${r.flops.before} → ${r.flops.after} (${change(r.flops.before, r.flops.after)}) |`),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+function escapeCell(text: string): string {
+  return text.replace(/\|/g, '\\|');
+}
+
+/** The folder a method lens writes: the config's output with the method's id appended, so runs of several methods sit side by side. */
+export function variantFolder(output: string, method: string): string {
+  return `${output.replace(/[\\/]+$/, '')}-${method}`;
+}
+
+export function variantFolderNote(output: string, method: string): string {
+  return `${methodLabel(method)} writes to ${path.basename(variantFolder(output, method))}/ (the config's "output" + "-${method}"), so each method's result sits beside the others and the config's own output is left as it is.`;
+}
+
+/**
+ * The one progress the notification and the status bar show: the engine's session-wide `progress`
+ * event once one has arrived, the phase's step/epoch progress before that.
+ */
+export class SessionProgress {
+  fraction = 0;
+  etaMs?: number;
+  activity?: string;
+  phase?: string;
+  private sessionWide = false;
+
+  /** Folds an event in; true when what is shown changed. */
+  apply(event: EngineEvent): boolean {
+    switch (event.type) {
+      case 'progress':
+        this.sessionWide = true;
+        this.fraction = clamp01(event.progress);
+        this.etaMs = event.etaMs;
+        this.activity = event.activity;
+        return true;
+      case 'phase':
+        this.phase = event.phase;
+        if (!this.sessionWide) this.activity = undefined;
+        return true;
+      case 'step':
+      case 'epoch':
+        if (this.sessionWide) return false;
+        this.fraction = Math.max(this.fraction, clamp01(event.progress));
+        this.etaMs = undefined; // the phase's ETA is not the session's: none until the engine says
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** "43% · ETA 1m 10s · fine-tuning" */
+  describe(): string {
+    const parts = [formatPercent(this.fraction, 0)];
+    if (this.etaMs !== undefined) parts.push(`ETA ${formatEta(this.etaMs)}`);
+    const activity = this.activity ?? this.phase;
+    if (activity) parts.push(activity);
+    return parts.join(' · ');
+  }
+}
+
+function clamp01(value: number): number {
+  return Number.isFinite(value) ? Math.max(0, Math.min(1, value)) : 0;
+}
