@@ -174,6 +174,18 @@ if (existsSync(nsfwjs)) {
     output: 'out/mobilenet',
     data: { format: 'imagefolder', path: 'photos', validationSplit: 0 },
   }));
+  // GoPrune on the same model with a tiny budget: three PAM iterations of two steps each (the auxiliary
+  // variables' zero groups change at each), one fine-tuning epoch, few latency runs.
+  writeFileSync(join(target, 'mobilenet-goprune.prune.json'), json({
+    model: 'mobilenet/model.json',
+    method: 'goprune',
+    target: { flopsReduction: 0.3 },
+    output: 'out/mobilenet-goprune',
+    data: { format: 'imagefolder', path: 'photos', validationSplit: 0 },
+    train: { epochs: 3, batchSize: 8, learningRate: 0.001 },
+    finetune: { epochs: 1, batchSize: 8, learningRate: 0.001 },
+    latency: { runs: 5, batchSize: 1 },
+  }));
 }
 
 console.log(`fixtures: ${target} (tiny_cnn, ${model.countParams()} params${existsSync(nsfwjs) ? '; nsfwjs MobileNetV2' : ''})`);

@@ -312,8 +312,138 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     await page.screenshot({ path: join(resultsDir, 'sensitivity-panel.png') });
   });
 
+  await test('issue 19 on the real MobileNetV2: analyse, GoPrune with live sparsity, the report in the editor area, two runs in the table, the output revealed', async () => {
+    const config = join(workspace, 'mobilenet-goprune.prune.json');
+    if (!existsSync(config)) throw new Error('no mobilenet-goprune.prune.json in the workspace: is the nsfwjs devDependency installed?');
+    await runCommand(page, 'Notifications: Clear All Notifications');
+    // Analyse: 50+ layers, their groups in the sidebar.
+    await runCommand(page, 'View: Show Explorer');
+    const modelRow = await revealInFolder(page, 'mobilenet', 'model.json');
+    await modelRow.click({ button: 'right' });
+    await chooseMenuItem(page, 'Analyze Model');
+    const sidebar = await frameWithPlacement(page, 'sidebar');
+    const card = sidebar.locator('[data-testid="analysis-card"]');
+    await card.locator('.card-title', { hasText: 'mobilenet' }).waitFor({ timeout: 120000 });
+    const groups = Number((await card.locator('[data-metric="groups"] .metric-after').innerText()).trim());
+    const layerCount = (await sidebar.locator('[data-testid="layer-count"]').innerText().catch(() => '')).trim();
+    if (!(groups >= 20)) throw new Error(`MobileNetV2 analysed with ${groups} groups`);
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: join(resultsDir, 'issue19-analyze-sidebar-dark.png') });
+
+    // Every sparsity the layer view shows during the method phase, with when it showed it.
+    await sidebar.evaluate(() => {
+      const seen = (window.__sparsitySeen = []);
+      const record = () => {
+        const chart = document.querySelector('[data-testid="layer-chart"]');
+        const values = chart?.getAttribute('data-sparsity');
+        const step = chart?.getAttribute('data-sparsity-step') ?? '';
+        const last = seen[seen.length - 1];
+        if (values && (!last || last.values !== values || last.step !== step)) seen.push({ at: Date.now(), step, values, summary: !!document.querySelector('[data-testid="summary-card"]') });
+      };
+      new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-sparsity', 'data-sparsity-step'] });
+    });
+
+    // GoPrune (the config's method) with the ▶ Run lens; its progress in the status bar while it runs.
+    await runCommand(page, 'View: Show Explorer');
+    await explorerRow(page, 'mobilenet-goprune.prune.json').click();
+    const lens = (title) => page.locator('.codelens-decoration a', { hasText: title }).first();
+    await lens('▶ Run').waitFor({ timeout: 60000 });
+    await lens('▶ Run').click();
+    const status = page.locator('.part.statusbar .statusbar-item', { hasText: /PruneLens GoPrune \d+%/ }).first();
+    await status.waitFor({ timeout: 120000 });
+    const statusWhileRunning = (await status.innerText()).trim();
+    await activityBarItem(page, 'PruneLens').click();
+    const summary = sidebar.locator('[data-testid="summary-card"]');
+    // A screenshot mid-run, once the method's sparsity shows.
+    await sidebar.locator('[data-testid="layer-chart"][data-sparsity-step^="train:"]').waitFor({ timeout: SESSION_TIMEOUT * 3 }).catch(() => {});
+    await page.waitForTimeout(500);
+    await page.screenshot({ path: join(resultsDir, 'issue19-goprune-running-sidebar-dark.png') });
+    await summary.waitFor({ timeout: SESSION_TIMEOUT * 5 });
+    const seen = await sidebar.evaluate(() => window.__sparsitySeen);
+    const during = seen.filter((s) => s.step.startsWith('train:') && !s.summary).map((s) => ({ ...s, values: JSON.parse(s.values) }));
+    const nonzero = during.filter((s) => s.values.some((v) => v > 0));
+    const distinct = new Set(nonzero.map((s) => JSON.stringify(s.values)));
+    if (nonzero.length < 2 || distinct.size < 2) throw new Error(`the layer view's sparsity during GoPrune's training: ${JSON.stringify(during.map((s) => [s.step, Math.max(...s.values)]))}`);
+    const first = nonzero[0];
+    const last = nonzero[nonzero.length - 1];
+    const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
+    console.log(`  ui: MobileNetV2 GoPrune: ${groups} groups${layerCount ? ` (${layerCount})` : ''}; sparsity at ${first.step} mean ${mean(first.values).toFixed(3)} → at ${last.step} mean ${mean(last.values).toFixed(3)}, ${distinct.size} distinct states in ${((last.at - first.at) / 1000).toFixed(1)} s; status bar "${statusWhileRunning}"`);
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: join(resultsDir, 'issue19-goprune-done-sidebar-dark.png') });
+    // The progress is cleared at the end.
+    await page.locator('.part.statusbar .statusbar-item', { hasText: /PruneLens GoPrune \d+%/ }).waitFor({ state: 'detached', timeout: 15000 });
+
+    // The output link: the done message's Reveal in Explorer selects the pruned model.
+    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Saved to out/mobilenet-goprune/model.json' }).first();
+    await toast.waitFor({ timeout: 30000 });
+    await toast.locator('.monaco-button', { hasText: 'Reveal in Explorer' }).click();
+    await page.locator('.part.sidebar .monaco-list-row.selected[aria-label="model.json"]').waitFor({ timeout: 15000 });
+    const parent = await page.locator('.part.sidebar .monaco-list-row[aria-label$="mobilenet-goprune"]').first().getAttribute('aria-expanded');
+    if (parent !== 'true') throw new Error('the revealed model.json is not the one in out/mobilenet-goprune');
+
+    // The report, rendered in the editor area.
+    await runCommand(page, 'PruneLens: Open Pruning Report');
+    await pickQuickItem(page, 'GoPrune · mobilenet-goprune.prune.json');
+    const editor = await frameWithPlacement(page, 'editor');
+    await editor.locator('[data-testid="summary-card"]').waitFor({ timeout: 30000 });
+    await page.locator('.tabs-container .tab.active', { hasText: 'pruning-report.json' }).waitFor({ timeout: 10000 });
+    const width = await page.evaluate(() => document.querySelector('.part.editor')?.getBoundingClientRect().width ?? 0);
+    if (!(width > 600)) throw new Error(`the report is in an editor ${width} px wide`);
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: join(resultsDir, 'issue19-report-editor-dark.png') });
+
+    // A second run of the same config (the L1 lens, into out/mobilenet-goprune-l1): the runs table lists both.
+    await runCommand(page, 'View: Show Explorer');
+    await explorerRow(page, 'mobilenet-goprune.prune.json').click();
+    await lens('▶ L1').waitFor({ timeout: 30000 });
+    await lens('▶ L1').click();
+    const variantReport = join(workspace, 'out', 'mobilenet-goprune-l1', 'pruning-report.json');
+    const end = Date.now() + SESSION_TIMEOUT * 4;
+    while (!existsSync(variantReport)) {
+      if (Date.now() > end) throw new Error('the L1 variant wrote no report');
+      await page.waitForTimeout(500);
+    }
+    await runCommand(page, 'PruneLens: Open Session in Editor');
+    const session = await frameWithPlacement(page, 'editor', '[data-testid="runs-table"]');
+    const rows = session.locator('[data-testid="runs-table"] tbody tr');
+    await rows.nth(1).waitFor({ timeout: 60000 });
+    const texts = await rows.evaluateAll((trs) => trs.map((tr) => tr.textContent.replace(/\s+/g, ' ').trim()));
+    if (texts.length < 2 || !texts.some((t) => /GoPrune/.test(t)) || !texts.some((t) => /L1/.test(t))) throw new Error(`runs table: ${JSON.stringify(texts)}`);
+    console.log(`  ui: runs table: ${texts.length} rows: ${texts.map((t) => t.slice(0, 60)).join(' | ')}`);
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: join(resultsDir, 'issue19-runs-editor-dark.png') });
+
+    // The same views in a light theme.
+    await runCommand(page, 'Preferences: Toggle between Light/Dark Themes');
+    await page.waitForTimeout(1500);
+    await page.screenshot({ path: join(resultsDir, 'issue19-runs-editor-light.png') });
+    await runCommand(page, 'View: Close All Editors');
+    await activityBarItem(page, 'PruneLens').click();
+    await page.waitForTimeout(1200);
+    await page.screenshot({ path: join(resultsDir, 'issue19-sidebar-light.png') });
+    await runCommand(page, 'PruneLens: Open Pruning Report');
+    await pickQuickItem(page, 'GoPrune · mobilenet-goprune.prune.json');
+    await (await frameWithPlacement(page, 'editor', '[data-testid="summary-card"]')).locator('[data-testid="summary-card"]').waitFor({ timeout: 30000 });
+    await page.waitForTimeout(1200);
+    await page.screenshot({ path: join(resultsDir, 'issue19-report-editor-light.png') });
+    await runCommand(page, 'Preferences: Toggle between Light/Dark Themes');
+  });
+
   await page.close();
   return results;
+}
+
+/** The document of the PruneLens webview shown in `placement` (sidebar or editor), optionally the one holding `selector`. */
+async function frameWithPlacement(page, placement, selector) {
+  const end = Date.now() + 60000;
+  for (;;) {
+    for (const frame of page.frames()) {
+      const found = await frame.evaluate(([p, s]) => document.body?.dataset.placement === p && (!s || !!document.querySelector(s)), [placement, selector]).catch(() => false);
+      if (found) return frame;
+    }
+    if (Date.now() > end) throw new Error(`no PruneLens webview in the ${placement}${selector ? ` with ${selector}` : ''}`);
+    await page.waitForTimeout(250);
+  }
 }
 
 /** The explorer row of `name` inside the top-level `folder`, expanding the folder until the row shows. */
