@@ -12,6 +12,7 @@ import { errorEvent } from '../engine/session/error-event.js';
 import {
   formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatLatency, formatLatencyRuntime, formatMetricChange, formatMetricValue, formatRecovery, formatOnnxCheck, formatPercent, formatPointChange, table,
 } from '../protocol/format.js';
+import { signalInfo } from '../protocol/signals.js';
 
 const USAGE = `Usage:
   prunelens analyze <model.json|model.keras|model.h5|model.onnx> [--json] [--exclude layer1,layer2] [--backend auto|wasm|cpu|tensorflow]
@@ -270,6 +271,7 @@ async function sensitivityCommand(args: ParsedArgs, json: boolean): Promise<numb
 /** Readable progress: phases, epochs, warnings and a final before/after table. */
 function humanPrinter(): (e: EngineEvent) => void {
   let lastStepPrint = 0;
+  let sessionEtaMs: number | undefined;
   let synthetic = false;
   return (e) => {
     switch (e.type) {
@@ -279,13 +281,24 @@ function humanPrinter(): (e: EngineEvent) => void {
         if (synthetic) console.log(SYNTHETIC_DATA_LINE);
         break;
       case 'phase':
+        if (process.stdout.isTTY) process.stdout.write('\r\x1b[K');
         console.log(`» ${e.phase}${e.message ? `: ${e.message}` : ''}`);
         break;
       case 'step': {
         const now = Date.now();
         if (now - lastStepPrint > 2000 && process.stdout.isTTY) {
           lastStepPrint = now;
-          process.stdout.write(`\r  epoch ${e.epoch + 1} step ${e.step + 1}/${e.stepsPerEpoch} loss ${e.loss.toFixed(4)} ETA ${formatEta(e.etaMs)}   `);
+          process.stdout.write(`\r  epoch ${e.epoch + 1} step ${e.step + 1}/${e.stepsPerEpoch} loss ${e.loss.toFixed(4)} · ${formatPercent(e.progress, 0)} of the session, ETA ${formatEta(sessionEtaMs)}   `);
+        }
+        break;
+      }
+      case 'progress': {
+        // The session's one progress: between training steps it is the only news (timing, evaluation).
+        sessionEtaMs = e.etaMs;
+        const now = Date.now();
+        if (now - lastStepPrint > 2000 && process.stdout.isTTY && !/step \d+ of/.test(e.activity)) {
+          lastStepPrint = now;
+          process.stdout.write(`\r  ${formatPercent(e.progress, 0)} · ${e.activity}${e.etaMs !== undefined ? ` · ETA ${formatEta(e.etaMs)}` : ''}   \x1b[K`);
         }
         break;
       }
@@ -293,9 +306,12 @@ function humanPrinter(): (e: EngineEvent) => void {
         if (process.stdout.isTTY) process.stdout.write('\r');
         console.log(`  ${e.phase} epoch ${e.epoch + 1}/${Math.ceil(e.epochs)}: loss ${e.loss.toFixed(4)}${e.valAccuracy !== undefined ? `, val top-1 ${formatAccuracy(e.valAccuracy)}${synthetic ? ' (synthetic data)' : ''}` : e.valMetric ? `, val ${e.valMetric.name} ${formatMetricValue(e.valMetric)}` : ''}`);
         break;
-      case 'signal':
-        if (e.step % 1 === 0) console.log(`  ${e.method} ${e.name} @${e.step}: ${Number.isInteger(e.value) ? e.value : e.value.toPrecision(4)}`);
+      case 'signal': {
+        const info = signalInfo(e.method, e.name);
+        const value = Number.isInteger(e.value) ? String(e.value) : e.value.toPrecision(4);
+        if (e.step % 1 === 0) console.log(`  ${e.method} ${info ? info.label : e.name} @${e.step}: ${value}${info ? ` ${info.unit}` : ''}`);
         break;
+      }
       case 'warning':
         console.log(`  warning: ${e.message}`);
         break;

@@ -53,6 +53,10 @@ test('prune --json prints NDJSON events ending in done with output and before/af
   for (const side of ['before', 'after']) assert.ok(done[side].params > 0 && done[side].flops > 0);
   assert.ok(done.after.flops < done.before.flops);
   assert.ok(events.some((e) => e.type === 'start') && events.some((e) => e.type === 'layers'));
+  // The live events pass through: the method's sparsity and the session's one progress, ending at 1.
+  assert.ok(events.some((e) => e.type === 'sparsity' && e.method === 'l1' && e.groups.length > 0));
+  const progress = events.filter((e) => e.type === 'progress');
+  assert.ok(progress.length > 0 && progress[progress.length - 1].progress === 1);
 });
 
 test('prune prints readable progress and a before/after table by default', async () => {

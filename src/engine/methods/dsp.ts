@@ -11,6 +11,8 @@ import { regularizerScale } from './dsp/regularizer.js';
 import { DspPlanner, groupedPairs, liveGroups, type GroupedConvPlan, type PlanLayer } from './dsp/plan.js';
 import { applyPlanMasks, buildPackedModel, groupLayerName } from './dsp/pack.js';
 import { describeTiming, planRealisation } from './dsp/realise.js';
+import { DSP_SPARSITY_CRITERION, previewSparsity } from './dsp/sparsity.js';
+import { SparsityStream } from './shared/sparsity.js';
 import { channelReader, feedsResidualAdd, isPlainConv2D, isShortcutConv, privateProducer, readsModelInput, spatialShapes } from './dsp/topology.js';
 
 /**
@@ -151,7 +153,13 @@ export const dspMethod = defineMethod({
       const settings = config.train;
       if (ctx.data && settings && settings.epochs > 0) {
         ctx.emit({ type: 'phase', phase: 'train', message: `DSP group learning: ${layers.length} conv layers, ${options.groups} groups each` });
-        await learnGroups((hooks) => ctx.train(settings, hooks, 'train'), options, layers, ctx.random, ({ epoch }) => {
+        // Live sparsity: the plan the FLOPs target gives at the current weights and assignment (no timing, no random draws).
+        const sparsity = new SparsityStream(ctx, dspMethod.name, DSP_SPARSITY_CRITERION);
+        const denseFlops = countCost(model).flops;
+        const planned = () => previewSparsity(ctx.graph, () => new DspPlanner(planLayers(model, grouped, currentGroups(layers, options.groups), options, config.exclude), { layerCostFlops: options.layerCostFlops }),
+          denseFlops, denseFlops * (1 - target.flopsReduction), (name) => model.getLayer(name).getWeights()[0].shape[2] as number);
+        await learnGroups((hooks) => ctx.train(settings, { ...hooks, afterStep: (info) => sparsity.step(info, planned) }, 'train'), options, layers, ctx.random, ({ epoch }) => {
+          sparsity.report(planned(), { epoch });
           const assignment = currentGroups(layers, options.groups);
           const detail: Record<string, unknown> = {};
           layers.forEach((l, i) => {

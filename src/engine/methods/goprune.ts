@@ -6,6 +6,7 @@ import { UnitWeightLayout, disposeWeightSet, proximityPenalty, squaredDistance, 
 import { proxFactors } from './prox.js';
 import { decideFromAuxiliary, layoutRoles, perLayerGroupStats, type GroupSlices } from './shared/auxiliary.js';
 import { defineMethod } from './shared/descriptor.js';
+import { SparsityStream, zeroNormUnits } from './shared/sparsity.js';
 
 /**
  * GoPrune (Xu & Xiu): l2,p group sparsity, p ∈ [0, 1), solved by proximal alternating
@@ -130,8 +131,11 @@ async function runGoPrune(ctx: MethodContext, options: GoPruneOptions): Promise<
   const notes: string[] = [];
   const train: TrainConfig | undefined = ctx.config.train;
   let iterations = 0;
+  const sparsity = new SparsityStream(ctx, gopruneMethod.name, 'auxiliary U: the channel\'s group vector exactly zero after the group prox');
+  const zeroOfU = () => zeroNormUnits(layout.unitIds, state.uNorms);
   try {
     const report = (epoch: number, zeroGroups: number, gap: number, lambda: number) => {
+      sparsity.report(zeroOfU(), { epoch });
       ctx.emit({ type: 'signal', method: gopruneMethod.name, name: 'zeroGroups', step: epoch, value: zeroGroups, detail: { layers: perLayerGroupStats(ctx, layout.unitIds, state.uNorms), gap, beta: state.beta, lambda } });
       ctx.emit({ type: 'signal', method: gopruneMethod.name, name: 'gap', step: epoch, value: gap });
       ctx.reportLayers('train', epoch, true);
@@ -140,6 +144,7 @@ async function runGoPrune(ctx: MethodContext, options: GoPruneOptions): Promise<
     if (ctx.data && train && train.epochs > 0) {
       const hooks: TrainHooks = {
         regularizer: () => state.penalty(),
+        afterStep: (info) => sparsity.step(info, zeroOfU),
         afterEpoch: ({ epoch }) => {
           iterations = epoch + 1;
           const lambda = lambdaAt(options, epoch);

@@ -11,6 +11,7 @@ import { allocateWidths } from './ispasp/allocate.js';
 import { CostTracker } from '../metrics/cost.js';
 import { tensorMemoryLimit } from '../backend/heap.js';
 import { fittingEvalBatch } from '../train/memory.js';
+import { SparsityStream } from './shared/sparsity.js';
 
 /** i-SpaSP settings (`ispasp` section of the config); the schema's defaults follow the official code. */
 export interface IspaspOptions {
@@ -89,6 +90,7 @@ async function runIspasp(ctx: MethodContext, options: IspaspOptions): Promise<Pr
   const removedConsumerSlices: WeightSlice[] = [];
   const remove: number[] = [];
   let globalIteration = 0;
+  const sparsity = new SparsityStream(ctx, ispaspMethod.name, 'outside the support: channels of pruned blocks, and of the block being searched, that its current support leaves out');
   try {
     for (let b = 0; b < blocks.length; b++) {
       ctx.checkCancelled();
@@ -106,6 +108,9 @@ async function runIspasp(ctx: MethodContext, options: IspaspOptions): Promise<Pr
           importance: options.importance,
           threshold: options.threshold,
           onIteration: (info) => {
+            const inSupport = new Set(info.support);
+            sparsity.advance();
+            sparsity.report([...remove, ...block.group.units.filter((_, index) => !inSupport.has(index))]);
             ctx.emit({
               type: 'signal', method: ispaspMethod.name, name: 'residual', step: globalIteration++, value: info.relativeResidual,
               detail: { layer: block.producer, block: b, iteration: info.iteration, residual: info.residual, kept: keep[b], channels: widths[b] },
@@ -121,6 +126,7 @@ async function runIspasp(ctx: MethodContext, options: IspaspOptions): Promise<Pr
       const slices = removedHere.flatMap((id) => ctx.graph.units[id].slices.filter((s) => s.role === 'consumer'));
       removedConsumerSlices.push(...slices);
       zeroSlices(ctx.model, slices);
+      sparsity.report(remove);
       ctx.emit({
         type: 'signal', method: ispaspMethod.name, name: 'blockResidual', step: b, value: result.denseEnergy > 0 ? result.residual / result.denseEnergy : 0,
         detail: { layer: block.producer, kept: keep[b], channels: widths[b], iterations: result.iterations, residual: result.residual },

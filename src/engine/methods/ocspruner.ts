@@ -8,6 +8,7 @@ import { StabilityTracker } from './ocspruner/stability.js';
 import { SelectedChannelShrink } from './ocspruner/shrink.js';
 import { continueSchedule } from './ocspruner/schedule.js';
 import { formatMetricValue } from '../../protocol/format.js';
+import { SparsityStream } from './shared/sparsity.js';
 
 /** OCSPruner settings (`ocspruner` section of the config); the schema's defaults follow the official CIFAR scripts. */
 export interface OcsprunerOptions {
@@ -55,6 +56,7 @@ async function runOcspruner(ctx: MethodContext, options: OcsprunerOptions): Prom
   let stable = false;
 
   const searchModel = ctx.model;
+  const sparsity = new SparsityStream(ctx, ocsprunerMethod.name, 'outside the epoch\'s sub-network: channels chosen for removal, shrinking under the regulariser once it is on (after the prune, the removed channels)');
   try {
     await ctx.train(settings, {
       beforeEpoch: ({ epoch }) => {
@@ -65,12 +67,15 @@ async function runOcspruner(ctx: MethodContext, options: OcsprunerOptions): Prom
           indicator = tracker.push(selected.retained);
           shrink?.dispose();
           shrink = new SelectedChannelShrink(searchModel, ctx.graph, selected.removed);
+          sparsity.report(selected.removed, { epoch });
         } else {
           indicator = tracker.skip();
         }
       },
-      afterStep: ({ learningRate }) => {
-        if (regActive && shrink) shrink.apply(1 - reg * learningRate);
+      afterStep: (info) => {
+        if (regActive && shrink) shrink.apply(1 - reg * info.learningRate);
+        const current = selected as Subnetwork | null;
+        if (current) sparsity.step(info, () => current.removed);
       },
       afterEpoch: ({ epoch }) => {
         stability.push(indicator);
@@ -102,6 +107,7 @@ async function runOcspruner(ctx: MethodContext, options: OcsprunerOptions): Prom
   // The smaller model carries on with the rest of the same schedule: one training cycle.
   ctx.model = pruned;
   const afterPrune = await ctx.evaluate();
+  sparsity.report(chosen.removed, { epoch: pruneEpoch });
   ctx.emit({
     type: 'signal', method: ocsprunerMethod.name, name: 'pruned', step: pruneEpoch, value: chosen.flopsReduction,
     detail: { stable, channelsRemoved: chosen.removed.length, accuracyBeforePrune: beforePrune?.accuracy, accuracyAfterPrune: afterPrune?.accuracy },

@@ -6,6 +6,7 @@ import { UnitWeightLayout, disposeWeightSet, proximityPenalty, squaredDistance, 
 import { proxFactors } from './prox.js';
 import { decideFromAuxiliary, layoutRoles, perLayerGroupStats, type GroupSlices } from './shared/auxiliary.js';
 import { defineMethod } from './shared/descriptor.js';
+import { SparsityStream } from './shared/sparsity.js';
 
 /**
  * SSR (Lin et al., TNNLS 2020): structured sparsity regularisation, min L(W) + λ Σ R(W_g),
@@ -156,6 +157,7 @@ async function runSsr(ctx: MethodContext, options: SsrOptions): Promise<PruningD
   let maskLayout: UnitWeightLayout | undefined;
   let auxiliary: WeightSet | undefined;
   let updates = 0;
+  const sparsity = new SparsityStream(ctx, ssrMethod.name, 'auxiliary F: the channel\'s group vector exactly zero after the F update (channels masked by earlier layer phases count too)');
   try {
     for (let phaseIndex = 0; phaseIndex < phases.length; phaseIndex++) {
       const phase = phases[phaseIndex];
@@ -169,22 +171,29 @@ async function runSsr(ctx: MethodContext, options: SsrOptions): Promise<PruningD
           ctx.emit({ type: 'signal', method: ssrMethod.name, name: 'residual', step: updates, value: result.residual });
           aulm.setRho(Math.min(options.rhoMax, aulm.rho * options.rhoGrowth));
         };
+        const zeroOfF = () => [...masked, ...layout.unitIds.filter((_, i) => aulm.fNorms[i] === 0)];
         const keepMasked = () => maskLayout?.scaleWeights(new Float32Array(maskLayout.unitCount));
         update(0);
+        sparsity.report(zeroOfF());
         if (ctx.data && train && train.epochs > 0) {
           const hooks: TrainHooks = {
             regularizer: () => aulm.penalty(),
-            afterStep: ({ globalStep }) => {
+            afterStep: (info) => {
+              const { globalStep } = info;
               keepMasked();
               if ((globalStep + 1) % options.updateEvery === 0) update(globalStep + 1);
+              sparsity.step(info, zeroOfF);
             },
             afterEpoch: ({ epoch }) => {
+              sparsity.report(zeroOfF(), { epoch });
               ctx.reportLayers('train', phaseIndex * 1000 + epoch, true);
               ctx.checkCancelled();
             },
           };
+          sparsity.nextRun();
           await ctx.train(phases.length === 1 ? train : phaseConfig(train, phases.length), hooks, 'train');
           update(-1);
+          sparsity.report(zeroOfF());
         }
         layout.unitIds.forEach((id, i) => { fNormsByUnit[id] = aulm.fNorms[i]; });
         if (phases.length === 1) {

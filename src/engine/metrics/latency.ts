@@ -9,7 +9,7 @@ import { timeForward } from './timing.js';
  */
 export async function measureLatency(
   model: tf.LayersModel,
-  options: { runs: number; batchSize: number; warmup?: number },
+  options: { runs: number; batchSize: number; warmup?: number; onRun?: (done: number, runs: number) => void },
 ): Promise<LatencySummary> {
   const runs = Math.max(1, Math.floor(options.runs));
   const batchSize = Math.max(1, Math.floor(options.batchSize));
@@ -20,7 +20,7 @@ export async function measureLatency(
   });
   const feed = inputs.length === 1 ? inputs[0] : inputs;
   try {
-    return { ...(await timeForward(() => model.predict(feed), warmup, runs)), batchSize, runs, backend: tf.getBackend() };
+    return { ...(await timeForward(() => model.predict(feed), warmup, runs, options.onRun)), batchSize, runs, backend: tf.getBackend() };
   } finally {
     tf.dispose(inputs);
   }

@@ -38,7 +38,7 @@ export function clearLayerLatencyCache(): void {
 
 export async function measureLayerLatency(
   model: tf.LayersModel,
-  options: { batchSize: number; runs?: number; warmup?: number; maxLayers?: number; signal?: AbortSignal },
+  options: { batchSize: number; runs?: number; warmup?: number; maxLayers?: number; signal?: AbortSignal; onLayer?: (done: number, layers: number) => void },
 ): Promise<LayerLatencyResult> {
   const maxLayers = options.maxLayers ?? MAX_TIMED_LAYERS;
   if (model.layers.length > maxLayers) {
@@ -51,9 +51,11 @@ export async function measureLayerLatency(
   const intInputs = new Set(model.inputs.filter((t) => t.dtype === 'int32').map((t) => t.sourceLayer.name));
   const layers: Record<string, LayerTiming> = {};
   const failed: string[] = [];
-  for (const node of walkModel(model).nodes) {
+  const nodes = walkModel(model).nodes.filter((node) => node.className !== 'InputLayer');
+  let timed = 0;
+  for (const node of nodes) {
     if (options.signal?.aborted) break;
-    if (node.className === 'InputLayer') continue;
+    options.onLayer?.(timed++, nodes.length);
     const key = cacheKey(node, batchSize, backend);
     let timing = cache.get(key);
     if (!timing) {

@@ -5,7 +5,7 @@ import type { LatencySummary } from '../../protocol/events.js';
  * Times `forward` with its outputs read back (so the work is done): `warmup` untimed runs, then
  * `runs` timed ones, yielding to the event loop between them (cancellation, IPC).
  */
-export async function timeForward(forward: () => tf.Tensor | tf.Tensor[], warmup: number, runs: number): Promise<{ medianMs: number; p25Ms: number; p75Ms: number }> {
+export async function timeForward(forward: () => tf.Tensor | tf.Tensor[], warmup: number, runs: number, onRun?: (done: number, runs: number) => void): Promise<{ medianMs: number; p25Ms: number; p75Ms: number }> {
   const once = () => {
     const start = performance.now();
     const out = forward();
@@ -18,6 +18,7 @@ export async function timeForward(forward: () => tf.Tensor | tf.Tensor[], warmup
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     times.push(once());
+    onRun?.(i + 1, runs);
     await new Promise((resolve) => setImmediate(resolve));
   }
   return timingSummary(times);

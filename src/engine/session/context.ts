@@ -16,6 +16,7 @@ import type { SensitivityReport } from '../sensitivity/types.js';
 import { analyzeModel } from '../graph/analyze.js';
 import { seededRandom } from '../util/random.js';
 import type { SessionProgress } from './progress.js';
+import { methodLabel } from '../../protocol/methods.js';
 
 export interface MethodContextOptions {
   config: PruneConfig;
@@ -63,7 +64,8 @@ export function createMethodContext(options: MethodContextOptions): MethodContex
     async train(settings: TrainConfig, hooks: TrainHooks = {}, phase: Phase = 'train'): Promise<EvalResult | undefined> {
       if (!data) return undefined;
       checkCancelled();
-      options.progress?.enter(phase);
+      const doing = phase === 'finetune' ? 'fine-tuning' : `${methodLabel(config.method)}`;
+      options.progress?.enter(phase === 'finetune' ? 'finetune' : 'method', `${doing}: training`);
       // Augmentation applies to this phase's training batches only (train.augment, finetune.augment).
       const phaseData = withAugmentation(data, settings.augment, config.seed, phase === 'finetune' ? 'finetune.augment' : 'train.augment');
       return trainModel(context.model, phaseData, settings, hooks, {
@@ -74,7 +76,9 @@ export function createMethodContext(options: MethodContextOptions): MethodContex
         onMemoryPlan: (plan) => options.onMemoryPlan?.(plan, phase),
         onStep: (s) => {
           const fraction = (s.epoch + (s.step + 1) / s.stepsPerEpoch) / Math.max(settings.epochs, 1e-9);
-          emit({ type: 'step', phase, epoch: s.epoch, step: s.step, stepsPerEpoch: s.stepsPerEpoch, loss: s.loss, learningRate: s.learningRate, etaMs: s.etaMs, progress: options.progress?.within(fraction) ?? fraction });
+          // The session's one progress (the same number its progress events carry); a context without one reports the phase's.
+          const progress = options.progress?.step(`${doing}: epoch ${s.epoch + 1} of ${Math.ceil(settings.epochs)}, step ${s.step + 1} of ${s.stepsPerEpoch}`) ?? fraction;
+          emit({ type: 'step', phase, epoch: s.epoch, step: s.step, stepsPerEpoch: s.stepsPerEpoch, loss: s.loss, learningRate: s.learningRate, etaMs: s.etaMs, progress });
         },
         onEpoch: (e) => {
           emit({ type: 'epoch', phase, epoch: e.epoch, epochs: e.epochs, loss: e.loss, accuracy: e.accuracy, valLoss: e.valLoss, valAccuracy: e.valAccuracy, valMetric: e.valMetric, etaMs: e.etaMs, progress: options.progress?.value() ?? 0 });

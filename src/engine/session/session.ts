@@ -30,7 +30,9 @@ import { createMethodContext } from './context.js';
 import { analyzeSensitivity, type SensitivityReport } from '../sensitivity/index.js';
 import { defaultCacheDir } from '../sensitivity/run.js';
 import { describeAllocation, type Allocation } from '../prune/allocate.js';
-import { SessionProgress } from './progress.js';
+import { SessionProgress, plannedSteps, type ProgressPlan } from './progress.js';
+import { methodLabel } from '../../protocol/methods.js';
+import { MAX_TIMED_LAYERS } from '../metrics/layer-latency.js';
 import { buildReport } from './report.js';
 import { efficiency, sessionSpeed, speedHeadline } from './speed.js';
 import { measureLayerLatency, type LayerLatencyResult } from '../metrics/layer-latency.js';
@@ -87,7 +89,28 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
   const trainEpochs = method.training === 'none' ? 0 : config.train?.epochs ?? 0;
   const finetuneEpochs = config.finetune?.epochs ?? 0;
   const memory = memoryRecorder(emit);
-  const progress = new SessionProgress(options.dryRun ? 0 : trainEpochs, options.dryRun ? 0 : finetuneEpochs);
+  const progressPlan = (model?: tf.LayersModel, data?: Dataset): ProgressPlan => {
+    const layers = model ? model.layers.filter((l) => l.getClassName() !== 'InputLayer').length : 0;
+    return {
+      methodSteps: options.dryRun || trainEpochs === 0 ? 0 : plannedSteps(config.train, data?.trainSize ?? 0),
+      methodBatchSize: config.train?.batchSize ?? 0,
+      methodEpochs: trainEpochs,
+      finetuneSteps: options.dryRun || finetuneEpochs === 0 ? 0 : plannedSteps(config.finetune, data?.trainSize ?? 0),
+      finetuneBatchSize: config.finetune?.batchSize ?? 0,
+      finetuneEpochs,
+      validationSamples: data?.validationSize ?? 0,
+      latencyRuns: config.latency.runs,
+      latencyBatchSize: config.latency.batchSize,
+      timedLayers: model && model.layers.length <= MAX_TIMED_LAYERS ? layers : 0,
+    };
+  };
+  const progress = new SessionProgress(progressPlan(), emit);
+  const timing = (what: string, from: number, to: number) => ({
+    onRun: (done: number, runs: number) => progress.update(from + (to - from) * done / runs, `${what}, ${done} of ${runs} runs`),
+  });
+  const layerTiming = (from: number, to: number) => ({
+    onLayer: (done: number, layers: number) => progress.update(from + (to - from) * done / layers, `timing layers, ${done + 1} of ${layers}`),
+  });
 
   emit({ type: 'phase', phase: 'load', message: `Loading ${relative(process.cwd(), config.model) || config.model}` });
   if (options.workspaceRoots?.length) assertInsideWorkspace(config, options.workspaceRoots);
@@ -112,6 +135,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       data: summarizeData(config.data),
       dryRun: options.dryRun,
     });
+    progress.enter('load', loadActivity(config));
     if (graph.units.length === 0) {
       throw new UserError('no prunable channels: every layer is blocked', { file: config.model, fix: 'Run `prunelens analyze` on the model to see why each layer is blocked' });
     }
@@ -128,6 +152,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       }, config.seed);
     }
     checkCancelled();
+    progress.replan(progressPlan(model, data));
     // Distillation's teacher: the dense model as loaded, frozen before the method touches a weight.
     const teacher = data && objectiveKind(config, data.targets) === 'distill' ? await frozenTeacher(model) : undefined;
     if (teacher) disposables.push(teacher);
@@ -144,26 +169,30 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     if (options.dryRun) {
       // A latency target plans with the latency table (cached beside the config, so the run then reads it).
       if (wantsLatencyTable(config)) emit({ type: 'log', level: 'info', message: describeLatencyTable(await prepareLatencyTarget(config, model, graph, signal)) });
-      return await dryRun(config, model, graph, costBefore, backend, sessionId, startedAt, emit);
+      const done = await dryRun(config, model, graph, costBefore, backend, sessionId, startedAt, emit);
+      progress.finish();
+      return done;
     }
 
-    progress.enter('evaluate');
     emit({ type: 'phase', phase: 'evaluate', message: data ? `Evaluating the dense model on ${data.validationSize} validation samples` : 'Measuring the dense model' });
-    const latencyBefore = await measureLatency(model, config.latency);
+    progress.enter('timeDense', 'measuring the dense model');
+    const latencyBefore = await measureLatency(model, { ...config.latency, ...timing('measuring the dense model', 0, 0.3) });
     checkCancelled();
     // Each layer alone, before the method touches the model: the "why not faster" note compares them with the pruned model's.
-    const layerTimesBefore = await measureLayerLatency(model, { batchSize: config.latency.batchSize, signal });
+    const layerTimesBefore = await measureLayerLatency(model, { batchSize: config.latency.batchSize, signal, ...layerTiming(0.3, 1) });
     checkCancelled();
     // A latency target: each layer timed at several widths, so the cost model predicts latency for the method's selection.
+    if (wantsLatencyTable(config)) progress.update(1, 'timing each layer at several widths (latency table)');
     const latencyTable = wantsLatencyTable(config) ? await prepareLatencyTarget(config, model, graph, signal) : undefined;
     if (latencyTable) emit({ type: 'log', level: 'info', message: describeLatencyTable(latencyTable) });
     checkCancelled();
     // Before the method touches the weights: the imported runtime model against the original file in ONNX Runtime.
     onnxCheck = loaded.onnx ? await OnnxRuntimeSession.start(config, loaded, data, emit) : undefined;
     checkCancelled();
+    progress.enter('evaluateDense', data ? `evaluating the dense model on ${data.validationSize} samples` : 'no data to evaluate');
     const accuracyBefore = data ? await evaluateModel(model, data, undefined, signal, objective) : undefined;
 
-    progress.enter('train');
+    progress.enter('method', `running ${methodLabel(config.method)}`);
     emit({ type: 'phase', phase: 'train', message: `Running ${config.method}` });
     const sensitivity = config.allocation === 'sensitivity' && data ? await measureSensitivity(config, model, data, loaded, objective, emit, signal) : undefined;
     let allocation: Allocation | undefined;
@@ -172,7 +201,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     checkCancelled();
     if (context.model !== model) disposables.push(context.model);
 
-    progress.enter('prune');
+    progress.enter('prune', 'removing channels');
     emit({ type: 'phase', phase: 'prune', message: 'Removing channels physically' });
     let pruned: tf.LayersModel;
     let channelsRemoved: number;
@@ -220,6 +249,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     const history: EvalResult[] = [];
     const finetunes = Boolean(data && config.finetune && config.finetune.epochs > 0);
     // Right after pruning, before fine-tuning: what fine-tuning then buys is measured, not assumed.
+    if (data && finetunes) progress.update(0.5, 'evaluating the pruned model before fine-tuning');
     const accuracyPruned = data && finetunes ? await evaluateModel(pruned, data, undefined, signal, objective) : undefined;
     checkCancelled();
     if (data && config.finetune && finetunes) {
@@ -230,13 +260,13 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     }
     checkCancelled();
 
-    progress.enter('evaluate');
+    progress.enter('evaluate', data ? `evaluating the pruned model on ${data.validationSize} samples` : 'measuring the pruned model');
     const accuracyAfter = data ? await evaluateModel(pruned, data, undefined, signal, objective) : undefined;
-    const latencyAfter = await measureLatency(pruned, config.latency);
-    const layerTimesAfter: LayerLatencyResult = 'skipped' in layerTimesBefore ? layerTimesBefore : await measureLayerLatency(pruned, { batchSize: config.latency.batchSize, signal });
+    const latencyAfter = await measureLatency(pruned, { ...config.latency, ...timing('measuring the pruned model', 0.4, 0.6) });
+    const layerTimesAfter: LayerLatencyResult = 'skipped' in layerTimesBefore ? layerTimesBefore : await measureLayerLatency(pruned, { batchSize: config.latency.batchSize, signal, ...layerTiming(0.6, 1) });
     checkCancelled();
 
-    progress.enter('save');
+    progress.enter('save', `writing ${config.output}`);
     emit({ type: 'phase', phase: 'save', message: `Writing ${config.output}` });
     checkCancelled();
     // Encoded before the report is built, so the report can give the bytes that will be on disk.
@@ -308,10 +338,11 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     };
     const storedAs = [...new Set(loaded.quantization.values())].filter((d) => d !== 'float32').join(', ');
     if (storedAs) notes.push(`Weights stored quantized in the input model (${storedAs}) are saved the same way, requantized from the pruned values.`);
+    progress.enter('report', 'writing the report');
     const report = buildReport({ config, allocation, latencyTarget, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, history, speed: 'skipped' in speed ? speed : { ...speed, failed: [...new Set(untimed)] } });
     // The report is part of the same atomic write as the model: the folder is complete or absent.
     await writeFolderAtomic(config.output, encoded.modelFile, { ...encoded.files, 'pruning-report.json': JSON.stringify(report, null, 2) + '\n' });
-    progress.enter('report');
+    progress.finish();
     return done;
   } finally {
     onnxCheck?.dispose();
@@ -319,6 +350,10 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       try { m.dispose(); } catch { /* already disposed */ }
     }
   }
+}
+
+function loadActivity(config: PruneConfig): string {
+  return config.data ? 'loading the data' : 'analysing the model';
 }
 
 /** `"roundTo": "auto"`: times the largest prunable conv at widths around its planned kept count and notes the multiple chosen. */
