@@ -91,6 +91,18 @@ export class PamState {
     return this.uNorms.reduce((n, v) => n + (v === 0 ? 1 : 0), 0);
   }
 
+  /**
+   * Unit ids the U-step would set to zero with the current weights (the same group prox, U left as
+   * it is): GoPrune's sparsity between its U-steps, which run once an epoch.
+   */
+  proxZeroUnits(lambda: number): number[] {
+    const { beta, rho2 } = this;
+    const blended = this.layout.mapKeys((key) => tf.tidy(() => tf.div(tf.add(tf.mul(this.layout.variables.get(key)!.read(), beta), tf.mul(this.u.get(key)!, rho2)), beta + rho2)));
+    const factors = proxFactors(this.layout.norms(blended), lambda / (beta + rho2), this.p);
+    disposeWeightSet(blended);
+    return this.layout.unitIds.filter((_, i) => factors[i] === 0);
+  }
+
   setBeta(beta: number): void {
     this.beta = beta;
     this.refreshCentre();
@@ -131,7 +143,7 @@ async function runGoPrune(ctx: MethodContext, options: GoPruneOptions): Promise<
   const notes: string[] = [];
   const train: TrainConfig | undefined = ctx.config.train;
   let iterations = 0;
-  const sparsity = new SparsityStream(ctx, gopruneMethod.name, 'auxiliary U: the channel\'s group vector exactly zero after the group prox');
+  const sparsity = new SparsityStream(ctx, gopruneMethod.name, 'group prox of l2,p: channels U holds at exactly zero after each U-step (epoch ends), and between U-steps those the same prox of the current weights sets to zero');
   const zeroOfU = () => zeroNormUnits(layout.unitIds, state.uNorms);
   try {
     const report = (epoch: number, zeroGroups: number, gap: number, lambda: number) => {
@@ -144,7 +156,7 @@ async function runGoPrune(ctx: MethodContext, options: GoPruneOptions): Promise<
     if (ctx.data && train && train.epochs > 0) {
       const hooks: TrainHooks = {
         regularizer: () => state.penalty(),
-        afterStep: (info) => sparsity.step(info, zeroOfU),
+        afterStep: (info) => sparsity.step(info, () => state.proxZeroUnits(lambdaAt(options, info.epoch))),
         afterEpoch: ({ epoch }) => {
           iterations = epoch + 1;
           const lambda = lambdaAt(options, epoch);
