@@ -102,6 +102,7 @@ export class SessionManager implements vscode.Disposable {
       await existing.finished;
     }
 
+    this.markStarted();
     const run: RunRecord = {
       runId: newRunId(),
       configPath,
@@ -167,6 +168,7 @@ export class SessionManager implements vscode.Disposable {
 
   /** Per-layer analysis of a model; allowed in untrusted workspaces (it only reads the model). */
   async analyze(modelPath: string, options: { showInPanel: boolean }): Promise<AnalysisResult> {
+    if (options.showInPanel) this.markStarted();
     const engine = this.startEngine({ type: 'analyze', modelPath }, path.dirname(modelPath));
     const result: Partial<AnalysisResult> = { modelPath };
     const messages: HostMessage[] = [];
@@ -444,6 +446,11 @@ export class SessionManager implements vscode.Disposable {
     this.lastContext = key;
     void vscode.commands.executeCommand('setContext', 'prunelens.sessionRunning', running);
     void vscode.commands.executeCommand('setContext', 'prunelens.hasRuns', hasRuns);
+  }
+
+  /** Once something was analysed or run, the Get Started view gives the panel its room. */
+  private markStarted(): void {
+    void vscode.commands.executeCommand('setContext', 'prunelens.started', true);
   }
 
   /** Sets the context keys once at activation (the store may hold runs of an earlier window). */
