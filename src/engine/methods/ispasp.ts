@@ -95,6 +95,7 @@ async function runIspasp(ctx: MethodContext, options: IspaspOptions): Promise<Pr
     for (let b = 0; b < blocks.length; b++) {
       ctx.checkCancelled();
       const block = blocks[b];
+      ctx.reportProgress(b / blocks.length, `i-SpaSP: searching the support of block ${b + 1} of ${blocks.length} (${block.producer})`);
       if (keep[b] >= widths[b]) continue;
       // Earlier blocks are already masked, so the block sees the partly pruned network (§5.3).
       const hidden = hiddenActivations(ctx.model, block, calibration.x, chunk);

@@ -38,6 +38,8 @@ export interface MethodContext {
   /** Runs the shared training loop on ctx.model with events, ETA and cancellation. */
   train: (settings: TrainConfig, hooks?: TrainHooks, phase?: Phase) => Promise<EvalResult | undefined>;
   evaluate: () => Promise<EvalResult | undefined>;
+  /** Work without training steps (i-SpaSP's support search): `fraction` of the method's phase done, and what runs, for the session's progress. */
+  reportProgress: (fraction: number, activity: string) => void;
   /** Emits a `layers` event for the current weights (rate-limited unless forced). */
   reportLayers: (phase: Phase, step: number, force?: boolean) => void;
   /** Picks units with the lowest scores until the config's target is met. */

@@ -90,6 +90,9 @@ export function createMethodContext(options: MethodContextOptions): MethodContex
       checkCancelled();
       return evaluateModel(context.model, data, undefined, signal, options.objective ?? { config });
     },
+    reportProgress(fraction: number, activity: string): void {
+      options.progress?.update(fraction, activity);
+    },
     reportLayers(phase: Phase, step: number, force = false): void {
       const now = Date.now();
       if (!force && now - lastLayersAt < interval) return;

@@ -194,6 +194,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
 
     progress.enter('method', `running ${methodLabel(config.method)}`);
     emit({ type: 'phase', phase: 'train', message: `Running ${config.method}` });
+    if (config.allocation === 'sensitivity' && data) progress.update(0, 'measuring each channel group\'s sensitivity (10%…90% removed)');
     const sensitivity = config.allocation === 'sensitivity' && data ? await measureSensitivity(config, model, data, loaded, objective, emit, signal) : undefined;
     let allocation: Allocation | undefined;
     const context = createMethodContext({ config, model, graph, data, emit, signal, progress, onMemoryPlan: memory.onPlan, objective, sensitivity, onAllocation: (a) => { allocation = a; } });
