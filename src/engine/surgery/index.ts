@@ -81,26 +81,15 @@ function gatherAxes<T extends Float32Array | Int32Array | Uint8Array>(data: T, d
   return { values, shape };
 }
 
-interface LayerJson {
-  class_name: string;
-  config: Record<string, unknown> & { name: string };
-}
-
-/** `kernel_initializer` → `kernelInitializer`: the layer field a config's initializer is built into. */
-function initializerField(key: string): string {
-  return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
 /**
  * Returns a new model without the given units: producers lose output filters, batch norms
  * and depthwise convs lose channels, consumers lose input slices (every flattened position
  * for dense layers after a flatten). Layer names are kept; the input model is not touched.
  * The returned model is not compiled.
  *
- * One pass over the topology JSON narrows the widths, the model is built once (with zero
+ * One pass over the model's config narrows the widths, the model is built once (with zero
  * initial weights: random initialisation of weights about to be replaced is most of a build's
- * time; the layers then get the source layers' initializers back, so the model's config is as
- * before), and every weight is set from one slice of the source buffer.
+ * time) and every weight is set from one slice of the source buffer.
  */
 export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, unitIds: readonly number[]): Promise<tf.LayersModel> {
   const ids = validUnitIds(graph, unitIds);
@@ -146,12 +135,12 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
     keptByLayer.set(layerName, keptByWeight);
   }
 
-  const topology = model.toJSON(undefined, false) as unknown as { class_name: string; config: { layers: LayerJson[] } };
-  const zeros = { class_name: 'Zeros', config: {} };
-  const deferredInitializers = new Map<string, string[]>();
-  for (const layerJson of topology.config.layers) {
-    const name = layerJson.config.name;
-    const spec = layerSpec(layerJson.class_name);
+  // The model's own (camelCase) config, edited and built once; building with `fastWeightInit`
+  // gives every weight zeros instead of random values about to be replaced.
+  const config = model.getConfig() as unknown as { layers: { className: string; config: Record<string, unknown> & { name: string } }[] };
+  for (const layerConfig of config.layers) {
+    const name = layerConfig.config.name;
+    const spec = layerSpec(layerConfig.className);
     // The registry's width field shrinks by the channels removed along the weight axis that carries it.
     const output = spec?.outputChannels;
     const keptByAxis = output && keptByLayer.get(name)?.get(output.weight);
@@ -159,33 +148,20 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
       const variable = layerWeight(oldLayers.get(name)!, output.weight)!;
       const axis = resolveAxis(output, variable.shape.length).axis;
       const kept = keptByAxis.get(axis);
-      if (kept) layerJson.config[spec.widthField] = kept.length;
+      if (kept) layerConfig.config = { ...layerConfig.config, [spec.widthField]: kept.length };
     }
     // Layers that record their width in their config alone (a reshape's target shape) lose the removed units among their channels.
     const narrow = spec?.narrowConfig;
     const info = narrow && layerInfo.get(name);
     const removed = info?.outputUnits?.filter((u) => removedUnits.has(u)).length ?? 0;
-    if (narrow && info && removed > 0) layerJson.config = narrow(layerJson.config, info.outChannels - removed) as LayerJson['config'];
-    const oldLayer = oldLayers.get(name) as unknown as Record<string, unknown> | undefined;
-    const fields: string[] = [];
-    for (const key of Object.keys(layerJson.config)) {
-      if (!key.endsWith('_initializer')) continue;
-      const value = layerJson.config[key] as { class_name?: unknown } | null;
-      const field = initializerField(key);
-      if (typeof value?.class_name !== 'string' || typeof (oldLayer?.[field] as { apply?: unknown } | undefined)?.apply !== 'function') continue;
-      layerJson.config[key] = zeros;
-      fields.push(field);
-    }
-    if (fields.length) deferredInitializers.set(name, fields);
+    if (narrow && info && removed > 0) layerConfig.config = narrow(layerConfig.config, info.outChannels - removed) as typeof layerConfig.config;
   }
-  const pruned = await tf.models.modelFromJSON({ modelTopology: topology } as unknown as Parameters<typeof tf.models.modelFromJSON>[0]);
+  const modelClass = model.constructor as unknown as typeof tf.LayersModel;
+  const pruned = modelClass.fromConfig(modelClass, config as unknown as tf.serialization.ConfigDict, {}, true) as tf.LayersModel;
 
   try {
     for (const newLayer of pruned.layers) {
       const oldLayer = oldLayers.get(newLayer.name)!;
-      for (const field of deferredInitializers.get(newLayer.name) ?? []) {
-        (newLayer as unknown as Record<string, unknown>)[field] = (oldLayer as unknown as Record<string, unknown>)[field];
-      }
       if (newLayer.weights.length === 0) continue;
       const oldWeights = layerWeights(oldLayer);
       const layerKept = keptByLayer.get(oldLayer.name);
