@@ -93,6 +93,6 @@ test('with per-block training the removed channels stay removed', async () => {
 });
 
 test('i-SpaSP rejects a norm threshold target with a one-line fix, unless keepRatio fixes the widths', () => {
-  assert.throws(() => checkMethodFits(ispaspMethod, config({ target: { normThreshold: 0.1 } })), /target: i-SpaSP prunes to a flopsReduction, paramsReduction or channelRatio target, not normThreshold\. Use e\.g\. "target": \{"flopsReduction": 0\.5\}/);
+  assert.throws(() => checkMethodFits(ispaspMethod, config({ target: { normThreshold: 0.1 } })), /target: i-SpaSP prunes to a flopsReduction, paramsReduction, latencyReduction or channelRatio target, not normThreshold\. Use e\.g\. "target": \{"flopsReduction": 0\.5\}/);
   checkMethodFits(ispaspMethod, config({ target: { normThreshold: 0.1 }, ispasp: { keepRatio: 0.5 } }));
 });
