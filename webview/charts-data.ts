@@ -5,8 +5,10 @@
 import type { LayerStat } from '../src/protocol/events.js';
 import type { RunInfo } from '../src/protocol/webview.js';
 import { METHOD_NAMES } from '../src/protocol/methods.js';
-import { seriesPoints, sensitivityRows, type Curves, type Point, type Series, type SensitivityView } from './state.js';
+import { paretoFront, seriesPoints, sensitivityRows, type Curves, type Point, type Series, type SensitivityView } from './state.js';
 import { formatCount, formatPercent, isFractionMetric } from '../src/protocol/format.js';
+import { signalInfo } from '../src/protocol/signals.js';
+import type { SparsityHistory } from './state.js';
 
 export interface Palette {
   foreground: string;
@@ -123,7 +125,7 @@ export function layerBars(layers: LayerStat[], palette: Palette = DEFAULT_PALETT
     keptColors: layers.map((l) => layerColor(l, palette, colourBy)),
     removedColor: withAlpha(palette.foreground, 0.18),
     status: layers.map((l) => l.status),
-    details: layers.map(describeLayer),
+    details: layers.map((l) => describeLayer(l)),
   };
 }
 
@@ -132,8 +134,9 @@ export function layerColor(l: LayerStat, palette: Palette = DEFAULT_PALETTE, col
   return sparsityColor(l.sparsity, palette);
 }
 
-export function describeLayer(l: LayerStat): string {
-  const channels = `${formatCount(l.kept)} of ${formatCount(l.channels)} channels kept, ${formatPercent(l.sparsity)} sparse`;
+/** A layer in one line; `liveSparsity` (its group's zero channels now) replaces the kernel's zero weights while a method forms it. */
+export function describeLayer(l: LayerStat, liveSparsity?: number): string {
+  const channels = `${formatCount(l.kept)} of ${formatCount(l.channels)} channels kept, ${formatPercent(liveSparsity ?? l.sparsity)} ${liveSparsity !== undefined ? 'of channels at zero' : 'sparse'}`;
   if (l.status === 'blocked') return `blocked: ${l.reason ?? 'not prunable'}`;
   if (l.status === 'coupled') return `coupled${l.group !== undefined ? ` (group ${l.group})` : ''}: ${channels}`;
   return channels;
@@ -194,14 +197,62 @@ export function curveData(curves: Curves, denseFlops?: number, valMetricName?: s
 
 export interface SignalLine {
   name: string;
+  /** Human label, unit and one-line explanation (the protocol's signal table; the name spelt out for unknown ones). */
+  label: string;
+  unit: string;
+  explanation: string;
   points: Point[];
   latest?: number;
 }
 
-export function signalLines(signals: Record<string, Series>): SignalLine[] {
+/** "zeroGroups" → "Zero groups": a signal the protocol's table does not know still reads as words. */
+function spellOut(name: string): string {
+  const words = name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/[_-]+/g, ' ').toLowerCase().trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** The one place the panel asks what a method signal means. */
+export function signalMeta(method: string | undefined, name: string): { label: string; unit: string; explanation: string } {
+  const info = method ? signalInfo(method, name) : undefined;
+  return info ?? { label: spellOut(name), unit: '', explanation: '' };
+}
+
+/** A signal's value in its unit: fractions as percent, channel counts as counts. */
+export function formatSignalValue(value: number, unit: string): string {
+  if (!Number.isFinite(value)) return String(value);
+  if (unit === 'fraction') return formatPercent(value);
+  if (unit === 'channels' || Number.isInteger(value)) return formatCount(value);
+  return Math.abs(value) >= 1e4 || Math.abs(value) < 1e-3 ? value.toExponential(2) : String(Number(value.toPrecision(4)));
+}
+
+export function signalLines(signals: Record<string, Series>, method?: string): SignalLine[] {
   return Object.keys(signals)
-    .sort()
-    .map((name) => ({ name, points: seriesPoints(signals[name]), latest: signals[name].latest?.y }));
+    .map((name) => ({ name, ...signalMeta(method, name), points: seriesPoints(signals[name]), latest: signals[name].latest?.y }))
+    .sort((a, b) => a.label.localeCompare(b.label));
+}
+
+/** One row of the sparsity heat map: a layer with a channel group, its sparsity per column (null: not yet known). */
+export interface HeatmapRow {
+  layer: string;
+  group: number;
+  values: (number | null)[];
+}
+
+/** Layers × steps from the run's sparsity history: layers in model order, those without a group (blocked) left out. */
+export function heatmapRows(layers: LayerStat[], history: SparsityHistory | undefined): HeatmapRow[] {
+  if (!history || history.steps.length === 0) return [];
+  const rows: HeatmapRow[] = [];
+  for (const l of layers) {
+    if (l.group === undefined) continue;
+    const values = history.groups[String(l.group)];
+    if (values) rows.push({ layer: l.name, group: l.group, values });
+  }
+  return rows;
+}
+
+/** 101 colours from 0% to 100% sparsity: the heat map looks a value up instead of mixing per cell. */
+export function sparsityScale(palette: Palette = DEFAULT_PALETTE): Rgba[] {
+  return Array.from({ length: 101 }, (_, i) => parseColor(sparsityColor(i / 100, palette))!);
 }
 
 /** A stable colour per method, so the same method looks the same in every chart. */
@@ -228,39 +279,51 @@ export interface ComparisonData {
   dense?: { x: number; y: number };
   /** What y is: the metric's name, "(%)" for fractions; "top-1 (%)" for reports that gave only accuracy. */
   axisTitle: string;
+  /** What x is: FLOPs after pruning, or the median latency after pruning (ms). */
+  xAxis: 'flops' | 'latency';
+  /** The runs no other run beats on both cost and metric, by cost ascending. */
+  front: { x: number; y: number }[];
 }
 
 /** A run's metric, or top-1 from a report that gave only `accuracy`. */
-function runMetric(s: NonNullable<RunInfo['summary']>): { name: string; before: number; after: number } | undefined {
+function runMetric(s: NonNullable<RunInfo['summary']>): { name: string; before: number; after: number; higherIsBetter: boolean } | undefined {
   if (s.metric) return s.metric;
-  return s.accuracy ? { name: 'top-1', ...s.accuracy } : undefined;
+  return s.accuracy ? { name: 'top-1', higherIsBetter: true, ...s.accuracy } : undefined;
 }
 
 /**
  * The metric against FLOPs for every finished run of one config that measured it. Runs are compared
  * on one metric only: the newest run's (the data or objective may have changed since older runs).
  */
-export function comparisonData(runs: RunInfo[], palette: Palette = DEFAULT_PALETTE): ComparisonData {
-  const measured = runs.filter((r) => r.status === 'done' && r.summary && runMetric(r.summary));
+export function comparisonData(runs: RunInfo[], palette: Palette = DEFAULT_PALETTE, xAxis: 'flops' | 'latency' = 'flops'): ComparisonData {
+  // Dry runs measure nothing after pruning: they stay out of the comparison.
+  const measured = runs.filter((r) => r.status === 'done' && r.summary && !r.summary.dryRun && !r.dryRun && runMetric(r.summary) &&
+    (xAxis === 'flops' || r.summary.latency !== undefined));
   const newest = [...measured].sort((a, b) => b.startedAt - a.startedAt)[0];
   const name = newest ? runMetric(newest.summary!)!.name : 'top-1';
   const scale = isFractionMetric(name) ? 100 : 1;
   const groups = new Map<string, ScatterPoint[]>();
   let dense: ComparisonData['dense'];
+  let higherIsBetter = true;
   for (const run of measured) {
     const s = run.summary!;
     const metric = runMetric(s)!;
     if (metric.name !== name) continue;
     const method = s.method || run.method;
     const list = groups.get(method) ?? [];
-    list.push({ x: s.after.flops, y: metric.after * scale, runId: run.runId, method });
+    const x = xAxis === 'flops' ? s.after.flops : s.latency!.after.medianMs;
+    list.push({ x, y: metric.after * scale, runId: run.runId, method });
     groups.set(method, list);
-    dense ??= { x: s.before.flops, y: metric.before * scale };
+    dense ??= { x: xAxis === 'flops' ? s.before.flops : s.latency!.before.medianMs, y: metric.before * scale };
+    higherIsBetter = metric.higherIsBetter;
   }
+  const all = [...groups.values()].flat();
   return {
     groups: [...groups].map(([method, points]) => ({ method, color: methodColor(method, palette), points })),
     dense,
     axisTitle: scale === 100 ? `${name} (%)` : name,
+    xAxis,
+    front: all.length > 1 ? paretoFront(all, higherIsBetter).map((p) => ({ x: p.x, y: p.y })) : [],
   };
 }
 

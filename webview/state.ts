@@ -3,7 +3,7 @@
  * hand it to `vscode.setState` and get it back after the view was hidden, moved or reloaded.
  * Series are bounded: a run of any length keeps at most a few hundred points per curve.
  */
-import { sensitivityScore, type DataSummary, type DoneEvent, type EngineEvent, type LayerStat, type LayersEvent, type ModelSummary, type Phase, type SensitivityEntry, type SensitivityLatency, type SensitivityReport } from '../src/protocol/events.js';
+import { sensitivityScore, type DataSummary, type DoneEvent, type EngineEvent, type LayerStat, type LayersEvent, type ModelSummary, type Phase, type SensitivityEntry, type SparsityEvent, type SensitivityLatency, type SensitivityReport } from '../src/protocol/events.js';
 import type { HostMessage, RunInfo } from '../src/protocol/webview.js';
 
 export const STATE_VERSION = 1;
@@ -13,6 +13,8 @@ export const MAX_SERIES_POINTS = 400;
 export const MAX_WARNINGS = 20;
 /** Run views kept (the active one is never dropped). */
 export const MAX_RUN_VIEWS = 12;
+/** Columns (steps) of the sparsity heat map kept per run; beyond this every other column goes and the stride doubles. */
+export const MAX_HEATMAP_STEPS = 120;
 
 export interface Point {
   x: number;
@@ -52,6 +54,31 @@ export interface LayerSnapshot {
   totals: LayersEvent['totals'];
 }
 
+/** The method's latest per-group sparsity (zero channels under its criterion), from `sparsity` events. */
+export interface LiveSparsity {
+  phase: Phase;
+  method: string;
+  step: number;
+  epoch: number;
+  criterion: string;
+  /** By group id: zero channels of the group's channels. */
+  groups: Record<string, { channels: number; zero: number }>;
+}
+
+/**
+ * Sparsity over the whole run for the heat map: one column per kept `sparsity` event (bounded like a
+ * series: every `stride`-th event, the newest always last), one row per group, fractions rounded to 0.1%.
+ */
+export interface SparsityHistory {
+  steps: number[];
+  /** null where the group had no value yet (JSON keeps it, unlike NaN). */
+  groups: Record<string, (number | null)[]>;
+  stride: number;
+  seen: number;
+  /** The last column is off the stride: the next event replaces it. */
+  provisional?: boolean;
+}
+
 export interface RunError {
   message: string;
   file?: string;
@@ -77,7 +104,16 @@ export interface RunView {
   phaseMessage?: string;
   /** Overall progress in [0, 1]. */
   progress: number;
+  /** Until the session ends; from `progress` events once the engine sends them, else the step's per-phase estimate. */
   etaMs?: number;
+  /** What the session is doing, in words, from the latest `progress` event. */
+  activity?: string;
+  /** Set once a `progress` event arrived: from then on only those move progress and ETA (step ETAs are per phase). */
+  sessionProgress?: boolean;
+  /** Latest per-group sparsity while the method forms it. */
+  sparsity?: LiveSparsity;
+  /** Per-group sparsity over the run (the heat map). */
+  sparsityHistory?: SparsityHistory;
   epoch?: { phase: Phase; epoch: number; epochs: number };
   /** Name of the validation metric in `curves.valMetric`, from the epochs that reported it. */
   valMetricName?: string;
@@ -134,6 +170,26 @@ export interface SensitivitySort {
   descending: boolean;
 }
 
+/** Columns of the layer table. */
+export type LayerColumn = 'order' | 'name' | 'params' | 'flops' | 'latency' | 'sparsity' | 'kept';
+export interface LayerSort {
+  column: LayerColumn;
+  descending: boolean;
+}
+export type LayerStatusFilter = 'all' | LayerStat['status'];
+export interface LayerFilter {
+  status: LayerStatusFilter;
+  /** Case-insensitive substring of the layer's name. */
+  query: string;
+}
+
+/** Columns of the runs table. */
+export type RunsColumn = 'method' | 'target' | 'params' | 'flops' | 'latency' | 'size' | 'metricBefore' | 'metricAfterPruning' | 'metricAfter' | 'wallTime' | 'started';
+export interface RunsSort {
+  column: RunsColumn;
+  descending: boolean;
+}
+
 /** Which the panel shows: the active run, the latest analysis or the latest sensitivity analysis. */
 export type Focus = 'run' | 'analysis' | 'sensitivity';
 
@@ -151,6 +207,11 @@ export interface PanelState {
   sensitivitySort?: SensitivitySort;
   /** The sensitivity entry whose curve is highlighted (the table row under the pointer). */
   highlightedEntry?: string;
+  /** How the layer table is sorted and filtered (model order, everything, when unset). */
+  layerSort?: LayerSort;
+  layerFilter?: LayerFilter;
+  /** How the runs table is sorted (newest first when unset). */
+  runsSort?: RunsSort;
 }
 
 /** Actions that come from the panel itself rather than the host. */
@@ -160,7 +221,11 @@ export type UiAction =
   | { type: 'ui/focus'; focus: Focus }
   /** A click on a sensitivity column header: sort by it, or flip the order when it already sorts. */
   | { type: 'ui/sortSensitivity'; column: SensitivityColumn }
-  | { type: 'ui/highlightEntry'; id?: string };
+  | { type: 'ui/highlightEntry'; id?: string }
+  /** A click on a layer column header: sort by it, or flip the order when it already sorts. */
+  | { type: 'ui/sortLayers'; column: LayerColumn }
+  | { type: 'ui/filterLayers'; status?: LayerStatusFilter; query?: string }
+  | { type: 'ui/sortRuns'; column: RunsColumn };
 
 export type PanelAction = HostMessage | UiAction;
 
@@ -247,6 +312,20 @@ export function reduce(state: PanelState, action: PanelAction): PanelState {
     }
     case 'ui/highlightEntry':
       return state.highlightedEntry === action.id ? state : { ...state, highlightedEntry: action.id };
+    case 'ui/sortLayers': {
+      const current = layerSortOf(state);
+      const descending = current.column === action.column ? !current.descending : action.column !== 'name' && action.column !== 'order';
+      return { ...state, layerSort: { column: action.column, descending } };
+    }
+    case 'ui/filterLayers': {
+      const current = layerFilterOf(state);
+      return { ...state, layerFilter: { status: action.status ?? current.status, query: action.query ?? current.query } };
+    }
+    case 'ui/sortRuns': {
+      const current = runsSortOf(state);
+      const descending = current.column === action.column ? !current.descending : action.column !== 'method' && action.column !== 'target';
+      return { ...state, runsSort: { column: action.column, descending } };
+    }
     default:
       return state;
   }
@@ -355,8 +434,7 @@ export function reduceRunView(view: RunView, event: EngineEvent): RunView {
       return {
         ...view,
         phase: event.phase,
-        progress: event.progress,
-        etaMs: event.etaMs,
+        ...stepProgress(view, event.progress, event.etaMs),
         curves: { ...view.curves, stepLoss: appendPoint(view.curves.stepLoss, { x, y: event.loss }) },
       };
     }
@@ -369,8 +447,7 @@ export function reduceRunView(view: RunView, event: EngineEvent): RunView {
         ...view,
         valMetricName: otherMetric?.name ?? view.valMetricName,
         phase: event.phase,
-        progress: event.progress,
-        etaMs: event.etaMs,
+        ...stepProgress(view, event.progress, event.etaMs),
         epoch: { phase: event.phase, epoch: event.epoch, epochs: event.epochs },
         epochCount: x,
         curves: {
@@ -388,17 +465,69 @@ export function reduceRunView(view: RunView, event: EngineEvent): RunView {
       const series = view.signals[event.name] ?? emptySeries();
       return { ...view, signals: { ...view.signals, [event.name]: appendPoint(series, { x: event.step, y: event.value }) } };
     }
+    case 'sparsity':
+      return foldSparsity(view, event);
+    case 'progress':
+      return {
+        ...view,
+        sessionProgress: true,
+        progress: Number.isFinite(event.progress) ? Math.min(1, Math.max(0, event.progress)) : view.progress,
+        etaMs: event.etaMs !== undefined && Number.isFinite(event.etaMs) ? Math.max(0, event.etaMs) : undefined,
+        activity: event.activity || undefined,
+      };
     case 'warning':
       return { ...view, warnings: [...view.warnings, event.message].slice(-MAX_WARNINGS) };
     case 'log':
       return event.level === 'warn' ? { ...view, warnings: [...view.warnings, event.message].slice(-MAX_WARNINGS) } : view;
     case 'done':
-      return { ...view, done: event, progress: 1, etaMs: 0, method: view.method ?? event.method, backend: view.backend ?? event.backend };
+      return { ...view, done: event, progress: 1, etaMs: undefined, activity: undefined, method: view.method ?? event.method, backend: view.backend ?? event.backend };
     case 'error':
-      return { ...view, error: { message: event.message, file: event.file, field: event.field, cancelled: event.cancelled }, etaMs: undefined };
+      return { ...view, error: { message: event.message, file: event.file, field: event.field, cancelled: event.cancelled }, etaMs: undefined, activity: undefined };
     default:
       return view;
   }
+}
+
+/** Steps and epochs move progress only until the engine sends its session-wide `progress` events. */
+function stepProgress(view: RunView, progress: number, etaMs: number): Pick<RunView, 'progress' | 'etaMs'> {
+  return view.sessionProgress ? { progress: view.progress, etaMs: view.etaMs } : { progress, etaMs };
+}
+
+function foldSparsity(view: RunView, event: SparsityEvent): RunView {
+  const groups: LiveSparsity['groups'] = {};
+  for (const g of event.groups) if (g.channels > 0) groups[String(g.group)] = { channels: g.channels, zero: Math.min(g.channels, Math.max(0, g.zero)) };
+  const sparsity: LiveSparsity = { phase: event.phase, method: event.method, step: event.step, epoch: event.epoch, criterion: event.criterion, groups };
+  return { ...view, sparsity, sparsityHistory: appendSparsityColumn(view.sparsityHistory, event.step, groups) };
+}
+
+/**
+ * Adds one heat map column: every `stride`-th event is kept, any other one only until the next arrives
+ * (so the newest always shows); when full, every other column goes (the newest stays) and the stride doubles.
+ */
+export function appendSparsityColumn(history: SparsityHistory | undefined, step: number, groups: LiveSparsity['groups'], max = MAX_HEATMAP_STEPS): SparsityHistory {
+  const h = history ?? { steps: [], groups: {}, stride: 1, seen: 0 };
+  const index = h.seen;
+  const replace = h.provisional === true && h.steps.length > 0;
+  const width = replace ? h.steps.length - 1 : h.steps.length;
+  let steps = [...h.steps.slice(0, width), step];
+  let rows: Record<string, (number | null)[]> = {};
+  for (const id of new Set([...Object.keys(h.groups), ...Object.keys(groups)])) {
+    const old = h.groups[id] ?? [];
+    const row = old.slice(0, width);
+    while (row.length < width) row.push(null);
+    const g = groups[id];
+    // A group this event does not mention keeps its last value.
+    row.push(g ? Math.round((g.zero / g.channels) * 1000) / 1000 : (row.at(-1) ?? null));
+    rows[id] = row;
+  }
+  let stride = h.stride;
+  if (steps.length > max) {
+    const halve = <T>(list: T[]) => list.filter((_, i) => i % 2 === 0 || i === list.length - 1);
+    steps = halve(steps);
+    rows = Object.fromEntries(Object.entries(rows).map(([id, row]) => [id, halve(row)]));
+    stride *= 2;
+  }
+  return { steps, groups: rows, stride, seen: index + 1, provisional: index % h.stride !== 0 };
 }
 
 function applyAnalysisEvent(state: PanelState, modelPath: string, event: EngineEvent): PanelState {
@@ -578,4 +707,255 @@ export function selectedLayerStat(state: PanelState): LayerStat | undefined {
 export function runsOfConfig(state: PanelState, configPath = activeRun(state)?.configPath ?? activeView(state)?.configPath): RunInfo[] {
   if (configPath === undefined) return [];
   return state.runs.filter((r) => r.configPath === configPath);
+}
+
+// ---- the layer table ----
+
+export const DEFAULT_LAYER_SORT: LayerSort = { column: 'order', descending: false };
+export const DEFAULT_LAYER_FILTER: LayerFilter = { status: 'all', query: '' };
+
+export function layerSortOf(state: PanelState): LayerSort {
+  return state.layerSort ?? DEFAULT_LAYER_SORT;
+}
+
+export function layerFilterOf(state: PanelState): LayerFilter {
+  return state.layerFilter ?? DEFAULT_LAYER_FILTER;
+}
+
+/** Per-layer time where the engine measured it (a field the layers event may carry). */
+export function layerLatencyMs(layer: LayerStat): number | undefined {
+  const ms = (layer as LayerStat & { latencyMs?: number }).latencyMs;
+  return typeof ms === 'number' && Number.isFinite(ms) ? ms : undefined;
+}
+
+/** One row of the layer table. */
+export interface LayerRow {
+  layer: LayerStat;
+  /** Position in the model (the layers event's order). */
+  index: number;
+  /** Kept channels over the layer's channels, in [0, 1]. */
+  keptFraction: number;
+  /**
+   * The layer's sparsity: while the method forms it, its group's zero channels over its channels
+   * (`live` true); otherwise the fraction of zero weights in its kernel the layers event gave.
+   */
+  sparsity: number;
+  live: boolean;
+  latencyMs?: number;
+}
+
+/** Live sparsity of a layer: its group's `zero / channels` from the latest sparsity event. */
+export function liveLayerSparsity(layer: LayerStat, live: LiveSparsity | undefined): number | undefined {
+  if (!live || layer.group === undefined) return undefined;
+  const g = live.groups[String(layer.group)];
+  return g ? g.zero / g.channels : undefined;
+}
+
+/** The table's rows: filtered by status and name, sorted; ties (and the default) keep model order. */
+export function layerRows(layers: LayerStat[], live: LiveSparsity | undefined, sort: LayerSort = DEFAULT_LAYER_SORT, filter: LayerFilter = DEFAULT_LAYER_FILTER): LayerRow[] {
+  const query = filter.query.trim().toLowerCase();
+  const rows: LayerRow[] = [];
+  layers.forEach((layer, index) => {
+    if (filter.status !== 'all' && layer.status !== filter.status) return;
+    if (query && !layer.name.toLowerCase().includes(query)) return;
+    const liveValue = liveLayerSparsity(layer, live);
+    rows.push({
+      layer, index,
+      keptFraction: layer.channels > 0 ? layer.kept / layer.channels : 1,
+      sparsity: liveValue ?? layer.sparsity,
+      live: liveValue !== undefined,
+      latencyMs: layerLatencyMs(layer),
+    });
+  });
+  if (sort.column === 'order') return sort.descending ? rows.reverse() : rows;
+  const value = (r: LayerRow): number | string | undefined => {
+    switch (sort.column) {
+      case 'name': return r.layer.name;
+      case 'params': return r.layer.params;
+      case 'flops': return r.layer.flops;
+      case 'latency': return r.latencyMs;
+      case 'sparsity': return r.sparsity;
+      case 'kept': return r.keptFraction;
+      default: return r.index;
+    }
+  };
+  const sign = sort.descending ? -1 : 1;
+  const keyed = rows.map((row) => ({ row, v: value(row) }));
+  keyed.sort((a, b) => {
+    // Rows without a value (no latency measured) go last either way.
+    if (a.v === undefined || b.v === undefined) return a.v === b.v ? a.row.index - b.row.index : a.v === undefined ? 1 : -1;
+    const order = typeof a.v === 'number' && typeof b.v === 'number' ? a.v - b.v : String(a.v).localeCompare(String(b.v), 'en', { numeric: true });
+    return sign * order || a.row.index - b.row.index;
+  });
+  return keyed.map((k) => k.row);
+}
+
+/** Rows a virtualised list draws: those in the viewport plus `overscan` either side. */
+export function visibleRange(total: number, scrollTop: number, viewportHeight: number, rowHeight: number, overscan = 6): { start: number; end: number } {
+  if (total <= 0 || rowHeight <= 0) return { start: 0, end: 0 };
+  const first = Math.floor(Math.max(0, scrollTop) / rowHeight);
+  const count = Math.ceil(Math.max(viewportHeight, rowHeight) / rowHeight);
+  const start = Math.max(0, Math.min(total - 1, first) - overscan);
+  const end = Math.min(total, first + count + overscan);
+  return { start, end: Math.max(start, end) };
+}
+
+// ---- progress ----
+
+export interface HeaderProgress {
+  /** Whole percent, 0–100. */
+  percent: number;
+  /** Nothing is known yet: a spinner with words, not a bar at 0%. */
+  indeterminate: boolean;
+  /** "2 min left", or '' when there is no estimate. */
+  eta: string;
+  /** What the session is doing, in words ('' when the engine said nothing). */
+  activity: string;
+}
+
+/** The header's one progress: session-wide percent and ETA while running, nothing once finished or failed. */
+export function headerProgress(view: RunView | undefined, formatEta: (ms: number) => string): HeaderProgress | undefined {
+  if (!view || view.done || view.error) return undefined;
+  const percent = Math.round(Math.min(1, Math.max(0, view.progress)) * 100);
+  const eta = view.etaMs !== undefined && view.etaMs > 0 ? `${formatEta(view.etaMs)} left` : '';
+  return { percent, indeterminate: percent === 0 && eta === '', eta, activity: view.activity ?? '' };
+}
+
+// ---- the runs table ----
+
+export const DEFAULT_RUNS_SORT: RunsSort = { column: 'started', descending: true };
+
+export function runsSortOf(state: PanelState): RunsSort {
+  return state.runsSort ?? DEFAULT_RUNS_SORT;
+}
+
+/** One finished run in the table: the numbers after pruning, the metric dense → right after pruning → after fine-tuning. */
+export interface RunsTableRow {
+  run: RunInfo;
+  method: string;
+  /** e.g. "flops 50%", from the start event or the runs list; '' when unknown. */
+  target: string;
+  params: number;
+  flops: number;
+  flopsBefore: number;
+  latencyMs?: number;
+  /** The interquartile range of the latency's timed runs. */
+  latencyIqr?: [number, number];
+  sizeBytes?: number;
+  metricName?: string;
+  metricBefore?: number;
+  metricAfterPruning?: number;
+  metricAfter?: number;
+  higherIsBetter: boolean;
+  wallTimeMs: number;
+  startedAt: number;
+  synthetic: boolean;
+}
+
+export interface RunsTable {
+  /** Finished runs that pruned (not dry runs), sorted. */
+  results: RunsTableRow[];
+  /** Dry runs: what would be removed, nothing written. */
+  dryRuns: RunInfo[];
+  /** Failed and cancelled runs. */
+  failures: RunInfo[];
+  running: RunInfo[];
+}
+
+/** A target as words: `{flops: 0.5}` → "flops 50%". Fractions read as percent, other numbers as they are. */
+export function targetText(target: Record<string, number> | undefined): string {
+  if (!target) return '';
+  return Object.entries(target)
+    .map(([k, v]) => `${k} ${v > 0 && v <= 1 ? `${Number((v * 100).toFixed(1))}%` : String(v)}`)
+    .join(', ');
+}
+
+/** A finished run's row: the host's `row` where it sent one, else read from the run's summary. */
+export function runRow(run: RunInfo, view: RunView | undefined): RunsTableRow | undefined {
+  const s = run.summary ?? view?.done;
+  const r = run.row;
+  if (!s && !r) return undefined;
+  const metric = r?.metric ?? s?.metric ?? (s?.accuracy ? { name: 'top-1', higherIsBetter: true, before: s.accuracy.before, after: s.accuracy.after, afterPruning: undefined } : undefined);
+  const after = r?.latency?.after ?? s?.latency?.after;
+  return {
+    run,
+    method: r?.method || s?.method || run.method,
+    target: targetText(r?.target ?? view?.target),
+    params: r?.params.after ?? s!.after.params,
+    flops: r?.flops.after ?? s!.after.flops,
+    flopsBefore: r?.flops.before ?? s!.before.flops,
+    latencyMs: after?.medianMs,
+    latencyIqr: after && after.p25Ms !== undefined && after.p75Ms !== undefined ? [after.p25Ms, after.p75Ms] : undefined,
+    sizeBytes: r?.sizeBytes?.after ?? s?.size?.after,
+    metricName: metric?.name,
+    metricBefore: metric?.before,
+    metricAfterPruning: metric?.afterPruning,
+    metricAfter: metric?.after,
+    higherIsBetter: metric?.higherIsBetter ?? true,
+    wallTimeMs: r?.wallTimeMs ?? s?.wallTimeMs ?? 0,
+    startedAt: run.startedAt,
+    synthetic: s?.data?.synthetic === true,
+  };
+}
+
+/** The runs split into results (sortable), dry runs, failures and runs in progress. */
+export function runsTable(runs: RunInfo[], views: Record<string, RunView>, sort: RunsSort = DEFAULT_RUNS_SORT): RunsTable {
+  const table: RunsTable = { results: [], dryRuns: [], failures: [], running: [] };
+  for (const run of runs) {
+    const view = views[run.runId];
+    if (run.status === 'running') table.running.push(run);
+    else if (run.status === 'error' || run.status === 'cancelled') table.failures.push(run);
+    else if (run.dryRun || (run.summary ?? view?.done)?.dryRun || view?.dryRun) table.dryRuns.push(run);
+    else {
+      const row = runRow(run, view);
+      if (row) table.results.push(row);
+    }
+  }
+  const value = (r: RunsTableRow): number | string | undefined => {
+    switch (sort.column) {
+      case 'method': return r.method;
+      case 'target': return r.target || undefined;
+      case 'params': return r.params;
+      case 'flops': return r.flops;
+      case 'latency': return r.latencyMs;
+      case 'size': return r.sizeBytes;
+      case 'metricBefore': return r.metricBefore;
+      case 'metricAfterPruning': return r.metricAfterPruning;
+      case 'metricAfter': return r.metricAfter;
+      case 'wallTime': return r.wallTimeMs;
+      case 'started': return r.startedAt;
+    }
+  };
+  const sign = sort.descending ? -1 : 1;
+  table.results = table.results
+    .map((row, index) => ({ row, index, v: value(row) }))
+    .sort((a, b) => {
+      if (a.v === undefined || b.v === undefined) return a.v === b.v ? a.index - b.index : a.v === undefined ? 1 : -1;
+      const order = typeof a.v === 'number' && typeof b.v === 'number' ? a.v - b.v : String(a.v).localeCompare(String(b.v), 'en', { numeric: true });
+      return sign * order || a.index - b.index;
+    })
+    .map(({ row }) => row);
+  const newestFirst = (a: RunInfo, b: RunInfo) => b.startedAt - a.startedAt;
+  table.dryRuns.sort(newestFirst);
+  table.failures.sort(newestFirst);
+  table.running.sort(newestFirst);
+  return table;
+}
+
+/**
+ * The Pareto front of (cost, metric) points: those no other point beats on both (lower cost, better metric),
+ * by cost ascending. Equal points are all on the front.
+ */
+export function paretoFront<T extends { x: number; y: number }>(points: T[], higherIsBetter = true): T[] {
+  const better = (a: number, b: number) => (higherIsBetter ? a > b : a < b);
+  const sorted = [...points].sort((a, b) => a.x - b.x || (better(a.y, b.y) ? -1 : better(b.y, a.y) ? 1 : 0));
+  const front: T[] = [];
+  let best: number | undefined;
+  for (const p of sorted) {
+    if (best === undefined || better(p.y, best) || (p.y === best && front.at(-1)?.x === p.x)) {
+      front.push(p);
+      if (best === undefined || better(p.y, best)) best = p.y;
+    }
+  }
+  return front;
 }

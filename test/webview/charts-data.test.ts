@@ -7,6 +7,11 @@ import {
   comparisonData,
   curveData,
   DEFAULT_PALETTE,
+  formatSignalValue,
+  heatmapRows,
+  signalLines,
+  signalMeta,
+  sparsityScale,
   layerBars,
   methodColor,
   normHistogram,
@@ -16,9 +21,9 @@ import {
   STRONG_CURVES,
   type Palette,
 } from '../../webview/charts-data.js';
-import { activeView, appendPoint, emptySeries, initialState, reduce, sensitivityRows } from '../../webview/state.js';
+import { activeView, appendPoint, appendSparsityColumn, emptySeries, initialState, reduce, sensitivityRows } from '../../webview/state.js';
 import { DENSE_METRIC, SENSITIVITY_CONFIG, SENSITIVITY_RATIOS, sensitivityPoints, sensitivityStart } from './fixtures/sensitivity.js';
-import { DONE, fullSession } from './fixtures/session.js';
+import { DONE, fullSession, layersEvent } from './fixtures/session.js';
 
 const palette: Palette = { ...DEFAULT_PALETTE, blue: '#0000ff', yellow: '#ffff00', red: '#ff0000', muted: '#808080', foreground: '#ffffff' };
 
@@ -119,7 +124,49 @@ test('the comparison has one point per finished run with an accuracy, grouped by
   assert.equal(data.groups[0].color, methodColor('goprune', palette));
   assert.notEqual(data.groups[0].color, data.groups[1].color);
   assert.equal(data.axisTitle, 'top-1 (%)');
-  assert.deepEqual(comparisonData([], palette), { groups: [], dense: undefined, axisTitle: 'top-1 (%)' });
+  assert.deepEqual(comparisonData([], palette), { groups: [], dense: undefined, axisTitle: 'top-1 (%)', xAxis: 'flops', front: [] });
+  // The Pareto front: c (fewest FLOPs) and a (best top-1); b has more FLOPs and a lower top-1 than a.
+  assert.deepEqual(data.front.map((p) => [p.x, Math.round(p.y * 10)]), [[1_200_000, 975], [1_900_000, 987]]);
+});
+
+test('the latency comparison plots the runs that timed their model, and its own Pareto front', () => {
+  const timed = (runId: string, ms: number, after: number): RunInfo => ({
+    runId, method: 'l1', configPath: '/w/a.prune.json', status: 'done', startedAt: 1,
+    summary: { ...DONE, method: 'l1', metric: { ...DONE.metric!, after }, latency: { ...DONE.latency!, after: { ...DONE.latency!.after, medianMs: ms } } },
+  });
+  const untimed: RunInfo = { ...timed('u', 1, 0.99), summary: { ...timed('u', 1, 0.99).summary!, latency: undefined } };
+  const dry: RunInfo = { ...timed('d', 0.5, 0.99), dryRun: true };
+  const data = comparisonData([timed('a', 2.0, 0.98), timed('b', 1.5, 0.97), timed('c', 2.5, 0.975), untimed, dry], palette, 'latency');
+  assert.equal(data.xAxis, 'latency');
+  assert.deepEqual(data.groups.flatMap((g) => g.points.map((p) => [p.runId, p.x])), [['a', 2.0], ['b', 1.5], ['c', 2.5]], 'untimed and dry runs left out');
+  assert.deepEqual(data.front.map((p) => p.x), [1.5, 2.0], 'c is slower and worse than a');
+  assert.equal(data.dense?.x, DONE.latency!.before.medianMs);
+});
+
+test('method signals read by their label and unit; one point reads as a value; unknown names are spelt out', () => {
+  const lines = signalLines({ zeroGroups: appendPoint(emptySeries(), { x: 1, y: 144 }), gap: appendPoint(appendPoint(emptySeries(), { x: 1, y: 0.5 }), { x: 2, y: 0.25 }) }, 'goprune');
+  const zero = lines.find((l) => l.name === 'zeroGroups')!;
+  assert.equal(zero.label, 'Channels at zero');
+  assert.equal(zero.unit, 'channels');
+  assert.match(zero.explanation, /can exceed or fall short of the channels removed/);
+  assert.equal(zero.points.length, 1);
+  assert.equal(formatSignalValue(144, 'channels'), '144');
+  assert.equal(formatSignalValue(0.4231, 'fraction'), '42.3%');
+  assert.deepEqual(signalMeta('nomethod', 'removedGroups'), { label: 'Removed groups', unit: '', explanation: '' });
+});
+
+test('the heat map has one row per layer with a group, in model order, from the sparsity history', () => {
+  const layers = layersEvent('train', 0, 0, 0).layers;
+  let history = appendSparsityColumn(undefined, 0, { 0: { channels: 32, zero: 0 } });
+  history = appendSparsityColumn(history, 10, { 0: { channels: 32, zero: 8 }, 1: { channels: 64, zero: 32 } });
+  const rows = heatmapRows(layers, history);
+  const grouped = layers.filter((l) => l.group === 0 || l.group === 1);
+  assert.deepEqual(rows.map((r) => r.layer), grouped.map((l) => l.name));
+  const first = rows.find((r) => r.group === 0)!;
+  assert.deepEqual(first.values, [0, 0.25]);
+  assert.deepEqual(rows.find((r) => r.group === 1)!.values, [null, 0.5], 'a group first seen later has no value before');
+  assert.equal(sparsityScale(palette).length, 101);
+  assert.deepEqual(heatmapRows(layers, undefined), []);
 });
 
 test('the comparison plots the metric the newest run measured, by its name, and leaves out runs that measured another', () => {

@@ -16,7 +16,7 @@ import type { HostMessage, RunInfo, WebviewMessage } from '../../src/protocol/we
 import { createNonce, renderPanelHtml } from '../../src/extension/panel/html.js';
 import { DEFAULT_PALETTE, parseColor, sparsityColor, withAlpha } from '../../webview/charts-data.js';
 import { SENSITIVITY_CONFIG, sensitivityDone, sensitivityPoints, sensitivityStart } from './fixtures/sensitivity.js';
-import { analysisEvents, CONFIG_PATH, DISTILL_OBJECTIVE, distillSession, DONE, finetuneAndDone, layersEvent, sessionUntilFinetune, syntheticSession, UNLABELLED_DATA } from './fixtures/session.js';
+import { analysisEvents, bigLayersEvent, bigSparsityEvent, CONFIG_PATH, DISTILL_OBJECTIVE, distillSession, DONE, finetuneAndDone, layersEvent, sessionUntilFinetune, syntheticSession, UNLABELLED_DATA } from './fixtures/session.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
@@ -216,16 +216,15 @@ test('the panel renders a live session, its result, an analysis and an error in 
     assert.match(await text(page, '[data-testid="phase"]'), /^Fine-tuning/);
     assert.match(await text(page, '[data-testid="layer-totals"]'), /^\d[\d,]* of 208 prunable channels kept/);
     assert.ok(await page.isVisible('[data-testid="signals"] [data-signal="stability"] canvas'));
-    // The chart really drew: the canvas has a size and non-background pixels.
-    const drawn = await page.evaluate(() => {
-      const canvas = document.querySelector<HTMLCanvasElement>('[data-testid="layer-chart"] canvas')!;
-      const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
-      let painted = 0;
-      for (let i = 3; i < data.length; i += 4) if (data[i] > 0) painted++;
-      return { width: canvas.width, height: canvas.height, painted };
+    // The layer table drew a row per layer (5 fit the viewport), each with a relative bar of its kept share.
+    assert.equal(await page.locator('[data-testid="layer-list"] li').count(), 5);
+    const keptWidth = await page.evaluate(() => {
+      const bar = document.querySelector<HTMLElement>('[data-layer="dense_1"] .bar-kept')!;
+      return bar.getBoundingClientRect().width / bar.parentElement!.getBoundingClientRect().width;
     });
-    assert.ok(drawn.width > 200 && drawn.height > 100, `layer chart is ${drawn.width}×${drawn.height}`);
-    assert.ok(drawn.painted > 1000, 'layer chart has painted pixels');
+    const dense1Pruned = layersEvent('prune', 0, 0.8, 0.6).layers.find((l) => l.name === 'dense_1')!;
+    assert.ok(Math.abs(keptWidth - dense1Pruned.kept / dense1Pruned.channels) < 0.02, `dense_1's bar is ${keptWidth} of its track`);
+    assert.match((await page.getAttribute('[data-layer="dense_1"] .layer-bar', 'title'))!, new RegExp(`${dense1Pruned.kept} of 128 channels kept`));
 
     // Picking a layer shows its norm histogram.
     await page.click('[data-testid="layer-list"] [data-layer="dense_1"]');
@@ -263,9 +262,9 @@ test('the panel renders a live session, its result, an analysis and an error in 
     await page.waitForTimeout(100);
     await page.screenshot({ path: join(RESULTS, 'webview-done.png'), fullPage: true });
 
-    // A theme switch (VS Code rewrites the root's variables and the body's class) recolours the charts,
-    // including colours shared by all bars of a dataset (the removed channels).
-    assertColour(await dominantColour(page, '[data-testid="layer-chart"]'), withAlpha('#cccccc', 0.18), 'removed channels in the dark theme');
+    // A theme switch (VS Code rewrites the root's variables and the body's class) recolours the charts and the bars.
+    const keptColour = () => page.evaluate(() => getComputedStyle(document.querySelector('[data-layer="dense_1"] .bar-kept')!).backgroundColor);
+    assert.equal(parseColor(await keptColour())?.r, parseColor(sparsityColor(dense1.sparsity, darkTheme))!.r, 'dense_1\'s bar in the dark theme');
     await page.evaluate(() => {
       document.documentElement.style.setProperty('--vscode-foreground', '#3b3b3b');
       document.documentElement.style.setProperty('--vscode-charts-yellow', '#bf8803');
@@ -273,7 +272,7 @@ test('the panel renders a live session, its result, an analysis and an error in 
       document.body.classList.replace('vscode-dark', 'vscode-light');
     });
     await page.waitForTimeout(150);
-    assertColour(await dominantColour(page, '[data-testid="layer-chart"]'), withAlpha('#3b3b3b', 0.18), 'removed channels after a theme switch');
+    assert.deepEqual(parseColor(await keptColour()), parseColor(sparsityColor(dense1.sparsity, { ...darkTheme, yellow: '#bf8803', red: '#e51400' })), 'dense_1\'s bar after a theme switch');
     assertColour(await dominantColour(page, '[data-testid="histogram-chart"]'),
       sparsityColor(dense1.sparsity, { ...darkTheme, yellow: '#bf8803', red: '#e51400' }), 'histogram after a theme switch');
 
@@ -518,4 +517,203 @@ test('a model too large to time layer by layer shows "—" for its latency share
     const latency = await page.locator('[data-testid="sensitivity-table"] tbody td[data-column="latency"]').allTextContents();
     assert.deepEqual(latency, Array(6).fill('\u2014'));
     assert.match(await text(page, '[data-testid="sensitivity-note"]'), /Per-layer latency was not measured: the model has 420 layers/);
+}));
+
+/** Layers, in model order, of the rows the virtual list has in the DOM. */
+const renderedRows = (page: Page) => page.locator('[data-testid="layer-list"] li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-layer')));
+
+test('a 400-layer network: the layer view renders in under 100 ms, sorts, filters, searches, scrolls by keyboard, and sparsity grows live in rows and heat map', {
+  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  timeout: 180_000,
+}, () => withPanelInChromium(async (browser, origin) => {
+    const page = await browser.newPage({ viewport: { width: 300, height: 900 } });
+    const problems: string[] = [];
+    page.on('console', (m) => { if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) problems.push(`${m.type()}: ${m.text()}`); });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    await page.goto(origin);
+    await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'ready'));
+    const count = 400;
+    const big = bigLayersEvent(count);
+    const run = 'r-big';
+    const start = sessionUntilFinetune()[0];
+    await post(page, [
+      { type: 'runs', runs: [{ runId: run, method: 'goprune', configPath: CONFIG_PATH, status: 'running', startedAt: Date.parse('2025-01-01T11:00:00Z') }], activeRunId: run },
+      ...events(run, [start, { type: 'progress', progress: 0, activity: 'measuring the dense model, 3 of 20 runs' }, big]),
+    ]);
+    await page.waitForFunction((n) => JSON.parse(document.querySelector('[data-testid="layer-chart"]')?.getAttribute('data-bars') ?? '[]').length === n, count);
+    // Nothing known yet: the header says what it does, with no "0%".
+    assert.equal(await text(page, '[data-testid="eta"]'), '');
+    assert.match(await text(page, '[data-testid="phase"]'), /measuring the dense model, 3 of 20 runs/);
+    assert.notEqual(await page.getAttribute('[data-testid="progress"]', 'indeterminate'), null);
+
+    const initialRender = Number(await page.getAttribute('[data-testid="layers-section"]', 'data-render-ms'));
+    // Virtualised: a window of rows, not 400.
+    const firstWindow = await renderedRows(page);
+    assert.ok(firstWindow.length > 10 && firstWindow.length < 60, `${firstWindow.length} rows in the DOM`);
+    assert.equal(firstWindow[0], big.layers[0].name);
+    // Full names live in the title; the row ellipsises rather than cutting words mid-name without a way to read them.
+    assert.match((await page.getAttribute(`[data-layer="${big.layers[0].name}"]`, 'title'))!, new RegExp(`^${big.layers[0].name} \\(Conv2D\\)`));
+    // The expected blocked output layer reads as information with its reason, not as an error.
+    await page.fill('[data-testid="layer-search"]', 'depthwise_399');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="layer-list"] li').length === 1);
+    assert.match(await text(page, '[data-layer="block_133_expanded_conv_depthwise_399"] .layer-detail'), /^blocked: output layer/);
+    const blockedColour = await page.evaluate(() => getComputedStyle(document.querySelector('[data-layer="block_133_expanded_conv_depthwise_399"] .layer-detail')!).color);
+    assert.notDeepEqual(parseColor(blockedColour), parseColor('#f85149'), 'not the error colour');
+    await page.fill('[data-testid="layer-search"]', '');
+
+    // Render timing, measured by the panel itself around its redraw: sort, filter and a live update of 400 layers.
+    const renderMs = async () => Number(await page.getAttribute('[data-testid="layers-section"]', 'data-render-ms'));
+    const frameMs = async () => Number(await page.getAttribute('#app', 'data-render-ms'));
+    const timings: Record<string, { layers: number; frame?: number }> = { first: { layers: initialRender } };
+    const nextFrame = async (action: () => Promise<unknown>) => {
+      const before = Number(await page.getAttribute('#app', 'data-frame'));
+      await action();
+      await page.waitForFunction((f) => Number(document.querySelector('#app')?.getAttribute('data-frame')) > f, before);
+    };
+    await nextFrame(() => page.selectOption('[data-testid="layer-sort"]', 'flops'));
+    timings.sortFlops = { layers: await renderMs(), frame: await frameMs() };
+    const byFlops = JSON.parse((await page.getAttribute('[data-testid="layer-chart"]', 'data-order'))!) as string[];
+    const flopsOf = new Map(big.layers.map((l) => [l.name, l.flops]));
+    assert.deepEqual(byFlops.map((n) => flopsOf.get(n)), big.layers.map((l) => l.flops).sort((a, b) => b - a), 'most FLOPs first');
+    assert.equal(await page.getAttribute('[data-testid="layer-chart"] .layer-head-flops', 'aria-sort'), 'descending');
+    await nextFrame(() => page.selectOption('[data-testid="layer-filter"]', 'coupled'));
+    timings.filter = { layers: await renderMs(), frame: await frameMs() };
+    assert.match(await text(page, '[data-testid="layer-count"]'), /^\d+ of 400 layers$/);
+    assert.ok((await page.locator('[data-testid="layer-list"] li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-status')))).every((s) => s === 'coupled'));
+    await nextFrame(() => page.selectOption('[data-testid="layer-filter"]', 'all'));
+    // The method's first sparsity event: every row of 400 changes.
+    await nextFrame(() => post(page, events(run, [bigSparsityEvent(count, 1)])));
+    timings.live = { layers: await renderMs(), frame: await frameMs() };
+    await nextFrame(() => page.click('[data-testid="layer-chart"] [data-sort="sparsity"]'));
+    assert.equal(await page.getAttribute('[data-testid="layer-chart"] .layer-head-sparsity', 'aria-sort'), 'descending');
+    timings.sortSparsity = { layers: await renderMs(), frame: await frameMs() };
+    // Keyboard: focus a row, End jumps to the last (scrolled into the DOM), Home back.
+    await page.focus('[data-testid="layer-list"] li[tabindex="0"]');
+    await page.keyboard.press('End');
+    await page.waitForFunction(() => document.activeElement?.getAttribute('data-index') === '399');
+    await page.keyboard.press('ArrowUp');
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-index')), '398');
+    await page.keyboard.press('Enter');
+    const chosen = await page.evaluate(() => document.activeElement?.getAttribute('data-layer'));
+    await page.waitForFunction((name) => document.querySelector(`[data-layer="${name}"]`)?.getAttribute('aria-selected') === 'true', chosen);
+    await page.keyboard.press('Home');
+    await page.waitForFunction(() => document.activeElement?.getAttribute('data-index') === '0');
+    // Scrolling by wheel swaps the window.
+    await page.evaluate(() => { document.querySelector('[data-testid="layer-viewport"]')!.scrollTop = 26 * 200; });
+    await page.waitForFunction(() => (document.querySelector('[data-testid="layer-list"]')?.getAttribute('data-window') ?? '').startsWith('19'));
+
+    // Sparsity grows event by event before anything is pruned: the rows' values and the heat map follow.
+    const sparsityOf = async () => JSON.parse((await page.getAttribute('[data-testid="layer-chart"]', 'data-sparsity'))!) as number[];
+    const before = await sparsityOf();
+    for (let step = 2; step <= 6; step++) await post(page, events(run, [bigSparsityEvent(count, step), { type: 'progress', progress: 0.1 * step, etaMs: 60_000 - step * 5000, activity: `sparsity training, epoch ${step} of 10` }]));
+    await page.waitForSelector('[data-testid="sparsity-heatmap"][data-steps="6"]');
+    const after = await sparsityOf();
+    assert.notDeepEqual(after, before, 'sparsity changed between two moments of the method phase');
+    assert.ok(after.some((v) => v > 0));
+    assert.equal(await page.getAttribute('[data-testid="sparsity-heatmap"]', 'data-layers'), '360', 'one heat map row per layer with a group');
+    assert.match((await page.getAttribute('[data-testid="sparsity-heatmap"] canvas', 'aria-label'))!, /^Heat map of channel sparsity per layer over training steps 1 to 6/);
+    const painted = await page.evaluate(() => {
+      const canvas = document.querySelector<HTMLCanvasElement>('[data-testid="sparsity-heatmap"] canvas')!;
+      const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+      let n = 0;
+      for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+      return n / (data.length / 4);
+    });
+    assert.ok(painted > 0.9, `heat map ${Math.round(painted * 100)}% painted`);
+    await page.click('[data-testid="sparsity-heatmap"] summary');
+    assert.equal(await page.locator('[data-testid="sparsity-heatmap"] tbody tr').count(), 360, 'the table fallback');
+    // One progress: session-wide percent and ETA from progress events.
+    assert.equal(await text(page, '[data-testid="eta"]'), '60% \u00b7 30 s left');
+    assert.match(await text(page, '[data-testid="phase"]'), /sparsity training, epoch 6 of 10/);
+    await page.evaluate(() => { document.querySelector('[data-testid="layer-viewport"]')!.scrollTop = 0; document.querySelector('[data-testid="layers-section"]')!.scrollIntoView(); });
+    await page.waitForTimeout(100);
+    await page.screenshot({ path: join(RESULTS, 'webview-layers-400-sidebar.png'), fullPage: false });
+
+    // A full-width editor tab shows every column.
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.evaluate(() => document.querySelector('[data-testid="layers-section"]')!.scrollIntoView());
+    await page.waitForTimeout(150);
+    assert.ok(await page.isVisible('[data-testid="layer-chart"] .layer-head-latency'));
+    assert.ok(await page.locator('[data-testid="layer-list"] li .layer-latency').first().isVisible());
+    await page.screenshot({ path: join(RESULTS, 'webview-layers-400-editor.png'), fullPage: false });
+    await page.setViewportSize({ width: 300, height: 900 });
+    assert.ok(await page.isHidden('[data-testid="layer-chart"] .layer-head-latency'), 'the sidebar keeps name, bar and sparsity');
+
+    // Done: progress and ETA cleared, Stop gone, Rerun there.
+    await post(page, events(run, [{ ...DONE, method: 'goprune' }]));
+    await page.waitForSelector('[data-testid="summary-card"]', { state: 'visible' });
+    assert.equal(await text(page, '[data-testid="eta"]'), '');
+    assert.ok(await page.isHidden('[data-testid="progress"]'));
+    assert.ok(await page.isHidden('[data-testid="cancel-button"]'));
+    assert.ok(await page.isVisible('[data-testid="rerun-button"]'));
+
+    const budget = 100;
+    // eslint-disable-next-line no-console
+    console.log(`400-layer render (ms, layer view / whole frame): ${JSON.stringify(timings)}`);
+    for (const [what, t] of Object.entries(timings)) assert.ok(t.layers < budget, `${what}: the layer view took ${t.layers} ms (budget ${budget} ms)`);
+    assert.deepEqual(await page.evaluate(() => (window as unknown as { __cspViolations: string[] }).__cspViolations), [], 'no CSP violations');
+    assert.deepEqual(problems, [], 'no console errors');
+}));
+
+test('the runs table sorts by click and keyboard, keeps dry runs and failures apart, and signals read by label with one point as a value', {
+  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  timeout: 120_000,
+}, () => withPanelInChromium(async (browser, origin) => {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
+    await page.goto(origin);
+    await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'ready'));
+    const timed = (runId: string, method: string, flops: number, after: number, ms: number, startedAt: number): RunInfo => ({
+      runId, method, configPath: CONFIG_PATH, status: 'done', startedAt,
+      summary: {
+        ...DONE, method, after: { params: flops / 20, flops }, metric: { ...DONE.metric!, after },
+        latency: { ...DONE.latency!, after: { ...DONE.latency!.after, medianMs: ms, p25Ms: ms - 0.1, p75Ms: ms + 0.3 } },
+      },
+    });
+    const runs: RunInfo[] = [
+      timed('r-l1', 'l1', 2_400_000, 0.981, 2.4, 1),
+      timed('r-dsp', 'dsp', 1_500_000, 0.978, 1.7, 2),
+      timed('r-go', 'goprune', 1_900_000, 0.9874, 1.9, 3),
+      { runId: 'r-dry', method: 'l1', configPath: CONFIG_PATH, status: 'done', startedAt: 4, dryRun: true, summary: { ...DONE, dryRun: true } },
+      { runId: 'r-bad', method: 'ssr', configPath: CONFIG_PATH, status: 'error', startedAt: 5, error: 'Dataset folder not found' },
+    ];
+    await post(page, [{ type: 'runs', runs, activeRunId: 'r-go' }, ...events('r-go', [
+      sessionUntilFinetune()[0],
+      { type: 'signal', method: 'goprune', name: 'zeroGroups', step: 1, value: 144 },
+      { type: 'signal', method: 'goprune', name: 'gap', step: 1, value: 0.5 },
+      { type: 'signal', method: 'goprune', name: 'gap', step: 2, value: 0.25 },
+      DONE,
+    ]), { type: 'runs', runs, activeRunId: 'r-go' }]);
+    await page.waitForSelector('[data-testid="runs-table"]');
+    const order = () => page.locator('[data-testid="runs-table"] tbody tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-run-id')));
+    assert.deepEqual(await order(), ['r-go', 'r-dsp', 'r-l1'], 'newest first; the dry run and the failure are not results');
+    assert.deepEqual(await page.locator('[data-testid="runs-dry"] [data-run-id]').evaluateAll((l) => l.map((e) => e.getAttribute('data-run-id'))), ['r-dry']);
+    assert.deepEqual(await page.locator('[data-testid="runs-failed"] [data-run-id]').evaluateAll((l) => l.map((e) => e.getAttribute('data-run-id'))), ['r-bad']);
+    // The target comes from the run's start event (or the host's row); the latency with its spread (half the IQR).
+    const cells = await page.locator('[data-testid="runs-table"] tr[data-run-id="r-go"] > *').allTextContents();
+    assert.deepEqual(cells.slice(0, 9).map((c) => c.replace(/\s+/g, ' ').trim()),
+      ['goprune', 'flops 40%', '95.0k', '1.90M (\u221260.4%)', '1.90 ms \u00b10.20 ms', '371 KiB', '99.12%', '62.40%', 'top-1 98.74%']);
+    await page.click('[data-testid="runs-table"] [data-sort="latency"]');
+    await page.waitForSelector('[data-testid="runs-table"] th[aria-sort="descending"] [data-sort="latency"]');
+    assert.deepEqual(await order(), ['r-l1', 'r-go', 'r-dsp']);
+    await page.focus('[data-testid="runs-table"] [data-sort="flops"]');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('[data-testid="runs-table"] th[aria-sort="descending"] [data-sort="flops"]');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('[data-testid="runs-table"] th[aria-sort="ascending"] [data-sort="flops"]');
+    assert.deepEqual(await order(), ['r-dsp', 'r-go', 'r-l1']);
+    // Pareto fronts: metric vs FLOPs and vs latency.
+    assert.deepEqual(JSON.parse((await page.getAttribute('[data-testid="comparison-chart"]', 'data-front'))!).map((p: { x: number }) => p.x), [1_500_000, 1_900_000]);
+    assert.deepEqual(JSON.parse((await page.getAttribute('[data-testid="comparison-latency-chart"]', 'data-front'))!).map((p: { x: number }) => p.x), [1.7, 1.9]);
+    // Signals: labels and units, never camelCase; one point reads as a value without an empty chart.
+    assert.equal(await text(page, '[data-signal="zeroGroups"] .chart-title'), 'Channels at zero 144 channels');
+    assert.ok(await page.isHidden('[data-signal="zeroGroups"] canvas'));
+    assert.match(await text(page, '[data-signal="zeroGroups"] .signal-explanation'), /can exceed or fall short of the channels removed/);
+    assert.ok(await page.isVisible('[data-signal="gap"] canvas'));
+    assert.match(await text(page, '[data-signal="gap"] .chart-title'), /^Gap ‖W − U‖ \/ ‖W‖ 0\.25/);
+    await page.waitForTimeout(100);
+    await page.screenshot({ path: join(RESULTS, 'webview-runs-editor.png'), fullPage: true });
+    await page.setViewportSize({ width: 300, height: 1000 });
+    await page.waitForTimeout(100);
+    assert.ok(await page.isHidden('[data-testid="runs-table"] td[data-column="size"]'), 'the sidebar keeps the essential columns');
+    await page.screenshot({ path: join(RESULTS, 'webview-runs-sidebar.png'), fullPage: true });
 }));

@@ -6,6 +6,25 @@ import {
   activeSummary,
   activeView,
   appendPoint,
+  appendSparsityColumn,
+  DEFAULT_LAYER_SORT,
+  emptyRunView,
+  headerProgress,
+  layerFilterOf,
+  layerRows,
+  layerSortOf,
+  MAX_HEATMAP_STEPS,
+  paretoFront,
+  reduceRunView,
+  runRow,
+  runsSortOf,
+  runsTable,
+  targetText,
+  visibleRange,
+  type LayerColumn,
+  type LayerRow,
+  type RunsColumn,
+  type SparsityHistory,
   emptySeries,
   initialState,
   MAX_RUN_VIEWS,
@@ -23,7 +42,8 @@ import {
   type PanelState,
 } from '../../webview/state.js';
 import { DENSE_METRIC, fragility, SENSITIVITY_CONFIG, SENSITIVITY_RATIOS, sensitivityDone, sensitivityPoints, sensitivityStart } from './fixtures/sensitivity.js';
-import { analysisEvents, CONFIG_PATH, DISTILL_OBJECTIVE, distillSession, DONE, fullSession, layersEvent, sessionUntilFinetune, syntheticSession, UNLABELLED_DATA } from './fixtures/session.js';
+import { analysisEvents, bigLayersEvent, bigSparsityEvent, CONFIG_PATH, DISTILL_OBJECTIVE, distillSession, DONE, fullSession, layersEvent, sessionUntilFinetune, sparsityStream, syntheticSession, UNLABELLED_DATA } from './fixtures/session.js';
+import { formatEta } from '../../src/protocol/format.js';
 
 function feed(state: PanelState, runId: string, events: EngineEvent[]): PanelState {
   return events.reduce((s, event) => reduce(s, { type: 'engineEvent', runId, event }), state);
@@ -365,3 +385,170 @@ test('a failed or cancelled sensitivity analysis keeps its error', () => {
 function fragilest(count: number): number {
   return Array.from({ length: count }, (_, k) => k).sort((a, b) => fragility(b) - fragility(a))[0];
 }
+
+test('sparsity events fold into per-layer sparsity through each layer\'s group, changing step by step, and into the heat map', () => {
+  let state = feed(initialState(), 'r1', sessionUntilFinetune().slice(0, 4)); // start … first layers event
+  const layers = activeView(state)!.layers!.layers;
+  const stream = sparsityStream(6);
+  const seen: number[][] = [];
+  for (const event of stream) {
+    state = feed(state, 'r1', [event]);
+    if (event.type === 'sparsity') seen.push(layerRows(layers, activeView(state)!.sparsity).map((r) => r.sparsity));
+  }
+  const view = activeView(state)!;
+  assert.equal(view.sparsity?.criterion, 'auxiliary group norm \u2264 1e-6');
+  // conv2d_2 and conv2d_3 share group 1 (32 channels): both read its zero/channels.
+  const rows = layerRows(layers, view.sparsity);
+  const byName = Object.fromEntries(rows.map((r) => [r.layer.name, r]));
+  assert.equal(byName.conv2d_2.sparsity, Math.round(32 * 0.5) / 32);
+  assert.equal(byName.conv2d_3.sparsity, byName.conv2d_2.sparsity);
+  assert.equal(byName.conv2d_1.sparsity, Math.round(16 * 0.3) / 16);
+  assert.ok(byName.conv2d_1.live && !byName.logits.live, 'the blocked output layer has no group: its kernel sparsity stays');
+  // Nonzero before the prune step and growing: every grouped layer's sparsity rises from event to event.
+  for (let i = 1; i < seen.length; i++) for (const j of [0, 1, 2, 3]) assert.ok(seen[i][j] >= seen[i - 1][j], `layer ${j} at event ${i}`);
+  assert.ok(seen[0][3] > 0 && seen.at(-1)![3] > seen[0][3]);
+  // The heat map: one column per event, one row per group.
+  assert.deepEqual(view.sparsityHistory?.steps, [0, 10, 20, 30, 40, 50]);
+  assert.deepEqual(Object.keys(view.sparsityHistory!.groups).sort(), ['0', '1', '2']);
+  assert.equal(view.sparsityHistory!.groups['1'].at(-1), 0.5);
+  // It survives setState/getState (plain JSON).
+  assert.deepEqual(restoreState(JSON.parse(JSON.stringify(state))).views.r1.sparsityHistory, view.sparsityHistory);
+});
+
+test('the heat map stays bounded over a long run and always ends at the newest step', () => {
+  let history: SparsityHistory | undefined;
+  for (let step = 0; step < 1000; step++) history = appendSparsityColumn(history, step, { 7: { channels: 10, zero: step % 11 } });
+  assert.ok(history!.steps.length <= MAX_HEATMAP_STEPS, `${history!.steps.length} columns`);
+  assert.ok(history!.steps.length >= MAX_HEATMAP_STEPS / 2);
+  assert.equal(history!.steps.at(-1), 999);
+  assert.equal(history!.groups['7'].length, history!.steps.length);
+  assert.equal(history!.groups['7'].at(-1), (999 % 11) / 10);
+  assert.deepEqual([...history!.steps].sort((a, b) => a - b), history!.steps, 'columns stay in step order');
+});
+
+test('progress events give one session-wide progress and ETA; step ETAs stop counting; done and error clear it', () => {
+  const start = sessionUntilFinetune()[0];
+  let state = feed(initialState(), 'r1', [start, { type: 'progress', progress: 0, activity: 'measuring the dense model, 3 of 20 runs' }]);
+  let p = headerProgress(activeView(state), formatEta)!;
+  assert.deepEqual(p, { percent: 0, indeterminate: true, eta: '', activity: 'measuring the dense model, 3 of 20 runs' }, 'nothing known: words, no 0%');
+  state = feed(state, 'r1', [{ type: 'progress', progress: 0.434, etaMs: 90_000, activity: 'sparsity training, epoch 2 of 5' }]);
+  // A step's per-phase estimate ("0 s left" at the end of a phase) no longer moves the header.
+  state = feed(state, 'r1', [{ type: 'step', phase: 'train', epoch: 2, step: 3, stepsPerEpoch: 4, loss: 0.5, learningRate: 0.01, etaMs: 0, progress: 0.9 }]);
+  p = headerProgress(activeView(state), formatEta)!;
+  assert.equal(p.percent, 43);
+  assert.equal(p.eta, `${formatEta(90_000)} left`);
+  assert.equal(p.indeterminate, false);
+  assert.equal(p.activity, 'sparsity training, epoch 2 of 5');
+  // Out-of-range numbers are clamped; an ETA the engine dropped is gone, not stale.
+  state = feed(state, 'r1', [{ type: 'progress', progress: 1.7, activity: 'saving' }]);
+  assert.deepEqual(headerProgress(activeView(state), formatEta), { percent: 100, indeterminate: false, eta: '', activity: 'saving' });
+  const done = feed(state, 'r1', [DONE]);
+  assert.equal(headerProgress(activeView(done), formatEta), undefined, 'finished: no progress, no ETA');
+  assert.equal(activeView(done)!.etaMs, undefined);
+  assert.equal(activeView(done)!.activity, undefined);
+  const failed = feed(state, 'r1', [{ type: 'error', message: 'boom' }]);
+  assert.equal(headerProgress(activeView(failed), formatEta), undefined);
+  // Without progress events (older engines) the steps still drive it.
+  const old = feed(initialState(), 'r2', sessionUntilFinetune().slice(0, 8));
+  assert.equal(activeView(old)!.sessionProgress, undefined);
+  assert.ok(activeView(old)!.progress > 0);
+});
+
+test('400 layers: sort by every column, filter by status and name, and a virtual window of the visible rows', () => {
+  const layers = bigLayersEvent(400).layers;
+  const all = layerRows(layers, undefined);
+  assert.equal(all.length, 400);
+  assert.deepEqual(all.map((r) => r.index), layers.map((_, i) => i), 'model order by default');
+  const check = (column: LayerColumn, value: (r: LayerRow) => number | string | undefined, descending: boolean) => {
+    const rows = layerRows(layers, undefined, { column, descending });
+    const values = rows.map(value).filter((v) => v !== undefined);
+    const sorted = [...values].sort((a, b) => (typeof a === 'number' ? (a as number) - (b as number) : String(a).localeCompare(String(b), 'en', { numeric: true })));
+    assert.deepEqual(values, descending ? sorted.reverse() : sorted, `${column} ${descending ? 'descending' : 'ascending'}`);
+    return rows;
+  };
+  check('name', (r) => r.layer.name, false);
+  check('params', (r) => r.layer.params, true);
+  check('flops', (r) => r.layer.flops, true);
+  check('sparsity', (r) => r.sparsity, true);
+  check('kept', (r) => r.keptFraction, false);
+  const byLatency = check('latency', (r) => r.latencyMs, true);
+  assert.equal(byLatency.filter((r) => r.latencyMs !== undefined).length, 100);
+  assert.ok(byLatency.slice(100).every((r) => r.latencyMs === undefined), 'unmeasured layers last');
+  // Live sparsity sorts too: it replaces the kernel's.
+  const live = reduceRunView(emptyRunView('x'), bigSparsityEvent(400, 3)).sparsity;
+  const bySparsity = layerRows(layers, live, { column: 'sparsity', descending: true });
+  assert.equal(bySparsity.filter((r) => r.live).length, 360, 'every grouped layer reads its group');
+  assert.ok(bySparsity.every((r, i) => i === 0 || bySparsity[i - 1].sparsity >= r.sparsity));
+
+  const blocked = layerRows(layers, undefined, DEFAULT_LAYER_SORT, { status: 'blocked', query: '' });
+  assert.equal(blocked.length, 40);
+  assert.ok(blocked.every((r) => r.layer.status === 'blocked'));
+  const coupled = layerRows(layers, undefined, DEFAULT_LAYER_SORT, { status: 'coupled', query: '' });
+  assert.ok(coupled.length > 0 && coupled.every((r) => r.layer.status === 'coupled'));
+  const searched = layerRows(layers, undefined, DEFAULT_LAYER_SORT, { status: 'all', query: '  DEPTHWISE_39 ' });
+  assert.deepEqual(searched.map((r) => r.index), [39, 390, 391, 392, 393, 394, 395, 396, 397, 398, 399], 'case-insensitive, trimmed, in model order');
+
+  // The reducer keeps the choice; a second click on the same column flips it.
+  let state = reduce(initialState(), { type: 'ui/sortLayers', column: 'flops' });
+  assert.deepEqual(layerSortOf(state), { column: 'flops', descending: true });
+  state = reduce(state, { type: 'ui/sortLayers', column: 'flops' });
+  assert.deepEqual(layerSortOf(state), { column: 'flops', descending: false });
+  state = reduce(state, { type: 'ui/sortLayers', column: 'name' });
+  assert.deepEqual(layerSortOf(state), { column: 'name', descending: false });
+  state = reduce(state, { type: 'ui/filterLayers', query: 'conv' });
+  state = reduce(state, { type: 'ui/filterLayers', status: 'prunable' });
+  assert.deepEqual(layerFilterOf(state), { status: 'prunable', query: 'conv' });
+
+  // Virtualisation: 26 px rows in a 400 px viewport draw ~16 rows plus the overscan, never 400.
+  assert.deepEqual(visibleRange(400, 0, 400, 26, 6), { start: 0, end: 22 });
+  assert.deepEqual(visibleRange(400, 26 * 200, 400, 26, 6), { start: 194, end: 222 });
+  assert.deepEqual(visibleRange(400, 26 * 400, 400, 26, 6), { start: 393, end: 400 }, 'scrolled past the end');
+  assert.deepEqual(visibleRange(0, 0, 400, 26), { start: 0, end: 0 });
+  assert.deepEqual(visibleRange(3, 0, 400, 26, 6), { start: 0, end: 3 });
+});
+
+test('the runs table: results sortable by every column, dry runs, failures and runs in progress apart', () => {
+  const finished = (runId: string, method: string, flops: number, after: number, ms: number, startedAt: number, extra: Partial<RunInfo> = {}): RunInfo => run(runId, startedAt, {
+    method, status: 'done',
+    summary: {
+      ...DONE, method, after: { params: flops / 20, flops }, wallTimeMs: startedAt * 1000,
+      metric: { ...DONE.metric!, after },
+      latency: { ...DONE.latency!, after: { ...DONE.latency!.after, medianMs: ms, p25Ms: ms - 0.1, p75Ms: ms + 0.2 } },
+    },
+    ...extra,
+  });
+  const runs: RunInfo[] = [
+    finished('a', 'l1', 2_400_000, 0.981, 2.1, 1),
+    finished('b', 'dsp', 1_500_000, 0.978, 1.6, 2),
+    finished('c', 'goprune', 1_900_000, 0.9874, 1.9, 3),
+    finished('dry', 'l1', 2_000_000, 0.99, 2, 4, { dryRun: true }),
+    run('bad', 5, { status: 'error', error: 'Dataset folder not found' }),
+    run('stop', 6, { status: 'cancelled' }),
+    run('now', 7),
+  ];
+  const table = runsTable(runs, {});
+  assert.deepEqual(table.results.map((r) => r.run.runId), ['c', 'b', 'a'], 'newest first by default');
+  assert.deepEqual(table.dryRuns.map((r) => r.runId), ['dry']);
+  assert.deepEqual(table.failures.map((r) => r.runId), ['stop', 'bad']);
+  assert.deepEqual(table.running.map((r) => r.runId), ['now']);
+  const c = table.results[0];
+  assert.deepEqual([c.method, c.flops, c.params, c.latencyMs, c.latencyIqr, c.sizeBytes, c.metricName, c.metricBefore, c.metricAfterPruning, c.metricAfter, c.wallTimeMs],
+    ['goprune', 1_900_000, 95_000, 1.9, [1.9 - 0.1, 1.9 + 0.2], DONE.size!.after, 'top-1', 0.9912, 0.624, 0.9874, 3000]);
+  const order = (column: RunsColumn, descending: boolean) => runsTable(runs, {}, { column, descending }).results.map((r) => r.run.runId);
+  assert.deepEqual(order('flops', false), ['b', 'c', 'a']);
+  assert.deepEqual(order('latency', false), ['b', 'c', 'a']);
+  assert.deepEqual(order('metricAfter', true), ['c', 'a', 'b']);
+  assert.deepEqual(order('method', false), ['b', 'c', 'a']);
+  assert.deepEqual(order('wallTime', true), ['c', 'b', 'a']);
+  // The host's row wins where it sent one (target included); the start event's target otherwise.
+  const withRow: RunInfo = { ...runs[0], row: { method: 'l1', target: { flopsReduction: 0.5 }, params: { before: 1, after: 2 }, flops: { before: 3, after: 4 }, wallTimeMs: 5 } };
+  assert.deepEqual([runRow(withRow, undefined)!.target, runRow(withRow, undefined)!.flops], ['flopsReduction 50%', 4]);
+  assert.equal(targetText({ flops: 0.4 }), 'flops 40%');
+  let state = reduce(initialState(), { type: 'ui/sortRuns', column: 'latency' });
+  assert.deepEqual(runsSortOf(state), { column: 'latency', descending: true });
+  state = reduce(state, { type: 'ui/sortRuns', column: 'latency' });
+  assert.deepEqual(runsSortOf(state), { column: 'latency', descending: false });
+  // Pareto front: lower cost and better metric; MAE is better lower.
+  assert.deepEqual(paretoFront([{ x: 3, y: 0.9 }, { x: 1, y: 0.8 }, { x: 2, y: 0.7 }, { x: 4, y: 0.95 }]), [{ x: 1, y: 0.8 }, { x: 3, y: 0.9 }, { x: 4, y: 0.95 }]);
+  assert.deepEqual(paretoFront([{ x: 1, y: 0.3 }, { x: 2, y: 0.1 }, { x: 3, y: 0.2 }], false), [{ x: 1, y: 0.3 }, { x: 2, y: 0.1 }]);
+});

@@ -81,54 +81,6 @@ function redraw(chart: Chart, palette: Palette, last: { key?: string }): void {
   }
 }
 
-/** Stacked horizontal bars: channels kept (coloured by sparsity) and removed, one row per layer. */
-export class LayerChart {
-  readonly chart: Chart<'bar'>;
-  private details: string[] = [];
-  private selected = -1;
-  private readonly drawn: { key?: string } = {};
-
-  constructor(canvas: HTMLCanvasElement, onSelect: (layer: string) => void) {
-    this.chart = new Chart(canvas, {
-      type: 'bar',
-      data: { labels: [], datasets: [{ label: 'Kept', data: [] }, { label: 'Removed', data: [] }] },
-      options: {
-        ...(baseOptions() as ChartOptions<'bar'>),
-        indexAxis: 'y',
-        scales: {
-          x: { stacked: true, beginAtZero: true, title: { display: true, text: 'channels' } },
-          y: { stacked: true, ticks: { autoSkip: false } },
-        },
-        plugins: {
-          legend: { display: false },
-          tooltip: { callbacks: { afterBody: (items) => (items[0] ? this.details[items[0].dataIndex] ?? '' : '') } },
-        },
-        onClick: (_event, elements) => {
-          const index = elements[0]?.index;
-          const label = index === undefined ? undefined : this.chart.data.labels?.[index];
-          if (typeof label === 'string') onSelect(label);
-        },
-      },
-    });
-  }
-
-  update(layers: LayerStat[], selectedName: string | undefined, palette: Palette, colourBy: 'sparsity' | 'status'): void {
-    const bars = layerBars(layers, palette, colourBy);
-    this.details = bars.details;
-    this.selected = selectedName === undefined ? -1 : bars.labels.indexOf(selectedName);
-    const chart = this.chart;
-    chart.data.labels = bars.labels;
-    const [kept, removed] = chart.data.datasets;
-    kept.data = bars.kept;
-    kept.backgroundColor = bars.keptColors;
-    kept.borderColor = bars.labels.map((_, i) => (i === this.selected ? palette.foreground : 'transparent'));
-    kept.borderWidth = bars.labels.map((_, i) => (i === this.selected ? 2 : 0));
-    removed.data = bars.removed;
-    removed.backgroundColor = bars.removedColor;
-    redraw(chart, palette, this.drawn);
-  }
-}
-
 export class HistogramChart {
   readonly chart: Chart<'bar'>;
   private readonly drawn: { key?: string } = {};
@@ -263,14 +215,16 @@ export class ComparisonChart {
   readonly chart: Chart<'scatter', ScatterDatum[]>;
   private readonly drawn: { key?: string } = {};
 
-  constructor(canvas: HTMLCanvasElement, onOpen: (runId: string) => void) {
+  constructor(canvas: HTMLCanvasElement, onOpen: (runId: string) => void, xAxis: 'flops' | 'latency' = 'flops') {
+    const xTitle = xAxis === 'flops' ? 'FLOPs after pruning' : 'latency after pruning (ms, median)';
+    const xText = (v: number) => (xAxis === 'flops' ? `${formatCount(v)} FLOPs` : `${v.toPrecision(3)} ms`);
     this.chart = new Chart(canvas, {
       type: 'scatter',
       data: { datasets: [] },
       options: {
         ...(baseOptions() as ChartOptions<'scatter'>),
         scales: {
-          x: { type: 'linear', title: { display: true, text: 'FLOPs after pruning' }, ticks: { callback: (v) => formatCount(Number(v)) } },
+          x: { type: 'linear', title: { display: true, text: xTitle }, ticks: { callback: (v) => (xAxis === 'flops' ? formatCount(Number(v)) : Number(v).toPrecision(3)) } },
           y: { type: 'linear', title: { display: true, text: 'top-1 (%)' } },
         },
         plugins: {
@@ -280,7 +234,7 @@ export class ComparisonChart {
               label: (item) => {
                 const p = item.raw as ScatterDatum;
                 const percent = (this.chart.options.scales!.y as { title: { text: string } }).title.text.endsWith('(%)');
-                return `${item.dataset.label}: ${percent ? `${p.y.toFixed(2)}%` : p.y.toPrecision(4)} at ${formatCount(p.x)} FLOPs${p.runId ? ' (click for report)' : ''}`;
+                return `${item.dataset.label}: ${percent ? `${p.y.toFixed(2)}%` : p.y.toPrecision(4)} at ${xText(p.x)}${p.runId ? ' (click for report)' : ''}`;
               },
             },
           },
@@ -314,6 +268,19 @@ export class ComparisonChart {
       pointRadius: g.points.map((p) => (p.runId === activeRunId ? 6 : 4)),
       pointHoverRadius: 7,
     }));
+    if (data.front.length > 1) {
+      datasets.push({
+        label: 'Pareto front',
+        data: data.front,
+        showLine: true,
+        borderColor: withAlpha(palette.foreground, 0.55),
+        borderDash: [4, 3],
+        borderWidth: 1,
+        pointRadius: 0,
+        pointHoverRadius: 0,
+        backgroundColor: 'transparent',
+      });
+    }
     if (data.dense) {
       datasets.push({
         label: 'dense model',

@@ -4,18 +4,7 @@
  */
 import type { DoneEvent, LayerStat } from '../../src/protocol/events.js';
 import type { RunInfo, WebviewMessage } from '../../src/protocol/webview.js';
-import {
-  comparisonData,
-  curveData,
-  describeLayer,
-  layerColor,
-  methodColor,
-  normHistogram,
-  signalLines,
-  sparsityColor,
-  statusColor,
-  type Palette,
-} from '../charts-data.js';
+import { comparisonData, curveData, formatSignalValue, signalLines, type Palette } from '../charts-data.js';
 import {
   formatAccuracy, formatBytes, formatChange, formatCount, formatDuration, formatEta, formatMetricChange, formatMetricValue, formatMs, formatOnnxCheck,
   formatPointChange, formatRecovery,
@@ -24,16 +13,17 @@ import {
   activeRun,
   activeSummary,
   activeView,
+  headerProgress,
   onSyntheticData,
   runsOfConfig,
-  selectedLayerStat,
   sessionContext,
-  shownLayers,
   type PanelState,
   type RunError,
   type UiAction,
 } from '../state.js';
-import { ComparisonChart, CurvesChart, HistogramChart, LayerChart, SignalChart } from './charts.js';
+import { ComparisonChart, CurvesChart, SignalChart } from './charts.js';
+import { LayersView } from './layers.js';
+import { RunsView } from './runs.js';
 import { h, setAttr, setChildren, setText, show } from './dom.js';
 import { SensitivitySection } from './sensitivity.js';
 
@@ -63,7 +53,7 @@ export class PanelView {
   private readonly runs: RunsView;
   private readonly sensitivity: SensitivitySection;
   private readonly empty = h('p', { class: 'empty', 'data-testid': 'empty-state' },
-    'No pruning runs yet. Run \u201cPruneLens: Prune\u201d on a *.prune.json file, or analyse a model.json to see which layers can be pruned.');
+    'No pruning runs yet. Run \u201cPruneLens: Prune Model\u2026\u201d or \u201cPruneLens: Run Pruning Config\u201d on a *.prune.json file, or \u201cPruneLens: Analyze Model\u201d to see which layers can be pruned.');
 
   constructor(root: HTMLElement, ctx: PanelContext) {
     this.header = new HeaderView(ctx);
@@ -106,7 +96,7 @@ class HeaderView {
   /** What the run trains on and how: "Data: … · Objective: …". */
   private readonly context = h('div', { class: 'context-line note', 'data-testid': 'run-context' });
   private readonly progress = h('vscode-progress-bar', { 'data-testid': 'progress', max: 100, 'aria-label': 'Session progress' }) as HTMLElement & { value?: number };
-  private readonly cancel = h('vscode-button', { 'data-testid': 'cancel-button', title: 'Stop this run' }, 'Cancel');
+  private readonly cancel = h('vscode-button', { 'data-testid': 'cancel-button', title: 'Stop this run' }, 'Stop');
   private readonly rerun = h('vscode-button', { 'data-testid': 'rerun-button', secondary: true, title: 'Run the same config again' }, 'Rerun');
   private readonly report = h('vscode-button', { 'data-testid': 'report-button', secondary: true }, 'Open report');
   private readonly switchFocus = h('vscode-button', { 'data-testid': 'focus-button', secondary: true });
@@ -190,9 +180,15 @@ class HeaderView {
         parts.push(`epoch ${view.epoch.epoch}/${view.epoch.epochs}`);
       }
       if (view.phaseMessage) parts.push(view.phaseMessage);
+      const progress = headerProgress(view, formatEta);
+      // The engine's activity words say more than the phase name while it measures or loads.
+      if (progress?.activity) parts.push(progress.activity);
       setText(this.phase, parts.filter(Boolean).join(' \u00b7 '));
-      setText(this.eta, view.etaMs ? `${formatEta(view.etaMs)} left` : '');
-      this.progress.value = Math.round(view.progress * 100);
+      setText(this.eta, progress ? [progress.indeterminate ? '' : `${progress.percent}%`, progress.eta].filter(Boolean).join(' \u00b7 ') : '');
+      if (progress?.indeterminate) this.progress.setAttribute('indeterminate', '');
+      else this.progress.value = progress?.percent ?? 0;
+      setAttr(this.progress, 'data-percent', progress && !progress.indeterminate ? String(progress.percent) : undefined);
+      setAttr(this.progress, 'aria-valuetext', progress ? `${progress.indeterminate ? 'working' : `${progress.percent}%`}${progress.eta ? `, ${progress.eta}` : ''}${progress.activity ? `, ${progress.activity}` : ''}` : undefined);
     } else {
       const done = view?.done ?? run?.summary;
       setText(this.phase, done ? `Finished in ${formatDuration(done.wallTimeMs)} on ${done.backend}` : '');
@@ -202,7 +198,7 @@ class HeaderView {
     const contextText = [context.data && `Data: ${context.data}`, context.objective && `Objective: ${context.objective}`].filter(Boolean).join(' \u00b7 ');
     setText(this.context, contextText);
     show(this.context, contextText !== '');
-    show(this.progress, running);
+    show(this.progress, running && view !== undefined && !view.done && !view.error);
     show(this.cancel, running);
     show(this.rerun, !running && hasRun);
     show(this.report, status === 'done' && !view?.dryRun);
@@ -392,135 +388,6 @@ function section(heading: string, testId: string): { el: HTMLElement; body: HTML
   return { el, body };
 }
 
-class LayersView {
-  readonly el: HTMLElement;
-  private readonly totals = h('p', { class: 'totals', 'data-testid': 'layer-totals' });
-  private readonly chartBox = h('div', { class: 'chart-box', 'data-testid': 'layer-chart', 'data-bars': '[]' });
-  private readonly legend = h('div', { class: 'sparsity-legend', 'aria-hidden': 'true' });
-  private readonly list = h('ul', { class: 'layer-list', role: 'listbox', 'aria-label': 'Layers', 'data-testid': 'layer-list' });
-  private readonly histogramTitle = h('p', { class: 'chart-title', 'data-testid': 'histogram-title' });
-  private readonly histogramBox = h('div', { class: 'chart-box histogram', 'data-testid': 'histogram-chart' });
-  private readonly placeholder = h('p', { class: 'placeholder' }, 'Layer statistics appear once the session has analysed the model.');
-  private readonly chart: LayerChart;
-  private readonly histogram: HistogramChart;
-  private listKey = '';
-  private legendKey = '';
-  /** What the charts were last drawn from: step events re-render the panel, but leave the layers as they were. */
-  private drawn: { snapshot?: unknown; selected?: string; palette?: Palette; colourBy?: string } = {};
-
-  constructor(ctx: PanelContext) {
-    const s = section('Layers', 'layers');
-    this.el = s.el;
-    const canvas = h('canvas', { role: 'img', 'aria-label': 'Channels kept and removed per layer' });
-    const histCanvas = h('canvas', { role: 'img', 'aria-label': 'Histogram of channel group norms' });
-    this.chartBox.append(canvas);
-    this.histogramBox.append(histCanvas);
-    s.body.append(this.placeholder, this.totals, this.chartBox, this.legend, this.list, this.histogramTitle, this.histogramBox);
-    const select = (name: string) => ctx.dispatch({ type: 'ui/selectLayer', name });
-    this.chart = new LayerChart(canvas, select);
-    this.histogram = new HistogramChart(histCanvas);
-    this.list.addEventListener('click', (e) => {
-      const item = (e.target as Element).closest<HTMLElement>('[data-layer]');
-      if (item?.dataset.layer) select(item.dataset.layer);
-    });
-    this.list.addEventListener('keydown', (e) => {
-      const item = (e.target as Element).closest<HTMLElement>('[data-layer]');
-      if (item?.dataset.layer && (e.key === 'Enter' || e.key === ' ')) {
-        e.preventDefault();
-        select(item.dataset.layer);
-      }
-    });
-  }
-
-  render(state: PanelState, palette: Palette): void {
-    const snapshot = shownLayers(state);
-    const layers = snapshot?.layers ?? [];
-    const hasLayers = layers.length > 0;
-    const analysing = state.focus === 'analysis' && state.analysis !== undefined;
-    show(this.el, hasLayers || (analysing ? !state.analysis!.error : isLive(state)));
-    show(this.placeholder, !hasLayers);
-    for (const el of [this.totals, this.chartBox, this.legend, this.list]) show(el, hasLayers);
-    this.el.setAttribute('description', hasLayers ? `${layers.length} layers` : '');
-    if (!hasLayers) {
-      show(this.histogramTitle, false);
-      show(this.histogramBox, false);
-      return;
-    }
-    const colourBy = analysing ? 'status' : 'sparsity';
-    const selected = selectedLayerStat(state);
-    const drawn = this.drawn;
-    if (drawn.snapshot === snapshot && drawn.selected === selected?.name && drawn.palette === palette && drawn.colourBy === colourBy) return;
-    this.drawn = { snapshot, selected: selected?.name, palette, colourBy };
-    const t = snapshot!.totals;
-    setText(this.totals, analysing
-      ? `${formatCount(t.prunableChannels)} prunable channels \u00b7 ${formatCount(t.params)} params \u00b7 ${formatCount(t.flops)} FLOPs`
-      : `${formatCount(t.keptChannels)} of ${formatCount(t.prunableChannels)} prunable channels kept \u00b7 ${formatCount(t.params)} params \u00b7 ${formatCount(t.flops)} FLOPs` +
-        (t.zeroGroups ? ` \u00b7 ${formatCount(t.zeroGroups)} zero groups` : ''));
-
-    this.chartBox.style.height = `${Math.max(120, layers.length * 18 + 48)}px`;
-    this.chart.update(layers, selected?.name, palette, colourBy);
-    setAttr(this.chartBox, 'data-bars', JSON.stringify(layers.map((l) => l.kept)));
-    setAttr(this.chartBox, 'data-removed', JSON.stringify(layers.map((l) => l.channels - l.kept)));
-    setAttr(this.chartBox, 'data-step', `${snapshot!.phase}:${snapshot!.step}`);
-
-    this.renderLegend(palette, colourBy);
-    this.renderList(layers, selected?.name, palette, colourBy);
-
-    const histogram = normHistogram(selected);
-    show(this.histogramTitle, selected !== undefined);
-    setText(this.histogramTitle, histogram ? `Channel group norms \u00b7 ${histogram.layer}` : `No norm histogram for ${selected?.name ?? 'this layer'}`);
-    show(this.histogramBox, histogram !== undefined);
-    setAttr(this.histogramBox, 'data-layer', histogram?.layer);
-    setAttr(this.histogramBox, 'data-counts', histogram ? JSON.stringify(histogram.counts) : undefined);
-    this.histogram.update(histogram, selected ? layerColor(selected, palette, colourBy) : palette.blue, palette);
-  }
-
-  private renderLegend(palette: Palette, colourBy: 'sparsity' | 'status'): void {
-    const key = JSON.stringify([palette, colourBy]);
-    if (key === this.legendKey) return;
-    this.legendKey = key;
-    const swatch = (colour: string) => {
-      const el = h('span', { class: 'swatch' });
-      el.style.background = colour;
-      return el;
-    };
-    if (colourBy === 'status') {
-      setChildren(this.legend,
-        swatch(statusColor('prunable', palette)), h('span', {}, 'prunable'),
-        swatch(statusColor('coupled', palette)), h('span', {}, 'coupled'),
-        swatch(statusColor('blocked', palette)), h('span', {}, 'blocked'));
-      return;
-    }
-    const stops = [0, 0.25, 0.5, 0.75, 1].map((s) => swatch(sparsityColor(s, palette)));
-    const removed = h('span', { class: 'swatch removed-swatch' });
-    setChildren(this.legend, h('span', {}, 'sparsity 0%'), ...stops, h('span', {}, '100%'), removed, h('span', {}, 'removed'));
-  }
-
-  private renderList(layers: LayerStat[], selected: string | undefined, palette: Palette, colourBy: 'sparsity' | 'status'): void {
-    const key = JSON.stringify([layers.map((l) => [l.name, l.status, l.kept, l.channels, Math.round(l.sparsity * 1000), l.reason, l.group]), selected, palette, colourBy]);
-    if (key === this.listKey) return;
-    this.listKey = key;
-    setChildren(this.list, ...layers.map((l) => {
-      const swatch = h('span', { class: 'swatch' });
-      swatch.style.background = layerColor(l, palette, colourBy);
-      return h('li', {
-        class: `layer layer-${l.status}`,
-        role: 'option',
-        tabindex: 0,
-        'aria-selected': l.name === selected ? 'true' : 'false',
-        'data-layer': l.name,
-        'data-status': l.status,
-        title: l.reason ?? '',
-      },
-      swatch,
-      h('span', { class: 'layer-name' }, l.name),
-      h('span', { class: 'layer-type' }, l.type),
-      h('vscode-badge', { class: `status status-${l.status}` }, l.status),
-      h('span', { class: 'layer-detail' }, describeLayer(l)));
-    }));
-  }
-}
-
 class TrainingView {
   readonly el: HTMLElement;
   private readonly chartBox = h('div', { class: 'chart-box curves', 'data-testid': 'curves-chart' });
@@ -529,7 +396,9 @@ class TrainingView {
   private readonly syntheticNote = h('p', { class: 'note synthetic-note', 'data-testid': 'synthetic-note' },
     'Synthetic data: a pipeline check. Accuracy and metrics here are meaningless.');
   private readonly chart: CurvesChart;
-  private readonly signalCharts = new Map<string, { box: HTMLElement; value: HTMLElement; chart: SignalChart }>();
+  private readonly signalCharts = new Map<string, {
+    box: HTMLElement; value: HTMLElement; label: HTMLElement; explanation: HTMLElement; chartBox: HTMLElement; canvas: HTMLElement; chart: SignalChart;
+  }>();
 
   constructor() {
     const s = section('Training', 'training');
@@ -547,19 +416,19 @@ class TrainingView {
     const data = curveData(view.curves, view.model?.flops ?? view.done?.before.flops, view.valMetricName);
     const hasCurves = data.loss.length + data.stepLoss.length > 0;
     setAttr(this.chartBox, 'data-val-metric', data.valMetric ? `${data.valMetric.name}:${data.valMetric.points.length}` : undefined);
-    show(this.el, hasCurves || isLive(state!));
-    show(this.placeholder, !hasCurves);
+    show(this.el, hasCurves || Object.keys(view.signals).length > 0 || isLive(state!));
+    show(this.placeholder, !hasCurves && isLive(state!));
     show(this.syntheticNote, onSyntheticData(view, view.done));
     show(this.chartBox, hasCurves);
     setAttr(this.chartBox, 'data-epochs', String(view.epochCount));
     setAttr(this.chartBox, 'data-points', String(data.loss.length));
     setAttr(this.chartBox, 'data-steps', String(view.curves.stepLoss.seen));
     this.chart.update(data, palette);
-    this.renderSignals(view.signals, palette);
+    this.renderSignals(view.signals, view.method ?? view.done?.method, palette);
   }
 
-  private renderSignals(signals: Parameters<typeof signalLines>[0], palette: Palette): void {
-    const lines = signalLines(signals);
+  private renderSignals(signals: Parameters<typeof signalLines>[0], method: string | undefined, palette: Palette): void {
+    const lines = signalLines(signals, method);
     const names = new Set(lines.map((l) => l.name));
     for (const [name, entry] of this.signalCharts) {
       if (!names.has(name)) {
@@ -573,17 +442,29 @@ class TrainingView {
     lines.forEach((line, i) => {
       let entry = this.signalCharts.get(line.name);
       if (!entry) {
-        const canvas = h('canvas', { role: 'img', 'aria-label': `Method signal ${line.name}` });
+        const canvas = h('canvas', { role: 'img' });
         const value = h('span', { class: 'signal-value' });
+        const label = h('span', { class: 'signal-label' });
+        const explanation = h('p', { class: 'note signal-explanation' });
+        const chartBox = h('div', { class: 'chart-box signal-chart' }, canvas);
         const box = h('div', { class: 'signal', 'data-signal': line.name },
-          h('p', { class: 'chart-title' }, h('span', {}, line.name), ' ', value),
-          h('div', { class: 'chart-box signal-chart' }, canvas));
+          h('p', { class: 'chart-title' }, label, ' ', value), explanation, chartBox);
         this.signalsBox.append(box);
-        entry = { box, value, chart: new SignalChart(canvas) };
+        entry = { box, value, label, explanation, chartBox, canvas, chart: new SignalChart(canvas) };
         this.signalCharts.set(line.name, entry);
       }
-      setText(entry.value, line.latest === undefined ? '' : formatSignal(line.latest));
-      entry.chart.update(line.name, line.points, colours[i % colours.length], palette);
+      const valueText = line.latest === undefined ? '' : formatSignalValue(line.latest, line.unit);
+      setText(entry.label, line.label);
+      setText(entry.value, valueText + (line.unit && line.unit !== 'fraction' && line.unit !== 'channels' ? ` ${line.unit}` : line.unit === 'channels' ? ' channels' : ''));
+      setText(entry.explanation, line.explanation);
+      show(entry.explanation, line.explanation !== '');
+      setAttr(entry.box, 'title', line.explanation || undefined);
+      setAttr(entry.canvas, 'aria-label', `${line.label} over ${line.points.length} steps, now ${valueText}${line.unit ? ` (${line.unit})` : ''}`);
+      // One point is a value, not a chart.
+      const charted = line.points.length > 1;
+      show(entry.chartBox, charted);
+      setAttr(entry.box, 'data-points', String(line.points.length));
+      if (charted) entry.chart.update(line.label, line.points, colours[i % colours.length], palette);
     });
   }
 }
@@ -594,114 +475,60 @@ function basename(path: string): string {
   return parts[parts.length - 1] || path;
 }
 
-function formatSignal(v: number): string {
-  if (Number.isInteger(v)) return formatCount(v);
-  return Math.abs(v) >= 1e4 || Math.abs(v) < 1e-3 ? v.toExponential(2) : String(Number(v.toPrecision(4)));
-}
-
 class ComparisonView {
   readonly el: HTMLElement;
   private readonly chartBox = h('div', { class: 'chart-box comparison', 'data-testid': 'comparison-chart' });
-  private readonly placeholder = h('p', { class: 'placeholder' }, 'Finished runs of this config appear here as accuracy against FLOPs. Click a point to open its report.');
+  private readonly latencyTitle = h('p', { class: 'chart-title' }, 'Metric against latency');
+  private readonly latencyBox = h('div', { class: 'chart-box comparison', 'data-testid': 'comparison-latency-chart' });
+  private readonly placeholder = h('p', { class: 'placeholder' }, 'Finished runs of this config appear here as their metric against FLOPs and latency, with the Pareto front. Click a point to open its report.');
   private readonly syntheticNote = h('p', { class: 'note synthetic-note', 'data-testid': 'comparison-synthetic-note' },
     'Some of these runs measured accuracy on synthetic data: their accuracy is meaningless.');
   private readonly chart: ComparisonChart;
+  private readonly latencyChart: ComparisonChart;
+  private readonly canvas: HTMLElement;
+  private readonly latencyCanvas: HTMLElement;
   private key = '';
 
   constructor(ctx: PanelContext) {
     const s = section('Compare runs', 'comparison');
     this.el = s.el;
-    const canvas = h('canvas', { role: 'img', 'aria-label': 'Accuracy against FLOPs for every run of this config' });
-    this.chartBox.append(canvas);
-    s.body.append(this.syntheticNote, this.placeholder, this.chartBox);
-    this.chart = new ComparisonChart(canvas, (runId) => ctx.post({ type: 'openReport', runId }));
+    this.canvas = h('canvas', { role: 'img', 'aria-label': 'The metric against FLOPs for every run of this config; the runs table holds the numbers' });
+    this.latencyCanvas = h('canvas', { role: 'img', 'aria-label': 'The metric against latency for every run of this config; the runs table holds the numbers' });
+    this.chartBox.append(this.canvas);
+    this.latencyBox.append(this.latencyCanvas);
+    s.body.append(this.syntheticNote, this.placeholder, h('div', { class: 'comparison-charts' },
+      h('div', {}, h('p', { class: 'chart-title' }, 'Metric against FLOPs'), this.chartBox),
+      h('div', { class: 'latency-comparison' }, this.latencyTitle, this.latencyBox)));
+    const open = (runId: string) => ctx.post({ type: 'openReport', runId });
+    this.chart = new ComparisonChart(this.canvas as HTMLCanvasElement, open, 'flops');
+    this.latencyChart = new ComparisonChart(this.latencyCanvas as HTMLCanvasElement, open, 'latency');
   }
 
   render(state: PanelState, palette: Palette): void {
     const runs = runsOfConfig(state);
-    const data = comparisonData(runs, palette);
+    const data = comparisonData(runs, palette, 'flops');
+    const latency = comparisonData(runs, palette, 'latency');
     const points = data.groups.flatMap((g) => g.points);
+    const latencyPoints = latency.groups.flatMap((g) => g.points);
     show(this.el, state.focus === 'run' && (points.length > 0 || isLive(state)));
     show(this.placeholder, points.length === 0);
-    show(this.chartBox, points.length > 0);
+    show(this.chartBox.parentElement!, points.length > 0);
+    show(this.latencyBox.parentElement!, latencyPoints.length > 0);
     const plotted = new Set(points.map((p) => p.runId));
     show(this.syntheticNote, runs.some((r) => plotted.has(r.runId) && r.summary?.data?.synthetic));
     this.el.setAttribute('description', points.length ? `${points.length} run${points.length === 1 ? '' : 's'}` : '');
-    const key = JSON.stringify([data, state.activeRunId, palette]);
+    const key = JSON.stringify([data, latency, state.activeRunId, palette]);
     if (key === this.key) return; // rebuilding the datasets every live frame would reset hover
     this.key = key;
     setAttr(this.chartBox, 'data-points', JSON.stringify(points.map((p) => ({ runId: p.runId, method: p.method, flops: p.x, accuracy: p.y }))));
+    setAttr(this.chartBox, 'data-front', JSON.stringify(data.front));
+    setAttr(this.latencyBox, 'data-points', JSON.stringify(latencyPoints.map((p) => ({ runId: p.runId, method: p.method, latencyMs: p.x, accuracy: p.y }))));
+    setAttr(this.latencyBox, 'data-front', JSON.stringify(latency.front));
+    const describe = (what: string, d: typeof data, n: number) =>
+      `${d.axisTitle} against ${what} for ${n} run${n === 1 ? '' : 's'} of this config; ${d.front.length} on the Pareto front. The runs table holds the numbers.`;
+    setAttr(this.canvas, 'aria-label', describe('FLOPs', data, points.length));
+    setAttr(this.latencyCanvas, 'aria-label', describe('latency', latency, latencyPoints.length));
     this.chart.update(data, state.activeRunId, palette);
-  }
-}
-
-/** A finished run's metric after fine-tuning, by name ("top-1 98.74%", "MAE 0.1234"); "acc" for reports that gave only accuracy. */
-function runMetricText(s: DoneEvent): string {
-  const synthetic = s.data?.synthetic ? ' (synthetic data)' : '';
-  if (s.metric) return `${s.metric.name} ${formatMetricValue({ name: s.metric.name, value: s.metric.after })}${synthetic}`;
-  return s.accuracy ? `acc ${formatAccuracy(s.accuracy.after)}${synthetic}` : '';
-}
-
-class RunsView {
-  readonly el: HTMLElement;
-  private readonly list = h('ul', { class: 'runs-list', 'data-testid': 'runs-list', 'aria-label': 'Runs' });
-  private key = '';
-
-  constructor(ctx: PanelContext) {
-    const s = section('Runs', 'runs');
-    this.el = s.el;
-    s.body.append(this.list);
-    const select = (runId: string) => {
-      ctx.dispatch({ type: 'ui/selectRun', runId });
-      ctx.post({ type: 'selectRun', runId });
-    };
-    this.list.addEventListener('click', (e) => {
-      const target = e.target as Element;
-      const row = target.closest<HTMLElement>('[data-run-id]');
-      const runId = row?.dataset.runId;
-      if (!runId) return;
-      if (target.closest('[data-action="open-report"]')) ctx.post({ type: 'openReport', runId });
-      else select(runId);
-    });
-    this.list.addEventListener('keydown', (e) => {
-      const row = (e.target as Element).closest<HTMLElement>('.run-main');
-      const runId = row?.closest<HTMLElement>('[data-run-id]')?.dataset.runId;
-      if (runId && (e.key === 'Enter' || e.key === ' ')) {
-        e.preventDefault();
-        select(runId);
-      }
-    });
-  }
-
-  render(state: PanelState): void {
-    show(this.el, state.runs.length > 0);
-    const runs = [...state.runs].sort((a, b) => b.startedAt - a.startedAt);
-    const key = JSON.stringify([runs.map((r) => [r.runId, r.status, r.method, r.configPath, r.summary?.after, r.summary?.accuracy, r.summary?.metric, r.summary?.data?.synthetic, r.report]), state.activeRunId]);
-    if (key === this.key) return;
-    this.key = key;
-    this.el.setAttribute('description', String(runs.length));
-    setChildren(this.list, ...runs.map((run) => this.row(run, run.runId === state.activeRunId)));
-  }
-
-  private row(run: RunInfo, active: boolean): HTMLElement {
-    const s = run.summary;
-    const metrics = s
-      ? [`FLOPs ${formatChange(s.before.flops, s.after.flops)}`, runMetricText(s), s.latency ? `${s.latency.speedup.toFixed(2)}\u00d7` : '']
-          .filter(Boolean).join(' \u00b7 ')
-      : run.status === 'error' ? run.error ?? 'failed' : '';
-    const swatch = h('span', { class: 'swatch' });
-    swatch.style.background = methodColor(run.method);
-    const status = run.status === 'running'
-      ? h('vscode-progress-ring', { class: 'run-spinner', 'aria-label': 'running' })
-      : h('vscode-badge', { class: `status status-${run.status}` }, run.status);
-    const when = run.startedAt > 0 ? new Date(run.startedAt).toLocaleTimeString('en-US', { hour: '2-digit', minute: '2-digit' }) : '';
-    return h('li', { class: `run${active ? ' active' : ''}`, 'data-run-id': run.runId, 'data-status': run.status, 'aria-current': active ? 'true' : undefined },
-      h('div', { class: 'run-main', role: 'button', tabindex: 0, title: run.configPath },
-        status, swatch,
-        h('span', { class: 'run-method' }, run.method),
-        h('span', { class: 'run-config' }, basename(run.configPath || '')),
-        h('span', { class: 'run-time' }, when),
-        h('span', { class: 'run-metrics' }, metrics)),
-      ...(run.status === 'done' && !s?.dryRun ? [h('vscode-button', { secondary: true, 'data-action': 'open-report', title: 'Open the HTML report' }, 'Report')] : []));
+    this.latencyChart.update(latency, state.activeRunId, palette);
   }
 }
