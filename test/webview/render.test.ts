@@ -710,6 +710,12 @@ test('the runs table sorts by click and keyboard, keeps dry runs and failures ap
     assert.match(await text(page, '[data-signal="zeroGroups"] .signal-explanation'), /can exceed or fall short of the channels removed/);
     assert.ok(await page.isVisible('[data-signal="gap"] canvas'));
     assert.match(await text(page, '[data-signal="gap"] .chart-title'), /^Gap ‖W − U‖ \/ ‖W‖ 0\.25/);
+    // The result's output is a link that reveals it; the pruned model, the comparison and the config one click away.
+    assert.equal(await text(page, '[data-testid="output-link"]'), DONE.output);
+    assert.deepEqual(await postedBy(page, () => page.click('[data-testid="output-link"]')), [{ type: 'revealOutput', runId: 'r-go' }]);
+    assert.deepEqual(await postedBy(page, () => page.click('[data-testid="compare-with-original"]')), [{ type: 'compareWithOriginal', runId: 'r-go' }]);
+    assert.deepEqual(await postedBy(page, () => page.click('[data-testid="open-pruned-model"]')), [{ type: 'openPrunedModel', runId: 'r-go' }]);
+    assert.deepEqual(await postedBy(page, () => page.click('[data-testid="open-config"]')), [{ type: 'openConfig', runId: 'r-go' }]);
     await page.waitForTimeout(100);
     await page.screenshot({ path: join(RESULTS, 'webview-runs-editor.png'), fullPage: true });
     await page.setViewportSize({ width: 300, height: 1000 });

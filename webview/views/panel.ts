@@ -45,7 +45,7 @@ const PHASE_LABELS: Record<string, string> = {
 export class PanelView {
   private readonly header: HeaderView;
   private readonly banner = new BannerView();
-  private readonly summary = new SummaryView();
+  private readonly summary: SummaryView;
   private readonly analysis = new AnalysisCardView();
   private readonly layers: LayersView;
   private readonly training = new TrainingView();
@@ -57,6 +57,7 @@ export class PanelView {
 
   constructor(root: HTMLElement, ctx: PanelContext) {
     this.header = new HeaderView(ctx);
+    this.summary = new SummaryView(ctx);
     this.layers = new LayersView(ctx);
     this.comparison = new ComparisonView(ctx);
     this.runs = new RunsView(ctx);
@@ -77,7 +78,7 @@ export class PanelView {
     for (const el of [this.banner.el, this.summary.el, this.analysis.el, this.layers.el, this.training.el, this.comparison.el]) if (sensing) show(el, false);
     if (!sensing) {
       this.banner.render(state, analysing);
-      this.summary.render(analysing ? undefined : activeSummary(state));
+      this.summary.render(analysing ? undefined : activeSummary(state), state.activeRunId);
       this.analysis.render(analysing ? state : undefined);
       this.layers.render(state, palette);
       this.training.render(analysing ? undefined : state, palette);
@@ -251,14 +252,24 @@ function runError(run: RunInfo | undefined): RunError | undefined {
 class SummaryView {
   readonly el = h('section', { class: 'card summary-card', 'data-testid': 'summary-card', 'aria-label': 'Result' });
   private key = '';
+  private runId: string | undefined;
 
-  constructor() {
+  constructor(ctx: PanelContext) {
     this.el.hidden = true;
+    // The result's actions: the host reveals the output, analyses the pruned model, compares it, opens the config.
+    this.el.addEventListener('click', (e) => {
+      const action = (e.target as Element).closest<HTMLElement>('[data-result-action]')?.dataset.resultAction;
+      if (!action || !this.runId) return;
+      e.preventDefault();
+      const type = action as 'revealOutput' | 'openPrunedModel' | 'compareWithOriginal' | 'openConfig';
+      ctx.post({ type, runId: this.runId });
+    });
   }
 
-  render(summary: DoneEvent | undefined): void {
+  render(summary: DoneEvent | undefined, runId?: string): void {
     show(this.el, summary !== undefined);
-    const key = summary ? JSON.stringify(summary) : '';
+    this.runId = runId;
+    const key = summary ? JSON.stringify([summary, runId]) : '';
     if (!summary || key === this.key) return;
     this.key = key;
     const s = summary;
@@ -297,7 +308,6 @@ class SummaryView {
       : [];
     if (s.latency) notes.push(`latency: median of ${s.latency.after.runs} runs, batch ${s.latency.after.batchSize}, ${s.latency.runtime ?? s.latency.after.backend}`);
     if (s.onnx) notes.push(`checked in ${formatOnnxCheck(s.onnx)}`);
-    if (s.output) notes.push(`saved to ${basename(s.output)}`);
 
     this.el.dataset.summary = JSON.stringify({
       params: s.before.params !== undefined ? { before: s.before.params, after: s.after.params } : undefined,
@@ -319,7 +329,15 @@ class SummaryView {
       ...recovery,
       ...(synthetic ? [h('p', { class: 'note synthetic-note', 'data-testid': 'summary-synthetic' }, SYNTHETIC_SUMMARY_NOTE)] : []),
       h('p', { class: s.physicallyRemoved ? 'channels removed' : 'channels masked', 'data-testid': 'channels-removed' }, channels),
-      ...(notes.length ? [h('p', { class: 'note' }, notes.join(' \u00b7 '))] : []));
+      ...(s.output && !s.dryRun ? [h('p', { class: 'output-line' }, 'Saved to ',
+        h('a', { href: '#', class: 'output-link', 'data-result-action': 'revealOutput', 'data-testid': 'output-link', title: `Reveal ${s.output} in the explorer` }, s.output))] : []),
+      ...(notes.length ? [h('p', { class: 'note' }, notes.join(' \u00b7 '))] : []),
+      h('div', { class: 'actions result-actions' },
+        ...(s.output && !s.dryRun ? [
+          h('vscode-button', { secondary: true, 'data-result-action': 'openPrunedModel', 'data-testid': 'open-pruned-model', title: 'Analyse the pruned model' }, 'Open pruned model'),
+          h('vscode-button', { secondary: true, 'data-result-action': 'compareWithOriginal', 'data-testid': 'compare-with-original', title: 'The pruned model\u2019s layers beside the original\u2019s' }, 'Compare with original'),
+        ] : []),
+        h('vscode-button', { secondary: true, 'data-result-action': 'openConfig', 'data-testid': 'open-config', title: 'Open the config this run used' }, 'Open config')));
   }
 }
 
