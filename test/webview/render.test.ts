@@ -636,6 +636,20 @@ test('a 400-layer network: the layer view renders in under 100 ms, sorts, filter
     assert.ok(await page.isVisible('[data-testid="layer-chart"] .layer-head-latency'));
     assert.ok(await page.locator('[data-testid="layer-list"] li .layer-latency').first().isVisible());
     await page.screenshot({ path: join(RESULTS, 'webview-layers-400-editor.png'), fullPage: false });
+    // Light Modern: the bars, the heat map and the text follow the theme's variables.
+    await page.evaluate(() => {
+      const light: Record<string, string> = {
+        '--vscode-foreground': '#3b3b3b', '--vscode-descriptionForeground': '#717171', '--vscode-sideBar-background': '#f8f8f8',
+        '--vscode-editor-background': '#ffffff', '--vscode-widget-border': '#e5e5e5', '--vscode-charts-blue': '#1a85ff',
+        '--vscode-charts-yellow': '#bf8803', '--vscode-charts-red': '#e51400', '--vscode-charts-green': '#388a34',
+        '--vscode-list-hoverBackground': '#f2f2f2', '--vscode-list-inactiveSelectionBackground': '#e4e6f1', '--vscode-input-background': '#ffffff',
+      };
+      for (const [k, v] of Object.entries(light)) document.documentElement.style.setProperty(k, v);
+      document.body.style.background = '#f8f8f8';
+      document.body.classList.replace('vscode-dark', 'vscode-light');
+    });
+    await page.waitForTimeout(200);
+    await page.screenshot({ path: join(RESULTS, 'webview-layers-400-light.png'), fullPage: false });
     await page.setViewportSize({ width: 300, height: 900 });
     assert.ok(await page.isHidden('[data-testid="layer-chart"] .layer-head-latency'), 'the sidebar keeps name, bar and sparsity');
 

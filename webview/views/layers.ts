@@ -282,8 +282,9 @@ export class LayersView {
     swatch,
     h('span', { class: 'layer-name' }, h('span', { class: 'layer-name-text' }, l.name), ' ', h('span', { class: 'layer-type' }, l.type)),
     barCell,
-    h('span', { class: `layer-sparsity${r.live ? ' live' : ''}`, title: r.live ? 'Channels at zero under the method\u2019s criterion, now' : 'Zero weights in the kernel' },
-      l.status === 'blocked' ? '' : formatPercent(r.sparsity)),
+    // A blocked layer's reason spans the bar and sparsity columns.
+    ...(l.status === 'blocked' ? [] : [h('span', { class: `layer-sparsity${r.live ? ' live' : ''}`, title: r.live ? 'Channels at zero under the method\u2019s criterion, now' : 'Zero weights in the kernel' },
+      formatPercent(r.sparsity))]),
     h('span', { class: 'layer-num layer-params' }, formatCount(l.params)),
     h('span', { class: 'layer-num layer-flops' }, formatCount(l.flops)),
     h('span', { class: 'layer-num layer-latency' }, r.latencyMs !== undefined ? formatMs(r.latencyMs) : '\u2014'),
