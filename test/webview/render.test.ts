@@ -730,6 +730,7 @@ test('the runs table sorts by click and keyboard, keeps dry runs and failures ap
     assert.deepEqual(await postedBy(page, () => page.click('[data-testid="compare-with-original"]')), [{ type: 'compareWithOriginal', runId: 'r-go' }]);
     assert.deepEqual(await postedBy(page, () => page.click('[data-testid="open-pruned-model"]')), [{ type: 'openPrunedModel', runId: 'r-go' }]);
     assert.deepEqual(await postedBy(page, () => page.click('[data-testid="open-config"]')), [{ type: 'openConfig', runId: 'r-go' }]);
+    assert.deepEqual(await postedBy(page, () => page.click('[data-testid="open-in-editor-button"]')), [{ type: 'openInEditor', runId: 'r-go' }]);
     await page.waitForTimeout(100);
     await page.screenshot({ path: join(RESULTS, 'webview-runs-editor.png'), fullPage: true });
     await page.setViewportSize({ width: 300, height: 1000 });

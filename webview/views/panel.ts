@@ -102,6 +102,7 @@ class HeaderView {
   private readonly report = h('vscode-button', { 'data-testid': 'report-button', secondary: true }, 'Open report');
   private readonly switchFocus = h('vscode-button', { 'data-testid': 'focus-button', secondary: true });
   private readonly sensitivityFocus = h('vscode-button', { 'data-testid': 'sensitivity-focus-button', secondary: true }, 'Show sensitivity');
+  private readonly openInEditor = h('vscode-button', { 'data-testid': 'open-in-editor-button', secondary: true, title: 'Show this session full width in the editor area' }, 'Open in editor');
   private runId: string | undefined;
   private target: 'run' | 'analysis' = 'run';
 
@@ -111,7 +112,8 @@ class HeaderView {
       h('div', { class: 'phase-line' }, this.phase, this.eta),
       this.context,
       this.progress,
-      h('div', { class: 'actions' }, this.cancel, this.rerun, this.report, this.switchFocus, this.sensitivityFocus));
+      h('div', { class: 'actions' }, this.cancel, this.rerun, this.report, this.openInEditor, this.switchFocus, this.sensitivityFocus));
+    this.openInEditor.addEventListener('click', () => this.runId && ctx.post({ type: 'openInEditor', runId: this.runId }));
     this.sensitivityFocus.addEventListener('click', () => ctx.dispatch({ type: 'ui/focus', focus: 'sensitivity' }));
     this.cancel.addEventListener('click', () => this.runId && ctx.post({ type: 'cancelRun', runId: this.runId }));
     this.rerun.addEventListener('click', () => this.runId && ctx.post({ type: 'rerun', runId: this.runId }));
@@ -147,7 +149,7 @@ class HeaderView {
         this.progress.removeAttribute('indeterminate');
         this.progress.value = Math.round((measured / total) * 100);
       } else this.progress.setAttribute('indeterminate', '');
-      for (const b of [this.cancel, this.rerun, this.report]) show(b, false);
+      for (const b of [this.cancel, this.rerun, this.report, this.openInEditor]) show(b, false);
       return;
     }
 
@@ -162,7 +164,7 @@ class HeaderView {
       show(this.context, false);
       show(this.progress, !a.done && !a.error);
       this.progress.setAttribute('indeterminate', '');
-      for (const b of [this.cancel, this.rerun, this.report]) show(b, false);
+      for (const b of [this.cancel, this.rerun, this.report, this.openInEditor]) show(b, false);
       return;
     }
 
@@ -203,6 +205,8 @@ class HeaderView {
     show(this.cancel, running);
     show(this.rerun, !running && hasRun);
     show(this.report, status === 'done' && !view?.dryRun);
+    // Only the sidebar offers the editor tab (the host marks where the page shows on its body).
+    show(this.openInEditor, hasRun && document.body.dataset.placement !== 'editor');
   }
 }
 
