@@ -244,7 +244,10 @@ async function resultOf(ctx: Ctx, arg: unknown): Promise<RunResult | undefined> 
   if (typeof arg === 'string' && arg.startsWith('report:')) return resultOfReport(arg.slice('report:'.length));
   if (typeof arg === 'string') {
     const run = ctx.store.get(arg);
-    return run && { output: run.output, report: run.report, configPath: run.configPath };
+    // The panel shows a result from the done event, a moment before the run's record is updated.
+    const done = ctx.store.eventsOf(arg).find((e) => e.type === 'done');
+    const fromEvent = done?.type === 'done' ? { output: done.output, report: done.report } : {};
+    return run && { output: run.output ?? fromEvent.output, report: run.report ?? fromEvent.report, configPath: run.configPath };
   }
   if (arg instanceof vscode.Uri) {
     if (path.basename(arg.fsPath) === 'pruning-report.json') return resultOfReport(arg.fsPath);

@@ -369,10 +369,15 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     const last = nonzero[nonzero.length - 1];
     const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
     console.log(`  ui: MobileNetV2 GoPrune: ${groups} groups${layerCount ? ` (${layerCount})` : ''}; sparsity at ${first.step} mean ${mean(first.values).toFixed(3)} → at ${last.step} mean ${mean(last.values).toFixed(3)}, ${distinct.size} distinct states in ${((last.at - first.at) / 1000).toFixed(1)} s; status bar "${statusWhileRunning}"`);
-    // The output link: the done message's Reveal in Explorer selects the pruned model (the command, should the toast have gone).
+    // The output link in the result card reveals the pruned model in the explorer; the done message names it too.
     const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Saved to out/mobilenet-goprune/model.json' }).first();
-    if (await toast.waitFor({ timeout: 20000 }).then(() => true, () => false)) {
-      await page.screenshot({ path: join(resultsDir, 'issue19-goprune-done-sidebar-dark.png') });
+    const toastShown = await toast.waitFor({ timeout: 20000 }).then(() => true, () => false);
+    await page.screenshot({ path: join(resultsDir, 'issue19-goprune-done-sidebar-dark.png') });
+    const outputLink = sidebar.locator('[data-testid="summary-card"] [data-testid="output-link"]');
+    if (await outputLink.count()) {
+      await outputLink.click();
+    } else if (toastShown) {
+      console.log('  ui: no output link in the result card; Reveal in Explorer from the done message');
       await toast.locator('.monaco-button', { hasText: 'Reveal in Explorer' }).click();
     } else {
       console.log('  ui: the done message was gone; revealing through the command');
