@@ -413,6 +413,8 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
       if (Date.now() > end) throw new Error('the L1 variant wrote no report');
       await page.waitForTimeout(500);
     }
+    // Only the session panel in the editor area (the report editor lists its one run).
+    await runCommand(page, 'View: Close All Editors');
     await runCommand(page, 'PruneLens: Open Session in Editor');
     const session = await frameWithPlacement(page, 'editor', '[data-testid="runs-table"]');
     const rows = session.locator('[data-testid="runs-table"] tbody tr');
