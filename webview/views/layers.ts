@@ -29,6 +29,8 @@ import { h, setAttr, setChildren, setText, show } from './dom.js';
 
 /** Fixed row height (px) the virtual list positions rows by; media/panel.css gives `.layer` the same. */
 export const LAYER_ROW_HEIGHT = 26;
+/** Up to this many rows all are in the DOM (cheap, and every row findable); beyond it only the viewport's. */
+export const VIRTUALISE_ABOVE = 80;
 /** Viewport height used before the list has been laid out (hidden section). */
 const FALLBACK_VIEWPORT = 420;
 
@@ -232,7 +234,9 @@ export class LayersView {
     const palette = this.palette;
     if (!palette) return;
     const height = this.viewportHeight || FALLBACK_VIEWPORT;
-    const { start, end } = visibleRange(this.rows.length, this.viewport.scrollTop, height, LAYER_ROW_HEIGHT);
+    const { start, end } = this.rows.length <= VIRTUALISE_ABOVE
+      ? { start: 0, end: this.rows.length }
+      : visibleRange(this.rows.length, this.viewport.scrollTop, height, LAYER_ROW_HEIGHT);
     const key = `${start}:${end}:${this.cursor}`;
     if (key === this.windowKey) return;
     this.windowKey = key;
