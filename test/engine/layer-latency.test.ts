@@ -201,3 +201,18 @@ test('a session reports per-layer latency before and after, the efficiency, and 
     assert.ok(row.msBefore >= 0 && row.msAfter >= 0);
   }
 });
+
+test('timing layers alone leaves no tensors behind, a ReLU6 (which leaks one per call outside a model) included', async () => {
+  await tf.setBackend('cpu');
+  clearLayerLatencyCache();
+  const input = tf.input({ shape: [8, 8, 4], name: 'input' });
+  const conv = tf.layers.conv2d({ name: 'conv', filters: 8, kernelSize: 3, padding: 'same' }).apply(input) as tf.SymbolicTensor;
+  const relu6 = tf.layers.reLU({ name: 'relu6', maxValue: 6 }).apply(conv) as tf.SymbolicTensor;
+  const pool = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(relu6) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: tf.layers.dense({ name: 'out', units: 3 }).apply(pool) as tf.SymbolicTensor });
+  const before = tf.memory().numTensors;
+  const result = await measureLayerLatency(model, { batchSize: 2, runs: 3 });
+  assert.ok(!('skipped' in result) && 'relu6' in result.layers);
+  assert.equal(tf.memory().numTensors, before);
+  model.dispose();
+});

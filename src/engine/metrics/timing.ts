@@ -8,7 +8,8 @@ import type { LatencySummary } from '../../protocol/events.js';
 export async function timeForward(forward: () => tf.Tensor | tf.Tensor[], warmup: number, runs: number, onRun?: (done: number, runs: number) => void): Promise<{ medianMs: number; p25Ms: number; p75Ms: number }> {
   const once = () => {
     const start = performance.now();
-    const out = forward();
+    // Inside tidy: a layer applied alone can leave tensors a model run would dispose (tfjs ReLU with maxValue leaks one per call).
+    const out = tf.tidy(forward);
     for (const t of Array.isArray(out) ? out : [out]) t.dataSync();
     const elapsed = performance.now() - start;
     tf.dispose(out);
