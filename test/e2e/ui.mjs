@@ -353,7 +353,8 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     const status = page.locator('.part.statusbar .statusbar-item', { hasText: /PruneLens GoPrune \d+%/ }).first();
     await status.waitFor({ timeout: 120000 });
     const statusWhileRunning = (await status.innerText()).trim();
-    await activityBarItem(page, 'PruneLens').click();
+    // The command, not the activity bar: the session has revealed the panel, and clicking its entry would hide the sidebar.
+    await runCommand(page, 'PruneLens: Show Session Panel');
     const summary = sidebar.locator('[data-testid="summary-card"]');
     // A screenshot mid-run, once the method's sparsity shows.
     await sidebar.locator('[data-testid="layer-chart"][data-sparsity-step^="train:"]').waitFor({ timeout: SESSION_TIMEOUT * 3 }).catch(() => {});
@@ -439,7 +440,7 @@ async function lightThemeScreenshots(page, resultsDir) {
     await page.waitForTimeout(1500);
     await page.screenshot({ path: join(resultsDir, 'issue19-runs-editor-light.png') });
     await runCommand(page, 'View: Close All Editors');
-    await activityBarItem(page, 'PruneLens').click();
+    await runCommand(page, 'PruneLens: Show Session Panel');
     await page.waitForTimeout(1200);
     await page.screenshot({ path: join(resultsDir, 'issue19-sidebar-light.png') });
     await runCommand(page, 'PruneLens: Open Pruning Report');
