@@ -166,7 +166,9 @@ function layersEventOf(report: ReportFile, side: 'before' | 'after'): LayersEven
     params: side === 'before' ? l.paramsBefore : l.paramsAfter,
     flops: side === 'before' ? l.flopsBefore : l.flopsAfter,
   }));
-  const prunable = layers.filter((l) => l.status !== 'blocked');
+  // A channel group's coupled layers share their channels: each group counts once, by its first layer.
+  const seenGroups = new Set<number>();
+  const prunable = layers.filter((l) => l.status !== 'blocked' && (l.group === undefined || (!seenGroups.has(l.group) && !!seenGroups.add(l.group))));
   return {
     type: 'layers',
     phase: side === 'before' ? 'load' : 'prune',

@@ -50,6 +50,8 @@ test('a report file reads back as the run that wrote it, with both layer lists a
   assert.deepEqual(run.row!.flops, { before: done.before.flops, after: done.after.flops });
   const [before, after] = events.filter((e): e is LayersEvent => e.type === 'layers');
   assert.equal(before.totals.keptChannels, before.totals.prunableChannels);
+  const groups = new Map(before.layers.filter((l) => l.status !== 'blocked' && l.group !== undefined).map((l) => [l.group, l.channels]));
+  assert.equal(before.totals.prunableChannels, [...groups.values()].reduce((a, b) => a + b, 0), 'coupled layers count their group once');
   assert.ok(after.totals.keptChannels < before.totals.keptChannels);
   assert.equal(events.at(-1)!.type, 'done');
 
