@@ -339,7 +339,9 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
         const values = chart?.getAttribute('data-sparsity');
         const step = chart?.getAttribute('data-sparsity-step') ?? '';
         const last = seen[seen.length - 1];
-        if (values && (!last || last.values !== values || last.step !== step)) seen.push({ at: Date.now(), step, values, summary: !!document.querySelector('[data-testid="summary-card"]') });
+        // The result card is always in the DOM, hidden until the run is done: only a shown one counts.
+        const summary = !!document.querySelector('[data-testid="summary-card"]:not([hidden])');
+        if (values && (!last || last.values !== values || last.step !== step)) seen.push({ at: Date.now(), step, values, summary });
       };
       new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-sparsity', 'data-sparsity-step'] });
     });
@@ -365,7 +367,7 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     const during = seen.filter((s) => s.step.startsWith('train:') && !s.summary).map((s) => ({ ...s, values: JSON.parse(s.values) }));
     const nonzero = during.filter((s) => s.values.some((v) => v > 0));
     const distinct = new Set(nonzero.map((s) => JSON.stringify(s.values)));
-    if (nonzero.length < 2 || distinct.size < 2) throw new Error(`the layer view's sparsity during GoPrune's training: ${JSON.stringify(during.map((s) => [s.step, Math.max(...s.values)]))}`);
+    if (nonzero.length < 2 || distinct.size < 2) throw new Error(`the layer view's sparsity during GoPrune's training: ${JSON.stringify(during.map((s) => [s.step, Math.max(...s.values)]))} (of ${seen.length} states seen: ${JSON.stringify(seen.slice(-8).map((s) => [s.step, s.summary]))})`);
     const first = nonzero[0];
     const last = nonzero[nonzero.length - 1];
     const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
@@ -418,11 +420,18 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     await runCommand(page, 'View: Close All Editors');
     await runCommand(page, 'PruneLens: Open Session in Editor');
     const session = await frameWithPlacement(page, 'editor', '[data-testid="runs-table"]');
+    // A fresh session editor replays the last analysis, which takes its focus: the runs are the run's view.
+    const showRun = session.locator('[data-testid="focus-button"]', { hasText: 'Show run' });
+    if (await showRun.isVisible()) await showRun.click();
     const rows = session.locator('[data-testid="runs-table"] tbody tr');
     await rows.nth(1).waitFor({ timeout: 60000 });
-    const texts = await rows.evaluateAll((trs) => trs.map((tr) => tr.textContent.replace(/\s+/g, ' ').trim()));
+    // Cell by cell: a row's textContent runs its cells together ("l1flopsReduction 30%…").
+    const texts = await rows.evaluateAll((trs) => trs.map((tr) => [...tr.children].map((cell) => cell.textContent.replace(/\s+/g, ' ').trim()).join(' | ')));
     if (texts.length < 2 || !texts.some((t) => /goprune/i.test(t)) || !texts.some((t) => /\bl1\b/i.test(t))) throw new Error(`runs table: ${JSON.stringify(texts)}`);
     console.log(`  ui: runs table: ${texts.length} rows: ${texts.map((t) => t.slice(0, 60)).join(' | ')}`);
+    // The table in sight, no done message over it.
+    await runCommand(page, 'Notifications: Clear All Notifications');
+    await session.locator('[data-testid="runs-table"]').scrollIntoViewIfNeeded();
     await page.waitForTimeout(800);
     await page.screenshot({ path: join(resultsDir, 'issue19-runs-editor-dark.png') });
 
