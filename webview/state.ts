@@ -295,7 +295,7 @@ export function reduce(state: PanelState, action: PanelAction): PanelState {
     case 'engineEvent':
       return applyRunEvent(state, action.runId, action.event, true);
     case 'analysis':
-      return applyAnalysisEvent(state, action.modelPath, action.event);
+      return applyAnalysisEvent(state, action.modelPath, action.event, action.replay === true);
     case 'ui/selectRun':
       return { ...state, activeRunId: action.runId, focus: 'run' };
     case 'ui/selectLayer':
@@ -303,7 +303,7 @@ export function reduce(state: PanelState, action: PanelAction): PanelState {
     case 'ui/focus':
       return { ...state, focus: action.focus };
     case 'sensitivity':
-      return applySensitivityEvent(state, action.analysisId, action.configPath, action.event);
+      return applySensitivityEvent(state, action.analysisId, action.configPath, action.event, action.replay === true);
     case 'ui/sortSensitivity': {
       const current = sensitivitySortOf(state);
       // Numbers read most-first, names alphabetically, on the first click.
@@ -530,10 +530,10 @@ export function appendSparsityColumn(history: SparsityHistory | undefined, step:
   return { steps, groups: rows, stride, seen: index + 1, provisional: index % h.stride !== 0 };
 }
 
-function applyAnalysisEvent(state: PanelState, modelPath: string, event: EngineEvent): PanelState {
+function applyAnalysisEvent(state: PanelState, modelPath: string, event: EngineEvent, replayed: boolean): PanelState {
   const fresh = event.type === 'start' || !state.analysis || state.analysis.modelPath !== modelPath;
-  // The host replays the last analysis after a reload; that must not take the focus from a run.
-  const replay = event.type === 'start' && state.analysis?.sessionId === event.sessionId && state.analysis.modelPath === modelPath;
+  // The host replays the last analysis to a (re)loaded panel, a new editor-area panel too: that must not take the focus from a run.
+  const replay = replayed || (event.type === 'start' && state.analysis?.sessionId === event.sessionId && state.analysis.modelPath === modelPath);
   const current: AnalysisView = fresh ? { modelPath, warnings: [] } : state.analysis!;
   let analysis: AnalysisView = current;
   switch (event.type) {
@@ -555,13 +555,13 @@ function applyAnalysisEvent(state: PanelState, modelPath: string, event: EngineE
     default:
       break;
   }
-  return { ...state, analysis, focus: fresh && !replay ? 'analysis' : state.focus };
+  return { ...state, analysis, focus: fresh && (!replay || state.runs.length === 0) ? 'analysis' : state.focus };
 }
 
-function applySensitivityEvent(state: PanelState, analysisId: string, configPath: string, event: EngineEvent): PanelState {
+function applySensitivityEvent(state: PanelState, analysisId: string, configPath: string, event: EngineEvent, replayed: boolean): PanelState {
   const current = state.sensitivity?.analysisId === analysisId ? state.sensitivity : undefined;
-  // The host replays the last analysis to a reloaded panel: that must not take the focus from a run.
-  const replay = event.type === 'sensitivityStart' && current !== undefined;
+  // The host replays the last analysis to a (re)loaded panel: that must not take the focus from a run.
+  const replay = replayed || (event.type === 'sensitivityStart' && current !== undefined);
   let view: SensitivityView;
   switch (event.type) {
     case 'sensitivityStart':
@@ -598,7 +598,7 @@ function applySensitivityEvent(state: PanelState, analysisId: string, configPath
   }
   // A new analysis takes the panel's focus; its later events leave it where the user put it.
   const fresh = current === undefined || (event.type === 'sensitivityStart' && !replay);
-  return { ...state, sensitivity: view, focus: fresh && !replay ? 'sensitivity' : state.focus };
+  return { ...state, sensitivity: view, focus: fresh && (!replay || state.runs.length === 0) ? 'sensitivity' : state.focus };
 }
 
 // ---- selectors ----

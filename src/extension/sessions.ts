@@ -294,7 +294,7 @@ export class SessionManager implements vscode.Disposable {
     const runs = this.host.store.all();
     const current = this.activeRuns().pop() ?? [...runs].sort((a, b) => b.startedAt - a.startedAt)[0];
     const events = current ? this.host.store.eventsOf(current.runId).map((event) => ({ runId: current.runId, event })) : [];
-    return [{ type: 'snapshot', runs, activeRunId: current?.runId, events }, ...this.lastAnalysis, ...this.lastSensitivity];
+    return [{ type: 'snapshot', runs, activeRunId: current?.runId, events }, ...[...this.lastAnalysis, ...this.lastSensitivity].map((m) => ({ ...m, replay: true }) as HostMessage)];
   }
 
   private onEngineEvent(session: ActiveSession, event: EngineEvent): void {

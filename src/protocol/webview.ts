@@ -70,9 +70,10 @@ export type HostMessage =
     /** A report opened in the editor area: its file, and the pruned model's layers beside the original's. */
     report?: { file: string; comparison: LayerComparisonRow[] };
   }
-  | { type: 'analysis'; modelPath: string; event: EngineEvent }
+  /** `replay`: sent again to a (re)loaded panel after the snapshot; it fills the view without taking the focus from a run. */
+  | { type: 'analysis'; modelPath: string; event: EngineEvent; replay?: boolean }
   /** A sensitivity analysis of a config's model (one id per analysis): its `sensitivityStart`, points, `sensitivityDone` or `error`. */
-  | { type: 'sensitivity'; analysisId: string; configPath: string; event: EngineEvent };
+  | { type: 'sensitivity'; analysisId: string; configPath: string; event: EngineEvent; replay?: boolean };
 
 /** Webview → host. */
 export type WebviewMessage =

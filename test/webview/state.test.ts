@@ -310,6 +310,16 @@ test('the host replaying the same analysis after a reload does not take the focu
   assert.equal(again.focus, 'analysis');
 });
 
+test('a new panel (an editor-area one too) fed the snapshot of a run and then the replayed last analysis keeps the run in focus; with no runs the analysis shows', () => {
+  const runs = feed(initialState(), 'r1', fullSession()).runs;
+  const replayAnalysis = (s: PanelState) => analysisEvents().reduce((acc, event) => reduce(acc, { type: 'analysis', modelPath: '/w/model.json', event, replay: true }), s);
+  const withRun = replayAnalysis(reduce(initialState(), { type: 'snapshot', runs, activeRunId: 'r1', events: [] }));
+  assert.equal(withRun.focus, 'run');
+  assert.equal(withRun.analysis?.layers?.layers.length, 5, 'the analysis is there to switch to');
+  const alone = replayAnalysis(reduce(initialState(), { type: 'snapshot', runs: [], events: [] }));
+  assert.equal(alone.focus, 'analysis');
+});
+
 // ---- sensitivity ----
 
 function sensitivityStream(analysisId: string, events: EngineEvent[]): PanelAction[] {
