@@ -309,7 +309,7 @@ function humanPrinter(): (e: EngineEvent) => void {
       case 'signal': {
         const info = signalInfo(e.method, e.name);
         const value = Number.isInteger(e.value) ? String(e.value) : e.value.toPrecision(4);
-        if (e.step % 1 === 0) console.log(`  ${e.method} ${info ? info.label : e.name} @${e.step}: ${value}${info ? ` ${info.unit}` : ''}`);
+        console.log(`  ${e.method} ${info ? info.label : e.name} @${e.step}: ${value}${info ? ` ${info.unit}` : ''}`);
         break;
       }
       case 'warning':
