@@ -176,9 +176,11 @@ test('a session with a latency target reports the predicted and the measured red
   const report = JSON.parse(readFileSync(join(config.output, 'pruning-report.json'), 'utf8')) as PruningReport;
   const target = report.latencyTarget!;
   assert.equal(target.goal, 0.3);
-  // Within 2 points of the goal, or as far as the layers that pruning narrows allow, with a warning that says so.
-  const unreachable = events.find((e) => e.type === 'warning' && /^Latency reduced by .* at most .* is reachable/.test(e.message));
-  assert.ok(Math.abs(target.predicted - 0.3) <= LANDING_TOLERANCE || (unreachable && target.predicted < 0.3), `predicted ${target.predicted}`);
+  // Within 2 points of the goal, or a warning that says where it landed and why. The table is timed on this
+  // machine, and on a model of 36 channels one channel can move the prediction by more than the tolerance.
+  const missed = events.find((e) => e.type === 'warning' && /^Latency reduced by \d+\.\d% as predicted, target 30\.0%: /.test(e.message));
+  assert.ok(Math.abs(target.predicted - 0.3) <= LANDING_TOLERANCE || missed, `predicted ${target.predicted}`);
+  if (missed) assert.match((missed as { message: string }).message, new RegExp(`^Latency reduced by ${(target.predicted * 100).toFixed(1)}%`));
   assert.ok(Number.isFinite(target.measured));
   assert.ok(target.measuredRange[0] <= target.measured && target.measured <= target.measuredRange[1]);
   assert.ok(report.notes.some((n) => n.startsWith('Latency target 30.0%: the per-layer table')));
