@@ -566,6 +566,8 @@ test('a 400-layer network: the layer view renders in under 100 ms, sorts, filter
     const frameMs = async () => Number(await page.getAttribute('#app', 'data-render-ms'));
     const timings: Record<string, { layers: number; frame?: number }> = { first: { layers: initialRender } };
     const nextFrame = async (action: () => Promise<unknown>) => {
+      // A redraw still pending from an earlier action (the search just cleared) would count as this action's frame.
+      await page.evaluate(() => new Promise<void>((resolve) => requestAnimationFrame(() => resolve())));
       const before = Number(await page.getAttribute('#app', 'data-frame'));
       await action();
       await page.waitForFunction((f) => Number(document.querySelector('#app')?.getAttribute('data-frame')) > f, before);
@@ -621,6 +623,8 @@ test('a 400-layer network: the layer view renders in under 100 ms, sorts, filter
     });
     assert.ok(painted > 0.9, `heat map ${Math.round(painted * 100)}% painted`);
     await page.click('[data-testid="sparsity-heatmap"] summary');
+    // The table is built on the details' toggle event, which fires after the click returns.
+    await page.waitForSelector('[data-testid="sparsity-heatmap"] tbody tr');
     assert.equal(await page.locator('[data-testid="sparsity-heatmap"] tbody tr').count(), 360, 'the table fallback');
     // One progress: session-wide percent and ETA from progress events.
     assert.equal(await text(page, '[data-testid="eta"]'), '60% \u00b7 30 s left');
