@@ -4,7 +4,9 @@
  * backend runs fast, measured), and (c) with `"target": {"latencyReduction": 0.5}` instead of the
  * FLOPs target. Per row: the FLOPs ratio (before ÷ after), the measured latency speedup (median of
  * the session's timed runs, dense and pruned timed in the same session, interquartile ranges
- * shown), and efficiency = speedup ÷ FLOPs ratio. Goal: efficiency ≥ 0.8.
+ * shown), and efficiency = speedup ÷ FLOPs ratio. Goal: efficiency ≥ 0.8. (d) `inference`: the FLOPs target,
+ * with the dense and the pruned model both timed in inference form (batch norms folded into the
+ * convolutions, ReLUs fused), as the `inference` export writes them.
  *
  * Models: the demo CNN (trained briefly on built-in MNIST, as the demo does), a CIFAR ResNet-20
  * (random init, trained one short epoch on synthetic 32×32×3 data) and nsfwjs' MobileNetV2
@@ -13,7 +15,7 @@
  * accuracy is reported. One process, the session's backend (wasm unless tfjs-node is installed).
  * Writes bench/results/speedup.json.
  *
- *   npm run bench:speedup [-- --models demo,resnet20,mobilenetv2] [--methods l1,dsp] [--variants flops,roundTo,latency] [--quick]
+ *   npm run bench:speedup [-- --models demo,resnet20,mobilenetv2] [--methods l1,dsp] [--variants flops,roundTo,latency,inference] [--quick]
  */
 import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,13 +41,15 @@ const arg = (name: string) => { const i = process.argv.indexOf(`--${name}`); ret
 const quick = process.argv.includes('--quick');
 const MODELS = (arg('models') ?? 'demo,resnet20,mobilenetv2').split(',');
 const METHODS = (arg('methods')?.split(',') ?? availableMethods()) as MethodName[];
-const VARIANTS = (arg('variants') ?? 'flops,roundTo,latency').split(',') as Variant[];
+const VARIANTS = (arg('variants') ?? 'flops,roundTo,latency,inference').split(',') as Variant[];
 
-type Variant = 'flops' | 'roundTo' | 'latency';
+type Variant = 'flops' | 'roundTo' | 'latency' | 'inference';
 const VARIANT_SETTINGS: Record<Variant, Record<string, unknown>> = {
   flops: { target: { flopsReduction: 0.5 } },
   roundTo: { target: { flopsReduction: 0.5 }, roundTo: 'auto' },
   latency: { target: { latencyReduction: 0.5 } },
+  // Both models timed in inference form (batch norms folded, ReLUs fused), as the `inference` export writes them.
+  inference: { target: { flopsReduction: 0.5 }, export: ['inference'] },
 };
 
 /** What a model's sessions share: its file, data, training phase and how latency is timed. */
@@ -120,7 +124,7 @@ async function runOne(dir: string, bench: Bench, method: MethodName, variant: Va
   const wallS = (performance.now() - started) / 1000;
   const row: Row = { model: bench.name, method, variant, wallS };
   if (result.type !== 'done') return { ...row, error: result.message };
-  const latency = result.latency;
+  const latency = variant === 'inference' ? result.latency?.inferenceForm : result.latency;
   const flopsRatio = result.before.flops / result.after.flops;
   const speedup = latency?.speedup;
   return {

@@ -37,6 +37,17 @@ export interface SessionLatency extends LatencyComparison {
   runtime: string;
   /** TF.js' timing of the same runtime models, when `runtime` is another runtime. */
   tfjs?: LatencyComparison;
+  /** Both models timed in inference form (batch norms folded, ReLUs fused), when the `inference` export is asked for. */
+  inferenceForm?: InferenceFormLatency;
+}
+
+/** The dense and pruned models' latency in inference form, and what folding did to the pruned one. */
+export interface InferenceFormLatency extends LatencyComparison {
+  /** Batch norms folded and activation layers fused into the layers before them, in the pruned model. */
+  folded: number;
+  fused: number;
+  /** Layers left in the pruned model's inference form. */
+  layers: number;
 }
 
 /** How ONNX latencies and checks are labelled: ONNX Runtime's CPU execution provider. */

@@ -132,9 +132,9 @@ export interface PruneConfig extends MethodSections {
   seed: number;
   /** Latency measurement: repeated runs whose median is reported. */
   latency: { runs: number; batchSize: number };
-  /** Extra formats written beside the pruned model: `tfjs`, a TF.js layers copy in `<output>/tfjs/`. */
+  /** Extra formats written beside the pruned model: `tfjs`, a TF.js layers copy in `<output>/tfjs/`; `inference`, a TF.js copy in inference form in `<output>/inference/`. */
   export?: ExportFormat[];
 }
 
-export const EXPORT_FORMATS = ['tfjs'] as const;
+export const EXPORT_FORMATS = ['tfjs', 'inference'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];

@@ -4,6 +4,7 @@ import type { ExportFormat } from '../config/types.js';
 import { encodeModel, MODEL_JSON, type LoadedModel } from '../io/index.js';
 import { encodeKerasModel, kerasWriteProblem } from '../io/keras/write.js';
 import { encodeOnnxModel, onnxWriteProblem } from '../io/onnx/write.js';
+import { toInferenceForm } from '../surgery/inference-form.js';
 
 /** The files of a session's output folder, apart from the report. */
 export interface SessionOutput {
@@ -16,6 +17,21 @@ export interface SessionOutput {
   notes: string[];
   /** The written .onnx file's bytes, when the pruned model was saved as ONNX (for checks in ONNX Runtime). */
   onnxBytes?: Uint8Array;
+}
+
+/** The `export` formats' files: a TF.js copy, and a TF.js copy in inference form (batch norms folded, ReLUs fused). */
+async function exportFiles(pruned: tf.LayersModel, loaded: LoadedModel, formats: readonly ExportFormat[]): Promise<Record<string, string | Uint8Array>> {
+  const files: Record<string, string | Uint8Array> = {};
+  if (formats.includes('tfjs')) Object.assign(files, (await tfjsFiles(pruned, loaded, 'tfjs/')).files);
+  if (formats.includes('inference')) {
+    const form = toInferenceForm(pruned);
+    try {
+      Object.assign(files, (await tfjsFiles(form.model, loaded, 'inference/')).files);
+    } finally {
+      form.model.dispose();
+    }
+  }
+  return files;
 }
 
 async function tfjsFiles(model: tf.LayersModel, loaded: LoadedModel, prefix = ''): Promise<{ files: Record<string, string | Uint8Array>; bytes: number }> {
@@ -38,7 +54,7 @@ export async function encodeSessionOutput(pruned: tf.LayersModel, loaded: Loaded
     const modelFile = basename(modelPath);
     const bytes = await encodeOnnxModel(pruned, onnx, modelPath);
     const files: Record<string, string | Uint8Array> = { [modelFile]: bytes };
-    if (exportFormats.includes('tfjs')) Object.assign(files, (await tfjsFiles(pruned, loaded, 'tfjs/')).files);
+    Object.assign(files, await exportFiles(pruned, loaded, exportFormats));
     return { modelFile, modelBytes: bytes.byteLength, files, notes, onnxBytes: bytes };
   }
   if (onnx && onnxProblem) notes.push(`Saved as a TF.js layers model (model.json), not as ${basename(modelPath)}: ${onnxProblem}, which the ONNX graph cannot hold.`);
@@ -48,10 +64,12 @@ export async function encodeSessionOutput(pruned: tf.LayersModel, loaded: Loaded
     const modelFile = basename(modelPath);
     const bytes = await encodeKerasModel(pruned, keras, modelPath);
     const files: Record<string, string | Uint8Array> = { [modelFile]: bytes };
-    if (exportFormats.includes('tfjs')) Object.assign(files, (await tfjsFiles(pruned, loaded, 'tfjs/')).files);
+    Object.assign(files, await exportFiles(pruned, loaded, exportFormats));
     return { modelFile, modelBytes: bytes.byteLength, files, notes };
   }
   if (keras && problem) notes.push(`Saved as a TF.js layers model (model.json), not as ${basename(modelPath)}: ${problem}, which Keras cannot load into its original layout.`);
   const { files, bytes } = await tfjsFiles(pruned, loaded);
+  // A TF.js model is saved as TF.js already: only the inference form adds files.
+  Object.assign(files, await exportFiles(pruned, loaded, exportFormats.filter((f) => f !== 'tfjs')));
   return { modelFile: MODEL_JSON, modelBytes: bytes, files, notes };
 }
