@@ -77,7 +77,9 @@ async function generateKernelArgsHeader() {
 /**
  * The training kernels (src/engine/backend/simd/kernels.c), compiled by clang to wasm32 with SIMD,
  * atomics and a shared, imported memory (dist/prunelens-kernels-simd.wasm), and again for the
- * wasm backend's own heap (dist/prunelens-kernels-inplace.wasm).
+ * wasm backend's own heap (dist/prunelens-kernels-inplace.wasm). Both again with relaxed SIMD
+ * (`-mrelaxed-simd`: fused multiply-add, `-relaxed` in the name), which the engine loads where the runtime
+ * validates it; that needs clang 16+ (older clangs emit the proposal's early opcodes), else it is skipped.
  * Without clang and wasm-ld the engine runs on the stock wasm kernels, and the build says so.
  */
 async function buildKernels() {
@@ -87,7 +89,9 @@ async function buildKernels() {
     const m = r.status === 0 && /clang version (\d+)/.exec(r.stdout);
     return m ? Number(m[1]) : 0;
   };
-  const clang = ['clang', 'clang-16'].map((cmd) => ({ cmd, major: version(cmd) })).find((c) => c.major >= 14);
+  const clangs = ['clang', 'clang-16', 'clang-17', 'clang-18', 'clang-19'].map((cmd) => ({ cmd, major: version(cmd) }));
+  const clang = clangs.find((c) => c.major >= 14);
+  const relaxedClang = clangs.find((c) => c.major >= 16);
   if (!clang) {
     console.warn('PruneLens: clang (14+) and wasm-ld not found; the SIMD training kernels were not built (apt-get install clang lld).');
     return;
@@ -99,13 +103,20 @@ async function buildKernels() {
   // Each worker thread moves its instance's __stack_pointer to a stack of its own (simd/pool.ts).
   const threaded = ['-Wl,--shared-memory', '-Wl,--max-memory=4294967296', '-Wl,--export=__heap_base', '-Wl,--export=__stack_pointer'];
   const variants = [
-    { out: `${outdir}/prunelens-kernels-simd.wasm`, flags: threaded },
+    { out: `${outdir}/prunelens-kernels-simd.wasm`, flags: threaded, clang },
     // Imports the wasm backend's own (unshared) heap and works on tensors where they lie.
-    { out: `${outdir}/prunelens-kernels-inplace.wasm`, flags: [] },
+    { out: `${outdir}/prunelens-kernels-inplace.wasm`, flags: [], clang },
   ];
+  if (relaxedClang) {
+    for (const [name, flags] of [['simd', threaded], ['inplace', []]]) {
+      variants.push({ out: `${outdir}/prunelens-kernels-${name}-relaxed.wasm`, flags: ['-mrelaxed-simd', ...flags], clang: relaxedClang });
+    }
+  } else {
+    console.warn('PruneLens: clang 16+ not found; the relaxed-SIMD (fused multiply-add) kernels were not built (apt-get install clang-16 lld-16).');
+  }
   for (const v of variants) {
-    const r = spawnSync(clang.cmd, [...common, ...v.flags, '-o', v.out, source], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`${clang.cmd} failed to build ${v.out}:\n${r.stderr}`);
+    const r = spawnSync(v.clang.cmd, [...common, ...v.flags, '-o', v.out, source], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${v.clang.cmd} failed to build ${v.out}:\n${r.stderr}`);
   }
 }
 /** Files copied next to the bundles, which look for them in their own folder at run time. */

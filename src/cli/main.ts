@@ -5,7 +5,10 @@
  *   prunelens sensitivity <config.prune.json> [--json] [--ratios 0.1,0.3,0.5] [--samples N] [--layer-at-a-time]
  *   prunelens demo [--out dir] [--methods l1,goprune,...] [--quick]
  */
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { basename, resolve } from 'node:path';
+import { relaxedSimdExecArgv } from '../engine/util/relaxed-simd.js';
 import type { DoneEvent, EngineEvent } from '../protocol/events.js';
 import { describeError } from '../engine/errors.js';
 import { errorEvent } from '../engine/session/error-event.js';
@@ -89,6 +92,27 @@ function verifyTolerance(args: ParsedArgs): number | undefined {
 
 const SYNTHETIC_DATA_LINE = 'Data: synthetic (pipeline check only; accuracy is meaningless). Point "data" in the config at real data.';
 
+const TRAINING_COMMANDS = new Set(['prune', 'sensitivity', 'demo']);
+
+/** This CLI again with more Node flags, its output the terminal's; resolves with its exit code. */
+function rerunWith(flags: string[], argv: string[]): Promise<number> {
+  return new Promise((resolveCode) => {
+    const child = spawn(process.execPath, [...process.execArgv, ...flags, process.argv[1], ...argv], { stdio: 'inherit' });
+    // Ctrl-C reaches the child through the terminal's process group; SIGTERM is passed on.
+    const onInterrupt = () => {};
+    const onTerminate = () => child.kill('SIGTERM');
+    process.on('SIGINT', onInterrupt);
+    process.on('SIGTERM', onTerminate);
+    const done = (code: number) => {
+      process.off('SIGINT', onInterrupt);
+      process.off('SIGTERM', onTerminate);
+      resolveCode(code);
+    };
+    child.on('error', (err) => { console.error(`prunelens: could not start with ${flags.join(' ')}: ${err.message}`); done(1); });
+    child.on('exit', (code, signal) => done(code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : 1)));
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   const json = args.flags.has('json');
@@ -100,6 +124,12 @@ async function main(argv: string[]): Promise<number> {
   if (args.flags.has('help') || !args.command) {
     console.log(USAGE);
     return args.command || args.flags.has('help') ? 0 : 2;
+  }
+  // Commands that train use the relaxed-SIMD (fused multiply-add) kernels; on Node 20–21 only behind a V8
+  // flag, so they run again in a child with it. analyze trains nothing and keeps its start-up time.
+  if (TRAINING_COMMANDS.has(args.command)) {
+    const flags = relaxedSimdExecArgv();
+    if (flags.length) return rerunWith(flags, argv);
   }
   try {
     switch (args.command) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { backendInfo, initBackend } from '../../src/engine/backend/index.js';
-import { createKernelPool, defaultThreads, type KernelPool, type SharedHeap } from '../../src/engine/backend/simd/pool.js';
+import { createKernelPool, defaultThreads, kernelsPath, type KernelPool, type SharedHeap } from '../../src/engine/backend/simd/pool.js';
 import { sharedHeap } from '../../src/engine/backend/simd/index.js';
 import { SimdKernels, forwardGeometry, useWinograd } from '../../src/engine/backend/simd/tfjs-kernels.js';
 import { buildDemoCnn } from '../../src/engine/demo/model.js';
@@ -11,10 +11,16 @@ import { trainModel } from '../../src/engine/train/index.js';
 import { Optimizer } from '../../src/engine/train/optimizer.js';
 import { loadDataset } from '../../src/engine/data/index.js';
 import { randomArray } from '../helpers/seeded.js';
-import { setSwitches } from '../../src/engine/util/switches.js';
+import { setSwitches, switches } from '../../src/engine/util/switches.js';
+import { runtimeHasRelaxedSimd } from '../../src/engine/util/relaxed-simd.js';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 
+// These tests run on the kernel build this runtime loads (relaxed SIMD where it has it, else plain);
+// simd-kernel-builds.test.ts runs them again in a child on the other build. The tolerances hold for
+// both: relaxed SIMD fuses each multiply-add (one rounding where plain SIMD rounds the product and the
+// sum), which can only lower the float32 error bound of a K-term dot product, about K·2⁻²⁴ of Σ|a·b|;
+// the results differ from plain SIMD's in the last bits, not in size of error.
 function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   assert.equal(actual.length, expected.length);
   let diff = 0, scale = 1e-12;
@@ -71,10 +77,12 @@ function pools(): KernelPool[] {
 
 const poolName = (pool: KernelPool) => `${pool.threads} threads${pool.sharesHeap ? ' on the shared heap' : ''}`;
 
-test('the kernels are built and the wasm backend uses them on every core', async () => {
+test('the kernels are built and the wasm backend uses them on every core, the relaxed-SIMD build where the runtime has it', async () => {
   await initBackend('wasm');
   const info = backendInfo();
   assert.equal(info.kernels, 'simd', info.kernelsReason);
+  const relaxed = runtimeHasRelaxedSimd() && switches().relaxedSimd && Boolean(kernelsPath('simd', 'relaxed'));
+  assert.equal(info.kernelBuild, relaxed ? 'relaxed' : 'plain');
   assert.equal(info.threads, defaultThreads());
   assert.equal(info.sharedHeap, true);
 });

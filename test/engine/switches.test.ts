@@ -13,11 +13,11 @@ function readIn(env: Record<string, string>): unknown {
 }
 
 test('the PRUNELENS_* variables are read in one place, each as documented', () => {
-  assert.deepEqual(readIn({}), { simdKernels: true, winograd: true, sharedHeap: true, fuseRelu: true, debug: false });
+  assert.deepEqual(readIn({}), { simdKernels: true, relaxedSimd: true, winograd: true, sharedHeap: true, fuseRelu: true, debug: false });
   assert.deepEqual(readIn({
-    PRUNELENS_THREADS: '3', PRUNELENS_SIMD_KERNELS: '0', PRUNELENS_WINOGRAD: '0', PRUNELENS_SHARED_HEAP: '0', PRUNELENS_FUSE_RELU: '0', PRUNELENS_DEBUG: '1',
-  }), { threads: 3, simdKernels: false, winograd: false, sharedHeap: false, fuseRelu: false, debug: true });
-  assert.deepEqual(readIn({ PRUNELENS_THREADS: 'many', PRUNELENS_WINOGRAD: '1' }), { simdKernels: true, winograd: true, sharedHeap: true, fuseRelu: true, debug: false });
+    PRUNELENS_THREADS: '3', PRUNELENS_SIMD_KERNELS: '0', PRUNELENS_RELAXED_SIMD: '0', PRUNELENS_WINOGRAD: '0', PRUNELENS_SHARED_HEAP: '0', PRUNELENS_FUSE_RELU: '0', PRUNELENS_DEBUG: '1',
+  }), { threads: 3, simdKernels: false, relaxedSimd: false, winograd: false, sharedHeap: false, fuseRelu: false, debug: true });
+  assert.deepEqual(readIn({ PRUNELENS_THREADS: 'many', PRUNELENS_WINOGRAD: '1' }), { simdKernels: true, relaxedSimd: true, winograd: true, sharedHeap: true, fuseRelu: true, debug: false });
 });
 
 test('setSwitches changes switches in the environment\'s terms and restores them', () => {

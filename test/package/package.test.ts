@@ -32,6 +32,8 @@ const RUNTIME_FILES = [
   // tfjs' wasm backend looks for its binaries beside the script that loads it.
   'extension/dist/tfjs-backend-wasm.wasm', 'extension/dist/tfjs-backend-wasm-simd.wasm', 'extension/dist/tfjs-backend-wasm-threaded-simd.wasm',
   'extension/dist/prunelens-kernels-simd.wasm', 'extension/dist/prunelens-kernels-inplace.wasm',
+  // The same kernels with relaxed SIMD (fused multiply-add), loaded where the runtime has it.
+  'extension/dist/prunelens-kernels-simd-relaxed.wasm', 'extension/dist/prunelens-kernels-inplace-relaxed.wasm',
   'extension/dist/codicons/codicon.css', 'extension/dist/codicons/codicon.ttf',
   ...MNIST.map((f) => `extension/dist/data/mnist/${f}.gz`),
   'extension/schemas/prune-config.schema.json',

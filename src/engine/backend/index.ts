@@ -23,6 +23,8 @@ export interface BackendInfo {
    * PruneLens' multithreaded SIMD kernels ('simd') or tfjs' own with PruneLens' gradients ('stock').
    */
   kernels?: 'simd' | 'stock';
+  /** Which build of PruneLens' kernels runs: 'relaxed' (relaxed SIMD: fused multiply-add) or 'plain' SIMD. */
+  kernelBuild?: 'plain' | 'relaxed';
   /** Why the SIMD kernels are not in use, when kernels is 'stock'. */
   kernelsReason?: string;
   /** The SIMD kernels' threads work on the backend's heap itself (no operand copies). */
@@ -63,8 +65,10 @@ async function useWasm(): Promise<BackendInfo> {
   guardWasmHeap();
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   const simdPath = installSimdPath();
-  if ('reason' in simdPath) return { name: 'wasm', simd, threads: wasm.getThreadsCount(), patchedKernels: true, kernels: 'stock', kernelsReason: simdPath.reason };
-  return { name: 'wasm', simd, threads: simdPath.threads, patchedKernels: true, kernels: 'simd', sharedHeap: simdPath.sharedHeap };
+  if ('reason' in simdPath) {
+    return { name: 'wasm', simd, threads: wasm.getThreadsCount(), patchedKernels: true, kernels: 'stock', kernelsReason: simdPath.reason, kernelBuild: simdPath.build };
+  }
+  return { name: 'wasm', simd, threads: simdPath.threads, patchedKernels: true, kernels: 'simd', sharedHeap: simdPath.sharedHeap, kernelBuild: simdPath.build };
 }
 
 async function useCpu(): Promise<BackendInfo> {

@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { relaxedSimdExecArgv } from '../util/relaxed-simd.js';
 import { isEngineEvent, isTerminalEvent, type EngineEvent, type ErrorEvent, type EngineRequest, type TerminalEvent } from '../../protocol/events.js';
 
 export interface EngineRunOptions {
@@ -40,7 +41,8 @@ export function startEngine(request: Exclude<EngineRequest, { type: 'cancel' }>,
       child = fork(options.enginePath, [], {
         cwd: options.cwd,
         env: { ...process.env, ...options.env },
-        execArgv: options.execArgv ?? [],
+        // Relaxed SIMD for the training kernels where this runtime needs a flag for it (Node 20–21).
+        execArgv: [...(options.execArgv ?? []), ...relaxedSimdExecArgv(options.execArgv)],
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
         serialization: 'json',
       });

@@ -7,6 +7,7 @@
  * |---|---|
  * | `PRUNELENS_THREADS=n` | threads of the kernel pool (default: every core the process may use) |
  * | `PRUNELENS_SIMD_KERNELS=0` | the wasm backend keeps tfjs' kernels plus PruneLens' gradient kernels |
+ * | `PRUNELENS_RELAXED_SIMD=0` | the plain-SIMD build of the kernels even where the runtime has relaxed SIMD (fused multiply-add) |
  * | `PRUNELENS_WINOGRAD=0` | 3×3 stride-1 convolutions use im2col like the others |
  * | `PRUNELENS_SHARED_HEAP=0` | the wasm heap stays private; the kernels copy operands in and out |
  * | `PRUNELENS_FUSE_RELU=0` | training keeps ReLU a layer of its own |
@@ -17,6 +18,8 @@ export interface Switches {
   /** Kernel pool threads; undefined: every core. */
   threads: number | undefined;
   simdKernels: boolean;
+  /** The relaxed-SIMD build of the kernels where the runtime has relaxed SIMD. */
+  relaxedSimd: boolean;
   winograd: boolean;
   sharedHeap: boolean;
   fuseRelu: boolean;
@@ -37,6 +40,7 @@ const VARIABLES: { [K in keyof Switches]: { variable: string; read: (value: stri
     },
   },
   simdKernels: { variable: 'PRUNELENS_SIMD_KERNELS', read: on },
+  relaxedSimd: { variable: 'PRUNELENS_RELAXED_SIMD', read: on },
   winograd: { variable: 'PRUNELENS_WINOGRAD', read: on },
   sharedHeap: { variable: 'PRUNELENS_SHARED_HEAP', read: on },
   fuseRelu: { variable: 'PRUNELENS_FUSE_RELU', read: on },

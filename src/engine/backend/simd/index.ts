@@ -5,10 +5,11 @@ import { installReluGradient } from './relu.js';
 import { installReluFusion } from './fusion.js';
 import { installSgdMomentum } from './optimizer.js';
 import { instantiateOnHeap, type HeapBackend, type InPlaceKernels } from './inplace.js';
-import { defaultThreads, loadInPlaceKernels, startKernelPool, type SharedHeap } from './pool.js';
+import { defaultThreads, loadInPlaceKernels, startKernelPool, type KernelBuild, type SharedHeap } from './pool.js';
 import { installSimdKernels } from './tfjs-kernels.js';
 
-let outcome: { threads: number; sharedHeap: boolean } | { reason: string } | undefined;
+type SimdPath = { threads: number; sharedHeap: boolean; build: KernelBuild } | { reason: string; build?: KernelBuild };
+let outcome: SimdPath | undefined;
 
 /** The wasm backend's heap when it is shared (see shared-heap.ts), so kernel threads can work on it directly. */
 export function sharedHeap(): SharedHeap | undefined {
@@ -21,10 +22,10 @@ export function sharedHeap(): SharedHeap | undefined {
 /**
  * Loads and registers every PruneLens SIMD kernel over the initialised wasm backend, once per
  * process (the modules are read, compiled and instantiated only the first time). Returns the
- * threads the pool computes with and whether it shares the backend's heap, or why the threaded
- * kernels are not in use.
+ * threads the pool computes with, whether it shares the backend's heap and which build (plain or
+ * relaxed SIMD) runs, or why the threaded kernels are not in use.
  */
-export function installSimdPath(): { threads: number; sharedHeap: boolean } | { reason: string } {
+export function installSimdPath(): SimdPath {
   if (outcome) return outcome;
   const heap = sharedHeap();
   const started = startKernelPool(defaultThreads(), heap);
@@ -33,9 +34,11 @@ export function installSimdPath(): { threads: number; sharedHeap: boolean } | { 
   // norm also splits large activations across a shared-heap pool): through the pool's own instance on a
   // shared heap, else through a second build of the kernels that imports the backend's memory.
   let inPlace: InPlaceKernels | undefined = pool?.sharesHeap ? pool.direct as unknown as InPlaceKernels : undefined;
+  let build = inPlace ? pool?.build : undefined;
   if (!inPlace && !heap) {
-    const module = loadInPlaceKernels();
-    inPlace = module && instantiateOnHeap(module);
+    const loaded = loadInPlaceKernels();
+    inPlace = loaded && instantiateOnHeap(loaded.module);
+    if (inPlace) build = loaded?.build;
   }
   if (inPlace) {
     installTrainingBatchNorm(inPlace, pool);
@@ -44,7 +47,7 @@ export function installSimdPath(): { threads: number; sharedHeap: boolean } | { 
     installReluFusion(inPlace);
     installSgdMomentum(inPlace);
   }
-  if (!pool) return (outcome = { reason: (started as { reason: string }).reason });
+  if (!pool) return (outcome = { reason: (started as { reason: string }).reason, build });
   installSimdKernels(pool);
-  return (outcome = { threads: pool.threads, sharedHeap: pool.sharesHeap });
+  return (outcome = { threads: pool.threads, sharedHeap: pool.sharesHeap, build: pool.build });
 }

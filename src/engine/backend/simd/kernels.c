@@ -14,9 +14,21 @@
 typedef float f32;
 typedef int32_t i32;
 
-// Relaxed-SIMD multiply-add measured no faster here (V8 11.3, 2 threads: 25.3 against 25.6 GMAC/s),
-// so the kernels stay on plain SIMD and validate everywhere.
+// a·b + c. The build compiles this file twice: plain SIMD (mul then add, two roundings; valid on every
+// SIMD runtime) and with -mrelaxed-simd, where it is f32x4.relaxed_madd, fused (one rounding) where the
+// CPU has FMA; the engine loads the relaxed build where the runtime validates it (simd/pool.ts).
+#ifdef __wasm_relaxed_simd__
+#if !__has_builtin(__builtin_wasm_relaxed_madd_f32x4)
+#error "the relaxed-SIMD build needs clang 16+ (the final relaxed-SIMD opcodes)"
+#endif
+// wasm_f32x4_relaxed_madd of clang 17+'s wasm_simd128.h; clang 16 has only the builtin.
+static inline v128_t fused_madd(v128_t a, v128_t b, v128_t c) {
+  return (v128_t)__builtin_wasm_relaxed_madd_f32x4((__f32x4)a, (__f32x4)b, (__f32x4)c);
+}
+#define MADD(a, b, c) fused_madd((a), (b), (c))
+#else
 #define MADD(a, b, c) wasm_f32x4_add(wasm_f32x4_mul((a), (b)), (c))
+#endif
 
 #define EXPORT(name) __attribute__((export_name(#name)))
 

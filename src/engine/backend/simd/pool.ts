@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { HeapExhaustedError } from '../heap.js';
 import { switches } from '../../util/switches.js';
+import { runtimeHasRelaxedSimd } from '../../util/relaxed-simd.js';
 
 /** The jobs kernels.c exports; every one is (args, thread, threads) => void. */
 export const JOBS = [
@@ -55,9 +56,20 @@ for (;;) {
 }
 `;
 
+/** Which compilation of kernels.c: plain SIMD, or relaxed SIMD (fused multiply-add), `-relaxed` in the file name. */
+export type KernelBuild = 'plain' | 'relaxed';
+
+/**
+ * The build to load: relaxed where the runtime has relaxed SIMD, PRUNELENS_RELAXED_SIMD is not 0 and the
+ * relaxed files were built (clang 16+), else plain.
+ */
+export function preferredKernelBuild(): KernelBuild {
+  return switches().relaxedSimd && runtimeHasRelaxedSimd() && kernelsPath('simd', 'relaxed') ? 'relaxed' : 'plain';
+}
+
 /** Where the build put the kernels: dist/ beside the bundle, or the repository's dist/ when run from source. */
-export function kernelsPath(variant: 'simd' | 'inplace'): string | undefined {
-  const file = `prunelens-kernels-${variant}.wasm`;
+export function kernelsPath(variant: 'simd' | 'inplace', build: KernelBuild = 'plain'): string | undefined {
+  const file = `prunelens-kernels-${variant}${build === 'relaxed' ? '-relaxed' : ''}.wasm`;
   let dir = __dirname;
   for (let i = 0; i < 6; i++) {
     for (const candidate of [join(dir, file), join(dir, 'dist', file)]) if (existsSync(candidate)) return candidate;
@@ -85,7 +97,7 @@ export class KernelPool {
   /** First byte of the pool's own memory its callers may use (unused on a shared heap). */
   readonly heapStart: number;
 
-  constructor(module: WebAssembly.Module, threads: number, heap?: SharedHeap) {
+  constructor(module: WebAssembly.Module, threads: number, heap?: SharedHeap, readonly build: KernelBuild = 'plain') {
     this.sharesHeap = Boolean(heap);
     this.memory = heap?.memory ?? new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
@@ -210,21 +222,21 @@ export function startKernelPool(threads = defaultThreads(), heap?: SharedHeap): 
 
 let shared: { pool: KernelPool } | { reason: string } | undefined;
 
-/** A pool of its own (tests compare thread counts); startKernelPool shares one per process. */
-export function createKernelPool(threads = defaultThreads(), heap?: SharedHeap): { pool: KernelPool } | { reason: string } {
+/** A pool of its own (tests compare thread counts and builds); startKernelPool shares one per process. */
+export function createKernelPool(threads = defaultThreads(), heap?: SharedHeap, build = preferredKernelBuild()): { pool: KernelPool } | { reason: string } {
   if (!switches().simdKernels) return { reason: 'PRUNELENS_SIMD_KERNELS=0' };
-  const path = kernelsPath('simd');
-  if (!path) return { reason: 'the SIMD kernels were not built (the build needs clang and lld)' };
+  const path = kernelsPath('simd', build);
+  if (!path) return { reason: `the ${build === 'relaxed' ? 'relaxed-SIMD' : 'SIMD'} kernels were not built (the build needs clang${build === 'relaxed' ? ' 16+' : ''} and lld)` };
   try {
-    return { pool: new KernelPool(new WebAssembly.Module(new Uint8Array(readFileSync(path))), threads, heap) };
+    return { pool: new KernelPool(new WebAssembly.Module(new Uint8Array(readFileSync(path))), threads, heap, build) };
   } catch (err) {
     return { reason: `the SIMD kernels could not start (${err instanceof Error ? err.message : String(err)})` };
   }
 }
 
-/** The single-thread kernels that work in place on the wasm backend's heap, when built. */
-export function loadInPlaceKernels(): WebAssembly.Module | undefined {
+/** The single-thread kernels that work in place on the wasm backend's heap, when built, and which build they are. */
+export function loadInPlaceKernels(build = preferredKernelBuild()): { module: WebAssembly.Module; build: KernelBuild } | undefined {
   if (!switches().simdKernels) return undefined;
-  const path = kernelsPath('inplace');
-  return path ? new WebAssembly.Module(new Uint8Array(readFileSync(path))) : undefined;
+  const path = kernelsPath('inplace', build);
+  return path ? { module: new WebAssembly.Module(new Uint8Array(readFileSync(path))), build } : undefined;
 }
