@@ -25,7 +25,7 @@ export const DEFAULT_TRAIN: TrainConfig = {
   momentum: 0.9,
   weightDecay: 0.0005,
   optimizer: 'sgd',
-  schedule: 'cosine',
+  schedule: 'auto',
   stepEpochs: 1,
   gamma: 0.1,
 };

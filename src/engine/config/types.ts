@@ -27,7 +27,8 @@ export interface TrainConfig {
   momentum: number;
   weightDecay: number;
   optimizer: 'sgd' | 'adam';
-  schedule: 'constant' | 'step' | 'cosine';
+  /** `auto`: constant for phases under `AUTO_CONSTANT_STEPS` steps, cosine over longer ones. */
+  schedule: 'auto' | 'constant' | 'step' | 'cosine';
   /** For the step schedule: multiply the rate by `gamma` every `stepEpochs` epochs. */
   stepEpochs?: number;
   gamma?: number;

@@ -110,11 +110,21 @@ export interface OptimizerSnapshot {
   dispose(): void;
 }
 
+/**
+ * Phases shorter than this many steps keep the rate constant under the `auto` schedule: a cosine
+ * spends half of a short phase below half the rate. Measured in test/engine/finetune-schedule.test.ts:
+ * four epochs (60 steps) of fine-tuning an l1-pruned untrained CNN reach 82–85% top-1 with cosine
+ * (four data seeds), 92–95% constant; a 5% warm-up then cosine to 10% of the rate 86%, constant for
+ * half the phase then cosine to 10% 89–95%, cosine to 30% 86–92%; at 240 steps they all tie (95–97%).
+ */
+export const AUTO_CONSTANT_STEPS = 1000;
+
 /** The learning rate at `globalStep` (0-based) of a phase of `totalSteps`, `stepsPerEpoch` steps an epoch. */
 export function learningRateAt(settings: Pick<TrainConfig, 'learningRate' | 'schedule' | 'stepEpochs' | 'gamma'>,
   globalStep: number, stepsPerEpoch: number, totalSteps: number): number {
   const base = settings.learningRate;
-  switch (settings.schedule) {
+  const schedule = settings.schedule === 'auto' ? (totalSteps < AUTO_CONSTANT_STEPS ? 'constant' : 'cosine') : settings.schedule;
+  switch (schedule) {
     case 'step': {
       const epochs = globalStep / Math.max(1, stepsPerEpoch);
       return base * (settings.gamma ?? 0.1) ** Math.floor(epochs / (settings.stepEpochs ?? 1) + 1e-9);
