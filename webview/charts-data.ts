@@ -327,6 +327,20 @@ export function comparisonData(runs: RunInfo[], palette: Palette = DEFAULT_PALET
   };
 }
 
+/** Approximate width of one character of an axis title (Chart.js' 11 px font), and what the plot's height loses to the x axis and legend. */
+const AXIS_TITLE_CHAR_PX = 6.2;
+const AXIS_TITLE_RESERVED_PX = 70;
+
+/**
+ * A y-axis title that fits beside a plot `heightPx` tall: the title when it fits, else "metric (%)" or
+ * "metric" (the chart's heading names the metric in full). A longer title runs into the x axis' labels.
+ */
+export function fitAxisTitle(title: string, heightPx: number): string {
+  const room = Math.floor((heightPx - AXIS_TITLE_RESERVED_PX) / AXIS_TITLE_CHAR_PX);
+  if (title.length <= room) return title;
+  return title.endsWith('(%)') ? 'metric (%)' : 'metric';
+}
+
 /** How many of the most sensitive curves are drawn strongly, in their own colours; the rest are faint. */
 export const STRONG_CURVES = 5;
 

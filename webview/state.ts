@@ -3,8 +3,8 @@
  * hand it to `vscode.setState` and get it back after the view was hidden, moved or reloaded.
  * Series are bounded: a run of any length keeps at most a few hundred points per curve.
  */
-import { sensitivityScore, type DataSummary, type DoneEvent, type EngineEvent, type LayerStat, type LayersEvent, type ModelSummary, type Phase, type SensitivityEntry, type SparsityEvent, type SensitivityLatency, type SensitivityReport } from '../src/protocol/events.js';
-import type { HostMessage, RunInfo } from '../src/protocol/webview.js';
+import { sensitivityScore, type DataSummary, type DoneEvent, type EngineEvent, type LayerLatencySummary, type LayerStat, type LayersEvent, type ModelSummary, type Phase, type SensitivityEntry, type SparsityEvent, type SensitivityLatency, type SensitivityReport } from '../src/protocol/events.js';
+import type { HostMessage, LayerComparisonRow, ReportComparison, RunInfo } from '../src/protocol/webview.js';
 
 export const STATE_VERSION = 1;
 /** Points kept per curve; beyond this a series halves its density. */
@@ -190,6 +190,13 @@ export interface RunsSort {
   descending: boolean;
 }
 
+/** Columns of the comparison with the original (numbers sort by the pruned model's value). */
+export type ComparisonColumn = 'order' | 'name' | 'type' | 'channels' | 'params' | 'flops' | 'latency';
+export interface ComparisonSort {
+  column: ComparisonColumn;
+  descending: boolean;
+}
+
 /** Which the panel shows: the active run, the latest analysis or the latest sensitivity analysis. */
 export type Focus = 'run' | 'analysis' | 'sensitivity';
 
@@ -212,6 +219,12 @@ export interface PanelState {
   layerFilter?: LayerFilter;
   /** How the runs table is sorted (newest first when unset). */
   runsSort?: RunsSort;
+  /** A report in the editor area: its layer-by-layer comparison with the original. */
+  report?: ReportComparison;
+  /** `comparison`: only the run's summary and its comparison (Compare with original). */
+  showOnly?: 'comparison';
+  /** How the comparison is sorted (model order when unset). */
+  comparisonSort?: ComparisonSort;
 }
 
 /** Actions that come from the panel itself rather than the host. */
@@ -225,7 +238,8 @@ export type UiAction =
   /** A click on a layer column header: sort by it, or flip the order when it already sorts. */
   | { type: 'ui/sortLayers'; column: LayerColumn }
   | { type: 'ui/filterLayers'; status?: LayerStatusFilter; query?: string }
-  | { type: 'ui/sortRuns'; column: RunsColumn };
+  | { type: 'ui/sortRuns'; column: RunsColumn }
+  | { type: 'ui/sortComparison'; column: ComparisonColumn };
 
 export type PanelAction = HostMessage | UiAction;
 
@@ -326,6 +340,11 @@ export function reduce(state: PanelState, action: PanelAction): PanelState {
       const descending = current.column === action.column ? !current.descending : action.column !== 'method' && action.column !== 'target';
       return { ...state, runsSort: { column: action.column, descending } };
     }
+    case 'ui/sortComparison': {
+      const current = comparisonSortOf(state);
+      const descending = current.column === action.column ? !current.descending : action.column !== 'name' && action.column !== 'type' && action.column !== 'order';
+      return { ...state, comparisonSort: { column: action.column, descending } };
+    }
     default:
       return state;
   }
@@ -371,6 +390,8 @@ function applySnapshot(state: PanelState, msg: Extract<HostMessage, { type: 'sna
     runs: msg.runs,
     views,
     activeRunId: pickActive(msg.runs, msg.activeRunId, state.activeRunId),
+    report: msg.report,
+    showOnly: msg.show,
   };
   for (const { runId, event } of msg.events) next = applyRunEvent(next, runId, event, false);
   return pruneViews(next);
@@ -480,7 +501,7 @@ export function reduceRunView(view: RunView, event: EngineEvent): RunView {
     case 'log':
       return event.level === 'warn' ? { ...view, warnings: [...view.warnings, event.message].slice(-MAX_WARNINGS) } : view;
     case 'done':
-      return { ...view, done: event, progress: 1, etaMs: undefined, activity: undefined, method: view.method ?? event.method, backend: view.backend ?? event.backend };
+      return { ...view, done: event, layers: withLayerLatency(view.layers, event.layerLatency), progress: 1, etaMs: undefined, activity: undefined, method: view.method ?? event.method, backend: view.backend ?? event.backend };
     case 'error':
       return { ...view, error: { message: event.message, file: event.file, field: event.field, cancelled: event.cancelled }, etaMs: undefined, activity: undefined };
     default:
@@ -722,10 +743,27 @@ export function layerFilterOf(state: PanelState): LayerFilter {
   return state.layerFilter ?? DEFAULT_LAYER_FILTER;
 }
 
-/** Per-layer time where the engine measured it (a field the layers event may carry). */
+/** The layer's measured time alone: in the pruned model once it was timed (0 for a layer pruning removed), else in the dense one. */
 export function layerLatencyMs(layer: LayerStat): number | undefined {
-  const ms = (layer as LayerStat & { latencyMs?: number }).latencyMs;
+  const t = layer.latency;
+  const ms = t?.afterMs ?? t?.beforeMs;
   return typeof ms === 'number' && Number.isFinite(ms) ? ms : undefined;
+}
+
+/**
+ * The session's per-layer timing (its done event's, at the end) put on the layers it measured, so the
+ * layer view's latency column and sort read it; the snapshot is unchanged when nothing was timed.
+ */
+export function withLayerLatency(snapshot: LayerSnapshot | undefined, timing: LayerLatencySummary | undefined): LayerSnapshot | undefined {
+  if (!snapshot || !timing) return snapshot;
+  let changed = false;
+  const layers = snapshot.layers.map((l) => {
+    const t = timing.layers[l.name];
+    if (!t) return l;
+    changed = true;
+    return { ...l, latency: { ...t, backend: timing.backend, batchSize: timing.batchSize } };
+  });
+  return changed ? { ...snapshot, layers } : snapshot;
 }
 
 /** One row of the layer table. */
@@ -958,4 +996,38 @@ export function paretoFront<T extends { x: number; y: number }>(points: T[], hig
     }
   }
   return front;
+}
+
+// ---- the comparison with the original ----
+
+export const DEFAULT_COMPARISON_SORT: ComparisonSort = { column: 'order', descending: false };
+
+export function comparisonSortOf(state: PanelState): ComparisonSort {
+  return state.comparisonSort ?? DEFAULT_COMPARISON_SORT;
+}
+
+/** The comparison's rows sorted: numbers by the pruned model's value (a layer's latency after, else before), ties in model order; rows without a value last. */
+export function comparisonRows(rows: readonly LayerComparisonRow[], sort: ComparisonSort = DEFAULT_COMPARISON_SORT): LayerComparisonRow[] {
+  const indexed = rows.map((row, index) => ({ row, index }));
+  if (sort.column === 'order') return (sort.descending ? indexed.reverse() : indexed).map((r) => r.row);
+  const value = (r: LayerComparisonRow): number | string | undefined => {
+    switch (sort.column) {
+      case 'name': return r.name;
+      case 'type': return r.type;
+      case 'channels': return r.channels.after;
+      case 'params': return r.params.after;
+      case 'flops': return r.flops.after;
+      case 'latency': return r.latencyMs?.after ?? r.latencyMs?.before;
+      default: return undefined;
+    }
+  };
+  const sign = sort.descending ? -1 : 1;
+  return indexed
+    .map((r) => ({ ...r, v: value(r.row) }))
+    .sort((a, b) => {
+      if (a.v === undefined || b.v === undefined) return a.v === b.v ? a.index - b.index : a.v === undefined ? 1 : -1;
+      const order = typeof a.v === 'number' && typeof b.v === 'number' ? a.v - b.v : String(a.v).localeCompare(String(b.v), 'en', { numeric: true });
+      return sign * order || a.index - b.index;
+    })
+    .map((r) => r.row);
 }

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { WebviewMessage } from '../protocol/webview.js';
+import type { ReportComparison, WebviewMessage } from '../protocol/webview.js';
 import { Commands } from './constants.js';
 import { methodLabel } from '../protocol/methods.js';
 import { isPruneConfig } from './configDiagnostics.js';
@@ -12,7 +12,7 @@ import type { RunRecord } from './runStore.js';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { openReportAsJson, ReportEditorProvider } from './panel/editorPanel.js';
-import { comparisonMarkdown, parseReport, prunedModelBeside, variantFolderNote } from './results.js';
+import { parseReport, prunedModelBeside, reportComparison, variantFolderNote } from './results.js';
 
 /** Explorer: "Prune Model…" on a model.json, .keras, .h5 or .onnx — pick method, target and data, write the config, run it. */
 export function pruneModel(ctx: Ctx): Cmd {
@@ -293,25 +293,13 @@ export function openPrunedModel(ctx: Ctx): Cmd {
   };
 }
 
-export const COMPARE_SCHEME = 'prunelens-compare';
-
-/** "Compare with original": every layer's channels, params and FLOPs before and after, as a Markdown table from the report. */
-export class ComparisonDocuments implements vscode.TextDocumentContentProvider {
-  provideTextDocumentContent(uri: vscode.Uri): string {
-    const file = uri.query ? decodeURIComponent(uri.query) : uri.path;
-    return comparisonMarkdown(parseReport(readFileSync(file, 'utf8'), file), vscode.workspace.asRelativePath(file));
-  }
-}
-
+/** "Compare with original": every layer's channels, params, FLOPs and latency before and after, a sortable table in the editor area. */
 export function compareWithOriginal(ctx: Ctx): Cmd {
-  return async (arg?: unknown) => {
+  return async (arg?: unknown): Promise<ReportComparison | undefined> => {
     const report = (await resultOf(ctx, arg))?.report;
     if (!report || !existsSync(report)) return noResult('a report');
-    const uri = vscode.Uri.from({ scheme: COMPARE_SCHEME, path: `/${path.basename(path.dirname(report))} against the original.md`, query: encodeURIComponent(report) });
-    const document = await vscode.workspace.openTextDocument(uri);
-    await vscode.languages.setTextDocumentLanguage(document, 'markdown');
-    await vscode.commands.executeCommand('markdown.showPreview', uri).then(undefined, () => vscode.window.showTextDocument(document, { preview: false }));
-    return uri;
+    ctx.comparisons.show(report);
+    return reportComparison(parseReport(readFileSync(report, 'utf8'), report), report);
   };
 }
 

@@ -3,7 +3,7 @@ import { LOG_CHANNEL_NAME } from './constants.js';
 import { CapacityCache, ConfigDiagnostics } from './configDiagnostics.js';
 import { PruneConfigCodeLensProvider } from './codeLens.js';
 import { SessionViewProvider } from './panel/sessionView.js';
-import { ReportEditorProvider, SessionEditorPanel } from './panel/editorPanel.js';
+import { ComparisonPanels, ReportEditorProvider, SessionEditorPanel } from './panel/editorPanel.js';
 import { MethodCompletionProvider } from './methodCompletion.js';
 import { RunStore } from './runStore.js';
 import { SessionManager } from './sessions.js';
@@ -22,6 +22,8 @@ export class Ctx implements vscode.Disposable {
   readonly panel: SessionViewProvider;
   /** The session full width in the editor area (the sidebar stays the compact summary). */
   readonly editorPanel: SessionEditorPanel;
+  /** Compare with original: a report's layers beside the original's, in the editor area. */
+  readonly comparisons: ComparisonPanels;
   readonly diagnostics: ConfigDiagnostics;
   readonly codeLenses: PruneConfigCodeLensProvider;
   private readonly disposables: vscode.Disposable[] = [];
@@ -52,6 +54,7 @@ export class Ctx implements vscode.Disposable {
       revealPanel: () => this.panel.reveal(),
       memoryLimitMb: () => vscode.workspace.getConfiguration('prunelens').get<number>('engine.memoryLimitMb', 4096),
     });
+    this.comparisons = new ComparisonPanels(extension.extensionUri, this.log, (message, reportFile) => onReportMessage(this, message, reportFile));
     const capacities = new CapacityCache((modelPath) => this.sessions.analyze(modelPath, { showInPanel: false }));
     this.diagnostics = new ConfigDiagnostics(capacities, this.log);
     this.codeLenses = new PruneConfigCodeLensProvider(this.sessions);
@@ -61,6 +64,7 @@ export class Ctx implements vscode.Disposable {
       this.sessions,
       this.panel,
       this.editorPanel,
+      this.comparisons,
       this.diagnostics,
       this.codeLenses,
       vscode.window.registerWebviewViewProvider(SessionViewProvider.viewType, this.panel, { webviewOptions: { retainContextWhenHidden: true } }),

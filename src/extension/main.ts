@@ -41,7 +41,6 @@ export function activate(context: vscode.ExtensionContext): PruneLensApi {
   ctx.registerCommand(Commands.openExample, commands.openExample);
   ctx.registerCommand(Commands.openReportAsJson, commands.openReportAsJsonCommand);
   context.subscriptions.push(
-    vscode.workspace.registerTextDocumentContentProvider(commands.COMPARE_SCHEME, new commands.ComparisonDocuments()),
     // The welcome view's tree: empty, so VS Code shows its viewsWelcome buttons.
     vscode.window.registerTreeDataProvider(Views.start, { getChildren: () => [], getTreeItem: (item: vscode.TreeItem) => item }),
   );

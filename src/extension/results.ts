@@ -5,10 +5,10 @@
  * method lens's `<output>-<method>` folder reads.
  */
 import * as path from 'node:path';
-import type { DoneEvent, EngineEvent, LayersEvent, LayerStat } from '../protocol/events.js';
-import { formatBytes, formatEta, formatPercent } from '../protocol/format.js';
+import type { DoneEvent, EngineEvent, LayerLatencySummary, LayersEvent, LayerStat } from '../protocol/events.js';
+import { formatEta, formatPercent } from '../protocol/format.js';
 import { methodLabel } from '../protocol/methods.js';
-import type { LayerComparisonRow, RunInfo, RunRow } from '../protocol/webview.js';
+import type { LayerComparisonRow, ReportComparison, RunInfo, RunRow } from '../protocol/webview.js';
 
 /** The runs table's row of a finished run. */
 export function runRowOf(done: DoneEvent, target?: Record<string, number>): RunRow {
@@ -87,6 +87,8 @@ export interface ReportFile {
   channelsRemoved?: number;
   physicallyRemoved?: boolean;
   wallTimeMs?: number;
+  /** Each layer timed alone before and after (rows by the dense model's layer names), or why not. */
+  layerLatency?: { backend: string; batchSize: number; layers: { name: string; change?: string; msBefore?: number; msAfter?: number }[] } | { skipped: string };
   layers?: {
     name: string; type: string; status: LayerStat['status']; group?: number; reason?: string;
     channelsBefore: number; channelsAfter: number; paramsBefore: number; paramsAfter: number; flopsBefore: number; flopsAfter: number;
@@ -133,6 +135,7 @@ export function runFromReport(report: ReportFile, file: string, modelFile?: stri
     physicallyRemoved: report.physicallyRemoved ?? true,
     backend: report.backend ?? 'unknown',
     wallTimeMs: report.wallTimeMs ?? 0,
+    ...(reportLayerLatency(report) ? { layerLatency: reportLayerLatency(report) } : {}),
   };
   const events: EngineEvent[] = [];
   if (report.layers?.length) {
@@ -184,47 +187,43 @@ function layersEventOf(report: ReportFile, side: 'before' | 'after'): LayersEven
   };
 }
 
-/** The pruned model's layers beside the original's, in the original's order. */
+/** The report's per-layer timing as a done event carries it (by layer name, ms to 4 significant digits); absent when it was skipped. */
+export function reportLayerLatency(report: ReportFile): LayerLatencySummary | undefined {
+  const timing = report.layerLatency;
+  if (!timing || 'skipped' in timing || !Array.isArray(timing.layers)) return undefined;
+  const round = (ms: unknown) => (typeof ms === 'number' && Number.isFinite(ms) ? Number(ms.toPrecision(4)) : undefined);
+  const layers: LayerLatencySummary['layers'] = {};
+  for (const row of timing.layers) {
+    if (row.change === 'added') continue;
+    const beforeMs = round(row.msBefore);
+    const afterMs = round(row.msAfter);
+    if (beforeMs === undefined && afterMs === undefined) continue;
+    layers[row.name] = { ...(beforeMs !== undefined ? { beforeMs } : {}), ...(afterMs !== undefined ? { afterMs } : {}) };
+  }
+  return { backend: timing.backend, batchSize: timing.batchSize, layers };
+}
+
+/** The pruned model's layers beside the original's, in the original's order, with each layer's time alone where it was measured. */
 export function layerComparison(report: ReportFile): LayerComparisonRow[] {
-  return (report.layers ?? []).map((l) => ({
-    name: l.name,
-    type: l.type,
-    status: l.status,
-    channels: { before: l.channelsBefore, after: l.channelsAfter },
-    params: { before: l.paramsBefore, after: l.paramsAfter },
-    flops: { before: l.flopsBefore, after: l.flopsAfter },
-  }));
+  const timing = reportLayerLatency(report)?.layers ?? {};
+  return (report.layers ?? []).map((l) => {
+    const t = timing[l.name];
+    return {
+      name: l.name,
+      type: l.type,
+      status: l.status,
+      channels: { before: l.channelsBefore, after: l.channelsAfter },
+      params: { before: l.paramsBefore, after: l.paramsAfter },
+      flops: { before: l.flopsBefore, after: l.flopsAfter },
+      ...(t ? { latencyMs: { ...(t.beforeMs !== undefined ? { before: t.beforeMs } : {}), ...(t.afterMs !== undefined ? { after: t.afterMs } : {}) } } : {}),
+    };
+  });
 }
 
-/** The comparison as a Markdown table (the "Compare with original" document). Layers without weights are left out. */
-export function comparisonMarkdown(report: ReportFile, reportFile: string): string {
-  const rows = layerComparison(report).filter((r) => r.params.before > 0);
-  const change = (b: number, a: number) => (b === a ? '—' : b === 0 ? '' : `${a < b ? '−' : '+'}${formatPercent(Math.abs(1 - a / b), 1)}`);
-  const lines = [
-    `# ${methodLabel(report.method)}: pruned model against the original`,
-    '',
-    `Report: \`${reportFile}\``,
-    '',
-    `| | original | pruned | change |`,
-    `|---|---:|---:|---:|`,
-    `| params | ${report.before.params} | ${report.after.params} | ${change(report.before.params, report.after.params)} |`,
-    `| FLOPs | ${report.before.flops} | ${report.after.flops} | ${change(report.before.flops, report.after.flops)} |`,
-    ...(report.before.weightBytes !== undefined && report.after.weightBytes !== undefined
-      ? [`| size | ${formatBytes(report.before.weightBytes)} | ${formatBytes(report.after.weightBytes)} | ${change(report.before.weightBytes, report.after.weightBytes)} |`]
-      : []),
-    '',
-    `## ${rows.length} layers with weights`,
-    '',
-    '| layer | type | status | channels | params | FLOPs |',
-    '|---|---|---|---:|---:|---:|',
-    ...rows.map((r) => `| ${escapeCell(r.name)} | ${escapeCell(r.type)} | ${r.status} | ${r.channels.before} → ${r.channels.after} | ${r.params.before} → ${r.params.after} (${change(r.params.before, r.params.after)}) | ${r.flops.before} → ${r.flops.after} (${change(r.flops.before, r.flops.after)}) |`),
-    '',
-  ];
-  return lines.join('\n');
-}
-
-function escapeCell(text: string): string {
-  return text.replace(/\|/g, '\\|');
+/** What the editor-area comparison shows of a report. */
+export function reportComparison(report: ReportFile, file: string): ReportComparison {
+  const timing = reportLayerLatency(report);
+  return { file, comparison: layerComparison(report), ...(timing ? { layerTiming: { backend: timing.backend, batchSize: timing.batchSize } } : {}) };
 }
 
 /** The folder a method lens writes: the config's output with the method's id appended, so runs of several methods sit side by side. */

@@ -101,6 +101,27 @@ export interface LayerStat {
   /** Histogram of per-channel group L2 norms: `counts[i]` norms fall in [edges[i], edges[i+1]). */
   normHistogram?: { edges: number[]; counts: number[] };
   zeroGroups?: number;
+  /** The layer timed alone, dense and pruned, once the session measured it (its end, or a report read back). */
+  latency?: LayerTimingStat;
+}
+
+/** One layer's median time alone (ms) in the dense and the pruned model; either is absent where the layer was not timed there. */
+export interface LayerTiming {
+  beforeMs?: number;
+  afterMs?: number;
+}
+
+/** A layer's timing as the layer view shows it: with where it was timed. */
+export interface LayerTimingStat extends LayerTiming {
+  backend: string;
+  batchSize: number;
+}
+
+/** Every layer timed alone before and after pruning, by layer name (the dense model's names), on one backend and batch. */
+export interface LayerLatencySummary {
+  backend: string;
+  batchSize: number;
+  layers: Record<string, LayerTiming>;
 }
 
 /** What a session trains and evaluates on. */
@@ -267,6 +288,8 @@ export interface DoneEvent {
    * and a one-line note naming the layers whose measured time did not fall with their FLOPs and the time of added layers.
    */
   speed?: { efficiency: number; note: string };
+  /** Each layer timed alone before and after pruning (TF.js): the layer view's latency column once the session ends. */
+  layerLatency?: LayerLatencySummary;
   /** For an ONNX model when onnxruntime-node is installed: the import and the written file checked in ONNX Runtime. */
   onnx?: OnnxRuntimeCheck;
   /** Bytes on disk of model.json plus its weight shards: the input model as loaded, the pruned model as written. */

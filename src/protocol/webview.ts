@@ -53,6 +53,16 @@ export interface LayerComparisonRow {
   channels: { before: number; after: number };
   params: { before: number; after: number };
   flops: { before: number; after: number };
+  /** The layer timed alone (median ms), dense and pruned, where the session measured it. */
+  latencyMs?: { before?: number; after?: number };
+}
+
+/** A report's layer-by-layer comparison with the original, as the editor-area table shows it. */
+export interface ReportComparison {
+  file: string;
+  comparison: LayerComparisonRow[];
+  /** Where the layers were timed alone (absent when they were not). */
+  layerTiming?: { backend: string; batchSize: number };
 }
 
 /** Where a webview shows: the compact live sidebar, or a full-width editor (session panel, report editor). */
@@ -68,7 +78,9 @@ export type HostMessage =
     /** Where this webview shows (also `data-placement` on its body); absent: the sidebar. */
     placement?: WebviewPlacement;
     /** A report opened in the editor area: its file, and the pruned model's layers beside the original's. */
-    report?: { file: string; comparison: LayerComparisonRow[] };
+    report?: ReportComparison;
+    /** `comparison`: the panel shows the run's layer-by-layer comparison alone (Compare with original). */
+    show?: 'comparison';
   }
   /** `replay`: sent again to a (re)loaded panel after the snapshot; it fills the view without taking the focus from a run. */
   | { type: 'analysis'; modelPath: string; event: EngineEvent; replay?: boolean }

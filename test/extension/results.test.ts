@@ -9,7 +9,7 @@ import { executeSession } from '../../src/engine/session/session.js';
 import { checkConfigText } from '../../src/extension/configChecks.js';
 import { renderPanelHtml } from '../../src/extension/panel/html.js';
 import {
-  comparisonMarkdown, keepRuns, layerComparison, parseReport, prunedModelBeside, REMEMBERED_RUNS, runFromReport, runKind, runRowOf,
+  keepRuns, layerComparison, reportComparison, parseReport, prunedModelBeside, REMEMBERED_RUNS, runFromReport, runKind, runRowOf,
   SessionProgress, variantFolder, variantFolderNote, withRow,
 } from '../../src/extension/results.js';
 import { makeWorkspace, tinyTrainingConfig } from '../helpers/fixtures.js';
@@ -59,9 +59,26 @@ test('a report file reads back as the run that wrote it, with both layer lists a
   const conv = rows.find((r) => r.status === 'prunable' && r.channels.after < r.channels.before);
   assert.ok(conv, 'some prunable layer lost channels');
   assert.ok(conv.params.after < conv.params.before);
-  const markdown = comparisonMarkdown(report, 'pruned/pruning-report.json');
-  assert.match(markdown, new RegExp(`\\| ${conv.name} \\| ${conv.type} \\| prunable \\| ${conv.channels.before} → ${conv.channels.after} \\|`));
-  assert.match(markdown, /^# L1: pruned model against the original/);
+  // Each layer's time alone, dense and pruned, from the session's per-layer timing.
+  assert.ok(conv.latencyMs && conv.latencyMs.before! > 0 && conv.latencyMs.after! > 0, `${conv.name} timed before and after: ${JSON.stringify(conv.latencyMs)}`);
+  const shown = reportComparison(report, reportFile);
+  assert.equal(shown.file, reportFile);
+  assert.deepEqual(shown.layerTiming, { backend: done.backend, batchSize: done.layerLatency!.batchSize });
+});
+
+test('a session\'s done event carries each layer\'s time alone before and after, as its report read back does', async () => {
+  const { done, reportFile } = await session;
+  const timing = done.layerLatency;
+  assert.ok(timing, 'the done event has per-layer timing');
+  assert.equal(timing.backend, done.backend);
+  const report = parseReport(readFileSync(reportFile, 'utf8'), reportFile);
+  const conv = report.layers!.find((l) => l.type === 'Conv2D' && l.channelsAfter < l.channelsBefore)!;
+  const t = timing.layers[conv.name];
+  assert.ok(t && t.beforeMs! > 0 && t.afterMs! > 0, `${conv.name}: ${JSON.stringify(t)}`);
+  // The report's rows give the same numbers (rounded the same way) to a report opened in the editor.
+  const { events } = runFromReport(report, reportFile);
+  const readBack = events.find((e): e is DoneEvent => e.type === 'done')!;
+  assert.deepEqual(readBack.layerLatency, timing);
 });
 
 test('a file that is not a report says so in one line', () => {

@@ -16,7 +16,7 @@ import type { HostMessage, RunInfo, WebviewMessage } from '../../src/protocol/we
 import { createNonce, renderPanelHtml } from '../../src/extension/panel/html.js';
 import { DEFAULT_PALETTE, parseColor, sparsityColor, withAlpha } from '../../webview/charts-data.js';
 import { SENSITIVITY_CONFIG, sensitivityDone, sensitivityPoints, sensitivityStart } from './fixtures/sensitivity.js';
-import { analysisEvents, bigLayersEvent, bigSparsityEvent, CONFIG_PATH, DISTILL_OBJECTIVE, distillSession, DONE, finetuneAndDone, layersEvent, sessionUntilFinetune, syntheticSession, UNLABELLED_DATA } from './fixtures/session.js';
+import { analysisEvents, bigLayersEvent, bigSparsityEvent, CONFIG_PATH, DISTILL_OBJECTIVE, distillSession, DONE, finetuneAndDone, LAYER_TIMING, layerComparisonRows, layersEvent, sessionUntilFinetune, syntheticSession, UNLABELLED_DATA } from './fixtures/session.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
@@ -388,7 +388,7 @@ test('accuracy on synthetic data is labelled meaningless in the summary card, th
     assert.equal(await text(page, '[data-testid="summary-accuracy"]'), 'top-1 (synthetic) 99.12% \u2192 98.74% \u22120.38 pp');
     assert.match(await text(page, '[data-testid="summary-synthetic"]'), /^Accuracy on synthetic data \(meaningless\)/);
     assert.equal(JSON.parse((await page.getAttribute('[data-testid="summary-card"]', 'data-summary'))!).syntheticData, true);
-    assert.match(await text(page, `[data-testid="runs-list"] [data-run-id="${run}"] .run-metrics`), /top-1 98\.74% \(synthetic data\)/);
+    assert.equal(await text(page, `[data-testid="runs-list"] [data-run-id="${run}"] .run-metrics`), '98.74% (synthetic data)');
     assert.doesNotMatch(await text(page, '[data-testid="runs-list"] [data-run-id="r-l1"] .run-metrics'), /synthetic/);
     assert.ok(await page.isVisible('[data-testid="comparison-synthetic-note"]'));
     await page.waitForTimeout(100);
@@ -428,7 +428,12 @@ test('a session on unlabelled data names its objective and data, its metric by n
     assert.equal(await text(page, '[data-testid="summary-accuracy"]'), 'top-1 agreement with the dense model 100.00% \u2192 97.31% \u22122.69 pp');
     assert.equal(await text(page, '[data-testid="summary-recovery"]'), 'Recovery 100.00% dense \u2192 61.83% right after pruning \u2192 97.31% after fine-tuning');
     assert.equal(JSON.parse((await page.getAttribute('[data-testid="summary-card"]', 'data-summary'))!).metric.afterPruning, 0.6183);
-    assert.match(await text(page, `[data-testid="runs-list"] [data-run-id="${run}"] .run-metrics`), /top-1 agreement with the dense model 97\.31%/);
+    // The metric's name once above the runs table, not in every Tuned cell.
+    assert.equal(await text(page, `[data-testid="runs-list"] [data-run-id="${run}"] .run-metrics`), '97.31%');
+    assert.equal(await text(page, '[data-testid="runs-metric"]'), 'Dense, Pruned, Tuned: top-1 agreement with the dense model');
+    // The long metric name is the chart's heading; its y axis has room for a short title only (a long one ran into the x labels).
+    assert.equal(await text(page, '[data-testid="comparison-chart-title"]'), 'top-1 agreement with the dense model (%) against FLOPs');
+    assert.equal(await page.getAttribute('[data-testid="comparison-chart"]', 'data-y-title'), 'metric (%)');
     const points = JSON.parse((await page.getAttribute('[data-testid="comparison-chart"]', 'data-points'))!);
     assert.deepEqual(points.map((p: { runId: string; accuracy: number }) => [p.runId, Math.round(p.accuracy * 100)]), [[run, 9731]]);
     await page.waitForTimeout(100);
@@ -709,7 +714,9 @@ test('the runs table sorts by click and keyboard, keeps dry runs and failures ap
     // The target comes from the run's start event (or the host's row); the latency with its spread (half the IQR).
     const cells = await page.locator('[data-testid="runs-table"] tr[data-run-id="r-go"] > *').allTextContents();
     assert.deepEqual(cells.slice(0, 9).map((c) => c.replace(/\s+/g, ' ').trim()),
-      ['goprune', 'flops 40%', '95.0k', '1.90M (\u221260.4%)', '1.90 ms \u00b10.20 ms', '371 KiB', '99.12%', '62.40%', 'top-1 98.74%']);
+      ['goprune', 'flops 40%', '95.0k', '1.90M (\u221260.4%)', '1.90 ms \u00b10.20 ms', '371 KiB', '99.12%', '62.40%', '98.74%']);
+    // The Tuned cell holds the value; the metric is named once above the table.
+    assert.equal(await text(page, '[data-testid="runs-metric"]'), 'Dense, Pruned, Tuned: top-1');
     await page.click('[data-testid="runs-table"] [data-sort="latency"]');
     await page.waitForSelector('[data-testid="runs-table"] th[aria-sort="descending"] [data-sort="latency"]');
     assert.deepEqual(await order(), ['r-l1', 'r-go', 'r-dsp']);
@@ -741,4 +748,134 @@ test('the runs table sorts by click and keyboard, keeps dry runs and failures ap
     await page.waitForTimeout(100);
     assert.ok(await page.isHidden('[data-testid="runs-table"] td[data-column="size"]'), 'the sidebar keeps the essential columns');
     await page.screenshot({ path: join(RESULTS, 'webview-runs-sidebar.png'), fullPage: true });
+}));
+
+/** A fresh page of the panel, its console watched: `problems` collects errors and CSP reports. */
+async function freshPanel(browser: Browser, origin: string, viewport: { width: number; height: number }): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser.newPage({ viewport });
+  const problems: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) problems.push(`${m.type()}: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  await page.goto(origin);
+  await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'ready'));
+  return { page, problems };
+}
+
+test('per-layer latency: the session\'s end fills the layer view\'s latency column (pruned, with dense in its title) and the sort by latency', {
+  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  timeout: 120_000,
+}, () => withPanelInChromium(async (browser, origin) => {
+    // Wide enough for the params, FLOPs and latency columns (an editor tab).
+    const { page, problems } = await freshPanel(browser, origin, { width: 1000, height: 900 });
+    const run = 'r-timed';
+    await post(page, [
+      { type: 'runs', runs: [{ runId: run, method: 'goprune', configPath: CONFIG_PATH, status: 'running', startedAt: Date.parse('2025-01-01T11:00:00Z') }], activeRunId: run },
+      ...events(run, sessionUntilFinetune()),
+    ]);
+    await page.waitForSelector('[data-layer="dense_1"] .layer-latency');
+    const latencyCells = () => page.locator('[data-testid="layer-list"] li .layer-latency').allTextContents();
+    // While it runs nothing is timed yet: the column says so.
+    assert.deepEqual(await latencyCells(), Array(5).fill('\u2014'));
+    assert.match((await page.getAttribute('[data-layer="dense_1"] .layer-latency', 'title'))!, /^Not measured/);
+
+    await post(page, events(run, [...finetuneAndDone().slice(0, -1), { ...DONE, layerLatency: LAYER_TIMING }]));
+    await page.waitForSelector('[data-testid="summary-card"]', { state: 'visible' });
+    await page.waitForFunction(() => document.querySelector('[data-layer="dense_1"] .layer-latency')?.textContent === '0.22 ms');
+    assert.deepEqual(await latencyCells(), ['0.30 ms', '0.95 ms', '1.10 ms', '0.22 ms', '0.05 ms'], 'each layer\'s time in the pruned model');
+    assert.equal(await page.getAttribute('[data-layer="conv2d_2"] .layer-latency', 'title'), '1.80 ms dense \u2192 0.95 ms pruned (\u221247.2%), the layer alone on wasm, batch 32');
+    assert.match((await page.getAttribute('[data-layer="conv2d_2"]', 'title'))!, /0\.95 ms$/);
+
+    // Sorted by latency, slowest first; again, fastest first.
+    await page.click('[data-testid="layer-chart"] [data-sort="latency"]');
+    await page.waitForSelector('[data-testid="layer-chart"] .layer-head-latency[aria-sort="descending"]');
+    assert.deepEqual(JSON.parse((await page.getAttribute('[data-testid="layer-chart"]', 'data-order'))!), ['conv2d_3', 'conv2d_2', 'conv2d_1', 'dense_1', 'logits']);
+    await page.click('[data-testid="layer-chart"] [data-sort="latency"]');
+    await page.waitForSelector('[data-testid="layer-chart"] .layer-head-latency[aria-sort="ascending"]');
+    assert.deepEqual(JSON.parse((await page.getAttribute('[data-testid="layer-chart"]', 'data-order'))!), ['logits', 'dense_1', 'conv2d_1', 'conv2d_2', 'conv2d_3']);
+
+    // The kept share sits beside its bar, not over it.
+    const overlap = await page.evaluate(() => {
+      const bar = document.querySelector('[data-layer="conv2d_1"] .layer-bar')!.getBoundingClientRect();
+      const label = document.querySelector('[data-layer="conv2d_1"] .bar-label')!.getBoundingClientRect();
+      return label.left < bar.right && label.right > bar.left;
+    });
+    assert.equal(overlap, false, 'the % kept label does not overlap its bar');
+    await page.evaluate(() => document.querySelector('[data-testid="layers-section"]')!.scrollIntoView());
+    await page.waitForTimeout(100);
+    await page.screenshot({ path: join(RESULTS, 'webview-layer-latency.png'), fullPage: false });
+    assert.deepEqual(await page.evaluate(() => (window as unknown as { __cspViolations: string[] }).__cspViolations), [], 'no CSP violations');
+    assert.deepEqual(problems, [], 'no console errors');
+}));
+
+test('Compare with original: the layer-by-layer table (channels, params, FLOPs, latency before \u2192 after) sorts by click and keyboard and stands alone', {
+  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  timeout: 120_000,
+}, () => withPanelInChromium(async (browser, origin) => {
+    const { page, problems } = await freshPanel(browser, origin, { width: 1100, height: 800 });
+    const file = '/workspace/out/mnist-cnn-goprune/pruning-report.json';
+    const runId = `report:${file}`;
+    const rows = layerComparisonRows();
+    const done = { ...DONE, layerLatency: LAYER_TIMING };
+    await post(page, [{
+      type: 'snapshot', placement: 'editor', show: 'comparison', activeRunId: runId,
+      runs: [{ runId, configPath: CONFIG_PATH, method: 'goprune', status: 'done', startedAt: 0, report: file, summary: done }],
+      events: [layersEvent('load', 0, 0, 0), layersEvent('prune', 1, 0.8, 0.6), done].map((event) => ({ runId, event })),
+      report: { file, comparison: rows, layerTiming: { backend: 'wasm', batchSize: 32 } },
+    }]);
+    const table = '[data-testid="layer-comparison"]';
+    await page.waitForSelector(`${table} tbody tr`);
+    // Alone: the result card and the table; no layer view, curves, run charts or runs list.
+    assert.ok(await page.isVisible('[data-testid="summary-card"]'));
+    for (const section of ['layers-section', 'comparison-section', 'runs-section']) assert.ok(await page.isHidden(`[data-testid="${section}"]`), `${section} hidden`);
+    assert.match(await text(page, '[data-testid="layer-comparison-note"]'), /^5 layers with output channels, original \u2192 pruned \u00b7 latency: each layer alone on wasm, batch 32$/);
+
+    const cells = (name: string) => page.locator(`${table} tr[data-layer="${name}"] > *`).allTextContents();
+    assert.deepEqual((await cells('conv2d_2')).map((c) => c.replace(/\s+/g, ' ').trim()), [
+      'conv2d_2', 'Conv2D', '32 \u2192 12 \u221262.5%', '19.2k \u2192 7200 \u221262.5%', '512.0k \u2192 192.0k \u221262.5%', '1.80 ms \u2192 0.95 ms \u221247.2%',
+    ]);
+    // An unchanged layer reads once, without a change.
+    assert.equal((await page.locator(`${table} tr[data-layer="logits"] td[data-column="channels"]`).textContent())!.trim(), '10');
+    const order = async () => JSON.parse((await page.getAttribute(table, 'data-order'))!);
+    assert.deepEqual(await order(), rows.map((r) => r.name), 'model order first');
+
+    // A header click sorts by the pruned value, most first; a second click reverses.
+    await page.click(`${table} [data-sort="latency"]`);
+    await page.waitForSelector(`${table} th[data-column="latency"][aria-sort="descending"]`);
+    assert.deepEqual(await order(), ['conv2d_3', 'conv2d_2', 'conv2d_1', 'dense_1', 'logits']);
+    await page.click(`${table} [data-sort="params"]`);
+    await page.waitForSelector(`${table} th[data-column="params"][aria-sort="descending"]`);
+    const byParams = [...rows].sort((a, b) => b.params.after - a.params.after).map((r) => r.name);
+    assert.deepEqual(await order(), byParams);
+    // By keyboard: the header's button keeps the focus across the rebuild.
+    await page.focus(`${table} [data-sort="params"]`);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(`${table} th[data-column="params"][aria-sort="ascending"]`);
+    assert.deepEqual(await order(), [...byParams].reverse());
+    assert.equal(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.sort), 'params');
+    await page.click(`${table} [data-sort="name"]`);
+    await page.waitForSelector(`${table} th[data-column="name"][aria-sort="ascending"]`);
+    assert.deepEqual(await order(), [...rows.map((r) => r.name)].sort());
+
+    await page.click(`${table} [data-sort="channels"]`);
+    await page.waitForSelector(`${table} th[data-column="channels"][aria-sort="descending"]`);
+    await page.waitForTimeout(100);
+    await page.screenshot({ path: join(RESULTS, 'webview-comparison-table.png'), fullPage: true });
+
+    // A report opened in the editor (no `show`): the same table below its layer view, with everything else.
+    await post(page, [{
+      type: 'snapshot', placement: 'editor', activeRunId: runId,
+      runs: [{ runId, configPath: CONFIG_PATH, method: 'goprune', status: 'done', startedAt: 0, report: file, summary: done }],
+      events: [layersEvent('load', 0, 0, 0), layersEvent('prune', 1, 0.8, 0.6), done].map((event) => ({ runId, event })),
+      report: { file, comparison: rows, layerTiming: { backend: 'wasm', batchSize: 32 } },
+    }]);
+    await page.waitForSelector('[data-testid="layers-section"]', { state: 'visible' });
+    assert.ok(await page.isVisible(table));
+    // The report's layers carry their latency too.
+    await page.waitForFunction(() => document.querySelector('[data-layer="conv2d_2"] .layer-latency')?.textContent === '0.95 ms');
+    // The sidebar's snapshot carries no report: no table.
+    await post(page, [{ type: 'snapshot', runs: [], events: [] }]);
+    await page.waitForSelector(table, { state: 'detached', timeout: 5000 }).catch(() => undefined);
+    assert.ok(await page.isHidden('[data-testid="layer-comparison-section"]'));
+    assert.deepEqual(await page.evaluate(() => (window as unknown as { __cspViolations: string[] }).__cspViolations), [], 'no CSP violations');
+    assert.deepEqual(problems, [], 'no console errors');
 }));

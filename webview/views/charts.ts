@@ -18,6 +18,7 @@ import {
   type ChartOptions,
 } from 'chart.js';
 import {
+  fitAxisTitle,
   layerBars,
   withAlpha,
   type ComparisonData,
@@ -214,6 +215,7 @@ type ScatterDatum = { x: number; y: number; runId?: string };
 export class ComparisonChart {
   readonly chart: Chart<'scatter', ScatterDatum[]>;
   private readonly drawn: { key?: string } = {};
+  private percent = true;
 
   constructor(canvas: HTMLCanvasElement, onOpen: (runId: string) => void, xAxis: 'flops' | 'latency' = 'flops') {
     const xTitle = xAxis === 'flops' ? 'FLOPs after pruning' : 'latency after pruning (ms, median)';
@@ -233,7 +235,7 @@ export class ComparisonChart {
             callbacks: {
               label: (item) => {
                 const p = item.raw as ScatterDatum;
-                const percent = (this.chart.options.scales!.y as { title: { text: string } }).title.text.endsWith('(%)');
+                const percent = this.percent;
                 return `${item.dataset.label}: ${percent ? `${p.y.toFixed(2)}%` : p.y.toPrecision(4)} at ${xText(p.x)}${p.runId ? ' (click for report)' : ''}`;
               },
             },
@@ -258,7 +260,11 @@ export class ComparisonChart {
   }
 
   update(data: ComparisonData, activeRunId: string | undefined, palette: Palette): void {
-    (this.chart.options.scales!.y as { title: { text: string } }).title.text = data.axisTitle;
+    // A long metric name would run past the plot's height into the x axis: the heading above the chart names it in full.
+    const yAxis = this.chart.options.scales!.y as { title: { text: string } };
+    yAxis.title.text = fitAxisTitle(data.axisTitle, this.chart.height || 180);
+    this.chart.canvas.parentElement?.setAttribute('data-y-title', yAxis.title.text);
+    this.percent = data.axisTitle.endsWith('(%)');
     const datasets: ChartDataset<'scatter', ScatterDatum[]>[] = data.groups.map((g) => ({
       label: g.method,
       data: g.points.map((p: ScatterPoint) => ({ x: p.x, y: p.y, runId: p.runId })),

@@ -5,7 +5,7 @@
  * Below it, the run's sparsity over time as a heat map (layers × steps) and the selected layer's norm histogram.
  */
 import type { LayerStat } from '../../src/protocol/events.js';
-import { formatCount, formatMs, formatPercent } from '../../src/protocol/format.js';
+import { formatChange, formatCount, formatMs, formatPercent } from '../../src/protocol/format.js';
 import { describeLayer, heatmapRows, layerColor, normHistogram, sparsityColor, sparsityScale, statusColor, type HeatmapRow, type Palette } from '../charts-data.js';
 import {
   activeView,
@@ -266,8 +266,10 @@ export class LayersView {
       const kept = h('span', { class: 'bar-kept' });
       kept.style.width = `${(r.keptFraction * 100).toFixed(1)}%`;
       kept.style.background = layerColor({ ...l, sparsity: r.sparsity }, palette, this.colourBy);
-      barCell = h('span', { class: 'layer-bar', title: countsTitle, role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.round(r.keptFraction * 100), 'aria-label': `${formatPercent(r.keptFraction)} kept` },
-        kept, h('span', { class: 'bar-label' }, formatPercent(r.keptFraction, 0)));
+      // The percentage beside the track, not over it: over a full bar it was unreadable.
+      barCell = h('span', { class: 'layer-bar-cell' },
+        h('span', { class: 'layer-bar', title: countsTitle, role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.round(r.keptFraction * 100), 'aria-label': `${formatPercent(r.keptFraction)} kept` }, kept),
+        h('span', { class: 'bar-label', 'aria-hidden': 'true' }, formatPercent(r.keptFraction, 0)));
     }
     const li = h('li', {
       class: `layer layer-${l.status}${r.live ? ' layer-live' : ''}`,
@@ -291,7 +293,7 @@ export class LayersView {
       formatPercent(r.sparsity))]),
     h('span', { class: 'layer-num layer-params' }, formatCount(l.params)),
     h('span', { class: 'layer-num layer-flops' }, formatCount(l.flops)),
-    h('span', { class: 'layer-num layer-latency' }, r.latencyMs !== undefined ? formatMs(r.latencyMs) : '\u2014'),
+    h('span', { class: 'layer-num layer-latency', title: latencyTitle(l) }, r.latencyMs !== undefined ? formatMs(r.latencyMs) : '\u2014'),
     ...(l.status === 'blocked' ? [] : [h('span', { class: 'layer-detail visually-hidden' }, detail)]));
     li.style.top = `${index * LAYER_ROW_HEIGHT}px`;
     return li;
@@ -479,4 +481,13 @@ function isLive(state: PanelState): boolean {
   const run = state.runs.find((r) => r.runId === state.activeRunId);
   if (run) return run.status === 'running';
   return view !== undefined && !view.done && !view.error;
+}
+
+/** "1.20 ms dense → 0.61 ms pruned (−49.2%), the layer alone on wasm, batch 8", or why there is no number. */
+export function latencyTitle(layer: LayerStat): string {
+  const t = layer.latency;
+  if (!t) return 'Not measured: each layer is timed alone at the end of a pruning session';
+  const where = `the layer alone on ${t.backend}, batch ${t.batchSize}`;
+  if (t.beforeMs !== undefined && t.afterMs !== undefined) return `${formatMs(t.beforeMs)} dense \u2192 ${formatMs(t.afterMs)} pruned (${formatChange(t.beforeMs, t.afterMs)}), ${where}`;
+  return t.afterMs !== undefined ? `${formatMs(t.afterMs)} pruned, ${where}` : `${formatMs(t.beforeMs!)} dense, ${where}`;
 }

@@ -22,6 +22,7 @@ import {
   type UiAction,
 } from '../state.js';
 import { ComparisonChart, CurvesChart, SignalChart } from './charts.js';
+import { ComparisonTableView } from './comparison.js';
 import { LayersView } from './layers.js';
 import { RunsView } from './runs.js';
 import { h, setAttr, setChildren, setText, show } from './dom.js';
@@ -50,6 +51,7 @@ export class PanelView {
   private readonly layers: LayersView;
   private readonly training = new TrainingView();
   private readonly comparison: ComparisonView;
+  private readonly layerComparison: ComparisonTableView;
   private readonly runs: RunsView;
   private readonly sensitivity: SensitivitySection;
   private readonly empty = h('p', { class: 'empty', 'data-testid': 'empty-state' },
@@ -60,20 +62,25 @@ export class PanelView {
     this.summary = new SummaryView(ctx);
     this.layers = new LayersView(ctx);
     this.comparison = new ComparisonView(ctx);
+    this.layerComparison = new ComparisonTableView(ctx);
     this.runs = new RunsView(ctx);
     this.sensitivity = new SensitivitySection((action) => ctx.dispatch(action));
     setChildren(root,
       this.header.el, this.banner.el, this.empty, this.summary.el, this.analysis.el, this.sensitivity.el,
-      this.layers.el, this.training.el, this.comparison.el, this.runs.el);
+      this.layers.el, this.layerComparison.el, this.training.el, this.comparison.el, this.runs.el);
   }
 
   render(state: PanelState, palette: Palette): void {
-    const sensing = state.focus === 'sensitivity' && state.sensitivity !== undefined;
-    const analysing = state.focus === 'analysis' && state.analysis !== undefined;
+    // Compare with original: the run's summary and its layer-by-layer comparison, nothing else.
+    const comparing = state.showOnly === 'comparison' && state.report !== undefined;
+    const sensing = !comparing && state.focus === 'sensitivity' && state.sensitivity !== undefined;
+    const analysing = !comparing && state.focus === 'analysis' && state.analysis !== undefined;
     const hasContent = state.runs.length > 0 || state.analysis !== undefined || state.sensitivity !== undefined || Object.keys(state.views).length > 0;
     show(this.empty, !hasContent);
     this.header.render(state, analysing, sensing);
     this.sensitivity.render(state, palette, sensing);
+    this.layerComparison.render(state, !sensing && !analysing);
+    document.body.dataset.view = comparing ? 'comparison' : '';
     // The sensitivity view stands alone: the run's sections come back with the run's focus.
     for (const el of [this.banner.el, this.summary.el, this.analysis.el, this.layers.el, this.training.el, this.comparison.el]) if (sensing) show(el, false);
     if (!sensing) {
@@ -85,6 +92,7 @@ export class PanelView {
       this.comparison.render(state, palette);
     }
     this.runs.render(state);
+    if (comparing) for (const el of [this.analysis.el, this.layers.el, this.training.el, this.comparison.el, this.runs.el]) show(el, false);
   }
 }
 
@@ -500,6 +508,7 @@ function basename(path: string): string {
 class ComparisonView {
   readonly el: HTMLElement;
   private readonly chartBox = h('div', { class: 'chart-box comparison', 'data-testid': 'comparison-chart' });
+  private readonly flopsTitle = h('p', { class: 'chart-title', 'data-testid': 'comparison-chart-title' }, 'Metric against FLOPs');
   private readonly latencyTitle = h('p', { class: 'chart-title' }, 'Metric against latency');
   private readonly latencyBox = h('div', { class: 'chart-box comparison', 'data-testid': 'comparison-latency-chart' });
   private readonly placeholder = h('p', { class: 'placeholder' }, 'Finished runs of this config appear here as their metric against FLOPs and latency, with the Pareto front. Click a point to open its report.');
@@ -519,7 +528,7 @@ class ComparisonView {
     this.chartBox.append(this.canvas);
     this.latencyBox.append(this.latencyCanvas);
     s.body.append(this.syntheticNote, this.placeholder, h('div', { class: 'comparison-charts' },
-      h('div', {}, h('p', { class: 'chart-title' }, 'Metric against FLOPs'), this.chartBox),
+      h('div', {}, this.flopsTitle, this.chartBox),
       h('div', { class: 'latency-comparison' }, this.latencyTitle, this.latencyBox)));
     const open = (runId: string) => ctx.post({ type: 'openReport', runId });
     this.chart = new ComparisonChart(this.canvas as HTMLCanvasElement, open, 'flops');
@@ -548,6 +557,9 @@ class ComparisonView {
     setAttr(this.latencyBox, 'data-front', JSON.stringify(latency.front));
     const describe = (what: string, d: typeof data, n: number) =>
       `${d.axisTitle} against ${what} for ${n} run${n === 1 ? '' : 's'} of this config; ${d.front.length} on the Pareto front. The runs table holds the numbers.`;
+    // The metric in full above each chart: its y axis may only have room for "metric (%)".
+    setText(this.flopsTitle, `${data.axisTitle} against FLOPs`);
+    setText(this.latencyTitle, `${latency.axisTitle} against latency`);
     setAttr(this.canvas, 'aria-label', describe('FLOPs', data, points.length));
     setAttr(this.latencyCanvas, 'aria-label', describe('latency', latency, latencyPoints.length));
     this.chart.update(data, state.activeRunId, palette);

@@ -79,6 +79,8 @@ export class RunsView {
     const active = state.activeRunId;
     const parts: Node[] = [];
     if (table.results.length) {
+      const metrics = [...new Set(table.results.map((r) => r.metricName).filter((n): n is string => n !== undefined))];
+      if (metrics.length) parts.push(h('p', { class: 'note runs-metric', 'data-testid': 'runs-metric' }, `Dense, Pruned, Tuned: ${metrics.join(', ')}`));
       parts.push(h('div', { class: 'table-scroll' }, h('table', { class: 'data-table runs-table', 'data-testid': 'runs-table', 'aria-label': 'Finished runs of this config' },
         h('thead', {}, h('tr', {}, ...COLUMNS.map((c) => h('th', {
           scope: 'col', class: c.className, 'aria-sort': sort.column === c.column ? (sort.descending ? 'descending' : 'ascending') : 'none',
@@ -124,7 +126,8 @@ function resultRow(r: RunsTableRow, active: boolean): HTMLElement {
     h('td', { class: 'wide-only num', 'data-column': 'size' }, r.sizeBytes !== undefined ? formatBytes(r.sizeBytes) : '\u2014'),
     h('td', { class: 'wide-only num', 'data-column': 'metricBefore' }, metricText(r.metricName, r.metricBefore)),
     h('td', { class: 'wide-only num', 'data-column': 'metricAfterPruning' }, metricText(r.metricName, r.metricAfterPruning)),
-    h('td', { class: 'num run-metrics', 'data-column': 'metricAfter', title: metricName }, r.metricAfter !== undefined ? `${metricName} ${metricText(r.metricName, r.metricAfter)}${synthetic}` : '\u2014'),
+    // The metric's name is said once, above the table: the cell holds the value.
+    h('td', { class: 'num run-metrics', 'data-column': 'metricAfter', title: `${metricName}${synthetic}` }, r.metricAfter !== undefined ? `${metricText(r.metricName, r.metricAfter)}${synthetic}` : '\u2014'),
     h('td', { class: 'wide-only num', 'data-column': 'wallTime' }, formatDuration(r.wallTimeMs)),
     h('td', {}, h('vscode-button', { secondary: true, 'data-action': 'open-report', title: 'Open the report', 'aria-label': `Open the report of the ${r.method} run` }, 'Report')));
 }

@@ -35,7 +35,7 @@ import { methodLabel } from '../../protocol/methods.js';
 import { MAX_TIMED_LAYERS } from '../metrics/layer-latency.js';
 import { toInferenceForm } from '../surgery/inference-form.js';
 import { buildReport } from './report.js';
-import { efficiency, sessionSpeed, speedHeadline } from './speed.js';
+import { efficiency, layerLatencySummary, sessionSpeed, speedHeadline } from './speed.js';
 import { measureLayerLatency, type LayerLatencyResult } from '../metrics/layer-latency.js';
 import { assertInsideWorkspace } from './confine.js';
 import { compareLatencyTarget, describeLatencyTable, latencyTargetNote, prepareLatencyTarget, wantsLatencyTable } from './latency-target.js';
@@ -320,6 +320,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       output: join(config.output, encoded.modelFile),
       report: join(config.output, 'pruning-report.json'),
       before: { params: costBefore.params, flops: costBefore.flops },
+      ...('skipped' in speed ? {} : { layerLatency: layerLatencySummary(speed.explanation, speed.timing) }),
       after: { params: costAfter.params, flops: costAfter.flops },
       accuracy: accuracyBefore?.accuracy !== undefined && accuracyAfter?.accuracy !== undefined ? { before: accuracyBefore.accuracy, after: accuracyAfter.accuracy } : undefined,
       metric: accuracyBefore && accuracyAfter ? {

@@ -1,5 +1,6 @@
 import { formatChange, formatMs, formatPercent } from '../../protocol/format.js';
 import type { LayerLatencyResult, LayerLatencyTable } from '../metrics/layer-latency.js';
+import type { LayerLatencySummary, LayerTiming } from '../../protocol/events.js';
 
 /**
  * "Why not faster": each layer's measured time before and after pruning against its FLOPs, the
@@ -183,3 +184,20 @@ export function sessionSpeed(input: {
 
 type LayersOf = { layers: readonly { name: string; getClassName(): string }[] };
 type CostOf = { flops: number; layers: Readonly<Record<string, { flops: number }>> };
+
+/**
+ * The done event's per-layer timing, by the dense model's layer names (a rebuilt layer's time after is its
+ * parts' sum, as the explanation matched them); ms to 4 significant digits. Added layers have no dense name and stay out.
+ */
+export function layerLatencySummary(explanation: SpeedExplanation, timing: Pick<LayerLatencyTable, 'backend' | 'batchSize'>): LayerLatencySummary {
+  const round = (ms: number | undefined) => (ms !== undefined && Number.isFinite(ms) ? Number(ms.toPrecision(4)) : undefined);
+  const layers: Record<string, LayerTiming> = {};
+  for (const row of explanation.layers) {
+    if (row.change === 'added') continue;
+    const beforeMs = round(row.msBefore);
+    const afterMs = round(row.msAfter);
+    if (beforeMs === undefined && afterMs === undefined) continue;
+    layers[row.name] = { ...(beforeMs !== undefined ? { beforeMs } : {}), ...(afterMs !== undefined ? { afterMs } : {}) };
+  }
+  return { backend: timing.backend, batchSize: timing.batchSize, layers };
+}

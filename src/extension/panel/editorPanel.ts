@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isWebviewMessage, type HostMessage, type WebviewMessage } from '../../protocol/webview.js';
-import { layerComparison, parseReport, prunedModelBeside, runFromReport } from '../results.js';
+import { parseReport, prunedModelBeside, reportComparison, runFromReport } from '../results.js';
 import { createNonce, renderPanelHtml } from './html.js';
 
 /** The panel's HTML in a webview: the same bundle and CSP as the sidebar, local resources only. */
@@ -149,18 +149,65 @@ export class ReportEditorProvider implements vscode.CustomReadonlyEditorProvider
     panel.onDidDispose(() => subscriptions.forEach((s) => s.dispose()));
   }
 
-  /** The report as a finished run, read fresh each time (the session may have rewritten the folder). */
   private snapshotOf(file: string): HostMessage {
-    try {
-      const report = parseReport(readFileSync(file, 'utf8'), file);
-      const model = prunedModelBeside(file, readdirSync(path.dirname(file)));
-      const { run, events } = runFromReport(report, file, model);
-      return { type: 'snapshot', runs: [run], activeRunId: run.runId, events: events.map((event) => ({ runId: run.runId, event })), placement: 'editor', report: { file, comparison: layerComparison(report) } };
-    } catch (err) {
-      const message = (err as Error).message;
-      const runId = `report:${file}`;
-      return { type: 'snapshot', runs: [{ runId, configPath: file, method: 'unknown', status: 'error', startedAt: 0, error: message }], activeRunId: runId, events: [{ runId, event: { type: 'error', message, file } }], placement: 'editor' };
+    return reportSnapshot(file);
+  }
+}
+
+/** A report as a finished run, read fresh each time (the session may have rewritten the folder); `show` narrows the panel to its comparison. */
+export function reportSnapshot(file: string, show?: 'comparison'): HostMessage {
+  try {
+    const report = parseReport(readFileSync(file, 'utf8'), file);
+    const model = prunedModelBeside(file, readdirSync(path.dirname(file)));
+    const { run, events } = runFromReport(report, file, model);
+    return {
+      type: 'snapshot', runs: [run], activeRunId: run.runId, events: events.map((event) => ({ runId: run.runId, event })), placement: 'editor',
+      report: reportComparison(report, file), ...(show ? { show } : {}),
+    };
+  } catch (err) {
+    const message = (err as Error).message;
+    const runId = `report:${file}`;
+    return { type: 'snapshot', runs: [{ runId, configPath: file, method: 'unknown', status: 'error', startedAt: 0, error: message }], activeRunId: runId, events: [{ runId, event: { type: 'error', message, file } }], placement: 'editor' };
+  }
+}
+
+/**
+ * Compare with original: a report's layers beside the original's in a sortable table, one editor-area
+ * panel per report (shown again when asked twice). Its actions are the report editor's.
+ */
+export class ComparisonPanels implements vscode.Disposable {
+  static readonly viewType = 'prunelens.comparison';
+  private readonly panels = new Map<string, vscode.WebviewPanel>();
+
+  constructor(private readonly extensionUri: vscode.Uri, private readonly log: vscode.LogOutputChannel, private readonly handle: (message: WebviewMessage, reportFile: string) => unknown) {}
+
+  /** Opens (or reveals) the comparison of `reportFile`; its title, e.g. "pruned against the original". */
+  show(reportFile: string): string {
+    const title = `${path.basename(path.dirname(reportFile))} against the original`;
+    const open = this.panels.get(reportFile);
+    if (open) {
+      open.reveal(undefined, false);
+      return title;
     }
+    const panel = vscode.window.createWebviewPanel(ComparisonPanels.viewType, title, vscode.ViewColumn.Active, { retainContextWhenHidden: true });
+    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'icon.svg');
+    setPanelHtml(panel.webview, this.extensionUri, 'editor', title);
+    this.panels.set(reportFile, panel);
+    const source: PanelSource = {
+      snapshot: () => [reportSnapshot(reportFile, 'comparison')],
+      handle: (message) => this.handle(message, reportFile),
+    };
+    const subscription = connect(panel.webview, source, this.log, () => undefined);
+    panel.onDidDispose(() => {
+      subscription.dispose();
+      if (this.panels.get(reportFile) === panel) this.panels.delete(reportFile);
+    });
+    return title;
+  }
+
+  dispose(): void {
+    for (const panel of [...this.panels.values()]) panel.dispose();
+    this.panels.clear();
   }
 }
 
