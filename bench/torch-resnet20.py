@@ -1,4 +1,5 @@
-"""ResNet-20 (same layout as bench/resnet20.ts) training-step time in PyTorch on the CPU, batch 64, 32x32x3.
+"""ResNet-20 (same layout as bench/resnet20.ts) training-step time in PyTorch on the CPU, batch 64, 32x32x3;
+with --net mobilenetv2 --size S --batch B, MobileNetV2 (bench/mobilenetv2.ts) at SxSx3.
 Prints one JSON line: {"step_ms": median, "threads": n, "torch": version, "sgemm_gflops": peak}.
 With --lockstep each step waits for a line on stdin and prints "STEP ms" when done (see lockstep() in train-step.ts).
 Run by bench/train-step.ts with Debian's python3-torch; not a dependency of the project."""
@@ -34,15 +35,47 @@ class ResNet20(nn.Module):
         x = self.blocks(F.relu(self.bn(self.stem(x))))
         return self.fc(x.mean((2, 3)))
 
+def conv_bn(cin, cout, k, stride, groups=1, relu6=True):
+    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout, eps=1e-3)]
+    return nn.Sequential(*layers, nn.ReLU6()) if relu6 else nn.Sequential(*layers)
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, cout, stride, t):
+        super().__init__()
+        hidden = cin * t
+        layers = [conv_bn(cin, hidden, 1, 1)] if t != 1 else []
+        layers += [conv_bn(hidden, hidden, 3, stride, groups=hidden), conv_bn(hidden, cout, 1, 1, relu6=False)]
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+    def forward(self, x):
+        return x + self.body(x) if self.residual else self.body(x)
+
+class MobileNetV2(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        layers, cin = [conv_bn(3, 32, 3, 2)], 32
+        for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+            for i in range(n):
+                layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t)); cin = c
+        layers.append(conv_bn(cin, 1280, 1, 1))
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(1280, classes)
+    def forward(self, x):
+        return self.fc(self.features(x).mean((2, 3)))
+
+def option(name, default):
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
 def main():
     lockstep = '--lockstep' in sys.argv
-    args = [a for a in sys.argv[1:] if a != '--lockstep']
+    net, size, batch = option('--net', 'resnet20'), int(option('--size', 32)), int(option('--batch', 64))
+    args = [a for i, a in enumerate(sys.argv[1:]) if a != '--lockstep' and not a.startswith('--') and not sys.argv[i].startswith('--')]
     warmup, steps = int(args[0]) if len(args) > 0 else 3, int(args[1]) if len(args) > 1 else 10
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(1)
-    model = ResNet20()
+    model = MobileNetV2() if net == 'mobilenetv2' else ResNet20()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+    x, y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
     times = []
     for i in range(warmup + steps):
         if lockstep: sys.stdin.readline()

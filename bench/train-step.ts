@@ -1,11 +1,13 @@
 /**
  * Training-step time (forward + backward + SGD-momentum update, through PruneLens' trainModel) of a
- * CIFAR-style ResNet-20 at batch 64 on 32×32×3 synthetic input, on every available backend, in one run:
- *   npm run bench:train [-- --steps N] [-- --pairs P] [-- --skip-cpu]
- * Each backend runs in a child process of its own (kernel registrations are per process). The same
- * run measures the machine's SGEMM peak (OpenBLAS through numpy, when a python3 has it) and that of
- * PruneLens' wasm kernels, and times the same network in PyTorch when python3-torch is installed.
- * Prints one `train resnet20 …` line per backend and writes bench/results/train-step.json.
+ * CIFAR-style ResNet-20 at batch 64 on 32×32×3 synthetic input, on every available backend, and of
+ * MobileNetV2 at 96×96 (batch 32) and 224×224 (batch 8), in one run:
+ *   npm run bench:train [-- --steps N] [-- --pairs P] [-- --mobilenet-pairs P] [-- --nets resnet20,mobilenetv2-96,mobilenetv2-224] [-- --skip-cpu] [-- --lockstep-only]
+ * Each backend runs in a child process of its own (kernel registrations are per process). Per network,
+ * PruneLens' wasm kernels in their relaxed-SIMD (fused multiply-add) and plain-SIMD builds and PyTorch
+ * (when python3-torch is installed) take steps in turns (see lockstep()). The same run measures the
+ * machine's SGEMM peak (OpenBLAS through numpy, when a python3 has it) and that of PruneLens' wasm kernels.
+ * Prints `train <network> …` lines and the ratios, and writes bench/results/train-step.json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -22,9 +24,20 @@ import type { Dataset } from '../src/engine/train/types.js';
 import { countCost } from '../src/engine/metrics/index.js';
 import { trainModel } from '../src/engine/train/index.js';
 import type { BackendName } from '../src/engine/config/types.js';
+import { relaxedSimdExecArgv } from '../src/engine/util/relaxed-simd.js';
+import { buildMobileNetV2 } from './mobilenetv2.js';
 import { buildResNet20 } from './resnet20.js';
 
-const BATCH = 64;
+/** The networks timed: input size and batch, and how each side builds it. */
+const NETWORKS = {
+  'resnet20': { size: 32, batch: 64, build: () => buildResNet20(), torch: ['--net', 'resnet20'] },
+  'mobilenetv2-96': { size: 96, batch: 32, build: () => buildMobileNetV2({ inputShape: [96, 96, 3] }), torch: ['--net', 'mobilenetv2'] },
+  'mobilenetv2-224': { size: 224, batch: 8, build: () => buildMobileNetV2({ inputShape: [224, 224, 3] }), torch: ['--net', 'mobilenetv2'] },
+} as const;
+type NetworkName = keyof typeof NETWORKS;
+const BATCH: number = NETWORKS.resnet20.batch;
+/** Node flags for a child that should have relaxed SIMD (Node 20–21 need one; see util/relaxed-simd.ts). */
+const RELAXED_FLAGS = relaxedSimdExecArgv();
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
@@ -36,6 +49,8 @@ const median = (values: number[]) => {
 
 interface Config {
   name: string; backend: BackendName; env: Record<string, string>; warmup: number; steps: number;
+  /** The network (default resnet20). */
+  net?: NetworkName;
   /** Run each step when the parent says so (a "go" line on stdin) and report it (a "STEP ms" line): see lockstep(). */
   lockstep?: boolean;
 }
@@ -45,6 +60,8 @@ interface Result {
   status: 'ok' | 'not installed' | 'failed';
   detail?: string;
   kernels?: string;
+  /** The kernels' build: relaxed SIMD (fused multiply-add) or plain SIMD. */
+  kernelBuild?: string;
   threads?: number;
   stepMs?: number[];
   medianMs?: number;
@@ -61,19 +78,20 @@ interface Result {
  * patterns, written once), so a step's batch is assembled from memory as from any dataset on disk,
  * not generated: PyTorch's side times a fixed tensor.
  */
-async function npyDataset(samples: number): Promise<Dataset> {
-  const model = { inputShape: [32, 32, 3], classes: 10 };
+async function npyDataset(samples: number, size = 32, batchSize = BATCH): Promise<Dataset> {
+  const model = { inputShape: [size, size, 3], classes: 10 };
   const synthetic = await loadDataset({ format: 'synthetic', samples, classes: 10, validationSplit: 0 }, process.cwd(), model, 1);
-  const x = new Float32Array(samples * 32 * 32 * 3), y = new Int32Array(samples);
+  const pixels = size * size * 3;
+  const x = new Float32Array(samples * pixels), y = new Int32Array(samples);
   let at = 0;
-  for await (const batch of synthetic.trainBatches(BATCH, 0)) {
-    x.set(batch.x.dataSync(), at * 3072);
+  for await (const batch of synthetic.trainBatches(batchSize, 0)) {
+    x.set(batch.x.dataSync(), at * pixels);
     y.set(batch.y![0].dataSync(), at);
     at += batch.x.shape[0];
     tf.dispose([batch.x, ...batch.y!]);
   }
   const dir = mkdtempSync(join(os.tmpdir(), 'prunelens-bench-'));
-  writeFileSync(join(dir, 'x.npy'), encodeNpy(x, [samples, 32, 32, 3]));
+  writeFileSync(join(dir, 'x.npy'), encodeNpy(x, [samples, size, size, 3]));
   writeFileSync(join(dir, 'y.npy'), encodeNpy(y, [samples]));
   try {
     return await loadDataset({ format: 'npy', x: 'x.npy', y: 'y.npy', validationSplit: 0 }, dir, model, 1);
@@ -91,10 +109,11 @@ async function child(config: Config): Promise<Result> {
     return { name: config.name, status: /tfjs-node/.test(message) ? 'not installed' : 'failed', detail: message };
   }
   const info = backendInfo();
-  const model = buildResNet20();
+  const network = NETWORKS[config.net ?? 'resnet20'], batch = network.batch;
+  const model = network.build();
   // A multiply-add is 2 FLOPs; a training step does the forward pass, dX and dW: 3× the forward FLOPs.
-  const stepFlops = 3 * countCost(model).flops * BATCH;
-  const data = await npyDataset(BATCH * (config.warmup + config.steps));
+  const stepFlops = 3 * countCost(model).flops * batch;
+  const data = await npyDataset(batch * (config.warmup + config.steps), network.size, batch);
   const stamps: number[] = [], tensors: number[] = [];
   let peakBytes = 0;
   let last = performance.now();
@@ -110,7 +129,7 @@ async function child(config: Config): Promise<Result> {
     },
   } : {};
   await go();
-  await trainModel(model, data, { epochs: 1, batchSize: BATCH, learningRate: 0.05, momentum: 0.9, weightDecay: 5e-4, optimizer: 'sgd', schedule: 'constant' }, hooks, {
+  await trainModel(model, data, { epochs: 1, batchSize: batch, learningRate: 0.05, momentum: 0.9, weightDecay: 5e-4, optimizer: 'sgd', schedule: 'constant' }, hooks, {
     seed: 1,
     onStep: () => {
       const now = performance.now();
@@ -126,8 +145,8 @@ async function child(config: Config): Promise<Result> {
   const measured = stamps.slice(config.warmup);
   const med = median(measured);
   return {
-    name: config.name, status: 'ok', kernels: info.name === 'wasm' ? info.kernels : undefined, threads: info.threads,
-    stepMs: measured.map((v) => +v.toFixed(1)), medianMs: +med.toFixed(1), imagesPerSecond: +(BATCH / med * 1000).toFixed(1),
+    name: config.name, status: 'ok', kernels: info.name === 'wasm' ? info.kernels : undefined, kernelBuild: info.kernelBuild, threads: info.threads,
+    stepMs: measured.map((v) => +v.toFixed(1)), medianMs: +med.toFixed(1), imagesPerSecond: +(batch / med * 1000).toFixed(1),
     effectiveGflops: +(stepFlops / (med / 1000) / 1e9).toFixed(1), tensorsAfterStep: tensors.slice(config.warmup),
     peakTensorBytes: peakBytes, peakRssMiB: +(process.resourceUsage().maxRSS / 1024).toFixed(0),
   };
@@ -195,35 +214,50 @@ function lineReader(proc: ChildProcess): (match: RegExp) => Promise<string> {
   };
 }
 
+/** One side of a turn-taking run: a PruneLens child (`config`) or PyTorch. */
+interface Turn { name: string; proc: ChildProcess; read: (match: RegExp) => Promise<string>; ms: number[] }
+
 /**
- * PruneLens (`config`) and PyTorch train side by side, taking turns step by step: each waits while the
- * other runs one step, and the order flips every pair. The machine's speed drifts within seconds, so
- * each pair of steps sees the same machine; the ratio is of the medians over all pairs.
+ * PruneLens' children (`configs`: the relaxed- and plain-SIMD builds) and PyTorch train side by side,
+ * taking turns step by step: each waits while another runs one step, and the order rotates every round.
+ * The machine's speed drifts within seconds, so each round of steps sees the same machine; the ratios
+ * are of the medians over all rounds.
  */
-async function lockstep(config: Config, torchPython: string, pairs: number): Promise<{ ours: Result; torch: { stepMs: number[]; threads: number; version: string } }> {
-  const warmup = 3;
-  const ours = spawn(process.execPath, ['--import', 'tsx', __filename, '--child', JSON.stringify({ ...config, warmup, steps: pairs, lockstep: true })], {
-    env: { ...process.env, ...config.env }, stdio: ['pipe', 'pipe', 'inherit'] });
-  const torch = spawn(torchPython, [join('bench', 'torch-resnet20.py'), String(warmup), String(pairs), '--lockstep'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const [readOurs, readTorch] = [ours, torch].map(lineReader);
-  const step = async (proc: ChildProcess, read: (m: RegExp) => Promise<string>) => {
-    proc.stdin!.write('go\n');
-    return Number((await read(/^STEP /)).split(' ')[1]);
+async function lockstep(net: NetworkName, configs: Config[], torchPython: string | undefined, pairs: number):
+  Promise<{ ours: Result[]; torch?: { stepMs: number[]; threads: number; version: string } }> {
+  const warmup = 3, network = NETWORKS[net];
+  const turns: Turn[] = configs.map((config) => {
+    const flags = config.env.PRUNELENS_RELAXED_SIMD === '0' ? [] : RELAXED_FLAGS;
+    const proc = spawn(process.execPath, [...flags, '--import', 'tsx', __filename, '--child', JSON.stringify({ ...config, net, warmup, steps: pairs, lockstep: true })], {
+      env: { ...process.env, ...config.env }, stdio: ['pipe', 'pipe', 'inherit'] });
+    return { name: config.name, proc, read: lineReader(proc), ms: [] };
+  });
+  if (torchPython) {
+    const proc = spawn(torchPython, [join('bench', 'torch-resnet20.py'), String(warmup), String(pairs), '--lockstep', ...network.torch,
+      '--size', String(network.size), '--batch', String(network.batch)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    turns.push({ name: 'pytorch', proc, read: lineReader(proc), ms: [] });
+  }
+  const step = async (turn: Turn) => {
+    turn.proc.stdin!.write('go\n');
+    return Number((await turn.read(/^STEP /)).split(' ')[1]);
   };
   for (let i = 0; i < warmup + pairs; i++) {
-    const first = i % 2 === 0;
-    const a = await step(first ? ours : torch, first ? readOurs : readTorch);
-    const b = await step(first ? torch : ours, first ? readTorch : readOurs);
-    process.stderr.write(`  lockstep ${i + 1}/${warmup + pairs}: ${config.name} ${(first ? a : b).toFixed(0)} ms, pytorch ${(first ? b : a).toFixed(0)} ms\n`);
+    const order = turns.map((_, k) => turns[(i + k) % turns.length]);
+    for (const turn of order) turn.ms.push(await step(turn));
+    process.stderr.write(`  ${net} round ${i + 1}/${warmup + pairs}: ${turns.map((t) => `${t.name} ${t.ms.at(-1)!.toFixed(0)} ms`).join(', ')}\n`);
   }
-  ours.stdin!.write('go\n'); // lets the last step's hook return
-  const [oursResult, torchResult] = await Promise.all([readOurs(/^\{/), readTorch(/^\{/)]);
-  const out = JSON.parse(torchResult);
-  return { ours: JSON.parse(oursResult) as Result, torch: { stepMs: (out.step_times as number[]).map((v) => +v.toFixed(1)), threads: out.threads, version: out.torch } };
+  for (const turn of turns.slice(0, configs.length)) turn.proc.stdin!.write('go\n'); // lets the last step's hook return
+  const outs = await Promise.all(turns.map((t) => t.read(/^\{/)));
+  const ours = outs.slice(0, configs.length).map((o) => JSON.parse(o) as Result);
+  if (!torchPython) return { ours };
+  const out = JSON.parse(outs[configs.length]);
+  return { ours, torch: { stepMs: (out.step_times as number[]).map((v) => +v.toFixed(1)), threads: out.threads, version: out.torch } };
 }
 
-const line = (name: string, ms: number, gflops: number) =>
-  `train resnet20 batch=${BATCH} backend=${name} step_ms=${ms.toFixed(1)} img_per_s=${(BATCH / ms * 1000).toFixed(1)} gflops=${gflops.toFixed(1)}`;
+const line = (net: string, batch: number, name: string, ms: number, gflops: number) =>
+  `train ${net} batch=${batch} backend=${name} step_ms=${ms.toFixed(1)} img_per_s=${(batch / ms * 1000).toFixed(1)} gflops=${gflops.toFixed(1)}`;
+
+interface NetworkRun { net: NetworkName; batch: number; size: number; loadAverageBefore: number; loadAverageAfter: number; ours: Result[]; pytorch: TorchResult }
 
 async function main(): Promise<void> {
   const childIndex = process.argv.indexOf('--child');
@@ -234,70 +268,91 @@ async function main(): Promise<void> {
   }
   const steps = arg('--steps', 8);
   const cores = os.availableParallelism?.() ?? os.cpus().length;
-  const configs: Config[] = [
+  const nets = (process.argv.includes('--nets') ? process.argv[process.argv.indexOf('--nets') + 1].split(',') : Object.keys(NETWORKS)) as NetworkName[];
+  for (const net of nets) if (!(net in NETWORKS)) throw new Error(`--nets: unknown network ${net}; known: ${Object.keys(NETWORKS).join(', ')}`);
+  // The two builds of PruneLens' kernels, in turns with PyTorch on every network.
+  const paired: Config[] = [
+    { name: `wasm-prunelens-relaxed-${cores}t`, backend: 'wasm', env: { PRUNELENS_RELAXED_SIMD: '1' }, warmup: 2, steps },
+    { name: `wasm-prunelens-plain-${cores}t`, backend: 'wasm', env: { PRUNELENS_RELAXED_SIMD: '0' }, warmup: 2, steps },
+  ];
+  // ResNet-20 alone, one after another: threads, operand copies, stock kernels, tfjs-node and cpu.
+  const others: Config[] = process.argv.includes('--lockstep-only') ? [] : [
     { name: 'tensorflow', backend: 'tensorflow', env: {}, warmup: 2, steps },
-    { name: `wasm-prunelens-simd-${cores}t`, backend: 'wasm', env: {}, warmup: 2, steps },
     { name: 'wasm-prunelens-simd-1t', backend: 'wasm', env: { PRUNELENS_THREADS: '1' }, warmup: 2, steps },
     { name: `wasm-prunelens-simd-${cores}t-copying`, backend: 'wasm', env: { PRUNELENS_SHARED_HEAP: '0' }, warmup: 2, steps },
     { name: 'wasm-stock-kernels', backend: 'wasm', env: { PRUNELENS_SIMD_KERNELS: '0' }, warmup: 2, steps },
   ];
-  if (!process.argv.includes('--skip-cpu')) configs.push({ name: 'cpu', backend: 'cpu', env: {}, warmup: 1, steps: 2 });
+  if (!process.argv.includes('--skip-cpu') && !process.argv.includes('--lockstep-only')) others.push({ name: 'cpu', backend: 'cpu', env: {}, warmup: 1, steps: 2 });
   const loadBefore = os.loadavg()[0];
   const runChild = (config: Config): Result => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--child', JSON.stringify(config)], {
+    // Every wasm child runs as the engine does: with relaxed SIMD where Node has it behind a flag.
+    const r = spawnSync(process.execPath, [...(config.backend === 'wasm' ? RELAXED_FLAGS : []), '--import', 'tsx', __filename, '--child', JSON.stringify(config)], {
       encoding: 'utf8', env: { ...process.env, ...config.env }, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
     const last = r.stdout.trim().split('\n').pop() ?? '';
     return last.startsWith('{') ? JSON.parse(last) as Result : { name: config.name, status: 'failed', detail: `exit ${r.status}` };
   };
-  // The ratio's two numbers come from lockstep() when PyTorch is installed: pairs of steps, taken in turns.
-  const pairs = arg('--pairs', 24);
-  const results: Result[] = [];
-  let torch: TorchResult = { status: 'not run' };
   const torchPython = python('torch');
-  for (const config of configs) {
-    if (config !== configs[1] || !torchPython) {
-      results.push(runChild(config));
-      if (config === configs[1]) torch = { status: 'not installed (apt-get install python3-torch)' };
-      continue;
-    }
+  const runs: NetworkRun[] = [];
+  for (const net of nets) {
+    // ResNet-20 takes 24 rounds by default; a MobileNetV2 step is longer, so fewer.
+    const pairs = net === 'resnet20' ? arg('--pairs', 24) : arg('--mobilenet-pairs', 8);
+    const before = os.loadavg()[0];
+    let ours: Result[], pytorch: TorchResult = { status: 'not installed (apt-get install python3-torch)' };
     try {
-      const paired = await lockstep(config, torchPython, pairs);
-      results.push(paired.ours);
-      torch = paired.torch;
+      const result = await lockstep(net, paired, torchPython, pairs);
+      ours = result.ours;
+      if (result.torch) pytorch = result.torch;
     } catch (err) {
-      results.push({ name: config.name, status: 'failed', detail: err instanceof Error ? err.message : String(err) });
-      torch = { status: `failed: ${err instanceof Error ? err.message : String(err)}` };
+      const detail = err instanceof Error ? err.message : String(err);
+      ours = paired.map((c) => ({ name: c.name, status: 'failed', detail }));
+      pytorch = { status: `failed: ${detail}` };
     }
+    runs.push({ net, batch: NETWORKS[net].batch, size: NETWORKS[net].size, loadAverageBefore: before, loadAverageAfter: os.loadavg()[0], ours, pytorch });
   }
+  const results = others.map(runChild);
   const blas = numpySgemmPeak();
   const wasmPeak = await wasmSgemmPeak();
 
   const out: string[] = [];
-  for (const r of results) {
-    out.push(r.status === 'ok' ? line(r.name, r.medianMs!, r.effectiveGflops!) : `train resnet20 batch=${BATCH} backend=${r.name} ${r.status}${r.detail && r.status === 'failed' ? ` (${r.detail})` : ''}`);
+  const failed = (net: string, batch: number, r: Result) => `train ${net} batch=${batch} backend=${r.name} ${r.status}${r.detail && r.status === 'failed' ? ` (${r.detail})` : ''}`;
+  for (const run of runs) {
+    out.push(`${run.net} ${run.size}×${run.size}×3 batch=${run.batch}: load average ${run.loadAverageBefore.toFixed(2)} before, ${run.loadAverageAfter.toFixed(2)} after`);
+    for (const r of run.ours) {
+      if (r.status === 'ok' && r.kernelBuild && !r.name.includes(r.kernelBuild)) r.detail = `asked for ${r.name}, ran the ${r.kernelBuild} build`;
+      out.push(r.status === 'ok' ? line(run.net, run.batch, `${r.name}${r.detail ? ` (${r.detail})` : ''}`, r.medianMs!, r.effectiveGflops!) : failed(run.net, run.batch, r));
+    }
+    const [relaxedRun, plainRun] = run.ours;
+    const rounds = relaxedRun.stepMs?.length ?? 0;
+    if ('stepMs' in run.pytorch) {
+      const torchMs = median(run.pytorch.stepMs);
+      const flops = relaxedRun.status === 'ok' ? relaxedRun.effectiveGflops! * relaxedRun.medianMs! / torchMs : 0;
+      out.push(line(run.net, run.batch, `pytorch-${run.pytorch.version}-${run.pytorch.threads}t`, torchMs, flops));
+      for (const r of run.ours.filter((x) => x.status === 'ok')) {
+        out.push(`ratio ${run.net} step_ms ${r.name}/pytorch = ${(r.medianMs! / torchMs).toFixed(2)} (medians over ${rounds} rounds of steps taken in turns)`);
+      }
+    } else {
+      out.push(`train ${run.net} batch=${run.batch} backend=pytorch ${run.pytorch.status}`);
+    }
+    if (relaxedRun.status === 'ok' && plainRun.status === 'ok') {
+      out.push(`ratio ${run.net} step_ms relaxed/plain = ${(relaxedRun.medianMs! / plainRun.medianMs!).toFixed(3)} (same rounds)`);
+    }
   }
-  const ours = results.find((r) => r.name === configs[1].name && r.status === 'ok');
-  if ('stepMs' in torch) {
-    const torchMs = median(torch.stepMs);
-    const gflops = ours ? ours.effectiveGflops! * ours.medianMs! / torchMs : 0;
-    out.push(line(`pytorch-${torch.version}-${torch.threads}t`, torchMs, gflops));
-    if (ours) out.push(`ratio step_ms ${ours.name}/pytorch = ${(ours.medianMs! / torchMs).toFixed(2)} (medians over ${torch.stepMs.length} pairs of steps taken in turns)`);
-  } else {
-    out.push(`train resnet20 batch=${BATCH} backend=pytorch ${torch.status}`);
-  }
+  for (const r of results) out.push(r.status === 'ok' ? line('resnet20', BATCH, r.name, r.medianMs!, r.effectiveGflops!) : failed('resnet20', BATCH, r));
   out.push(blas ? `sgemm 2048 library=${blas.library} gflops=${blas.gflops}` : 'sgemm library=openblas not available (no python3 with numpy)');
   if (wasmPeak) out.push(`sgemm 1024 library=prunelens-wasm-simd threads=${wasmPeak.threads} gflops=${wasmPeak.gflops}`);
-  for (const r of results.filter((x) => x.status === 'ok')) {
+  for (const [net, r] of [...runs.flatMap((run) => run.ours.map((x) => [run.net, x] as const)), ...results.map((x) => ['resnet20', x] as const)]) {
+    if (r.status !== 'ok') continue;
     const flat = new Set(r.tensorsAfterStep).size === 1;
-    out.push(`memory backend=${r.name} tensors_per_step=${flat ? 'constant' : 'growing'} (${r.tensorsAfterStep![0]}→${r.tensorsAfterStep!.at(-1)}) tensor_mib_between_steps=${(r.peakTensorBytes! / 2 ** 20).toFixed(1)} peak_rss_mib=${r.peakRssMiB}`);
+    out.push(`memory ${net} backend=${r.name} tensors_per_step=${flat ? 'constant' : 'growing'} (${r.tensorsAfterStep![0]}→${r.tensorsAfterStep!.at(-1)}) tensor_mib_between_steps=${(r.peakTensorBytes! / 2 ** 20).toFixed(1)} peak_rss_mib=${r.peakRssMiB}`);
   }
+  out.push(`load average ${loadBefore.toFixed(2)} before the run, ${os.loadavg()[0].toFixed(2)} after`);
   console.log(out.join('\n'));
   const file = join(process.cwd(), 'bench', 'results', 'train-step.json');
   mkdirSync(join(process.cwd(), 'bench', 'results'), { recursive: true });
   writeFileSync(file, JSON.stringify({
     date: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadAverageBefore: loadBefore, loadAverageAfter: os.loadavg()[0] },
-    tfjs: tf.version.tfjs, batch: BATCH, results, pytorch: torch, sgemm: { blas, wasm: wasmPeak }, lines: out,
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, relaxedSimdFlags: RELAXED_FLAGS, loadAverageBefore: loadBefore, loadAverageAfter: os.loadavg()[0] },
+    tfjs: tf.version.tfjs, networks: runs, results, sgemm: { blas, wasm: wasmPeak }, lines: out,
   }, null, 2) + '\n');
   process.exit(0);
 }
