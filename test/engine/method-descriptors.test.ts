@@ -27,14 +27,14 @@ test("the method list is the schema's method enum, in order, each with a section
 const PINNED: Record<string, Record<string, unknown>> = {
   l1: {},
   goprune: { p: 2 / 3, lambda: 5e-3, beta: 1.5e-3, rho1: 1.5e-3, rho2: 1.5e-3, betaGrowth: 1, betaMax: 1, lambdaWarmupEpochs: 0, tolerance: 0, groupSlices: 'producer', adoptAuxiliary: false },
-  ssr: { regularizer: 'l21', lambda: 0.15, layerLambda: {}, rho: 1, rhoGrowth: 1, rhoMax: 1, updateEvery: 200, schedule: 'global', groupSlices: 'producer', adoptAuxiliary: false },
+  ssr: { regularizer: 'l21', lambda: 0.15, layerLambda: {}, rho: 1, rhoGrowth: 1, rhoMax: 1, schedule: 'global', groupSlices: 'producer', adoptAuxiliary: false },
   dsp: { groups: 4, temperature: 0.5, finalTemperature: 0.5, regularization: 2e-3, thetaLearningRate: 1e-3, thetaEpsilon: 1e-12, thetaUpdateEvery: 1, warmupEpochs: 0, filterPruning: true, skipStem: true, skipShortcut: true, skipPointwise: false, layerCostFlops: 0, realisation: 'measured' },
   ispasp: { iterations: 20, candidateFactor: 2, calibrationSamples: 1280, batchSize: 256, importance: 'signed', threshold: 'contribution', includeNorm: true, blockFinetuneEpochs: 1, blockFinetuneLearningRate: 0.01 },
-  ocspruner: { monitorStartEpoch: 2, slStartEpoch: 30, slEndEpoch: 110, reg: 1e-4, regDelta: 1e-4, regInterval: 1, stabilityThreshold: 0.999, stabilityWindow: 3, layerPruneLimit: 0.75, layerLimitFactor: 1, flopsAware: true },
+  ocspruner: { reg: 1e-4, regDelta: 1e-4, regInterval: 1, stabilityThreshold: 0.999, stabilityWindow: 3, layerPruneLimit: 0.75, layerLimitFactor: 1, flopsAware: true },
 };
 
 /** Options with no default in the schema: derived from another option, or absent unless set. */
-const WITHOUT_DEFAULT: Record<string, string[]> = { dsp: ['finalTemperature'], ispasp: ['keepRatio'] };
+const WITHOUT_DEFAULT: Record<string, string[]> = { dsp: ['finalTemperature'], ispasp: ['keepRatio'], ssr: ['updateEvery'], ocspruner: ['monitorStartEpoch', 'slStartEpoch', 'slEndEpoch'] };
 
 function schemaDefaults(name: string): Record<string, unknown> {
   return Object.fromEntries(Object.entries(properties[name].properties ?? {}).filter(([, p]) => 'default' in p).map(([key, p]) => [key, p.default]));

@@ -9,15 +9,20 @@ import { SelectedChannelShrink } from './ocspruner/shrink.js';
 import { continueSchedule } from './ocspruner/schedule.js';
 import { formatMetricValue } from '../../protocol/format.js';
 import { SparsityStream } from './shared/sparsity.js';
+import { scaledEpoch } from './shared/relative.js';
 
-/** OCSPruner settings (`ocspruner` section of the config); the schema's defaults follow the official CIFAR scripts. */
+/**
+ * OCSPruner settings (`ocspruner` section of the config); the schema's defaults follow the official
+ * CIFAR scripts. The three epochs, when absent, sit at the official scripts' share of `train.epochs`
+ * (`searchEpochs`).
+ */
 export interface OcsprunerOptions {
   /** First epoch (0-based) at which a sub-network is chosen and the stability monitored. */
-  monitorStartEpoch: number;
+  monitorStartEpoch?: number;
   /** The shrink starts after this epoch (active from `slStartEpoch + 2`). */
-  slStartEpoch: number;
+  slStartEpoch?: number;
   /** Prune at the end of this epoch at the latest, stable or not. */
-  slEndEpoch: number;
+  slEndEpoch?: number;
   reg: number;
   regDelta: number;
   regInterval: number;
@@ -29,10 +34,27 @@ export interface OcsprunerOptions {
   flopsAware: boolean;
 }
 
-async function runOcspruner(ctx: MethodContext, options: OcsprunerOptions): Promise<PruningDecision> {
+/** The official CIFAR schedule: 300 epochs, monitoring from epoch 2, shrink after 30, search until 110. */
+const OFFICIAL_EPOCHS = 300, OFFICIAL_MONITOR_START = 2, OFFICIAL_SL_START = 30, OFFICIAL_SL_END = 110;
+
+/**
+ * The search's epochs for a run of `epochs`: each one the config sets, else the official epoch's
+ * share of the run (2, 30 and 110 of 300): a fixed 30 and 110 never start the shrink nor end the
+ * search inside a run of a few epochs.
+ */
+export function searchEpochs(options: Pick<OcsprunerOptions, 'monitorStartEpoch' | 'slStartEpoch' | 'slEndEpoch'>, epochs: number): Required<Pick<OcsprunerOptions, 'monitorStartEpoch' | 'slStartEpoch' | 'slEndEpoch'>> {
+  return {
+    monitorStartEpoch: options.monitorStartEpoch ?? scaledEpoch(OFFICIAL_MONITOR_START, OFFICIAL_EPOCHS, epochs),
+    slStartEpoch: options.slStartEpoch ?? scaledEpoch(OFFICIAL_SL_START, OFFICIAL_EPOCHS, epochs),
+    slEndEpoch: options.slEndEpoch ?? scaledEpoch(OFFICIAL_SL_END, OFFICIAL_EPOCHS, epochs),
+  };
+}
+
+async function runOcspruner(ctx: MethodContext, given: OcsprunerOptions): Promise<PruningDecision> {
   // The session admits only configs with data, a training phase and a FLOPs or latency target.
   const settings = ctx.config.train;
   if (!ctx.data || !settings) throw new Error('OCSPruner prunes inside its training cycle');
+  const options = { ...given, ...searchEpochs(given, Math.ceil(settings.epochs)) };
   const target = ctx.config.target as Extract<Target, { flopsReduction: number } | { latencyReduction: number }>;
   const excluded = new Set(ctx.config.exclude);
   const groups = ctx.graph.groups.filter((g) => g.units.length > 1 && !g.producers.some((p) => excluded.has(p)));
@@ -117,7 +139,9 @@ async function runOcspruner(ctx: MethodContext, options: OcsprunerOptions): Prom
   let afterCycle;
   if (remainingEpochs > 0) afterCycle = await ctx.train(tail, {}, 'train');
 
+  const scaled = (['monitorStartEpoch', 'slStartEpoch', 'slEndEpoch'] as const).filter((key) => given[key] === undefined);
   const notes = [
+    ...(scaled.length > 0 ? [`OCSPruner: ${scaled.map((key) => `${key} ${options[key]}`).join(', ')} (the official 300-epoch schedule's share of ${Math.ceil(settings.epochs)} epochs).`] : []),
     stable
       ? `OCSPruner: the sub-network settled at epoch ${pruneEpoch} (stability ${stability[stability.length - 1]?.toFixed(4)} ≥ ${options.stabilityThreshold}); pruned there and trained ${remainingEpochs} more epoch(s).`
       : `OCSPruner: stability stayed below ${options.stabilityThreshold}; pruned at epoch ${pruneEpoch} (search limit) and trained ${remainingEpochs} more epoch(s).`,

@@ -7,6 +7,7 @@ import { proxFactors } from './prox.js';
 import { decideFromAuxiliary, layoutRoles, perLayerGroupStats, type GroupSlices } from './shared/auxiliary.js';
 import { defineMethod } from './shared/descriptor.js';
 import { SparsityStream } from './shared/sparsity.js';
+import { stepsPerEpochOf } from './shared/relative.js';
 
 /**
  * SSR (Lin et al., TNNLS 2020): structured sparsity regularisation, min L(W) + λ Σ R(W_g),
@@ -35,8 +36,8 @@ export interface SsrOptions {
   /** ρ is multiplied by this at every F/Y update (1 keeps it constant), capped at rhoMax. */
   rhoGrowth: number;
   rhoMax: number;
-  /** SGD steps between F/Y updates (K). */
-  updateEvery: number;
+  /** SGD steps between F/Y updates (K); absent: about half an epoch (`defaultUpdateEvery`). */
+  updateEvery?: number;
   schedule: 'global' | 'layer';
   groupSlices: GroupSlices;
   adoptAuxiliary: boolean;
@@ -45,8 +46,17 @@ export interface SsrOptions {
 /** ρ never ends below its start; K is a whole number of steps. */
 function settleSsrOptions(options: SsrOptions): SsrOptions {
   options.rhoMax = Math.max(options.rhoMax, options.rho);
-  options.updateEvery = Math.max(1, Math.round(options.updateEvery));
+  if (options.updateEvery !== undefined) options.updateEvery = Math.max(1, Math.round(options.updateEvery));
   return options;
+}
+
+/**
+ * K when the config sets none: the official K = 200 is about half an epoch of its CIFAR-10 runs
+ * (391 steps at batch 128), so the same share of an epoch here. A fixed 200 would never update F
+ * and Y inside the phase on a small data set (15 steps an epoch on 960 samples).
+ */
+export function defaultUpdateEvery(stepsPerEpoch: number): number {
+  return Math.max(1, Math.round(stepsPerEpoch * (200 / 391)));
 }
 
 /** Per-unit F-update multipliers for a group norm ‖T_g‖: group soft (l2,1) or hard (l2,0) thresholding at λ_g/ρ. */
@@ -150,6 +160,7 @@ async function runSsr(ctx: MethodContext, options: SsrOptions): Promise<PruningD
   const notes: string[] = [];
   const fNormsByUnit = new Float64Array(ctx.graph.units.length);
   const train: TrainConfig | undefined = ctx.config.train;
+  const updateEvery = options.updateEvery ?? defaultUpdateEvery(stepsPerEpochOf(ctx.data, train));
   const phases = options.schedule === 'layer'
     ? ctx.graph.groups.filter((g) => g.units.length > 0).map((g) => ({ name: g.producers.join('+') || `group ${g.id}`, units: g.units }))
     : [{ name: 'all groups', units: [...fullLayout.unitIds] }];
@@ -181,7 +192,7 @@ async function runSsr(ctx: MethodContext, options: SsrOptions): Promise<PruningD
             afterStep: (info) => {
               const { globalStep } = info;
               keepMasked();
-              if ((globalStep + 1) % options.updateEvery === 0) update(globalStep + 1);
+              if ((globalStep + 1) % updateEvery === 0) update(globalStep + 1);
               sparsity.step(info, zeroOfF);
             },
             afterEpoch: ({ epoch }) => {
@@ -215,7 +226,7 @@ async function runSsr(ctx: MethodContext, options: SsrOptions): Promise<PruningD
         if (layout !== fullLayout) layout.dispose();
       }
     }
-    notes.push(`ssr: ${options.regularizer === 'l21' ? 'l2,1' : 'l2,0'} regulariser, ${options.schedule} schedule, ${updates} F/Y update(s), ρ = ${options.rho}.`);
+    notes.push(`ssr: ${options.regularizer === 'l21' ? 'l2,1' : 'l2,0'} regulariser, ${options.schedule} schedule, ${updates} F/Y update(s) every ${updateEvery} steps, ρ = ${options.rho}.`);
     // Layer-wise phases already left W equal to its masked state; only global mode adopts F.
     return decideFromAuxiliary(ctx, ssrMethod.name, fullLayout, auxiliary, fNormsByUnit, options.adoptAuxiliary && auxiliary !== undefined, notes);
   } finally {
