@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-const benches = ['analyze', 'train-step', 'method-table'];
+const benches = ['analyze', 'train-step', 'method-table', 'startup'];
 const only = process.argv[2];
 let failed = 0;
 for (const name of benches) {

@@ -29,6 +29,20 @@ const h5wasmBeside = {
   },
 };
 
+/**
+ * The engine's bundles take `@tensorflow/tfjs` as core + layers + the cpu backend (scripts/tfjs-lean.cjs), without the
+ * converter, tf.data and webgl that start-up would otherwise compile and run; node-fetch (tfjs-core's fallback where
+ * Node has no global fetch, which Node 20 has) is left out the same way.
+ */
+const leanTfjs = {
+  name: 'lean-tfjs',
+  setup(build) {
+    build.onResolve({ filter: /^@tensorflow\/tfjs$/ }, () => ({ path: join(dirname(new URL(import.meta.url).pathname), 'tfjs-lean.cjs') }));
+    build.onResolve({ filter: /^node-fetch$/ }, () => ({ path: 'node-fetch', namespace: 'global-fetch' }));
+    build.onLoad({ filter: /.*/, namespace: 'global-fetch' }, () => ({ contents: 'module.exports = globalThis.fetch;', loader: 'js' }));
+  },
+};
+
 /** jsonc-parser's UMD entry hides its requires from the bundler; its ESM entry does not. */
 const jsoncEsm = {
   name: 'jsonc-esm',
@@ -51,8 +65,8 @@ const node = { ...common, platform: 'node', format: 'cjs', target: 'node20', out
 
 const targets = [
   { ...node, entryPoints: { extension: 'src/extension/main.ts' }, plugins: [jsoncEsm, h5wasmBeside] },
-  { ...node, entryPoints: { engine: 'src/engine/process/main.ts' }, plugins: [jsoncEsm, h5wasmBeside] },
-  { ...node, entryPoints: { cli: 'src/cli/main.ts' }, plugins: [jsoncEsm, h5wasmBeside], banner: { js: '#!/usr/bin/env node' } },
+  { ...node, entryPoints: { engine: 'src/engine/process/main.ts' }, plugins: [jsoncEsm, h5wasmBeside, leanTfjs] },
+  { ...node, entryPoints: { cli: 'src/cli/main.ts' }, plugins: [jsoncEsm, h5wasmBeside, leanTfjs], banner: { js: '#!/usr/bin/env node' } },
   { ...common, entryPoints: { webview: 'webview/main.ts' }, outdir, platform: 'browser', format: 'iife', target: 'es2022', mainFields: ['module', 'main'] },
 ];
 

@@ -3,10 +3,6 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../config/types.js';
 import { UserError } from '../errors.js';
 import { installBatchNormGradient } from './batchnorm-gradient.js';
-import { installCpuKernels } from './cpu-kernels.js';
-import { installSimdPath } from './simd/index.js';
-import { installWasmKernels } from './wasm-kernels.js';
-import { withSharedHeap } from './simd/shared-heap.js';
 import { guardWasmHeap } from './heap.js';
 
 export interface BackendInfo {
@@ -56,7 +52,10 @@ async function useTensorflow(): Promise<BackendInfo> {
 }
 
 async function useWasm(): Promise<BackendInfo> {
-  const wasm = require('@tensorflow/tfjs-backend-wasm') as WasmModule;
+  // Loaded here, not at start-up: a command that runs no model (analyze) never pays for the wasm backend or its kernels.
+  const [wasmModule, { installWasmKernels }, { withSharedHeap }, { installSimdPath }] = await Promise.all([
+    import('@tensorflow/tfjs-backend-wasm'), import('./wasm-kernels.js'), import('./simd/shared-heap.js'), import('./simd/index.js')]);
+  const wasm = ('getThreadsCount' in wasmModule ? wasmModule : (wasmModule as { default: unknown }).default) as WasmModule;
   installWasmKernels();
   await withSharedHeap(async () => {
     if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
@@ -72,6 +71,7 @@ async function useWasm(): Promise<BackendInfo> {
 }
 
 async function useCpu(): Promise<BackendInfo> {
+  const { installCpuKernels } = await import('./cpu-kernels.js');
   installCpuKernels();
   if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
   await tf.ready();

@@ -12,9 +12,13 @@ import { formatShape } from '../../protocol/format.js';
 import { isInside } from './paths.js';
 import { checkLayerGraph } from './check-graph.js';
 import { checkFiniteWeights } from './check-values.js';
-import { isKerasPath, loadKerasModel } from './keras/load.js';
+import { isKerasModelFile as isKerasPath } from './keras/path.js';
 import type { KerasSerialization } from './keras/record.js';
-import { isOnnxPath, loadOnnxModel } from './onnx/load.js';
+import { isOnnxPath } from './onnx/path.js';
+// The layers PruneLens registers (Keras 3 activations, ONNX pads and opaque nodes) can appear in any saved model.json;
+// the Keras and ONNX readers themselves are loaded only for their files.
+import './keras/layers.js';
+import './onnx/layers.js';
 import type { OnnxSerialization } from './onnx/record.js';
 
 export interface LoadedModel {
@@ -423,12 +427,14 @@ function fromFile(file: string, loaded: Pick<LoadedModel, 'model' | 'weightBytes
 
 /** A Keras `.keras` or `.h5` file. */
 async function loadKeras(file: string): Promise<LoadedModel> {
+  const { loadKerasModel } = await import('./keras/load.js');
   const loaded = await loadKerasModel(file);
   return fromFile(file, { ...loaded, format: loaded.keras.kind });
 }
 
 /** An ONNX file, imported as an NHWC runtime model. */
 async function loadOnnx(file: string): Promise<LoadedModel> {
+  const { loadOnnxModel } = await import('./onnx/load.js');
   const loaded = await loadOnnxModel(file);
   return fromFile(file, { ...loaded, format: 'onnx', generatedBy: loaded.onnx.producer || undefined });
 }

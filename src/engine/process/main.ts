@@ -5,11 +5,7 @@
  * sensitivity analysis before its next point.
  */
 import { isEngineRequest, type EngineEvent, type EngineRequest } from '../../protocol/events.js';
-import { loadConfig } from '../config/index.js';
-import { executeSession } from '../session/session.js';
-import { analyzeToEvents } from '../session/analyze.js';
 import { errorEvent } from '../session/error-event.js';
-import { sensitivityToEvents } from '../sensitivity/run.js';
 
 const abort = new AbortController();
 let started = false;
@@ -38,13 +34,17 @@ async function handle(request: EngineRequest): Promise<void> {
   const emit = (event: EngineEvent) => { pending.push(send(event)); };
   let ok = false;
   try {
+    // Each request loads only its own code: an analysis starts no backend, methods or training.
     if (request.type === 'analyze') {
+      const { analyzeToEvents } = await import('../session/analyze.js');
       const result = await analyzeToEvents(request.modelPath, emit);
       ok = result.type === 'done';
     } else if (request.type === 'sensitivity') {
+      const { sensitivityToEvents } = await import('../sensitivity/run.js');
       const result = await sensitivityToEvents(request, emit, abort.signal);
       ok = result.type === 'sensitivityDone';
     } else {
+      const [{ loadConfig }, { executeSession }] = await Promise.all([import('../config/index.js'), import('../session/session.js')]);
       const config = loadConfig(request.configPath, { method: request.overrides?.method, output: request.overrides?.output, backend: request.overrides?.backend });
       const result = await executeSession(config, emit, { signal: abort.signal, dryRun: request.overrides?.dryRun, workspaceRoots: request.workspaceRoots });
       ok = result.type === 'done';

@@ -394,8 +394,16 @@ export function maxReachable(graph: ChannelGraph, model: tf.LayersModel, kind: T
   if (kind === 'channelRatio' || kind === 'normThreshold') {
     return graph.units.length === 0 ? 0 : (graph.units.length - graph.groups.length) / graph.units.length;
   }
-  const metric = costMetricOf(kind);
-  const tracker = new CostTracker(model, graph);
-  for (const g of graph.groups) for (const u of g.units.slice(1)) tracker.remove(u);
-  return reduction(tracker, metric);
+  return new CostTracker(model, graph).reductionWithout(allButOnePerGroup(graph))[costMetricOf(kind)] ?? 0;
+}
+
+/** Every unit but each group's first: what whole-channel pruning can remove at most. */
+function allButOnePerGroup(graph: ChannelGraph): number[] {
+  return graph.groups.flatMap((g) => g.units.slice(1));
+}
+
+/** maxReachable's FLOPs, params and channel fractions at once, from one cost model (analysis reports all three). */
+export function maxReductions(graph: ChannelGraph, model: tf.LayersModel): { flops: number; params: number; channels: number } {
+  const reduced = new CostTracker(model, graph).reductionWithout(allButOnePerGroup(graph));
+  return { flops: reduced.flops, params: reduced.params, channels: maxReachable(graph, model, 'channelRatio') };
 }

@@ -7,14 +7,12 @@ import { initBackend } from '../backend/index.js';
 import { loadModel } from '../io/index.js';
 import { analyzeModel } from '../graph/analyze.js';
 import { countCost, layerStats } from '../metrics/index.js';
-import { maxReachable } from '../prune/select.js';
+import { maxReductions } from '../prune/select.js';
 import type { ChannelGraph } from '../graph/types.js';
-import { summarizeModel } from './session.js';
-import { verifyOutputs, type VerifyFiles, type VerifyResult } from './verify.js';
+import { summarizeModel } from './summary.js';
+import type { VerifyFiles, VerifyResult } from './verify.js';
 import { ONNX_RUNTIME, type OnnxRuntimeCheck } from '../../protocol/events.js';
-import { compareWithOnnxRuntime, randomRuntimeInput } from '../io/onnx/check.js';
 import type { OnnxSerialization } from '../io/onnx/record.js';
-import { measureLayerLatency } from '../metrics/layer-latency.js';
 
 export interface AnalysisResult {
   params: number;
@@ -48,6 +46,8 @@ async function importCheck(model: tf.LayersModel, modelPath: string, onnx: OnnxS
     const [first] = onnx.unsupported;
     return { onnxProblem: `The import was not checked against ONNX Runtime: node "${first.node}" (${first.opType})${onnx.unsupported.length > 1 ? ` and ${onnx.unsupported.length - 1} more` : ''} cannot run in PruneLens` };
   }
+  // Loaded only for an ONNX model: analysis of the others never loads ONNX Runtime's glue.
+  const { compareWithOnnxRuntime, randomRuntimeInput } = await import('../io/onnx/check.js');
   const inputs = randomRuntimeInput(model, IMPORT_CHECK_SAMPLES);
   try {
     const agreement = await compareWithOnnxRuntime(model, modelPath, inputs);
@@ -61,11 +61,7 @@ async function importCheck(model: tf.LayersModel, modelPath: string, onnx: OnnxS
 
 /** Largest reductions whole-channel pruning can reach on this model (every group keeps one channel). */
 function reachableReductions(graph: ChannelGraph, model: tf.LayersModel): { flops: number; params: number; channels: number } {
-  return {
-    flops: maxReachable(graph, model, 'flopsReduction'),
-    params: maxReachable(graph, model, 'paramsReduction'),
-    channels: maxReachable(graph, model, 'channelRatio'),
-  };
+  return maxReductions(graph, model);
 }
 
 /** Loads and analyses a model: prunability of every layer and its channel groups. No training. */
@@ -76,7 +72,7 @@ export async function analyzeModelFile(modelPath: string, backend: BackendName =
     const graph = analyzeModel(model, { exclude });
     const cost = countCost(model);
     // Each layer alone at batch 1, beside its FLOPs: where the time goes is not always where the FLOPs are.
-    const timing = options.timeLayers ? await measureLayerLatency(model, { batchSize: 1 }) : undefined;
+    const timing = options.timeLayers ? await (await import('../metrics/layer-latency.js')).measureLayerLatency(model, { batchSize: 1 }) : undefined;
     const times = timing && !('skipped' in timing) ? timing.layers : undefined;
     const totalMs = times ? Object.values(times).reduce((sum, t) => sum + t.medianMs, 0) : 0;
     const timed = (name: string) => {
@@ -93,7 +89,7 @@ export async function analyzeModelFile(modelPath: string, backend: BackendName =
       graph,
       backend: usedBackend,
       modelName: model.name,
-      ...(verify ? { verify: verifyOutputs(model, verify, onnx) } : {}),
+      ...(verify ? { verify: (await import('./verify.js')).verifyOutputs(model, verify, onnx) } : {}),
       ...(await importCheck(model, modelPath, onnx)),
     };
   } finally {
@@ -105,7 +101,8 @@ export async function analyzeModelFile(modelPath: string, backend: BackendName =
 export async function analyzeToEvents(modelPath: string, emit: (e: EngineEvent) => void): Promise<DoneEvent | ErrorEvent> {
   const startedAt = Date.now();
   try {
-    const backend = await initBackend('auto');
+    // The cpu backend: analysis runs no model, so the wasm backend and its kernels are not worth starting.
+    const backend = await initBackend('cpu');
     const { model } = await loadModel(modelPath);
     try {
       const graph = analyzeModel(model);

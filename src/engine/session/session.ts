@@ -40,6 +40,7 @@ import { measureLayerLatency, type LayerLatencyResult } from '../metrics/layer-l
 import { assertInsideWorkspace } from './confine.js';
 import { compareLatencyTarget, describeLatencyTable, latencyTargetNote, prepareLatencyTarget, wantsLatencyTable } from './latency-target.js';
 import type { ChannelGraph } from '../graph/types.js';
+import { summarizeModel } from './summary.js';
 
 export interface SessionOptions {
   signal?: AbortSignal;
@@ -62,21 +63,6 @@ export async function executeSession(config: PruneConfig, emit: (event: EngineEv
     emit(error);
     return error;
   }
-}
-
-export function summarizeModel(model: tf.LayersModel, graph: ChannelGraph, cost: { params: number; flops: number }): ModelSummary {
-  const input = model.inputs[0]?.shape ?? [];
-  const output = model.outputs[0]?.shape ?? [];
-  return {
-    name: model.name,
-    layers: model.layers.length,
-    params: cost.params,
-    flops: cost.flops,
-    prunableGroups: graph.groups.length,
-    prunableChannels: graph.units.length,
-    inputShape: [...input],
-    outputShape: [...output],
-  };
 }
 
 async function runSession(config: PruneConfig, emit: (event: EngineEvent) => void, options: SessionOptions): Promise<DoneEvent> {

@@ -10,7 +10,6 @@ import { Hdf5File } from './hdf5.js';
  * editor read the input shape and output units from it.
  */
 
-const KERAS_MODEL_EXTENSIONS: readonly string[] = ['.keras', '.h5', '.hdf5'];
 export const RESAVE = 'Save the model again with Keras (model.save)';
 const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
 const ZIP_SIGNATURE = Buffer.from('PK\x03\x04', 'latin1');
@@ -18,9 +17,7 @@ export const CONFIG_JSON = 'config.json';
 
 export type KerasJson = Record<string, unknown>;
 
-export function isKerasModelFile(path: string): boolean {
-  return KERAS_MODEL_EXTENSIONS.includes(extname(path).toLowerCase());
-}
+export { isKerasModelFile } from './path.js';
 
 function isRecord(value: unknown): value is KerasJson {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
-import { extname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { firstLine, UserError } from '../../errors.js';
 import { checkLayerGraph } from '../check-graph.js';
 import { checkFiniteArrays } from '../check-values.js';
@@ -20,11 +20,7 @@ export interface LoadedOnnxModel {
   onnx: OnnxSerialization;
 }
 
-const ONNX_EXTENSION = '.onnx';
-
-export function isOnnxPath(path: string): boolean {
-  return extname(path).toLowerCase() === ONNX_EXTENSION;
-}
+export { isOnnxPath } from './path.js';
 
 /** Reads an .onnx file (and external data beside it) into a runtime model with the record a writer needs. */
 export async function loadOnnxModel(modelPath: string): Promise<LoadedOnnxModel> {
