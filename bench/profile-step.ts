@@ -1,11 +1,13 @@
 /**
- * Where a ResNet-20 training step (batch 64) spends its time on the wasm backend, kernel by kernel:
- *   node --import tsx bench/profile-step.ts [--steps N] [--by-shape]
+ * Where a ResNet-20 training step (batch 64), or MobileNetV2's (`--net mobilenetv2-96`: batch 32,
+ * `--net mobilenetv2-224`: batch 8), spends its time on the wasm backend, kernel by kernel:
+ *   node --import tsx bench/profile-step.ts [--net resnet20|mobilenetv2-96|mobilenetv2-224] [--steps N] [--by-shape]
  * Every wasm kernel is wrapped with a wall-clock timer (tf.profile's own bookkeeping costs more than
  * some kernels); the rest of the step is tfjs' graph, tape and optimizer work in JavaScript.
  */
 import * as tf from '@tensorflow/tfjs';
 import { backendInfo, initBackend } from '../src/engine/backend/index.js';
+import { buildMobileNetV2 } from './mobilenetv2.js';
 import { buildResNet20 } from './resnet20.js';
 import { setSwitches } from '../src/engine/util/switches.js';
 import { Optimizer, isDecayed } from '../src/engine/train/optimizer.js';
@@ -24,7 +26,7 @@ function timeEveryKernel(): void {
         try {
           return inner(args);
         } finally {
-          const key = byShape && /Conv2D/.test(config.kernelName)
+          const key = byShape && /Conv2[dD]/.test(config.kernelName)
             ? `${config.kernelName} ${Object.values(args.inputs).filter(Boolean).map((t) => (t as tf.TensorInfo).shape.join('x')).join(' ')}` : config.kernelName;
           const entry = spent.get(key) ?? { ms: 0, calls: 0 };
           entry.ms += performance.now() - t;
@@ -39,8 +41,10 @@ function timeEveryKernel(): void {
 async function main(): Promise<void> {
   await initBackend('wasm');
   timeEveryKernel();
-  const model = buildResNet20();
-  const x = tf.randomNormal([64, 32, 32, 3]), y = tf.oneHot(tf.randomUniform([64], 0, 10, 'int32'), 10).toFloat();
+  const n = process.argv.indexOf('--net'), net = n >= 0 ? process.argv[n + 1] : 'resnet20';
+  const [size, batch] = net === 'mobilenetv2-96' ? [96, 32] : net === 'mobilenetv2-224' ? [224, 8] : [32, 64];
+  const model = net.startsWith('mobilenetv2') ? buildMobileNetV2({ inputShape: [size, size, 3] }) : buildResNet20();
+  const x = tf.randomNormal([batch, size, size, 3]), y = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32'), 10).toFloat();
   // The optimizer bench:train uses (through trainModel): SGD, momentum 0.9, decay 5e-4 on kernels.
   const optimizer = new Optimizer({ optimizer: 'sgd', momentum: 0.9, weightDecay: 5e-4 });
   const parameters = model.trainableWeights.map((w) => ({ variable: (w as unknown as { val: tf.Variable }).val, decay: isDecayed(w.name) }));

@@ -250,6 +250,21 @@ test('ReLU\'s gradient is one kernel on wasm and matches the cpu backend, zeros 
   expected[0].forEach((v, i) => assert.ok(got[0][i] === v, `element ${i}: ${got[0][i]} vs ${v}`));
 });
 
+test('clip_by_value\'s gradient (ReLU6\'s cap) is one kernel on wasm and matches the cpu backend exactly, both bounds included', async () => {
+  const x = randomArray([4, 9, 7, 6], 53), upstream = randomArray([4, 9, 7, 6], 54);
+  // Values spread over [-12, 12], with exact 0s and 6s: the gradient passes at both bounds, as tfjs' greaterEqual and lessEqual.
+  for (let i = 0; i < x.values.length; i++) x.values[i] = i % 11 === 0 ? 0 : i % 13 === 0 ? 6 : x.values[i] * 12;
+  const run = () => [tf.grad((a) => tf.clipByValue(tf.relu(a), 0, 6).mul(tf.tensor(upstream.values, upstream.shape)).sum())(tf.tensor(x.values, x.shape)),
+    tf.grad((a) => tf.clipByValue(a, -1.5, 2).mul(tf.tensor(upstream.values, upstream.shape)).sum())(tf.tensor(x.values, x.shape))];
+  await initBackend('wasm');
+  const profile = await tf.profile(() => { tf.dispose(run()); });
+  const kernels = profile.kernels.map((k) => k.name);
+  assert.ok(kernels.includes('PruneLensClipGrad') && !kernels.includes('LogicalAnd') && !kernels.includes('Select'), kernels.join(' '));
+  const got = tf.tidy(run).map((t) => t.dataSync());
+  const expected = await onCpu(run);
+  expected.forEach((e, k) => e.forEach((v, i) => assert.ok(got[k][i] === v, `output ${k}, element ${i}: ${got[k][i]} vs ${v}`)));
+});
+
 test('the fused SGD-momentum update matches the same update composed of tfjs ops on the cpu backend', async () => {
   const w0 = randomArray([3, 3, 5, 7], 61), grads = [62, 63, 64].map((seed) => randomArray([3, 3, 5, 7], seed));
   const run = () => {

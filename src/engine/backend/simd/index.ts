@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { installTrainingBatchNorm } from './batchnorm.js';
 import { installDepthwiseKernels } from './depthwise.js';
-import { installReluGradient } from './relu.js';
+import { installClipGradient, installReluGradient } from './relu.js';
 import { installReluFusion } from './fusion.js';
 import { installSgdMomentum } from './optimizer.js';
 import { instantiateOnHeap, type HeapBackend, type InPlaceKernels } from './inplace.js';
@@ -44,6 +44,7 @@ export function installSimdPath(): SimdPath {
     installTrainingBatchNorm(inPlace, pool);
     installDepthwiseKernels(inPlace);
     installReluGradient(inPlace);
+    installClipGradient(inPlace);
     installReluFusion(inPlace);
     installSgdMomentum(inPlace);
   }

@@ -23,6 +23,7 @@ export interface InPlaceKernels {
   depthwise_backprop_input(geometry: number, dy: number, filter: number, dx: number): void;
   depthwise_backprop_filter(geometry: number, x: number, dy: number, dfilter: number): void;
   relu_backward(n: number, dy: number, x: number, dx: number): void;
+  clip_backward(n: number, dy: number, x: number, lo: number, hi: number, dx: number): void;
   add_relu(n: number, a: number, b: number, out: number): void;
   sgd_momentum(n: number, w: number, g: number, buffer: number, lr: number, momentum: number, decay: number, outW: number, outBuffer: number): void;
 }

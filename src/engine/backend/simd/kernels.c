@@ -4,7 +4,7 @@
 // TypeScript side writes them with (simd/kernel-args.ts). There is no static data. Local arrays live on the shadow
 // stack: the calling thread's is the module's own, and each worker thread's instance is given a
 // stack of its own (simd/pool.ts). The in-place build (on the wasm backend's heap) has no such
-// stack, so what it runs (batch norm, depthwise, relu_backward, sgd_momentum) uses no local arrays.
+// stack, so what it runs (batch norm, depthwise, relu_backward, clip_backward, sgd_momentum) uses no local arrays.
 // Tensors are NHWC float32; filters are [kh, kw, ci, co], so a filter is a [K, co] matrix with
 // K = kh·kw·ci in the same order as an im2col row.
 #include <stdint.h>
@@ -859,6 +859,17 @@ EXPORT(relu_backward) void relu_backward(i32 n, const f32 *dy, const f32 *x, f32
   for (; i + 4 <= n; i += 4)
     wasm_v128_store(dx + i, wasm_v128_and(wasm_v128_load(dy + i), wasm_f32x4_gt(wasm_v128_load(x + i), zero)));
   for (; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : 0.f;
+}
+
+// ---- clip_by_value's gradient (ReLU6 is a ReLU then a clip to [0, 6]): dx = dy where lo ≤ x ≤ hi, else 0. ----
+EXPORT(clip_backward) void clip_backward(i32 n, const f32 *dy, const f32 *x, f32 lo, f32 hi, f32 *dx) {
+  const v128_t vlo = wasm_f32x4_splat(lo), vhi = wasm_f32x4_splat(hi);
+  i32 i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    wasm_v128_store(dx + i, wasm_v128_and(wasm_v128_load(dy + i), wasm_v128_and(wasm_f32x4_ge(v, vlo), wasm_f32x4_le(v, vhi))));
+  }
+  for (; i < n; i++) dx[i] = x[i] >= lo && x[i] <= hi ? dy[i] : 0.f;
 }
 
 // ---- A residual sum and the ReLU after it in one pass: out = max(a + b, 0). ----
