@@ -15,7 +15,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { backendInfo, initBackend } from '../src/engine/backend/index.js';
+import { backendInfo, initBackend, tfjsNodeNotInstalled } from '../src/engine/backend/index.js';
 import { startKernelPool } from '../src/engine/backend/simd/pool.js';
 import { SimdKernels } from '../src/engine/backend/simd/tfjs-kernels.js';
 import { loadDataset } from '../src/engine/data/index.js';
@@ -314,7 +314,9 @@ async function main(): Promise<void> {
   const wasmPeak = await wasmSgemmPeak();
 
   const out: string[] = [];
-  const failed = (net: string, batch: number, r: Result) => `train ${net} batch=${batch} backend=${r.name} ${r.status}${r.detail && r.status === 'failed' ? ` (${r.detail})` : ''}`;
+  const failed = (net: string, batch: number, r: Result) => r.name === 'tensorflow' && r.status === 'not installed'
+    ? `train ${net} batch=${batch} backend=tensorflow tfjs-node not installed (npm install @tensorflow/tfjs-node; ${tfjsNodeNotInstalled(r.detail ?? '') ? 'its package or native binding is missing' : r.detail})`
+    : `train ${net} batch=${batch} backend=${r.name} ${r.status}${r.detail && r.status === 'failed' ? ` (${r.detail})` : ''}`;
   for (const run of runs) {
     out.push(`${run.net} ${run.size}×${run.size}×3 batch=${run.batch}: load average ${run.loadAverageBefore.toFixed(2)} before, ${run.loadAverageAfter.toFixed(2)} after`);
     for (const r of run.ours) {
@@ -345,6 +347,7 @@ async function main(): Promise<void> {
     const flat = new Set(r.tensorsAfterStep).size === 1;
     out.push(`memory ${net} backend=${r.name} tensors_per_step=${flat ? 'constant' : 'growing'} (${r.tensorsAfterStep![0]}→${r.tensorsAfterStep!.at(-1)}) tensor_mib_between_steps=${(r.peakTensorBytes! / 2 ** 20).toFixed(1)} peak_rss_mib=${r.peakRssMiB}`);
   }
+  out.push(autoChoiceLine());
   out.push(`load average ${loadBefore.toFixed(2)} before the run, ${os.loadavg()[0].toFixed(2)} after`);
   console.log(out.join('\n'));
   const file = join(process.cwd(), 'bench', 'results', 'train-step.json');
@@ -355,6 +358,22 @@ async function main(): Promise<void> {
     tfjs: tf.version.tfjs, networks: runs, results, sgemm: { blas, wasm: wasmPeak }, lines: out,
   }, null, 2) + '\n');
   process.exit(0);
+}
+
+/**
+ * What the engine's 'auto' picks on this machine, measured now in a fresh process without the cache: each backend that
+ * starts (tfjs-node when it loads) runs the chooser's probe training step and the fastest wins (backend/choose.ts).
+ */
+function autoChoiceLine(): string {
+  const script = `const b = require(${JSON.stringify(join(__dirname, '../src/engine/backend/index.ts'))});
+    b.initBackend('auto').then(() => console.log(JSON.stringify(b.backendInfo())));`;
+  const r = spawnSync(process.execPath, [...RELAXED_FLAGS, '--import', 'tsx', '-e', script], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const last = r.stdout?.trim().split('\n').pop() ?? '';
+  if (r.status !== 0 || !last.startsWith('{')) return `backend choice auto: failed (${r.stderr?.trim().split('\n').pop() ?? `exit ${r.status}`})`;
+  const info = JSON.parse(last) as { name: string; choice?: { stepMs?: Record<string, number>; unavailable?: Record<string, string> } };
+  const times = Object.entries(info.choice?.stepMs ?? {}).map(([name, ms]) => `${name}=${ms.toFixed(1)}`).join(' ');
+  const missing = Object.entries(info.choice?.unavailable ?? {}).map(([name, why]) => `${name}: ${why}`).join('; ');
+  return `backend choice auto=${info.name} (measured, probe step_ms ${times}${missing ? `; ${missing}` : ''})`;
 }
 
 main().catch((err) => { console.error(err); process.exit(1); });

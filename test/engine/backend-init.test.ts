@@ -24,6 +24,11 @@ function filterGradients(): Float32Array[] {
   });
 }
 
+/** tfjs-node is usable here: its package and its native binding load (the package alone may be present without the binding). */
+function tfjsNodeLoads(): boolean {
+  try { require('@tensorflow/tfjs-node'); return true; } catch { return false; }
+}
+
 test('cpu backend: the fast filter-gradient kernels agree with the stock ones', async () => {
   await tf.setBackend('cpu');
   const stock = filterGradients();
@@ -37,15 +42,14 @@ test('cpu backend: the fast filter-gradient kernels agree with the stock ones', 
   });
 });
 
-test('auto picks wasm with SIMD when tfjs-node is absent, and says why', async () => {
+test('auto runs the fastest backend it measured (wasm with SIMD where tfjs-node does not load), and says why', async () => {
   const name = await initBackend('auto');
   assert.equal(name, tf.getBackend());
   const info = backendInfo();
-  let tfjsNodeInstalled = true;
-  try { require.resolve('@tensorflow/tfjs-node'); } catch { tfjsNodeInstalled = false; }
-  if (tfjsNodeInstalled) {
-    assert.equal(name, 'tensorflow');
-  } else {
+  assert.equal(info.choice?.by, 'measured');
+  const stepMs = info.choice!.stepMs!;
+  assert.equal(name, Object.keys(stepMs).sort((a, b) => stepMs[a] - stepMs[b])[0], JSON.stringify(stepMs));
+  if (!tfjsNodeLoads()) {
     assert.equal(name, 'wasm');
     assert.equal(info.simd, true);
     assert.equal(info.kernels, 'simd', info.kernelsReason);
@@ -60,9 +64,7 @@ test('an explicit backend is forced, and a missing tfjs-node is a UserError on t
   assert.equal(tf.getBackend(), 'cpu');
   assert.equal(await initBackend('wasm'), 'wasm');
   assert.equal(tf.getBackend(), 'wasm');
-  let tfjsNodeInstalled = true;
-  try { require.resolve('@tensorflow/tfjs-node'); } catch { tfjsNodeInstalled = false; }
-  if (tfjsNodeInstalled) return;
+  if (tfjsNodeLoads()) return;
   await assert.rejects(initBackend('tensorflow'), (err: unknown) => {
     assert.ok(err instanceof UserError);
     assert.equal(err.field, 'backend');

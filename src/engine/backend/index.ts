@@ -1,9 +1,11 @@
 import * as os from 'node:os';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../config/types.js';
 import { UserError } from '../errors.js';
 import { installBatchNormGradient } from './batchnorm-gradient.js';
 import { guardWasmHeap } from './heap.js';
+import { machineKey, probeStepMs, readCachedChoice, writeCachedChoice } from './choose.js';
 
 export interface BackendInfo {
   /** tfjs backend name: 'tensorflow', 'wasm' or 'cpu'. */
@@ -27,6 +29,33 @@ export interface BackendInfo {
   sharedHeap?: boolean;
   /** Why a faster backend was not used, when 'auto' fell back. */
   fallbackReason?: string;
+  /** Why this backend runs: named by the config, or picked by 'auto' from a measurement (made now or cached for this machine). */
+  choice?: BackendChoice;
+}
+
+export interface BackendChoice {
+  by: 'config' | 'measured' | 'cached';
+  /** Median ms of one probe training step per backend that ran it (choose.ts), when 'auto' measured or read the cache. */
+  stepMs?: Record<string, number>;
+  /** Backends that could not run here, and why (tfjs-node not installed, a backend that failed to start). */
+  unavailable?: Record<string, string>;
+  /** The cache of measured choices it was read from or written to. */
+  cacheFile?: string;
+}
+
+/** One line for logs and reports: which backend runs and why. */
+export function describeBackendChoice(info: BackendInfo): string {
+  const choice = info.choice;
+  if (!choice || choice.by === 'config') return `Backend ${info.name}: set by the config.`;
+  const times = Object.entries(choice.stepMs ?? {}).sort((a, b) => a[1] - b[1]).map(([name, ms]) => `${name} ${ms.toFixed(1)} ms`).join(', ');
+  const missing = Object.entries(choice.unavailable ?? {}).map(([name, why]) => `${name}: ${why}`).join('; ');
+  const how = choice.by === 'cached' ? `fastest when this machine was measured (${choice.cacheFile ?? 'cache'})` : 'fastest, measured now';
+  return `Backend ${info.name}: ${how}; one probe training step took ${times}${missing ? ` (not available: ${missing})` : ''}.`;
+}
+
+/** Where 'auto' caches its measured choice for a session: beside the config, with PruneLens' other caches. */
+export function backendCacheDir(configPath: string): string {
+  return join(dirname(configPath), '.prunelens', 'cache');
 }
 
 let current: BackendInfo | undefined;
@@ -34,15 +63,20 @@ let currentPreference: BackendName | undefined;
 
 interface WasmModule { getThreadsCount(): number }
 
-function loadTfjsNode(): { ok: true } | { ok: false; reason: string } {
+function loadTfjsNode(): { ok: true; version?: string } | { ok: false; reason: string } {
   try {
     // Kept as a runtime require: it is an optional dependency that often cannot install.
-    require('@tensorflow/tfjs-node');
-    return { ok: true };
+    const node = require('@tensorflow/tfjs-node') as { version?: Record<string, string> };
+    return { ok: true, version: node.version?.['tfjs-node'] };
   } catch (err) {
     const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
     return { ok: false, reason: `@tensorflow/tfjs-node could not be loaded (${message})` };
   }
+}
+
+/** Whether tfjs-node failed to load because it is not installed: no package, or a package whose native binding never downloaded. */
+export function tfjsNodeNotInstalled(reason: string): boolean {
+  return /Cannot find module '@tensorflow\/tfjs-node'|tfjs_binding\.node\) can not be found/.test(reason);
 }
 
 async function useTensorflow(): Promise<BackendInfo> {
@@ -89,14 +123,59 @@ function silenceCpuBanner(): void {
 }
 
 /**
- * Initialises the tensor backend and returns the name of the backend in use.
- * 'auto' prefers tfjs-node, then WebAssembly (SIMD) with PruneLens' gradient kernels,
- * then the pure-JS cpu backend with a fast filter-gradient kernel. Calling it again is cheap.
+ * 'auto': every backend that starts here (tfjs-node when it loads, wasm with PruneLens' kernels, cpu) runs one probe
+ * training step and the fastest wins; with a cache folder the result is kept for this machine and a later session
+ * starts the cached winner without measuring. A cached winner that no longer starts is measured afresh.
  */
-export async function initBackend(preference: BackendName = 'auto'): Promise<string> {
+async function chooseByMeasurement(cacheDir: string | undefined): Promise<BackendInfo> {
+  const starters: Record<string, () => Promise<BackendInfo>> = {};
+  const unavailable: Record<string, string> = {};
+  const node = loadTfjsNode();
+  if (node.ok) starters.tensorflow = useTensorflow;
+  else unavailable.tensorflow = tfjsNodeNotInstalled(node.reason) ? 'tfjs-node not installed' : node.reason;
+  starters.wasm = useWasm;
+  starters.cpu = useCpu;
+  const key = machineKey(node.ok ? node.version ?? 'installed' : undefined);
+  const cached = cacheDir ? readCachedChoice(cacheDir, key) : undefined;
+  if (cached && starters[cached.backend]) {
+    try {
+      const info = await starters[cached.backend]();
+      return { ...info, choice: { by: 'cached', stepMs: cached.stepMs, unavailable, cacheFile: join(cacheDir!, 'backend.json') } };
+    } catch { /* it no longer starts: measure again */ }
+  }
+  const started: Record<string, BackendInfo> = {};
+  const stepMs: Record<string, number> = {};
+  for (const [name, start] of Object.entries(starters)) {
+    try {
+      started[name] = await start();
+      stepMs[name] = await probeStepMs(Math.min(...Object.values(stepMs)));
+    } catch (err) {
+      unavailable[name] = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    }
+  }
+  const [fastest] = Object.keys(stepMs).sort((a, b) => stepMs[a] - stepMs[b]);
+  if (!fastest) throw new Error(`no backend could run a training step (${Object.entries(unavailable).map(([n, why]) => `${n}: ${why}`).join('; ')})`);
+  if (!(await tf.setBackend(fastest))) throw new Error(`the ${fastest} backend failed to initialise`);
+  await tf.ready();
+  const cacheFile = cacheDir ? writeCachedChoice(cacheDir, key, { backend: fastest, stepMs, measuredAt: new Date().toISOString() }) : undefined;
+  return { ...started[fastest], choice: { by: 'measured', stepMs, unavailable, cacheFile } };
+}
+
+/**
+ * Initialises the tensor backend and returns the name of the backend in use. A named backend is used as named;
+ * 'auto' measures which one is fastest here (chooseByMeasurement), cached per machine in `options.cacheDir`.
+ * Calling it again is cheap.
+ */
+export async function initBackend(preference: BackendName = 'auto', options: { cacheDir?: string } = {}): Promise<string> {
   silenceCpuBanner();
   installBatchNormGradient();
-  if (current && tf.getBackend() === current.name && (preference === currentPreference || preference === current.name)) return current.name;
+  if (current && tf.getBackend() === current.name && (preference === currentPreference || preference === current.name)) {
+    if (preference !== currentPreference) {
+      current.choice = { by: 'config' };
+      currentPreference = preference;
+    }
+    return current.name;
+  }
   switch (preference) {
     case 'tensorflow': {
       const loaded = loadTfjsNode();
@@ -119,25 +198,15 @@ export async function initBackend(preference: BackendName = 'auto'): Promise<str
       current = await useCpu();
       break;
     case 'auto': {
-      const reasons: string[] = [];
-      const node = loadTfjsNode();
-      if (node.ok) {
-        try { current = await useTensorflow(); break; } catch (err) { reasons.push(String(err)); }
-      } else {
-        reasons.push(node.reason);
-      }
-      try {
-        current = await useWasm();
-      } catch (err) {
-        reasons.push(`wasm: ${err instanceof Error ? err.message : String(err)}`);
-        current = await useCpu();
-      }
-      current.fallbackReason = reasons.join('; ');
+      current = await chooseByMeasurement(options.cacheDir);
+      const missing = Object.entries(current.choice?.unavailable ?? {});
+      if (missing.length) current.fallbackReason = missing.map(([name, why]) => `${name}: ${why}`).join('; ');
       break;
     }
     default:
       throw new UserError(`unknown backend '${String(preference)}'`, { field: 'backend', fix: 'Use "auto", "tensorflow", "wasm" or "cpu"' });
   }
+  if (preference !== 'auto') current.choice = { by: 'config' };
   currentPreference = preference;
   return current.name;
 }

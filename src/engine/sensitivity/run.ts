@@ -1,5 +1,5 @@
 import { basename, dirname, join } from 'node:path';
-import { initBackend } from '../backend/index.js';
+import { backendCacheDir, initBackend } from '../backend/index.js';
 import type { PruneConfig } from '../config/types.js';
 import { loadDataset } from '../data/index.js';
 import type { EngineEvent, SensitivityDoneEvent, ErrorEvent, SensitivityRequest } from '../../protocol/events.js';
@@ -40,7 +40,7 @@ export async function runSensitivity(config: PruneConfig, options: Pick<Sensitiv
     throw new UserError('sensitivity analysis measures the model on data, and the config has no "data"', {
       file: config.configPath, field: 'data', fix: 'Point "data" at validation samples (labelled for top-1, unlabelled for agreement with the dense model)' });
   }
-  const backend = await initBackend(config.backend);
+  const backend = await initBackend(config.backend, { cacheDir: backendCacheDir(config.configPath) });
   const loaded = await loadModel(config.model);
   const model = loaded.model;
   try {

@@ -8,6 +8,7 @@ import type { Allocation, GroupAllocation } from '../prune/allocate.js';
 import type { LayerLatencyRow, SpeedExplanation } from './speed.js';
 import type { LayerLatencyTable } from '../metrics/layer-latency.js';
 import type { LatencyTargetReport } from './latency-target.js';
+import type { BackendChoice } from '../backend/index.js';
 
 export const REPORT_VERSION = 1;
 
@@ -26,6 +27,8 @@ export interface PruningReport {
   /** With `"allocation": "sensitivity"`: each group's channels removed and the metric its curve predicted for that. */
   sensitivityAllocation?: GroupAllocation[];
   backend: string;
+  /** Why that backend ran: set by the config, or the fastest of a probe training step, measured now or cached for this machine. */
+  backendChoice?: BackendChoice & { summary: string };
   /** Description of the data accuracy was measured on. */
   data?: string;
   /** True when that data was synthetic: the accuracies then say nothing about the model. */
@@ -101,6 +104,7 @@ export function buildReport(input: {
   notes: string[];
   history: EvalResult[];
   latencyTarget?: LatencyTargetReport;
+  backendChoice?: PruningReport['backendChoice'];
   /** The per-layer timing and its explanation, or why it was skipped. */
   speed?: { explanation: SpeedExplanation; timing: LayerLatencyTable; failed: string[] } | { skipped: string };
 }): PruningReport {
@@ -133,6 +137,7 @@ export function buildReport(input: {
     allocation: config.allocation ?? (config.scope === 'layer' ? 'uniform' : 'global'),
     ...(input.allocation ? { sensitivityAllocation: input.allocation.groups } : {}),
     backend: done.backend,
+    ...(input.backendChoice ? { backendChoice: input.backendChoice } : {}),
     data: done.data?.description,
     syntheticData: done.data?.synthetic,
     before: { params: done.before.params, flops: done.before.flops, accuracy: done.accuracy?.before, latencyMs: done.latency?.before.medianMs ?? 0, weightBytes: done.size?.before },

@@ -9,7 +9,7 @@ import { CancelledError, UserError } from '../errors.js';
 import { errorEvent } from './error-event.js';
 import { formatLatencyRange } from '../../protocol/format.js';
 import { switches } from '../util/switches.js';
-import { initBackend } from '../backend/index.js';
+import { backendCacheDir, backendInfo, describeBackendChoice, initBackend } from '../backend/index.js';
 import { loadModel, writeFolderAtomic, assertOutputSafe, type LoadedModel } from '../io/index.js';
 import { measureOnnxLatency, onnxRuntime } from '../io/onnx/runtime.js';
 import { compareWithOnnxRuntime, randomRuntimeInput } from '../io/onnx/check.js';
@@ -101,7 +101,8 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
 
   emit({ type: 'phase', phase: 'load', message: `Loading ${relative(process.cwd(), config.model) || config.model}` });
   if (options.workspaceRoots?.length) assertInsideWorkspace(config, options.workspaceRoots);
-  const backend = await initBackend(config.backend);
+  const backend = await initBackend(config.backend, { cacheDir: backendCacheDir(config.configPath) });
+  const backendChoice = { ...(backendInfo().choice ?? { by: 'config' as const }), summary: describeBackendChoice(backendInfo()) };
   resetPeakTensorMemory();
   assertOutputSafe(config.model, config.output);
   const loaded = await loadModel(config.model);
@@ -122,6 +123,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       data: summarizeData(config.data),
       dryRun: options.dryRun,
     });
+    emit({ type: 'log', level: 'info', message: backendChoice.summary });
     progress.enter('load', loadActivity(config));
     if (graph.units.length === 0) {
       throw new UserError('no prunable channels: every layer is blocked', { file: config.model, fix: 'Run `prunelens analyze` on the model to see why each layer is blocked' });
@@ -331,7 +333,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     const storedAs = [...new Set(loaded.quantization.values())].filter((d) => d !== 'float32').join(', ');
     if (storedAs) notes.push(`Weights stored quantized in the input model (${storedAs}) are saved the same way, requantized from the pruned values.`);
     progress.enter('report', 'writing the report');
-    const report = buildReport({ config, allocation, latencyTarget, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, history, speed: 'skipped' in speed ? speed : { ...speed, failed: [...new Set(untimed)] } });
+    const report = buildReport({ config, allocation, latencyTarget, backendChoice, done, costBefore, costAfter, layersBefore: initialStats.layers, graphAfter: prunedGraph, modelAfter: pruned, notes, history, speed: 'skipped' in speed ? speed : { ...speed, failed: [...new Set(untimed)] } });
     // The report is part of the same atomic write as the model: the folder is complete or absent.
     await writeFolderAtomic(config.output, encoded.modelFile, { ...encoded.files, 'pruning-report.json': JSON.stringify(report, null, 2) + '\n' });
     progress.finish();
