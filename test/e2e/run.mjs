@@ -50,6 +50,8 @@ const suiteDir = join(REPO, 'test', 'e2e', 'suite');
 await esbuild.build({
   entryPoints: readdirSync(suiteDir).filter((f) => f.endsWith('.ts')).map((f) => join(suiteDir, f)),
   outdir: suiteOut, bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: 'inline',
+  // ESM entries first: jsonc-parser's UMD one (through the config loader the suite validates with) hides its requires from the bundler.
+  mainFields: ['module', 'main'],
   external: ['vscode', 'mocha'], logLevel: 'warning',
 });
 lap('build');
@@ -82,7 +84,7 @@ if (only !== 'ui') {
     let exitCode;
     const exited = new Promise((resolveExit) => page.exposeFunction('codeAutomationExit', (code) => { exitCode = code; resolveExit(); }));
     await page.goto(server.url(`folder=${encodeURIComponent(integrationWorkspace)}&payload=${encodeURIComponent(JSON.stringify(payload))}`));
-    const timeout = new Promise((r) => setTimeout(r, 240000));
+    const timeout = new Promise((r) => setTimeout(r, 360000));
     await Promise.race([exited, timeout]);
     await page.screenshot({ path: join(RESULTS_DIR, 'integration-finished.png') }).catch(() => {});
     if (existsSync(resultFile)) {

@@ -1,7 +1,7 @@
 // UI tests through the browser: code-server without the smoke-test driver (toasts, menus and
 // quick picks behave as for a user), the extension installed from the repository.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from './harness.mjs';
 
@@ -48,6 +48,15 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
         if (bars && bars !== '[]' && seen[seen.length - 1] !== bars) seen.push(bars);
       };
       new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-bars'] });
+      // And every layers event the panel receives: a hidden panel redraws on a throttled timer, so a fast session's
+      // dense and pruned layers can land in one redraw; what arrived shows the panel was fed live all the same.
+      const received = (window.__barsReceived = []);
+      window.addEventListener('message', (e) => {
+        const event = e.data?.type === 'engineEvent' ? e.data.event : undefined;
+        if (event?.type !== 'layers') return;
+        const bars = JSON.stringify(event.layers.map((l) => l.kept));
+        if (received[received.length - 1] !== bars) received.push(bars);
+      });
     });
     await activityBarItem(page, 'Explorer').click();
 
@@ -73,8 +82,11 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     const done = await chart.getAttribute('data-bars');
     await page.waitForTimeout(800);
     await page.screenshot({ path: join(resultsDir, 'panel-done.png') });
-    const seen = await panelDocument.evaluate(() => window.__barsSeen);
-    if (seen.length < 2) throw new Error(`the layer bars never changed: ${JSON.stringify(seen)}`);
+    const drawn = await panelDocument.evaluate(() => window.__barsSeen);
+    const received = await panelDocument.evaluate(() => window.__barsReceived);
+    const seen = drawn.length >= 2 ? drawn : received;
+    if (seen.length < 2) throw new Error(`the layer bars never changed: drawn ${JSON.stringify(drawn)}, received ${JSON.stringify(received)}`);
+    if (done !== received[received.length - 1]) throw new Error(`the panel draws ${done}, the last layers it received were ${received[received.length - 1]}`);
     const first = JSON.parse(seen[0]);
     const last = JSON.parse(done);
     if (!(sum(last) < sum(first))) throw new Error(`kept channels did not go down: ${seen.join(' → ')}`);
@@ -332,8 +344,15 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     await chooseMenuItem(page, 'Analyze Model');
     const sidebar = await frameWithPlacement(page, 'sidebar');
     const card = sidebar.locator('[data-testid="analysis-card"]');
-    // nsfwjs' MobileNetV2 is named model_1.
-    await card.locator('.card-title', { hasText: 'model_1' }).waitFor({ timeout: 120000 });
+    // nsfwjs' MobileNetV2 is named model_1. A re-render under the click can give another model.json's menu (tiny/model.json
+    // has Analyze Model too): then the command, with the model picked by its path.
+    const mobilenetCard = card.locator('.card-title', { hasText: 'model_1' });
+    if (!(await mobilenetCard.waitFor({ timeout: 45000 }).then(() => true, () => false))) {
+      console.log(`  ui: the explorer's menu analysed ${(await card.locator('.card-title').innerText().catch(() => '?')).trim()}; Analyze Model from the command palette instead`);
+      await runCommand(page, 'PruneLens: Analyze Model');
+      await page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: /^\s*mobilenet\/model\.json/ }).first().click({ timeout: 20000 });
+    }
+    await mobilenetCard.waitFor({ timeout: 120000 });
     const groups = Number((await card.locator('[data-metric="groups"] .metric-after').innerText()).trim());
     const layerCount = (await sidebar.locator('[data-testid="layer-count"]').innerText().catch(() => '')).trim();
     if (!(groups >= 20)) throw new Error(`MobileNetV2 analysed with ${groups} groups`);
@@ -414,6 +433,33 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     await page.waitForTimeout(800);
     await page.screenshot({ path: join(resultsDir, 'issue19-report-editor-dark.png') });
 
+    // The layer view's latency column: each layer timed alone at the session's end, in the report too.
+    const latencies = (await editor.locator('[data-testid="layer-list"] li .layer-latency').allTextContents()).map((t) => t.trim());
+    const measured = latencies.filter((t) => /\d ms$/.test(t));
+    if (measured.length < 20) throw new Error(`the report's layer view shows ${measured.length} measured latencies of ${latencies.length}: ${JSON.stringify(latencies.slice(0, 8))}`);
+    const latencyTitle = await editor.locator('[data-testid="layer-list"] li .layer-latency', { hasText: ' ms' }).first().getAttribute('title');
+    if (!/ms dense \u2192 .* ms pruned .*the layer alone on /.test(latencyTitle ?? '')) throw new Error(`latency cell title: ${latencyTitle}`);
+    await editor.locator('[data-testid="layer-chart"] [data-sort="latency"]').click();
+    await editor.locator('[data-testid="layer-chart"] .layer-head-latency[aria-sort="descending"]').waitFor({ timeout: 10000 });
+    const slowest = await editor.locator('[data-testid="layer-list"] li').first().getAttribute('data-layer');
+    console.log(`  ui: report layer view: ${measured.length} of ${latencies.length} layers timed; slowest ${slowest} (${latencyTitle})`);
+
+    // Compare with original: the layer-by-layer table in an editor tab of its own, sortable.
+    await editor.locator('[data-testid="compare-with-original"]').click();
+    await page.locator('.tabs-container .tab.active', { hasText: 'mobilenet-goprune against the original' }).waitFor({ timeout: 30000 });
+    const comparison = await frameWithPlacement(page, 'editor', 'body[data-view="comparison"] [data-testid="layer-comparison"] tbody tr');
+    const comparisonRows = comparison.locator('[data-testid="layer-comparison"] tbody tr');
+    const layerRows = await comparisonRows.count();
+    const timedRows = await comparison.locator('[data-testid="layer-comparison"] td[data-column="latency"]').evaluateAll((tds) => tds.filter((td) => / ms/.test(td.textContent)).length);
+    if (layerRows < 50 || timedRows < 20) throw new Error(`the comparison lists ${layerRows} layers, ${timedRows} with a latency`);
+    await comparison.locator('[data-testid="layer-comparison"] [data-sort="flops"]').click();
+    await comparison.locator('[data-testid="layer-comparison"] th[data-column="flops"][aria-sort="descending"]').waitFor({ timeout: 10000 });
+    const flops = await comparisonRows.evaluateAll((trs) => trs.map((tr) => Number(tr.querySelector('td[data-column="flops"]').dataset.after)));
+    if (flops.some((f, i) => i > 0 && f > flops[i - 1])) throw new Error(`the comparison sorted by FLOPs: ${flops.slice(0, 8).join(', ')}…`);
+    console.log(`  ui: compare with original: ${layerRows} layers, ${timedRows} timed; most FLOPs after pruning: ${await comparisonRows.first().getAttribute('data-layer')}`);
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: join(resultsDir, 'issue19-compare-editor-dark.png') });
+
     // A second run of the same config (the L1 lens, into out/mobilenet-goprune-l1): the runs table lists both.
     await runCommand(page, 'View: Show Explorer');
     await explorerRow(page, 'mobilenet-goprune.prune.json').click();
@@ -444,29 +490,86 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     await page.waitForTimeout(800);
     await page.screenshot({ path: join(resultsDir, 'issue19-runs-editor-dark.png') });
 
-    // The same views in a light theme (screenshots only: a missing theme command does not fail the test).
-    await lightThemeScreenshots(page, resultsDir).catch((err) => console.log(`  ui: light-theme screenshots: ${err.message.split('\n')[0]}`));
+    // The same views in Light Modern, the webviews asserted light.
+    await lightThemeScreenshots(page, workspace, resultsDir);
   });
 
   await page.close();
   return results;
 }
 
-async function lightThemeScreenshots(page, resultsDir) {
-  {
-    await runCommand(page, 'Preferences: Toggle between Light/Dark Themes');
-    await page.waitForTimeout(1500);
-    await page.screenshot({ path: join(resultsDir, 'issue19-runs-editor-light.png') });
+/**
+ * Switches VS Code to Light Modern through the workspace's settings (the color theme picker if the setting does not
+ * take), screenshots the sidebar, the runs and the report and comparison editors, each webview asserted light
+ * (VS Code's `vscode-light` body class), then switches back.
+ */
+async function lightThemeScreenshots(page, workspace, resultsDir) {
+  await setWorkspaceColorTheme(page, workspace, 'Default Light Modern', 'vs');
+  try {
     await runCommand(page, 'View: Close All Editors');
+    await runCommand(page, 'Notifications: Clear All Notifications');
     await runCommand(page, 'PruneLens: Show Session Panel');
-    await page.waitForTimeout(1200);
+    await webviewWithTheme(page, 'sidebar', 'vscode-light');
+    await page.waitForTimeout(800);
     await page.screenshot({ path: join(resultsDir, 'issue19-sidebar-light.png') });
+
+    await runCommand(page, 'PruneLens: Open Session in Editor');
+    const session = await webviewWithTheme(page, 'editor', 'vscode-light', '[data-testid="runs-table"]');
+    const showRun = session.locator('[data-testid="focus-button"]', { hasText: 'Show run' });
+    if (await showRun.isVisible()) await showRun.click();
+    await session.locator('[data-testid="runs-table"]').scrollIntoViewIfNeeded();
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: join(resultsDir, 'issue19-runs-editor-light.png') });
+
+    await runCommand(page, 'View: Close All Editors');
     await runCommand(page, 'PruneLens: Open Pruning Report');
     await pickQuickItem(page, 'GoPrune · mobilenet-goprune.prune.json');
-    await (await frameWithPlacement(page, 'editor', '[data-testid="summary-card"]')).locator('[data-testid="summary-card"]').waitFor({ timeout: 30000 });
-    await page.waitForTimeout(1200);
+    const report = await webviewWithTheme(page, 'editor', 'vscode-light', '[data-testid="summary-card"]:not([hidden])');
+    await page.waitForTimeout(800);
     await page.screenshot({ path: join(resultsDir, 'issue19-report-editor-light.png') });
-    await runCommand(page, 'Preferences: Toggle between Light/Dark Themes');
+
+    await report.locator('[data-testid="compare-with-original"]').click();
+    await webviewWithTheme(page, 'editor', 'vscode-light', 'body[data-view="comparison"] [data-testid="layer-comparison"] tbody tr');
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: join(resultsDir, 'issue19-compare-editor-light.png') });
+  } finally {
+    await setWorkspaceColorTheme(page, workspace, undefined, 'vs-dark').catch((err) => console.log(`  ui: back to the dark theme: ${err.message}`));
+  }
+}
+
+/**
+ * Sets (or, with no theme, removes) `workbench.colorTheme` in the workspace's settings and waits until the workbench
+ * carries `workbenchClass` (vs: light, vs-dark: dark); falls back to the color theme picker.
+ */
+async function setWorkspaceColorTheme(page, workspace, theme, workbenchClass) {
+  const folder = join(workspace, '.vscode');
+  const file = join(folder, 'settings.json');
+  const settings = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  if (theme) settings['workbench.colorTheme'] = theme;
+  else delete settings['workbench.colorTheme'];
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(file, `${JSON.stringify(settings, null, 2)}\n`);
+  const workbench = page.locator(`.monaco-workbench.${workbenchClass}`);
+  if (await workbench.waitFor({ timeout: 15000 }).then(() => true, () => false)) return;
+  console.log(`  ui: the workspace setting did not switch the theme; the color theme picker instead`);
+  await runCommand(page, 'Preferences: Color Theme');
+  await pickQuickItem(page, workbenchClass === 'vs' ? 'Light Modern' : 'Dark Modern');
+  await workbench.waitFor({ timeout: 15000 });
+}
+
+/** The PruneLens webview in `placement` (holding `selector`, if given) once its body carries the theme class VS Code gives it. */
+async function webviewWithTheme(page, placement, themeClass, selector) {
+  const end = Date.now() + 30000;
+  for (;;) {
+    for (const frame of page.frames()) {
+      const found = await frame.evaluate(([p, c, s]) => document.body?.dataset.placement === p && document.body.classList.contains(c) && (!s || !!document.querySelector(s)), [placement, themeClass, selector]).catch(() => false);
+      if (found) return frame;
+    }
+    if (Date.now() > end) {
+      const seen = await Promise.all(page.frames().map((f) => f.evaluate(() => document.body?.dataset.placement ? `${document.body.dataset.placement}: ${document.body.className}` : '').catch(() => '')));
+      throw new Error(`no PruneLens ${placement} webview with body class ${themeClass}${selector ? ` holding ${selector}` : ''}; webviews: ${JSON.stringify(seen.filter(Boolean))}`);
+    }
+    await page.waitForTimeout(250);
   }
 }
 

@@ -8,9 +8,9 @@ import { formatChange, formatCount, formatMs } from '../../src/protocol/format.j
 import { comparisonRows, comparisonSortOf, type ComparisonColumn, type PanelState, type UiAction } from '../state.js';
 import { h, setAttr, setChildren, setText, show } from './dom.js';
 
-const COLUMNS: { column: ComparisonColumn; label: string; title: string; numeric?: boolean }[] = [
+const COLUMNS: { column: ComparisonColumn; label: string; title: string; numeric?: boolean; className?: string }[] = [
   { column: 'name', label: 'Layer', title: 'Sort by layer name (click again to reverse)' },
-  { column: 'type', label: 'Type', title: 'Sort by layer type' },
+  { column: 'type', label: 'Type', title: 'Sort by layer type', className: 'comparison-type' },
   { column: 'channels', label: 'Channels', title: 'Output channels, original \u2192 pruned; sorts by the pruned count', numeric: true },
   { column: 'params', label: 'Params', title: 'Parameters, original \u2192 pruned; sorts by the pruned count', numeric: true },
   { column: 'flops', label: 'FLOPs', title: 'FLOPs per sample, original \u2192 pruned; sorts by the pruned count', numeric: true },
@@ -53,7 +53,7 @@ export class ComparisonTableView {
     this.el.setAttribute('description', `${report.comparison.length} layers`);
     const table = h('table', { class: 'data-table layer-comparison', 'data-testid': 'layer-comparison', 'aria-label': 'Layers of the pruned model beside the original', 'aria-rowcount': rows.length + 1 },
       h('thead', {}, h('tr', {}, ...COLUMNS.map((c) => h('th', {
-        scope: 'col', class: c.numeric ? 'num' : undefined, 'data-column': c.column,
+        scope: 'col', class: [c.numeric ? 'num' : '', c.className ?? ''].join(' ').trim() || undefined, 'data-column': c.column,
         'aria-sort': sort.column === c.column ? (sort.descending ? 'descending' : 'ascending') : 'none',
       }, h('button', { type: 'button', class: 'sort-button', 'data-sort': c.column, title: c.title }, c.label))))),
       h('tbody', {}, ...rows.map(comparisonRow)));
@@ -68,8 +68,8 @@ export class ComparisonTableView {
 function comparisonRow(r: LayerComparisonRow): HTMLElement {
   const t = r.latencyMs;
   return h('tr', { 'data-layer': r.name, 'data-status': r.status },
-    h('th', { scope: 'row', class: 'comparison-name', title: r.name }, r.name),
-    h('td', { 'data-column': 'type' }, r.type),
+    h('th', { scope: 'row', class: 'comparison-name', title: `${r.name} (${r.type}, ${r.status})` }, r.name),
+    h('td', { class: 'comparison-type', 'data-column': 'type' }, r.type),
     change('channels', r.channels.before, r.channels.after, String),
     change('params', r.params.before, r.params.after, formatCount),
     change('flops', r.flops.before, r.flops.after, formatCount),

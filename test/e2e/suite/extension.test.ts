@@ -10,6 +10,8 @@ import type { PruneLensApi } from '../../../src/extension/main.js';
 import type { RunRecord } from '../../../src/extension/runStore.js';
 import type { AnalysisResult } from '../../../src/extension/sessions.js';
 import { Commands, EXTENSION_ID } from '../../../src/extension/constants.js';
+import type { ReportComparison } from '../../../src/protocol/webview.js';
+import { loadConfig } from '../../../src/engine/config/index.js';
 
 const workspace = () => vscode.workspace.workspaceFolders![0].uri.fsPath;
 const inWorkspace = (...parts: string[]) => path.join(workspace(), ...parts);
@@ -141,11 +143,45 @@ suite('PruneLens in VS Code', () => {
     assert.deepEqual(run.row.flops, { before: run.summary!.before.flops, after: run.summary!.after.flops });
     assert.equal(pruneLens.statusText(), '', 'no progress left in the status bar after the run');
     assert.equal(await vscode.commands.executeCommand(Commands.revealOutput, run.runId), inWorkspace('out', 'tiny', 'model.json'));
-    const compare = await vscode.commands.executeCommand<vscode.Uri>(Commands.compareWithOriginal, run.runId);
-    const text = (await vscode.workspace.openTextDocument(compare)).getText();
-    assert.match(text, /\| conv1 \| Conv2D \| prunable \| 8 → \d+ \|/);
-    assert.match(text, /\| conv2 \| Conv2D \| prunable \| 12 → \d+ \|/);
+    // Compare with original: the layers beside the original's, a table in an editor-area webview.
+    const compare = await vscode.commands.executeCommand<ReportComparison>(Commands.compareWithOriginal, run.runId);
+    assert.equal(compare.file, inWorkspace('out', 'tiny', 'pruning-report.json'));
+    const rows = new Map(compare.comparison.map((r) => [r.name, r]));
+    assert.deepEqual([rows.get('conv1')?.type, rows.get('conv1')?.status, rows.get('conv1')?.channels.before], ['Conv2D', 'prunable', 8]);
+    assert.equal(rows.get('conv2')?.channels.before, 12);
+    assert.ok(compare.comparison.some((r) => r.channels.after < r.channels.before), 'some layer lost channels');
+    // Each layer timed alone before and after, on the session's backend.
+    assert.ok(rows.get('conv1')?.latencyMs?.before! > 0 && rows.get('conv1')?.latencyMs?.after! > 0, JSON.stringify(rows.get('conv1')?.latencyMs));
+    assert.equal(compare.layerTiming?.backend, run.summary!.layerLatency?.backend);
+    const tab = await waitFor(() => {
+      const active = vscode.window.tabGroups.activeTabGroup.activeTab;
+      return active?.input instanceof vscode.TabInputWebview && active.input.viewType.endsWith('prunelens.comparison') ? active : undefined;
+    }, 'the comparison in the editor area');
+    assert.equal(tab.label, 'tiny against the original');
     assert.equal(await vscode.commands.executeCommand(Commands.openConfig, run.runId), inWorkspace('tiny.prune.json'));
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
+  test('Open an Example Config trains the demo CNN, writes a GoPrune config that validates and opens it', async function () {
+    // The built-in demo's quick training: about a minute on a loaded 2-core machine.
+    this.timeout(240000);
+    const folder = inWorkspace('prunelens-example');
+    fs.rmSync(folder, { recursive: true, force: true });
+    const configPath = await vscode.commands.executeCommand<string>(Commands.openExample);
+    assert.equal(configPath, path.join(folder, 'mnist.prune.json'));
+    assert.ok(fs.existsSync(path.join(folder, 'dense', 'model.json')), 'the demo CNN was trained into prunelens-example/dense');
+    await waitFor(() => vscode.window.activeTextEditor?.document.uri.fsPath === configPath, 'the example config open in an editor');
+    // It validates as a run would load it: the schema, the defaults, the model and output checks.
+    const config = loadConfig(configPath);
+    assert.equal(config.method, 'goprune');
+    assert.deepEqual(config.target, { flopsReduction: 0.5 });
+    assert.equal(config.model, path.join(folder, 'dense', 'model.json'));
+    // And as the editor checks it: no PruneLens diagnostics, so its Run lens is offered.
+    assert.deepEqual((await pruneLens.checkConfig(vscode.Uri.file(configPath))).map((d) => d.message), []);
+    const lenses = (await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', vscode.Uri.file(configPath))) ?? [];
+    assert.ok(lenses.some((l) => l.command?.title === '▶ Run'), `lenses: ${lenses.map((l) => l.command?.title).join(', ')}`);
+    // Asked again, it reuses the trained model and opens the same config.
+    assert.equal(await vscode.commands.executeCommand<string>(Commands.openExample), configPath);
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 
