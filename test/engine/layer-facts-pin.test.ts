@@ -219,7 +219,7 @@ async function facts(model: tf.LayersModel): Promise<Record<string, unknown>> {
       skipped: scan.skipped.map((s) => `${s.group}:${s.reason}`),
     };
   });
-  const fused = attempt(() => [...planReluFusion(model)].map((l) => (l as { name: string }).name).sort());
+  const fused = attempt(() => [...planReluFusion(model).keys()].map((l) => (l as { name: string }).name).sort());
   return {
     cost: { params: cost.params, flops: cost.flops, layers: Object.fromEntries(Object.entries(cost.layers).map(([k, v]) => [k, [v.params, v.flops, v.inChannels, v.outChannels]])) },
     graph: {

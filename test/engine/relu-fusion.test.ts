@@ -7,9 +7,9 @@ import { setSwitches } from '../../src/engine/util/switches.js';
 import { randomizeBatchNorms } from '../helpers/models.js';
 
 /**
- * Every way a layer can sit before a ReLU: fusable (BN → ReLU, BN → Activation('relu'), Add → ReLU)
- * and not (BN also a model output, BN feeding two layers, ReLU capped at 6, a three-input Add,
- * BN → Add). `channels` not a multiple of 4 exercises the kernels' scalar tails.
+ * Every way a layer can sit before a ReLU: fusable (BN → ReLU, BN → Activation('relu'), Add → ReLU,
+ * BN → ReLU capped at 6) and not (BN also a model output, BN feeding two layers, ReLU capped at 3,
+ * a three-input Add, BN → Add). `channels` not a multiple of 4 exercises the kernels' scalar tails.
  */
 function buildModel(channels: number, size: number): tf.LayersModel {
   let seed = 11;
@@ -24,8 +24,9 @@ function buildModel(channels: number, size: number): tf.LayersModel {
   const block = relu(tf.layers.add({ name: 'add_relu' }).apply([residual, stem]) as tf.SymbolicTensor, 'block_relu');
   const exposed = bn(conv(block, 'c3'), 'bn_output');
   const capped = relu(bn(conv(block, 'c4'), 'bn_relu6'), 'relu6', 6);
+  const capped3 = relu(bn(conv(block, 'c6'), 'bn_relu3'), 'relu3', 3);
   const forked = bn(conv(block, 'c5'), 'bn_forked');
-  const three = relu(tf.layers.add({ name: 'add3' }).apply([relu(forked, 'fork_relu'), forked, capped]) as tf.SymbolicTensor, 'three_relu');
+  const three = relu(tf.layers.add({ name: 'add3' }).apply([relu(forked, 'fork_relu'), forked, capped, capped3]) as tf.SymbolicTensor, 'three_relu');
   const pooled = tf.layers.globalAveragePooling2d({}).apply(tf.layers.add({}).apply([relu(exposed, 'exposed_relu'), three]) as tf.SymbolicTensor);
   const logits = tf.layers.dense({ units: 4, kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }) }).apply(pooled) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: [logits, exposed] });
@@ -48,8 +49,8 @@ function withFusion<T>(on: boolean, run: () => T): T {
 
 test('the plan fuses a ReLU only into a BatchNormalization or two-input Add whose output nothing else reads', () => {
   const model = buildModel(5, 6);
-  const fused = [...planReluFusion(model)].map((layer) => (layer as tf.layers.Layer).name).sort();
-  assert.deepEqual(fused, ['add_relu', 'bn_activation', 'bn_relu']);
+  const fused = [...planReluFusion(model)].map(([layer, kind]) => `${(layer as tf.layers.Layer).name}:${kind}`).sort();
+  assert.deepEqual(fused, ['add_relu:1', 'bn_activation:1', 'bn_relu6:2', 'bn_relu:1']);
   model.dispose();
 });
 
@@ -58,13 +59,18 @@ for (const [channels, size, batch, path] of [[5, 6, 3, 'one thread'], [18, 24, 8
     assert.equal(await initBackend('wasm'), 'wasm');
     const model = buildModel(channels, size);
     randomizeBatchNorms(model);
+    // γ about 5 puts about a quarter of bn_relu6's outputs above 6: the cap clips them and masks their gradient.
+    const capped = model.getLayer('bn_relu6');
+    capped.setWeights(tf.tidy(() => capped.getWeights().map((w, i) => (i === 0 ? w.mul(5) : w.clone()))));
     const x = tf.randomNormal([batch, size, size, 3], 0, 1, 'float32', 5);
     const kernels = async (on: boolean) => (await tf.profile(() => { withFusion(on, () => lossAndGradients(model, x)); })).kernels.map((k) => k.name);
     const [fusedKernels, plainKernels] = [await kernels(true), await kernels(false)];
     const count = (names: string[], name: string) => names.filter((n) => n === name).length;
     assert.equal(count(fusedKernels, 'PruneLensAddRelu'), 1, fusedKernels.join(' '));
-    assert.equal(count(plainKernels, 'Relu') - count(fusedKernels, 'Relu'), 3, 'three ReLUs fused away');
-    assert.equal(count(plainKernels, 'PruneLensReluGrad') - count(fusedKernels, 'PruneLensReluGrad'), 2, 'two ReLU gradients folded into batch norm');
+    assert.equal(count(plainKernels, 'Relu') - count(fusedKernels, 'Relu'), 4, 'four ReLUs fused away (the ReLU6 one of them)');
+    assert.equal(count(plainKernels, 'ClipByValue') - count(fusedKernels, 'ClipByValue'), 1, 'the ReLU6\'s cap fused away');
+    assert.equal(count(plainKernels, 'PruneLensReluGrad') - count(fusedKernels, 'PruneLensReluGrad'), 3, 'three ReLU gradients folded into batch norm');
+    assert.equal(count(plainKernels, 'PruneLensClipGrad') - count(fusedKernels, 'PruneLensClipGrad'), 1, 'the cap\'s gradient folded into batch norm');
 
     // The moving statistics move with every training call: give both runs the same start.
     const start = model.getWeights().map((w) => w.clone());

@@ -33,22 +33,22 @@ export function installTrainingBatchNorm(kernels: InPlaceKernels, pool?: KernelP
   installed = true;
   const threadedPool = pool?.sharesHeap && pool.threads > 1 ? pool : undefined;
 
-  // Outputs y (ReLU'd with attrs.relu), the batch mean and variance, and scale = γ/σ: the backward
+  // Outputs y (with attrs.relu 1 ReLU'd, 2 ReLU6'd), the batch mean and variance, and scale = γ/σ: the backward
   // pass of a fused ReLU recomputes y from x with exactly this scale to find where y was positive.
   const forward: KernelFunc = ({ inputs, backend: b, attrs }) => {
     const be = b as unknown as HeapBackend;
     const { x, gamma, beta } = inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
     const channels = x.shape[x.shape.length - 1], rows = x.shape.reduce((a, d) => a * d, 1) / channels;
-    const { epsilon, relu } = attrs as { epsilon: number; relu?: boolean };
+    const { epsilon, relu = 0 } = attrs as { epsilon: number; relu?: number };
     const y = be.makeOutput(x.shape, 'float32');
     const [mean, variance, scale] = [0, 1, 2].map(() => be.makeOutput([channels], 'float32'));
     if (threadedPool && rows * channels >= PARALLEL_MIN_ELEMENTS) {
-      threadedForward(threadedPool, be, rows, channels, { x, gamma, beta, y, mean, variance, scale }, epsilon, Boolean(relu));
+      threadedForward(threadedPool, be, rows, channels, { x, gamma, beta, y, mean, variance, scale }, epsilon, relu);
       return [y, mean, variance, scale];
     }
     const temp = be.makeOutput([2 * channels], 'float32');
     kernels.batchnorm_forward(rows, channels, at(be, x), at(be, gamma), at(be, beta), at(be, y), at(be, mean), at(be, variance),
-      at(be, scale), relu ? 1 : 0, at(be, temp), epsilon);
+      at(be, scale), relu, at(be, temp), epsilon);
     be.disposeData(temp.dataId);
     return [y, mean, variance, scale];
   };
@@ -57,8 +57,8 @@ export function installTrainingBatchNorm(kernels: InPlaceKernels, pool?: KernelP
     const be = b as unknown as HeapBackend;
     const { dy, x, gamma, mean, variance, beta, scale } = inputs as Record<string, TensorInfo>;
     const channels = x.shape[x.shape.length - 1], rows = x.shape.reduce((a, d) => a * d, 1) / channels;
-    const { epsilon, relu } = attrs as { epsilon: number; relu?: boolean };
-    const mask = relu ? { scale: at(be, scale), beta: at(be, beta) } : { scale: 0, beta: 0 };
+    const { epsilon, relu = 0 } = attrs as { epsilon: number; relu?: number };
+    const mask = relu ? { scale: at(be, scale), beta: at(be, beta), cap: relu } : { scale: 0, beta: 0, cap: 0 };
     const dx = be.makeOutput(x.shape, 'float32'), dgamma = be.makeOutput([channels], 'float32'), dbeta = be.makeOutput([channels], 'float32');
     if (threadedPool && rows * channels >= PARALLEL_MIN_ELEMENTS) {
       threadedBackward(threadedPool, be, rows, channels, { dy, x, gamma, mean, variance, dx, dgamma, dbeta }, mask, epsilon);
@@ -66,7 +66,7 @@ export function installTrainingBatchNorm(kernels: InPlaceKernels, pool?: KernelP
     }
     const temp = be.makeOutput([3 * channels], 'float32');
     kernels.batchnorm_backward(rows, channels, at(be, dy), at(be, x), at(be, gamma), at(be, mean), at(be, variance), mask.scale, mask.beta,
-      at(be, dx), at(be, dgamma), at(be, dbeta), at(be, temp), epsilon);
+      at(be, dx), at(be, dgamma), at(be, dbeta), at(be, temp), epsilon, mask.cap);
     be.disposeData(temp.dataId);
     return [dx, dgamma, dbeta];
   };
@@ -129,7 +129,7 @@ function routeBatchNormalization(): void {
       this.movingVariance.write(movingVariance);
       return normed;
     });
-    return relu ? markActivated(normed) : normed;
+    return relu ? markActivated(normed, relu) : normed;
   };
 }
 
@@ -146,7 +146,7 @@ function combine(mem: Float32Array, partials: number, threads: number, channels:
 
 function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channels: number,
   t: { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo; y: TensorInfo; mean: TensorInfo; variance: TensorInfo; scale: TensorInfo },
-  epsilon: number, relu: boolean): void {
+  epsilon: number, relu: number): void {
   const threads = pool.threads;
   const s = new HeapScratch(be);
   const args = s.alloc(Math.max(argInts('MomentsArgs'), argInts('NormalizeRowsArgs'))), partials = s.alloc(threads * 4 * channels), scale = at(be, t.scale);
@@ -174,7 +174,7 @@ function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channe
       mem[scale / 4 + c] = mem[gamma + c] / Math.sqrt(variance + epsilon);
     }
     writeArgs(pool.ints(), args, 'NormalizeRowsArgs',
-      { rows, channels, x: at(be, t.x), mean: at(be, t.mean), scale, beta: at(be, t.beta), y: at(be, t.y), next: 0, relu: relu ? 1 : 0 });
+      { rows, channels, x: at(be, t.x), mean: at(be, t.mean), scale, beta: at(be, t.beta), y: at(be, t.y), next: 0, relu });
     pool.run('normalize_rows_job', args, threads);
   } finally {
     s.release();
@@ -183,14 +183,14 @@ function threadedForward(pool: KernelPool, be: HeapBackend, rows: number, channe
 
 function threadedBackward(pool: KernelPool, be: HeapBackend, rows: number, channels: number,
   t: { dy: TensorInfo; x: TensorInfo; gamma: TensorInfo; mean: TensorInfo; variance: TensorInfo; dx: TensorInfo; dgamma: TensorInfo; dbeta: TensorInfo },
-  mask: { scale: number; beta: number }, epsilon: number): void {
+  mask: { scale: number; beta: number; cap: number }, epsilon: number): void {
   const threads = pool.threads;
   const s = new HeapScratch(be);
   const args = s.alloc(Math.max(argInts('GradientSumsArgs'), argInts('GradientRowsArgs'))), partials = s.alloc(threads * 2 * channels);
   const k1 = s.alloc(channels), k3 = s.alloc(channels), shift = s.alloc(channels);
   try {
     writeArgs(pool.ints(), args, 'GradientSumsArgs',
-      { rows, channels, dy: at(be, t.dy), x: at(be, t.x), mean: at(be, t.mean), partials, scale: mask.scale, beta: mask.beta });
+      { rows, channels, dy: at(be, t.dy), x: at(be, t.x), mean: at(be, t.mean), partials, scale: mask.scale, beta: mask.beta, cap: mask.cap });
     pool.run('gradient_sums_job', args, threads);
     const mem = pool.floats();
     // Per-row means of dy and dy·(x − μ): dβ and dγ·σ are rows times them (batchnorm_backward in kernels.c).
@@ -207,7 +207,7 @@ function threadedBackward(pool: KernelPool, be: HeapBackend, rows: number, chann
       mem[shift / 4 + c] = dyMean[c];
     }
     writeArgs(pool.ints(), args, 'GradientRowsArgs', {
-      rows, channels, dy: at(be, t.dy), x: at(be, t.x), mean: at(be, t.mean), k1, k3, shift, dx: at(be, t.dx), next: 0, scale: mask.scale, beta: mask.beta,
+      rows, channels, dy: at(be, t.dy), x: at(be, t.x), mean: at(be, t.mean), k1, k3, shift, dx: at(be, t.dx), next: 0, scale: mask.scale, beta: mask.beta, cap: mask.cap,
     });
     pool.run('gradient_rows_job', args, threads);
   } finally {

@@ -1,7 +1,8 @@
 /**
  * ReLUs fused into the layer before them while a tf.layers model trains on wasm. A BatchNormalization
- * or a two-input Add whose output goes only to a ReLU computes max(·, 0) in its own pass over the
- * activation, and its gradient masks dy in the same pass; the ReLU layer then hands the tensor on.
+ * whose output goes only to a ReLU or a ReLU6 (MobileNet's), or a two-input Add whose output goes only
+ * to a ReLU, computes max(·, 0) (and min(·, 6)) in its own pass over the activation, and its gradient
+ * masks dy in the same pass; the ReLU layer then hands the tensor on.
  * In a ResNet that removes a read and a write of every ReLU'd activation forward and a separate
  * gradient pass backward.
  *
@@ -31,18 +32,26 @@ interface GraphLayer {
 }
 interface GraphModel { layers: GraphLayer[]; containerNodes: Set<string>; outputs: SymbolicRef[] }
 
-/** Layers that can compute the ReLU after them (batch norm in batchnorm.ts, Add here). */
-function canApplyRelu(layer: GraphLayer): boolean {
-  return isOp(layer, 'batch-norm') || isOp(layer, 'add');
+/** Which ReLU a layer applies: 1 a plain ReLU, 2 ReLU6 (a ReLU layer capped at 6, or Activation relu6), 0 neither. */
+export type ReluKind = 0 | 1 | 2;
+
+/** Whether a layer can compute this ReLU after it: batch norm (batchnorm.ts) either kind, Add (here) the plain one. */
+function canApplyRelu(layer: GraphLayer, kind: ReluKind): boolean {
+  return isOp(layer, 'batch-norm') || (isOp(layer, 'add') && kind === 1);
 }
 
-/** A ReLU layer without a cap, or an Activation layer applying relu. */
-function isPlainRelu(layer: GraphLayer): boolean {
-  return (isOp(layer, 'relu') || isOp(layer, 'activation')) && appliedActivation(layer) === 'relu';
+/** A ReLU layer (without a cap: 1, capped at 6: 2), or an Activation layer applying relu (1) or relu6 (2). */
+function reluKind(layer: GraphLayer): ReluKind {
+  if (!isOp(layer, 'relu') && !isOp(layer, 'activation')) return 0;
+  const activation = appliedActivation(layer);
+  return activation === 'relu' ? 1 : activation === 'relu6' ? 2 : 0;
 }
 
-/** The producers in this model (Adds of two tensors) whose every call feeds only a plain ReLU, and is not an output of the model. */
-export function planReluFusion(model: tf.LayersModel): Set<object> {
+/**
+ * The producers in this model (batch norms, Adds of two tensors) whose every call feeds only a ReLU they
+ * can apply and is not an output of the model, with the kind of that ReLU.
+ */
+export function planReluFusion(model: tf.LayersModel): Map<object, ReluKind> {
   const graph = model as unknown as GraphModel;
   const ownNodes = (layer: GraphLayer) => (layer.inboundNodes ?? []).filter((_, i) => graph.containerNodes.has(`${layer.name}_ib-${i}`));
   const consumers = new Map<number, GraphLayer[]>();
@@ -52,34 +61,37 @@ export function planReluFusion(model: tf.LayersModel): Set<object> {
     }
   }
   const outputs = new Set(graph.outputs.map((t) => t.id));
-  const fused = new Set<object>();
+  const fused = new Map<object, ReluKind>();
   for (const layer of graph.layers) {
-    if (!canApplyRelu(layer)) continue;
+    if (!isOp(layer, 'batch-norm') && !isOp(layer, 'add')) continue;
     const nodes = ownNodes(layer);
-    const feedsOnlyRelu = (node: GraphNode) => {
-      if (isOp(layer, 'add') && node.inputTensors.length !== 2) return false;
-      if (node.outputTensors.length !== 1 || outputs.has(node.outputTensors[0].id)) return false;
+    // The kind of ReLU a call's output goes to alone, or 0.
+    const reluAfter = (node: GraphNode): ReluKind => {
+      if (isOp(layer, 'add') && node.inputTensors.length !== 2) return 0;
+      if (node.outputTensors.length !== 1 || outputs.has(node.outputTensors[0].id)) return 0;
       const readers = consumers.get(node.outputTensors[0].id) ?? [];
-      return readers.length === 1 && isPlainRelu(readers[0]);
+      return readers.length === 1 ? reluKind(readers[0]) : 0;
     };
-    if (nodes.length > 0 && nodes.every(feedsOnlyRelu)) fused.add(layer);
+    const kinds = new Set(nodes.map(reluAfter));
+    const [kind] = kinds;
+    if (nodes.length > 0 && kinds.size === 1 && kind && canApplyRelu(layer, kind)) fused.set(layer, kind);
   }
   return fused;
 }
 
-const plans = new WeakMap<object, Set<object>>();
-let active: Set<object> | undefined;
-/** Tensors a producer returned with the ReLU already applied. */
-const activated = new WeakSet<Tensor>();
+const plans = new WeakMap<object, Map<object, ReluKind>>();
+let active: Map<object, ReluKind> | undefined;
+/** Tensors a producer returned with a ReLU already applied, and which. */
+const activated = new WeakMap<Tensor, ReluKind>();
 
-/** Whether this layer is to apply the ReLU after it in the model call now running (training on wasm only). */
-export function reluFollows(layer: object): boolean {
-  return active?.has(layer) === true;
+/** Which ReLU this layer is to apply after it in the model call now running (training on wasm only); 0 none. */
+export function reluFollows(layer: object): ReluKind {
+  return active?.get(layer) ?? 0;
 }
 
-/** Records that a producer's output is already ReLU'd, so the ReLU layer after it passes it on. */
-export function markActivated(t: Tensor): Tensor {
-  activated.add(t);
+/** Records that a producer's output is already ReLU'd (kind 1) or ReLU6'd (2), so the ReLU layer after it passes it on. */
+export function markActivated(t: Tensor, kind: ReluKind = 1): Tensor {
+  activated.set(t, kind);
   return t;
 }
 
@@ -140,7 +152,7 @@ export function installReluFusion(kernels: InPlaceKernels): void {
     prototype.call = function (this: GraphLayer, inputs, kwargs) {
       const input = Array.isArray(inputs) && inputs.length === 1 ? inputs[0] : inputs;
       // A ReLU'd tensor is its own ReLU (Layer.apply clones a returned input, sharing its buffer).
-      if (!Array.isArray(input) && activated.has(input) && isPlainRelu(this)) return input;
+      if (!Array.isArray(input) && activated.has(input) && activated.get(input) === reluKind(this)) return input;
       return call.call(this, inputs, kwargs);
     } as CallFn;
   }

@@ -18,7 +18,7 @@ export interface InPlaceKernels {
   batchnorm_forward(rows: number, channels: number, x: number, gamma: number, beta: number, y: number, mean: number, variance: number,
     scale: number, relu: number, temp: number, epsilon: number): void;
   batchnorm_backward(rows: number, channels: number, dy: number, x: number, gamma: number, mean: number, variance: number,
-    scale: number, beta: number, dx: number, dgamma: number, dbeta: number, temp: number, epsilon: number): void;
+    scale: number, beta: number, dx: number, dgamma: number, dbeta: number, temp: number, epsilon: number, cap: number): void;
   depthwise_forward(geometry: number, x: number, filter: number, y: number, bias: number, activation: number): void;
   depthwise_backprop_input(geometry: number, dy: number, filter: number, dx: number): void;
   depthwise_backprop_filter(geometry: number, x: number, dy: number, dfilter: number): void;

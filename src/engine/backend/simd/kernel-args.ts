@@ -51,17 +51,17 @@ export const KERNEL_ARGS = {
     fields: ['rows', 'channels', 'src', 'partials'],
   },
   NormalizeRowsArgs: {
-    about: 'normalize_rows_job: y = (x − mean)·scale + beta, then ReLU when relu is 1; next: work counter, 0',
+    about: 'normalize_rows_job: y = (x − mean)·scale + beta, then ReLU when relu is 1, ReLU6 when 2; next: work counter, 0',
     fields: ['rows', 'channels', 'x', 'mean', 'scale', 'beta', 'y', 'next', 'relu'],
   },
   GradientSumsArgs: {
     about: 'gradient_sums_job: per-thread Σdy and Σdy·(x − mean) into partials (threads × 2·channels); '
-      + 'dy through the fused ReLU when scale is set (0 = no ReLU)',
-    fields: ['rows', 'channels', 'dy', 'x', 'mean', 'partials', 'scale', 'beta'],
+      + 'dy through the fused ReLU when scale is set (0 = no ReLU), ReLU6 when cap is 2',
+    fields: ['rows', 'channels', 'dy', 'x', 'mean', 'partials', 'scale', 'beta', 'cap'],
   },
   GradientRowsArgs: {
-    about: "gradient_rows_job: batch norm's dx from k1, k3 and shift; next: work counter, 0; scale 0 = no fused ReLU",
-    fields: ['rows', 'channels', 'dy', 'x', 'mean', 'k1', 'k3', 'shift', 'dx', 'next', 'scale', 'beta'],
+    about: "gradient_rows_job: batch norm's dx from k1, k3 and shift; next: work counter, 0; scale 0 = no fused ReLU; cap 2 = ReLU6",
+    fields: ['rows', 'channels', 'dy', 'x', 'mean', 'k1', 'k3', 'shift', 'dx', 'next', 'scale', 'beta', 'cap'],
   },
 } as const satisfies Record<string, ArgBlock>;
 

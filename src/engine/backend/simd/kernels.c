@@ -649,14 +649,16 @@ static void moments(const f32 *src, i32 rows, i32 channels, f32 *mean, f32 *m2, 
   }
 }
 
-// y = (x − mean)·scale + beta for n rows of four channels, then max(y, 0) when relu is set, the
-// per-channel terms held in registers. The backward pass recomputes y the same way, operation for
-// operation, to know where the ReLU passed its gradient.
+// y = (x − mean)·scale + beta for n rows of four channels, then max(y, 0) when relu is 1 and
+// min(max(y, 0), 6) when it is 2 (ReLU6), the per-channel terms held in registers. The backward pass
+// recomputes y the same way, operation for operation, to know where the ReLU passed its gradient.
 ALWAYS_INLINE void normalize_block(const f32 *x, i32 n, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta, f32 *y, i32 relu) {
-  const v128_t zero = wasm_f32x4_splat(0), m = wasm_v128_load(mean), sc = wasm_v128_load(scale), sh = wasm_v128_load(beta);
+  const v128_t zero = wasm_f32x4_splat(0), six = wasm_f32x4_splat(6), m = wasm_v128_load(mean), sc = wasm_v128_load(scale), sh = wasm_v128_load(beta);
   for (i32 r = 0; r < n; r++, x += channels, y += channels) {
-    const v128_t v = MADD(wasm_f32x4_sub(wasm_v128_load(x), m), sc, sh);
-    wasm_v128_store(y, relu ? wasm_f32x4_pmax(v, zero) : v);
+    v128_t v = MADD(wasm_f32x4_sub(wasm_v128_load(x), m), sc, sh);
+    if (relu) v = wasm_f32x4_pmax(v, zero);
+    if (relu == 2) v = wasm_f32x4_pmin(v, six);
+    wasm_v128_store(y, v);
   }
 }
 
@@ -668,29 +670,38 @@ ALWAYS_INLINE void normalize_rows_of(const f32 *x, i32 rows, i32 channels, const
     for (; c < channels; c++)
       for (i32 r = 0; r < n; r++) {
         const i32 i = at + r * channels + c;
-        const f32 v = (x[i] - mean[c]) * scale[c] + beta[c];
-        y[i] = relu && v < 0 ? 0.f : v; // as pmax: v < 0 ? 0 : v
+        f32 v = (x[i] - mean[c]) * scale[c] + beta[c];
+        if (relu && v < 0) v = 0.f; // as pmax: v < 0 ? 0 : v
+        if (relu == 2 && v > 6) v = 6.f; // as pmin: 6 < v ? 6 : v
+        y[i] = v;
       }
   }
 }
 
 static void normalize_rows(const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta, f32 *y, i32 relu) {
-  if (relu) normalize_rows_of(x, rows, channels, mean, scale, beta, y, 1);
+  if (relu == 2) normalize_rows_of(x, rows, channels, mean, scale, beta, y, 2);
+  else if (relu) normalize_rows_of(x, rows, channels, mean, scale, beta, y, 1);
   else normalize_rows_of(x, rows, channels, mean, scale, beta, y, 0);
 }
 
-// g where the batch norm's output d·scale + beta (d = x − mean) was positive, else 0: the gradient through
-// a ReLU fused into the batch norm, with y recomputed exactly as normalize_block computes it.
-ALWAYS_INLINE v128_t relu_masked(v128_t g, v128_t d, v128_t scale, v128_t beta) {
-  return wasm_v128_and(g, wasm_f32x4_gt(MADD(d, scale, beta), wasm_f32x4_splat(0)));
+// g where the batch norm's output y = d·scale + beta (d = x − mean) was positive (and, for ReLU6, cap 2,
+// at most 6), else 0: the gradient through a ReLU fused into the batch norm, with y recomputed exactly as
+// normalize_block computes it. As tfjs' ReLU then clip_by_value: 0 < y ≤ 6.
+ALWAYS_INLINE v128_t relu_masked(v128_t g, v128_t d, v128_t scale, v128_t beta, i32 cap) {
+  const v128_t y = MADD(d, scale, beta);
+  v128_t pass = wasm_f32x4_gt(y, wasm_f32x4_splat(0));
+  if (cap == 2) pass = wasm_v128_and(pass, wasm_f32x4_le(y, wasm_f32x4_splat(6)));
+  return wasm_v128_and(g, pass);
 }
 // The same for one channel; without scale (no ReLU) g as it is.
-static inline f32 relu_masked1(f32 g, f32 d, const f32 *scale, const f32 *beta, i32 c) {
-  return !scale || d * scale[c] + beta[c] > 0 ? g : 0.f;
+static inline f32 relu_masked1(f32 g, f32 d, const f32 *scale, const f32 *beta, i32 c, i32 cap) {
+  if (!scale) return g;
+  const f32 y = d * scale[c] + beta[c];
+  return y > 0 && (cap != 2 || y <= 6) ? g : 0.f;
 }
 
 // sum_dy[0, 4·vectors) += Σ dy and sum_dyx += Σ dy·(x − mean) over n rows, in registers as in column_block;
-// dy masked by the fused ReLU when masked (see relu_masked).
+// dy masked by the fused ReLU when masked (1 ReLU, 2 ReLU6; see relu_masked).
 ALWAYS_INLINE void gradient_block(const f32 *dy, const f32 *x, i32 n, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta,
                                   f32 *sum_dy, f32 *sum_dyx, i32 masked, i32 vectors) {
   v128_t a[2], b[2], m[2], sc[2], sh[2];
@@ -705,7 +716,7 @@ ALWAYS_INLINE void gradient_block(const f32 *dy, const f32 *x, i32 n, i32 channe
     for (i32 k = 0; k < vectors; k++) {
       const v128_t d = wasm_f32x4_sub(wasm_v128_load(x + 4 * k), m[k]);
       v128_t g = wasm_v128_load(dy + 4 * k);
-      if (masked) g = relu_masked(g, d, sc[k], sh[k]);
+      if (masked) g = relu_masked(g, d, sc[k], sh[k], masked);
       a[k] = wasm_f32x4_add(a[k], g);
       b[k] = MADD(g, d, b[k]);
     }
@@ -730,7 +741,7 @@ ALWAYS_INLINE void gradient_sums_of(const f32 *dy, const f32 *x, i32 rows, i32 c
     for (; c < channels; c++) {
       f32 a = 0, b = 0;
       for (i32 r = 0; r < n; r++) {
-        const f32 d = xp[r * channels + c] - mean[c], g = relu_masked1(dyp[r * channels + c], d, masked ? scale : 0, beta, c);
+        const f32 d = xp[r * channels + c] - mean[c], g = relu_masked1(dyp[r * channels + c], d, masked ? scale : 0, beta, c, masked);
         a += g; b += g * d;
       }
       sum_dy[c] += a; sum_dyx[c] += b;
@@ -738,10 +749,12 @@ ALWAYS_INLINE void gradient_sums_of(const f32 *dy, const f32 *x, i32 rows, i32 c
   }
 }
 
-// sum_dy = Σ dy and sum_dyx = Σ dy·(x − mean) over rows, dy masked by the fused ReLU when scale and beta are set.
+// sum_dy = Σ dy and sum_dyx = Σ dy·(x − mean) over rows, dy masked by the fused ReLU when scale and beta are set
+// (cap 2: ReLU6).
 static void gradient_sums(const f32 *dy, const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta,
-                          f32 *sum_dy, f32 *sum_dyx) {
-  if (scale) gradient_sums_of(dy, x, rows, channels, mean, scale, beta, sum_dy, sum_dyx, 1);
+                          f32 *sum_dy, f32 *sum_dyx, i32 cap) {
+  if (scale && cap == 2) gradient_sums_of(dy, x, rows, channels, mean, scale, beta, sum_dy, sum_dyx, 2);
+  else if (scale) gradient_sums_of(dy, x, rows, channels, mean, scale, beta, sum_dy, sum_dyx, 1);
   else gradient_sums_of(dy, x, rows, channels, mean, 0, 0, sum_dy, sum_dyx, 0);
 }
 
@@ -753,7 +766,7 @@ ALWAYS_INLINE void gradient_rows_block(const f32 *dy, const f32 *x, i32 n, i32 c
   for (i32 r = 0; r < n; r++, dy += channels, x += channels, dx += channels) {
     const v128_t d = wasm_f32x4_sub(wasm_v128_load(x), m);
     v128_t g = wasm_v128_load(dy);
-    if (masked) g = relu_masked(g, d, sc, sh);
+    if (masked) g = relu_masked(g, d, sc, sh, masked);
     wasm_v128_store(dx, wasm_f32x4_sub(wasm_f32x4_mul(a, wasm_f32x4_sub(g, s)), wasm_f32x4_mul(b, d)));
   }
 }
@@ -769,19 +782,20 @@ ALWAYS_INLINE void gradient_rows_of(const f32 *dy, const f32 *x, i32 rows, i32 c
       for (i32 r = 0; r < n; r++) {
         const i32 i = at + r * channels + c;
         const f32 d = x[i] - mean[c];
-        dx[i] = k1[c] * (relu_masked1(dy[i], d, masked ? scale : 0, beta, c) - shift[c]) - k3[c] * d;
+        dx[i] = k1[c] * (relu_masked1(dy[i], d, masked ? scale : 0, beta, c, masked) - shift[c]) - k3[c] * d;
       }
   }
 }
 
 // dx = k1·(dy − shift) − k3·(x − mean) for rows (see batchnorm_backward), dy masked as in gradient_sums.
 static void gradient_rows(const f32 *dy, const f32 *x, i32 rows, i32 channels, const f32 *mean, const f32 *scale, const f32 *beta,
-                          const f32 *k1, const f32 *k3, const f32 *shift, f32 *dx) {
-  if (scale) gradient_rows_of(dy, x, rows, channels, mean, scale, beta, k1, k3, shift, dx, 1);
+                          const f32 *k1, const f32 *k3, const f32 *shift, f32 *dx, i32 cap) {
+  if (scale && cap == 2) gradient_rows_of(dy, x, rows, channels, mean, scale, beta, k1, k3, shift, dx, 2);
+  else if (scale) gradient_rows_of(dy, x, rows, channels, mean, scale, beta, k1, k3, shift, dx, 1);
   else gradient_rows_of(dy, x, rows, channels, mean, 0, 0, k1, k3, shift, dx, 0);
 }
 
-// y (ReLU'd when relu is set), mean, variance (population, as tf.moments) and scale = γ/σ from x.
+// y (ReLU'd when relu is 1, ReLU6'd when 2), mean, variance (population, as tf.moments) and scale = γ/σ from x.
 // temp holds 2·channels floats.
 EXPORT(batchnorm_forward) void batchnorm_forward(i32 rows, i32 channels, const f32 *x, const f32 *gamma, const f32 *beta,
                                                  f32 *y, f32 *mean, f32 *variance, f32 *scale, i32 relu, f32 *temp, f32 epsilon) {
@@ -794,12 +808,13 @@ EXPORT(batchnorm_forward) void batchnorm_forward(i32 rows, i32 channels, const f
 }
 
 // dx, dγ = Σ dy·x̂, dβ = Σ dy, with dx = γ/σ · (dy − dβ/R − x̂·dγ/R). temp holds 3·channels floats.
-// With scale and beta (the forward's γ/σ and β) dy first passes back through the fused ReLU; 0 for none.
+// With scale and beta (the forward's γ/σ and β) dy first passes back through the fused ReLU (ReLU6 when cap
+// is 2); 0 for none.
 EXPORT(batchnorm_backward) void batchnorm_backward(i32 rows, i32 channels, const f32 *dy, const f32 *x, const f32 *gamma,
                                                    const f32 *mean, const f32 *variance, const f32 *scale, const f32 *beta,
-                                                   f32 *dx, f32 *dgamma, f32 *dbeta, f32 *temp, f32 epsilon) {
+                                                   f32 *dx, f32 *dgamma, f32 *dbeta, f32 *temp, f32 epsilon, i32 cap) {
   f32 *k1 = temp, *k3 = temp + channels, *shift = temp + 2 * channels;
-  gradient_sums(dy, x, rows, channels, mean, scale, beta, dbeta, dgamma);
+  gradient_sums(dy, x, rows, channels, mean, scale, beta, dbeta, dgamma, cap);
   const f32 inv_rows = 1.f / (f32)rows;
   // k1 = γ/σ and k3 = γ·dγ/(σ²R), so dx = k1·(dy − dβ/R) − k3·(x − μ).
   for (i32 c = 0; c < channels; c++) {
@@ -809,7 +824,7 @@ EXPORT(batchnorm_backward) void batchnorm_backward(i32 rows, i32 channels, const
     k3[c] = k1[c] * dgamma[c] * inv_std * inv_rows;
     shift[c] = dbeta[c] * inv_rows;
   }
-  gradient_rows(dy, x, rows, channels, mean, scale, beta, k1, k3, shift, dx);
+  gradient_rows(dy, x, rows, channels, mean, scale, beta, k1, k3, shift, dx, cap);
 }
 
 // The same batch norm on every thread of the pool (shared heap). The sums take equal shares of the
@@ -841,7 +856,7 @@ EXPORT(gradient_sums_job) void gradient_sums_job(const GradientSumsArgs *args, i
   i32 begin, end;
   split(rows, thread, threads, &begin, &end);
   gradient_sums(PTR(args->dy) + begin * channels, PTR(args->x) + begin * channels, end - begin, channels, PTR(args->mean),
-                args->scale ? PTR(args->scale) : 0, args->scale ? PTR(args->beta) : 0, partial, partial + channels);
+                args->scale ? PTR(args->scale) : 0, args->scale ? PTR(args->beta) : 0, partial, partial + channels, args->cap);
 }
 
 EXPORT(gradient_rows_job) void gradient_rows_job(GradientRowsArgs *args, i32 thread, i32 threads) {
@@ -849,7 +864,7 @@ EXPORT(gradient_rows_job) void gradient_rows_job(GradientRowsArgs *args, i32 thr
   (void)thread; (void)threads;
   for (i32 r0, n; (n = take(&args->next, rows, BN_CHUNK, &r0)) > 0;)
     gradient_rows(PTR(args->dy) + r0 * channels, PTR(args->x) + r0 * channels, n, channels, PTR(args->mean),
-                  args->scale ? PTR(args->scale) : 0, PTR(args->beta), PTR(args->k1), PTR(args->k3), PTR(args->shift), PTR(args->dx) + r0 * channels);
+                  args->scale ? PTR(args->scale) : 0, PTR(args->beta), PTR(args->k1), PTR(args->k3), PTR(args->shift), PTR(args->dx) + r0 * channels, args->cap);
 }
 
 // ---- ReLU's gradient in one pass: dx = dy where x > 0, else 0 (tfjs does step, cast and multiply). ----
