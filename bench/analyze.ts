@@ -9,13 +9,15 @@
  *    `selectUnits` to half of every group's channels, `removeUnits`). When Python with torch and
  *    a Torch-Pruning checkout (`TORCH_PRUNING_DIR`, default .cache/torch-pruning) are present,
  *    bench/torch-pruning.py times Torch-Pruning on the same architectures, in turns with
- *    PruneLens (ANALYZE_ROUNDS rounds, default 2; ANALYZE_RUNS runs each, default 5; PyTorch on
- *    TORCH_THREADS threads, default 1), and the ratios are printed.
+ *    PruneLens (ANALYZE_ROUNDS rounds, default 3; ANALYZE_RUNS runs each, default 7; PyTorch on
+ *    TORCH_THREADS threads, default 1), and the ratios are printed: per round, then over every
+ *    round's runs together. The 1-minute load average is printed and kept beside each round (a
+ *    shared machine's other processes slow both sides).
  *   node --import tsx bench/analyze.ts [network...]
  */
 import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { saveModelAtomic, loadModel } from '../src/engine/io/index.js';
@@ -218,8 +220,8 @@ const ms = (x: number) => (x < 10 ? x.toFixed(1) : x.toFixed(0));
 
 /** Every network in turns: PruneLens' fresh runs, then Torch-Pruning's, `rounds` times. */
 async function networksMeasurement(names: string[]): Promise<Record<string, unknown>> {
-  const runs = Number(process.env.ANALYZE_RUNS ?? 5);
-  const rounds = Number(process.env.ANALYZE_ROUNDS ?? 2);
+  const runs = Number(process.env.ANALYZE_RUNS ?? 7);
+  const rounds = Number(process.env.ANALYZE_ROUNDS ?? 3);
   const warmup = Number(process.env.ANALYZE_WARMUP ?? 3);
   const dir = mkdtempSync(join(tmpdir(), 'prunelens-bench-networks-'));
   const paths: Record<string, string> = {};
@@ -234,14 +236,23 @@ async function networksMeasurement(names: string[]): Promise<Record<string, unkn
   const results: Record<string, { prunelens: unknown[]; torchPruning: unknown[] }> = {};
   let versions = '';
   const medians = <T extends object>(t: T) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v as number[])])) as Record<keyof T, number>;
-  console.log('| network | round | clock | PruneLens load | graph | prune (select + remove) | Torch-Pruning load | graph | prune | graph ratio | prune ratio |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| network | round | load avg | clock | PruneLens load | graph | prune (select + remove) | Torch-Pruning load | graph | prune | graph ratio | prune ratio |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  // Every round's runs together, per network and side: the summary table.
+  const pooled: Record<string, { pl: PhaseTimes & { cpu: PhaseTimes }; tp?: { graph: number[]; prune: number[]; cpu: { graph: number[]; prune: number[] } }; loads: number[] }> = {};
   for (const name of names) {
     results[name] = { prunelens: [], torchPruning: [] };
+    const pool = (pooled[name] = { pl: { load: [], graph: [], select: [], remove: [], prune: [], cpu: { load: [], graph: [], select: [], remove: [], prune: [] } }, loads: [] as number[] } as (typeof pooled)[string]);
     for (let round = 1; round <= rounds; round++) {
+      const loadAverage = loadavg()[0];
+      pool.loads.push(loadAverage);
       const p = await timePruneLens(paths[name], runs, warmup);
+      for (const phase of ['load', 'graph', 'select', 'remove', 'prune'] as const) {
+        pool.pl[phase].push(...p[phase]);
+        pool.pl.cpu[phase].push(...p.cpu[phase]);
+      }
       const wall = { load: p.load, graph: p.graph, select: p.select, remove: p.remove, prune: p.prune };
-      const pl = { round, layers: p.layers, units: p.units, removed: p.removed, prunedParams: p.prunedParams, first: p.first, times: wall, cpuTimes: p.cpu, medians: medians(wall), cpuMedians: medians(p.cpu) };
+      const pl = { round, loadAverage, layers: p.layers, units: p.units, removed: p.removed, prunedParams: p.prunedParams, first: p.first, times: wall, cpuTimes: p.cpu, medians: medians(wall), cpuMedians: medians(p.cpu) };
       results[name].prunelens.push(pl);
       const t = tpDir ? timeTorchPruning(tpDir, name, runs, warmup) : undefined;
       const times = t?.networks[name];
@@ -249,17 +260,42 @@ async function networksMeasurement(names: string[]): Promise<Record<string, unkn
         versions = `torch ${t.torch} on ${t.threads} thread(s), Torch-Pruning ${t.torch_pruning}`;
         const { cpu, first, ...w } = times;
         results[name].torchPruning.push({ round, first, times: w, cpuTimes: cpu, medians: medians(w), cpuMedians: medians(cpu) });
+        pool.tp ??= { graph: [], prune: [], cpu: { graph: [], prune: [] } };
+        pool.tp.graph.push(...times.graph);
+        pool.tp.prune.push(...times.prune);
+        pool.tp.cpu.graph.push(...cpu.graph);
+        pool.tp.cpu.prune.push(...cpu.prune);
       }
       for (const clock of ['wall', 'cpu', 'first run'] as const) {
         const m = clock === 'wall' ? pl.medians : clock === 'cpu' ? pl.cpuMedians : pl.first;
         const tm = times && (clock === 'wall' ? medians({ load: times.load, graph: times.graph, prune: times.prune }) : clock === 'cpu' ? medians(times.cpu) : times.first);
         const tpCells = tm ? [ms(tm.load), ms(tm.graph), ms(tm.prune), (m.graph / tm.graph).toFixed(2), (m.prune / tm.prune).toFixed(2)] : ['–', '–', '–', '–', '–'];
-        console.log(`| ${name} (${p.layers} layers) | ${round} | ${clock} | ${ms(m.load)} | ${ms(m.graph)} | ${ms(m.select)} + ${ms(m.remove)} → ${ms(m.prune)} | ${tpCells.join(' | ')} |`);
+        console.log(`| ${name} (${p.layers} layers) | ${round} | ${loadAverage.toFixed(1)} | ${clock} | ${ms(m.load)} | ${ms(m.graph)} | ${ms(m.select)} + ${ms(m.remove)} → ${ms(m.prune)} | ${tpCells.join(' | ')} |`);
       }
     }
   }
-  console.log(`\nms, medians of ${runs} fresh runs per round after ${warmup} warm-up runs (prune: the median of select + remove per run): wall clock and process CPU time; 'first run': the wall times of each side's first, cold run; ratio = PruneLens ÷ Torch-Pruning (below 1: PruneLens faster)${versions ? `; ${versions}` : ''}.`);
-  return { runs, warmup, rounds, torchPruning: versions || null, networks: results };
+  console.log(`\nms, medians of ${runs} fresh runs per round after ${warmup} warm-up runs (prune: the median of select + remove per run): wall clock and process CPU time; 'first run': the wall times of each side's first, cold run; load avg: the 1-minute load average as the round began; ratio = PruneLens ÷ Torch-Pruning (below 1: PruneLens faster)${versions ? `; ${versions}` : ''}.`);
+
+  // Over every round's runs: the medians the acceptance reads.
+  const summary: Record<string, unknown> = {};
+  console.log(`\n| network | load avg | clock | PruneLens graph | Torch-Pruning graph | graph ratio | PruneLens prune | Torch-Pruning prune | prune ratio |`);
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const [name, pool] of Object.entries(pooled)) {
+    const loads = `${Math.min(...pool.loads).toFixed(1)}–${Math.max(...pool.loads).toFixed(1)}`;
+    const row: Record<string, unknown> = { loadAverages: pool.loads };
+    for (const clock of ['wall', 'cpu'] as const) {
+      const pl = clock === 'wall' ? pool.pl : pool.pl.cpu;
+      const tp = pool.tp && (clock === 'wall' ? pool.tp : pool.tp.cpu);
+      const [g, p] = [median(pl.graph), median(pl.prune)];
+      const [tg, tpr] = tp ? [median(tp.graph), median(tp.prune)] : [NaN, NaN];
+      row[clock] = { prunelens: { graph: g, prune: p }, torchPruning: tp ? { graph: tg, prune: tpr } : null, graphRatio: tp ? g / tg : null, pruneRatio: tp ? p / tpr : null };
+      const cells = tp ? [ms(tg), (g / tg).toFixed(2), ms(p), ms(tpr), (p / tpr).toFixed(2)] : ['–', '–', ms(p), '–', '–'];
+      console.log(`| ${name} | ${loads} | ${clock} | ${ms(g)} | ${cells.join(' | ')} |`);
+    }
+    summary[name] = row;
+  }
+  console.log(`\nms, medians over all ${rounds} rounds' ${rounds * runs} runs per side.`);
+  return { runs, warmup, rounds, torchPruning: versions || null, summary, networks: results };
 }
 
 async function cliMeasurement(): Promise<Record<string, unknown>> {

@@ -4,7 +4,8 @@ import { layerSpec, layerWeights, unsupportedReason, type ChannelTensor, type Ch
 import { layerCosts } from './layer-cost.js';
 import { walkModel, type TopoNode, type TopoTensor, type Topology } from './topology.js';
 import { UnionFind } from './union-find.js';
-import type { ChannelGraph, ChannelGroup, ChannelUnit, LayerInfo, LayerStatus, WeightSlice } from './types.js';
+import { TableUnit } from './slice-table.js';
+import type { ChannelGraph, ChannelGroup, ChannelUnit, LayerInfo, LayerStatus, SliceTable, WeightSlice } from './types.js';
 
 /**
  * Channel-group analysis (DepGraph-style, by union-find over channel atoms). Every channel
@@ -26,18 +27,6 @@ interface SliceKey {
   role: SliceRole;
 }
 
-/**
- * Frozen one-index arrays shared by every slice of one channel (most slices): a graph holds
- * hundreds of thousands of slices, and half as many objects to allocate halves the time the
- * garbage collector spends copying them. Nothing writes to a slice's indices.
- */
-const SINGLE_INDEX: (readonly number[])[] = [];
-
-function singleIndex(i: number): number[] {
-  while (SINGLE_INDEX.length <= i) SINGLE_INDEX.push(Object.freeze([SINGLE_INDEX.length]));
-  return SINGLE_INDEX[i] as number[];
-}
-
 class AtomSpace {
   readonly base: number[] = [];
   readonly tensorOfAtom: Int32Array;
@@ -45,9 +34,9 @@ class AtomSpace {
   readonly total: number;
   readonly sliceKeys: SliceKey[] = [];
   /** Parallel arrays of `sliceCount` entries: atom, slice key, index along the key's axis. */
-  sliceAtom = new Int32Array(1024);
-  sliceKey = new Int32Array(1024);
-  sliceIndex = new Int32Array(1024);
+  sliceAtom: Int32Array;
+  sliceKey: Int32Array;
+  sliceIndex: Int32Array;
   sliceCount = 0;
   readonly blocks: { atom: number; reason: string }[] = [];
   /** Tensors that couple the groups passing through them (channel concats). */
@@ -60,6 +49,12 @@ class AtomSpace {
       total += t.channels;
     }
     this.total = total;
+    // Most layers slice each channel of a tensor once or a few times (a batch norm four times):
+    // room for two slices per atom spares most of the copies of growing the arrays.
+    const capacity = Math.max(1024, 2 * total);
+    this.sliceAtom = new Int32Array(capacity);
+    this.sliceKey = new Int32Array(capacity);
+    this.sliceIndex = new Int32Array(capacity);
     this.tensorOfAtom = new Int32Array(total);
     for (const t of tensors) this.tensorOfAtom.fill(t.id, this.base[t.id], this.base[t.id] + t.channels);
     this.uf = new UnionFind(total);
@@ -195,108 +190,82 @@ export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[
   const blocked = new Uint8Array(space.total);
   for (const r of blockedReason.keys()) blocked[r] = 1;
 
-  // Each unit class: the tensors it spans and its first atom (lowest channel of its earliest tensor).
-  const classInfo = new Map<number, { tensors: number[]; firstAtom: number }>();
+  // Each unit class (a root with a producer and no block): the tensors it spans and its first atom
+  // (lowest channel of its earliest tensor). Atoms run tensor by tensor, so a class's tensors come in order.
+  const classOfRoot = new Int32Array(space.total).fill(-1);
+  const classRoots: number[] = [];
+  const classFirstAtom: number[] = [];
+  const classTensors: number[][] = [];
   const rootOfAtom = new Int32Array(space.total);
   for (let a = 0; a < space.total; a++) {
     const r = uf.find(a);
     rootOfAtom[a] = r;
     if (!hasProducer[r] || blocked[r]) continue;
     const t = space.tensorOfAtom[a];
-    const info = classInfo.get(r);
-    if (!info) classInfo.set(r, { tensors: [t], firstAtom: a });
-    else if (info.tensors[info.tensors.length - 1] !== t) info.tensors.push(t);
+    const c = classOfRoot[r];
+    if (c < 0) {
+      classOfRoot[r] = classRoots.length;
+      classRoots.push(r);
+      classFirstAtom.push(a);
+      classTensors.push([t]);
+    } else {
+      const tensors = classTensors[c];
+      if (tensors[tensors.length - 1] !== t) tensors.push(t);
+    }
   }
 
   // Groups: unit classes that span the same set of tensors (candidates found by their first tensor, then compared).
-  const byFirstTensor = new Map<number, { tensors: number[]; roots: number[] }[]>();
+  const byFirstTensor = new Map<number, { tensors: number[]; classes: number[] }[]>();
   const sameTensors = (a: number[], b: number[]) => a.length === b.length && a.every((t, i) => t === b[i]);
-  for (const [root, info] of classInfo) {
-    let candidates = byFirstTensor.get(info.tensors[0]);
-    if (!candidates) byFirstTensor.set(info.tensors[0], (candidates = []));
-    const match = candidates.find((c) => sameTensors(c.tensors, info.tensors));
-    if (match) match.roots.push(root); else candidates.push({ tensors: info.tensors, roots: [root] });
+  for (let c = 0; c < classRoots.length; c++) {
+    const tensors = classTensors[c];
+    let candidates = byFirstTensor.get(tensors[0]);
+    if (!candidates) byFirstTensor.set(tensors[0], (candidates = []));
+    const match = candidates.find((k) => sameTensors(k.tensors, tensors));
+    if (match) match.classes.push(c); else candidates.push({ tensors, classes: [c] });
   }
-  const firstAtom = (root: number) => classInfo.get(root)!.firstAtom;
-  const groupRoots = [...byFirstTensor.values()].flatMap((candidates) => candidates.map((c) => c.roots))
-    .map((roots) => roots.sort((a, b) => firstAtom(a) - firstAtom(b)))
-    .sort((a, b) => firstAtom(a[0]) - firstAtom(b[0]));
+  // Classes are numbered by first atom already: a group's classes are in order, groups sort by their first.
+  const groupClasses = [...byFirstTensor.values()].flatMap((candidates) => candidates.map((k) => k.classes))
+    .sort((a, b) => classFirstAtom[a[0]] - classFirstAtom[b[0]]);
 
-  // Slices per unit class, aggregated by (layer, weight, axis, role).
   const unitOfRoot = new Map<number, number>();
   const unitOfRootAtom = new Int32Array(space.total).fill(-1);
   const groups: ChannelGroup[] = [];
   const units: ChannelUnit[] = [];
   const concatTensors = space.coupling;
-  for (const roots of groupRoots) {
+  const table: SliceTable = { keys: [], span: 1, offsets: new Int32Array(0), entries: new Int32Array(0) };
+  for (const classes of groupClasses) {
     const groupId = groups.length;
     const ids: number[] = [];
-    roots.forEach((root, index) => {
+    classes.forEach((c, index) => {
+      const root = classRoots[c];
       unitOfRoot.set(root, units.length);
       unitOfRootAtom[root] = units.length;
       ids.push(units.length);
-      units.push({ id: units.length, group: groupId, index, slices: [] });
+      units.push(new TableUnit(units.length, groupId, index, table));
     });
-    const spans = classInfo.get(roots[0])!.tensors;
-    groups.push({ id: groupId, members: [], producers: [], consumers: [], channels: roots.length, units: ids, coupled: spans.some((t) => concatTensors.has(t)) });
+    const spans = classTensors[classes[0]];
+    groups.push({ id: groupId, members: [], producers: [], consumers: [], channels: classes.length, units: ids, coupled: spans.some((t) => concatTensors.has(t)) });
   }
   const layerOrder = new Map<string, number>();
   topo.nodes.forEach((n, i) => { if (!layerOrder.has(n.name)) layerOrder.set(n.name, i); });
-  // A unit's slices come by role, then layer order, then key: one rank per key, sorted once.
-  const keyRank = new Float64Array(space.sliceKeys.length);
-  space.sliceKeys
-    .map((k, id) => ({ id, role: ROLE_ORDER[k.role], layer: layerOrder.get(k.layer)! }))
-    .sort((a, b) => a.role - b.role || a.layer - b.layer || a.id - b.id)
-    .forEach((k, rank) => (keyRank[k.id] = rank));
-  // Each unit's slice entries as rank·span + index (one number sorts by key rank, then index), bucketed by unit.
-  let span = 1;
-  for (let i = 0; i < space.sliceCount; i++) span = Math.max(span, space.sliceIndex[i] + 1);
-  const entryUnit = new Int32Array(space.sliceCount);
-  const perUnit = new Int32Array(units.length + 1);
-  for (let i = 0; i < space.sliceCount; i++) {
-    const u = unitOfRootAtom[rootOfAtom[space.sliceAtom[i]]];
-    entryUnit[i] = u;
-    if (u >= 0) perUnit[u + 1]++;
-  }
-  for (let u = 0; u < units.length; u++) perUnit[u + 1] += perUnit[u];
-  const fill = perUnit.slice(0, units.length);
-  // Small integers sort in place without boxing (a Float64Array's sort boxes every element).
-  const entries = space.sliceKeys.length * span < 2 ** 31 ? new Int32Array(perUnit[units.length]) : new Float64Array(perUnit[units.length]);
-  for (let i = 0; i < space.sliceCount; i++) {
-    const u = entryUnit[i];
-    if (u >= 0) entries[fill[u]++] = keyRank[space.sliceKey[i]] * span + space.sliceIndex[i];
-  }
-  const keyOfRank = new Int32Array(space.sliceKeys.length);
-  keyRank.forEach((rank, id) => (keyOfRank[rank] = id));
-  for (const unit of units) {
-    const list = entries.subarray(perUnit[unit.id], perUnit[unit.id + 1]).sort();
-    const slices: WeightSlice[] = [];
-    for (let j = 0; j < list.length; ) {
-      const rank = Math.floor(list[j] / span);
-      const end = rank * span + span;
-      let stop = j + 1;
-      let distinct = 1;
-      for (; stop < list.length && list[stop] < end; stop++) if (list[stop] !== list[stop - 1]) distinct++;
-      let indices: number[];
-      if (distinct === 1) indices = singleIndex(list[j] - rank * span);
-      else {
-        indices = new Array<number>(distinct);
-        for (let k = j, n = 0; k < stop; k++) if (k === j || list[k] !== list[k - 1]) indices[n++] = list[k] - rank * span;
-      }
-      const k = space.sliceKeys[keyOfRank[rank]];
-      slices.push({ layer: k.layer, weight: k.weight, axis: k.axis, role: k.role, indices });
-      j = stop;
-    }
-    unit.slices = slices;
-  }
+  fillSliceTable(table, space, layerOrder, units.length, rootOfAtom, unitOfRootAtom);
+
+  // Members from the keys of each group's first unit (every unit of a group has the same keys).
   for (const group of groups) {
     const producers = new Set<string>();
     const consumers = new Set<string>();
     const others = new Set<string>();
-    for (const s of units[group.units[0]].slices) {
-      if (s.role === 'producer') producers.add(s.layer);
-      else if (s.role === 'consumer') consumers.add(s.layer);
-      else others.add(s.layer);
+    const first = group.units[0];
+    let lastRank = -1;
+    for (let j = table.offsets[first]; j < table.offsets[first + 1]; j++) {
+      const rank = Math.floor(table.entries[j] / table.span);
+      if (rank === lastRank) continue;
+      lastRank = rank;
+      const k = table.keys[rank];
+      if (k.role === 'producer') producers.add(k.layer);
+      else if (k.role === 'consumer') consumers.add(k.layer);
+      else others.add(k.layer);
     }
     group.producers = [...producers];
     group.consumers = [...consumers];
@@ -306,7 +275,75 @@ export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[
   }
 
   const layers = describeLayers(model, topo, space, rootOfAtom, blockedReason, unitOfRoot, units, groups);
-  return { layers, groups, units };
+  return { layers, groups, units, sliceTable: table };
+}
+
+/**
+ * Fills `table` with every unit's slice entries, sorted by key rank (role, then layer order, then
+ * key) and index, without duplicates: counting sorts by rank, then by unit, both stable, so only
+ * a unit whose entries for one key came out of index order is sorted again.
+ */
+function fillSliceTable(table: SliceTable, space: AtomSpace, layerOrder: ReadonlyMap<string, number>, unitCount: number, rootOfAtom: Int32Array, unitOfRoot: Int32Array): void {
+  const keyCount = space.sliceKeys.length;
+  const keyRank = new Int32Array(keyCount);
+  const byRank = space.sliceKeys
+    .map((k, id) => ({ id, role: ROLE_ORDER[k.role], layer: layerOrder.get(k.layer)! }))
+    .sort((a, b) => a.role - b.role || a.layer - b.layer || a.id - b.id);
+  byRank.forEach((k, rank) => (keyRank[k.id] = rank));
+  table.keys = byRank.map((k) => space.sliceKeys[k.id]);
+
+  // The slices that belong to a unit, by rank (stable: creation order within a rank).
+  const { sliceCount: n, sliceAtom, sliceKey, sliceIndex } = space;
+  const entryUnit = new Int32Array(n);
+  const rankStart = new Int32Array(keyCount + 1);
+  const unitStart = new Int32Array(unitCount + 1);
+  let span = 1;
+  for (let i = 0; i < n; i++) {
+    const u = unitOfRoot[rootOfAtom[sliceAtom[i]]];
+    entryUnit[i] = u;
+    if (u < 0) continue;
+    if (sliceIndex[i] >= span) span = sliceIndex[i] + 1;
+    rankStart[keyRank[sliceKey[i]] + 1]++;
+    unitStart[u + 1]++;
+  }
+  table.span = span;
+  for (let r = 0; r < keyCount; r++) rankStart[r + 1] += rankStart[r];
+  for (let u = 0; u < unitCount; u++) unitStart[u + 1] += unitStart[u];
+  const total = unitStart[unitCount];
+  const inRankOrder = new Int32Array(total);
+  for (let i = 0; i < n; i++) if (entryUnit[i] >= 0) inRankOrder[rankStart[keyRank[sliceKey[i]]]++] = i;
+  // Small integers sort in place without boxing (a Float64Array's sort boxes every element).
+  let entries: Int32Array | Float64Array = keyCount * span < 2 ** 31 ? new Int32Array(total) : new Float64Array(total);
+  const fill = unitStart.slice(0, unitCount);
+  for (let j = 0; j < total; j++) {
+    const i = inRankOrder[j];
+    entries[fill[entryUnit[i]]++] = keyRank[sliceKey[i]] * span + sliceIndex[i];
+  }
+  // Strictly ascending within each unit: sort the few that are not; drop repeated entries (a
+  // shared layer's call sites slice the same index) only where there are any.
+  let repeated = false;
+  for (let u = 0; u < unitCount; u++) {
+    const begin = unitStart[u];
+    const end = unitStart[u + 1];
+    let j = begin + 1;
+    while (j < end && entries[j] > entries[j - 1]) j++;
+    if (j >= end) continue;
+    entries.subarray(begin, end).sort();
+    for (j = begin + 1; j < end && !repeated; j++) repeated = entries[j] === entries[j - 1];
+  }
+  if (!repeated) {
+    table.offsets = unitStart;
+    table.entries = entries;
+    return;
+  }
+  const offsets = new Int32Array(unitCount + 1);
+  let out = 0;
+  for (let u = 0; u < unitCount; u++) {
+    for (let j = unitStart[u]; j < unitStart[u + 1]; j++) if (j === unitStart[u] || entries[j] !== entries[j - 1]) entries[out++] = entries[j];
+    offsets[u + 1] = out;
+  }
+  table.offsets = offsets;
+  table.entries = entries.slice(0, out);
 }
 
 function describeLayers(

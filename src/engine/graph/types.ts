@@ -63,8 +63,22 @@ export interface LayerInfo {
   outputUnits?: number[];
 }
 
+/**
+ * Every unit's weight slices without an object per slice: what `ChannelUnit.slices` lists, in its
+ * order. Unit u's entries are `entries[offsets[u] .. offsets[u + 1])`, each `rank · span + index`:
+ * index `index` along the axis of slice key `keys[rank]`.
+ */
+export interface SliceTable {
+  keys: { layer: string; weight: string; axis: number; role: SliceRole }[];
+  span: number;
+  offsets: Int32Array;
+  entries: Int32Array | Float64Array;
+}
+
 export interface ChannelGraph {
   layers: LayerInfo[];
   groups: ChannelGroup[];
   units: ChannelUnit[];
+  /** The units' slices in compact form (analyzeModel's graphs; `sliceTableOf` builds one for any graph). */
+  sliceTable?: SliceTable;
 }

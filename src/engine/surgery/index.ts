@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '../io/serialization-fixes.js';
-import { isStatisticWeight, layerSpec, layerWeight, layerWeights, resolveAxis, weightShortName } from '../layers/index.js';
+import { isStatisticWeight, layerSpec, layerWeights, resolveAxis, weightShortName } from '../layers/index.js';
+import { sliceTableOf } from '../graph/slice-table.js';
 import type { ChannelGraph } from '../graph/types.js';
 
 /**
@@ -59,7 +60,8 @@ function gatherAxes<T extends Float32Array | Int32Array | Uint8Array>(data: T, d
   for (let a = rank - 1, stride = 1; a >= 0; a--) {
     const k = kept[a];
     const o = new Int32Array(k ? k.length : dims[a]);
-    for (let i = 0; i < o.length; i++) o[i] = (k ? k[i] : i) * stride;
+    if (k) for (let i = 0; i < o.length; i++) o[i] = k[i] * stride;
+    else for (let i = 0; i < o.length; i++) o[i] = i * stride;
     offsets[a] = o;
     stride *= dims[a];
   }
@@ -67,16 +69,34 @@ function gatherAxes<T extends Float32Array | Int32Array | Uint8Array>(data: T, d
   const size = shape.reduce((a, b) => a * b, 1);
   const values = new (data.constructor as new (n: number) => T)(size);
   if (size === 0) return { values, shape };
+  // Trailing axes that keep every index are copied as contiguous blocks (a consumer's kept input
+  // rows, a dense kernel's rows); otherwise the last axis is gathered index by index. Either way,
+  // first the source offset of every kept position of the leading axes.
+  let whole = rank;
+  while (whole > 0 && !kept[whole - 1]) whole--;
+  const leading = whole < rank ? whole : rank - 1;
+  let rows = Int32Array.of(0);
+  for (let a = 0; a < leading; a++) {
+    const o = offsets[a];
+    const next = new Int32Array(rows.length * o.length);
+    for (let r = 0, n = 0; r < rows.length; r++) for (let i = 0; i < o.length; i++) next[n++] = rows[r] + o[i];
+    rows = next;
+  }
+  if (whole < rank) {
+    let block = 1;
+    for (let a = whole; a < rank; a++) block *= dims[a];
+    for (let r = 0, out = 0; r < rows.length; r++, out += block) {
+      const base = rows[r];
+      if (block >= 64) values.set(data.subarray(base, base + block), out);
+      else for (let k = 0; k < block; k++) values[out + k] = data[base + k];
+    }
+    return { values, shape };
+  }
   const inner = offsets[rank - 1];
-  const position = new Int32Array(rank);
-  let out = 0;
-  for (;;) {
-    let base = 0;
-    for (let a = 0; a < rank - 1; a++) base += offsets[a][position[a]];
-    for (let k = 0; k < inner.length; k++) values[out++] = data[base + inner[k]];
-    let a = rank - 2;
-    while (a >= 0 && ++position[a] === shape[a]) position[a--] = 0;
-    if (a < 0) break;
+  const width = inner.length;
+  for (let r = 0, out = 0; r < rows.length; r++, out += width) {
+    const base = rows[r];
+    for (let k = 0; k < width; k++) values[out + k] = data[base + inner[k]];
   }
   return { values, shape };
 }
@@ -106,38 +126,56 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
   }
   const removedUnits = new Set(ids);
   const oldLayers = new Map(model.layers.map((l) => [l.name, l]));
+  const oldWeightsOf = new Map<string, Map<string, tf.LayerVariable>>();
+  const weightsOf = (layer: string) => {
+    let weights = oldWeightsOf.get(layer);
+    if (!weights) oldWeightsOf.set(layer, (weights = layerWeights(oldLayers.get(layer)!)));
+    return weights;
+  };
   const layerInfo = new Map(graph.layers.map((l) => [l.name, l]));
-  // Kept indices per layer → weight → axis: a mask of the dropped indices per weight axis, then its complement.
+  // Kept indices per layer → weight → axis: a mask of the dropped indices per weight axis (read
+  // from the graph's slice table, one mask per key), then its complement.
+  const table = sliceTableOf(graph);
   const dropMasks = new Map<string, Map<string, Map<number, Uint8Array>>>();
+  const maskOfRank = table.keys.map((k) => {
+    let byWeight = dropMasks.get(k.layer);
+    if (!byWeight) dropMasks.set(k.layer, (byWeight = new Map()));
+    let byAxis = byWeight.get(k.weight);
+    if (!byAxis) byWeight.set(k.weight, (byAxis = new Map()));
+    let mask = byAxis.get(k.axis);
+    if (!mask) {
+      const size = weightsOf(k.layer).get(k.weight)?.shape[k.axis];
+      if (size === undefined || size === null) return undefined;
+      byAxis.set(k.axis, (mask = new Uint8Array(size)));
+    }
+    return mask;
+  });
+  const { entries, offsets, span } = table;
   for (const id of ids) {
-    for (const s of graph.units[id].slices) {
-      let byWeight = dropMasks.get(s.layer);
-      if (!byWeight) dropMasks.set(s.layer, (byWeight = new Map()));
-      let byAxis = byWeight.get(s.weight);
-      if (!byAxis) byWeight.set(s.weight, (byAxis = new Map()));
-      let mask = byAxis.get(s.axis);
-      if (!mask) {
-        const size = layerWeight(oldLayers.get(s.layer)!, s.weight)?.shape[s.axis];
-        if (size === undefined || size === null) continue;
-        byAxis.set(s.axis, (mask = new Uint8Array(size)));
-      }
-      for (const i of s.indices) mask[i] = 1;
+    for (let j = offsets[id], end = offsets[id + 1]; j < end; j++) {
+      const rank = Math.floor(entries[j] / span);
+      const mask = maskOfRank[rank];
+      if (mask) mask[entries[j] - rank * span] = 1;
     }
   }
+  // Only the axes that lose indices are gathered.
   const keptByLayer = new Map<string, Map<string, Map<number, Int32Array>>>();
   for (const [layerName, byWeight] of dropMasks) {
     const keptByWeight = new Map<string, Map<number, Int32Array>>();
     for (const [name, byAxis] of byWeight) {
       const keptByAxis = new Map<number, Int32Array>();
-      for (const [axis, mask] of byAxis) keptByAxis.set(axis, keptIndices(mask));
-      keptByWeight.set(name, keptByAxis);
+      for (const [axis, mask] of byAxis) {
+        const kept = keptIndices(mask);
+        if (kept.length < mask.length) keptByAxis.set(axis, kept);
+      }
+      if (keptByAxis.size > 0) keptByWeight.set(name, keptByAxis);
     }
-    keptByLayer.set(layerName, keptByWeight);
+    if (keptByWeight.size > 0) keptByLayer.set(layerName, keptByWeight);
   }
 
   // The model's own (camelCase) config, edited and built once; building with `fastWeightInit`
   // gives every weight zeros instead of random values about to be replaced.
-  const config = model.getConfig() as unknown as { layers: { className: string; config: Record<string, unknown> & { name: string } }[] };
+  const config = model.getConfig() as unknown as FunctionalConfig;
   for (const layerConfig of config.layers) {
     const name = layerConfig.config.name;
     const spec = layerSpec(layerConfig.className);
@@ -145,7 +183,7 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
     const output = spec?.outputChannels;
     const keptByAxis = output && keptByLayer.get(name)?.get(output.weight);
     if (spec?.widthField && output && keptByAxis) {
-      const variable = layerWeight(oldLayers.get(name)!, output.weight)!;
+      const variable = weightsOf(name).get(output.weight)!;
       const axis = resolveAxis(output, variable.shape.length).axis;
       const kept = keptByAxis.get(axis);
       if (kept) layerConfig.config = { ...layerConfig.config, [spec.widthField]: kept.length };
@@ -156,31 +194,42 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
     const removed = info?.outputUnits?.filter((u) => removedUnits.has(u)).length ?? 0;
     if (narrow && info && removed > 0) layerConfig.config = narrow(layerConfig.config, info.outChannels - removed) as typeof layerConfig.config;
   }
-  const modelClass = model.constructor as unknown as typeof tf.LayersModel;
-  const pruned = modelClass.fromConfig(modelClass, config as unknown as tf.serialization.ConfigDict, {}, true) as tf.LayersModel;
+  // Each weight of the pruned model: one slice of its source buffer (a copy where nothing is dropped).
+  const prunedValue = (layer: string, name: string): tf.Tensor | undefined => {
+    const source = weightsOf(layer).get(name);
+    if (!source) return undefined;
+    const byAxis = keptByLayer.get(layer)?.get(name);
+    if (!byAxis) return tf.clone(source.read());
+    const t = source.read();
+    const dims = t.shape;
+    const { values, shape } = gatherAxes(t.dataSync() as Float32Array | Int32Array | Uint8Array, dims, dims.map((_, a) => byAxis.get(a)));
+    return tf.tensor(values, shape, t.dtype);
+  };
+  const mismatch = (layer: string, name: string, value: tf.Tensor, expected: readonly (number | null)[]) =>
+    new Error(`Surgery produced ${layer}/${name} of shape [${value.shape}] but the pruned layer expects [${expected}]`);
+  const initialised = new Set<tf.LayerVariable>();
+  const pruned = buildFunctional(model, config, prunedValue, mismatch, initialised) ?? buildFromConfig(model, config);
 
   try {
     for (const newLayer of pruned.layers) {
-      const oldLayer = oldLayers.get(newLayer.name)!;
       if (newLayer.weights.length === 0) continue;
-      const oldWeights = layerWeights(oldLayer);
-      const layerKept = keptByLayer.get(oldLayer.name);
       for (const target of newLayer.weights) {
         const name = weightShortName(target);
-        const source = oldWeights.get(name);
-        if (!source) throw new Error(`Weight ${oldLayer.name}/${name} is missing from the source model`);
-        const byAxis = layerKept?.get(name);
-        let value: tf.Tensor;
-        if (!byAxis) value = tf.clone(source.read());
-        else {
-          const t = source.read();
-          const dims = t.shape;
-          const { values, shape } = gatherAxes(t.dataSync() as Float32Array | Int32Array | Uint8Array, dims, dims.map((_, a) => byAxis.get(a)));
-          value = tf.tensor(values, shape, t.dtype);
+        if (initialised.has(target)) {
+          // Built with its value; a constraint applies as setWeights would apply it.
+          if (target.constraint) {
+            const value = tf.clone(target.read());
+            target.write(value);
+            value.dispose();
+          }
+          continue;
         }
+        const value = prunedValue(newLayer.name, name);
+        if (!value) throw new Error(`Weight ${newLayer.name}/${name} is missing from the source model`);
         if (value.shape.join('x') !== target.shape.join('x')) {
+          const err = mismatch(newLayer.name, name, value, target.shape);
           value.dispose();
-          throw new Error(`Surgery produced ${oldLayer.name}/${name} of shape [${value.shape}] but the pruned layer expects [${target.shape}]`);
+          throw err;
         }
         // As setWeights does per weight (constraint included), without reading every old value first.
         target.write(value);
@@ -192,6 +241,91 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
     throw err;
   }
   return pruned;
+}
+
+interface FunctionalConfig {
+  name: string;
+  layers: { className: string; name?: string; config: Record<string, unknown> & { name: string }; inboundNodes?: unknown[][] }[];
+  inputLayers?: [string, number, number][];
+  outputLayers?: [string, number, number][];
+}
+
+/** tfjs' own build from the config (any model: Sequential, shared layers, nested models), weights initialised to zeros. */
+function buildFromConfig(model: tf.LayersModel, config: FunctionalConfig): tf.LayersModel {
+  const modelClass = model.constructor as unknown as typeof tf.LayersModel;
+  return modelClass.fromConfig(modelClass, config as unknown as tf.serialization.ConfigDict, {}, true) as tf.LayersModel;
+}
+
+/**
+ * What `fromConfig` builds for a functional model whose layers are each called once, in
+ * topological order (tf.model's own order): each layer made by its class from its config (no
+ * deserialisation of the whole config) and called on its inputs, each weight created with its
+ * pruned value (`valueOf`) instead of zeros to be overwritten; those weights go in `initialised`.
+ * Undefined for any other model, before anything is built.
+ */
+function buildFunctional(
+  model: tf.LayersModel,
+  config: FunctionalConfig,
+  valueOf: (layer: string, weight: string) => tf.Tensor | undefined,
+  mismatch: (layer: string, weight: string, value: tf.Tensor, expected: readonly (number | null)[]) => Error,
+  initialised: Set<tf.LayerVariable>,
+): tf.LayersModel | undefined {
+  if (model.constructor !== tf.LayersModel || !config.inputLayers || !config.outputLayers) return undefined;
+  const classes = new Map<string, new (args: unknown) => tf.layers.Layer>();
+  for (const layer of model.layers) {
+    if (layer instanceof tf.LayersModel) return undefined;
+    classes.set(layer.name, layer.constructor as new (args: unknown) => tf.layers.Layer);
+  }
+  const seen = new Set<string>();
+  for (const layerData of config.layers) {
+    const nodes = layerData.inboundNodes ?? [];
+    if (nodes.length > 1 || !classes.has(layerData.config.name)) return undefined;
+    for (const input of (nodes[0] ?? []) as [string, number, number][]) if (!seen.has(input[0]) || input[1] !== 0) return undefined;
+    if (nodes.length === 0 && layerData.className !== 'InputLayer') return undefined;
+    seen.add(layerData.config.name);
+  }
+  type AddWeight = (name: string, shape: number[], dtype?: tf.DataType, initializer?: unknown, ...rest: unknown[]) => tf.LayerVariable;
+  const outputsOf = new Map<string, tf.SymbolicTensor[]>();
+  const built: tf.layers.Layer[] = [];
+  try {
+    for (const layerData of config.layers) {
+      const layerName = layerData.config.name;
+      const layer = new (classes.get(layerName)!)(layerData.config);
+      built.push(layer);
+      // The layer's build asks for each weight by name and shape: it gets the pruned value.
+      const hooked = layer as unknown as { addWeight: AddWeight };
+      const addWeight = hooked.addWeight;
+      hooked.addWeight = function (this: tf.layers.Layer, name, shape, dtype, initializer, ...rest) {
+        const value = valueOf(layerName, name);
+        if (!value) return addWeight.call(this, name, shape, dtype, initializer, ...rest);
+        if (value.shape.join('x') !== shape.join('x')) {
+          const err = mismatch(layerName, name, value, shape);
+          value.dispose();
+          throw err;
+        }
+        const variable = addWeight.call(this, name, shape, dtype, { apply: () => value }, ...rest);
+        initialised.add(variable);
+        return variable;
+      };
+      const node = (layerData.inboundNodes ?? [])[0] as [string, number, number, Record<string, unknown>?][] | undefined;
+      if (!node) {
+        // An input layer makes its own node and tensor.
+        outputsOf.set(layerName, (layer as unknown as { inboundNodes: { outputTensors: tf.SymbolicTensor[] }[] }).inboundNodes[0].outputTensors);
+        delete (hooked as Partial<typeof hooked>).addWeight;
+        continue;
+      }
+      const inputs = node.map(([name, , tensorIndex]) => outputsOf.get(name)![tensorIndex]);
+      const kwargs = node.length > 0 ? node[node.length - 1][3] ?? {} : {};
+      const output = layer.apply(inputs.length === 1 ? inputs[0] : inputs, kwargs) as tf.SymbolicTensor | tf.SymbolicTensor[];
+      delete (hooked as Partial<typeof hooked>).addWeight;
+      outputsOf.set(layerName, Array.isArray(output) ? output : [output]);
+    }
+    const pick = ([name, , tensorIndex]: [string, number, number]) => outputsOf.get(name)![tensorIndex];
+    return tf.model({ inputs: config.inputLayers.map(pick), outputs: config.outputLayers.map(pick), name: config.name });
+  } catch (err) {
+    for (const layer of built) for (const weight of layer.weights) weight.dispose();
+    throw err;
+  }
 }
 
 /**
