@@ -30,14 +30,17 @@ const h5wasmBeside = {
 };
 
 /**
- * The engine's bundles take `@tensorflow/tfjs` as core + layers + the cpu backend (scripts/tfjs-lean.cjs), without the
- * converter, tf.data and webgl that start-up would otherwise compile and run; node-fetch (tfjs-core's fallback where
- * Node has no global fetch, which Node 20 has) is left out the same way.
+ * The engine's bundles keep `@tensorflow/tfjs` (its node entry registers every gradient and chained op) but not the
+ * packages it re-exports that the engine never uses: the converter, tf.data and the webgl backend become empty modules,
+ * and node-fetch (tfjs-core's fallback where Node has no global fetch, which Node 20 has) the global fetch. They were a
+ * third of what every command compiled at start-up.
  */
 const leanTfjs = {
+const UNUSED_TFJS = /^@tensorflow\/tfjs-(converter|data|backend-webgl)$/;
   name: 'lean-tfjs',
   setup(build) {
-    build.onResolve({ filter: /^@tensorflow\/tfjs$/ }, () => ({ path: join(dirname(new URL(import.meta.url).pathname), 'tfjs-lean.cjs') }));
+    build.onResolve({ filter: UNUSED_TFJS }, (args) => ({ path: args.path, namespace: 'unused-tfjs' }));
+    build.onLoad({ filter: /.*/, namespace: 'unused-tfjs' }, () => ({ contents: 'module.exports = {};', loader: 'js' }));
     build.onResolve({ filter: /^node-fetch$/ }, () => ({ path: 'node-fetch', namespace: 'global-fetch' }));
     build.onLoad({ filter: /.*/, namespace: 'global-fetch' }, () => ({ contents: 'module.exports = globalThis.fetch;', loader: 'js' }));
   },
