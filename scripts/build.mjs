@@ -35,8 +35,8 @@ const h5wasmBeside = {
  * and node-fetch (tfjs-core's fallback where Node has no global fetch, which Node 20 has) the global fetch. They were a
  * third of what every command compiled at start-up.
  */
-const leanTfjs = {
 const UNUSED_TFJS = /^@tensorflow\/tfjs-(converter|data|backend-webgl)$/;
+const leanTfjs = {
   name: 'lean-tfjs',
   setup(build) {
     build.onResolve({ filter: UNUSED_TFJS }, (args) => ({ path: args.path, namespace: 'unused-tfjs' }));
