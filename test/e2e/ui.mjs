@@ -441,8 +441,8 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     if (!/ms dense \u2192 .* ms pruned .*the layer alone on /.test(latencyTitle ?? '')) throw new Error(`latency cell title: ${latencyTitle}`);
     await editor.locator('[data-testid="layer-chart"] [data-sort="latency"]').click();
     await editor.locator('[data-testid="layer-chart"] .layer-head-latency[aria-sort="descending"]').waitFor({ timeout: 10000 });
-    const slowest = await editor.locator('[data-testid="layer-list"] li').first().getAttribute('data-layer');
-    console.log(`  ui: report layer view: ${measured.length} of ${latencies.length} layers timed; slowest ${slowest} (${latencyTitle})`);
+    const slowest = editor.locator('[data-testid="layer-list"] li').first();
+    console.log(`  ui: report layer view: ${measured.length} of ${latencies.length} layers timed; slowest ${await slowest.getAttribute('data-layer')} (${await slowest.locator('.layer-latency').getAttribute('title')})`);
 
     // Compare with original: the layer-by-layer table in an editor tab of its own, sortable.
     await editor.locator('[data-testid="compare-with-original"]').click();
