@@ -55,6 +55,13 @@ function keptIndices(dropped: Uint8Array): Int32Array {
  */
 function gatherAxes<T extends Float32Array | Int32Array | Uint8Array>(data: T, dims: readonly number[], kept: readonly (Int32Array | undefined)[]): { values: T; shape: number[] } {
   const rank = dims.length;
+  // A vector (biases, batch-norm parameters: most weights) keeps its kept indices.
+  if (rank === 1 && kept[0]) {
+    const k = kept[0];
+    const values = new (data.constructor as new (n: number) => T)(k.length);
+    for (let i = 0; i < k.length; i++) values[i] = data[k[i]];
+    return { values, shape: [k.length] };
+  }
   // Per axis, the source offsets of the kept indices (index × stride).
   const offsets: Int32Array[] = new Array(rank);
   for (let a = rank - 1, stride = 1; a >= 0; a--) {
