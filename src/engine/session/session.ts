@@ -23,7 +23,7 @@ import { measureAutoRound } from '../prune/round-auto.js';
 import { LANDING_TOLERANCE, maxReachable, nearestReachable } from '../prune/select.js';
 import { loadDataset, summarizeData } from '../data/index.js';
 import type { Dataset, EvalResult } from '../train/types.js';
-import { evaluateModel } from '../train/index.js';
+import { evaluateModel, recalibrateBatchNorm } from '../train/index.js';
 import { buildObjective, describeObjective, frozenTeacher, objectiveKind, type ObjectiveOptions } from '../train/objective.js';
 import { checkMethodFits, getMethod, magnitudePlan } from '../methods/index.js';
 import { createMethodContext } from './context.js';
@@ -238,6 +238,8 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
 
     const history: EvalResult[] = [];
     const finetunes = Boolean(data && config.finetune && config.finetune.epochs > 0);
+    // The dense model's batch-norm statistics no longer fit the layers after a cut: re-estimated on training samples first.
+    if (data) await recalibrateBatchNorm(pruned, data, { signal });
     // Right after pruning, before fine-tuning: what fine-tuning then buys is measured, not assumed.
     if (data && finetunes) progress.update(0.5, 'evaluating the pruned model before fine-tuning');
     const accuracyPruned = data && finetunes ? await evaluateModel(pruned, data, undefined, signal, objective) : undefined;
