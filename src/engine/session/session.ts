@@ -252,8 +252,6 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     }
     checkCancelled();
 
-    const inferenceLatency = config.export?.includes('inference') ? await timeInferenceForm(model, pruned, config.latency, notes) : undefined;
-    checkCancelled();
     progress.enter('evaluate', data ? `evaluating the pruned model on ${data.validationSize} samples` : 'measuring the pruned model');
     const accuracyAfter = data ? await evaluateModel(pruned, data, undefined, signal, objective) : undefined;
     const latencyAfter = await measureLatency(pruned, { ...config.latency, ...timing('measuring the pruned model', 0.4, 0.6) });
@@ -261,13 +259,14 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     checkCancelled();
 
     progress.enter('save', `writing ${config.output}`);
-    if (inferenceLatency) Object.assign(latency, { inferenceForm: inferenceLatency });
     emit({ type: 'phase', phase: 'save', message: `Writing ${config.output}` });
     checkCancelled();
     // Encoded before the report is built, so the report can give the bytes that will be on disk.
     const encoded = await encodeSessionOutput(pruned, loaded, config.model, config.export ?? []);
     notes.push(...encoded.notes);
     const tfjsLatency: LatencyComparison = { before: latencyBefore, after: latencyAfter, speedup: speedup(latencyBefore, latencyAfter) };
+    const inferenceLatency = config.export?.includes('inference') ? await timeInferenceForm(model, pruned, config.latency, notes) : undefined;
+    checkCancelled();
     const onnxResult = onnxCheck ? await onnxCheck.finish(pruned, encoded.onnxBytes) : undefined;
     checkCancelled();
     if (loaded.onnx && !onnxCheck) notes.push(`Latency was timed in TF.js (${latencyBefore.backend}), not in ONNX Runtime: install onnxruntime-node to time the .onnx files where they run and check the import against ONNX Runtime.`);
@@ -275,6 +274,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     const latency = onnxResult?.latency
       ? { ...onnxResult.latency, runtime: ONNX_RUNTIME, tfjs: tfjsLatency }
       : { ...tfjsLatency, runtime: latencyBefore.backend };
+    if (inferenceLatency) Object.assign(latency, { inferenceForm: inferenceLatency });
     if (latencyWithinNoise(latency.before, latency.after)) {
       notes.push(`The pruned model's latency is within the measurement noise of the dense model's on ${latency.runtime}: interquartile ranges ${formatLatencyRange(latency.before)} dense and ${formatLatencyRange(latency.after)} pruned overlap (${latency.after.runs} runs of batch ${latency.after.batchSize}); more "latency.runs" or a larger "latency.batchSize" can separate them.`);
     }
@@ -310,7 +310,6 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       output: join(config.output, encoded.modelFile),
       report: join(config.output, 'pruning-report.json'),
       before: { params: costBefore.params, flops: costBefore.flops },
-      ...('skipped' in speed ? {} : { layerLatency: layerLatencySummary(speed.explanation, speed.timing) }),
       after: { params: costAfter.params, flops: costAfter.flops },
       accuracy: accuracyBefore?.accuracy !== undefined && accuracyAfter?.accuracy !== undefined ? { before: accuracyBefore.accuracy, after: accuracyAfter.accuracy } : undefined,
       metric: accuracyBefore && accuracyAfter ? {
@@ -324,6 +323,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
       data: summarizeData(config.data, data),
       latency,
       speed: { efficiency: efficiency(latency.speedup, costBefore.flops, costAfter.flops), note: speedNote },
+      ...('skipped' in speed ? {} : { layerLatency: layerLatencySummary(speed.explanation, speed.timing) }),
       onnx: onnxResult?.check,
       size: { before: loaded.fileBytes, after: encoded.modelBytes },
       channelsRemoved,
