@@ -32,6 +32,17 @@ test('the kernel tests (forward and gradients against tfjs\' cpu kernels, bit-fo
   assert.equal(r.status, 0, `the ${other} build's kernel tests failed:\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-2000)}`);
 });
 
+test('a child of this runtime (the engine process, the CLI\'s training commands) gets Node\'s relaxed-SIMD flag only where it needs one, and then has relaxed SIMD', () => {
+  const flags = relaxedSimdExecArgv([]);
+  const major = Number(process.versions.node.split('.')[0]);
+  assert.deepEqual(flags, runtimeHasRelaxedSimd() || major >= 22 ? [] : [RELAXED_SIMD_FLAG]);
+  assert.deepEqual(relaxedSimdExecArgv([RELAXED_SIMD_FLAG]), [], 'no second flag where it is set');
+  const probe = "import('./src/engine/util/relaxed-simd.ts').then((m) => console.log((m.runtimeHasRelaxedSimd ? m : m.default).runtimeHasRelaxedSimd()))";
+  const r = spawnSync(process.execPath, [...flags, '--import', 'tsx', '-e', probe], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), major >= 16 ? 'true' : 'false', `Node ${process.versions.node} with ${flags.join(' ') || 'no flags'}`);
+});
+
 /** A 2-thread pool of one build on the backend's shared heap. */
 function poolOf(build: KernelBuild): KernelPool {
   const started = createKernelPool(2, sharedHeap(), build);
