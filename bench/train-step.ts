@@ -37,7 +37,7 @@ const NETWORKS = {
 type NetworkName = keyof typeof NETWORKS;
 const BATCH: number = NETWORKS.resnet20.batch;
 /** Node flags for a child that should have relaxed SIMD (Node 20–21 need one; see util/relaxed-simd.ts). */
-const RELAXED_FLAGS = relaxedSimdExecArgv();
+const RELAXED_FLAGS = relaxedSimdExecArgv([]);
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;

@@ -26,12 +26,15 @@ export function runtimeHasRelaxedSimd(): boolean {
 }
 
 /**
- * Flags for a child of this runtime (`fork`, `spawn(process.execPath)`) so that it has relaxed SIMD:
- * none where this runtime has it already (the child is the same binary) or the flag is set; the V8 flag
- * on Node 16–21 (and Electron as Node of that age), whose V8 knows it.
+ * Flags to add to `execArgv`, a child's Node flags (`fork`, `spawn(process.execPath)`), so that the child
+ * has relaxed SIMD: none where they hold the flag already, or where this runtime has relaxed SIMD without
+ * it (the child is the same binary); the V8 flag where this process was given it, and on Node 16–21 (and
+ * Electron as Node of that age), whose V8 knows it.
  */
 export function relaxedSimdExecArgv(execArgv: readonly string[] = process.execArgv): string[] {
-  if (runtimeHasRelaxedSimd() || execArgv.includes(RELAXED_SIMD_FLAG)) return [];
+  if (execArgv.includes(RELAXED_SIMD_FLAG)) return [];
+  if (process.execArgv.includes(RELAXED_SIMD_FLAG)) return [RELAXED_SIMD_FLAG];
+  if (runtimeHasRelaxedSimd()) return [];
   const major = Number(process.versions.node.split('.')[0]);
   return major >= 16 && major < 22 ? [RELAXED_SIMD_FLAG] : [];
 }
