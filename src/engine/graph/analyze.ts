@@ -27,9 +27,23 @@ interface SliceKey {
   role: SliceRole;
 }
 
+/**
+ * Scratch arrays kept from one analysis to the next (an analysis runs to its end synchronously,
+ * and nothing it returns points into them): a DenseNet-121 needs several of 130,000 to 260,000
+ * entries, and allocating them anew for every analysis keeps the garbage collector busy.
+ */
+const scratch = new Map<string, Int32Array>();
+
+function scratchInt32(slot: string, length: number, fill?: number): Int32Array {
+  let buffer = scratch.get(slot);
+  if (!buffer || buffer.length < length) scratch.set(slot, (buffer = new Int32Array(Math.max(length, 1024))));
+  const view = buffer.subarray(0, length);
+  if (fill !== undefined) view.fill(fill);
+  return view;
+}
+
 class AtomSpace {
   readonly base: number[] = [];
-  readonly tensorOfAtom: Int32Array;
   readonly uf: UnionFind;
   readonly total: number;
   readonly sliceKeys: SliceKey[] = [];
@@ -52,12 +66,10 @@ class AtomSpace {
     // Most layers slice each channel of a tensor once or a few times (a batch norm four times):
     // room for two slices per atom spares most of the copies of growing the arrays.
     const capacity = Math.max(1024, 2 * total);
-    this.sliceAtom = new Int32Array(capacity);
-    this.sliceKey = new Int32Array(capacity);
-    this.sliceIndex = new Int32Array(capacity);
-    this.tensorOfAtom = new Int32Array(total);
-    for (const t of tensors) this.tensorOfAtom.fill(t.id, this.base[t.id], this.base[t.id] + t.channels);
-    this.uf = new UnionFind(total);
+    this.sliceAtom = scratchInt32('sliceAtom', capacity);
+    this.sliceKey = scratchInt32('sliceKey', capacity);
+    this.sliceIndex = scratchInt32('sliceIndex', capacity);
+    this.uf = new UnionFind(total, { parent: scratchInt32('parent', total), size: scratchInt32('size', total) });
   }
 
   atom(t: TopoTensor, c: number): number {
@@ -181,36 +193,41 @@ export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[
     const r = uf.find(b.atom);
     if (!blockedReason.has(r)) blockedReason.set(r, b.reason);
   }
+  // Per root: 1 when a producer slices it, 2 when blocked.
+  const PRODUCER = 1;
+  const BLOCKED = 2;
+  const flags = new Uint8Array(space.total);
   const producerKey = new Uint8Array(space.sliceKeys.length);
   space.sliceKeys.forEach((k, i) => (producerKey[i] = k.role === 'producer' ? 1 : 0));
-  const hasProducer = new Uint8Array(space.total);
   for (let i = 0; i < space.sliceCount; i++) {
-    if (producerKey[space.sliceKey[i]]) hasProducer[uf.find(space.sliceAtom[i])] = 1;
+    if (producerKey[space.sliceKey[i]]) flags[uf.find(space.sliceAtom[i])] |= PRODUCER;
   }
-  const blocked = new Uint8Array(space.total);
-  for (const r of blockedReason.keys()) blocked[r] = 1;
+  for (const r of blockedReason.keys()) flags[r] |= BLOCKED;
+  // Each atom's root, in place of the union-find's parents (no union follows).
+  const rootOfAtom = uf.roots();
 
   // Each unit class (a root with a producer and no block): the tensors it spans and its first atom
   // (lowest channel of its earliest tensor). Atoms run tensor by tensor, so a class's tensors come in order.
-  const classOfRoot = new Int32Array(space.total).fill(-1);
+  // `unitOfRoot` holds each class's index here, its unit's id once the groups are known (-1: no unit).
+  const unitOfRoot = scratchInt32('unitOfRoot', space.total, -1);
   const classRoots: number[] = [];
   const classFirstAtom: number[] = [];
   const classTensors: number[][] = [];
-  const rootOfAtom = new Int32Array(space.total);
-  for (let a = 0; a < space.total; a++) {
-    const r = uf.find(a);
-    rootOfAtom[a] = r;
-    if (!hasProducer[r] || blocked[r]) continue;
-    const t = space.tensorOfAtom[a];
-    const c = classOfRoot[r];
-    if (c < 0) {
-      classOfRoot[r] = classRoots.length;
-      classRoots.push(r);
-      classFirstAtom.push(a);
-      classTensors.push([t]);
-    } else {
-      const tensors = classTensors[c];
-      if (tensors[tensors.length - 1] !== t) tensors.push(t);
+  for (const tensor of topo.tensors) {
+    const t = tensor.id;
+    for (let a = space.base[t], end = a + tensor.channels; a < end; a++) {
+      const r = rootOfAtom[a];
+      if (flags[r] !== PRODUCER) continue;
+      const c = unitOfRoot[r];
+      if (c < 0) {
+        unitOfRoot[r] = classRoots.length;
+        classRoots.push(r);
+        classFirstAtom.push(a);
+        classTensors.push([t]);
+      } else {
+        const tensors = classTensors[c];
+        if (tensors[tensors.length - 1] !== t) tensors.push(t);
+      }
     }
   }
 
@@ -228,8 +245,6 @@ export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[
   const groupClasses = [...byFirstTensor.values()].flatMap((candidates) => candidates.map((k) => k.classes))
     .sort((a, b) => classFirstAtom[a[0]] - classFirstAtom[b[0]]);
 
-  const unitOfRoot = new Map<number, number>();
-  const unitOfRootAtom = new Int32Array(space.total).fill(-1);
   const groups: ChannelGroup[] = [];
   const units: ChannelUnit[] = [];
   const concatTensors = space.coupling;
@@ -238,9 +253,7 @@ export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[
     const groupId = groups.length;
     const ids: number[] = [];
     classes.forEach((c, index) => {
-      const root = classRoots[c];
-      unitOfRoot.set(root, units.length);
-      unitOfRootAtom[root] = units.length;
+      unitOfRoot[classRoots[c]] = units.length;
       ids.push(units.length);
       units.push(new TableUnit(units.length, groupId, index, table));
     });
@@ -249,7 +262,7 @@ export function analyzeModel(model: tf.LayersModel, options: { exclude?: string[
   }
   const layerOrder = new Map<string, number>();
   topo.nodes.forEach((n, i) => { if (!layerOrder.has(n.name)) layerOrder.set(n.name, i); });
-  fillSliceTable(table, space, layerOrder, units.length, rootOfAtom, unitOfRootAtom);
+  fillSliceTable(table, space, layerOrder, units.length, rootOfAtom, unitOfRoot);
 
   // Members from the keys of each group's first unit (every unit of a group has the same keys).
   for (const group of groups) {
@@ -294,13 +307,11 @@ function fillSliceTable(table: SliceTable, space: AtomSpace, layerOrder: Readonl
 
   // The slices that belong to a unit, by rank (stable: creation order within a rank).
   const { sliceCount: n, sliceAtom, sliceKey, sliceIndex } = space;
-  const entryUnit = new Int32Array(n);
   const rankStart = new Int32Array(keyCount + 1);
   const unitStart = new Int32Array(unitCount + 1);
   let span = 1;
   for (let i = 0; i < n; i++) {
     const u = unitOfRoot[rootOfAtom[sliceAtom[i]]];
-    entryUnit[i] = u;
     if (u < 0) continue;
     if (sliceIndex[i] >= span) span = sliceIndex[i] + 1;
     rankStart[keyRank[sliceKey[i]] + 1]++;
@@ -310,14 +321,14 @@ function fillSliceTable(table: SliceTable, space: AtomSpace, layerOrder: Readonl
   for (let r = 0; r < keyCount; r++) rankStart[r + 1] += rankStart[r];
   for (let u = 0; u < unitCount; u++) unitStart[u + 1] += unitStart[u];
   const total = unitStart[unitCount];
-  const inRankOrder = new Int32Array(total);
-  for (let i = 0; i < n; i++) if (entryUnit[i] >= 0) inRankOrder[rankStart[keyRank[sliceKey[i]]]++] = i;
+  const inRankOrder = scratchInt32('inRankOrder', total);
+  for (let i = 0; i < n; i++) if (unitOfRoot[rootOfAtom[sliceAtom[i]]] >= 0) inRankOrder[rankStart[keyRank[sliceKey[i]]]++] = i;
   // Small integers sort in place without boxing (a Float64Array's sort boxes every element).
   let entries: Int32Array | Float64Array = keyCount * span < 2 ** 31 ? new Int32Array(total) : new Float64Array(total);
   const fill = unitStart.slice(0, unitCount);
   for (let j = 0; j < total; j++) {
     const i = inRankOrder[j];
-    entries[fill[entryUnit[i]]++] = keyRank[sliceKey[i]] * span + sliceIndex[i];
+    entries[fill[unitOfRoot[rootOfAtom[sliceAtom[i]]]]++] = keyRank[sliceKey[i]] * span + sliceIndex[i];
   }
   // Strictly ascending within each unit: sort the few that are not; drop repeated entries (a
   // shared layer's call sites slice the same index) only where there are any.
@@ -352,7 +363,7 @@ function describeLayers(
   space: AtomSpace,
   rootOfAtom: Int32Array,
   blockedReason: Map<number, string>,
-  unitOfRoot: Map<number, number>,
+  unitOfRoot: Int32Array,
   units: ChannelUnit[],
   groups: ChannelGroup[],
 ): LayerInfo[] {
@@ -375,13 +386,13 @@ function describeLayers(
     const out = node?.outputs[0];
     if (!out || out.channels === 0) return { ...base, status: 'blocked' as LayerStatus, reason: unsupportedReason(layer.name, type) };
     if (layerSpec(type)?.narrowConfig) {
-      (base as LayerInfo).outputUnits = Array.from({ length: out.channels }, (_, ch) => unitOfRoot.get(rootOfAtom[space.atom(out, ch)]) ?? -1);
+      (base as LayerInfo).outputUnits = Array.from({ length: out.channels }, (_, ch) => unitOfRoot[rootOfAtom[space.atom(out, ch)]]);
     }
     let firstReason: string | undefined;
     for (let ch = 0; ch < out.channels; ch++) {
       const root = rootOfAtom[space.atom(out, ch)];
-      const unit = unitOfRoot.get(root);
-      if (unit !== undefined) {
+      const unit = unitOfRoot[root];
+      if (unit >= 0) {
         const group = groups[units[unit].group];
         return { ...base, status: (group.coupled ? 'coupled' : 'prunable') as LayerStatus, group: group.id };
       }

@@ -3,9 +3,10 @@ export class UnionFind {
   private readonly parent: Int32Array;
   private readonly size: Int32Array;
 
-  constructor(n: number) {
-    this.parent = new Int32Array(n);
-    this.size = new Int32Array(n).fill(1);
+  /** `buffers`: arrays of n elements to work in (their contents are overwritten). */
+  constructor(n: number, buffers?: { parent: Int32Array; size: Int32Array }) {
+    this.parent = buffers?.parent ?? new Int32Array(n);
+    this.size = (buffers?.size ?? new Int32Array(n)).fill(1);
     for (let i = 0; i < n; i++) this.parent[i] = i;
   }
 
@@ -16,6 +17,13 @@ export class UnionFind {
       a = p[a];
     }
     return a;
+  }
+
+  /** Every element's root, in place (no union may follow): the parent array itself. */
+  roots(): Int32Array {
+    const p = this.parent;
+    for (let a = 0; a < p.length; a++) p[a] = this.find(a);
+    return p;
   }
 
   union(a: number, b: number): void {
