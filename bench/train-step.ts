@@ -16,7 +16,8 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { backendInfo, initBackend, tfjsNodeNotInstalled } from '../src/engine/backend/index.js';
-import { startKernelPool } from '../src/engine/backend/simd/pool.js';
+import { sharedHeap } from '../src/engine/backend/simd/index.js';
+import { createKernelPool, defaultThreads, type KernelBuild } from '../src/engine/backend/simd/pool.js';
 import { SimdKernels } from '../src/engine/backend/simd/tfjs-kernels.js';
 import { loadDataset } from '../src/engine/data/index.js';
 import { encodeNpy } from '../src/engine/data/npy.js';
@@ -152,22 +153,38 @@ async function child(config: Config): Promise<Result> {
   };
 }
 
-/** GFLOP/s of PruneLens' wasm GEMM on every core: a 1024×1024 by 1024×1024 product, best of 5. */
-async function wasmSgemmPeak(): Promise<{ gflops: number; threads: number } | undefined> {
+interface KernelPeak { build: KernelBuild; threads: number; sgemmGflops: number; winogradGflops: number }
+
+/**
+ * GFLOP/s of PruneLens' wasm kernels on every core, each build (plain and relaxed SIMD) in turn in one
+ * process, best of 15: a 1024×1024 by 1024×1024 GEMM and a 3×3 convolution of 64×16×16×64 by 64 filters
+ * on the Winograd path (FLOPs of the direct convolution). Run in a child with relaxed SIMD on.
+ */
+async function kernelPeaks(): Promise<KernelPeak[]> {
   await initBackend('wasm');
-  const started = startKernelPool();
-  if (!('pool' in started)) return undefined;
-  const kernels = new SimdKernels(started.pool);
+  const builds = (['plain', 'relaxed'] as const).flatMap((build) => {
+    const started = createKernelPool(defaultThreads(), sharedHeap(), build);
+    return 'pool' in started ? [{ build, threads: started.pool.threads, kernels: new SimdKernels(started.pool), sgemm: Infinity, winograd: Infinity }] : [];
+  });
+  const be = tf.backend() as never;
   const a = tf.randomNormal([1024, 1024]), b = tf.randomNormal([1024, 1024]);
-  let best = Infinity;
-  for (let i = 0; i < 5; i++) {
-    const t = performance.now();
-    const c = kernels.matmul(tf.backend() as never, a, b, false, false, undefined, 0)!;
-    best = Math.min(best, performance.now() - t);
-    tf.backend().disposeData(c.dataId);
+  const x = tf.randomNormal([64, 16, 16, 64]), w = tf.randomNormal([3, 3, 64, 64]);
+  const g = tf.backend_util.computeConv2DInfo([64, 16, 16, 64], [3, 3, 64, 64], 1, 1, 'same', undefined, false, 'channelsLast');
+  for (let i = 0; i < 15; i++) {
+    for (const k of builds) {
+      let t = performance.now();
+      const c = k.kernels.matmul(be, a, b, false, false, undefined, 0)!;
+      k.sgemm = Math.min(k.sgemm, performance.now() - t);
+      tf.backend().disposeData(c.dataId);
+      t = performance.now();
+      const y = k.kernels.conv2d(be, x, w, undefined, 0, g);
+      k.winograd = Math.min(k.winograd, performance.now() - t);
+      tf.backend().disposeData(y.dataId);
+    }
   }
-  tf.dispose([a, b]);
-  return { gflops: +(2 * 1024 ** 3 / (best / 1000) / 1e9).toFixed(1), threads: started.pool.threads };
+  tf.dispose([a, b, x, w]);
+  const gflops = (flops: number, ms: number) => +(flops / (ms / 1000) / 1e9).toFixed(1);
+  return builds.map((k) => ({ build: k.build, threads: k.threads, sgemmGflops: gflops(2 * 1024 ** 3, k.sgemm), winogradGflops: gflops(2 * 64 * 16 * 16 * 64 * 64 * 9, k.winograd) }));
 }
 
 /** The first python3 that imports `module`. */
@@ -260,6 +277,10 @@ const line = (net: string, batch: number, name: string, ms: number, gflops: numb
 interface NetworkRun { net: NetworkName; batch: number; size: number; loadAverageBefore: number; loadAverageAfter: number; ours: Result[]; pytorch: TorchResult }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--kernel-peaks')) {
+    console.log(JSON.stringify(await kernelPeaks()));
+    process.exit(0);
+  }
   const childIndex = process.argv.indexOf('--child');
   if (childIndex >= 0) {
     const result = await child(JSON.parse(process.argv[childIndex + 1]) as Config);
@@ -311,7 +332,8 @@ async function main(): Promise<void> {
   }
   const results = others.map(runChild);
   const blas = numpySgemmPeak();
-  const wasmPeak = await wasmSgemmPeak();
+  const peaks = spawnSync(process.execPath, [...RELAXED_FLAGS, '--import', 'tsx', __filename, '--kernel-peaks'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const wasmPeaks = peaks.status === 0 ? JSON.parse(peaks.stdout.trim().split('\n').pop()!) as KernelPeak[] : [];
 
   const out: string[] = [];
   const failed = (net: string, batch: number, r: Result) => r.name === 'tensorflow' && r.status === 'not installed'
@@ -341,7 +363,9 @@ async function main(): Promise<void> {
   }
   for (const r of results) out.push(r.status === 'ok' ? line('resnet20', BATCH, r.name, r.medianMs!, r.effectiveGflops!) : failed('resnet20', BATCH, r));
   out.push(blas ? `sgemm 2048 library=${blas.library} gflops=${blas.gflops}` : 'sgemm library=openblas not available (no python3 with numpy)');
-  if (wasmPeak) out.push(`sgemm 1024 library=prunelens-wasm-simd threads=${wasmPeak.threads} gflops=${wasmPeak.gflops}`);
+  for (const p of wasmPeaks) out.push(`sgemm 1024 library=prunelens-wasm-simd build=${p.build} threads=${p.threads} gflops=${p.sgemmGflops}`);
+  for (const p of wasmPeaks) out.push(`conv3x3 64x16x16x64→64 winograd build=${p.build} threads=${p.threads} gflops=${p.winogradGflops} (direct-convolution FLOPs)`);
+  if (wasmPeaks.length === 2) out.push(`ratio kernels relaxed/plain: sgemm ${(wasmPeaks[1].sgemmGflops / wasmPeaks[0].sgemmGflops).toFixed(2)}× the GFLOP/s, winograd ${(wasmPeaks[1].winogradGflops / wasmPeaks[0].winogradGflops).toFixed(2)}× (best of 15, builds in turns)`);
   for (const [net, r] of [...runs.flatMap((run) => run.ours.map((x) => [run.net, x] as const)), ...results.map((x) => ['resnet20', x] as const)]) {
     if (r.status !== 'ok') continue;
     const flat = new Set(r.tensorsAfterStep).size === 1;
@@ -355,7 +379,7 @@ async function main(): Promise<void> {
   writeFileSync(file, JSON.stringify({
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, relaxedSimdFlags: RELAXED_FLAGS, loadAverageBefore: loadBefore, loadAverageAfter: os.loadavg()[0] },
-    tfjs: tf.version.tfjs, networks: runs, results, sgemm: { blas, wasm: wasmPeak }, lines: out,
+    tfjs: tf.version.tfjs, networks: runs, results, sgemm: { blas, wasm: wasmPeaks }, lines: out,
   }, null, 2) + '\n');
   process.exit(0);
 }
