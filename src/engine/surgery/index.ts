@@ -49,6 +49,8 @@ function keptIndices(dropped: Uint8Array): Int32Array {
   return kept;
 }
 
+const EMPTY = new Int32Array(0);
+
 /**
  * The sub-array of row-major `data` (shape `dims`) that keeps, along each axis, the indices in
  * `kept[axis]` (every index where it is undefined): one pass over the output.
@@ -63,7 +65,8 @@ function gatherAxes<T extends Float32Array | Int32Array | Uint8Array>(data: T, d
     return { values, shape: [k.length] };
   }
   // Per axis, the source offsets of the kept indices (index × stride).
-  const offsets: Int32Array[] = new Array(rank);
+  const offsets: Int32Array[] = [];
+  for (let a = 0; a < rank; a++) offsets.push(EMPTY);
   for (let a = rank - 1, stride = 1; a >= 0; a--) {
     const k = kept[a];
     const o = new Int32Array(k ? k.length : dims[a]);
@@ -72,8 +75,12 @@ function gatherAxes<T extends Float32Array | Int32Array | Uint8Array>(data: T, d
     offsets[a] = o;
     stride *= dims[a];
   }
-  const shape = offsets.map((o) => o.length);
-  const size = shape.reduce((a, b) => a * b, 1);
+  const shape: number[] = [];
+  let size = 1;
+  for (let a = 0; a < rank; a++) {
+    shape.push(offsets[a].length);
+    size *= offsets[a].length;
+  }
   const values = new (data.constructor as new (n: number) => T)(size);
   if (size === 0) return { values, shape };
   // Trailing axes that keep every index are copied as contiguous blocks (a consumer's kept input
@@ -209,7 +216,15 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
     if (!byAxis) return tf.clone(source.read());
     const t = source.read();
     const dims = t.shape;
-    const { values, shape } = gatherAxes(t.dataSync() as Float32Array | Int32Array | Uint8Array, dims, dims.map((_, a) => byAxis.get(a)));
+    // Arguments of one shape every time (plain number and Int32Array-or-undefined arrays), so the
+    // gather stays compiled for them instead of being deoptimised by each new array kind.
+    const sizes: number[] = [];
+    const kept: (Int32Array | undefined)[] = [];
+    for (let a = 0; a < dims.length; a++) {
+      sizes.push(dims[a] | 0);
+      kept.push(byAxis.get(a));
+    }
+    const { values, shape } = gatherAxes(t.dataSync() as Float32Array | Int32Array | Uint8Array, sizes, kept);
     return tf.tensor(values, shape, t.dtype);
   };
   const mismatch = (layer: string, name: string, value: tf.Tensor, expected: readonly (number | null)[]) =>
