@@ -5,6 +5,7 @@
  */
 import { sensitivityScore, type DataSummary, type DoneEvent, type EngineEvent, type LayerLatencySummary, type LayerStat, type LayersEvent, type ModelSummary, type Phase, type SensitivityEntry, type SparsityEvent, type SensitivityLatency, type SensitivityReport } from '../src/protocol/events.js';
 import type { HostMessage, LayerComparisonRow, ReportComparison, RunInfo } from '../src/protocol/webview.js';
+import { progressDisplay } from '../src/protocol/format.js';
 
 export const STATE_VERSION = 1;
 /** Points kept per curve; beyond this a series halves its density. */
@@ -854,9 +855,10 @@ export interface HeaderProgress {
 /** The header's one progress: session-wide percent and ETA while running, nothing once finished or failed. */
 export function headerProgress(view: RunView | undefined, formatEta: (ms: number) => string): HeaderProgress | undefined {
   if (!view || view.done || view.error) return undefined;
-  const percent = Math.round(Math.min(1, Math.max(0, view.progress)) * 100);
+  // The same rule as the notification and the status bar (progressDisplay); `formatEta` words the time left.
+  const { percent, indeterminate } = progressDisplay(view.progress, view.etaMs);
   const eta = view.etaMs !== undefined && view.etaMs > 0 ? `${formatEta(view.etaMs)} left` : '';
-  return { percent, indeterminate: percent === 0 && eta === '', eta, activity: view.activity ?? '' };
+  return { percent, indeterminate, eta, activity: view.activity ?? '' };
 }
 
 // ---- the runs table ----

@@ -4,11 +4,12 @@
  * layer-by-layer comparison with the original, progress as one percentage and ETA, and how a
  * method lens's `<output>-<method>` folder reads.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { DoneEvent, EngineEvent, LayerLatencySummary, LayersEvent, LayerStat } from '../protocol/events.js';
-import { formatEta, formatPercent } from '../protocol/format.js';
+import { progressDisplay } from '../protocol/format.js';
 import { methodLabel } from '../protocol/methods.js';
-import type { LayerComparisonRow, ReportComparison, RunInfo, RunRow } from '../protocol/webview.js';
+import type { HostMessage, LayerComparisonRow, ReportComparison, RunInfo, RunRow } from '../protocol/webview.js';
 
 /** The runs table's row of a finished run. */
 export function runRowOf(done: DoneEvent, target?: Record<string, number>): RunRow {
@@ -270,16 +271,58 @@ export class SessionProgress {
     }
   }
 
-  /** "43% · ETA 1m 10s · fine-tuning" */
+  /** Percent and ETA as the panel's header shows them (`progressDisplay`): "43%" and "1 min 10 s", none while nothing is known. */
+  get display(): { percent: number; indeterminate: boolean; eta: string } {
+    return progressDisplay(this.fraction, this.etaMs);
+  }
+
+  /** "43% · ETA 1 min 10 s · fine-tuning"; only the activity while nothing is known yet (the panel's spinner with words). */
   describe(): string {
-    const parts = [formatPercent(this.fraction, 0)];
-    if (this.etaMs !== undefined) parts.push(`ETA ${formatEta(this.etaMs)}`);
+    const { percent, indeterminate, eta } = this.display;
+    const parts = indeterminate ? [] : [`${percent}%`];
+    if (eta) parts.push(`ETA ${eta}`);
     const activity = this.activity ?? this.phase;
     if (activity) parts.push(activity);
-    return parts.join(' · ');
+    return parts.join(' · ') || 'starting';
+  }
+
+  /** The status bar's percent and ETA: "43% · ETA 1 min 10 s", or "…" while nothing is known yet. */
+  statusText(): string {
+    const { percent, indeterminate, eta } = this.display;
+    return indeterminate ? '\u2026' : `${percent}%${eta ? ` · ETA ${eta}` : ''}`;
   }
 }
 
 function clamp01(value: number): number {
   return Number.isFinite(value) ? Math.max(0, Math.min(1, value)) : 0;
+}
+
+/** A report as a finished run, read fresh each time (the session may have rewritten the folder); `show` narrows the panel to its comparison. */
+export function reportSnapshot(file: string, show?: 'comparison'): HostMessage {
+  try {
+    const report = parseReport(readFileSync(file, 'utf8'), file);
+    const model = prunedModelBeside(file, readdirSync(path.dirname(file)));
+    const { run, events } = runFromReport(report, file, model);
+    return {
+      type: 'snapshot', runs: [run], activeRunId: run.runId, events: events.map((event) => ({ runId: run.runId, event })), placement: 'editor',
+      report: reportComparison(report, file), ...(show ? { show } : {}),
+    };
+  } catch (err) {
+    const message = (err as Error).message;
+    const runId = `${UNREADABLE_REPORT}${file}`;
+    return { type: 'snapshot', runs: [{ runId, configPath: file, method: 'unknown', status: 'error', startedAt: 0, error: message }], activeRunId: runId, events: [{ runId, event: { type: 'error', message, file } }], placement: 'editor', ...(show ? { show } : {}) };
+  }
+}
+
+/** The run id of a report that could not be read: the file follows it. */
+const UNREADABLE_REPORT = 'report:';
+
+/**
+ * The report a comparison tab shows, from the state its webview saved: its snapshot's `report.file`,
+ * or the file of a report that could not be read (so a reload tries it again); undefined when neither.
+ */
+export function comparisonReportOf(saved: unknown): string | undefined {
+  const state = (typeof saved === 'object' && saved !== null ? saved : {}) as { report?: { file?: unknown }; activeRunId?: unknown };
+  const file = state.report?.file ?? (typeof state.activeRunId === 'string' && state.activeRunId.startsWith(UNREADABLE_REPORT) ? state.activeRunId.slice(UNREADABLE_REPORT.length) : undefined);
+  return typeof file === 'string' && file.endsWith('.json') ? file : undefined;
 }

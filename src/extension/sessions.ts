@@ -6,7 +6,7 @@ import type { HostMessage } from '../protocol/webview.js';
 import { Commands } from './constants.js';
 import { methodLabel } from '../protocol/methods.js';
 import { startEngine, type EngineRun } from '../engine/process/client.js';
-import { formatAccuracy, formatChange, formatDuration, formatEta, formatMetricValue, formatPercent } from '../protocol/format.js';
+import { formatAccuracy, formatChange, formatDuration, formatMetricValue } from '../protocol/format.js';
 import { newRunId, type RunRecord, type RunStore } from './runStore.js';
 import { runRowOf, SessionProgress, variantFolderNote } from './results.js';
 
@@ -431,8 +431,8 @@ export class SessionManager implements vscode.Disposable {
     }
     const s = sessions[sessions.length - 1];
     const more = sessions.length > 1 ? ` (+${sessions.length - 1})` : '';
-    const p = s.progress;
-    this.statusItem.text = `$(sync~spin) PruneLens ${methodLabel(s.run.method)} ${formatPercent(p.fraction, 0)}${p.etaMs !== undefined ? ` · ETA ${formatEta(p.etaMs)}` : ''}${more}`;
+    // The engine's session-wide progress, worded as the panel's header and the notification word it.
+    this.statusItem.text = `$(sync~spin) PruneLens ${methodLabel(s.run.method)} ${s.progress.statusText()}${more}`;
     this.statusItem.tooltip = `${path.basename(s.run.configPath)}: ${describePhase(s)}. Click to show the PruneLens panel.`;
     this.statusItem.show();
   }

@@ -95,6 +95,16 @@ export function formatEta(ms: number | undefined): string {
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
 }
 
+/**
+ * A session's one progress as every place shows it (panel header, notification, status bar): whole percent,
+ * the ETA while there is time left, and indeterminate (words, no "0%") while nothing is known yet.
+ */
+export function progressDisplay(fraction: number, etaMs: number | undefined): { percent: number; indeterminate: boolean; eta: string } {
+  const percent = Math.round((Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0) * 100);
+  const eta = etaMs !== undefined && Number.isFinite(etaMs) && etaMs > 0 ? formatEta(etaMs) : '';
+  return { percent, indeterminate: percent === 0 && eta === '', eta };
+}
+
 /** A latency: "4.20 ms", "123 ms". */
 export function formatMs(ms: number): string {
   return ms >= 100 ? `${Math.round(ms)} ms` : `${ms.toFixed(2)} ms`;

@@ -9,9 +9,11 @@ import { executeSession } from '../../src/engine/session/session.js';
 import { checkConfigText } from '../../src/extension/configChecks.js';
 import { renderPanelHtml } from '../../src/extension/panel/html.js';
 import {
-  keepRuns, layerComparison, reportComparison, parseReport, prunedModelBeside, REMEMBERED_RUNS, runFromReport, runKind, runRowOf,
+  comparisonReportOf, keepRuns, layerComparison, reportComparison, parseReport, prunedModelBeside, REMEMBERED_RUNS, reportSnapshot, runFromReport, runKind, runRowOf,
   SessionProgress, variantFolder, variantFolderNote, withRow,
 } from '../../src/extension/results.js';
+import { initialState, reduce, restoreState } from '../../webview/state.js';
+import { formatEta, progressDisplay } from '../../src/protocol/format.js';
 import { makeWorkspace, tinyTrainingConfig } from '../helpers/fixtures.js';
 
 /** One real session (L1 on the tiny CNN with synthetic data, fine-tuned): its done event and report file. */
@@ -66,6 +68,22 @@ test('a report file reads back as the run that wrote it, with both layer lists a
   assert.deepEqual(shown.layerTiming, { backend: done.backend, batchSize: done.layerLatency!.batchSize });
 });
 
+test('a comparison tab saves its report file in the webview state, and a reload restores the tab from it', async () => {
+  const { ws, reportFile } = await session;
+  // What the comparison webview holds after its snapshot, through setState's JSON and getState after a reload.
+  const saved = (snapshot: ReturnType<typeof reportSnapshot>) => restoreState(JSON.parse(JSON.stringify(reduce(initialState(), snapshot))));
+  const state = saved(reportSnapshot(reportFile, 'comparison'));
+  assert.equal(state.showOnly, 'comparison');
+  assert.ok(state.report && state.report.comparison.length > 0);
+  assert.equal(comparisonReportOf(state), reportFile);
+  // A report that could not be read is tried again after the reload, not dropped.
+  const missing = join(ws.dir, 'gone', 'pruning-report.json');
+  const failed = saved(reportSnapshot(missing, 'comparison'));
+  assert.equal(failed.report, undefined);
+  assert.equal(comparisonReportOf(failed), missing);
+  for (const nothing of [undefined, null, 42, {}, initialState(), { report: { file: 7 } }]) assert.equal(comparisonReportOf(nothing), undefined);
+});
+
 test('a session\'s done event carries each layer\'s time alone before and after, as its report read back does', async () => {
   const { done, reportFile } = await session;
   const timing = done.layerLatency;
@@ -116,6 +134,28 @@ test('progress: the engine\'s session-wide percentage and ETA win over step prog
   assert.equal(p.fraction, 0.43);
   p.apply({ type: 'progress', progress: 1.2, activity: 'writing' });
   assert.equal(p.describe(), '100% · writing');
+});
+
+test('progress: the status bar and the notification word it as the panel\'s header does, from the same event', () => {
+  const p = new SessionProgress();
+  const panel = (fraction: number, etaMs?: number) => {
+    // The panel's header: the webview reducer's view of the same progress event.
+    const { percent, indeterminate, eta } = progressDisplay(fraction, etaMs);
+    return indeterminate ? '\u2026' : [`${percent}%`, eta].filter(Boolean).join(' · ');
+  };
+  // Nothing known yet: words, no "0%", in all three.
+  p.apply({ type: 'progress', progress: 0, activity: 'measuring the dense model, 3 of 20 runs' });
+  assert.equal(p.statusText(), '\u2026');
+  assert.equal(p.describe(), 'measuring the dense model, 3 of 20 runs');
+  assert.equal(panel(0), '\u2026');
+  for (const [progress, etaMs] of [[0.004, undefined], [0.426, undefined], [0.5, 65_000], [0.995, 0]] as const) {
+    p.apply({ type: 'progress', progress, ...(etaMs !== undefined ? { etaMs } : {}), activity: 'GoPrune: epoch 1 of 3' });
+    const shown = panel(progress, etaMs);
+    assert.equal(p.statusText().replace(' · ETA ', ' · '), shown, `at ${progress}`);
+    assert.ok(p.display.indeterminate ? !/%/.test(p.describe()) : p.describe().startsWith(p.statusText()), p.describe());
+  }
+  assert.equal(p.statusText(), '100%', 'no "ETA 0 s" at the end');
+  assert.equal(progressDisplay(0.5, 65_000).eta, formatEta(65_000));
 });
 
 test('a method lens\'s folder is the output with the method appended, and its note says why', () => {

@@ -16,7 +16,7 @@ import type { HostMessage, RunInfo, WebviewMessage } from '../../src/protocol/we
 import { createNonce, renderPanelHtml } from '../../src/extension/panel/html.js';
 import { DEFAULT_PALETTE, parseColor, sparsityColor, withAlpha } from '../../webview/charts-data.js';
 import { SENSITIVITY_CONFIG, sensitivityDone, sensitivityPoints, sensitivityStart } from './fixtures/sensitivity.js';
-import { analysisEvents, bigLayersEvent, bigSparsityEvent, CONFIG_PATH, DISTILL_OBJECTIVE, distillSession, DONE, finetuneAndDone, LAYER_TIMING, layerComparisonRows, layersEvent, sessionUntilFinetune, syntheticSession, UNLABELLED_DATA } from './fixtures/session.js';
+import { analysisEvents, bigLayersEvent, bigSparsityEvent, CONFIG_PATH, DISTILL_OBJECTIVE, distillSession, DONE, finetuneAndDone, LAYER_TIMING, bigComparisonRows, layerComparisonRows, layersEvent, sessionUntilFinetune, syntheticSession, UNLABELLED_DATA } from './fixtures/session.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
@@ -877,5 +877,62 @@ test('Compare with original: the layer-by-layer table (channels, params, FLOPs, 
     await page.waitForSelector(table, { state: 'detached', timeout: 5000 }).catch(() => undefined);
     assert.ok(await page.isHidden('[data-testid="layer-comparison-section"]'));
     assert.deepEqual(await page.evaluate(() => (window as unknown as { __cspViolations: string[] }).__cspViolations), [], 'no CSP violations');
+    assert.deepEqual(problems, [], 'no console errors');
+}));
+
+test('Compare with original at 400 layers: the table builds and re-sorts under 100 ms', {
+  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  timeout: 120_000,
+}, () => withPanelInChromium(async (browser, origin) => {
+    const { page, problems } = await freshPanel(browser, origin, { width: 1100, height: 800 });
+    const file = '/workspace/out/mobilenet-goprune/pruning-report.json';
+    const runId = `report:${file}`;
+    const rows = bigComparisonRows(400);
+    await post(page, [{
+      type: 'snapshot', placement: 'editor', show: 'comparison', activeRunId: runId,
+      runs: [{ runId, configPath: CONFIG_PATH, method: 'goprune', status: 'done', startedAt: 0, report: file, summary: { ...DONE, layerLatency: LAYER_TIMING } }],
+      events: [], report: { file, comparison: rows, layerTiming: { backend: 'wasm', batchSize: 1 } },
+    }]);
+    const table = '[data-testid="layer-comparison"]';
+    const section = '[data-testid="layer-comparison-section"]';
+    /** COMPARISON_ROW_HEIGHT of webview/views/comparison.ts (a DOM module, not loaded here). */
+    const COMPARISON_ROW_HEIGHT = 24;
+    await page.waitForSelector(`${table} tbody tr`);
+    const renderMs = async () => Number(await page.getAttribute(section, 'data-render-ms'));
+    const timings: Record<string, number> = { first: await renderMs() };
+    for (const column of ['flops', 'latency', 'name']) {
+      const before = await page.getAttribute(table, 'data-order');
+      await page.click(`${table} [data-sort="${column}"]`);
+      await page.waitForFunction(([t, b]) => document.querySelector(t)?.getAttribute('data-order') !== b, [table, before] as const);
+      timings[column] = await renderMs();
+    }
+    const order: string[] = JSON.parse((await page.getAttribute(table, 'data-order'))!);
+    assert.equal(order.length, 400);
+    assert.deepEqual(order, rows.map((r) => r.name).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })));
+    assert.equal(await page.getAttribute(table, 'aria-rowcount'), '401');
+    assert.equal(await page.getAttribute(table, 'data-timed'), '400');
+    // Virtualised: a window of rows at the top, each as tall as the window assumes.
+    const shown = () => page.locator(`${table} tbody tr[data-layer]`).evaluateAll((trs) => trs.map((tr) => ({ name: tr.getAttribute('data-layer')!, index: Number(tr.getAttribute('aria-rowindex')), height: tr.getBoundingClientRect().height })));
+    const top = await shown();
+    assert.ok(top.length > 10 && top.length < 80, `${top.length} rows in the DOM`);
+    assert.deepEqual(top.map((r) => r.name), order.slice(0, top.length));
+    assert.deepEqual([...new Set(top.map((r) => r.height))], [COMPARISON_ROW_HEIGHT], 'every row as tall as the window assumes');
+    // Scrolled to the end (the table alone scrolls with the page): the last rows, in view, and the table as tall as 400 rows.
+    const tableHeight = await page.evaluate((t) => document.querySelector(t)!.getBoundingClientRect().height, table);
+    assert.ok(tableHeight >= 400 * COMPARISON_ROW_HEIGHT, `table ${tableHeight} px high`);
+    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    await page.waitForFunction((t) => document.querySelector(`${t} tbody tr:last-child`)?.getAttribute('aria-rowindex') === '401', table);
+    const bottom = await shown();
+    assert.ok(bottom.length > 10 && bottom.length < 80, `${bottom.length} rows in the DOM at the end`);
+    assert.deepEqual(bottom.map((r) => r.name), order.slice(400 - bottom.length));
+    const lastBox = await page.locator(`${table} tbody tr[data-layer="${order[399]}"]`).boundingBox();
+    assert.ok(lastBox && lastBox.y >= 0 && lastBox.y + lastBox.height <= 800 + 1, `the last row in view: ${JSON.stringify(lastBox)}`);
+    // Halfway: the rows at the middle of the viewport are the middle rows.
+    await page.evaluate((t) => { const body = document.querySelector(`${t} tbody`)!; window.scrollBy(0, body.getBoundingClientRect().top + 200 * 24 - 400); }, table);
+    await page.waitForFunction((t) => { const el = document.elementFromPoint(500, 400)?.closest('tr'); return !!el?.getAttribute('data-layer'); }, table);
+    const middle = await page.evaluate(() => Number(document.elementFromPoint(500, 400)!.closest('tr')!.getAttribute('aria-rowindex')));
+    assert.ok(Math.abs(middle - 202) <= 1, `row ${middle} at the viewport's middle`);
+    console.log(`400-layer comparison table (ms per build, first and each sort): ${JSON.stringify(timings)}`);
+    for (const [what, ms] of Object.entries(timings)) assert.ok(ms < 100, `${what}: ${ms} ms for 400 rows`);
     assert.deepEqual(problems, [], 'no console errors');
 }));

@@ -1,8 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isWebviewMessage, type HostMessage, type WebviewMessage } from '../../protocol/webview.js';
-import { parseReport, prunedModelBeside, reportComparison, runFromReport } from '../results.js';
+import { comparisonReportOf, reportSnapshot } from '../results.js';
 import { createNonce, renderPanelHtml } from './html.js';
 
 /** The panel's HTML in a webview: the same bundle and CSP as the sidebar, local resources only. */
@@ -154,23 +153,6 @@ export class ReportEditorProvider implements vscode.CustomReadonlyEditorProvider
   }
 }
 
-/** A report as a finished run, read fresh each time (the session may have rewritten the folder); `show` narrows the panel to its comparison. */
-export function reportSnapshot(file: string, show?: 'comparison'): HostMessage {
-  try {
-    const report = parseReport(readFileSync(file, 'utf8'), file);
-    const model = prunedModelBeside(file, readdirSync(path.dirname(file)));
-    const { run, events } = runFromReport(report, file, model);
-    return {
-      type: 'snapshot', runs: [run], activeRunId: run.runId, events: events.map((event) => ({ runId: run.runId, event })), placement: 'editor',
-      report: reportComparison(report, file), ...(show ? { show } : {}),
-    };
-  } catch (err) {
-    const message = (err as Error).message;
-    const runId = `report:${file}`;
-    return { type: 'snapshot', runs: [{ runId, configPath: file, method: 'unknown', status: 'error', startedAt: 0, error: message }], activeRunId: runId, events: [{ runId, event: { type: 'error', message, file } }], placement: 'editor' };
-  }
-}
-
 /**
  * Compare with original: a report's layers beside the original's in a sortable table, one editor-area
  * panel per report (shown again when asked twice). Its actions are the report editor's.
@@ -178,18 +160,38 @@ export function reportSnapshot(file: string, show?: 'comparison'): HostMessage {
 export class ComparisonPanels implements vscode.Disposable {
   static readonly viewType = 'prunelens.comparison';
   private readonly panels = new Map<string, vscode.WebviewPanel>();
+  private readonly serializer: vscode.Disposable;
 
-  constructor(private readonly extensionUri: vscode.Uri, private readonly log: vscode.LogOutputChannel, private readonly handle: (message: WebviewMessage, reportFile: string) => unknown) {}
+  constructor(private readonly extensionUri: vscode.Uri, private readonly log: vscode.LogOutputChannel, private readonly handle: (message: WebviewMessage, reportFile: string) => unknown) {
+    // After a reload the tab comes back from the report file its webview saved (the snapshot's `report.file`).
+    this.serializer = vscode.window.registerWebviewPanelSerializer(ComparisonPanels.viewType, {
+      deserializeWebviewPanel: async (panel, state) => {
+        const reportFile = comparisonReportOf(state);
+        if (!reportFile || this.panels.has(reportFile)) {
+          if (!reportFile) this.log.warn('A PruneLens comparison tab saved no report file; closed after the reload');
+          panel.dispose();
+          return;
+        }
+        this.adopt(panel, reportFile);
+      },
+    });
+  }
 
   /** Opens (or reveals) the comparison of `reportFile`; its title, e.g. "pruned against the original". */
   show(reportFile: string): string {
-    const title = `${path.basename(path.dirname(reportFile))} against the original`;
+    const title = comparisonTitle(reportFile);
     const open = this.panels.get(reportFile);
     if (open) {
       open.reveal(undefined, false);
       return title;
     }
-    const panel = vscode.window.createWebviewPanel(ComparisonPanels.viewType, title, vscode.ViewColumn.Active, { retainContextWhenHidden: true });
+    this.adopt(vscode.window.createWebviewPanel(ComparisonPanels.viewType, title, vscode.ViewColumn.Active, { retainContextWhenHidden: true }), reportFile);
+    return title;
+  }
+
+  private adopt(panel: vscode.WebviewPanel, reportFile: string): void {
+    const title = comparisonTitle(reportFile);
+    panel.title = title;
     panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'icon.svg');
     setPanelHtml(panel.webview, this.extensionUri, 'editor', title);
     this.panels.set(reportFile, panel);
@@ -202,13 +204,17 @@ export class ComparisonPanels implements vscode.Disposable {
       subscription.dispose();
       if (this.panels.get(reportFile) === panel) this.panels.delete(reportFile);
     });
-    return title;
   }
 
   dispose(): void {
+    this.serializer.dispose();
     for (const panel of [...this.panels.values()]) panel.dispose();
     this.panels.clear();
   }
+}
+
+function comparisonTitle(reportFile: string): string {
+  return `${path.basename(path.dirname(reportFile))} against the original`;
 }
 
 /** The report's text in the default JSON editor. */
