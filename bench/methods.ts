@@ -265,7 +265,7 @@ async function main(): Promise<void> {
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   const out = join(root, 'bench', 'results', quick ? 'methods-quick.json' : 'methods.json');
   writeFileSync(out, JSON.stringify({
-    size: quick ? 'quick' : 'full', backend, loadAverage: loadavg(), data, denseTrain, methodPhase: phase, finetune, latency,
+    size: quick ? 'quick' : 'full', commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim(), backend, loadAverage: loadavg(), data, denseTrain, methodPhase: phase, finetune, latency,
     budget: 'every method: method phase + fine-tuning epochs; l1 fine-tunes for both; i-SpaSP splits its phase over its blocks',
     dense, summary, cells, table, wallTimeMs: Date.now() - started,
   }, null, 2) + '\n');
