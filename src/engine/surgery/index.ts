@@ -51,6 +51,11 @@ function keptIndices(dropped: Uint8Array): Int32Array {
 
 const EMPTY = new Int32Array(0);
 
+/** An array of `data`'s type (float32 weights by name: the gather below then sees one array type). */
+function allocateLike<T extends Float32Array | Int32Array | Uint8Array>(data: T, size: number): T {
+  return (data instanceof Float32Array ? new Float32Array(size) : new (data.constructor as new (n: number) => T)(size)) as T;
+}
+
 /**
  * The sub-array of row-major `data` (shape `dims`) that keeps, along each axis, the indices in
  * `kept[axis]` (every index where it is undefined): one pass over the output.
@@ -60,7 +65,7 @@ function gatherAxes<T extends Float32Array | Int32Array | Uint8Array>(data: T, d
   // A vector (biases, batch-norm parameters: most weights) keeps its kept indices.
   if (rank === 1 && kept[0]) {
     const k = kept[0];
-    const values = new (data.constructor as new (n: number) => T)(k.length);
+    const values = allocateLike(data, k.length);
     for (let i = 0; i < k.length; i++) values[i] = data[k[i]];
     return { values, shape: [k.length] };
   }
@@ -81,7 +86,7 @@ function gatherAxes<T extends Float32Array | Int32Array | Uint8Array>(data: T, d
     shape.push(offsets[a].length);
     size *= offsets[a].length;
   }
-  const values = new (data.constructor as new (n: number) => T)(size);
+  const values = allocateLike(data, size);
   if (size === 0) return { values, shape };
   // Trailing axes that keep every index are copied as contiguous blocks (a consumer's kept input
   // rows, a dense kernel's rows); otherwise the last axis is gathered index by index. Either way,
@@ -265,6 +270,15 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
   return pruned;
 }
 
+/** A weight's initial value, given: the initializer a hooked `addWeight` passes on. */
+class GivenValue {
+  constructor(private readonly value: tf.Tensor) {}
+
+  apply(): tf.Tensor {
+    return this.value;
+  }
+}
+
 interface FunctionalConfig {
   name: string;
   layers: { className: string; name?: string; config: Record<string, unknown> & { name: string }; inboundNodes?: unknown[][] }[];
@@ -325,7 +339,7 @@ function buildFunctional(
           value.dispose();
           throw err;
         }
-        const variable = addWeight.call(this, name, shape, dtype, { apply: () => value }, ...rest);
+        const variable = addWeight.call(this, name, shape, dtype, new GivenValue(value), ...rest);
         initialised.add(variable);
         return variable;
       };
