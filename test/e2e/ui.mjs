@@ -380,16 +380,39 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     const lens = (title) => page.locator('.codelens-decoration a', { hasText: title }).first();
     await lens('▶ Run').waitFor({ timeout: 60000 });
     await lens('▶ Run').click();
-    const status = page.locator('.part.statusbar .statusbar-item', { hasText: /PruneLens GoPrune \d+%/ }).first();
+    const status = page.locator('.part.statusbar .statusbar-item', { hasText: /PruneLens GoPrune/ }).first();
     await status.waitFor({ timeout: 120000 });
-    const statusWhileRunning = (await status.innerText()).trim();
     // The command, not the activity bar: the session has revealed the panel, and clicking its entry would hide the sidebar.
     await runCommand(page, 'PruneLens: Show Session Panel');
     const summary = sidebar.locator('[data-testid="summary-card"]');
+    // One progress: the status bar's percent and ETA are the panel header's (data-testid="eta"), from the engine's
+    // session-wide progress events. Read side by side (the webview gets each event a moment after the host), until
+    // they agree within one point at a percent above `above`.
+    const progressAgreed = async (above, timeout) => {
+      const until = Date.now() + timeout;
+      let last = '';
+      while (Date.now() < until) {
+        const statusText = (await status.innerText({ timeout: 2000 }).catch(() => '')).replace(/\s+/g, ' ').trim();
+        const headerText = (await sidebar.locator('[data-testid="eta"]').innerText({ timeout: 2000 }).catch(() => '')).trim();
+        const statusMatch = /GoPrune (\d+)%(?: · ETA (.+))?$/.exec(statusText);
+        const headerMatch = /^(\d+)%(?: · (.+) left)?$/.exec(headerText);
+        last = `status bar "${statusText}", panel "${headerText}"`;
+        if (statusMatch && headerMatch) {
+          const at = { status: Number(statusMatch[1]), panel: Number(headerMatch[1]), statusEta: statusMatch[2] ?? '', panelEta: headerMatch[2] ?? '', statusText, headerText };
+          if (at.status > above && Math.abs(at.status - at.panel) <= 1 && at.statusEta === at.panelEta) return at;
+        }
+        if (await summary.isVisible().catch(() => false)) break;
+        await page.waitForTimeout(200);
+      }
+      throw new Error(`the status bar and the panel never agreed on a percent above ${above}%: last ${last}`);
+    };
+    const firstProgress = await progressAgreed(0, SESSION_TIMEOUT * 3);
     // A screenshot mid-run, once the method's sparsity shows.
     await sidebar.locator('[data-testid="layer-chart"][data-sparsity-step^="train:"]').waitFor({ timeout: SESSION_TIMEOUT * 3 }).catch(() => {});
     await page.waitForTimeout(500);
     await page.screenshot({ path: join(resultsDir, 'issue19-goprune-running-sidebar-dark.png') });
+    const laterProgress = await progressAgreed(firstProgress.status, SESSION_TIMEOUT * 3);
+    const statusWhileRunning = `${firstProgress.statusText}" = panel "${firstProgress.headerText}", then "${laterProgress.statusText}" = panel "${laterProgress.headerText}`;
     await summary.waitFor({ timeout: SESSION_TIMEOUT * 5 });
     const seen = await sidebar.evaluate(() => window.__sparsitySeen);
     const during = seen.filter((s) => s.step.startsWith('train:') && !s.summary).map((s) => ({ ...s, values: JSON.parse(s.values) }));
@@ -417,7 +440,7 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
       await pickQuickItem(page, 'GoPrune · mobilenet-goprune.prune.json');
     }
     // The progress is cleared at the end.
-    await page.locator('.part.statusbar .statusbar-item', { hasText: /PruneLens GoPrune \d+%/ }).waitFor({ state: 'detached', timeout: 15000 });
+    await page.locator('.part.statusbar .statusbar-item', { hasText: /PruneLens GoPrune/ }).waitFor({ state: 'detached', timeout: 15000 });
     await page.locator('.part.sidebar .monaco-list-row.selected[aria-label="model.json"]').waitFor({ timeout: 15000 });
     const parent = await page.locator('.part.sidebar .monaco-list-row[aria-label$="mobilenet-goprune"]').first().getAttribute('aria-expanded');
     if (parent !== 'true') throw new Error('the revealed model.json is not the one in out/mobilenet-goprune');
