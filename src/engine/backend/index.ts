@@ -21,12 +21,12 @@ export interface BackendInfo {
    * PruneLens' multithreaded SIMD kernels ('simd') or tfjs' own with PruneLens' gradients ('stock').
    */
   kernels?: 'simd' | 'stock';
-  /** Which build of PruneLens' kernels runs: 'relaxed' (relaxed SIMD: fused multiply-add) or 'plain' SIMD. */
-  kernelBuild?: 'plain' | 'relaxed';
   /** Why the SIMD kernels are not in use, when kernels is 'stock'. */
   kernelsReason?: string;
   /** The SIMD kernels' threads work on the backend's heap itself (no operand copies). */
   sharedHeap?: boolean;
+  /** Which build of PruneLens' kernels runs: 'relaxed' (relaxed SIMD: fused multiply-add) or 'plain' SIMD. */
+  kernelBuild?: 'plain' | 'relaxed';
   /** Why a faster backend was not used, when 'auto' fell back. */
   fallbackReason?: string;
   /** Why this backend runs: named by the config, or picked by 'auto' from a measurement (made now or cached for this machine). */

@@ -530,6 +530,18 @@ async function dryRun(config: PruneConfig, model: tf.LayersModel, graph: Channel
 }
 
 /**
+ * The dense model's sensitivity curves for `"allocation": "sensitivity"`: default ratios, a bounded
+ * sample of the validation data, the session's objective, cached beside the config.
+ */
+async function measureSensitivity(config: PruneConfig, model: tf.LayersModel, data: Dataset, loaded: LoadedModel, objective: ObjectiveOptions, emit: (event: EngineEvent) => void, signal: AbortSignal): Promise<SensitivityReport> {
+  emit({ type: 'log', level: 'info', message: 'Allocation from sensitivity: measuring each channel group at 10%…90% removed' });
+  const started = Date.now();
+  const report = await analyzeSensitivity(model, data, { exclude: config.exclude, objective, signal, cacheDir: defaultCacheDir(config.configPath), modelPath: loaded.path });
+  emit({ type: 'log', level: 'info', message: `Sensitivity of ${report.groups.length} groups on ${report.samples} samples (${report.metric.name}) in ${((Date.now() - started) / 1000).toFixed(1)} s` });
+  return report;
+}
+
+/**
  * The dense and the pruned model timed in inference form (batch norms folded, ReLUs fused), as the
  * `inference` export writes it: what pruning buys where the model is deployed that way.
  */
@@ -546,16 +558,4 @@ async function timeInferenceForm(dense: tf.LayersModel, pruned: tf.LayersModel, 
     denseForm.model.dispose();
     prunedForm.model.dispose();
   }
-}
-
-/**
- * The dense model's sensitivity curves for `"allocation": "sensitivity"`: default ratios, a bounded
- * sample of the validation data, the session's objective, cached beside the config.
- */
-async function measureSensitivity(config: PruneConfig, model: tf.LayersModel, data: Dataset, loaded: LoadedModel, objective: ObjectiveOptions, emit: (event: EngineEvent) => void, signal: AbortSignal): Promise<SensitivityReport> {
-  emit({ type: 'log', level: 'info', message: 'Allocation from sensitivity: measuring each channel group at 10%…90% removed' });
-  const started = Date.now();
-  const report = await analyzeSensitivity(model, data, { exclude: config.exclude, objective, signal, cacheDir: defaultCacheDir(config.configPath), modelPath: loaded.path });
-  emit({ type: 'log', level: 'info', message: `Sensitivity of ${report.groups.length} groups on ${report.samples} samples (${report.metric.name}) in ${((Date.now() - started) / 1000).toFixed(1)} s` });
-  return report;
 }
