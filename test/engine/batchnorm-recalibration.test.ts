@@ -5,10 +5,11 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/engine/backend/index.js';
-import { loadDataset } from '../../src/engine/data/index.js';
+import { encodeNpy, loadDataset } from '../../src/engine/data/index.js';
 import { recalibrateBatchNorm } from '../../src/engine/train/index.js';
 import { loadModel, saveModelAtomic } from '../../src/engine/io/index.js';
 import { loadConfig } from '../../src/engine/config/index.js';
@@ -54,7 +55,8 @@ test('recalibrateBatchNorm sets the moving statistics to the mean of the batches
   model.dispose();
 });
 
-test('a session re-estimates the pruned model\'s batch-norm statistics before measuring it (no fine-tuning)', async () => {
+/** A tiny workspace whose bn1 statistics are far from what the layer sees, with `samples` real (npy) training samples. */
+async function skewedWorkspace(samples: number) {
   const ws = await makeWorkspace('prunelens-bn-recal-');
   // Statistics far from what the layer sees: a pruned model that kept them would normalise everything away.
   const model = buildTinyCnn();
@@ -63,7 +65,18 @@ test('a session re-estimates the pruned model\'s batch-norm statistics before me
   bn.setWeights([weights[0], weights[1], tf.fill(weights[2].shape, 100), tf.fill(weights[3].shape, 1e4)]);
   await saveModelAtomic(model, join(ws.dir, 'model'));
   model.dispose();
-  const config = loadConfig(ws.writeConfig({ ...tinyTrainingConfig, finetune: { epochs: 0 } }));
+  const x = new Float32Array(samples * 64);
+  for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37) + (i % 7) / 7;
+  writeFileSync(join(ws.dir, 'x.npy'), encodeNpy(x, [samples, 8, 8, 1]));
+  writeFileSync(join(ws.dir, 'y.npy'), encodeNpy(Int32Array.from({ length: samples }, (_, i) => i % 3), [samples]));
+  return ws;
+}
+
+const npyData = { format: 'npy', x: 'x.npy', y: 'y.npy', validationSplit: 0.2 };
+
+test('a session re-estimates the pruned model\'s batch-norm statistics before measuring it (no fine-tuning), and says so', async () => {
+  const ws = await skewedWorkspace(200);
+  const config = loadConfig(ws.writeConfig({ ...tinyTrainingConfig, data: npyData, finetune: { epochs: 0 } }));
   const result = await executeSession(config, () => undefined);
   assert.equal(result.type, 'done', result.type === 'error' ? result.message : '');
   const pruned = (await loadModel(join(ws.dir, 'pruned', 'model.json'))).model;
@@ -71,4 +84,25 @@ test('a session re-estimates the pruned model\'s batch-norm statistics before me
   assert.ok(means.every((m) => Math.abs(m) < 10), `moving means re-estimated: ${[...means].map((m) => m.toFixed(2))}`);
   assert.ok(movingVariance(pruned).every((v) => v < 100), 'moving variances re-estimated');
   pruned.dispose();
+  const report = JSON.parse(readFileSync(join(ws.dir, 'pruned', 'pruning-report.json'), 'utf8'));
+  assert.ok(report.notes.some((n: string) => /^Batch-norm statistics re-estimated on 160 training samples/.test(n)));
+});
+
+test('the dense model\'s batch-norm statistics stay on synthetic data, on too few samples, and when the config says so', async () => {
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ['synthetic', {}, /the data is synthetic/],
+    ['few samples', { data: { ...npyData, validationSplit: 0.5 } }, /\b100 training samples are too few/],
+    ['turned off', { data: npyData, recalibrateBatchNorm: false }, /"recalibrateBatchNorm": false/],
+  ];
+  for (const [name, settings, note] of cases) {
+    const ws = await skewedWorkspace(200);
+    const result = await executeSession(loadConfig(ws.writeConfig({ ...tinyTrainingConfig, finetune: { epochs: 0 }, ...settings })), () => undefined);
+    assert.equal(result.type, 'done', `${name}: ${result.type === 'error' ? result.message : ''}`);
+    const pruned = (await loadModel(join(ws.dir, 'pruned', 'model.json'))).model;
+    // bn1 belongs to conv1's group: the kept channels keep their statistics (100 and 1e4).
+    assert.ok(movingMean(pruned).every((m) => m === 100), `${name}: moving means kept`);
+    pruned.dispose();
+    const report = JSON.parse(readFileSync(join(ws.dir, 'pruned', 'pruning-report.json'), 'utf8'));
+    assert.ok(report.notes.some((n: string) => note.test(n)), `${name}: ${report.notes.join(' | ')}`);
+  }
 });

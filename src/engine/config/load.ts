@@ -339,6 +339,7 @@ function resolveConfig(raw: Record<string, unknown>, file: string): PruneConfig 
     exclude: (raw.exclude as string[] | undefined) ?? [],
     maxGroupReduction: (raw.maxGroupReduction as number | undefined) ?? 0.9,
     roundTo: (raw.roundTo as number | 'auto' | undefined) ?? 1,
+    recalibrateBatchNorm: (raw.recalibrateBatchNorm as boolean | undefined) ?? true,
     data: data ? resolveDataPaths(data, at, base) : undefined,
     ...objectiveFields(raw, hasData, file),
     train: hasData ? { ...DEFAULT_TRAIN, ...trainRaw } : undefined,

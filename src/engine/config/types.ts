@@ -122,6 +122,8 @@ export interface PruneConfig extends MethodSections {
    * (the loader defaults it to 1: off); `auto` times the largest prunable conv to pick the multiple.
    */
   roundTo?: number | 'auto';
+  /** Re-estimate batch-norm statistics on training samples after removal (the loader defaults it to true). */
+  recalibrateBatchNorm?: boolean;
   data?: DataConfig;
   /** Training objective (task loss, distillation from the dense model, or both); see ObjectiveConfig. */
   objective?: ObjectiveKind;

@@ -23,7 +23,7 @@ import { measureAutoRound } from '../prune/round-auto.js';
 import { LANDING_TOLERANCE, maxReachable, nearestReachable } from '../prune/select.js';
 import { loadDataset, summarizeData } from '../data/index.js';
 import type { Dataset, EvalResult } from '../train/types.js';
-import { evaluateModel, recalibrateBatchNorm } from '../train/index.js';
+import { evaluateModel, MIN_RECALIBRATION_SAMPLES, recalibrateBatchNorm } from '../train/index.js';
 import { buildObjective, describeObjective, frozenTeacher, objectiveKind, type ObjectiveOptions } from '../train/objective.js';
 import { checkMethodFits, getMethod, magnitudePlan } from '../methods/index.js';
 import { createMethodContext } from './context.js';
@@ -239,7 +239,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     const history: EvalResult[] = [];
     const finetunes = Boolean(data && config.finetune && config.finetune.epochs > 0);
     // The dense model's batch-norm statistics no longer fit the layers after a cut: re-estimated on training samples first.
-    if (data) await recalibrateBatchNorm(pruned, data, { signal });
+    if (data) notes.push(...await recalibrationNotes(config, pruned, data, signal));
     // Right after pruning, before fine-tuning: what fine-tuning then buys is measured, not assumed.
     if (data && finetunes) progress.update(0.5, 'evaluating the pruned model before fine-tuning');
     const accuracyPruned = data && finetunes ? await evaluateModel(pruned, data, undefined, signal, objective) : undefined;
@@ -558,4 +558,19 @@ async function timeInferenceForm(dense: tf.LayersModel, pruned: tf.LayersModel, 
     denseForm.model.dispose();
     prunedForm.model.dispose();
   }
+}
+
+/**
+ * Re-estimates the pruned model's batch-norm statistics where that helps, and says what was done:
+ * not on synthetic data (its statistics would replace the real ones), not on fewer samples than
+ * give a steadier estimate than the dense model's, not when the config turns it off.
+ */
+async function recalibrationNotes(config: PruneConfig, pruned: tf.LayersModel, data: Dataset, signal: AbortSignal): Promise<string[]> {
+  if (!pruned.layers.some((l) => l.getClassName() === 'BatchNormalization')) return [];
+  const kept = 'The pruned model keeps the dense model\'s batch-norm statistics';
+  if (config.recalibrateBatchNorm === false) return [`${kept} ("recalibrateBatchNorm": false).`];
+  if (config.data?.format === 'synthetic') return [`${kept}: the data is synthetic, and statistics estimated on it would replace the real ones.`];
+  if (data.trainSize < MIN_RECALIBRATION_SAMPLES) return [`${kept}: ${data.trainSize} training samples are too few to re-estimate them (at least ${MIN_RECALIBRATION_SAMPLES}).`];
+  const used = await recalibrateBatchNorm(pruned, data, { signal });
+  return [`Batch-norm statistics re-estimated on ${used} training samples after pruning, before the pruned model was measured or fine-tuned ("recalibrateBatchNorm": false keeps the dense model's).`];
 }

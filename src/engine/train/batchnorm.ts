@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { layerClassPrototype } from '../util/layer-classes.js';
 import { classNameOf, isOp } from '../layers/index.js';
 import { disposeBatch, samplesIn, type Dataset } from './types.js';
+import { fittingEvalBatch } from './memory.js';
 
 type AnyLayer = tf.layers.Layer & { layers?: AnyLayer[] };
 
@@ -90,6 +91,9 @@ export function installScaleFreeBatchNormTraining(): void {
   };
 }
 
+/** Fewer training samples than this give statistics noisier than the dense model's: the session keeps those. */
+export const MIN_RECALIBRATION_SAMPLES = 128;
+
 /**
  * Re-estimates every BatchNormalization layer's moving mean and variance on up to `samples`
  * training samples (never augmented): forward passes in training mode with the momentum set so
@@ -102,7 +106,8 @@ export async function recalibrateBatchNorm(model: tf.LayersModel, data: Dataset,
   const layers = batchNormLayers(model.layers as AnyLayer[]) as unknown as { momentum: number }[];
   if (layers.length === 0 || data.trainSize === 0) return 0;
   const samples = Math.min(options.samples ?? 1024, data.trainSize);
-  const batchSize = Math.max(1, Math.min(options.batchSize ?? 128, samples));
+  // Batches that fit the tensor memory, as evaluation plans them (a training-mode pass keeps every activation of the batch).
+  const batchSize = Math.max(1, Math.min(fittingEvalBatch(model, options.batchSize ?? 128), samples));
   const momenta = layers.map((layer) => layer.momentum);
   const source = data.unaugmented ?? data;
   let seen = 0, batches = 0;
