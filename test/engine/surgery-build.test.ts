@@ -2,7 +2,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { analyzeModel } from '../../src/engine/graph/analyze.js';
-import { removeUnits } from '../../src/engine/surgery/index.js';
+import { removeUnits, zeroUnits } from '../../src/engine/surgery/index.js';
 import { everyOtherUnit, maxOutputDiff, randomInput, randomizeBatchNorms } from '../helpers/models.js';
 
 before(async () => {
@@ -72,4 +72,26 @@ describe('surgery builds the pruned model once', () => {
     assert.equal(tf.memory().numTensors, before);
     model.dispose();
   });
+});
+
+it('a functional model with a wrapper layer (Bidirectional LSTM after a reshape) is pruned like the masked one', async () => {
+  const input = tf.input({ shape: [8, 8, 3], name: 'image' });
+  let x = tf.layers.conv2d({ name: 'conv_a', filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: tf.initializers.glorotNormal({ seed: 4 }) }).apply(input) as tf.SymbolicTensor;
+  x = tf.layers.conv2d({ name: 'conv_b', filters: 4, kernelSize: 3, padding: 'same', kernelInitializer: tf.initializers.glorotNormal({ seed: 5 }) }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.reshape({ name: 'rows', targetShape: [8, 32] }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.bidirectional({ name: 'birnn', layer: tf.layers.lstm({ units: 3 }) as tf.RNN }).apply(x) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: x });
+  const graph = analyzeModel(model);
+  const units = everyOtherUnit(graph).filter((u) => graph.groups[graph.units[u].group].producers.includes('conv_a'));
+  assert.ok(units.length > 0, 'conv_a has prunable channels');
+  const pruned = await removeUnits(model, graph, units);
+  assert.equal(pruned.getLayer('birnn').getClassName(), 'Bidirectional');
+  assert.equal((pruned.getLayer('conv_a').getConfig() as { filters: number }).filters, 6 - units.length);
+  const input2 = randomInput(model, 2);
+  // conv_a's removed channels feed only conv_b: zeroing them first makes both models the same function.
+  zeroUnits(model, graph, units);
+  assert.ok(maxOutputDiff(model, pruned, input2) < 1e-5);
+  tf.dispose(input2);
+  pruned.dispose();
+  model.dispose();
 });

@@ -240,6 +240,17 @@ export async function removeUnits(model: tf.LayersModel, graph: ChannelGraph, un
   try {
     for (const newLayer of pruned.layers) {
       if (newLayer.weights.length === 0) continue;
+      // A wrapper's inner layers repeat short names (a Bidirectional's two "kernel"s): surgery never narrows
+      // such a layer (recurrent layers keep their channels), so its weights are copied in order.
+      const oldLayer = oldLayers.get(newLayer.name)!;
+      if (new Set(oldLayer.weights.map((w) => weightShortName(w))).size < oldLayer.weights.length && !keptByLayer.has(newLayer.name)) {
+        newLayer.weights.forEach((target, i) => {
+          const value = tf.clone(oldLayer.weights[i].read());
+          target.write(value);
+          value.dispose();
+        });
+        continue;
+      }
       for (const target of newLayer.weights) {
         const name = weightShortName(target);
         if (initialised.has(target)) {
@@ -326,7 +337,9 @@ function buildFunctional(
   try {
     for (const layerData of config.layers) {
       const layerName = layerData.config.name;
-      const layer = new (classes.get(layerName)!)(layerData.config);
+      // The class's own fromConfig: wrappers (Bidirectional, TimeDistributed) deserialise the layer they wrap there.
+      const cls = classes.get(layerName)! as unknown as { fromConfig(cls: unknown, config: unknown): tf.layers.Layer };
+      const layer = cls.fromConfig(cls, layerData.config);
       built.push(layer);
       // The layer's build asks for each weight by name and shape: it gets the pruned value.
       const hooked = layer as unknown as { addWeight: AddWeight };
