@@ -109,3 +109,19 @@ test('export ["inference"] writes a folded TF.js copy beside the pruned model an
   pruned.model.dispose();
   inference.model.dispose();
 });
+
+test('a batch norm whose axis is the channel index (Keras 2 writes 3) folds too, and folding leaves no tensors behind', () => {
+  const input = tf.input({ shape: [6, 6, 2] });
+  const conv = tf.layers.conv2d({ filters: 5, kernelSize: 3, name: 'conv' }).apply(input) as tf.SymbolicTensor;
+  const bn = tf.layers.batchNormalization({ axis: 3, name: 'bn' }).apply(conv) as tf.SymbolicTensor;
+  const head = tf.layers.dense({ units: 2, name: 'head' }).apply(tf.layers.flatten().apply(bn) as tf.SymbolicTensor) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: head });
+  randomizeBatchNorms(model, 3);
+  const tensors = tf.memory().numTensors;
+  const form = toInferenceForm(model);
+  assert.deepEqual(form.folded, ['bn → conv']);
+  assert.ok(relativeDiff(model, form.model, randomInput(model, 2, 8)) < 1e-5);
+  form.model.dispose();
+  assert.equal(tf.memory().numTensors, tensors + 1, 'only the test input is left (the model and its form are disposed of)');
+  model.dispose();
+});

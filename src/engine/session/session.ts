@@ -23,7 +23,7 @@ import { measureAutoRound } from '../prune/round-auto.js';
 import { LANDING_TOLERANCE, maxReachable, nearestReachable } from '../prune/select.js';
 import { loadDataset, summarizeData } from '../data/index.js';
 import type { Dataset, EvalResult } from '../train/types.js';
-import { evaluateModel, MIN_RECALIBRATION_SAMPLES, recalibrateBatchNorm } from '../train/index.js';
+import { evaluateModel, hasBatchNorm, MIN_RECALIBRATION_SAMPLES, recalibrateBatchNorm } from '../train/index.js';
 import { buildObjective, describeObjective, frozenTeacher, objectiveKind, type ObjectiveOptions } from '../train/objective.js';
 import { checkMethodFits, getMethod, magnitudePlan } from '../methods/index.js';
 import { createMethodContext } from './context.js';
@@ -33,7 +33,7 @@ import { describeAllocation, type Allocation } from '../prune/allocate.js';
 import { SessionProgress, plannedSteps, type ProgressPlan } from './progress.js';
 import { methodLabel } from '../../protocol/methods.js';
 import { MAX_TIMED_LAYERS } from '../metrics/layer-latency.js';
-import { toInferenceForm } from '../surgery/inference-form.js';
+import { toInferenceForm, type InferenceForm } from '../surgery/inference-form.js';
 import { buildReport } from './report.js';
 import { efficiency, layerLatencySummary, sessionSpeed, speedHeadline } from './speed.js';
 import { measureLayerLatency, type LayerLatencyResult } from '../metrics/layer-latency.js';
@@ -547,8 +547,9 @@ async function measureSensitivity(config: PruneConfig, model: tf.LayersModel, da
  */
 async function timeInferenceForm(dense: tf.LayersModel, pruned: tf.LayersModel, latency: { runs: number; batchSize: number }, notes: string[]): Promise<InferenceFormLatency> {
   const denseForm = toInferenceForm(dense);
-  const prunedForm = toInferenceForm(pruned);
+  let prunedForm: InferenceForm | undefined;
   try {
+    prunedForm = toInferenceForm(pruned);
     const before = await measureLatency(denseForm.model, latency);
     const after = await measureLatency(prunedForm.model, latency);
     const result = { before, after, speedup: speedup(before, after), folded: prunedForm.folded.length, fused: prunedForm.fused.length, layers: prunedForm.model.layers.length };
@@ -556,7 +557,7 @@ async function timeInferenceForm(dense: tf.LayersModel, pruned: tf.LayersModel, 
     return result;
   } finally {
     denseForm.model.dispose();
-    prunedForm.model.dispose();
+    prunedForm?.model.dispose();
   }
 }
 
@@ -566,7 +567,7 @@ async function timeInferenceForm(dense: tf.LayersModel, pruned: tf.LayersModel, 
  * give a steadier estimate than the dense model's, not when the config turns it off.
  */
 async function recalibrationNotes(config: PruneConfig, pruned: tf.LayersModel, data: Dataset, signal: AbortSignal): Promise<string[]> {
-  if (!pruned.layers.some((l) => l.getClassName() === 'BatchNormalization')) return [];
+  if (!hasBatchNorm(pruned)) return [];
   const kept = 'The pruned model keeps the dense model\'s batch-norm statistics';
   if (config.recalibrateBatchNorm === false) return [`${kept} ("recalibrateBatchNorm": false).`];
   if (config.data?.format === 'synthetic') return [`${kept}: the data is synthetic, and statistics estimated on it would replace the real ones.`];

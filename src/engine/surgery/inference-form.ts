@@ -88,10 +88,13 @@ export function toInferenceForm(model: tf.LayersModel): InferenceForm {
   try {
     for (const entry of entries) {
       if (entry.className !== 'BatchNormalization') continue;
-      const axis = Number(entry.config.axis ?? -1);
       const producer = soleProducer(entry);
-      if (axis !== -1 || !foldable(producer, entry)) continue;
+      if (!foldable(producer, entry)) continue;
       const layer = byName.get(producer.config.name)!;
+      // Keras 2 saves the channel axis as an index ([3] or 3 for NHWC), Keras 3 and TF.js as -1.
+      const rank = (layer.outputShape as (number | null)[]).length;
+      const axes = [entry.config.axis ?? -1].flat().map(Number);
+      if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== rank - 1)) continue;
       const spec = layerSpec(producer.className)!;
       const weights = replaced.get(producer.config.name) ?? new Map([...layerWeights(layer)].map(([k, v]) => [k, v.read()]));
       const kernel = weights.get(spec.outputChannels!.weight);
@@ -135,8 +138,16 @@ export function toInferenceForm(model: tf.LayersModel): InferenceForm {
       bypass(entry, producer);
     }
   } catch (err) {
-    for (const weights of replaced.values()) for (const t of weights.values()) t.dispose();
+    disposeReplaced();
     throw err;
+  }
+
+  /** The folded kernels and biases (never the source model's own variables, which `replaced` also holds). */
+  function disposeReplaced(): void {
+    for (const [name, weights] of replaced) {
+      const original = layerWeights(byName.get(name)!);
+      for (const [w, t] of weights) if (original.get(w)?.read() !== t) t.dispose();
+    }
   }
 
   /** Readers of `entry` read `producer` instead; `entry` leaves the model. */
@@ -161,17 +172,17 @@ export function toInferenceForm(model: tf.LayersModel): InferenceForm {
         const name = weightShortName(target);
         const value = own?.get(name) ?? source?.get(name)?.read();
         if (!value) throw new Error(`Weight ${layer.name}/${name} is missing from the source model`);
-        target.write(own ? value : tf.clone(value));
+        // A write shares the value's buffer: a copy, so the source model's disposal does not reach the result.
+        const copy = tf.clone(value);
+        target.write(copy);
+        copy.dispose();
       }
     }
   } catch (err) {
     result.dispose();
     throw err;
   } finally {
-    for (const [name, weights] of replaced) {
-      const original = layerWeights(byName.get(name)!);
-      for (const [w, t] of weights) if (original.get(w)?.read() !== t) t.dispose();
-    }
+    disposeReplaced();
   }
   return { model: result, folded, fused };
 }

@@ -91,6 +91,11 @@ export function installScaleFreeBatchNormTraining(): void {
   };
 }
 
+/** Whether the model has a batch norm, in nested models too. */
+export function hasBatchNorm(model: tf.LayersModel): boolean {
+  return batchNormLayers(model.layers as AnyLayer[]).length > 0;
+}
+
 /** Fewer training samples than this give statistics noisier than the dense model's: the session keeps those. */
 export const MIN_RECALIBRATION_SAMPLES = 128;
 

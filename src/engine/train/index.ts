@@ -10,7 +10,7 @@ import { HeapExhaustedError, formatMiB, peakTensorMemory } from '../backend/heap
 import { fittingEvalBatch, planMemory, type MemoryPlan } from './memory.js';
 
 export type { Batch, BatchStep, Dataset, EpochInfo, EvalResult, StepInfo, TrainHooks, TrainingSnapshot, TrainConfig } from './types.js';
-export { snapshotBatchNorm, recalibrateBatchNorm, MIN_RECALIBRATION_SAMPLES } from './batchnorm.js';
+export { snapshotBatchNorm, recalibrateBatchNorm, hasBatchNorm, MIN_RECALIBRATION_SAMPLES } from './batchnorm.js';
 import { BatchNormCheckpoint, installScaleFreeBatchNormTraining } from './batchnorm.js';
 
 installScaleFreeBatchNormTraining();
