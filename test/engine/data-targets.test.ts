@@ -366,3 +366,18 @@ test('a channels-first model: image-shaped targets saved NCHW are transposed to 
   const cal = await data.calibration(1);
   assert.deepEqual(cal.y![0].arraySync(), [[[[0, 100, 200], [1, 101, 201]]]]);
 });
+
+test('a config outside the workspace is refused even when its model and output lie inside (its caches go beside it)', () => {
+  const parent = mkdtempSync(join(tmpdir(), 'prunelens-config-outside-'));
+  try {
+    const ws = join(parent, 'ws');
+    mkdirSync(join(ws, 'model'), { recursive: true });
+    writeFileSync(join(ws, 'model', 'model.json'), '{}');
+    const file = join(parent, 'run.prune.json');
+    writeFileSync(file, JSON.stringify({ model: 'ws/model/model.json', method: 'l1', target: { flopsReduction: 0.5 }, output: 'ws/pruned' }));
+    assert.throws(() => assertInsideWorkspace(loadConfig(file), [ws]), (err: unknown) => err instanceof UserError && /config file is outside the workspace/.test(err.message) && err.message.split('\n').length === 1);
+    assertInsideWorkspace(loadConfig(file), [parent]);
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
+});

@@ -6,7 +6,7 @@
  * on the same machine starts the winner without measuring again.
  */
 import * as os from 'node:os';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
@@ -75,8 +75,12 @@ export function writeCachedChoice(cacheDir: string, key: string, choice: Measure
   cache.machines[key] = choice;
   mkdirSync(cacheDir, { recursive: true });
   const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, JSON.stringify(cache, null, 2) + '\n');
-  renameSync(temp, file);
+  try {
+    writeFileSync(temp, JSON.stringify(cache, null, 2) + '\n');
+    renameSync(temp, file);
+  } finally {
+    rmSync(temp, { force: true });
+  }
   return file;
 }
 

@@ -157,7 +157,12 @@ async function chooseByMeasurement(cacheDir: string | undefined): Promise<Backen
   if (!fastest) throw new Error(`no backend could run a training step (${Object.entries(unavailable).map(([n, why]) => `${n}: ${why}`).join('; ')})`);
   if (!(await tf.setBackend(fastest))) throw new Error(`the ${fastest} backend failed to initialise`);
   await tf.ready();
-  const cacheFile = cacheDir ? writeCachedChoice(cacheDir, key, { backend: fastest, stepMs, measuredAt: new Date().toISOString() }) : undefined;
+  let cacheFile: string | undefined;
+  try {
+    cacheFile = cacheDir ? writeCachedChoice(cacheDir, key, { backend: fastest, stepMs, measuredAt: new Date().toISOString() }) : undefined;
+  } catch {
+    // A read-only folder or a full disk: the choice stands, measured again next time.
+  }
   return { ...started[fastest], choice: { by: 'measured', stepMs, unavailable, cacheFile } };
 }
 

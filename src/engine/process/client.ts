@@ -42,7 +42,7 @@ export function startEngine(request: Exclude<EngineRequest, { type: 'cancel' }>,
         cwd: options.cwd,
         env: { ...process.env, ...options.env },
         // Relaxed SIMD for the training kernels where this runtime needs a flag for it (Node 20–21).
-        execArgv: [...(options.execArgv ?? []), ...relaxedSimdExecArgv(options.execArgv)],
+        execArgv: [...(options.execArgv ?? []), ...relaxedSimdExecArgv(options.execArgv ?? [])],
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
         serialization: 'json',
       });

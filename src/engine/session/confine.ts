@@ -6,7 +6,8 @@ import { splitGlob } from '../data/glob.js';
 
 /**
  * Sessions started from an editor read and write only inside its workspace folders: the model,
- * the data and the output must lie in one of `roots` (symbolic links resolved), and the output
+ * the data, the output and the config (whose folder holds the caches) must lie in one of `roots`
+ * (symbolic links resolved), and the output
  * may not be a workspace folder itself, which saving would replace.
  */
 export function assertInsideWorkspace(config: PruneConfig, roots: readonly string[]): void {
@@ -36,4 +37,8 @@ export function assertInsideWorkspace(config: PruneConfig, roots: readonly strin
     check(splitGlob(data.glob, dirname(config.configPath)).base, 'data.glob');
   }
   check(config.output, 'output');
+  // Caches (backend choice, latency table, sensitivity curves) go to .prunelens/ beside the config.
+  if (!inside(config.configPath)) {
+    throw new UserError('the config file is outside the workspace', { file: config.configPath, fix: 'Keep the config inside the workspace: PruneLens writes its caches beside it' });
+  }
 }
