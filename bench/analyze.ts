@@ -16,7 +16,7 @@
  *   node --import tsx bench/analyze.ts [network...]
  */
 import * as tf from '@tensorflow/tfjs';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -224,6 +224,7 @@ async function networksMeasurement(names: string[]): Promise<Record<string, unkn
   const rounds = Number(process.env.ANALYZE_ROUNDS ?? 3);
   const warmup = Number(process.env.ANALYZE_WARMUP ?? 3);
   const dir = mkdtempSync(join(tmpdir(), 'prunelens-bench-networks-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   const paths: Record<string, string> = {};
   for (const name of names) {
     const model = NETWORKS[name]();
@@ -300,6 +301,7 @@ async function networksMeasurement(names: string[]): Promise<Record<string, unkn
 
 async function cliMeasurement(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'prunelens-bench-analyze-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   const model = buildResidualCnn(100);
   await saveModelAtomic(model, join(dir, 'model'));
   const layerCount = model.layers.length;

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { saveModelAtomic } from '../src/engine/io/index.js';
@@ -63,6 +63,7 @@ async function main(): Promise<void> {
   await tf.setBackend('cpu');
   const runs = Number(process.env.STARTUP_RUNS ?? 10);
   const dir = mkdtempSync(join(tmpdir(), 'prunelens-bench-startup-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   const model = buildResidualCnn(100);
   const layers = model.layers.length;
   await saveModelAtomic(model, join(dir, 'model'));

@@ -1,7 +1,7 @@
 /**
  * `prunelens` — the PruneLens engine on the command line.
  *   prunelens analyze <model.json|model.keras|model.h5|model.onnx> [--json] [--exclude a,b] [--verify inputs.npy,outputs.npy[,outputs2.npy…]]
- *   prunelens prune <config.prune.json> [--json] [--method m] [--output dir] [--export tfjs] [--dry-run]
+ *   prunelens prune <config.prune.json> [--json] [--method m] [--output dir] [--export tfjs,inference] [--dry-run]
  *   prunelens sensitivity <config.prune.json> [--json] [--ratios 0.1,0.3,0.5] [--samples N] [--layer-at-a-time]
  *   prunelens demo [--out dir] [--methods l1,goprune,...] [--quick]
  */
@@ -20,14 +20,15 @@ import { signalInfo } from '../protocol/signals.js';
 const USAGE = `Usage:
   prunelens analyze <model.json|model.keras|model.h5|model.onnx> [--json] [--exclude layer1,layer2] [--backend auto|wasm|cpu|tensorflow]
                     [--verify inputs.npy,outputs.npy[,outputs2.npy...]] [--tolerance 1e-4] [--no-timing]
-  prunelens prune <config.prune.json> [--json] [--method NAME] [--output DIR] [--export tfjs] [--dry-run]
+  prunelens prune <config.prune.json> [--json] [--method NAME] [--output DIR] [--export tfjs,inference] [--dry-run]
   prunelens sensitivity <config.prune.json> [--json] [--ratios 0.1,0.3,0.5] [--samples 512] [--layer-at-a-time]
   prunelens demo [--out DIR] [--methods l1,goprune,...] [--quick]
 
 Options:
   --json      machine-readable output (analyze: one JSON object; prune: one JSON event per line)
   --no-timing analyze: skip timing each layer alone (batch 1, on the backend) beside its FLOPs
-  --export tfjs  prune: also write a TF.js layers copy in <output>/tfjs/ (a Keras model is saved as .keras/.h5, an ONNX model as .onnx)
+  --export tfjs  prune: also write a TF.js layers copy in <output>/tfjs/ (a Keras model is saved as .keras/.h5, an ONNX model as .onnx);
+                 inference: a TF.js copy with batch norms folded and ReLUs fused in <output>/inference/, timed against the dense model in that form
   --verify    analyze: run the inputs through the loaded model (inference mode) and compare each output with its
               expected .npy (one per model output, in order); reports the max absolute and max relative difference
               (relative to the largest expected magnitude); exit code 3 when one exceeds --tolerance (default 1e-4)

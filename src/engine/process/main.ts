@@ -34,7 +34,7 @@ async function handle(request: EngineRequest): Promise<void> {
   const emit = (event: EngineEvent) => { pending.push(send(event)); };
   let ok = false;
   try {
-    // Each request loads only its own code: an analysis starts no backend, methods or training.
+    // Each request loads only its own code: an analysis starts only the cpu backend, no methods or training.
     if (request.type === 'analyze') {
       const { analyzeToEvents } = await import('../session/analyze.js');
       const result = await analyzeToEvents(request.modelPath, emit);
