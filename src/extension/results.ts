@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { DoneEvent, EngineEvent, LayerLatencySummary, LayersEvent, LayerStat } from '../protocol/events.js';
+import { summarizeLayerLatency, type DoneEvent, type EngineEvent, type LayerLatencySummary, type LayersEvent, type LayerStat } from '../protocol/events.js';
 import { progressDisplay } from '../protocol/format.js';
 import { methodLabel } from '../protocol/methods.js';
 import type { HostMessage, LayerComparisonRow, ReportComparison, RunInfo, RunRow } from '../protocol/webview.js';
@@ -192,16 +192,7 @@ function layersEventOf(report: ReportFile, side: 'before' | 'after'): LayersEven
 export function reportLayerLatency(report: ReportFile): LayerLatencySummary | undefined {
   const timing = report.layerLatency;
   if (!timing || 'skipped' in timing || !Array.isArray(timing.layers)) return undefined;
-  const round = (ms: unknown) => (typeof ms === 'number' && Number.isFinite(ms) ? Number(ms.toPrecision(4)) : undefined);
-  const layers: LayerLatencySummary['layers'] = {};
-  for (const row of timing.layers) {
-    if (row.change === 'added') continue;
-    const beforeMs = round(row.msBefore);
-    const afterMs = round(row.msAfter);
-    if (beforeMs === undefined && afterMs === undefined) continue;
-    layers[row.name] = { ...(beforeMs !== undefined ? { beforeMs } : {}), ...(afterMs !== undefined ? { afterMs } : {}) };
-  }
-  return { backend: timing.backend, batchSize: timing.batchSize, layers };
+  return summarizeLayerLatency(timing.layers, timing.backend, timing.batchSize);
 }
 
 /** The pruned model's layers beside the original's, in the original's order, with each layer's time alone where it was measured. */

@@ -124,6 +124,24 @@ export interface LayerLatencySummary {
   layers: Record<string, LayerTiming>;
 }
 
+/**
+ * The summary of per-layer timing rows (the session's "why not faster" rows, or a report's): layers
+ * the method added have no dense counterpart and are left out; times keep four significant digits.
+ * One function for the live panel and a reopened report, so the two agree.
+ */
+export function summarizeLayerLatency(rows: readonly { name: string; change?: string; msBefore?: unknown; msAfter?: unknown }[], backend: string, batchSize: number): LayerLatencySummary {
+  const round = (ms: unknown) => (typeof ms === 'number' && Number.isFinite(ms) ? Number(ms.toPrecision(4)) : undefined);
+  const layers: Record<string, LayerTiming> = {};
+  for (const row of rows) {
+    if (row.change === 'added') continue;
+    const beforeMs = round(row.msBefore);
+    const afterMs = round(row.msAfter);
+    if (beforeMs === undefined && afterMs === undefined) continue;
+    layers[row.name] = { ...(beforeMs !== undefined ? { beforeMs } : {}), ...(afterMs !== undefined ? { afterMs } : {}) };
+  }
+  return { backend, batchSize, layers };
+}
+
 /** What a session trains and evaluates on. */
 export interface DataSummary {
   format: 'npy' | 'imagefolder' | 'images' | 'builtin' | 'synthetic';

@@ -1,6 +1,6 @@
 import { formatChange, formatMs, formatPercent } from '../../protocol/format.js';
 import type { LayerLatencyResult, LayerLatencyTable } from '../metrics/layer-latency.js';
-import type { LayerLatencySummary, LayerTiming } from '../../protocol/events.js';
+import { summarizeLayerLatency, type LayerLatencySummary, type LayerTiming } from '../../protocol/events.js';
 
 /**
  * "Why not faster": each layer's measured time before and after pruning against its FLOPs, the
@@ -190,14 +190,5 @@ type CostOf = { flops: number; layers: Readonly<Record<string, { flops: number }
  * parts' sum, as the explanation matched them); ms to 4 significant digits. Added layers have no dense name and stay out.
  */
 export function layerLatencySummary(explanation: SpeedExplanation, timing: Pick<LayerLatencyTable, 'backend' | 'batchSize'>): LayerLatencySummary {
-  const round = (ms: number | undefined) => (ms !== undefined && Number.isFinite(ms) ? Number(ms.toPrecision(4)) : undefined);
-  const layers: Record<string, LayerTiming> = {};
-  for (const row of explanation.layers) {
-    if (row.change === 'added') continue;
-    const beforeMs = round(row.msBefore);
-    const afterMs = round(row.msAfter);
-    if (beforeMs === undefined && afterMs === undefined) continue;
-    layers[row.name] = { ...(beforeMs !== undefined ? { beforeMs } : {}), ...(afterMs !== undefined ? { afterMs } : {}) };
-  }
-  return { backend: timing.backend, batchSize: timing.batchSize, layers };
+  return summarizeLayerLatency(explanation.layers, timing.backend, timing.batchSize);
 }
