@@ -20,6 +20,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends --no-upgrade clang lld >/dev/null
   fi
+  # The package lists may predate clang-16 (or be absent on a fresh machine): refresh them once if needed.
+  if ! have_relaxed_clang && ! apt-cache show clang-16 >/dev/null 2>&1; then apt-get update -qq || true; fi
   if ! have_relaxed_clang && apt-cache show clang-16 >/dev/null 2>&1; then
     echo "[kernel-toolchain] apt-get install clang-16 lld-16 (relaxed-SIMD kernels)"
     apt-get install -y -qq --no-install-recommends --no-upgrade clang-16 lld-16 >/dev/null || echo "[kernel-toolchain] clang-16 did not install; the relaxed-SIMD kernels will not be built" >&2
