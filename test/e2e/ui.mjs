@@ -517,6 +517,34 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     await lightThemeScreenshots(page, workspace, resultsDir);
   });
 
+  await test('issue 19: Compare with original comes back after a window reload, its table read again from the report', async () => {
+    const title = 'mobilenet-goprune against the original';
+    await runCommand(page, 'View: Close All Editors');
+    await runCommand(page, 'PruneLens: Open Pruning Report');
+    await pickQuickItem(page, 'GoPrune · mobilenet-goprune.prune.json');
+    const report = await frameWithPlacement(page, 'editor', '[data-testid="summary-card"]:not([hidden])');
+    await report.locator('[data-testid="compare-with-original"]').click();
+    await page.locator('.tabs-container .tab.active', { hasText: title }).waitFor({ timeout: 30000 });
+    const comparisonSelector = 'body[data-view="comparison"] [data-testid="layer-comparison"] tbody tr[data-layer]';
+    const before = await frameWithPlacement(page, 'editor', comparisonSelector);
+    const rowsBefore = await before.locator(comparisonSelector).count();
+    // Marks the webview and the workbench of before the reload: only a new one counts after it.
+    await before.evaluate(() => { document.body.dataset.beforeReload = 'true'; });
+    await page.evaluate(() => { window.__beforeReload = true; });
+    // The webview saves its state with each redraw; give the last one a moment before the reload.
+    await page.waitForTimeout(1000);
+    await runCommand(page, 'Developer: Reload Window');
+    await page.waitForFunction(() => !window.__beforeReload && !!document.querySelector('.part.statusbar'), undefined, { timeout: 60000 });
+    await page.locator('.tabs-container .tab.active', { hasText: title }).waitFor({ timeout: 60000 });
+    // The serializer rebuilt the tab from the report file its state named: the same table, read from the report again.
+    const after = await frameWithPlacement(page, 'editor', comparisonSelector.replace('body[data-view="comparison"]', 'body[data-view="comparison"]:not([data-before-reload])'));
+    const rowsAfter = await after.locator(comparisonSelector).count();
+    const note = (await after.locator('[data-testid="layer-comparison-note"]').innerText()).trim();
+    if (rowsAfter !== rowsBefore || !/^55 layers with output channels/.test(note)) throw new Error(`after the reload the comparison shows ${rowsAfter} rows (${rowsBefore} before): "${note}"`);
+    console.log(`  ui: after a window reload the comparison tab is back with ${rowsAfter} rows: "${note}"`);
+    await page.screenshot({ path: join(resultsDir, 'issue19-compare-after-reload-dark.png') });
+  });
+
   await page.close();
   return results;
 }
