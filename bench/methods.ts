@@ -28,6 +28,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { buildMobileNetV2 } from './mobilenetv2.js';
 import type { DataConfig, MethodName, TrainConfig } from '../src/engine/config/types.js';
 import type { EngineEvent } from '../src/protocol/events.js';
 import { initBackend } from '../src/engine/backend/index.js';
@@ -63,34 +64,10 @@ const arg = (name: string) => { const i = process.argv.indexOf(`--${name}`); ret
  * (256), BatchNorm and ReLU6 after every conv but the projections, global average pooling, dense head.
  */
 export function buildSmallMobileNetV2(options: { seed?: number } = {}): tf.LayersModel {
-  let seed = options.seed ?? 1;
-  const init = () => tf.initializers.heNormal({ seed: seed++ });
-  const conv = (x: tf.SymbolicTensor, filters: number, kernelSize: number, strides: number, name: string) =>
-    tf.layers.conv2d({ name, filters, kernelSize, strides, padding: 'same', useBias: false, kernelInitializer: init() }).apply(x) as tf.SymbolicTensor;
-  const depthwise = (x: tf.SymbolicTensor, strides: number, name: string) =>
-    tf.layers.depthwiseConv2d({ name, kernelSize: 3, strides, padding: 'same', useBias: false, depthwiseInitializer: init() }).apply(x) as tf.SymbolicTensor;
-  const bn = (x: tf.SymbolicTensor, name: string) => tf.layers.batchNormalization({ name }).apply(x) as tf.SymbolicTensor;
-  const relu6 = (x: tf.SymbolicTensor, name: string) => tf.layers.reLU({ name, maxValue: 6 }).apply(x) as tf.SymbolicTensor;
-
-  const input = tf.input({ shape: INPUT, name: 'image' });
-  let h = relu6(bn(conv(input, 16, 3, 1, 'stem_conv'), 'stem_bn'), 'stem_relu');
-  let channels = 16, index = 0;
-  // (expansion t, output channels c, repeats n, first stride s)
-  for (const [t, c, n, s] of [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 2, 2], [6, 64, 2, 1]]) {
-    for (let i = 0; i < n; i++) {
-      const stride = i === 0 ? s : 1, name = `block${index++}`;
-      let o = h;
-      if (t !== 1) o = relu6(bn(conv(o, channels * t, 1, 1, `${name}_expand`), `${name}_expand_bn`), `${name}_expand_relu`);
-      o = relu6(bn(depthwise(o, stride, `${name}_dw`), `${name}_dw_bn`), `${name}_dw_relu`);
-      o = bn(conv(o, c, 1, 1, `${name}_project`), `${name}_project_bn`);
-      h = stride === 1 && channels === c ? tf.layers.add({ name: `${name}_add` }).apply([h, o]) as tf.SymbolicTensor : o;
-      channels = c;
-    }
-  }
-  h = relu6(bn(conv(h, 256, 1, 1, 'head_conv'), 'head_bn'), 'head_relu');
-  h = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(h) as tf.SymbolicTensor;
-  const output = tf.layers.dense({ name: 'logits', units: CLASSES, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }) }).apply(h) as tf.SymbolicTensor;
-  return tf.model({ inputs: input, outputs: output, name: 'mobilenetv2_small' });
+  return buildMobileNetV2({
+    inputShape: INPUT, classes: CLASSES, seed: options.seed, name: 'mobilenetv2_small',
+    stem: { channels: 16, stride: 1 }, stages: [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 2, 2], [6, 64, 2, 1]], headChannels: 256,
+  });
 }
 
 /**

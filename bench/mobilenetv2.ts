@@ -7,8 +7,14 @@ import * as tf from '@tensorflow/tfjs';
  * BatchNorm and ReLU6 after every conv but the projections, global average pooling and a dense softmax
  * head. bench/torch-resnet20.py builds the same network in PyTorch.
  */
-export function buildMobileNetV2(options: { inputShape?: number[]; classes?: number; seed?: number } = {}): tf.LayersModel {
+export function buildMobileNetV2(options: {
+  inputShape?: number[]; classes?: number; seed?: number;
+  /** A smaller variant: the stem's width and stride, the blocks as (expansion t, channels c, repeats n, first stride s), the head's width. */
+  stem?: { channels: number; stride: number }; stages?: number[][]; headChannels?: number; name?: string;
+} = {}): tf.LayersModel {
   const inputShape = options.inputShape ?? [224, 224, 3];
+  const stem = options.stem ?? { channels: 32, stride: 2 };
+  const stages = options.stages ?? [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]];
   const classes = options.classes ?? 10;
   let seed = options.seed ?? 1;
   const init = () => tf.initializers.heNormal({ seed: seed++ });
@@ -20,10 +26,10 @@ export function buildMobileNetV2(options: { inputShape?: number[]; classes?: num
   const relu6 = (x: tf.SymbolicTensor, name: string) => tf.layers.reLU({ name, maxValue: 6 }).apply(x) as tf.SymbolicTensor;
 
   const input = tf.input({ shape: inputShape, name: 'image' });
-  let h = relu6(bn(conv(input, 32, 3, 2, 'stem_conv'), 'stem_bn'), 'stem_relu');
-  let channels = 32, index = 0;
+  let h = relu6(bn(conv(input, stem.channels, 3, stem.stride, 'stem_conv'), 'stem_bn'), 'stem_relu');
+  let channels = stem.channels, index = 0;
   // (expansion t, output channels c, repeats n, first stride s)
-  for (const [t, c, n, s] of [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]) {
+  for (const [t, c, n, s] of stages) {
     for (let i = 0; i < n; i++) {
       const stride = i === 0 ? s : 1, name = `block${index++}`;
       let o = h;
@@ -34,8 +40,8 @@ export function buildMobileNetV2(options: { inputShape?: number[]; classes?: num
       channels = c;
     }
   }
-  h = relu6(bn(conv(h, 1280, 1, 1, 'head_conv'), 'head_bn'), 'head_relu');
+  h = relu6(bn(conv(h, options.headChannels ?? 1280, 1, 1, 'head_conv'), 'head_bn'), 'head_relu');
   h = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(h) as tf.SymbolicTensor;
   const output = tf.layers.dense({ name: 'logits', units: classes, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }) }).apply(h) as tf.SymbolicTensor;
-  return tf.model({ inputs: input, outputs: output, name: 'mobilenetv2' });
+  return tf.model({ inputs: input, outputs: output, name: options.name ?? 'mobilenetv2' });
 }

@@ -13,12 +13,12 @@ export const CLIP_GRAD = 'PruneLensClipGrad';
 
 let installed = false;
 
-/** Registers the kernel and makes it Relu's gradient on wasm (other backends keep tfjs' own). */
-export function installReluGradient(kernels: InPlaceKernels): void {
-  if (installed) return;
-  installed = true;
-  tf.registerKernel({ kernelName: RELU_GRAD, backendName: 'wasm', kernelFunc: elementwiseKernel(['dy', 'x'], kernels.relu_backward) });
-  const original = tf.getGradient('Relu');
+/**
+ * Makes `opName`'s gradient run `kernelName` (dy and the saved input x, with the op's attributes) on
+ * wasm for float32 tensors of one shape; tfjs' own gradient everywhere else.
+ */
+function replaceGradientOnWasm(opName: string, kernelName: string): void {
+  const original = tf.getGradient(opName);
   if (!original) return;
   tf.registerGradient({
     ...original,
@@ -28,9 +28,17 @@ export function installReluGradient(kernels: InPlaceKernels): void {
       if (tf.getBackend() !== 'wasm' || x.dtype !== 'float32' || upstream.dtype !== 'float32' || !tf.util.arraysEqual(x.shape, upstream.shape)) {
         return original.gradFunc(dy, saved, attrs);
       }
-      return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: upstream, x }) as Tensor };
+      return { x: () => tf.engine().runKernel(kernelName, { dy: upstream, x }, attrs as never) as Tensor };
     },
   });
+}
+
+/** Registers the kernel and makes it Relu's gradient on wasm (other backends keep tfjs' own). */
+export function installReluGradient(kernels: InPlaceKernels): void {
+  if (installed) return;
+  installed = true;
+  tf.registerKernel({ kernelName: RELU_GRAD, backendName: 'wasm', kernelFunc: elementwiseKernel(['dy', 'x'], kernels.relu_backward) });
+  replaceGradientOnWasm('Relu', RELU_GRAD);
 }
 
 let clipInstalled = false;
@@ -48,17 +56,5 @@ export function installClipGradient(kernels: InPlaceKernels): void {
     return out;
   };
   tf.registerKernel({ kernelName: CLIP_GRAD, backendName: 'wasm', kernelFunc: clipGrad });
-  const original = tf.getGradient('ClipByValue');
-  if (!original) return;
-  tf.registerGradient({
-    ...original,
-    gradFunc: (dy, saved, attrs) => {
-      const [x] = saved;
-      const upstream = Array.isArray(dy) ? dy[0] : dy;
-      if (tf.getBackend() !== 'wasm' || x.dtype !== 'float32' || upstream.dtype !== 'float32' || !tf.util.arraysEqual(x.shape, upstream.shape)) {
-        return original.gradFunc(dy, saved, attrs);
-      }
-      return { x: () => tf.engine().runKernel(CLIP_GRAD, { dy: upstream, x }, attrs as never) as Tensor };
-    },
-  });
+  replaceGradientOnWasm('ClipByValue', CLIP_GRAD);
 }
