@@ -59,11 +59,6 @@ async function importCheck(model: tf.LayersModel, modelPath: string, onnx: OnnxS
   }
 }
 
-/** Largest reductions whole-channel pruning can reach on this model (every group keeps one channel). */
-function reachableReductions(graph: ChannelGraph, model: tf.LayersModel): { flops: number; params: number; channels: number } {
-  return maxReductions(graph, model);
-}
-
 /** Loads and analyses a model: prunability of every layer and its channel groups. No training. */
 export async function analyzeModelFile(modelPath: string, backend: BackendName = 'auto', exclude: string[] = [], verify?: VerifyFiles, options: { timeLayers?: boolean } = {}): Promise<AnalysisResult> {
   const usedBackend = await initBackend(backend);
@@ -85,7 +80,7 @@ export async function analyzeModelFile(modelPath: string, backend: BackendName =
       layers: graph.layers.map((l) => ({ name: l.name, type: l.type, params: l.params, flops: l.flops, status: l.status, group: l.group, reason: l.reason, channels: l.outChannels, ...timed(l.name) })),
       ...(timing ? { layerLatency: 'skipped' in timing ? { skipped: timing.skipped } : { backend: timing.backend, batchSize: timing.batchSize, totalMs, failed: timing.failed } } : {}),
       groups: graph.groups.map((g) => ({ id: g.id, members: g.members, channels: g.channels, coupled: g.coupled })),
-      maxReduction: reachableReductions(graph, model),
+      maxReduction: maxReductions(graph, model),
       graph,
       backend: usedBackend,
       modelName: model.name,
@@ -108,7 +103,7 @@ export async function analyzeToEvents(modelPath: string, emit: (e: EngineEvent) 
       const graph = analyzeModel(model);
       const cost = countCost(model);
       const sessionId = randomBytes(6).toString('hex');
-      emit({ type: 'start', sessionId, method: 'analyze', backend, model: { ...summarizeModel(model, graph, cost), maxReduction: reachableReductions(graph, model) }, target: {}, dryRun: true });
+      emit({ type: 'start', sessionId, method: 'analyze', backend, model: { ...summarizeModel(model, graph, cost), maxReduction: maxReductions(graph, model) }, target: {}, dryRun: true });
       const stats = layerStats(model, graph);
       emit({ type: 'layers', phase: 'load', step: 0, layers: stats.layers, totals: stats.totals });
       const done: DoneEvent = { type: 'done', sessionId, method: 'analyze', before: { params: cost.params, flops: cost.flops }, after: { params: cost.params, flops: cost.flops }, channelsRemoved: 0, physicallyRemoved: false, backend, wallTimeMs: Date.now() - startedAt, dryRun: true };

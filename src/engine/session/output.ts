@@ -19,16 +19,19 @@ export interface SessionOutput {
   onnxBytes?: Uint8Array;
 }
 
-/** The `export` formats' files: a TF.js copy, and a TF.js copy in inference form (batch norms folded, ReLUs fused). */
-async function exportFiles(pruned: tf.LayersModel, loaded: LoadedModel, formats: readonly ExportFormat[]): Promise<Record<string, string | Uint8Array>> {
+/**
+ * The `export` formats' files: a TF.js copy, and a TF.js copy in inference form (batch norms folded,
+ * ReLUs fused): `inferenceModel` when the caller already built it (the session times it too), else built here.
+ */
+async function exportFiles(pruned: tf.LayersModel, loaded: LoadedModel, formats: readonly ExportFormat[], inferenceModel?: tf.LayersModel): Promise<Record<string, string | Uint8Array>> {
   const files: Record<string, string | Uint8Array> = {};
   if (formats.includes('tfjs')) Object.assign(files, (await tfjsFiles(pruned, loaded, 'tfjs/')).files);
   if (formats.includes('inference')) {
-    const form = toInferenceForm(pruned);
+    const built = inferenceModel ? undefined : toInferenceForm(pruned).model;
     try {
-      Object.assign(files, (await tfjsFiles(form.model, loaded, 'inference/')).files);
+      Object.assign(files, (await tfjsFiles(inferenceModel ?? built!, loaded, 'inference/')).files);
     } finally {
-      form.model.dispose();
+      built?.dispose();
     }
   }
   return files;
@@ -46,7 +49,7 @@ async function tfjsFiles(model: tf.LayersModel, loaded: LoadedModel, prefix = ''
  * version style), an ONNX file as the original graph with narrowed weights, a TF.js model as model.json and shards; plus the `export` formats asked for.
  * A Keras model whose layers the method rebuilt (DSP's per-group layers) is written as TF.js, with a note.
  */
-export async function encodeSessionOutput(pruned: tf.LayersModel, loaded: LoadedModel, modelPath: string, exportFormats: readonly ExportFormat[]): Promise<SessionOutput> {
+export async function encodeSessionOutput(pruned: tf.LayersModel, loaded: LoadedModel, modelPath: string, exportFormats: readonly ExportFormat[], inferenceModel?: tf.LayersModel): Promise<SessionOutput> {
   const notes: string[] = [];
   const onnx = loaded.onnx;
   const onnxProblem = onnx ? onnxWriteProblem(pruned, onnx) : undefined;
@@ -54,7 +57,7 @@ export async function encodeSessionOutput(pruned: tf.LayersModel, loaded: Loaded
     const modelFile = basename(modelPath);
     const bytes = await encodeOnnxModel(pruned, onnx, modelPath);
     const files: Record<string, string | Uint8Array> = { [modelFile]: bytes };
-    Object.assign(files, await exportFiles(pruned, loaded, exportFormats));
+    Object.assign(files, await exportFiles(pruned, loaded, exportFormats, inferenceModel));
     return { modelFile, modelBytes: bytes.byteLength, files, notes, onnxBytes: bytes };
   }
   if (onnx && onnxProblem) notes.push(`Saved as a TF.js layers model (model.json), not as ${basename(modelPath)}: ${onnxProblem}, which the ONNX graph cannot hold.`);
@@ -64,12 +67,12 @@ export async function encodeSessionOutput(pruned: tf.LayersModel, loaded: Loaded
     const modelFile = basename(modelPath);
     const bytes = await encodeKerasModel(pruned, keras, modelPath);
     const files: Record<string, string | Uint8Array> = { [modelFile]: bytes };
-    Object.assign(files, await exportFiles(pruned, loaded, exportFormats));
+    Object.assign(files, await exportFiles(pruned, loaded, exportFormats, inferenceModel));
     return { modelFile, modelBytes: bytes.byteLength, files, notes };
   }
   if (keras && problem) notes.push(`Saved as a TF.js layers model (model.json), not as ${basename(modelPath)}: ${problem}, which Keras cannot load into its original layout.`);
   const { files, bytes } = await tfjsFiles(pruned, loaded);
   // A TF.js model is saved as TF.js already: only the inference form adds files.
-  Object.assign(files, await exportFiles(pruned, loaded, exportFormats.filter((f) => f !== 'tfjs')));
+  Object.assign(files, await exportFiles(pruned, loaded, exportFormats.filter((f) => f !== 'tfjs'), inferenceModel));
   return { modelFile: MODEL_JSON, modelBytes: bytes, files, notes };
 }

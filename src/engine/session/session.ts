@@ -14,7 +14,7 @@ import { loadModel, writeFolderAtomic, assertOutputSafe, type LoadedModel } from
 import { measureOnnxLatency, onnxRuntime } from '../io/onnx/runtime.js';
 import { compareWithOnnxRuntime, randomRuntimeInput } from '../io/onnx/check.js';
 import { channelsFirstShape } from '../data/layout.js';
-import { encodeSessionOutput } from './output.js';
+import { encodeSessionOutput, type SessionOutput } from './output.js';
 import { analyzeModel } from '../graph/analyze.js';
 import { removeUnits } from '../surgery/index.js';
 import { countCost, CostTracker, latencyWithinNoise, layerStats, measureLatency, unitNorms } from '../metrics/index.js';
@@ -262,10 +262,18 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     emit({ type: 'phase', phase: 'save', message: `Writing ${config.output}` });
     checkCancelled();
     // Encoded before the report is built, so the report can give the bytes that will be on disk.
-    const encoded = await encodeSessionOutput(pruned, loaded, config.model, config.export ?? []);
+    // The inference form is built once: written by the export and timed here.
+    const prunedForm = config.export?.includes('inference') ? toInferenceForm(pruned) : undefined;
+    let encoded: SessionOutput;
+    let inferenceLatency: InferenceFormLatency | undefined;
+    try {
+      encoded = await encodeSessionOutput(pruned, loaded, config.model, config.export ?? [], prunedForm?.model);
+      if (prunedForm) inferenceLatency = await timeInferenceForm(model, pruned, prunedForm, config.latency, notes);
+    } finally {
+      prunedForm?.model.dispose();
+    }
     notes.push(...encoded.notes);
     const tfjsLatency: LatencyComparison = { before: latencyBefore, after: latencyAfter, speedup: speedup(latencyBefore, latencyAfter) };
-    const inferenceLatency = config.export?.includes('inference') ? await timeInferenceForm(model, pruned, config.latency, notes) : undefined;
     checkCancelled();
     const onnxResult = onnxCheck ? await onnxCheck.finish(pruned, encoded.onnxBytes) : undefined;
     checkCancelled();
@@ -545,11 +553,9 @@ async function measureSensitivity(config: PruneConfig, model: tf.LayersModel, da
  * The dense and the pruned model timed in inference form (batch norms folded, ReLUs fused), as the
  * `inference` export writes it: what pruning buys where the model is deployed that way.
  */
-async function timeInferenceForm(dense: tf.LayersModel, pruned: tf.LayersModel, latency: { runs: number; batchSize: number }, notes: string[]): Promise<InferenceFormLatency> {
+async function timeInferenceForm(dense: tf.LayersModel, pruned: tf.LayersModel, prunedForm: InferenceForm, latency: { runs: number; batchSize: number }, notes: string[]): Promise<InferenceFormLatency> {
   const denseForm = toInferenceForm(dense);
-  let prunedForm: InferenceForm | undefined;
   try {
-    prunedForm = toInferenceForm(pruned);
     const before = await measureLatency(denseForm.model, latency);
     const after = await measureLatency(prunedForm.model, latency);
     const result = { before, after, speedup: speedup(before, after), folded: prunedForm.folded.length, fused: prunedForm.fused.length, layers: prunedForm.model.layers.length };
@@ -557,7 +563,6 @@ async function timeInferenceForm(dense: tf.LayersModel, pruned: tf.LayersModel, 
     return result;
   } finally {
     denseForm.model.dispose();
-    prunedForm?.model.dispose();
   }
 }
 
