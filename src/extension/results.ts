@@ -119,6 +119,7 @@ export function prunedModelBeside(reportFile: string, files: string[]): string |
 
 /** A report read back as a run: the `done` event and the layers before and after, as a session would have sent them. */
 export function runFromReport(report: ReportFile, file: string, modelFile?: string): { run: RunInfo; events: EngineEvent[] } {
+  const layerLatency = reportLayerLatency(report);
   const done: DoneEvent = {
     type: 'done',
     sessionId: `report:${file}`,
@@ -136,7 +137,7 @@ export function runFromReport(report: ReportFile, file: string, modelFile?: stri
     physicallyRemoved: report.physicallyRemoved ?? true,
     backend: report.backend ?? 'unknown',
     wallTimeMs: report.wallTimeMs ?? 0,
-    ...(reportLayerLatency(report) ? { layerLatency: reportLayerLatency(report) } : {}),
+    ...(layerLatency ? { layerLatency } : {}),
   };
   const events: EngineEvent[] = [];
   if (report.layers?.length) {
