@@ -144,9 +144,12 @@ export function extensionHostMemory(serverPid) {
   return undefined;
 }
 
+const ANALYSIS_LINE = /Analysis of (\S+): (\d+) layers in (\d+) ms/;
+
 /**
  * From the run's logs: when the extension host activated PruneLens (and for which event) and when its activate()
- * finished ("PruneLens activated" in its own log), in ms; and the first session's engine start to model loaded.
+ * finished ("PruneLens activated" in its own log), in ms; the first analysis of a model; and the first session's engine
+ * start to model loaded.
  */
 export function activationTimes(runDir) {
   const logs = join(runDir, 'user-data', 'logs');
@@ -163,9 +166,13 @@ export function activationTimes(runDir) {
       if (!activating || !activated) continue;
       const started = own.find((l) => /Session \S+: .* engine pid/.test(l));
       const loaded = own.find((l) => /Session \S+: .*params, .*FLOPs, backend/.test(l));
+      const analysisLine = own.find((l) => ANALYSIS_LINE.test(l));
+      const analysis = analysisLine && ANALYSIS_LINE.exec(analysisLine);
       return {
         activationEvent: /activationEvent: '([^']*)'/.exec(activating)?.[1],
         activateMs: stamp(activated) - stamp(activating),
+        // The first analysis of a model (engine start, model load, analysis), and when it ended after activation.
+        firstAnalysis: analysis ? { model: analysis[1], layers: Number(analysis[2]), ms: Number(analysis[3]), endedAfterActivationMs: stamp(analysisLine) - stamp(activated) } : undefined,
         firstSessionModelLoadedMs: started && loaded ? stamp(loaded) - stamp(started) : undefined,
       };
     }
