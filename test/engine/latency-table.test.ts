@@ -20,6 +20,7 @@ import { executeSession } from '../../src/engine/session/session.js';
 import type { DoneEvent, EngineEvent } from '../../src/protocol/events.js';
 import type { PruningReport } from '../../src/engine/session/report.js';
 import { analyzeModelFile } from '../../src/engine/session/analyze.js';
+import { calibratedReduction, fitLatencyCalibration } from '../../src/engine/session/latency-target.js';
 import { buildConcatDepthwise, buildResidualChain, everyOtherUnit } from '../helpers/models.js';
 import { makeWorkspace, tinyTrainingConfig } from '../helpers/fixtures.js';
 
@@ -165,6 +166,27 @@ test('a latencyReduction outside (0, 1) is one line naming the field; methods th
   expectUserError(() => checkMethodFits(getMethod('dsp'), { ...config, method: 'dsp' }), 'DSP', 'not latencyReduction', '"flopsReduction": 0.5');
 });
 
+test('the whole-model calibration turns a latency goal into the table reduction that meets it, and says when it cannot', () => {
+  // Whole = 4 ms that do not shrink + the table's sum: the dense 10 ms (table 6), half of every group 7 ms (table 3).
+  const dense = { measuredMs: 10, tableMs: 6 };
+  const fit = fitLatencyCalibration(0.5, dense, { measuredMs: 7, tableMs: 3 });
+  assert.ok(!('skipped' in fit));
+  assert.ok(Math.abs(fit.slope - 1) < 1e-12 && Math.abs(fit.offsetMs - 4) < 1e-12);
+  // 5 ms whole is 1 ms of table: the method must cut 5/6 of the table's sum, not half of it.
+  assert.ok(Math.abs(fit.tableGoal - 5 / 6) < 1e-12, `${fit.tableGoal}`);
+  assert.ok(Math.abs(calibratedReduction(fit, fit.tableGoal) - 0.5) < 1e-12);
+  // Layers that run faster in sequence than alone (slope < 1): a smaller table cut suffices.
+  const slopeHalf = fitLatencyCalibration(0.3, { measuredMs: 6, tableMs: 10 }, { measuredMs: 3.5, tableMs: 5 });
+  assert.ok(!('skipped' in slopeHalf) && Math.abs(slopeHalf.tableGoal - 0.36) < 1e-12, JSON.stringify(slopeHalf));
+  // Out of reach (3 ms whole is under the 4 that do not shrink): the method is asked for its most.
+  const far = fitLatencyCalibration(0.7, dense, { measuredMs: 7, tableMs: 3 });
+  assert.ok(!('skipped' in far) && far.tableGoal === 0.95);
+  assert.ok(calibratedReduction(far, 0.95) < 0.7);
+  // No line through points that do not fall.
+  assert.match((fitLatencyCalibration(0.5, dense, { measuredMs: 10.5, tableMs: 3 }) as { skipped: string }).skipped, /measured no faster/);
+  assert.match((fitLatencyCalibration(0.5, dense, { measuredMs: 7, tableMs: 6 }) as { skipped: string }).skipped, /table predicts no time saved/);
+});
+
 test('a session with a latency target reports the predicted and the measured reduction', async () => {
   const ws = await makeWorkspace('prunelens-latency-session-');
   const config = loadConfig(ws.writeConfig({ ...tinyTrainingConfig, target: { latencyReduction: 0.3 }, finetune: undefined, train: undefined, data: undefined }));
@@ -176,14 +198,26 @@ test('a session with a latency target reports the predicted and the measured red
   const report = JSON.parse(readFileSync(join(config.output, 'pruning-report.json'), 'utf8')) as PruningReport;
   const target = report.latencyTarget!;
   assert.equal(target.goal, 0.3);
-  // Within 2 points of the goal, or a warning that says where it landed and why. The table is timed on this
+  // Within 2 points of its aim, or a warning that says where it landed and why. The table is timed on this
   // machine, and on a model of 36 channels one channel can move the prediction by more than the tolerance.
   const missed = events.find((e) => e.type === 'warning' && /^Latency reduced by \d+\.\d% as predicted, target 30\.0%: /.test(e.message));
-  assert.ok(Math.abs(target.predicted - 0.3) <= LANDING_TOLERANCE || missed, `predicted ${target.predicted}`);
+  // Calibrated, the method aims at the table reduction the calibration asked for.
+  const [landed, aim] = target.calibration ? [target.tablePredicted, target.calibration.tableGoal] : [target.predicted, 0.3];
+  assert.ok(Math.abs(landed - aim) <= LANDING_TOLERANCE || missed, `predicted ${landed}, aimed at ${aim}`);
   if (missed) assert.match((missed as { message: string }).message, new RegExp(`^Latency reduced by ${(target.predicted * 100).toFixed(1)}%`));
   assert.ok(Number.isFinite(target.measured));
   assert.ok(target.measuredRange[0] <= target.measured && target.measured <= target.measuredRange[1]);
   assert.ok(report.notes.some((n) => n.startsWith('Latency target 30.0%: the per-layer table')));
+  // The goal was calibrated on the whole model, or the log says why not; the report keeps the table's own prediction.
+  const calibrationLog = events.find((e) => e.type === 'log' && /^Latency target (calibrated on the whole model|: not calibrated)/.test(e.message));
+  assert.ok(calibrationLog, 'a calibration line');
+  assert.ok(Number.isFinite(target.tablePredicted));
+  if (target.calibration) {
+    assert.equal(target.calibration.goal, 0.3);
+    assert.ok(Math.abs(target.predicted - calibratedReduction(target.calibration, target.tablePredicted)) < 1e-12);
+  } else {
+    assert.equal(target.predicted, target.tablePredicted);
+  }
   assert.ok(events.some((e) => e.type === 'log' && e.message.startsWith('Latency table: ')));
   assert.ok(existsSync(join(ws.dir, '.prunelens', 'cache', 'latency')));
   // A dry run plans with the same table, read from the disk cache.
