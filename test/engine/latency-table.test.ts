@@ -167,24 +167,27 @@ test('a latencyReduction outside (0, 1) is one line naming the field; methods th
 });
 
 test('the whole-model calibration turns a latency goal into the table reduction that meets it, and says when it cannot', () => {
-  // Whole = 4 ms that do not shrink + the table's sum: the dense 10 ms (table 6), half of every group 7 ms (table 3).
-  const dense = { measuredMs: 10, tableMs: 6 };
-  const fit = fitLatencyCalibration(0.5, dense, { measuredMs: 7, tableMs: 3 });
+  // Whole = 3 ms that do not shrink + the table's sum: the dense 10 ms (table 7), half of every group 6.5 ms (table 3.5).
+  const dense = { measuredMs: 10, tableMs: 7 };
+  const halfOf = { measuredMs: 6.5, tableMs: 3.5 };
+  const fit = fitLatencyCalibration(0.5, dense, halfOf);
   assert.ok(!('skipped' in fit));
-  assert.ok(Math.abs(fit.slope - 1) < 1e-12 && Math.abs(fit.offsetMs - 4) < 1e-12);
-  // 5 ms whole is 1 ms of table: the method must cut 5/6 of the table's sum, not half of it.
-  assert.ok(Math.abs(fit.tableGoal - 5 / 6) < 1e-12, `${fit.tableGoal}`);
+  assert.ok(Math.abs(fit.slope - 1) < 1e-12 && Math.abs(fit.offsetMs - 3) < 1e-12);
+  // 5 ms whole is 2 ms of table: the method must cut 5/7 of the table's sum, not half of it.
+  assert.ok(Math.abs(fit.tableGoal - 5 / 7) < 1e-12, `${fit.tableGoal}`);
   assert.ok(Math.abs(calibratedReduction(fit, fit.tableGoal) - 0.5) < 1e-12);
   // Layers that run faster in sequence than alone (slope < 1): a smaller table cut suffices.
   const slopeHalf = fitLatencyCalibration(0.3, { measuredMs: 6, tableMs: 10 }, { measuredMs: 3.5, tableMs: 5 });
   assert.ok(!('skipped' in slopeHalf) && Math.abs(slopeHalf.tableGoal - 0.36) < 1e-12, JSON.stringify(slopeHalf));
-  // Out of reach (3 ms whole is under the 4 that do not shrink): the method is asked for its most.
-  const far = fitLatencyCalibration(0.7, dense, { measuredMs: 7, tableMs: 3 });
-  assert.ok(!('skipped' in far) && far.tableGoal === 0.95);
-  assert.ok(calibratedReduction(far, 0.95) < 0.7);
+  // Out of reach (3 ms whole is under the 4 that do not shrink), or a cut far from the goal (noisy timings are the
+  // likelier cause): not calibrated, with the reason, so the method is not sent to empty the model.
+  assert.match((fitLatencyCalibration(0.75, dense, halfOf) as { skipped: string }).skipped, /more than all of the table's sum for 75\.0% .* too far from the table to trust/);
+  assert.match((fitLatencyCalibration(0.5, { measuredMs: 10, tableMs: 10 }, { measuredMs: 7.2, tableMs: 5 }) as { skipped: string }).skipped, /would ask 89\.3% of the table's sum for 50\.0%/);
+  // A run under load measured dense 78 ms and half 60 ms against a table of 107 and 54: taken at its word, it emptied the model.
+  assert.ok('skipped' in fitLatencyCalibration(0.5, { measuredMs: 78, tableMs: 107 }, { measuredMs: 60, tableMs: 54 }));
   // No line through points that do not fall.
-  assert.match((fitLatencyCalibration(0.5, dense, { measuredMs: 10.5, tableMs: 3 }) as { skipped: string }).skipped, /measured no faster/);
-  assert.match((fitLatencyCalibration(0.5, dense, { measuredMs: 7, tableMs: 6 }) as { skipped: string }).skipped, /table predicts no time saved/);
+  assert.match((fitLatencyCalibration(0.5, dense, { measuredMs: 10.5, tableMs: 3.5 }) as { skipped: string }).skipped, /measured no faster/);
+  assert.match((fitLatencyCalibration(0.5, dense, { measuredMs: 6.5, tableMs: 7 }) as { skipped: string }).skipped, /table predicts no time saved/);
 });
 
 test('a session with a latency target reports the predicted and the measured reduction', async () => {
@@ -209,7 +212,7 @@ test('a session with a latency target reports the predicted and the measured red
   assert.ok(target.measuredRange[0] <= target.measured && target.measured <= target.measuredRange[1]);
   assert.ok(report.notes.some((n) => n.startsWith('Latency target 30.0%: the per-layer table')));
   // The goal was calibrated on the whole model, or the log says why not; the report keeps the table's own prediction.
-  const calibrationLog = events.find((e) => e.type === 'log' && /^Latency target (calibrated on the whole model|: not calibrated)/.test(e.message));
+  const calibrationLog = events.find((e) => e.type === 'log' && /^Latency target( calibrated on the whole model|: not calibrated)/.test(e.message));
   assert.ok(calibrationLog, 'a calibration line');
   assert.ok(Number.isFinite(target.tablePredicted));
   if (target.calibration) {

@@ -1,9 +1,9 @@
-import type * as tf from '@tensorflow/tfjs';
 import type { LatencySummary } from '../../protocol/events.js';
 import type { PruneConfig } from '../config/types.js';
 import type { ChannelGraph } from '../graph/types.js';
 import { useLatencyTable } from '../metrics/cost.js';
-import { latencyWithinNoise, measureLatency } from '../metrics/index.js';
+import * as tf from '@tensorflow/tfjs';
+import { timingSummary } from '../metrics/index.js';
 import { latencyCacheDir, measureLatencyTable, predictLatencyOf, type LatencyTable } from '../metrics/latency-table.js';
 import { selectUnits } from '../prune/select.js';
 import { removeUnits } from '../surgery/index.js';
@@ -67,7 +67,12 @@ export interface LatencyCalibration {
   tableGoal: number;
 }
 
-/** Fits the line through the two points and turns a whole-model goal into a table goal; a reason instead when the points cannot carry a line. */
+/**
+ * Fits the line through the two points and turns a whole-model goal into a table goal; a reason
+ * instead when the points cannot carry a line, or when the line asks for a table cut so far from
+ * the goal (the time it leaves cut to under a third, or doubled) that two noisy timings, rather than the
+ * model, are the likelier cause: the table's own goal is then the safer aim.
+ */
 export function fitLatencyCalibration(goal: number, dense: { measuredMs: number; tableMs: number }, half: { measuredMs: number; tableMs: number }): LatencyCalibration | { skipped: string } {
   const tableDrop = dense.tableMs - half.tableMs;
   const measuredDrop = dense.measuredMs - half.measuredMs;
@@ -75,14 +80,15 @@ export function fitLatencyCalibration(goal: number, dense: { measuredMs: number;
   if (!(measuredDrop > 0)) return { skipped: `removing half of every group's channels measured no faster (${dense.measuredMs.toFixed(2)} → ${half.measuredMs.toFixed(2)} ms)` };
   const slope = measuredDrop / tableDrop;
   const offsetMs = dense.measuredMs - slope * dense.tableMs;
-  // The table sum whose line value is (1 − goal) of the dense time; below zero the goal is out of reach, and the method is asked for its most.
-  const tableTargetMs = ((1 - goal) * dense.measuredMs - offsetMs) / slope;
-  const tableGoal = Math.min(MAX_TABLE_GOAL, Math.max(0, 1 - tableTargetMs / dense.tableMs));
+  // The table sum whose line value is (1 − goal) of the dense time.
+  const tableGoal = 1 - ((1 - goal) * dense.measuredMs - offsetMs) / slope / dense.tableMs;
+  const [lowest, highest] = [1 - 2 * (1 - goal), 1 - (1 - goal) / 3];
+  if (!(tableGoal >= lowest && tableGoal <= highest)) {
+    const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
+    return { skipped: `the whole-model timings (dense ${dense.measuredMs.toFixed(2)} ms, half of every group's channels ${half.measuredMs.toFixed(2)} ms) would ask ${tableGoal >= 1 ? 'more than all' : percent(tableGoal)} of the table's sum for ${percent(goal)} of the model's time, too far from the table to trust` };
+  }
   return { denseMs: dense.measuredMs, halfMs: half.measuredMs, tableDenseMs: dense.tableMs, tableHalfMs: half.tableMs, offsetMs, slope, goal, tableGoal };
 }
-
-/** The most a method is asked to cut from the table's sum: beyond it every group is down to a channel or two. */
-const MAX_TABLE_GOAL = 0.95;
 
 /** The whole-model reduction the calibration line predicts for a table reduction. */
 export function calibratedReduction(calibration: LatencyCalibration, tableReduction: number): number {
@@ -90,21 +96,41 @@ export function calibratedReduction(calibration: LatencyCalibration, tableReduct
 }
 
 /**
- * Times a copy of the model with half of every group's channels removed, whole, as `before` was
- * timed, and fits the calibration. A reason instead when the two timings are within each other's
- * noise or do not fall.
+ * Times the dense model and a copy with half of every group's channels removed, whole, in turns (so
+ * a load that comes and goes weighs on both alike), as the session times latency, and fits the
+ * calibration. A reason instead when the two are within each other's noise or do not fall.
  */
-export async function calibrateLatencyTarget(
-  config: PruneConfig, model: tf.LayersModel, graph: ChannelGraph, table: LatencyTable, before: LatencySummary,
-): Promise<LatencyCalibration | { skipped: string }> {
+export async function calibrateLatencyTarget(config: PruneConfig, model: tf.LayersModel, graph: ChannelGraph, table: LatencyTable): Promise<LatencyCalibration | { skipped: string }> {
   const goal = (config.target as { latencyReduction: number }).latencyReduction;
   const half = await removeUnits(model, graph, selectUnits(graph, model, new Float32Array(graph.units.length), { channelRatio: 0.5 }, { scope: 'layer' }));
+  const batch = Math.max(1, Math.floor(config.latency.batchSize));
+  const inputs = model.inputs.map((input, i) => {
+    const shape = [batch, ...input.shape.slice(1).map((d) => d ?? 1)];
+    return input.dtype === 'int32' ? tf.zeros(shape, 'int32') : tf.randomNormal(shape, 0, 1, 'float32', 17 + i);
+  });
+  const feed = inputs.length === 1 ? inputs[0] : inputs;
+  const once = (m: tf.LayersModel) => {
+    const start = performance.now();
+    const out = tf.tidy(() => m.predict(feed));
+    for (const t of Array.isArray(out) ? out : [out]) t.dataSync();
+    tf.dispose(out);
+    return performance.now() - start;
+  };
   try {
-    const halfLatency = await measureLatency(half, config.latency);
-    if (latencyWithinNoise(before, halfLatency)) return { skipped: `the dense model and a copy with half of every group's channels removed time within each other's noise (${before.medianMs.toFixed(2)} and ${halfLatency.medianMs.toFixed(2)} ms)` };
+    once(model);
+    once(half);
+    const times: [number[], number[]] = [[], []];
+    for (let run = 0; run < Math.max(3, Math.floor(config.latency.runs)); run++) {
+      times[0].push(once(model));
+      times[1].push(once(half));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const [dense, halved] = times.map(timingSummary);
+    if (dense.p25Ms <= halved.p75Ms && halved.p25Ms <= dense.p75Ms) return { skipped: `the dense model and a copy with half of every group's channels removed time within each other's noise (${dense.medianMs.toFixed(2)} and ${halved.medianMs.toFixed(2)} ms)` };
     const tables = predictLatencyOf(table, model, half);
-    return fitLatencyCalibration(goal, { measuredMs: before.medianMs, tableMs: tables.denseMs }, { measuredMs: halfLatency.medianMs, tableMs: tables.prunedMs });
+    return fitLatencyCalibration(goal, { measuredMs: dense.medianMs, tableMs: tables.denseMs }, { measuredMs: halved.medianMs, tableMs: tables.prunedMs });
   } finally {
+    tf.dispose(inputs);
     half.dispose();
   }
 }

@@ -176,7 +176,7 @@ async function runSession(config: PruneConfig, emit: (event: EngineEvent) => voi
     if (latencyTable) emit({ type: 'log', level: 'info', message: describeLatencyTable(latencyTable) });
     checkCancelled();
     // The goal is on the whole model's time: the method gets the table reduction a whole-model calibration says meets it.
-    const calibrated = latencyTable ? await calibrateLatencyTarget(config, model, graph, latencyTable, latencyBefore) : undefined;
+    const calibrated = latencyTable ? await calibrateLatencyTarget(config, model, graph, latencyTable) : undefined;
     if (calibrated) emit({ type: 'log', level: 'info', message: describeLatencyCalibration(calibrated) });
     const calibration = calibrated && !('skipped' in calibrated) ? calibrated : undefined;
     const methodConfig: PruneConfig = calibration ? { ...config, target: { latencyReduction: calibration.tableGoal } } : config;
