@@ -87,6 +87,10 @@ test('the decoupled regulariser step drives group-channel norms down compared wi
   const plain = await energyAfter(0);
   const regularised = await energyAfter(0.3);
   assert.ok(regularised.every((v, i) => v < 0.95 * plain[i]), `Σ slice norms ${plain} → ${regularised}`);
+  // A λ far past the step's stable range (a user's, or a tuning run's): each slice stops at zero instead of
+  // swinging past it, which would multiply it by 1 − c·k ≪ −1 every step.
+  const huge = await energyAfter(1e4);
+  assert.ok(huge.every((v) => v === 0), `Σ slice norms at λ = 1e4: ${huge}`);
 });
 
 test('DSP end to end on a residual net with synthetic data: smaller packed model, target met, signals streamed', async () => {

@@ -24,12 +24,20 @@ export interface GroupedLayer {
   theta: tf.Variable<tf.Rank.R2>;
 }
 
-/** W ← W − c · ∂R_l/∂W(Q, W) for every grouped layer; Q per layer. */
+/**
+ * W ← W − c · ∂R_l/∂W(Q, W) for every grouped layer; Q per layer. ∂R/∂W is k·W elementwise with
+ * k > 0 (a group norm's gradient), so the step is W · (1 − c·k); it stops at zero rather than
+ * overshooting past it (group soft-thresholding), which only matters when c·k > 1: a short run's
+ * scaled λ_reg, never the official schedule's small steps.
+ */
 function penaltyStep(layers: GroupedLayer[], assignments: tf.Tensor2D[], strength: number): void {
   layers.forEach((layer, i) => {
     const next = tf.tidy(() => {
       const kernel = layer.kernel.read() as tf.Tensor4D;
-      return tf.sub(kernel, tf.mul(regularizerWeightGrad(assignments[i], kernel, layer.scale), strength));
+      const step = tf.mul(regularizerWeightGrad(assignments[i], kernel, layer.scale), strength);
+      const stepped = tf.sub(kernel, step);
+      // Past zero: the step was larger than the weight (same sign), so the weight stops at 0.
+      return tf.where(tf.greater(tf.mul(stepped, kernel), 0), stepped, tf.zerosLike(kernel));
     });
     layer.kernel.write(next);
     next.dispose();
