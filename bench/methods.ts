@@ -16,6 +16,7 @@
  * (`--quick`: bench/results/methods-quick.json).
  *
  *   npm run bench:methods [-- --quick] [--seeds 3] [--archs resnet20,mobilenetv2] [--methods l1,dsp] [--targets 0.5,0.7]
+ *     [--options '{"dsp": {"regularization": 0.05}}'] [--out file.json]
  *
  * Sizes. Full: 4000 training images (a fixed subsample of the 60000), 2000 test images, dense models
  * trained 15 epochs, method phase 2 epochs + 1 of fine-tuning, 3 seeds, both architectures (6 methods
@@ -154,6 +155,7 @@ async function main(): Promise<void> {
   if (arg('archs')) size.archs = arg('archs')!.split(',');
   const methods = (arg('methods')?.split(',') ?? [...METHOD_NAMES]) as MethodName[];
   const targets = arg('targets')?.split(',').map(Number) ?? [0.5, 0.7];
+  const methodOptions = JSON.parse(arg('options') ?? '{}') as Record<string, Record<string, unknown>>;
   for (const a of size.archs) if (!ARCHS[a]) throw new Error(`unknown architecture ${a}: use ${Object.keys(ARCHS).join(', ')}`);
 
   const started = Date.now();
@@ -183,6 +185,8 @@ async function main(): Promise<void> {
             const trains = method !== 'l1';
             const cellFinetune = trains ? finetune : { ...finetune, epochs: size.methodEpochs + size.finetuneEpochs };
             const sections: Record<string, unknown> = method === 'ispasp' ? { ispasp: { blockFinetuneEpochs: size.methodEpochs / blocks } } : {};
+            // --options '{"dsp": {"regularization": 0.05}}': a method's section over the schema's defaults (for tuning runs).
+            if (methodOptions[method]) sections[method] = { ...(sections[method] as object), ...methodOptions[method] };
             const name = `${arch}-${method}-${target}-${seed}`;
             const configPath = join(work, `${name}.prune.json`);
             writeFileSync(configPath, JSON.stringify({
@@ -240,10 +244,10 @@ async function main(): Promise<void> {
   const table = tables.join('\n\n');
   console.log(`\nTop-1 on ${size.testLimit} Fashion-MNIST test images, mean ± sd over ${size.seeds} seed(s); measured FLOPs reduction and TF.js speedup (batch 32).\n\n${table}\n`);
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
-  const out = join(root, 'bench', 'results', quick ? 'methods-quick.json' : 'methods.json');
+  const out = arg('out') ? resolve(arg('out')!) : join(root, 'bench', 'results', quick ? 'methods-quick.json' : 'methods.json');
   writeFileSync(out, JSON.stringify({
     size: quick ? 'quick' : 'full', commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim(), backend, loadAverage: loadavg(), data, denseTrain, methodPhase: phase, finetune, latency,
-    budget: 'every method: method phase + fine-tuning epochs; l1 fine-tunes for both; i-SpaSP splits its phase over its blocks',
+    budget: 'every method: method phase + fine-tuning epochs; l1 fine-tunes for both; i-SpaSP splits its phase over its blocks', options: methodOptions,
     dense, summary, cells, table, wallTimeMs: Date.now() - started,
   }, null, 2) + '\n');
   console.log(`Total ${((Date.now() - started) / 60000).toFixed(1)} min; results in ${out}`);
