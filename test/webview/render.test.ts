@@ -19,6 +19,8 @@ import { SENSITIVITY_CONFIG, sensitivityDone, sensitivityPoints, sensitivityStar
 import { analysisEvents, bigLayersEvent, bigSparsityEvent, CONFIG_PATH, DISTILL_OBJECTIVE, distillSession, DONE, finetuneAndDone, LAYER_TIMING, bigComparisonRows, layerComparisonRows, layersEvent, sessionUntilFinetune, syntheticSession, UNLABELLED_DATA } from './fixtures/session.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+/** Skipped where Chromium is missing, except in CI (`npm test` installs it before the unit suites): there a missing browser fails. */
+const skipWithoutChromium = existsSync(CHROMIUM) || process.env.CI ? false : `Chromium not found at ${CHROMIUM} (npm test installs it); skipping the rendering check`;
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
 const ROOT = process.cwd();
 const RESULTS = join(ROOT, 'test-results');
@@ -181,7 +183,7 @@ async function withPanelInChromium(body: (browser: Browser, origin: string) => P
 }
 
 test('the panel renders a live session, its result, an analysis and an error in Chromium under the CSP', {
-  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (the CI script installs it); skipping the rendering check`,
+  skip: skipWithoutChromium,
   timeout: 120_000,
 }, () => withPanelInChromium(async (browser, origin) => {
     const context = await browser.newContext({ viewport: { width: 380, height: 900 } });
@@ -366,7 +368,7 @@ test('the panel renders a live session, its result, an analysis and an error in 
 }));
 
 test('accuracy on synthetic data is labelled meaningless in the summary card, the curves, the runs list and the comparison', {
-  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  skip: skipWithoutChromium,
   timeout: 120_000,
 }, () => withPanelInChromium(async (browser, origin) => {
     const page = await browser.newPage({ viewport: { width: 380, height: 900 } });
@@ -402,7 +404,7 @@ test('accuracy on synthetic data is labelled meaningless in the summary card, th
 }));
 
 test('a session on unlabelled data names its objective and data, its metric by name, and what fine-tuning recovered', {
-  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  skip: skipWithoutChromium,
   timeout: 120_000,
 }, () => withPanelInChromium(async (browser, origin) => {
     const page = await browser.newPage({ viewport: { width: 380, height: 1100 } });
@@ -443,7 +445,7 @@ test('a session on unlabelled data names its objective and data, its metric by n
 }));
 
 test('a sensitivity analysis of 40 groups streams into curves and a sortable table; hovering a row picks out its curve', {
-  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  skip: skipWithoutChromium,
   timeout: 120_000,
 }, () => withPanelInChromium(async (browser, origin) => {
     const page = await browser.newPage({ viewport: { width: 420, height: 1100 } });
@@ -509,7 +511,7 @@ test('a sensitivity analysis of 40 groups streams into curves and a sortable tab
 }));
 
 test('a model too large to time layer by layer shows "—" for its latency shares and says why', {
-  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  skip: skipWithoutChromium,
   timeout: 120_000,
 }, () => withPanelInChromium(async (browser, origin) => {
     const page = await browser.newPage({ viewport: { width: 420, height: 900 } });
@@ -528,7 +530,7 @@ test('a model too large to time layer by layer shows "—" for its latency share
 const renderedRows = (page: Page) => page.locator('[data-testid="layer-list"] li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-layer')));
 
 test('a 400-layer network: the layer view renders in under 100 ms, sorts, filters, searches, scrolls by keyboard, and sparsity grows live in rows and heat map', {
-  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  skip: skipWithoutChromium,
   timeout: 180_000,
 }, () => withPanelInChromium(async (browser, origin) => {
     const page = await browser.newPage({ viewport: { width: 300, height: 900 } });
@@ -679,7 +681,7 @@ test('a 400-layer network: the layer view renders in under 100 ms, sorts, filter
 }));
 
 test('the runs table sorts by click and keyboard, keeps dry runs and failures apart, and signals read by label with one point as a value', {
-  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  skip: skipWithoutChromium,
   timeout: 120_000,
 }, () => withPanelInChromium(async (browser, origin) => {
     const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
@@ -762,7 +764,7 @@ async function freshPanel(browser: Browser, origin: string, viewport: { width: n
 }
 
 test('per-layer latency: the session\'s end fills the layer view\'s latency column (pruned, with dense in its title) and the sort by latency', {
-  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  skip: skipWithoutChromium,
   timeout: 120_000,
 }, () => withPanelInChromium(async (browser, origin) => {
     // Wide enough for the params, FLOPs and latency columns (an editor tab).
@@ -808,7 +810,7 @@ test('per-layer latency: the session\'s end fills the layer view\'s latency colu
 }));
 
 test('Compare with original: the layer-by-layer table (channels, params, FLOPs, latency before \u2192 after) sorts by click and keyboard and stands alone', {
-  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  skip: skipWithoutChromium,
   timeout: 120_000,
 }, () => withPanelInChromium(async (browser, origin) => {
     const { page, problems } = await freshPanel(browser, origin, { width: 1100, height: 800 });
@@ -881,7 +883,7 @@ test('Compare with original: the layer-by-layer table (channels, params, FLOPs, 
 }));
 
 test('Compare with original at 400 layers: the table builds and re-sorts under 100 ms', {
-  skip: existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; skipping the rendering check`,
+  skip: skipWithoutChromium,
   timeout: 120_000,
 }, () => withPanelInChromium(async (browser, origin) => {
     const { page, problems } = await freshPanel(browser, origin, { width: 1100, height: 800 });
