@@ -108,9 +108,11 @@ if (only !== 'integration') {
   const server = await startCodeServer({ runDir, smoke: false });
   const browser = await launchBrowser();
   try {
-    results.push(...(await runUiTests({ browser, url: server.url(`folder=${encodeURIComponent(uiWorkspace)}`), workspace: uiWorkspace, resultsDir: RESULTS_DIR, grep })).map((r) => ({ suite: 'ui', ...r })));
-    // After the UI tests: sessions, analyses and the panel have all run in this extension host.
-    metrics.uiExtensionHost = extensionHostMemory(server.pid);
+    // The extension host's memory once the workbench is open, and after every UI test (sessions, analyses, the
+    // panel) while its window is still open: the host ends with the window.
+    metrics.uiExtensionHost = {};
+    const measure = (moment) => { metrics.uiExtensionHost[moment] = extensionHostMemory(server.pid) ?? 'no extension host process found'; };
+    results.push(...(await runUiTests({ browser, url: server.url(`folder=${encodeURIComponent(uiWorkspace)}`), workspace: uiWorkspace, resultsDir: RESULTS_DIR, grep, measure })).map((r) => ({ suite: 'ui', ...r })));
   } finally {
     await browser.close();
     await server.stop();

@@ -11,7 +11,8 @@ const SENSITIVITY_SAMPLES = 8;
 const SENSITIVITY_TIMEOUT = 420000;
 
 /** `grep`: run only the tests whose titles contain it (the first, which opens the workbench, always runs). */
-export async function runUiTests({ browser, url, workspace, resultsDir, grep }) {
+/** `measure(moment)`: called once the workbench is open ('opened') and after the last test, before the page (and with it the extension host) closes ('end'). */
+export async function runUiTests({ browser, url, workspace, resultsDir, grep, measure = () => {} }) {
   const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
   const results = [];
   const test = async (title, body) => {
@@ -33,6 +34,9 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     await activityBarItem(page, 'PruneLens').waitFor({ timeout: 60000 });
     await explorerRow(page, 'tiny.prune.json').waitFor({ timeout: 60000 });
   });
+  // Activated, with the configs' diagnostics analysed, before any session.
+  await page.waitForTimeout(3000);
+  measure('opened');
 
   await test('Prune Model… from the explorer runs a session the panel follows live', async () => {
     // Load the panel once so it follows the session from its first event.
@@ -545,6 +549,7 @@ export async function runUiTests({ browser, url, workspace, resultsDir, grep }) 
     await page.screenshot({ path: join(resultsDir, 'issue19-compare-after-reload-dark.png') });
   });
 
+  measure('end');
   await page.close();
   return results;
 }
