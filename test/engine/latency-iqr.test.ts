@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
 import { latencyWithinNoise, timingSummary } from '../../src/engine/metrics/timing.js';
+import { measureLatencyInTurns } from '../../src/engine/metrics/latency.js';
 import { formatLatency, formatLatencyRange, table } from '../../src/protocol/format.js';
 import type { LatencySummary } from '../../src/protocol/events.js';
 
@@ -37,4 +39,23 @@ test('the CLI shows the interquartile range beside the median and keeps the colu
   const rendered = table(['', 'before', 'after'], [['FLOPs', '1.2M', '0.6M'], ['latency', formatLatency(s), formatLatency({ medianMs: 12.5 })]]);
   assert.match(rendered.split('\n')[2], / {2,}1\.2M {2,}/, 'numbers still align right');
   assert.ok(rendered.split('\n')[3].endsWith('12.50 ms'));
+});
+
+test('models timed in turns: one summary per model, every run counted, no tensor left behind', async () => {
+  const build = (filters: number) => {
+    const input = tf.input({ shape: [16, 16, 3] });
+    const output = tf.layers.conv2d({ filters, kernelSize: 3, padding: 'same' }).apply(input) as tf.SymbolicTensor;
+    return tf.model({ inputs: input, outputs: output });
+  };
+  const [wide, narrow] = [build(64), build(2)];
+  const tensors = tf.memory().numTensors;
+  const [a, b] = await measureLatencyInTurns([wide, narrow], { runs: 5, batchSize: 4 });
+  assert.equal(tf.memory().numTensors, tensors);
+  for (const s of [a, b]) {
+    assert.equal(s.runs, 5);
+    assert.equal(s.batchSize, 4);
+    assert.ok(s.p25Ms! <= s.medianMs && s.medianMs <= s.p75Ms! && s.medianMs > 0);
+  }
+  wide.dispose();
+  narrow.dispose();
 });

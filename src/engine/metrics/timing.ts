@@ -6,15 +6,7 @@ import type { LatencySummary } from '../../protocol/events.js';
  * `runs` timed ones, yielding to the event loop between them (cancellation, IPC).
  */
 export async function timeForward(forward: () => tf.Tensor | tf.Tensor[], warmup: number, runs: number, onRun?: (done: number, runs: number) => void): Promise<{ medianMs: number; p25Ms: number; p75Ms: number }> {
-  const once = () => {
-    const start = performance.now();
-    // Inside tidy: a layer applied alone can leave tensors a model run would dispose (tfjs ReLU with maxValue leaks one per call).
-    const out = tf.tidy(forward);
-    for (const t of Array.isArray(out) ? out : [out]) t.dataSync();
-    const elapsed = performance.now() - start;
-    tf.dispose(out);
-    return elapsed;
-  };
+  const once = () => timeOnce(forward);
   for (let i = 0; i < warmup; i++) once();
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -23,6 +15,17 @@ export async function timeForward(forward: () => tf.Tensor | tf.Tensor[], warmup
     await new Promise((resolve) => setImmediate(resolve));
   }
   return timingSummary(times);
+}
+
+/** One timed run of `forward`, its outputs read back. */
+export function timeOnce(forward: () => tf.Tensor | tf.Tensor[]): number {
+  const start = performance.now();
+  // Inside tidy: a layer applied alone can leave tensors a model run would dispose (tfjs ReLU with maxValue leaks one per call).
+  const out = tf.tidy(forward);
+  for (const t of Array.isArray(out) ? out : [out]) t.dataSync();
+  const elapsed = performance.now() - start;
+  tf.dispose(out);
+  return elapsed;
 }
 
 /**

@@ -2,8 +2,8 @@ import type { LatencySummary } from '../../protocol/events.js';
 import type { PruneConfig } from '../config/types.js';
 import type { ChannelGraph } from '../graph/types.js';
 import { useLatencyTable } from '../metrics/cost.js';
-import * as tf from '@tensorflow/tfjs';
-import { timingSummary } from '../metrics/index.js';
+import type * as tf from '@tensorflow/tfjs';
+import { latencyWithinNoise, measureLatencyInTurns } from '../metrics/index.js';
 import { latencyCacheDir, measureLatencyTable, predictLatencyOf, type LatencyTable } from '../metrics/latency-table.js';
 import { selectUnits } from '../prune/select.js';
 import { removeUnits } from '../surgery/index.js';
@@ -103,34 +103,12 @@ export function calibratedReduction(calibration: LatencyCalibration, tableReduct
 export async function calibrateLatencyTarget(config: PruneConfig, model: tf.LayersModel, graph: ChannelGraph, table: LatencyTable): Promise<LatencyCalibration | { skipped: string }> {
   const goal = (config.target as { latencyReduction: number }).latencyReduction;
   const half = await removeUnits(model, graph, selectUnits(graph, model, new Float32Array(graph.units.length), { channelRatio: 0.5 }, { scope: 'layer' }));
-  const batch = Math.max(1, Math.floor(config.latency.batchSize));
-  const inputs = model.inputs.map((input, i) => {
-    const shape = [batch, ...input.shape.slice(1).map((d) => d ?? 1)];
-    return input.dtype === 'int32' ? tf.zeros(shape, 'int32') : tf.randomNormal(shape, 0, 1, 'float32', 17 + i);
-  });
-  const feed = inputs.length === 1 ? inputs[0] : inputs;
-  const once = (m: tf.LayersModel) => {
-    const start = performance.now();
-    const out = tf.tidy(() => m.predict(feed));
-    for (const t of Array.isArray(out) ? out : [out]) t.dataSync();
-    tf.dispose(out);
-    return performance.now() - start;
-  };
   try {
-    once(model);
-    once(half);
-    const times: [number[], number[]] = [[], []];
-    for (let run = 0; run < Math.max(3, Math.floor(config.latency.runs)); run++) {
-      times[0].push(once(model));
-      times[1].push(once(half));
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    const [dense, halved] = times.map(timingSummary);
-    if (dense.p25Ms <= halved.p75Ms && halved.p25Ms <= dense.p75Ms) return { skipped: `the dense model and a copy with half of every group's channels removed time within each other's noise (${dense.medianMs.toFixed(2)} and ${halved.medianMs.toFixed(2)} ms)` };
+    const [dense, halved] = await measureLatencyInTurns([model, half], { runs: Math.max(3, config.latency.runs), batchSize: config.latency.batchSize });
+    if (latencyWithinNoise(dense, halved)) return { skipped: `the dense model and a copy with half of every group's channels removed time within each other's noise (${dense.medianMs.toFixed(2)} and ${halved.medianMs.toFixed(2)} ms)` };
     const tables = predictLatencyOf(table, model, half);
     return fitLatencyCalibration(goal, { measuredMs: dense.medianMs, tableMs: tables.denseMs }, { measuredMs: halved.medianMs, tableMs: tables.prunedMs });
   } finally {
-    tf.dispose(inputs);
     half.dispose();
   }
 }

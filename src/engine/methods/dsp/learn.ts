@@ -27,8 +27,8 @@ export interface GroupedLayer {
 /**
  * W ← W − c · ∂R_l/∂W(Q, W) for every grouped layer; Q per layer. ∂R/∂W is k·W elementwise with
  * k > 0 (a group norm's gradient), so the step is W · (1 − c·k); it stops at zero rather than
- * overshooting past it (group soft-thresholding), which only matters when c·k > 1: a short run's
- * scaled λ_reg, never the official schedule's small steps.
+ * overshooting past it (group soft-thresholding), which only matters when c·k > 1: a λ_reg far above
+ * the official values, never the official schedule's small steps.
  */
 function penaltyStep(layers: GroupedLayer[], assignments: tf.Tensor2D[], strength: number): void {
   layers.forEach((layer, i) => {
