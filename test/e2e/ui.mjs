@@ -10,8 +10,11 @@ const SESSION_TIMEOUT = 120000;
 const SENSITIVITY_SAMPLES = 8;
 const SENSITIVITY_TIMEOUT = 420000;
 
-/** `grep`: run only the tests whose titles contain it (the first, which opens the workbench, always runs). */
-/** `measure(moment)`: called once the workbench is open ('opened') and after the last test, before the page (and with it the extension host) closes ('end'). */
+/**
+ * `grep`: run only the tests whose titles contain it (the first, which opens the workbench, always runs).
+ * `measure(moment)`: called once the workbench is open ('opened') and after the last test, before the page (and with
+ * it the extension host) closes ('end').
+ */
 export async function runUiTests({ browser, url, workspace, resultsDir, grep, measure = () => {} }) {
   const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
   const results = [];
