@@ -650,8 +650,12 @@ async function revealInFolder(page, folder, name) {
   const folderRow = explorerRow(page, folder);
   const row = explorerRow(page, name);
   await folderRow.waitFor({ timeout: 15000 });
-  for (let attempt = 0; attempt < 5 && !(await row.isVisible()); attempt++) {
-    if ((await folderRow.getAttribute('aria-expanded')) !== 'true') await folderRow.click();
+  for (let attempt = 0; attempt < 6 && !(await row.isVisible()); attempt++) {
+    // The explorer can re-render or lose the sidebar under a click (a CI run waited 30 s on a folder row that never
+    // became visible): a short click, and on a miss the explorer shown again before the next try.
+    if ((await folderRow.getAttribute('aria-expanded')) !== 'true') {
+      await folderRow.click({ timeout: 3000 }).catch(() => runCommand(page, 'View: Show Explorer'));
+    }
     await row.waitFor({ timeout: 2000 }).catch(() => {});
   }
   await row.waitFor({ timeout: 5000 });
